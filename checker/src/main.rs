@@ -1,0 +1,3 @@
+//! `checker`: see the library documentation.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! `echo-server`: see the library documentation.
+
+fn main() {}
