@@ -3,3 +3,4 @@
 
 pub mod expect;
 pub mod verdict;
+pub mod rehearse;
