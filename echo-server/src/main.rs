@@ -1,3 +1,113 @@
-//! `echo-server`: see the library documentation.
+//! `echo-server`: see the library documentation. Parses arguments, sets up logging and
+//! signals, and turns errors into one sentence on stderr and an exit code.
 
-fn main() {}
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use echo_server::{Cli, Config, EXIT_FAILURE, EXIT_USAGE, LogFormat, Server, ServerHandle};
+use tokio::signal::unix::{SignalKind, signal};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            // Printing help can only fail on a closed stdout, where nothing else helps.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => return usage_error(&err.to_string()),
+    };
+    let config = match cli.config() {
+        Ok(config) => config,
+        Err(err) => return usage_error(&err.to_string()),
+    };
+    init_logging(cli.log_format);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if cli.threads > 0 {
+        runtime.worker_threads(cli.threads);
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => return failure(&format!("cannot start the async runtime: {err}")),
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => failure(&err),
+    }
+}
+
+/// Binds, installs the signal handlers and serves until the shutdown completes.
+async fn serve(config: Config) -> Result<(), String> {
+    let server = Server::bind(config).await.map_err(|e| e.to_string())?;
+    let handle = server.handle();
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    tokio::spawn(async move {
+        watch_signals(&handle, &mut terminate, &mut interrupt).await;
+    });
+    server.run().await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The first SIGTERM/SIGINT starts the graceful shutdown; a second one aborts.
+async fn watch_signals(
+    handle: &ServerHandle,
+    terminate: &mut tokio::signal::unix::Signal,
+    interrupt: &mut tokio::signal::unix::Signal,
+) {
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "signal received: shutting down gracefully");
+    handle.shutdown();
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::warn!(
+        signal = name,
+        "second signal received: cutting every connection now"
+    );
+    handle.abort();
+}
+
+/// Logs to stdout, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_ansi(std::io::stdout().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Bad arguments: one sentence on stderr, exit 2.
+fn usage_error(message: &str) -> ExitCode {
+    let line = message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("bad arguments");
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    eprintln!("echo-server: {line} (see --help)");
+    ExitCode::from(EXIT_USAGE as u8)
+}
+
+/// A failure after the arguments were accepted: one sentence on stderr, exit 1.
+fn failure(message: &str) -> ExitCode {
+    eprintln!("echo-server: {message}");
+    ExitCode::from(EXIT_FAILURE as u8)
+}

@@ -1,0 +1,319 @@
+//! Configuration: the library's [`Config`] and the command line ([`Cli`]) that fills it.
+//!
+//! The command line accepts Istio's positional form (`echo-server 9000,9001 one`) and
+//! named flags, each with an environment variable as fallback.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::protocol::{self, DEFAULT_MAX_LINE};
+
+/// The default admin HTTP port.
+pub const DEFAULT_ADMIN_PORT: u16 = 9901;
+/// The default connection limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// The default idle timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The default time to keep accepting after a shutdown signal.
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+/// The default deadline, counted from the shutdown signal, after which open connections are cut.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+/// The default address the listeners bind to (all IPv4 interfaces, like Istio's sample).
+pub const DEFAULT_LISTEN: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// Everything a [`crate::Server`] needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The echo ports, one listener each; 0 asks the kernel for a free port.
+    pub ports: Vec<u16>,
+    /// The version that prefixes every reply.
+    pub version: String,
+    /// The address every listener (echo and admin) binds to.
+    pub listen: IpAddr,
+    /// The longest line in bytes, `\n` included; a longer one ends the connection.
+    pub max_line: usize,
+    /// Open connections beyond this number are closed at once and counted.
+    pub max_connections: usize,
+    /// Connections silent for this long are closed; `None` never closes them.
+    pub idle_timeout: Option<Duration>,
+    /// The admin HTTP port; `None` runs no admin server, `Some(0)` a free port.
+    pub admin_port: Option<u16>,
+    /// How long to keep accepting after a shutdown starts (while endpoints update).
+    pub drain_delay: Duration,
+    /// Deadline, counted from the start of the shutdown, after which open connections are cut.
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// A configuration with the documented defaults for everything but ports and version.
+    ///
+    /// The defaults are the binary's: listeners on `0.0.0.0` and the admin server on
+    /// port 9901. Servers run in-process side by side should set `listen` to a loopback
+    /// address and `admin_port` to `None` or `Some(0)`.
+    pub fn new(ports: Vec<u16>, version: String) -> Self {
+        Self {
+            ports,
+            version,
+            listen: DEFAULT_LISTEN,
+            max_line: DEFAULT_MAX_LINE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            admin_port: Some(DEFAULT_ADMIN_PORT),
+            drain_delay: DEFAULT_DRAIN_DELAY,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+
+    /// Checks the values that the types alone do not rule out.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.ports.is_empty() {
+            return Err(ConfigError::NoPorts);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for &port in &self.ports {
+            if port != 0 && !seen.insert(port) {
+                return Err(ConfigError::DuplicatePort(port));
+            }
+        }
+        protocol::validate_version(&self.version)?;
+        if self.max_line == 0 {
+            return Err(ConfigError::ZeroMaxLine);
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::ZeroMaxConnections);
+        }
+        if self.shutdown_timeout < self.drain_delay {
+            return Err(ConfigError::TimeoutBeforeDrain);
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// No echo port was given.
+    #[error("no echo port given: pass them as the first argument (9000,9001) or with --ports")]
+    NoPorts,
+    /// Ports were given both positionally and with `--ports`.
+    #[error("echo ports given twice: use either the positional form or --ports, not both")]
+    PortsTwice,
+    /// The version was given both positionally and with `--version`.
+    #[error("version given twice: use either the positional form or --version, not both")]
+    VersionTwice,
+    /// No version was given.
+    #[error("no version given: pass it as the second argument or with --version")]
+    NoVersion,
+    /// A port appears twice.
+    #[error("port {0} is listed twice")]
+    DuplicatePort(u16),
+    /// A port list element is not a port number.
+    #[error("{0:?} is not a port number (1-65535, or 0 for any free port)")]
+    BadPort(String),
+    /// The version cannot prefix replies.
+    #[error("bad version: {0}")]
+    Version(#[from] protocol::VersionError),
+    /// `--max-line 0`.
+    #[error("--max-line must be at least 1 byte")]
+    ZeroMaxLine,
+    /// `--max-connections 0`.
+    #[error("--max-connections must be at least 1")]
+    ZeroMaxConnections,
+    /// The shutdown deadline falls before the end of the drain delay.
+    #[error(
+        "--shutdown-timeout must not be shorter than --drain-delay (both count from the signal)"
+    )]
+    TimeoutBeforeDrain,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The command line of `echo-server`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "echo-server",
+    disable_version_flag = true,
+    about = "A hardened, versioned TCP echo server: a drop-in for Istio's tcp-echo sample",
+    long_about = "A hardened, versioned TCP echo server: a drop-in for Istio's tcp-echo sample.\n\n\
+For every line ending in \\n it replies `<version> <line>` (one space, the line's bytes \
+unchanged, its \\n kept), pipelined lines in order, until the client closes.\n\n\
+One difference from Istio's sample: a final line without \\n before the client closes \
+its side is answered too (without a \\n), where the sample drops it silently.\n\n\
+Istio's positional form works unchanged: `echo-server 9000,9001 one`.",
+    after_help = "Logs go to stdout (RUST_LOG filters them, default info). Exit codes: 0 after a \
+clean shutdown, 1 when a port cannot be bound or serving fails, 2 for bad arguments."
+)]
+pub struct Cli {
+    /// Istio's form: the echo ports, comma-separated (e.g. 9000,9001).
+    #[arg(value_name = "PORTS")]
+    pub positional_ports: Option<String>,
+
+    /// Istio's form: the version that prefixes replies (e.g. one).
+    #[arg(value_name = "VERSION")]
+    pub positional_version: Option<String>,
+
+    /// The echo ports, comma-separated; 0 picks a free port.
+    #[arg(long, env = "ECHO_SERVER_PORTS", value_name = "PORTS")]
+    pub ports: Option<String>,
+
+    /// The version that prefixes every reply.
+    #[arg(long = "version", env = "ECHO_SERVER_VERSION", value_name = "VERSION")]
+    pub version: Option<String>,
+
+    /// The address every listener (echo and admin) binds to.
+    #[arg(long, env = "ECHO_SERVER_LISTEN", default_value_t = DEFAULT_LISTEN)]
+    pub listen: IpAddr,
+
+    /// The longest line in bytes, \n included; a longer one ends the connection.
+    #[arg(long, env = "ECHO_SERVER_MAX_LINE", default_value_t = DEFAULT_MAX_LINE, value_name = "BYTES")]
+    pub max_line: usize,
+
+    /// Connections beyond this number are closed at once and counted.
+    #[arg(long, env = "ECHO_SERVER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Close connections silent for this long (e.g. 300s, 5m, 500ms); 0 = never.
+    #[arg(long, env = "ECHO_SERVER_IDLE_TIMEOUT", default_value = "300s", value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
+
+    /// The admin HTTP port (/healthz /readyz /version /metrics); 0 picks a free port.
+    #[arg(long, env = "ECHO_SERVER_ADMIN_PORT", default_value_t = DEFAULT_ADMIN_PORT)]
+    pub admin_port: u16,
+
+    /// Run no admin HTTP server.
+    #[arg(long, env = "ECHO_SERVER_NO_ADMIN")]
+    pub no_admin: bool,
+
+    /// After SIGTERM/SIGINT, keep accepting this long while /readyz says 503.
+    #[arg(long, env = "ECHO_SERVER_DRAIN_DELAY", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub drain_delay: Duration,
+
+    /// Deadline counted from SIGTERM/SIGINT after which open connections are cut.
+    #[arg(long, env = "ECHO_SERVER_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration, value_name = "DURATION")]
+    pub shutdown_timeout: Duration,
+
+    /// Log format.
+    #[arg(long, env = "ECHO_SERVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Worker threads; 0 = one per CPU core.
+    #[arg(long, env = "ECHO_SERVER_THREADS", default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl Cli {
+    /// The server configuration these arguments describe, validated.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let ports = match (&self.positional_ports, &self.ports) {
+            (Some(_), Some(_)) => return Err(ConfigError::PortsTwice),
+            (Some(list), None) | (None, Some(list)) => parse_ports(list)?,
+            (None, None) => return Err(ConfigError::NoPorts),
+        };
+        let version = match (&self.positional_version, &self.version) {
+            (Some(_), Some(_)) => return Err(ConfigError::VersionTwice),
+            (Some(v), None) | (None, Some(v)) => v.clone(),
+            (None, None) => return Err(ConfigError::NoVersion),
+        };
+        let config = Config {
+            ports,
+            version,
+            listen: self.listen,
+            max_line: self.max_line,
+            max_connections: self.max_connections,
+            idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            admin_port: (!self.no_admin).then_some(self.admin_port),
+            drain_delay: self.drain_delay,
+            shutdown_timeout: self.shutdown_timeout,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Parses a comma-separated port list such as `9000,9001`.
+pub fn parse_ports(list: &str) -> Result<Vec<u16>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| ConfigError::BadPort(p.to_owned()))
+        })
+        .collect()
+}
+
+/// Parses a duration such as `500ms`, `5s` or `2m`; a bare number counts seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 500ms, 5s or 2m ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("echo-server").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn istio_positional_form() {
+        let config = cli(&["9000,9001", "one"]).unwrap();
+        assert_eq!(config.ports, vec![9000, 9001]);
+        assert_eq!(config.version, "one");
+        assert_eq!(
+            config,
+            Config {
+                ..Config::new(vec![9000, 9001], "one".into())
+            }
+        );
+    }
+
+    #[test]
+    fn named_flags() {
+        let config = cli(&[
+            "--ports=0,0",
+            "--version=v2",
+            "--idle-timeout=0",
+            "--drain-delay=500ms",
+            "--shutdown-timeout=2s",
+            "--no-admin",
+            "--listen=::1",
+        ])
+        .unwrap();
+        assert_eq!(config.ports, vec![0, 0]);
+        assert_eq!(config.idle_timeout, None);
+        assert_eq!(config.drain_delay, Duration::from_millis(500));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(2));
+        assert_eq!(config.admin_port, None);
+        assert_eq!(config.listen, "::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        assert!(cli(&[]).is_err());
+        assert!(cli(&["9000"]).is_err());
+        assert!(cli(&["70000", "one"]).is_err());
+        assert!(cli(&["9000,9000", "one"]).is_err());
+        assert!(cli(&["9000", "a b"]).is_err());
+        assert!(cli(&["9000", "one", "--ports=9001"]).is_err());
+        assert!(cli(&["9000", "one", "--idle-timeout=soon"]).is_err());
+        assert!(cli(&["9000", "one", "--drain-delay=10s", "--shutdown-timeout=5s"]).is_err());
+        assert!(cli(&["9000", "one", "--max-line=0"]).is_err());
+    }
+}

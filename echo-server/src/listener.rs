@@ -1,0 +1,130 @@
+//! One accept loop per port: connection limit, back-off on accept errors.
+//!
+//! A connection beyond the limit is closed at once and counted; open connections are
+//! not affected. A failed `accept` (out of file descriptors and the like) is never
+//! fatal: the loop backs off, doubling the pause up to [`MAX_BACKOFF`], and goes on.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::handler::{self, HandlerContext};
+
+/// The first pause after a failed accept.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(5);
+/// The longest pause after repeated failed accepts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`).
+pub const BACKLOG: u32 = 4096;
+/// At most one warning per this interval for rejections and for accept errors.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Binds a listening TCP socket with `SO_REUSEADDR` and a deep backlog.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Counts events and says when a summary warning is due, so floods log once a second.
+#[derive(Debug)]
+struct RateLimitedLog {
+    since_last: u64,
+    last: Option<Instant>,
+}
+
+impl RateLimitedLog {
+    fn new() -> Self {
+        Self {
+            since_last: 0,
+            last: None,
+        }
+    }
+
+    /// Records one event; returns how many to report if a warning is due now.
+    fn record(&mut self) -> Option<u64> {
+        self.since_last += 1;
+        let now = Instant::now();
+        if self
+            .last
+            .is_none_or(|last| now.duration_since(last) >= LOG_EVERY)
+        {
+            self.last = Some(now);
+            Some(std::mem::take(&mut self.since_last))
+        } else {
+            None
+        }
+    }
+}
+
+/// Accepts connections on `listener` until the server stops accepting, then closes it.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    limit: Arc<Semaphore>,
+    ctx: Arc<HandlerContext>,
+    tracker: TaskTracker,
+) {
+    let shared = Arc::clone(&ctx.shared);
+    let local = listener.local_addr().ok();
+    let mut backoff = MIN_BACKOFF;
+    let mut rejections = RateLimitedLog::new();
+    let mut failures = RateLimitedLog::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shared.stop_accepting.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = MIN_BACKOFF;
+                match Arc::clone(&limit).try_acquire_owned() {
+                    Ok(permit) => {
+                        tracker.spawn(handler::serve(stream, peer, Arc::clone(&ctx), permit));
+                    }
+                    Err(_) => {
+                        drop(stream);
+                        shared.metrics.connections_rejected.inc();
+                        if let Some(count) = rejections.record() {
+                            tracing::warn!(
+                                listener = ?local,
+                                rejected = count,
+                                "connection limit reached: closed new connections at once"
+                            );
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                shared.metrics.accept_errors.inc();
+                if let Some(count) = failures.record() {
+                    tracing::warn!(
+                        listener = ?local,
+                        %error,
+                        errors = count,
+                        retry_in = ?backoff,
+                        "accept failed; backing off and retrying"
+                    );
+                }
+                tokio::select! {
+                    biased;
+                    () = shared.stop_accepting.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    drop(listener);
+    tracing::debug!(listener = ?local, "stopped accepting");
+}

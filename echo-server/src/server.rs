@@ -1,0 +1,262 @@
+//! The server: binds every listener, serves, and runs the shutdown sequence.
+//!
+//! ```text
+//! config --> listeners (per port) --permit--> handler (per connection) --> protocol --> socket
+//!                 ^                                   ^
+//!             shutdown state --------------------------+     admin reads metrics + shutdown state
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::{self, AdminState, VersionInfo};
+use crate::config::{Config, ConfigError};
+use crate::handler::HandlerContext;
+use crate::listener;
+use crate::metrics::Metrics;
+use crate::shutdown::{ServerHandle, Shared, ShutdownReport};
+
+/// Why a server could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An echo port could not be bound.
+    #[error("cannot listen on echo port {addr}: {source}")]
+    Bind {
+        /// The address that could not be bound.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The admin port could not be bound.
+    #[error("cannot listen on admin port {addr}: {source}")]
+    AdminBind {
+        /// The address that could not be bound.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The admin HTTP server stopped with an error.
+    #[error("the admin HTTP server failed: {0}")]
+    Admin(io::Error),
+}
+
+/// A bound echo server, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    listeners: Vec<TcpListener>,
+    local_addrs: Vec<SocketAddr>,
+    admin: Option<(TcpListener, SocketAddr)>,
+    registry: Registry,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Validates `config` and binds every echo listener and the admin listener.
+    ///
+    /// Port 0 asks for a free port. If any port cannot be bound, the ones already
+    /// bound are closed again and the error names the failing address.
+    pub async fn bind(config: Config) -> Result<Server, Error> {
+        config.validate()?;
+        let mut listeners = Vec::with_capacity(config.ports.len());
+        let mut local_addrs = Vec::with_capacity(config.ports.len());
+        for &port in &config.ports {
+            let addr = SocketAddr::new(config.listen, port);
+            let bound = listener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+            let local = bound
+                .local_addr()
+                .map_err(|source| Error::Bind { addr, source })?;
+            listeners.push(bound);
+            local_addrs.push(local);
+        }
+        let admin = match config.admin_port {
+            None => None,
+            Some(port) => {
+                let addr = SocketAddr::new(config.listen, port);
+                let bound =
+                    listener::bind(addr).map_err(|source| Error::AdminBind { addr, source })?;
+                let local = bound
+                    .local_addr()
+                    .map_err(|source| Error::AdminBind { addr, source })?;
+                Some((bound, local))
+            }
+        };
+        let (metrics, registry) = Metrics::new(&config.version);
+        Ok(Server {
+            config,
+            listeners,
+            local_addrs,
+            admin,
+            registry,
+            shared: Arc::new(Shared::new(metrics)),
+        })
+    }
+
+    /// The echo listeners' addresses, in config order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.local_addrs.clone()
+    }
+
+    /// The admin server's address, if it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
+    }
+
+    /// A handle to shut down or abort the server and read its state.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The configuration the server was bound with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Serves until the shutdown sequence completes, then reports drained and cut connections.
+    pub async fn run(self) -> Result<ShutdownReport, Error> {
+        let Server {
+            config,
+            listeners,
+            local_addrs,
+            admin,
+            registry,
+            shared,
+        } = self;
+        let echo = local_addrs
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let admin_shown = admin
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |(_, addr)| addr.to_string());
+        tracing::info!(
+            version = %config.version,
+            echo = %echo,
+            admin = %admin_shown,
+            max_line = config.max_line,
+            max_connections = config.max_connections,
+            idle_timeout = ?config.idle_timeout,
+            drain_delay = ?config.drain_delay,
+            shutdown_timeout = ?config.shutdown_timeout,
+            "listening"
+        );
+
+        let ctx = Arc::new(HandlerContext {
+            version: config.version.as_bytes().into(),
+            max_line: config.max_line,
+            idle_timeout: config.idle_timeout,
+            shared: Arc::clone(&shared),
+        });
+        let limit = Arc::new(Semaphore::new(config.max_connections));
+        let tracker = TaskTracker::new();
+        let mut accepting = JoinSet::new();
+        for bound in listeners {
+            accepting.spawn(listener::accept_loop(
+                bound,
+                Arc::clone(&limit),
+                Arc::clone(&ctx),
+                tracker.clone(),
+            ));
+        }
+        let admin_stop = tokio_util::sync::CancellationToken::new();
+        let admin_task = admin.map(|(bound, _)| {
+            let state = Arc::new(AdminState {
+                shared: Arc::clone(&shared),
+                registry,
+                info: VersionInfo::new(&config.version),
+            });
+            let stop = admin_stop.clone();
+            tokio::spawn(async move {
+                axum::serve(bound, admin::router(state))
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            })
+        });
+        if !shared.shutting_down.load(Ordering::SeqCst) {
+            shared.ready.store(true, Ordering::SeqCst);
+        }
+
+        tokio::select! {
+            () = shared.requested.cancelled() => {}
+            () = shared.aborted.cancelled() => {}
+        }
+        let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
+        let aborted = shared.aborted.is_cancelled();
+        if aborted {
+            tracing::warn!(
+                open = shared.metrics.connections_active.get(),
+                "aborting: cutting every connection"
+            );
+        } else {
+            tracing::info!(
+                open = shared.metrics.connections_active.get(),
+                drain_delay = ?config.drain_delay,
+                shutdown_timeout = ?config.shutdown_timeout,
+                "shutdown started: /readyz is 503, still accepting during the drain delay"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(config.drain_delay) => {}
+                () = shared.aborted.cancelled() => {}
+            }
+        }
+        shared.stop_accepting.cancel();
+        while accepting.join_next().await.is_some() {}
+        tracker.close();
+        if !shared.cut.is_cancelled() {
+            tracing::info!(
+                open = shared.metrics.connections_active.get(),
+                "stopped accepting; letting open connections finish"
+            );
+            tokio::select! {
+                () = tracker.wait() => {}
+                () = tokio::time::sleep_until(deadline) => {}
+                () = shared.aborted.cancelled() => {}
+            }
+            if !tracker.is_empty() {
+                tracing::info!(
+                    open = shared.metrics.connections_active.get(),
+                    "shutdown deadline reached: cutting open connections"
+                );
+            }
+        }
+        shared.cut.cancel();
+        tracker.wait().await;
+        admin_stop.cancel();
+        let admin_result = match admin_task {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        };
+        let metrics = &shared.metrics;
+        let report = ShutdownReport {
+            drained: metrics.connections_drained.get(),
+            cut: metrics.connections_cut.get(),
+            aborted: shared.aborted.is_cancelled(),
+            accepted: metrics.connections_accepted.get(),
+            rejected: metrics.connections_rejected.get(),
+        };
+        tracing::info!(
+            drained = report.drained,
+            cut = report.cut,
+            aborted = report.aborted,
+            accepted = report.accepted,
+            rejected = report.rejected,
+            "shutdown complete"
+        );
+        admin_result.map_err(Error::Admin)?;
+        Ok(report)
+    }
+}
