@@ -1,6 +1,20 @@
 //! tcp-canary's checker: samples fresh TCP connections through a gateway, attributes
 //! each to the version that answered, and judges the split against expected weights.
+//!
+//! Data flows one way: [`cli`] flags → [`expect::Expectation`] → [`verdict::plan`] →
+//! [`sampler`] → [`tally`] → [`verdict::judge`] → [`report`] → [`exit`] code, with
+//! [`verify`] tying the steps together for the CLI and the rehearsal.
 
+pub mod cli;
+pub mod command;
+pub mod exit;
 pub mod expect;
-pub mod verdict;
 pub mod rehearse;
+pub mod report;
+pub mod sampler;
+pub mod tally;
+pub mod target;
+pub mod verdict;
+pub mod verify;
+
+pub use verify::{VerifyConfig, VerifyError, VerifyReport, verify};

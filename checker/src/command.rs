@@ -1,0 +1,79 @@
+//! Runs one parsed subcommand: glue between the CLI, the library and the terminal.
+
+use std::io::Write;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Command, OutputFormat, VerifyArgs};
+use crate::exit;
+use crate::report;
+use crate::verify;
+
+/// Runs `command` and returns the process exit code.
+pub async fn run(command: Command) -> i32 {
+    match command {
+        Command::Verify(args) => run_verify(&args).await,
+    }
+}
+
+/// A token cancelled by the first Ctrl-C (SIGINT); a second Ctrl-C exits at once.
+pub fn interrupt_token() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("interrupted: finishing the report; press Ctrl-C again to quit at once");
+            token.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    stop
+}
+
+fn fail(error: &dyn std::fmt::Display, code: i32) -> i32 {
+    eprintln!("checker: {error}");
+    code
+}
+
+/// `checker verify`: plan, sample, judge, print; returns the exit code.
+pub async fn run_verify(args: &VerifyArgs) -> i32 {
+    let config = args.to_config();
+    let prepared = match verify::prepare(&config).await {
+        Ok(prepared) => prepared,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    if let Some(plan) = prepared.plan() {
+        let line = report::text::plan_line(plan, config.settings.tolerance);
+        match args.output {
+            OutputFormat::Text if config.duration.is_none() => println!("{line}"),
+            _ => eprintln!("{line}"),
+        }
+        let _ = std::io::stdout().flush();
+    }
+    let stop = interrupt_token();
+    let report = match prepared.run(stop).await {
+        Ok(report) => report,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    let document = report::json::document(&report);
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&document).unwrap_or_default() + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            let message = format!("cannot write the JSON report {}: {e}", path.display());
+            return fail(&message, exit::USAGE);
+        }
+    }
+    match args.output {
+        OutputFormat::Text => print!("{}", report::text::render(&report)),
+        OutputFormat::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).unwrap_or_default()
+            );
+        }
+    }
+    let _ = std::io::stdout().flush();
+    report.exit_code()
+}

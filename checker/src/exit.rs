@@ -1,0 +1,32 @@
+//! The checker's exit codes: one constant per outcome, used by the code, `--help` and tests.
+
+/// The split matches the expectation and errors stayed within budget.
+pub const PASS: i32 = 0;
+/// The split does not match the expectation.
+pub const FAIL: i32 = 1;
+/// The command line or the environment is wrong (clap also exits with 2).
+pub const USAGE: i32 = 2;
+/// Not enough evidence to decide; more samples would.
+pub const INCONCLUSIVE: i32 = 3;
+/// Errors decided the check: the target was unreachable or the error budget was exceeded.
+pub const ERRORS: i32 = 4;
+
+/// The exit codes as shown at the end of `checker verify --help`.
+pub const HELP: &str = "Exit codes:
+  0  PASS: every version's share is inside its tolerance band
+  1  FAIL: the split is wrong (a share outside its band, a zero-weight or unexpected version answered)
+  2  usage error (bad flags or values)
+  3  INCONCLUSIVE: not enough samples to decide; the report says how many more would
+  4  FAIL on errors: the target is unreachable or the error rate exceeds --max-error-rate";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_code() {
+        for code in [PASS, FAIL, USAGE, INCONCLUSIVE, ERRORS] {
+            assert!(HELP.contains(&format!("\n  {code}  ")), "{code} missing");
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Everything the checker shows: the human table, the JSON document, the per-sample
+//! file and the progress bar.
+
+pub mod json;
+pub mod progress;
+pub mod samples;
+pub mod text;

@@ -1,0 +1,81 @@
+//! `--samples-out`: one JSON line per sample, for plotting a rollout over time.
+//!
+//! Each line: `{"id":7,"timestamp":"2026-...Z","address":"127.0.0.1:9000",
+//! "version":"one","connect_us":81,"reply_us":95,"error":null}`; on failure `version`
+//! (and the latency that was not measured) is null and `error` names the class.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use chrono::SecondsFormat;
+use serde::Serialize;
+
+use crate::sampler::{ErrorClass, Sample};
+
+/// One line of the samples file.
+#[derive(Debug, Serialize)]
+pub struct SampleLine<'a> {
+    /// The sample id sent in the probe.
+    pub id: u64,
+    /// RFC 3339 start time with nanoseconds (as sent in the probe).
+    pub timestamp: String,
+    /// The address connected to.
+    pub address: String,
+    /// The version that answered.
+    pub version: Option<&'a str>,
+    /// Connect latency, microseconds.
+    pub connect_us: Option<u64>,
+    /// Reply latency, microseconds.
+    pub reply_us: Option<u64>,
+    /// With `--rate`: lag behind the schedule, microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_us: Option<u64>,
+    /// The error class when the sample failed.
+    pub error: Option<ErrorClass>,
+}
+
+impl<'a> SampleLine<'a> {
+    /// The line for `sample`.
+    pub fn of(sample: &'a Sample) -> Self {
+        Self {
+            id: sample.id,
+            timestamp: sample
+                .started_at
+                .to_rfc3339_opts(SecondsFormat::Nanos, true),
+            address: sample.addr.to_string(),
+            version: sample.result.as_deref().ok(),
+            connect_us: sample.connect_us,
+            reply_us: sample.reply_us,
+            lag_us: sample.lag_us,
+            error: sample.result.as_ref().err().copied(),
+        }
+    }
+}
+
+/// A buffered writer of sample lines.
+#[derive(Debug)]
+pub struct SamplesWriter {
+    out: BufWriter<File>,
+}
+
+impl SamplesWriter {
+    /// Creates (or truncates) the file at `path`.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        Ok(Self {
+            out: BufWriter::with_capacity(64 * 1024, File::create(path)?),
+        })
+    }
+
+    /// Appends the line of one sample.
+    pub fn write(&mut self, sample: &Sample) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, &SampleLine::of(sample))?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Flushes everything to the file.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()
+    }
+}

@@ -1,0 +1,227 @@
+//! The human report: the plan line, a table per version and one verdict line that says why.
+
+use std::fmt::Write;
+
+use crate::sampler::StopReason;
+use crate::verdict::{Outcome, Plan};
+use crate::verify::{LatencySummary, VerifyReport};
+
+/// The mark shown before an outcome: a check, a cross or a question mark.
+pub fn mark(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "✔",
+        Outcome::Fail => "✘",
+        Outcome::Inconclusive => "?",
+    }
+}
+
+fn outcome_word(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "PASS",
+        Outcome::Fail => "FAIL",
+        Outcome::Inconclusive => "INCONCLUSIVE",
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// A latency in microseconds, shortened: `85µs`, `1.25ms`, `2.10s`.
+pub fn duration_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
+fn percentiles(l: &LatencySummary) -> String {
+    if l.count == 0 {
+        return "-".to_owned();
+    }
+    format!(
+        "{}/{}/{}/{}",
+        duration_us(l.p50),
+        duration_us(l.p90),
+        duration_us(l.p99),
+        duration_us(l.max)
+    )
+}
+
+/// The plan, one line, printed before sampling.
+pub fn plan_line(plan: &Plan, tolerance: f64) -> String {
+    format!(
+        "plan: {} connections; a correctly routed split passes with probability {}, \
+         a version off by {:.0} points fails with probability {}",
+        plan.samples,
+        pct(plan.pass_probability),
+        tolerance * 200.0,
+        pct(plan.detect_probability)
+    )
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            let pad = widths[c].saturating_sub(cell.chars().count());
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Renders the whole human report (the plan is printed separately, before sampling).
+pub fn render(report: &VerifyReport) -> String {
+    let mut out = String::new();
+    let i = &report.inputs;
+    let expect: Vec<String> = i
+        .expect
+        .iter()
+        .map(|e| format!("{}={}", e.name, e.weight))
+        .collect();
+    let _ = writeln!(
+        out,
+        "target {} ({}), expected {}, {} samples in {:.1}s",
+        i.target,
+        i.addresses.join(", "),
+        expect.join(","),
+        report.attempted,
+        report.times.elapsed_s
+    );
+    if report.stop_reason == StopReason::Interrupted {
+        let _ = writeln!(
+            out,
+            "interrupted: the report covers the {} samples finished before the stop",
+            report.attempted
+        );
+    }
+    out.push('\n');
+    let mut rows = vec![vec![
+        "VERSION".to_owned(),
+        "EXPECTED".to_owned(),
+        "OBSERVED".to_owned(),
+        format!("INTERVAL ({})", pct(report.split.per_version_confidence)),
+        "BAND".to_owned(),
+        "VERDICT".to_owned(),
+        "COUNT".to_owned(),
+        "CONNECT p50/p90/p99/max".to_owned(),
+        "REPLY p50/p90/p99/max".to_owned(),
+    ]];
+    for v in &report.split.versions {
+        let lat = report.latency.get(&v.name);
+        rows.push(vec![
+            v.name.clone(),
+            if v.was_expected {
+                pct(v.expected)
+            } else {
+                "unexpected".to_owned()
+            },
+            pct(v.share),
+            format!("{} .. {}", pct(v.interval.low), pct(v.interval.high)),
+            format!("{} .. {}", pct(v.band.low), pct(v.band.high)),
+            format!("{} {}", mark(v.outcome), outcome_word(v.outcome)),
+            v.count.to_string(),
+            lat.map_or("-".to_owned(), |l| percentiles(&l.connect)),
+            lat.map_or("-".to_owned(), |l| percentiles(&l.reply)),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    for v in &report.split.versions {
+        if v.outcome != Outcome::Pass {
+            let _ = write!(out, "  {} {}: {}", mark(v.outcome), v.name, v.reason);
+            if let Some(n) = v.more_samples {
+                let _ = write!(out, " (about {n} more connections would decide)");
+            }
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    let e = &report.errors;
+    let _ = write!(
+        out,
+        "{} errors: {} of {} samples ({}, budget {})",
+        mark(e.outcome),
+        e.total,
+        report.attempted,
+        pct(e.rate),
+        pct(e.max_rate)
+    );
+    let classes: Vec<String> = e
+        .by_class
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    if !classes.is_empty() {
+        let _ = write!(out, ": {}", classes.join(", "));
+    }
+    out.push('\n');
+    let chi = &report.split.chi_square;
+    let _ = write!(
+        out,
+        "  chi-square (information): {:.2} with {} degrees of freedom",
+        chi.statistic, chi.degrees_of_freedom
+    );
+    match chi.p_value {
+        Some(p) => {
+            let _ = writeln!(out, ", p = {p:.3}");
+        }
+        None => out.push('\n'),
+    }
+    if let Some(s) = &report.schedule {
+        let _ = writeln!(
+            out,
+            "  schedule: {}/s asked, {} samples started over 1ms late, lag p50 {} p99 {} max {}",
+            s.rate,
+            s.late,
+            duration_us(s.lag_us.p50),
+            duration_us(s.lag_us.p99),
+            duration_us(s.lag_us.max)
+        );
+    }
+    let _ = writeln!(out, "\n{} {}", mark(report.outcome()), report.reason());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_are_shortened() {
+        assert_eq!(duration_us(85), "85µs");
+        assert_eq!(duration_us(1250), "1.25ms");
+        assert_eq!(duration_us(2_100_000), "2.10s");
+    }
+
+    #[test]
+    fn table_pads_by_characters_not_bytes() {
+        let t = table(&[
+            vec!["✔ PASS".into(), "x".into()],
+            vec!["INCONCLUSIVE".into(), "y".into()],
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0].chars().count(), lines[1].chars().count());
+    }
+}

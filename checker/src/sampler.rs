@@ -1,0 +1,553 @@
+//! The sampler: one fresh TCP connection per sample, with concurrency, optional
+//! open-model pacing, a count or a duration, timeouts and classified errors.
+//!
+//! It knows sockets and time, not statistics: every finished sample is sent to a
+//! channel as a [`Sample`] and the receiver decides what to keep.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chrono::{DateTime, SecondsFormat, Utc};
+use echo_server::protocol;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Why a sample produced no version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The connection was refused (nothing listening, or the gateway refused it).
+    Refused,
+    /// The connection was not established within the connect timeout.
+    ConnectTimeout,
+    /// The connection was reset by the peer.
+    Reset,
+    /// The peer closed the connection before a complete reply line arrived.
+    ClosedBeforeReply,
+    /// No complete reply line arrived within the reply timeout.
+    ReplyTimeout,
+    /// The reply was not `<version> <the line sent>`: garbage, a wrong echo or too long.
+    MalformedReply,
+    /// No local address or port was free for a new connection (EADDRNOTAVAIL).
+    LocalAddressExhausted,
+    /// Any other failure (unreachable network, permission, ...).
+    Other,
+}
+
+impl ErrorClass {
+    /// Every class, in report order.
+    pub const ALL: [ErrorClass; 8] = [
+        ErrorClass::Refused,
+        ErrorClass::ConnectTimeout,
+        ErrorClass::Reset,
+        ErrorClass::ClosedBeforeReply,
+        ErrorClass::ReplyTimeout,
+        ErrorClass::MalformedReply,
+        ErrorClass::LocalAddressExhausted,
+        ErrorClass::Other,
+    ];
+
+    /// The stable name used in reports and sample files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Refused => "refused",
+            ErrorClass::ConnectTimeout => "connect_timeout",
+            ErrorClass::Reset => "reset",
+            ErrorClass::ClosedBeforeReply => "closed_before_reply",
+            ErrorClass::ReplyTimeout => "reply_timeout",
+            ErrorClass::MalformedReply => "malformed_reply",
+            ErrorClass::LocalAddressExhausted => "local_address_exhausted",
+            ErrorClass::Other => "other",
+        }
+    }
+
+    /// The position of this class in [`ErrorClass::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Classifies an I/O error from connecting.
+    pub fn from_connect_error(error: &io::Error) -> Self {
+        match error.kind() {
+            io::ErrorKind::ConnectionRefused => ErrorClass::Refused,
+            io::ErrorKind::TimedOut => ErrorClass::ConnectTimeout,
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ErrorClass::Reset,
+            io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => {
+                ErrorClass::LocalAddressExhausted
+            }
+            _ => ErrorClass::Other,
+        }
+    }
+
+    /// Classifies an I/O error from writing the probe or reading the reply.
+    pub fn from_exchange_error(error: &io::Error) -> Self {
+        match error.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => ErrorClass::Reset,
+            io::ErrorKind::UnexpectedEof => ErrorClass::ClosedBeforeReply,
+            io::ErrorKind::TimedOut => ErrorClass::ReplyTimeout,
+            _ => ErrorClass::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finished sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The sample id sent in the probe line, unique within a run.
+    pub id: u64,
+    /// The address connected to.
+    pub addr: SocketAddr,
+    /// Wall-clock time the sample started (also the timestamp in the probe line).
+    pub started_at: DateTime<Utc>,
+    /// Time since the run started at which the sample started.
+    pub offset: Duration,
+    /// The version that answered, or why none did.
+    pub result: Result<String, ErrorClass>,
+    /// Microseconds to establish the connection, when it was established.
+    pub connect_us: Option<u64>,
+    /// Microseconds from sending the probe to the complete reply, when one arrived.
+    pub reply_us: Option<u64>,
+    /// With `--rate`: microseconds between the scheduled and the actual start.
+    pub lag_us: Option<u64>,
+}
+
+/// Timeouts for one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Longest wait for the connection to be established.
+    pub connect: Duration,
+    /// Longest wait from sending the probe to the end of the reply line.
+    pub reply: Duration,
+}
+
+/// Reusable buffers of one worker, so that a sample allocates almost nothing.
+#[derive(Debug, Default)]
+pub struct ProbeBuffers {
+    probe: BytesMut,
+    reply: Vec<u8>,
+    timestamp: String,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// What one connection gave: see the fields of [`Sample`] with the same names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeResult {
+    /// Wall-clock start, also the probe line's timestamp.
+    pub started_at: DateTime<Utc>,
+    /// The version that answered, or why none did.
+    pub result: Result<String, ErrorClass>,
+    /// Microseconds to connect, when connected.
+    pub connect_us: Option<u64>,
+    /// Microseconds from sending to the complete reply, when one arrived.
+    pub reply_us: Option<u64>,
+}
+
+/// Takes one sample: connect, send the probe, read one reply line, close.
+pub async fn probe(
+    addr: SocketAddr,
+    id: u64,
+    timeouts: Timeouts,
+    buffers: &mut ProbeBuffers,
+) -> ProbeResult {
+    let failed = |started_at, class| ProbeResult {
+        started_at,
+        result: Err(class),
+        connect_us: None,
+        reply_us: None,
+    };
+    let started_at = Utc::now();
+    let start = Instant::now();
+    let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return failed(started_at, ErrorClass::from_connect_error(&e)),
+        Err(_) => return failed(started_at, ErrorClass::ConnectTimeout),
+    };
+    let connected = Instant::now();
+    let connect_us = Some(micros(connected - start));
+
+    buffers.timestamp.clear();
+    {
+        use std::fmt::Write;
+        let _ = write!(
+            buffers.timestamp,
+            "{}",
+            started_at.to_rfc3339_opts(SecondsFormat::Nanos, true)
+        );
+    }
+    buffers.probe.clear();
+    protocol::encode_probe(id, &buffers.timestamp, &mut buffers.probe);
+    let limit = protocol::max_reply_len(buffers.probe.len());
+    buffers.reply.clear();
+    buffers.reply.resize(limit, 0);
+
+    let exchange = exchange(stream, &buffers.probe, &mut buffers.reply);
+    let result = match tokio::time::timeout(timeouts.reply, exchange).await {
+        Ok(Ok(len)) => match protocol::parse_reply(&buffers.reply[..len], &buffers.probe) {
+            Ok(version) => Ok(version.to_owned()),
+            Err(_) => Err(ErrorClass::MalformedReply),
+        },
+        Ok(Err(class)) => Err(class),
+        Err(_) => Err(ErrorClass::ReplyTimeout),
+    };
+    let reply_us = result.as_ref().ok().map(|_| micros(connected.elapsed()));
+    ProbeResult {
+        started_at,
+        result,
+        connect_us,
+        reply_us,
+    }
+}
+
+/// Sends `line` and reads one reply line into `reply` (whose length is the limit).
+///
+/// Returns the reply's length; the stream is closed when it is dropped here.
+async fn exchange(
+    mut stream: TcpStream,
+    line: &[u8],
+    reply: &mut [u8],
+) -> Result<usize, ErrorClass> {
+    stream
+        .write_all(line)
+        .await
+        .map_err(|e| ErrorClass::from_exchange_error(&e))?;
+    let mut filled = 0;
+    loop {
+        if filled == reply.len() {
+            return Err(ErrorClass::MalformedReply);
+        }
+        let n = stream
+            .read(&mut reply[filled..])
+            .await
+            .map_err(|e| ErrorClass::from_exchange_error(&e))?;
+        if n == 0 {
+            return Err(ErrorClass::ClosedBeforeReply);
+        }
+        let fresh = &reply[filled..filled + n];
+        filled += n;
+        if let Some(pos) = fresh.iter().position(|&b| b == protocol::NEWLINE) {
+            // Bytes after the reply line mean the peer is not answering our one line.
+            return if pos + 1 == n {
+                Ok(filled)
+            } else {
+                Err(ErrorClass::MalformedReply)
+            };
+        }
+    }
+}
+
+/// What the sampler is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplerConfig {
+    /// Addresses to connect to, used in turn by sample id.
+    pub addrs: Vec<SocketAddr>,
+    /// Stop after this many samples.
+    pub samples: Option<u64>,
+    /// Stop starting samples after this long.
+    pub duration: Option<Duration>,
+    /// Most samples in flight at once.
+    pub concurrency: usize,
+    /// Start samples at this fixed rate per second (open model) instead of back to back.
+    pub rate: Option<f64>,
+    /// Connect and reply timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// Why sampling stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The requested number of samples was taken.
+    Samples,
+    /// The requested duration elapsed.
+    Duration,
+    /// The stop signal (Ctrl-C) arrived first.
+    Interrupted,
+}
+
+struct Shared {
+    config: SamplerConfig,
+    start: Instant,
+    deadline: Option<Instant>,
+    next_id: AtomicU64,
+    stop: CancellationToken,
+    out: mpsc::Sender<Sample>,
+}
+
+impl Shared {
+    fn addr_for(&self, id: u64) -> SocketAddr {
+        let n = self.config.addrs.len().max(1) as u64;
+        let i = usize::try_from(id % n).unwrap_or(0);
+        self.config.addrs[i]
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn exhausted(&self, id: u64) -> bool {
+        self.config.samples.is_some_and(|n| id >= n)
+    }
+
+    /// Takes sample `id` unless stopped; returns false when the receiver is gone.
+    async fn take(&self, id: u64, lag_us: Option<u64>, buffers: &mut ProbeBuffers) -> bool {
+        let addr = self.addr_for(id);
+        let begun = Instant::now();
+        let taken = tokio::select! {
+            biased;
+            () = self.stop.cancelled() => return false,
+            taken = probe(addr, id, self.config.timeouts, buffers) => taken,
+        };
+        let sample = Sample {
+            id,
+            addr,
+            started_at: taken.started_at,
+            offset: begun - self.start,
+            result: taken.result,
+            connect_us: taken.connect_us,
+            reply_us: taken.reply_us,
+            lag_us,
+        };
+        self.out.send(sample).await.is_ok()
+    }
+}
+
+/// Runs the sampler until the count, the duration or `stop`, sending every sample to `out`.
+///
+/// Samples in flight when `stop` fires are abandoned, not reported.
+pub async fn run(
+    config: SamplerConfig,
+    stop: CancellationToken,
+    out: mpsc::Sender<Sample>,
+) -> StopReason {
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        deadline: config.duration.map(|d| start + d),
+        config,
+        start,
+        next_id: AtomicU64::new(0),
+        stop,
+        out,
+    });
+    match shared.config.rate {
+        Some(rate) => run_paced(&shared, rate).await,
+        None => run_closed(&shared).await,
+    }
+    if shared.stop.is_cancelled() {
+        StopReason::Interrupted
+    } else if shared.past_deadline() {
+        StopReason::Duration
+    } else {
+        StopReason::Samples
+    }
+}
+
+/// Closed model: `concurrency` workers, each starting its next sample when the last ends.
+async fn run_closed(shared: &Arc<Shared>) {
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..shared.config.concurrency.max(1) {
+        let shared = Arc::clone(shared);
+        workers.spawn(async move {
+            let mut buffers = ProbeBuffers::default();
+            loop {
+                if shared.stop.is_cancelled() || shared.past_deadline() {
+                    break;
+                }
+                let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+                if shared.exhausted(id) || !shared.take(id, None, &mut buffers).await {
+                    break;
+                }
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+}
+
+/// Open model: sample `i` is due at `start + i / rate` whatever the gateway's speed; a
+/// sample that cannot start on time (all `concurrency` slots busy) records its lag.
+async fn run_paced(shared: &Arc<Shared>, rate: f64) {
+    let slots = shared.config.concurrency.max(1);
+    let semaphore = Arc::new(Semaphore::new(slots));
+    let mut pool: Vec<ProbeBuffers> = Vec::new();
+    let (return_tx, mut return_rx) = mpsc::unbounded_channel::<ProbeBuffers>();
+    for id in 0u64.. {
+        if shared.exhausted(id) {
+            break;
+        }
+        let due = shared.start + Duration::from_secs_f64(id as f64 / rate);
+        if shared.deadline.is_some_and(|d| due >= d) {
+            break;
+        }
+        let permit = tokio::select! {
+            biased;
+            () = shared.stop.cancelled() => break,
+            () = tokio::time::sleep_until(due) => match Arc::clone(&semaphore).acquire_owned().await {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        if shared.stop.is_cancelled() {
+            break;
+        }
+        let lag_us = micros(Instant::now().saturating_duration_since(due));
+        while let Ok(buffers) = return_rx.try_recv() {
+            pool.push(buffers);
+        }
+        let mut buffers = pool.pop().unwrap_or_default();
+        let shared = Arc::clone(shared);
+        let return_tx = return_tx.clone();
+        tokio::spawn(async move {
+            let _ = shared.take(id, Some(lag_us), &mut buffers).await;
+            let _ = return_tx.send(buffers);
+            drop(permit);
+        });
+    }
+    // Wait for the samples in flight: every slot free again.
+    let _ = semaphore
+        .acquire_many(u32::try_from(slots).unwrap_or(u32::MAX))
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn server(reply: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1024];
+                    let mut len = 0;
+                    while !buf[..len].contains(&b'\n') {
+                        match s.read(&mut buf[len..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => len += n,
+                        }
+                    }
+                    let _ = s.write_all(&reply(&buf[..len])).await;
+                    let _ = s.read(&mut buf).await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            reply: Duration::from_millis(500),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_correct_echo_gives_its_version() {
+        let addr = server(|line| [b"two ".as_slice(), line].concat()).await;
+        let taken = probe(addr, 7, timeouts(), &mut ProbeBuffers::default()).await;
+        assert_eq!(taken.result, Ok("two".to_owned()));
+        assert!(taken.connect_us.is_some() && taken.reply_us.is_some());
+    }
+
+    #[tokio::test]
+    async fn wrong_echo_and_extra_bytes_are_malformed() {
+        let garbage = server(|_| b"HTTP/1.1 400 Bad Request\r\n".to_vec()).await;
+        let extra = server(|line| [b"one ".as_slice(), line, b"more\n"].concat()).await;
+        for addr in [garbage, extra] {
+            let taken = probe(addr, 1, timeouts(), &mut ProbeBuffers::default()).await;
+            assert_eq!(taken.result, Err(ErrorClass::MalformedReply));
+            assert_eq!(taken.reply_us, None);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_closed_model_takes_exactly_the_count_with_unique_ids() {
+        let addr = server(|line| [b"one ".as_slice(), line].concat()).await;
+        let (tx, mut rx) = mpsc::channel(16);
+        let config = SamplerConfig {
+            addrs: vec![addr],
+            samples: Some(50),
+            duration: None,
+            concurrency: 4,
+            rate: None,
+            timeouts: timeouts(),
+        };
+        let run = tokio::spawn(run(config, CancellationToken::new(), tx));
+        let mut ids = Vec::new();
+        while let Some(s) = rx.recv().await {
+            assert_eq!(s.result, Ok("one".to_owned()));
+            ids.push(s.id);
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, (0..50).collect::<Vec<_>>());
+        assert_eq!(run.await.unwrap(), StopReason::Samples);
+    }
+
+    #[tokio::test]
+    async fn the_paced_model_records_lag_and_stops_at_the_count() {
+        let addr = server(|line| [b"one ".as_slice(), line].concat()).await;
+        let (tx, mut rx) = mpsc::channel(16);
+        let config = SamplerConfig {
+            addrs: vec![addr],
+            samples: Some(20),
+            duration: None,
+            concurrency: 2,
+            rate: Some(2000.0),
+            timeouts: timeouts(),
+        };
+        let run = tokio::spawn(run(config, CancellationToken::new(), tx));
+        let mut n = 0;
+        while let Some(s) = rx.recv().await {
+            assert!(s.lag_us.is_some());
+            n += 1;
+        }
+        assert_eq!(n, 20);
+        assert_eq!(run.await.unwrap(), StopReason::Samples);
+    }
+
+    #[tokio::test]
+    async fn stop_ends_an_endless_run() {
+        let addr = server(|line| [b"one ".as_slice(), line].concat()).await;
+        let (tx, mut rx) = mpsc::channel(16);
+        let stop = CancellationToken::new();
+        let config = SamplerConfig {
+            addrs: vec![addr],
+            samples: None,
+            duration: None,
+            concurrency: 2,
+            rate: None,
+            timeouts: timeouts(),
+        };
+        let run = tokio::spawn(run(config, stop.clone(), tx));
+        let mut n = 0;
+        while rx.recv().await.is_some() {
+            n += 1;
+            if n == 10 {
+                stop.cancel();
+            }
+        }
+        assert_eq!(run.await.unwrap(), StopReason::Interrupted);
+    }
+}

@@ -1,0 +1,320 @@
+//! The tally: counts per version, latency HdrHistograms per version, errors by class,
+//! schedule lag, and counts per consecutive window. Its size does not grow with the
+//! number of samples; two tallies of the same shape merge.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::sampler::{ErrorClass, Sample};
+
+/// Highest latency a histogram tracks, in microseconds (one hour); longer values are clamped.
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+/// Significant decimal digits kept by the histograms.
+pub const LATENCY_SIGFIG: u8 = 3;
+/// How many distinct versions are tracked by name; further names share [`OTHER_VERSIONS`].
+pub const MAX_TRACKED_VERSIONS: usize = 32;
+/// The bucket for versions beyond [`MAX_TRACKED_VERSIONS`] (has a space, so no real version collides).
+pub const OTHER_VERSIONS: &str = "other versions";
+/// How many consecutive windows a run is split into for the drift check.
+pub const WINDOWS: usize = 10;
+
+fn histogram() -> Histogram<u64> {
+    // Constant bounds, checked by a unit test: this cannot fail at run time.
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, LATENCY_SIGFIG)
+        .expect("constant histogram bounds are valid")
+}
+
+/// Counts and latency of one version.
+#[derive(Debug, Clone)]
+pub struct VersionTally {
+    /// Samples this version answered.
+    pub count: u64,
+    /// Connect latency, microseconds.
+    pub connect_us: Histogram<u64>,
+    /// Reply latency (probe sent to reply complete), microseconds.
+    pub reply_us: Histogram<u64>,
+}
+
+impl Default for VersionTally {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            connect_us: histogram(),
+            reply_us: histogram(),
+        }
+    }
+}
+
+/// How samples are assigned to windows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Windowing {
+    /// By sample id, when the total count is known: window = id * WINDOWS / total.
+    ById {
+        /// The planned number of samples.
+        total: u64,
+    },
+    /// By time since the start, when only the duration is known.
+    ByTime {
+        /// The planned duration.
+        duration: Duration,
+    },
+}
+
+impl Windowing {
+    fn index(self, sample: &Sample) -> usize {
+        let w = WINDOWS as u128;
+        let i = match self {
+            Windowing::ById { total } => u128::from(sample.id) * w / u128::from(total.max(1)),
+            Windowing::ByTime { duration } => {
+                sample.offset.as_nanos() * w / duration.as_nanos().max(1)
+            }
+        };
+        usize::try_from(i).unwrap_or(usize::MAX).min(WINDOWS - 1)
+    }
+}
+
+/// Counts of one consecutive window of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Window {
+    /// Samples attributed to each version in this window.
+    pub counts: BTreeMap<String, u64>,
+    /// Samples that failed in this window.
+    pub errors: u64,
+}
+
+/// Everything kept about a run's samples.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    versions: BTreeMap<String, VersionTally>,
+    errors: [u64; ErrorClass::ALL.len()],
+    windowing: Windowing,
+    windows: Vec<Window>,
+    lag_us: Option<Histogram<u64>>,
+}
+
+impl Tally {
+    /// An empty tally whose windows follow `windowing`.
+    pub fn new(windowing: Windowing) -> Self {
+        Self {
+            versions: BTreeMap::new(),
+            errors: [0; ErrorClass::ALL.len()],
+            windowing,
+            windows: vec![Window::default(); WINDOWS],
+            lag_us: None,
+        }
+    }
+
+    /// Adds one sample.
+    pub fn record(&mut self, sample: &Sample) {
+        let window = &mut self.windows[self.windowing.index(sample)];
+        if let Some(lag) = sample.lag_us {
+            self.lag_us
+                .get_or_insert_with(histogram)
+                .saturating_record(lag.max(1));
+        }
+        match &sample.result {
+            Ok(version) => {
+                let name = if self.versions.contains_key(version.as_str())
+                    || self.versions.len() < MAX_TRACKED_VERSIONS
+                {
+                    version.as_str()
+                } else {
+                    OTHER_VERSIONS
+                };
+                let entry = match self.versions.get_mut(name) {
+                    Some(entry) => entry,
+                    None => self.versions.entry(name.to_owned()).or_default(),
+                };
+                entry.count += 1;
+                if let Some(us) = sample.connect_us {
+                    entry.connect_us.saturating_record(us.max(1));
+                }
+                if let Some(us) = sample.reply_us {
+                    entry.reply_us.saturating_record(us.max(1));
+                }
+                match window.counts.get_mut(name) {
+                    Some(count) => *count += 1,
+                    None => {
+                        window.counts.insert(name.to_owned(), 1);
+                    }
+                }
+            }
+            Err(class) => {
+                self.errors[class.index()] += 1;
+                window.errors += 1;
+            }
+        }
+    }
+
+    /// Adds everything in `other` (same windowing) to this tally.
+    pub fn merge(&mut self, other: &Tally) {
+        for (name, theirs) in &other.versions {
+            let ours = self.versions.entry(name.clone()).or_default();
+            ours.count += theirs.count;
+            // Same bounds on both sides, so adding cannot fail.
+            let _ = ours.connect_us.add(&theirs.connect_us);
+            let _ = ours.reply_us.add(&theirs.reply_us);
+        }
+        for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.windows.iter_mut().zip(&other.windows) {
+            mine.errors += theirs.errors;
+            for (name, n) in &theirs.counts {
+                *mine.counts.entry(name.clone()).or_default() += n;
+            }
+        }
+        if let Some(theirs) = &other.lag_us {
+            let _ = self.lag_us.get_or_insert_with(histogram).add(theirs);
+        }
+    }
+
+    /// Per-version tallies, by name.
+    pub fn versions(&self) -> &BTreeMap<String, VersionTally> {
+        &self.versions
+    }
+
+    /// `(name, count)` of every version that answered, as the verdict takes them.
+    pub fn counts(&self) -> Vec<(String, u64)> {
+        self.versions
+            .iter()
+            .map(|(name, v)| (name.clone(), v.count))
+            .collect()
+    }
+
+    /// Samples attributed to a version.
+    pub fn attributed(&self) -> u64 {
+        self.versions.values().map(|v| v.count).sum()
+    }
+
+    /// Samples that failed, all classes.
+    pub fn errors(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Samples that failed with `class`.
+    pub fn errors_of(&self, class: ErrorClass) -> u64 {
+        self.errors[class.index()]
+    }
+
+    /// All finished samples.
+    pub fn attempted(&self) -> u64 {
+        self.attributed() + self.errors()
+    }
+
+    /// Counts per consecutive window, oldest first.
+    pub fn windows(&self) -> &[Window] {
+        &self.windows
+    }
+
+    /// How samples were assigned to windows.
+    pub fn windowing(&self) -> Windowing {
+        self.windowing
+    }
+
+    /// Schedule lag with `--rate`, microseconds; `None` without pacing.
+    pub fn lag_us(&self) -> Option<&Histogram<u64>> {
+        self.lag_us.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn sample(id: u64, result: Result<&str, ErrorClass>) -> Sample {
+        Sample {
+            id,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            started_at: Utc::now(),
+            offset: Duration::from_millis(id),
+            result: result.map(str::to_owned),
+            connect_us: Some(100 + id),
+            reply_us: result.ok().map(|_| 200),
+            lag_us: None,
+        }
+    }
+
+    #[test]
+    fn counts_errors_and_windows_add_up() {
+        let mut t = Tally::new(Windowing::ById { total: 100 });
+        for id in 0..100 {
+            let r = match id % 10 {
+                0 => Err(ErrorClass::Refused),
+                1 | 2 => Ok("two"),
+                _ => Ok("one"),
+            };
+            t.record(&sample(id, r));
+        }
+        assert_eq!(t.attempted(), 100);
+        assert_eq!(t.attributed(), 90);
+        assert_eq!(t.errors_of(ErrorClass::Refused), 10);
+        assert_eq!(
+            t.counts(),
+            vec![("one".to_owned(), 70), ("two".to_owned(), 20)]
+        );
+        for w in t.windows() {
+            assert_eq!(w.counts["one"], 7);
+            assert_eq!(w.counts["two"], 2);
+            assert_eq!(w.errors, 1);
+        }
+        assert_eq!(t.versions()["two"].reply_us.len(), 20);
+    }
+
+    #[test]
+    fn time_windows_follow_the_offset_and_clamp() {
+        let mut t = Tally::new(Windowing::ByTime {
+            duration: Duration::from_millis(10),
+        });
+        t.record(&sample(0, Ok("one")));
+        t.record(&sample(5, Ok("one")));
+        t.record(&sample(50, Ok("one")));
+        assert_eq!(t.windows()[0].counts["one"], 1);
+        assert_eq!(t.windows()[5].counts["one"], 1);
+        assert_eq!(t.windows()[WINDOWS - 1].counts["one"], 1);
+    }
+
+    #[test]
+    fn merge_equals_recording_everything_in_one() {
+        let w = Windowing::ById { total: 40 };
+        let (mut a, mut b, mut all) = (Tally::new(w), Tally::new(w), Tally::new(w));
+        for id in 0..40 {
+            let s = sample(
+                id,
+                if id % 3 == 0 {
+                    Ok("two")
+                } else {
+                    Err(ErrorClass::Reset)
+                },
+            );
+            if id % 2 == 0 { &mut a } else { &mut b }.record(&s);
+            all.record(&s);
+        }
+        a.merge(&b);
+        assert_eq!(a.counts(), all.counts());
+        assert_eq!(a.errors(), all.errors());
+        assert_eq!(a.windows(), all.windows());
+        assert_eq!(
+            a.versions()["two"].connect_us,
+            all.versions()["two"].connect_us
+        );
+    }
+
+    #[test]
+    fn distinct_versions_are_capped() {
+        let mut t = Tally::new(Windowing::ById { total: 1000 });
+        let names: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
+        for (id, name) in names.iter().enumerate() {
+            t.record(&sample(id as u64, Ok(name)));
+        }
+        assert_eq!(t.versions().len(), MAX_TRACKED_VERSIONS + 1);
+        assert_eq!(
+            t.versions()[OTHER_VERSIONS].count,
+            100 - MAX_TRACKED_VERSIONS as u64
+        );
+    }
+}

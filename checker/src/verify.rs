@@ -1,0 +1,638 @@
+//! `verify` as a library call: resolve the target, plan, sample, tally, judge.
+//!
+//! The CLI and the rehearsal both call [`verify`] (or [`prepare`] then [`Prepared::run`]
+//! to show the plan before sampling starts). Nothing here prints except the optional
+//! progress bar on a terminal.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::exit;
+use crate::expect::Expectation;
+use crate::report::progress::Progress;
+use crate::report::samples::SamplesWriter;
+use crate::sampler::{self, ErrorClass, SamplerConfig, StopReason, Timeouts};
+use crate::tally::{Tally, Window, Windowing};
+use crate::target::{self, TargetError};
+use crate::verdict::{self, Outcome, Plan, Settings, SplitVerdict};
+
+/// Default number of samples in flight.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+/// Default share of failed samples above which errors alone fail the check.
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default reply timeout.
+pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound of the channel between the sampler and the tally.
+const CHANNEL: usize = 4096;
+
+/// Everything a verification needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyConfig {
+    /// `HOST:PORT`: IPv4, `[IPv6]:PORT` or a name (every address it resolves to is used).
+    pub target: String,
+    /// The expected split.
+    pub expect: Expectation,
+    /// How many samples; `None` = the planned count (or unlimited with a duration).
+    pub samples: Option<u64>,
+    /// Stop starting samples after this long.
+    pub duration: Option<Duration>,
+    /// Most samples in flight at once.
+    pub concurrency: usize,
+    /// Open-model pacing: start this many samples per second on a fixed schedule.
+    pub rate: Option<f64>,
+    /// Confidence and tolerance of the verdict.
+    pub settings: Settings,
+    /// Share of failed samples (0..=1) above which errors alone fail the check.
+    pub max_error_rate: f64,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for the reply after sending the probe.
+    pub reply_timeout: Duration,
+    /// Write one JSON line per sample to this file.
+    pub samples_out: Option<PathBuf>,
+    /// Show a progress bar (only drawn on a terminal, and only after the first second).
+    pub progress: bool,
+}
+
+impl VerifyConfig {
+    /// A configuration with every default: planned count, 32 in flight, 99% / 5 points, 1% errors.
+    pub fn new(target: impl Into<String>, expect: Expectation) -> Self {
+        Self {
+            target: target.into(),
+            expect,
+            samples: None,
+            duration: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            rate: None,
+            settings: Settings::default(),
+            max_error_rate: DEFAULT_MAX_ERROR_RATE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            samples_out: None,
+            progress: false,
+        }
+    }
+
+    /// Checks every value that the types do not already guarantee.
+    pub fn validate(&self) -> Result<(), VerifyError> {
+        let bad = |what: &str| Err(VerifyError::Invalid(what.to_owned()));
+        let fraction = |x: f64| x.is_finite() && x > 0.0 && x < 1.0;
+        if self.samples == Some(0) {
+            return bad("--samples must be at least 1");
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return bad("--duration must be longer than zero");
+        }
+        if self.concurrency == 0 {
+            return bad("--concurrency must be at least 1");
+        }
+        if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return bad("--rate must be a number of samples per second above zero");
+        }
+        if !fraction(self.settings.confidence) {
+            return bad("--confidence must be between 0% and 100% (exclusive)");
+        }
+        if !fraction(self.settings.tolerance) {
+            return bad("--tolerance must be between 0 and 100 percentage points (exclusive)");
+        }
+        if !(self.max_error_rate.is_finite() && (0.0..=1.0).contains(&self.max_error_rate)) {
+            return bad("--max-error-rate must be between 0% and 100%");
+        }
+        if self.connect_timeout.is_zero() || self.reply_timeout.is_zero() {
+            return bad("timeouts must be longer than zero");
+        }
+        target::check_syntax(&self.target)?;
+        Ok(())
+    }
+}
+
+/// Why a verification could not run (a finished run that fails is a report, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// A configuration value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The target is malformed or cannot be resolved.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The samples file cannot be created or written.
+    #[error("cannot write the samples file {path}: {source}")]
+    SamplesOut {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The sampler task died unexpectedly.
+    #[error("the sampler stopped unexpectedly: {0}")]
+    Sampler(String),
+}
+
+impl VerifyError {
+    /// The exit code the CLI uses for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            VerifyError::Target(TargetError::Resolve { .. } | TargetError::NoAddress(_)) => {
+                exit::ERRORS
+            }
+            VerifyError::Sampler(_) => exit::ERRORS,
+            _ => exit::USAGE,
+        }
+    }
+}
+
+/// A verification ready to sample: the target resolved and the count planned.
+#[derive(Debug)]
+pub struct Prepared {
+    config: VerifyConfig,
+    addrs: Vec<SocketAddr>,
+    plan: Option<Plan>,
+    samples_out: Option<SamplesWriter>,
+}
+
+/// Resolves the target, plans the count when none is given and opens the samples file.
+pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
+    config.validate()?;
+    let addrs = target::resolve(&config.target).await?;
+    let plan = match config.samples {
+        None => Some(verdict::plan(&config.expect, &config.settings)),
+        Some(_) => None,
+    };
+    let samples_out = match &config.samples_out {
+        Some(path) => {
+            Some(
+                SamplesWriter::create(path).map_err(|source| VerifyError::SamplesOut {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        config: config.clone(),
+        addrs,
+        plan,
+        samples_out,
+    })
+}
+
+/// Runs a whole verification; `stop` ends sampling early and the report covers what was taken.
+pub async fn verify(
+    config: &VerifyConfig,
+    stop: CancellationToken,
+) -> Result<VerifyReport, VerifyError> {
+    prepare(config).await?.run(stop).await
+}
+
+impl Prepared {
+    /// The addresses the target resolved to; samples use them in turn.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The plan, when no sample count was given.
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+
+    /// The number of samples the run will take, when bounded by count.
+    pub fn sample_count(&self) -> Option<u64> {
+        match (self.config.samples, self.config.duration) {
+            (Some(n), _) => Some(n),
+            (None, None) => self.plan.as_ref().map(|p| p.samples),
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// Samples until the count, the duration or `stop`, then judges what was collected.
+    pub async fn run(mut self, stop: CancellationToken) -> Result<VerifyReport, VerifyError> {
+        let count = self.sample_count();
+        let windowing = match (count, self.config.duration) {
+            (Some(total), _) => Windowing::ById { total },
+            (None, Some(duration)) => Windowing::ByTime { duration },
+            (None, None) => Windowing::ById { total: u64::MAX },
+        };
+        let sampler_config = SamplerConfig {
+            addrs: self.addrs.clone(),
+            samples: count,
+            duration: self.config.duration,
+            concurrency: self.config.concurrency,
+            rate: self.config.rate,
+            timeouts: Timeouts {
+                connect: self.config.connect_timeout,
+                reply: self.config.reply_timeout,
+            },
+        };
+        let started_at = Utc::now();
+        let start = Instant::now();
+        let sampling = stop.child_token();
+        let (tx, mut rx) = mpsc::channel(CHANNEL);
+        let sampler = tokio::spawn(sampler::run(sampler_config, sampling.clone(), tx));
+        let progress = Progress::new(self.config.progress, count, self.config.duration);
+
+        let mut tally = Tally::new(windowing);
+        let mut batch = Vec::with_capacity(256);
+        let mut write_error = None;
+        while rx.recv_many(&mut batch, 256).await > 0 {
+            for sample in batch.drain(..) {
+                tally.record(&sample);
+                if let (Some(out), None) = (&mut self.samples_out, &write_error)
+                    && let Err(e) = out.write(&sample)
+                {
+                    write_error = Some(e);
+                    sampling.cancel();
+                }
+            }
+            progress.update(tally.attempted(), tally.errors());
+        }
+        let stop_reason = sampler
+            .await
+            .map_err(|e| VerifyError::Sampler(e.to_string()))?;
+        progress.finish();
+        if let Some(out) = self.samples_out.take()
+            && let Err(e) = out.finish()
+        {
+            write_error.get_or_insert(e);
+        }
+        if let (Some(source), Some(path)) = (write_error, &self.config.samples_out) {
+            return Err(VerifyError::SamplesOut {
+                path: path.clone(),
+                source,
+            });
+        }
+        let elapsed = start.elapsed();
+        let finished_at = Utc::now();
+        Ok(VerifyReport::build(
+            &self.config,
+            &self.addrs,
+            self.plan,
+            tally,
+            stop_reason,
+            Times {
+                started_at: started_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                finished_at: finished_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                elapsed_s: elapsed.as_secs_f64(),
+            },
+        ))
+    }
+}
+
+/// The inputs of a run, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Inputs {
+    /// The target as given.
+    pub target: String,
+    /// Every address it resolved to.
+    pub addresses: Vec<String>,
+    /// The expected versions.
+    pub expect: Vec<ExpectedInput>,
+    /// The sample count asked for (`None` = planned or duration-bound).
+    pub samples: Option<u64>,
+    /// The duration asked for, in seconds.
+    pub duration_s: Option<f64>,
+    /// Most samples in flight.
+    pub concurrency: usize,
+    /// Open-model rate, samples per second.
+    pub rate: Option<f64>,
+    /// Family-wide confidence.
+    pub confidence: f64,
+    /// Tolerance, as a fraction.
+    pub tolerance: f64,
+    /// Error budget, as a fraction.
+    pub max_error_rate: f64,
+    /// Connect timeout, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Reply timeout, milliseconds.
+    pub reply_timeout_ms: u64,
+}
+
+/// One expected version as reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExpectedInput {
+    /// The version name.
+    pub name: String,
+    /// The weight as given.
+    pub weight: f64,
+    /// The weight over the total.
+    pub share: f64,
+}
+
+/// Percentiles of one latency histogram, microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Values recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest value.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl LatencySummary {
+    /// The summary of no values: all zero.
+    pub const EMPTY: Self = Self {
+        count: 0,
+        p50: 0,
+        p90: 0,
+        p99: 0,
+        max: 0,
+        mean: 0.0,
+    };
+
+    /// Summarises `h` (all zero when empty).
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::EMPTY;
+        }
+        Self {
+            count: h.len(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
+/// Connect and reply latency of one version.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct VersionLatency {
+    /// Time to establish the connection.
+    pub connect: LatencySummary,
+    /// Time from sending the probe to the complete reply.
+    pub reply: LatencySummary,
+}
+
+/// The errors of a run and whether they alone fail it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorSummary {
+    /// Failed samples.
+    pub total: u64,
+    /// Failed over finished samples (0 when none finished).
+    pub rate: f64,
+    /// The budget (`--max-error-rate`).
+    pub max_rate: f64,
+    /// Failed samples per class, every class present.
+    pub by_class: BTreeMap<ErrorClass, u64>,
+    /// Every finished sample failed: the target is unreachable.
+    pub unreachable: bool,
+    /// FAIL when unreachable or over budget, else PASS.
+    pub outcome: Outcome,
+}
+
+/// How well the open-model schedule was kept (with `--rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ScheduleSummary {
+    /// The rate asked for, samples per second.
+    pub rate: f64,
+    /// Samples that started more than a millisecond after their scheduled time.
+    pub late: u64,
+    /// Lag between the scheduled and the actual start, microseconds.
+    pub lag_us: LatencySummary,
+}
+
+/// Start, end and elapsed time of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Times {
+    /// RFC 3339 start.
+    pub started_at: String,
+    /// RFC 3339 end.
+    pub finished_at: String,
+    /// Seconds from start to end.
+    pub elapsed_s: f64,
+}
+
+/// The result of a verification: inputs, plan, counts, verdicts, errors, latency, time.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// What was asked.
+    pub inputs: Inputs,
+    /// The plan, when no count was given.
+    pub plan: Option<Plan>,
+    /// When it ran.
+    pub times: Times,
+    /// Why sampling stopped.
+    pub stop_reason: StopReason,
+    /// Samples finished (attributed plus failed).
+    pub attempted: u64,
+    /// Samples attributed to a version.
+    pub attributed: u64,
+    /// The verdict on the split.
+    pub split: SplitVerdict,
+    /// Latency per version that answered.
+    pub latency: BTreeMap<String, VersionLatency>,
+    /// Errors by class and the error budget's verdict.
+    pub errors: ErrorSummary,
+    /// Schedule keeping with `--rate`.
+    pub schedule: Option<ScheduleSummary>,
+    /// Counts per consecutive window, oldest first.
+    pub windows: Vec<Window>,
+    /// The raw tally (not serialised).
+    #[serde(skip)]
+    pub tally: Tally,
+}
+
+const LATE_US: u64 = 1000;
+
+impl VerifyReport {
+    fn build(
+        config: &VerifyConfig,
+        addrs: &[SocketAddr],
+        plan: Option<Plan>,
+        tally: Tally,
+        stop_reason: StopReason,
+        times: Times,
+    ) -> Self {
+        let split = verdict::judge(&config.expect, &tally.counts(), &config.settings);
+        let attempted = tally.attempted();
+        let attributed = tally.attributed();
+        let total_errors = tally.errors();
+        let rate = if attempted == 0 {
+            0.0
+        } else {
+            total_errors as f64 / attempted as f64
+        };
+        let unreachable = attempted > 0 && attributed == 0;
+        let errors = ErrorSummary {
+            total: total_errors,
+            rate,
+            max_rate: config.max_error_rate,
+            by_class: ErrorClass::ALL
+                .iter()
+                .map(|&c| (c, tally.errors_of(c)))
+                .collect(),
+            unreachable,
+            outcome: if unreachable || rate > config.max_error_rate {
+                Outcome::Fail
+            } else {
+                Outcome::Pass
+            },
+        };
+        let latency = tally
+            .versions()
+            .iter()
+            .map(|(name, v)| {
+                let l = VersionLatency {
+                    connect: LatencySummary::of(&v.connect_us),
+                    reply: LatencySummary::of(&v.reply_us),
+                };
+                (name.clone(), l)
+            })
+            .collect();
+        let schedule = config.rate.map(|rate| {
+            let lag = tally.lag_us();
+            ScheduleSummary {
+                rate,
+                late: lag.map_or(0, |h| h.count_between(LATE_US + 1, u64::MAX)),
+                lag_us: lag.map_or(LatencySummary::EMPTY, LatencySummary::of),
+            }
+        });
+        let inputs = Inputs {
+            target: config.target.clone(),
+            addresses: addrs.iter().map(ToString::to_string).collect(),
+            expect: config
+                .expect
+                .versions()
+                .iter()
+                .map(|v| ExpectedInput {
+                    name: v.name.clone(),
+                    weight: v.weight,
+                    share: v.share,
+                })
+                .collect(),
+            samples: config.samples,
+            duration_s: config.duration.map(|d| d.as_secs_f64()),
+            concurrency: config.concurrency,
+            rate: config.rate,
+            confidence: config.settings.confidence,
+            tolerance: config.settings.tolerance,
+            max_error_rate: config.max_error_rate,
+            connect_timeout_ms: u64::try_from(config.connect_timeout.as_millis())
+                .unwrap_or(u64::MAX),
+            reply_timeout_ms: u64::try_from(config.reply_timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        Self {
+            inputs,
+            plan,
+            times,
+            stop_reason,
+            attempted,
+            attributed,
+            split,
+            latency,
+            errors,
+            schedule,
+            windows: tally.windows().to_vec(),
+            tally,
+        }
+    }
+
+    /// FAIL if the split or the error budget fails, else INCONCLUSIVE if the split is, else PASS.
+    pub fn outcome(&self) -> Outcome {
+        if self.errors.outcome == Outcome::Fail {
+            Outcome::Fail
+        } else {
+            self.split.outcome
+        }
+    }
+
+    /// The process exit code: errors decide first (4), then the split (1, 3 or 0).
+    pub fn exit_code(&self) -> i32 {
+        if self.errors.outcome == Outcome::Fail {
+            return exit::ERRORS;
+        }
+        match self.split.outcome {
+            Outcome::Pass => exit::PASS,
+            Outcome::Fail => exit::FAIL,
+            Outcome::Inconclusive => exit::INCONCLUSIVE,
+        }
+    }
+
+    /// The most frequent error class, if any sample failed.
+    pub fn main_error(&self) -> Option<ErrorClass> {
+        self.errors
+            .by_class
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .max_by_key(|(c, n)| (**n, std::cmp::Reverse(**c)))
+            .map(|(c, _)| *c)
+    }
+
+    /// One sentence saying why the outcome is what it is.
+    pub fn reason(&self) -> String {
+        let pct = |x: f64| format!("{:.1}%", x * 100.0);
+        let errors = &self.errors;
+        let main = self.main_error().map_or("", ErrorClass::as_str);
+        if errors.unreachable {
+            return format!(
+                "FAIL on errors: the target is unreachable, all {} samples failed (mostly {main})",
+                self.attempted
+            );
+        }
+        if errors.outcome == Outcome::Fail {
+            return format!(
+                "FAIL on errors: {} of {} samples failed ({}, over the {} budget; mostly {main})",
+                errors.total,
+                self.attempted,
+                pct(errors.rate),
+                pct(errors.max_rate)
+            );
+        }
+        if self.attempted == 0 {
+            return "INCONCLUSIVE: no sample was taken".to_owned();
+        }
+        let pick = |o: Outcome| self.split.versions.iter().filter(move |v| v.outcome == o);
+        match self.split.outcome {
+            Outcome::Fail => {
+                let why: Vec<String> = pick(Outcome::Fail)
+                    .map(|v| format!("{}: {}", v.name, v.reason))
+                    .collect();
+                format!("FAIL: {}", why.join("; "))
+            }
+            Outcome::Inconclusive => {
+                let more = pick(Outcome::Inconclusive)
+                    .filter_map(|v| v.more_samples)
+                    .max();
+                let names: Vec<&str> = pick(Outcome::Inconclusive)
+                    .map(|v| v.name.as_str())
+                    .collect();
+                match more {
+                    Some(n) => format!(
+                        "INCONCLUSIVE: not enough samples to decide {}; about {n} more connections would",
+                        names.join(", ")
+                    ),
+                    None => format!(
+                        "INCONCLUSIVE: not enough samples to decide {}",
+                        names.join(", ")
+                    ),
+                }
+            }
+            Outcome::Pass => format!(
+                "PASS: every version within {} points of its weight at {} confidence ({} samples, {} errors)",
+                format_args!("{:.1}", self.inputs.tolerance * 100.0),
+                pct(self.inputs.confidence),
+                self.attempted,
+                errors.total
+            ),
+        }
+    }
+}
