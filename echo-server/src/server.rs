@@ -149,7 +149,7 @@ impl Server {
             admin = %admin_shown,
             max_line = config.max_line,
             max_connections = config.max_connections,
-            idle_timeout = ?config.idle_timeout,
+            idle_timeout = %config.idle_timeout.map_or_else(|| "none".to_owned(), |d| format!("{d:?}")),
             drain_delay = ?config.drain_delay,
             shutdown_timeout = ?config.shutdown_timeout,
             "listening"

@@ -1,0 +1,193 @@
+//! The command line: Istio's positional form, env fallbacks, bad arguments, a taken
+//! port, `--help`, and the admin endpoints.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+
+use common::{Client, ServerProc, binary, reply, start};
+
+/// A port that is free right now (bound to port 0, read back, released).
+fn free_port() -> u16 {
+    let probe = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
+    probe.local_addr().expect("probe address").port()
+}
+
+#[test]
+fn istio_sample_check_passes_with_the_positional_form() {
+    // Exactly the sample's arguments, `echo-server P1,P2 hello`, on free loopback ports.
+    let (p1, p2) = (free_port(), free_port());
+    let mut cmd = Command::new(binary());
+    cmd.arg(format!("{p1},{p2}"))
+        .arg("hello")
+        .env("ECHO_SERVER_LISTEN", "127.0.0.1")
+        .env("ECHO_SERVER_ADMIN_PORT", "0");
+    let server = ServerProc::spawn(cmd);
+    assert_eq!(
+        server.echo.iter().map(|a| a.port()).collect::<Vec<_>>(),
+        vec![p1, p2]
+    );
+    for &addr in &server.echo {
+        let mut client = Client::connect(addr);
+        assert_eq!(client.exchange("hello", b"world\n"), b"hello world\n");
+    }
+}
+
+#[test]
+fn named_flags_fall_back_to_environment_variables() {
+    let mut cmd = Command::new(binary());
+    cmd.env("ECHO_SERVER_PORTS", "0,0")
+        .env("ECHO_SERVER_VERSION", "from-env")
+        .env("ECHO_SERVER_LISTEN", "127.0.0.1")
+        .env("ECHO_SERVER_ADMIN_PORT", "0");
+    let server = ServerProc::spawn(cmd);
+    assert_eq!(server.echo.len(), 2);
+    for &addr in &server.echo {
+        let mut client = Client::connect(addr);
+        assert_eq!(
+            client.exchange("from-env", b"x\n"),
+            reply("from-env", b"x\n")
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_give_one_sentence_and_exit_2() {
+    let cases: &[&[&str]] = &[
+        &[],
+        &["9000"],
+        &["70000", "one"],
+        &["9000,x", "one"],
+        &["9000,9000", "one"],
+        &["9000", "has space"],
+        &["9000", "one", "--ports", "9001"],
+        &["9000", "one", "--idle-timeout", "soon"],
+        &["9000", "one", "--max-line", "0"],
+        &["9000", "one", "--no-such-flag"],
+        &[
+            "9000",
+            "one",
+            "--drain-delay",
+            "10s",
+            "--shutdown-timeout",
+            "5s",
+        ],
+        &["9000", "one", "--log-format", "xml"],
+    ];
+    for args in cases {
+        let out = Command::new(binary())
+            .args(*args)
+            .env_remove("ECHO_SERVER_PORTS")
+            .env_remove("ECHO_SERVER_VERSION")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{args:?} must give one sentence: {stderr:?}"
+        );
+        assert!(lines[0].starts_with("echo-server: "), "{stderr:?}");
+        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    }
+}
+
+#[test]
+fn a_taken_port_is_named_and_nothing_is_left_listening() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let free = free_port();
+    let out = Command::new(binary())
+        .args([&format!("{free},{taken_port}"), "one"])
+        .args(["--listen", "127.0.0.1", "--admin-port", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{taken_port}")),
+        "the error must name the port: {stderr:?}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    // The process is gone, and the port it did bind first was released.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", free)).is_err());
+    TcpListener::bind(("127.0.0.1", free)).expect("the first port must be free again");
+}
+
+#[test]
+fn help_documents_the_one_protocol_difference() {
+    let out = Command::new(binary()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("final line without \\n"), "{help}");
+    assert!(help.contains("9000,9001 one"), "{help}");
+    for flag in [
+        "--max-line",
+        "--max-connections",
+        "--idle-timeout",
+        "--admin-port",
+        "--drain-delay",
+        "--shutdown-timeout",
+        "--log-format",
+        "ECHO_SERVER_VERSION",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
+
+#[test]
+fn admin_endpoints_report_health_version_and_metrics() {
+    let server = start(&["0", "canary"]);
+    assert_eq!(server.get("/healthz").0, 200);
+    assert_eq!(server.get("/readyz").0, 200);
+    let (status, body) = server.get("/version");
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["version"], "canary");
+    assert_eq!(info["build_version"], env!("CARGO_PKG_VERSION"));
+    assert!(info["git_revision"].as_str().is_some_and(|r| !r.is_empty()));
+    let mut client = Client::connect(server.addr());
+    client.send(b"a\nbb\n");
+    assert_eq!(client.recv(19), b"canary a\ncanary bb\n");
+    server.wait_metric("lines_echoed", |v| v == 2);
+    assert_eq!(server.metric("connections_accepted"), 1);
+    assert_eq!(server.metric("connections_active"), 1);
+    assert_eq!(server.metric("bytes_received"), 5);
+    assert_eq!(server.metric("bytes_sent"), 19);
+    let (_, metrics) = server.get("/metrics");
+    for name in [
+        "echo_connections_rejected_total",
+        "echo_connections_idle_closed_total",
+        "echo_lines_too_long_total",
+    ] {
+        assert!(
+            metrics.contains(&format!("{name}{{version=\"canary\"}} 0")),
+            "{name} missing: {metrics}"
+        );
+    }
+    assert_eq!(server.get("/nope").0, 404);
+}
+
+#[test]
+fn json_logs_on_request() {
+    let mut cmd = Command::new(binary());
+    cmd.args([
+        "0",
+        "one",
+        "--listen",
+        "127.0.0.1",
+        "--no-admin",
+        "--log-format",
+        "json",
+    ]);
+    let mut server = ServerProc::spawn(cmd);
+    assert_eq!(server.admin, None);
+    let line = server.wait_log("listening");
+    let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(value["fields"]["version"], "one");
+}
