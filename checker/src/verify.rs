@@ -23,7 +23,7 @@ use crate::report::samples::SamplesWriter;
 use crate::sampler::{self, ErrorClass, SamplerConfig, StopReason, Timeouts};
 use crate::tally::{Tally, Window, Windowing};
 use crate::target::{self, TargetError};
-use crate::verdict::{self, Outcome, Plan, Settings, SplitVerdict};
+use crate::verdict::{self, Drift, Outcome, Plan, Settings, SplitVerdict};
 
 /// Default number of samples in flight.
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -404,7 +404,7 @@ pub struct ErrorSummary {
 pub struct ScheduleSummary {
     /// The rate asked for, samples per second.
     pub rate: f64,
-    /// Samples that started more than a millisecond after their scheduled time.
+    /// Samples that started more than 10 ms after their scheduled time.
     pub late: u64,
     /// Lag between the scheduled and the actual start, microseconds.
     pub lag_us: LatencySummary,
@@ -446,12 +446,15 @@ pub struct VerifyReport {
     pub schedule: Option<ScheduleSummary>,
     /// Counts per consecutive window, oldest first.
     pub windows: Vec<Window>,
+    /// Whether the split moved between windows (information; noted in the verdict line).
+    pub drift: Drift,
     /// The raw tally (not serialised).
     #[serde(skip)]
     pub tally: Tally,
 }
 
-const LATE_US: u64 = 1000;
+/// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).
+const LATE_US: u64 = 10_000;
 
 impl VerifyReport {
     fn build(
@@ -463,6 +466,12 @@ impl VerifyReport {
         times: Times,
     ) -> Self {
         let split = verdict::judge(&config.expect, &tally.counts(), &config.settings);
+        let window_counts: Vec<Vec<(String, u64)>> = tally
+            .windows()
+            .iter()
+            .map(|w| w.counts.iter().map(|(n, c)| (n.clone(), *c)).collect())
+            .collect();
+        let drift = verdict::drift(&window_counts, &config.settings);
         let attempted = tally.attempted();
         let attributed = tally.attributed();
         let total_errors = tally.errors();
@@ -542,6 +551,7 @@ impl VerifyReport {
             errors,
             schedule,
             windows: tally.windows().to_vec(),
+            drift,
             tally,
         }
     }
@@ -579,6 +589,17 @@ impl VerifyReport {
 
     /// One sentence saying why the outcome is what it is.
     pub fn reason(&self) -> String {
+        let mut reason = self.outcome_reason();
+        if self.drift.moved {
+            reason.push_str(&format!(
+                "; note: the split moved during sampling (a share shifted by {:.1} points between windows)",
+                self.drift.max_shift * 100.0
+            ));
+        }
+        reason
+    }
+
+    fn outcome_reason(&self) -> String {
         let pct = |x: f64| format!("{:.1}%", x * 100.0);
         let errors = &self.errors;
         let main = self.main_error().map_or("", ErrorClass::as_str);
@@ -604,7 +625,20 @@ impl VerifyReport {
         match self.split.outcome {
             Outcome::Fail => {
                 let why: Vec<String> = pick(Outcome::Fail)
-                    .map(|v| format!("{}: {}", v.name, v.reason))
+                    .map(|v| {
+                        format!(
+                            "{} answered {} of {} ({}, interval {}..{}, band {}..{}): {}",
+                            v.name,
+                            v.count,
+                            self.split.total,
+                            pct(v.share),
+                            pct(v.interval.low),
+                            pct(v.interval.high),
+                            pct(v.band.low),
+                            pct(v.band.high),
+                            v.reason
+                        )
+                    })
                     .collect();
                 format!("FAIL: {}", why.join("; "))
             }
@@ -615,20 +649,21 @@ impl VerifyReport {
                 let names: Vec<&str> = pick(Outcome::Inconclusive)
                     .map(|v| v.name.as_str())
                     .collect();
+                let names = names.join(", ");
                 match more {
                     Some(n) => format!(
-                        "INCONCLUSIVE: not enough samples to decide {}; about {n} more connections would",
-                        names.join(", ")
+                        "INCONCLUSIVE: {} samples cannot decide {names} yet; about {n} more connections would",
+                        self.split.total
                     ),
                     None => format!(
-                        "INCONCLUSIVE: not enough samples to decide {}",
-                        names.join(", ")
+                        "INCONCLUSIVE: {} samples cannot decide {names} yet",
+                        self.split.total
                     ),
                 }
             }
             Outcome::Pass => format!(
-                "PASS: every version within {} points of its weight at {} confidence ({} samples, {} errors)",
-                format_args!("{:.1}", self.inputs.tolerance * 100.0),
+                "PASS: every version within {:.1} points of its weight at {} confidence ({} samples, {} errors)",
+                self.inputs.tolerance * 100.0,
                 pct(self.inputs.confidence),
                 self.attempted,
                 errors.total

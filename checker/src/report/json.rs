@@ -119,5 +119,12 @@ pub fn document(report: &VerifyReport) -> Value {
             "lag_us": latency(&s.lag_us),
         })),
         "windows": windows,
+        "drift": {
+            "moved": report.drift.moved,
+            "statistic": report.drift.statistic,
+            "degrees_of_freedom": report.drift.degrees_of_freedom,
+            "p_value": report.drift.p_value,
+            "max_shift": report.drift.max_shift,
+        },
     })
 }

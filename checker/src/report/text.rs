@@ -23,6 +23,14 @@ fn outcome_word(outcome: Outcome) -> &'static str {
     }
 }
 
+fn p_value(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".to_owned()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
@@ -185,14 +193,29 @@ pub fn render(report: &VerifyReport) -> String {
     );
     match chi.p_value {
         Some(p) => {
-            let _ = writeln!(out, ", p = {p:.3}");
+            let _ = writeln!(out, ", {}", p_value(p));
         }
         None => out.push('\n'),
+    }
+    let d = &report.drift;
+    if d.moved {
+        let _ = writeln!(
+            out,
+            "  ⚠ drift: the split moved during sampling: a share shifted by {:.1} points between windows ({})",
+            d.max_shift * 100.0,
+            d.p_value.map_or_else(|| "p undefined".to_owned(), p_value)
+        );
+    } else if d.degrees_of_freedom > 0 {
+        let _ = writeln!(
+            out,
+            "  drift: none (largest shift between windows {:.1} points)",
+            d.max_shift * 100.0
+        );
     }
     if let Some(s) = &report.schedule {
         let _ = writeln!(
             out,
-            "  schedule: {}/s asked, {} samples started over 1ms late, lag p50 {} p99 {} max {}",
+            "  schedule: {}/s asked, {} samples started over 10ms late, lag p50 {} p99 {} max {}",
             s.rate,
             s.late,
             duration_us(s.lag_us.p50),

@@ -1,0 +1,437 @@
+//! Shared helpers of the checker's black-box tests.
+//!
+//! * the checker binary comes from `env!("CARGO_BIN_EXE_checker")` (this package);
+//! * the echo server is the REAL `echo-server` binary of the echo-server package, found
+//!   next to the checker binary (`<target>/debug/echo-server`); it is built once per test
+//!   process with `cargo build -p echo-server --bin echo-server` (a no-op when fresh);
+//! * fault servers (garbage, early close, silence, reset) are small threads in the test;
+//! * HAProxy (Debian package) runs as `haproxy -db -f <temp cfg>`.
+//!
+//! Every process is killed and reaped on drop, every wait is bounded by [`BOUND`], and
+//! every listener binds port 0 (or a port just handed out by the kernel).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The longest any single wait in a test may take before the test fails.
+pub const BOUND: Duration = Duration::from_secs(120);
+
+/// The checker binary of this package.
+pub fn checker() -> &'static str {
+    env!("CARGO_BIN_EXE_checker")
+}
+
+/// The workspace root (the parent of this package's directory).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the checker package sits in the workspace")
+        .to_path_buf()
+}
+
+/// The real `echo-server` binary, built once per test process.
+pub fn echo_server_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = Path::new(checker())
+            .parent()
+            .expect("the checker binary has a directory");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "echo-server", "--bin", "echo-server"])
+            .current_dir(workspace())
+            .stdout(Stdio::null())
+            .status()
+            .expect("run cargo build for echo-server");
+        assert!(status.success(), "cargo build -p echo-server failed");
+        let bin = dir.join("echo-server");
+        assert!(bin.exists(), "{} missing after the build", bin.display());
+        bin
+    })
+}
+
+/// A running real echo server; dropping it kills and reaps the process.
+pub struct EchoServer {
+    child: Child,
+    /// Its echo listeners, in command-line order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl EchoServer {
+    /// Istio's form on IPv4 loopback: `echo-server 0,0,... VERSION` with `ports` free ports.
+    pub fn start(version: &str, ports: usize) -> EchoServer {
+        Self::start_on("127.0.0.1", version, ports)
+    }
+
+    /// Like [`EchoServer::start`], listening on `listen` (e.g. `::1`).
+    pub fn start_on(listen: &str, version: &str, ports: usize) -> EchoServer {
+        let port_list = vec!["0"; ports.max(1)].join(",");
+        let mut child = Command::new(echo_server_bin())
+            .args([
+                port_list.as_str(),
+                version,
+                "--listen",
+                listen,
+                "--no-admin",
+            ])
+            .env("RUST_LOG", "info")
+            .env("ECHO_SERVER_LOG_FORMAT", "text")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start echo-server");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            // Keep draining so the server never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = EchoServer {
+            child,
+            addrs: Vec::new(),
+        };
+        let deadline = Instant::now() + BOUND;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("listening") => {
+                    let echo = line
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("echo="))
+                        .unwrap_or_else(|| panic!("no echo= in {line:?}"));
+                    server.addrs = echo
+                        .split(',')
+                        .map(|a| a.parse().expect("echo address"))
+                        .collect();
+                    return server;
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("echo-server did not start in {BOUND:?}"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = server.child.wait();
+                    panic!("echo-server exited before listening: {status:?}")
+                }
+            }
+        }
+    }
+
+    /// The first echo address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// What a fault server does with each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Replies `garbage\n` whatever was sent.
+    Garbage,
+    /// Reads the probe and closes without replying.
+    CloseEarly,
+    /// Reads the probe and never answers (waits for the client to give up).
+    Silent,
+    /// Reads the probe and resets the connection (SO_LINGER 0).
+    Reset,
+    /// Echoes correctly as `one`, except every third connection gets garbage.
+    EveryThirdGarbage,
+}
+
+/// A test-only TCP server that misbehaves in one way; stops on drop.
+pub struct FaultServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_line(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match s.read(&mut byte) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {
+                line.push(byte[0]);
+                if byte[0] == b'\n' {
+                    return Some(line);
+                }
+            }
+        }
+    }
+}
+
+fn drain(s: &mut TcpStream) {
+    let mut buf = [0u8; 256];
+    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+impl FaultServer {
+    /// Starts a fault server on IPv4 loopback.
+    pub fn start(fault: Fault) -> FaultServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fault server");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let addr = listener.local_addr().expect("fault server address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = Arc::clone(&stop);
+        let count = Arc::new(AtomicU64::new(0));
+        let thread = std::thread::spawn(move || {
+            while !stop_flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                        let n = count.fetch_add(1, Ordering::SeqCst);
+                        std::thread::spawn(move || handle(fault, n, &mut s));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        FaultServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn handle(fault: Fault, n: u64, s: &mut TcpStream) {
+    let Some(line) = read_line(s) else { return };
+    match fault {
+        Fault::Garbage => {
+            let _ = s.write_all(b"garbage\n");
+            drain(s);
+        }
+        Fault::CloseEarly => {}
+        Fault::Silent => drain(s),
+        Fault::Reset => {
+            let _ = socket2::SockRef::from(&*s).set_linger(Some(Duration::ZERO));
+        }
+        Fault::EveryThirdGarbage => {
+            if n % 3 == 2 {
+                let _ = s.write_all(b"garbage\n");
+            } else {
+                let _ = s.write_all(&[b"one ".as_slice(), &line].concat());
+            }
+            drain(s);
+        }
+    }
+}
+
+/// A loopback address with a port that nothing listens on (bound, read back, released).
+pub fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("address")
+}
+
+/// A free loopback port for a process that cannot bind port 0 itself (HAProxy).
+pub fn free_port() -> u16 {
+    closed_port().port()
+}
+
+/// The result of one checker run.
+pub struct Run {
+    /// The exit code.
+    pub code: i32,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Parses stdout as the JSON report.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A running child process that is killed and reaped on drop.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `checker <args>` to completion (bounded) and collects its output.
+pub fn run_checker(args: &[&str]) -> Run {
+    let child = Command::new(checker())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start checker");
+    wait_output(Guard(child))
+}
+
+/// Waits (bounded by [`BOUND`]) for a spawned checker with piped output and collects it.
+pub fn wait_output(mut guard: Guard) -> Run {
+    let mut stdout = guard.0.stdout.take().expect("stdout piped");
+    let mut stderr = guard.0.stderr.take().expect("stderr piped");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + BOUND;
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().expect("wait for checker") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checker ran longer than {BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let output = Output {
+        status,
+        stdout: out.join().expect("stdout reader").into_bytes(),
+        stderr: err.join().expect("stderr reader").into_bytes(),
+    };
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Validates `document` against checker/schema/report.schema.json, panicking with every error.
+pub fn assert_schema_valid(document: &serde_json::Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/report.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read the schema"))
+            .expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(document)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "schema errors: {errors:#?}\n{document:#}"
+    );
+}
+
+/// A running HAProxy (`mode tcp`, `balance roundrobin`), killed on drop.
+pub struct HaProxy {
+    _child: Guard,
+    _dir: tempfile::TempDir,
+    /// The frontend address to point the checker at.
+    pub addr: SocketAddr,
+}
+
+impl HaProxy {
+    /// Starts HAProxy in front of `servers` (`(address, weight)`), round robin by weight.
+    ///
+    /// Panics (the test fails) when the `haproxy` binary is missing.
+    pub fn start(servers: &[(SocketAddr, u32)]) -> HaProxy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut cfg = format!(
+            "global\n  maxconn 4096\n\ndefaults\n  mode tcp\n  timeout connect 2s\n  \
+             timeout client 30s\n  timeout server 30s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  \
+             default_backend be\n\nbackend be\n  balance roundrobin\n"
+        );
+        for (i, (addr, weight)) in servers.iter().enumerate() {
+            cfg.push_str(&format!("  server s{i} {addr} weight {weight}\n"));
+        }
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, cfg).expect("write haproxy.cfg");
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start haproxy ({e}); install the Debian package: apt-get install -y haproxy")
+            });
+        let mut child = Guard(child);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let deadline = Instant::now() + BOUND;
+        loop {
+            if let Some(status) = child.0.try_wait().expect("wait for haproxy") {
+                panic!("haproxy exited at start: {status}");
+            }
+            if TcpStream::connect(addr).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "haproxy did not listen within {BOUND:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        HaProxy {
+            _child: child,
+            _dir: dir,
+            addr,
+        }
+    }
+}

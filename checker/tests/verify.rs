@@ -1,0 +1,468 @@
+//! `checker verify` end to end without a proxy: the real checker binary against the real
+//! echo-server binary and small fault servers, over loopback sockets.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{BOUND, EchoServer, Fault, FaultServer, Guard, run_checker, wait_output};
+
+fn verify(target: &str, expect: &str, extra: &[&str]) -> support::Run {
+    let mut args = vec!["verify", "--target", target, "--expect", expect];
+    args.extend_from_slice(extra);
+    run_checker(&args)
+}
+
+fn version<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["versions"]
+        .as_array()
+        .expect("versions array")
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no version {name} in {doc:#}"))
+}
+
+fn error_count(doc: &Value, class: &str) -> u64 {
+    doc["errors"]["by_class"][class]
+        .as_u64()
+        .expect("error count")
+}
+
+#[test]
+fn one_version_straight_without_a_proxy_passes() {
+    let server = EchoServer::start("one", 1);
+    let target = server.addr().to_string();
+    let run = verify(
+        &target,
+        "one=100,two=0",
+        &["--samples", "400", "--output", "json"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(doc["outcome"], "PASS");
+    assert_eq!(doc["counts"]["attempted"], 400);
+    assert_eq!(doc["counts"]["errors"], 0);
+    assert_eq!(version(&doc, "one")["count"], 400);
+    assert_eq!(version(&doc, "two")["count"], 0);
+    assert!(version(&doc, "one")["latency_us"]["reply"]["count"].as_u64() == Some(400));
+    let windows: u64 = doc["windows"]
+        .as_array()
+        .expect("windows")
+        .iter()
+        .map(|w| w["counts"]["one"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(windows, 400);
+}
+
+#[test]
+fn the_text_report_shows_the_plan_a_table_and_a_verdict_line() {
+    let server = EchoServer::start("one", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let target = server.addr().to_string();
+    let run = verify(
+        &target,
+        "one=100,two=0",
+        &["--json", json.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("plan: "), "{run:?}");
+    assert!(run.stdout.contains("VERSION"), "{run:?}");
+    assert!(run.stdout.contains("✔ PASS"), "{run:?}");
+    assert!(
+        run.stdout
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("✔ PASS:"),
+        "{run:?}"
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    support::assert_schema_valid(&doc);
+    let planned = doc["plan"]["samples"]
+        .as_u64()
+        .expect("a plan without --samples");
+    assert_eq!(doc["counts"]["attempted"].as_u64(), Some(planned));
+    assert!(
+        run.stdout.contains(&format!("plan: {planned} connections")),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_zero_weight_version_answering_fails_the_split() {
+    let server = EchoServer::start("two", 1);
+    let run = verify(
+        &server.addr().to_string(),
+        "one=100,two=0",
+        &["--samples", "50", "--output", "json"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(version(&doc, "two")["outcome"], "FAIL");
+    assert_eq!(doc["split"]["outcome"], "FAIL");
+    assert!(doc["reason"].as_str().unwrap().contains("two"), "{doc:#}");
+}
+
+#[test]
+fn an_unexpected_version_fails_the_split() {
+    let server = EchoServer::start("three", 1);
+    let run = verify(
+        &server.addr().to_string(),
+        "one=50,two=50",
+        &["--samples", "30", "--output", "json"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    let three = version(&doc, "three");
+    assert_eq!(three["was_expected"], false);
+    assert_eq!(three["outcome"], "FAIL");
+    assert_eq!(three["count"], 30);
+}
+
+#[test]
+fn a_refusing_target_is_unreachable_exit_4() {
+    let addr = support::closed_port();
+    let run = verify(
+        &addr.to_string(),
+        "one=90,two=10",
+        &["--samples", "20", "--output", "json"],
+    );
+    assert_eq!(run.code, 4, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(error_count(&doc, "refused"), 20);
+    assert_eq!(doc["errors"]["unreachable"], true);
+    assert_eq!(doc["outcome"], "FAIL");
+    assert!(doc["reason"].as_str().unwrap().contains("unreachable"));
+}
+
+fn fault_gives(fault: Fault, class: &str, extra: &[&str]) {
+    let server = FaultServer::start(fault);
+    let mut args = vec!["--samples", "12", "--output", "json"];
+    args.extend_from_slice(extra);
+    let run = verify(&server.addr.to_string(), "one=50,two=50", &args);
+    assert_eq!(run.code, 4, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(error_count(&doc, class), 12, "{doc:#}");
+    assert_eq!(doc["counts"]["errors"], 12);
+    let text = verify(
+        &server.addr.to_string(),
+        "one=50,two=50",
+        &["--samples", "3"],
+    );
+    assert_eq!(text.code, 4, "{text:?}");
+    assert!(text.stdout.contains(class), "{text:?}");
+}
+
+#[test]
+fn a_garbage_reply_is_malformed() {
+    fault_gives(Fault::Garbage, "malformed_reply", &[]);
+}
+
+#[test]
+fn closing_before_the_reply_is_classified() {
+    fault_gives(Fault::CloseEarly, "closed_before_reply", &[]);
+}
+
+#[test]
+fn a_reply_that_never_comes_times_out() {
+    fault_gives(
+        Fault::Silent,
+        "reply_timeout",
+        &["--reply-timeout", "200ms"],
+    );
+}
+
+#[test]
+fn a_reset_is_classified() {
+    fault_gives(Fault::Reset, "reset", &[]);
+}
+
+#[test]
+fn the_error_budget_decides_whether_errors_alone_fail() {
+    let server = FaultServer::start(Fault::EveryThirdGarbage);
+    let target = server.addr.to_string();
+    let over = verify(
+        &target,
+        "one=100,two=0",
+        &["--samples", "300", "--output", "json"],
+    );
+    assert_eq!(over.code, 4, "{over:?}");
+    let doc = over.json();
+    assert_eq!(error_count(&doc, "malformed_reply"), 100);
+    assert_eq!(doc["errors"]["unreachable"], false);
+    assert_eq!(doc["errors"]["outcome"], "FAIL");
+    let within = verify(
+        &target,
+        "one=100,two=0",
+        &[
+            "--samples",
+            "300",
+            "--max-error-rate",
+            "50%",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(within.code, 0, "{within:?}");
+    assert_eq!(within.json()["errors"]["outcome"], "PASS");
+}
+
+#[test]
+fn samples_out_writes_one_parseable_line_per_sample() {
+    let server = EchoServer::start("one", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("samples.jsonl");
+    let run = verify(
+        &server.addr().to_string(),
+        "one=100,two=0",
+        &["--samples", "200", "--samples-out", path.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut ids: Vec<u64> = Vec::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["version"], "one", "{line}");
+        assert!(v["error"].is_null(), "{line}");
+        assert!(v["connect_us"].is_u64() && v["reply_us"].is_u64(), "{line}");
+        let ts = v["timestamp"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(ts).is_ok() && ts.ends_with('Z'),
+            "{line}"
+        );
+        ids.push(v["id"].as_u64().unwrap());
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn samples_out_records_error_classes() {
+    let addr = support::closed_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("samples.jsonl");
+    let run = verify(
+        &addr.to_string(),
+        "one=1,two=1",
+        &["--samples", "5", "--samples-out", path.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 4, "{run:?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 5);
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["error"], "refused");
+        assert!(v["version"].is_null() && v["connect_us"].is_null());
+    }
+}
+
+#[test]
+fn ipv6_targets_work() {
+    let server = EchoServer::start_on("::1", "one", 1);
+    let target = server.addr().to_string();
+    assert!(target.starts_with("[::1]:"), "{target}");
+    let run = verify(
+        &target,
+        "one=100,two=0",
+        &["--samples", "200", "--output", "json"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["inputs"]["addresses"][0], target);
+}
+
+#[test]
+fn names_are_resolved() {
+    let server = EchoServer::start("one", 1);
+    let target = format!("localhost:{}", server.addr().port());
+    let run = verify(
+        &target,
+        "one=100,two=0",
+        &["--samples", "200", "--output", "json"],
+    );
+    // localhost may also resolve to ::1 where nothing listens: then those samples are refused.
+    let doc = run.json();
+    assert!(
+        doc["inputs"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == &Value::from(server.addr().to_string()))
+    );
+    assert!(
+        version(&doc, "one")["count"].as_u64().unwrap() > 0,
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_duration_bounds_the_run() {
+    let server = EchoServer::start("one", 1);
+    let run = verify(
+        &server.addr().to_string(),
+        "one=100,two=0",
+        &["--duration", "1s", "--concurrency", "4", "--output", "json"],
+    );
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(doc["stop_reason"], "duration", "{run:?}");
+    assert!(doc["counts"]["attempted"].as_u64().unwrap() > 0);
+    assert!(doc["plan"].is_object());
+}
+
+#[test]
+fn a_rate_paces_samples_and_reports_the_schedule() {
+    let server = EchoServer::start("one", 1);
+    let run = verify(
+        &server.addr().to_string(),
+        "one=100,two=0",
+        &["--samples", "100", "--rate", "500", "--output", "json"],
+    );
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(doc["counts"]["attempted"], 100, "{run:?}");
+    assert_eq!(doc["schedule"]["rate"], 500.0);
+    assert_eq!(doc["schedule"]["lag_us"]["count"], 100);
+    // 100 samples at 500/s cannot finish before the 99th is due (198 ms after the start).
+    assert!(doc["elapsed_s"].as_f64().unwrap() >= 0.198, "{doc:#}");
+}
+
+#[test]
+fn ctrl_c_stops_sampling_and_still_reports() {
+    let server = EchoServer::start("one", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("samples.jsonl");
+    let child = std::process::Command::new(support::checker())
+        .args([
+            "verify",
+            "--target",
+            &server.addr().to_string(),
+            "--expect",
+            "one=100,two=0",
+            "--duration",
+            "10m",
+            "--rate",
+            "200",
+            "--output",
+            "json",
+            "--samples-out",
+            samples.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = Guard(child);
+    let deadline = Instant::now() + BOUND;
+    while std::fs::metadata(&samples).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no sample written within {BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &guard.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = wait_output(guard);
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(doc["stop_reason"], "interrupted", "{run:?}");
+    assert!(doc["counts"]["attempted"].as_u64().unwrap() > 0);
+    let lines = std::fs::read_to_string(&samples).unwrap().lines().count() as u64;
+    assert_eq!(Some(lines), doc["counts"]["attempted"].as_u64());
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_sentence() {
+    for args in [
+        &[
+            "verify",
+            "--target",
+            "127.0.0.1:1",
+            "--expect",
+            "one=0,two=0",
+        ][..],
+        &["verify", "--target", "127.0.0.1:1", "--expect", "one=1"],
+        &["verify", "--target", "nope", "--expect", "one=1,two=1"],
+        &["verify", "--expect", "one=1,two=1"],
+        &[
+            "verify",
+            "--target",
+            "127.0.0.1:1",
+            "--expect",
+            "a=1,b=1",
+            "--samples",
+            "5",
+            "--duration",
+            "1s",
+        ],
+        &[
+            "verify",
+            "--target",
+            "127.0.0.1:1",
+            "--expect",
+            "a=1,b=1",
+            "--concurrency",
+            "0",
+        ],
+        &[
+            "verify",
+            "--target",
+            "127.0.0.1:1",
+            "--expect",
+            "a=1,b=1",
+            "--confidence",
+            "100%",
+        ],
+    ] {
+        let run = run_checker(args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
+        assert!(!run.stderr.trim().is_empty(), "{args:?}: {run:?}");
+    }
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let run = run_checker(&["verify", "--help"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for code in [
+        "0  PASS",
+        "1  FAIL",
+        "2  usage",
+        "3  INCONCLUSIVE",
+        "4  FAIL on errors",
+    ] {
+        assert!(run.stdout.contains(code), "{code}: {run:?}");
+    }
+    assert!(run.stdout.contains("CHECKER_TARGET"), "{run:?}");
+}
+
+#[test]
+fn flags_fall_back_to_the_environment() {
+    let server = EchoServer::start("one", 1);
+    let child = std::process::Command::new(support::checker())
+        .arg("verify")
+        .env("CHECKER_TARGET", server.addr().to_string())
+        .env("CHECKER_EXPECT", "one=100,two=0")
+        .env("CHECKER_SAMPLES", "77")
+        .env("CHECKER_OUTPUT", "json")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = wait_output(Guard(child));
+    assert_eq!(run.json()["counts"]["attempted"], 77, "{run:?}");
+}
