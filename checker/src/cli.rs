@@ -38,6 +38,9 @@ pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
     #[command(after_help = exit::HELP)]
     Verify(VerifyArgs),
+    /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
+    #[command(after_help = crate::rehearse::cli::HELP)]
+    Rehearse(crate::rehearse::RehearseArgs),
 }
 
 /// Report format on stdout.

@@ -13,6 +13,7 @@ use crate::verify;
 pub async fn run(command: Command) -> i32 {
     match command {
         Command::Verify(args) => run_verify(&args).await,
+        Command::Rehearse(args) => crate::rehearse::run(&args).await,
     }
 }
 

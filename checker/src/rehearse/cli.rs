@@ -1,0 +1,201 @@
+//! `checker rehearse`: its flags and the glue that runs the walk and prints as it goes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::ingress::GatewayKind;
+use super::summary::{self, WalkReport};
+use super::walk::{self, WalkConfig, WalkEvent};
+use crate::cli::{OutputFormat, parse_duration, parse_fraction};
+use crate::verdict::Settings;
+
+/// Exit codes of `checker rehearse`, shown at the end of its `--help`.
+pub const HELP: &str = "Exit codes:
+  0    every step PASSed and no open connection was lost
+  1    some step FAILed: its split is wrong (the output names the version and by how much)
+  2    usage error, or --gateway haproxy without HAProxy installed
+  3    some step was INCONCLUSIVE (and none failed)
+  4    some step failed on errors (error budget exceeded, or a held connection lost), none on its split
+  130  interrupted (Ctrl-C): everything was stopped and the partial summary printed
+The worst step decides: 1 > 4 > 3 > 0.";
+
+/// Flags of `checker rehearse`.
+#[derive(Debug, Clone, Args)]
+pub struct RehearseArgs {
+    /// Canary weights of the weight steps, in percent; the rolling update, the return
+    /// to stable and the canary delete follow.
+    #[arg(
+        long,
+        env = "CHECKER_REHEARSE_STEPS",
+        value_delimiter = ',',
+        default_value = "0,10,20",
+        value_name = "W,..."
+    )]
+    pub steps: Vec<u32>,
+    /// Replicas per version.
+    #[arg(
+        long,
+        env = "CHECKER_REHEARSE_REPLICAS",
+        default_value_t = 3,
+        value_name = "N"
+    )]
+    pub replicas: usize,
+    /// Seed of the built-in gateway's random choice (same seed, same split).
+    #[arg(
+        long,
+        env = "CHECKER_REHEARSE_SEED",
+        default_value_t = 1,
+        value_name = "S"
+    )]
+    pub seed: u64,
+    /// Samples per step's verification [default: planned from confidence and tolerance].
+    #[arg(long, env = "CHECKER_SAMPLES", value_name = "N")]
+    pub samples: Option<u64>,
+    /// Which ingress routes the traffic.
+    #[arg(long, env = "CHECKER_REHEARSE_GATEWAY", value_enum, default_value_t = GatewayKind::Builtin)]
+    pub gateway: GatewayKind,
+    /// The HAProxy binary for --gateway haproxy.
+    #[arg(
+        long,
+        env = "CHECKER_HAPROXY",
+        default_value = "haproxy",
+        value_name = "PATH"
+    )]
+    pub haproxy_bin: String,
+    /// Misconfigure this step on purpose: the gateway gets the canary weight 10 points
+    /// off what the step expects (e.g. 30/70 for 20/80); that step must FAIL.
+    #[arg(long, env = "CHECKER_REHEARSE_CHAOS", value_name = "STEP")]
+    pub chaos: Option<usize>,
+    /// Kill a canary replica a third of the way through this step's sampling.
+    #[arg(long, env = "CHECKER_REHEARSE_KILL_REPLICA", value_name = "STEP")]
+    pub kill_replica: Option<usize>,
+    /// Change the weights halfway through this step's sampling (the report must say so).
+    #[arg(long, env = "CHECKER_REHEARSE_SHIFT_DURING", value_name = "STEP")]
+    pub shift_during: Option<usize>,
+    /// Long-lived connections opened at every step and held across the next one.
+    #[arg(
+        long,
+        env = "CHECKER_REHEARSE_HOLD",
+        default_value_t = 8,
+        value_name = "N"
+    )]
+    pub hold: usize,
+    /// Grace period of a draining replica before it cuts open connections.
+    #[arg(long, env = "CHECKER_REHEARSE_GRACE", default_value = "30s", value_parser = parse_duration, value_name = "D")]
+    pub grace: Duration,
+    /// Connections in flight during each verification.
+    #[arg(long, env = "CHECKER_CONCURRENCY", default_value_t = crate::verify::DEFAULT_CONCURRENCY, value_name = "C")]
+    pub concurrency: usize,
+    /// Family-wide confidence, as a percentage (99%) or a fraction (0.99).
+    #[arg(long, env = "CHECKER_CONFIDENCE", value_name = "P", default_value = "99%", value_parser = parse_fraction)]
+    pub confidence: f64,
+    /// Half-width of the band around each weight, in points (5%) or as a fraction (0.05).
+    #[arg(long, env = "CHECKER_TOLERANCE", value_name = "T", default_value = "5%", value_parser = parse_fraction)]
+    pub tolerance: f64,
+    /// Largest share of failed connections per step that still passes.
+    #[arg(long, env = "CHECKER_MAX_ERROR_RATE", value_name = "E", default_value = "1%", value_parser = parse_fraction)]
+    pub max_error_rate: f64,
+    /// Write each step's samples to DIR/step-N.jsonl.
+    #[arg(long, env = "CHECKER_REHEARSE_SAMPLES_DIR", value_name = "DIR")]
+    pub samples_dir: Option<PathBuf>,
+    /// Report format on stdout (json: one document at the end).
+    #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+impl RehearseArgs {
+    /// The walk these flags describe.
+    pub fn to_config(&self) -> WalkConfig {
+        WalkConfig {
+            steps: self.steps.clone(),
+            replicas: self.replicas,
+            seed: self.seed,
+            samples: self.samples,
+            concurrency: self.concurrency.max(1),
+            settings: Settings {
+                confidence: self.confidence,
+                tolerance: self.tolerance,
+            },
+            max_error_rate: self.max_error_rate,
+            gateway: self.gateway,
+            haproxy_bin: self.haproxy_bin.clone(),
+            hold: self.hold,
+            grace: self.grace,
+            chaos: self.chaos,
+            kill_replica: self.kill_replica,
+            shift_during: self.shift_during,
+            samples_dir: self.samples_dir.clone(),
+        }
+    }
+}
+
+fn print_flush(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Runs `checker rehearse` and returns the exit code; Ctrl-C stops the walk cleanly.
+pub async fn run(args: &RehearseArgs) -> i32 {
+    let config = args.to_config();
+    if let Err(e) = config.settings.validate() {
+        eprintln!("checker: {e}");
+        return crate::exit::USAGE;
+    }
+    if let Some(dir) = &config.samples_dir
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!(
+            "checker: cannot create the samples directory {}: {e}",
+            dir.display()
+        );
+        return crate::exit::USAGE;
+    }
+    let text = args.output == OutputFormat::Text;
+    let stop = crate::command::interrupt_token();
+    let mut on_event = |event: WalkEvent<'_>| {
+        if !text {
+            return;
+        }
+        match event {
+            WalkEvent::Started {
+                gateway,
+                haproxy_pid,
+                steps,
+            } => {
+                let pid = haproxy_pid.map_or(String::new(), |p| format!(" (haproxy pid {p})"));
+                print_flush(&format!(
+                    "rehearsal: {} gateway listening on {gateway}{pid}; {} replicas each of one (stable) and two (canary); {steps} steps\n\n",
+                    config.gateway.as_str(),
+                    config.replicas,
+                ));
+            }
+            WalkEvent::Verifying(..) => {}
+            WalkEvent::StepDone(step, total) => {
+                let mut s = summary::step_header(step, total);
+                if let Some(r) = &step.verify {
+                    s.push_str(&crate::report::text::render(r));
+                }
+                s.push_str(&summary::step_notes(step));
+                s.push('\n');
+                print_flush(&s);
+            }
+        }
+    };
+    let report: WalkReport = match walk::walk(&config, stop, &mut on_event).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("checker: {e}");
+            return e.exit_code();
+        }
+    };
+    if text {
+        print_flush(&summary::render_summary(&report));
+    } else {
+        print_flush(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+    }
+    report.exit_code
+}

@@ -1,0 +1,528 @@
+//! A real HAProxy as the rehearsal's ingress, driven live through its runtime API.
+//!
+//! HAProxy runs as a child process in the foreground (`-db`) with a generated
+//! configuration in a private temporary directory: one TCP frontend on a free loopback
+//! port and one backend with `balance random(1)` (one weighted random draw per new
+//! connection, like Envoy; plain `balance random` draws twice and keeps the less loaded
+//! server, which skews the split). The backend declares a fixed number of server slots,
+//! all disabled; a replica takes a free slot (`set server ... addr`, `state ready`), a
+//! removed replica's slot goes to `state maint` (no new connection, open ones go on),
+//! and group weights become per-server weights (`set weight`) so that each group's
+//! total share matches. Slots are never reused, so a draining replica keeps its own.
+//! `retries 0`: a refused connect fails the client's connection, as in Envoy.
+//!
+//! HAProxy 2.6's dynamic `add server` was measured here to ignore weights with
+//! `balance random` (4000 connections at 8:1 all went to one side), hence the slots.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use super::gateway::{BackendStats, GatewayShutdown, GatewayStats};
+
+/// The backend's name in the generated configuration.
+const BACKEND: &str = "be";
+/// The frontend's name in the generated configuration.
+const FRONTEND: &str = "fe";
+/// HAProxy's largest server weight.
+const MAX_WEIGHT: u64 = 256;
+/// How long HAProxy may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one runtime API command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why HAProxy could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HaproxyError {
+    /// The binary was not found.
+    #[error(
+        "haproxy is not installed ({binary} not found); install it (Debian: apt-get install haproxy) or use --gateway builtin"
+    )]
+    NotInstalled {
+        /// The binary that was looked for.
+        binary: String,
+    },
+    /// A file or process operation failed.
+    #[error("haproxy: {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// HAProxy exited or never became ready.
+    #[error("haproxy did not start: {0}")]
+    Start(String),
+    /// A runtime API command was refused.
+    #[error("haproxy refused `{command}`: {answer}")]
+    Command {
+        /// The command sent.
+        command: String,
+        /// HAProxy's answer.
+        answer: String,
+    },
+    /// Every server slot is taken.
+    #[error("haproxy has no free server slot left (the configuration declares {0})")]
+    NoSlot(usize),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HaproxyError {
+    let what = what.into();
+    move |source| HaproxyError::Io { what, source }
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    name: String,
+    group: Option<String>,
+    addr: Option<SocketAddr>,
+    active: bool,
+}
+
+/// A running HAProxy child; dropping it kills the process and removes its directory.
+#[derive(Debug)]
+pub struct Haproxy {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    addr: SocketAddr,
+    slots: Vec<Slot>,
+    weights: BTreeMap<String, u32>,
+}
+
+impl Haproxy {
+    /// Starts `binary` with `slots` server slots on a free loopback port.
+    pub async fn start(binary: &str, slots: usize) -> Result<Self, HaproxyError> {
+        let mut last = None;
+        // The free port is found by binding port 0 and releasing it; another process may
+        // take it in between, so a failed start is retried on a fresh port.
+        for _ in 0..3 {
+            match Self::start_once(binary, slots).await {
+                Ok(h) => return Ok(h),
+                Err(e @ HaproxyError::Start(_)) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| HaproxyError::Start("no attempt was made".to_owned())))
+    }
+
+    async fn start_once(binary: &str, slots: usize) -> Result<Self, HaproxyError> {
+        let dir = tempfile::Builder::new()
+            .prefix("tcp-canary-haproxy-")
+            .tempdir()
+            .map_err(io("creating its directory"))?;
+        let socket = dir.path().join("admin.sock");
+        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(io("finding a free port"))?
+            .port();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let slots: Vec<Slot> = (0..slots)
+            .map(|i| Slot {
+                name: format!("s{i}"),
+                group: None,
+                addr: None,
+                active: false,
+            })
+            .collect();
+        let config = dir.path().join("haproxy.cfg");
+        std::fs::write(&config, render_config(&socket, addr, &slots))
+            .map_err(io("writing its configuration"))?;
+        let log_path = dir.path().join("haproxy.log");
+        let log = std::fs::File::create(&log_path).map_err(io("creating its log"))?;
+        let log_err = log.try_clone().map_err(io("creating its log"))?;
+        let child = Command::new(binary)
+            .arg("-f")
+            .arg(&config)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => HaproxyError::NotInstalled {
+                    binary: binary.to_owned(),
+                },
+                _ => HaproxyError::Io {
+                    what: format!("starting {binary}"),
+                    source: e,
+                },
+            })?;
+        let mut h = Self {
+            child: Some(child),
+            dir,
+            socket,
+            addr,
+            slots,
+            weights: BTreeMap::new(),
+        };
+        h.wait_ready(&log_path).await?;
+        Ok(h)
+    }
+
+    async fn wait_ready(&mut self, log: &Path) -> Result<(), HaproxyError> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let last = text
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("ALERT"))
+                    .unwrap_or("no message");
+                return Err(HaproxyError::Start(format!("it exited ({status}): {last}")));
+            }
+            let api = self.command("show info").await.is_ok();
+            if api && tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(HaproxyError::Start(format!(
+                    "not listening on {} after {:?}",
+                    self.addr, START_TIMEOUT
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The frontend's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// HAProxy's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The private directory holding the configuration, the socket and the log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sends one runtime API command and returns the answer.
+    pub async fn command(&self, command: &str) -> Result<String, HaproxyError> {
+        let exchange = async {
+            let mut s = UnixStream::connect(&self.socket).await?;
+            s.write_all(format!("{command}\n").as_bytes()).await?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).await?;
+            Ok::<_, std::io::Error>(out)
+        };
+        tokio::time::timeout(COMMAND_TIMEOUT, exchange)
+            .await
+            .map_err(|_| HaproxyError::Io {
+                what: format!("`{command}`"),
+                source: std::io::ErrorKind::TimedOut.into(),
+            })?
+            .map_err(io(format!("`{command}`")))
+    }
+
+    /// Sends a command that answers nothing (or a notice) on success.
+    async fn expect_ok(&self, command: &str) -> Result<(), HaproxyError> {
+        let answer = self.command(command).await?;
+        let answer = answer.trim();
+        let refused = [
+            "No such", "Require", "nvalid", "Unknown", "must", "cannot", "rror",
+        ];
+        if refused.iter().any(|w| answer.contains(w)) {
+            return Err(HaproxyError::Command {
+                command: command.to_owned(),
+                answer: answer.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Puts a replica in a free slot of `group` and into rotation.
+    pub async fn add_replica(&mut self, group: &str, addr: SocketAddr) -> Result<(), HaproxyError> {
+        let total = self.slots.len();
+        let i = self
+            .slots
+            .iter()
+            .position(|s| s.group.is_none())
+            .ok_or(HaproxyError::NoSlot(total))?;
+        let name = self.slots[i].name.clone();
+        self.expect_ok(&format!(
+            "set server {BACKEND}/{name} addr {} port {}",
+            addr.ip(),
+            addr.port()
+        ))
+        .await?;
+        self.slots[i].group = Some(group.to_owned());
+        self.slots[i].addr = Some(addr);
+        self.slots[i].active = true;
+        self.weights.entry(group.to_owned()).or_insert(0);
+        self.apply_weights().await?;
+        self.expect_ok(&format!("set server {BACKEND}/{name} state ready"))
+            .await
+    }
+
+    /// Takes a replica out of rotation (`state maint`); its open connections go on.
+    pub async fn remove_replica(
+        &mut self,
+        group: &str,
+        addr: SocketAddr,
+    ) -> Result<(), HaproxyError> {
+        let found = self
+            .slots
+            .iter()
+            .position(|s| s.active && s.group.as_deref() == Some(group) && s.addr == Some(addr));
+        if let Some(i) = found {
+            self.slots[i].active = false;
+            let name = self.slots[i].name.clone();
+            self.expect_ok(&format!("set server {BACKEND}/{name} state maint"))
+                .await?;
+            self.apply_weights().await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the weights of the named groups; others keep theirs.
+    pub async fn set_weights(&mut self, weights: &[(&str, u32)]) -> Result<(), HaproxyError> {
+        for (group, w) in weights {
+            self.weights.insert((*group).to_owned(), *w);
+        }
+        self.apply_weights().await
+    }
+
+    /// Takes every replica of `group` out of rotation and forgets its weight.
+    pub async fn remove_group(&mut self, group: &str) -> Result<(), HaproxyError> {
+        let addrs: Vec<SocketAddr> = self
+            .slots
+            .iter()
+            .filter(|s| s.active && s.group.as_deref() == Some(group))
+            .filter_map(|s| s.addr)
+            .collect();
+        for addr in addrs {
+            self.remove_replica(group, addr).await?;
+        }
+        self.weights.remove(group);
+        self.apply_weights().await
+    }
+
+    async fn apply_weights(&mut self) -> Result<(), HaproxyError> {
+        let mut replicas: BTreeMap<&str, u64> = BTreeMap::new();
+        for s in self.slots.iter().filter(|s| s.active) {
+            if let Some(g) = &s.group {
+                *replicas.entry(g.as_str()).or_insert(0) += 1;
+            }
+        }
+        let per_server = server_weights(&self.weights, &replicas);
+        let commands: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|s| s.active)
+            .filter_map(|s| {
+                let g = s.group.as_deref()?;
+                let w = per_server.get(g).copied().unwrap_or(0);
+                Some(format!("set weight {BACKEND}/{} {w}", s.name))
+            })
+            .collect();
+        for c in commands {
+            self.expect_ok(&c).await?;
+        }
+        Ok(())
+    }
+
+    /// Counters from `show stat`: frontend sessions and per-slot server sessions.
+    ///
+    /// `opened` is the server's total sessions, `active` its current ones,
+    /// `connect_failed` its connection errors and `errored` its server-side aborts.
+    pub async fn stats(&self) -> Result<GatewayStats, HaproxyError> {
+        let text = self.command("show stat").await?;
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("# ")
+            .split(',')
+            .collect();
+        let col = |name: &str| header.iter().position(|h| *h == name);
+        let (Some(px), Some(sv), Some(scur), Some(stot), Some(econ), Some(srv_abrt)) = (
+            col("pxname"),
+            col("svname"),
+            col("scur"),
+            col("stot"),
+            col("econ"),
+            col("srv_abrt"),
+        ) else {
+            return Err(HaproxyError::Command {
+                command: "show stat".to_owned(),
+                answer: "an unexpected header".to_owned(),
+            });
+        };
+        let mut stats = GatewayStats::default();
+        for line in lines {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let (Some(p), Some(s)) = (f.get(px), f.get(sv)) else {
+                continue;
+            };
+            if *p == FRONTEND && *s == "FRONTEND" {
+                stats.accepted = num(stot);
+            } else if *p == BACKEND {
+                let Some(slot) = self.slots.iter().find(|x| x.name == *s) else {
+                    continue;
+                };
+                let Some(group) = &slot.group else { continue };
+                let (opened, active, errored) = (num(stot), num(scur), num(srv_abrt));
+                stats.backends.push(BackendStats {
+                    group: group.clone(),
+                    addr: slot.addr,
+                    opened,
+                    closed: opened.saturating_sub(active + errored),
+                    errored,
+                    cut: 0,
+                    connect_failed: num(econ),
+                    active,
+                });
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Stops listening, waits up to `deadline` for open sessions to end, then kills HAProxy.
+    pub async fn shutdown(mut self, deadline: Duration) -> GatewayShutdown {
+        let open_at = |s: &GatewayStats| s.backends.iter().map(|b| b.active).sum::<u64>();
+        let before = self.stats().await.map(|s| open_at(&s)).unwrap_or(0);
+        let _ = self.command(&format!("shutdown frontend {FRONTEND}")).await;
+        let end = tokio::time::Instant::now() + deadline;
+        let mut open = before;
+        while open > 0 && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            open = self.stats().await.map(|s| open_at(&s)).unwrap_or(0);
+        }
+        self.kill();
+        GatewayShutdown {
+            drained: before.saturating_sub(open),
+            cut: open,
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn render_config(socket: &Path, addr: SocketAddr, slots: &[Slot]) -> String {
+    let mut cfg = format!(
+        "# generated by checker rehearse
+global
+    stats socket {socket} mode 600 level admin
+    maxconn 20000
+
+defaults
+    mode tcp
+    retries 0
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+
+frontend {FRONTEND}
+    bind {addr}
+    default_backend {BACKEND}
+
+backend {BACKEND}
+    balance random(1)
+",
+        socket = socket.display()
+    );
+    for s in slots {
+        cfg.push_str(&format!(
+            "    server {} 127.0.0.1:1 weight 1 disabled\n",
+            s.name
+        ));
+    }
+    cfg
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Per-server weights such that each group's servers together get `weight / total`.
+///
+/// Exact when the scaled integers fit HAProxy's 0..=256; otherwise scaled down and
+/// rounded (never to 0 for a group with traffic).
+pub fn server_weights(
+    weights: &BTreeMap<String, u32>,
+    replicas: &BTreeMap<&str, u64>,
+) -> BTreeMap<String, u64> {
+    let live: Vec<(&str, u64, u64)> = replicas
+        .iter()
+        .map(|(g, n)| (*g, u64::from(weights.get(*g).copied().unwrap_or(0)), *n))
+        .filter(|(_, _, n)| *n > 0)
+        .collect();
+    let lcm = live
+        .iter()
+        .filter(|(_, w, _)| *w > 0)
+        .fold(1u64, |l, (_, _, n)| l / gcd(l, *n) * n);
+    let raw: Vec<(&str, u64)> = live.iter().map(|(g, w, n)| (*g, w * lcm / n)).collect();
+    let divisor = raw.iter().fold(0, |d, (_, r)| gcd(d, *r)).max(1);
+    let mut out: BTreeMap<String, u64> = raw
+        .iter()
+        .map(|(g, r)| ((*g).to_owned(), r / divisor))
+        .collect();
+    let max = out.values().copied().max().unwrap_or(0);
+    if max > MAX_WEIGHT {
+        for v in out.values_mut() {
+            if *v > 0 {
+                *v = ((*v * MAX_WEIGHT) as f64 / max as f64).round().max(1.0) as u64;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
+        pairs.iter().map(|(g, w)| ((*g).to_owned(), *w)).collect()
+    }
+
+    #[test]
+    fn group_shares_survive_uneven_replica_counts() {
+        let w = weights(&[("stable", 80), ("canary", 20)]);
+        let r: BTreeMap<&str, u64> = [("stable", 4), ("canary", 3)].into();
+        let s = server_weights(&w, &r);
+        // 4 servers x 3 = 12 for stable, 3 servers x 1 = 3 for canary: 80/20.
+        assert_eq!((s["stable"], s["canary"]), (3, 1));
+        let w = weights(&[("stable", 90), ("canary", 10)]);
+        let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 3)].into();
+        let s = server_weights(&w, &r);
+        assert_eq!((s["stable"], s["canary"]), (9, 1));
+    }
+
+    #[test]
+    fn zero_weights_and_oversized_weights() {
+        let w = weights(&[("stable", 100), ("canary", 0)]);
+        let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 3)].into();
+        let s = server_weights(&w, &r);
+        assert_eq!((s["stable"], s["canary"]), (1, 0));
+        let w = weights(&[("stable", 999), ("canary", 1)]);
+        let r: BTreeMap<&str, u64> = [("stable", 1), ("canary", 1)].into();
+        let s = server_weights(&w, &r);
+        assert_eq!((s["stable"], s["canary"]), (256, 1));
+    }
+}

@@ -1,0 +1,131 @@
+//! The rehearsal's ingress: the built-in gateway or a real HAProxy, behind one interface.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::gateway::{Gateway, GatewayError, GatewayShutdown, GatewayStats};
+use super::haproxy::{Haproxy, HaproxyError};
+
+/// Which ingress the rehearsal routes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayKind {
+    /// The built-in gateway: Envoy-like weighted random choice per new connection.
+    Builtin,
+    /// A real HAProxy child process (`balance random(1)`, weights set over its runtime API).
+    Haproxy,
+}
+
+impl GatewayKind {
+    /// The name shown in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayKind::Builtin => "builtin",
+            GatewayKind::Haproxy => "haproxy",
+        }
+    }
+}
+
+/// Why the ingress failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    /// The built-in gateway failed.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    /// HAProxy failed.
+    #[error(transparent)]
+    Haproxy(#[from] HaproxyError),
+}
+
+/// A running ingress.
+#[derive(Debug)]
+pub enum Ingress {
+    /// The built-in gateway.
+    Builtin(Gateway),
+    /// HAProxy.
+    Haproxy(Haproxy),
+}
+
+impl Ingress {
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Ingress::Builtin(g) => g.local_addr(),
+            Ingress::Haproxy(h) => h.local_addr(),
+        }
+    }
+
+    /// Which kind this is.
+    pub fn kind(&self) -> GatewayKind {
+        match self {
+            Ingress::Builtin(_) => GatewayKind::Builtin,
+            Ingress::Haproxy(_) => GatewayKind::Haproxy,
+        }
+    }
+
+    /// Puts a replica into rotation in `group`.
+    pub async fn add_replica(&mut self, group: &str, addr: SocketAddr) -> Result<(), IngressError> {
+        match self {
+            Ingress::Builtin(g) => g.add_replica(group, addr),
+            Ingress::Haproxy(h) => h.add_replica(group, addr).await?,
+        }
+        Ok(())
+    }
+
+    /// Takes a replica out of rotation; its open connections go on.
+    pub async fn remove_replica(
+        &mut self,
+        group: &str,
+        addr: SocketAddr,
+    ) -> Result<(), IngressError> {
+        match self {
+            Ingress::Builtin(g) => g.remove_replica(group, addr),
+            Ingress::Haproxy(h) => h.remove_replica(group, addr).await?,
+        }
+        Ok(())
+    }
+
+    /// Sets the groups' weights.
+    pub async fn set_weights(&mut self, weights: &[(&str, u32)]) -> Result<(), IngressError> {
+        match self {
+            Ingress::Builtin(g) => g.set_weights(weights)?,
+            Ingress::Haproxy(h) => h.set_weights(weights).await?,
+        }
+        Ok(())
+    }
+
+    /// Removes a whole group; its open connections go on.
+    pub async fn remove_group(&mut self, group: &str) -> Result<(), IngressError> {
+        match self {
+            Ingress::Builtin(g) => g.remove_group(group),
+            Ingress::Haproxy(h) => h.remove_group(group).await?,
+        }
+        Ok(())
+    }
+
+    /// Connections accepted so far.
+    pub async fn accepted(&self) -> Result<u64, IngressError> {
+        match self {
+            Ingress::Builtin(g) => Ok(g.stats().accepted),
+            Ingress::Haproxy(h) => Ok(h.stats().await?.accepted),
+        }
+    }
+
+    /// The ingress's counters.
+    pub async fn stats(&self) -> Result<GatewayStats, IngressError> {
+        match self {
+            Ingress::Builtin(g) => Ok(g.stats()),
+            Ingress::Haproxy(h) => Ok(h.stats().await?),
+        }
+    }
+
+    /// Stops accepting, lets open connections finish for up to `deadline`, then stops.
+    pub async fn shutdown(self, deadline: Duration) -> GatewayShutdown {
+        match self {
+            Ingress::Builtin(g) => g.shutdown(deadline).await,
+            Ingress::Haproxy(h) => h.shutdown(deadline).await,
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! What a rehearsal reports: one record per step, the walk's outcome and exit code,
+//! and their text rendering (the per-step header and notes, the final summary table).
+//!
+//! Exit code of a walk: 0 when every step passed; otherwise the worst step's code,
+//! worst first: FAIL 1 (the split is wrong) > ERRORS 4 (error budget exceeded, or a
+//! held connection was lost) > INCONCLUSIVE 3. An interrupted walk exits 130.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::fleet::DrainTotals;
+use super::gateway::GatewayShutdown;
+use super::holders::HeldSummary;
+use super::ingress::GatewayKind;
+use crate::exit;
+use crate::verdict::{Drift, Outcome};
+use crate::verify::VerifyReport;
+
+/// Exit code of an interrupted rehearsal (128 + SIGINT).
+pub const INTERRUPTED: i32 = 130;
+
+/// A step's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepOutcome {
+    /// The split is right and errors stayed in budget, no held connection lost.
+    Pass,
+    /// Not enough samples to decide the split.
+    Inconclusive,
+    /// Errors decided: over budget, the target unreachable, or a held connection lost.
+    Errors,
+    /// The split is wrong.
+    Fail,
+    /// The walk was interrupted during this step.
+    Interrupted,
+}
+
+impl StepOutcome {
+    /// The exit code this outcome stands for.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            StepOutcome::Pass => exit::PASS,
+            StepOutcome::Inconclusive => exit::INCONCLUSIVE,
+            StepOutcome::Errors => exit::ERRORS,
+            StepOutcome::Fail => exit::FAIL,
+            StepOutcome::Interrupted => INTERRUPTED,
+        }
+    }
+
+    /// How bad it is, for picking the worst step (FAIL > ERRORS > INCONCLUSIVE > PASS).
+    fn rank(self) -> u8 {
+        match self {
+            StepOutcome::Pass => 0,
+            StepOutcome::Inconclusive => 1,
+            StepOutcome::Errors => 2,
+            StepOutcome::Fail => 3,
+            StepOutcome::Interrupted => 4,
+        }
+    }
+
+    /// The word shown in tables.
+    pub fn word(self) -> &'static str {
+        match self {
+            StepOutcome::Pass => "PASS",
+            StepOutcome::Inconclusive => "INCONCLUSIVE",
+            StepOutcome::Errors => "FAIL (errors)",
+            StepOutcome::Fail => "FAIL",
+            StepOutcome::Interrupted => "INTERRUPTED",
+        }
+    }
+}
+
+/// Everything about one step of the walk.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// 1-based position in the walk.
+    pub number: usize,
+    /// What the step does, e.g. `canary 20%` or `primary rolling update`.
+    pub name: String,
+    /// The gateway weights per group while the step was verified.
+    pub gateway_weights: Vec<(String, u32)>,
+    /// The expected split, e.g. `one=80,two=20`.
+    pub expect: String,
+    /// The verification after the step (absent when it could not run).
+    pub verify: Option<VerifyReport>,
+    /// Why the verification could not run.
+    pub verify_error: Option<String>,
+    /// Whether the split moved during sampling (windowed counts, chi-square + tolerance).
+    pub drift: Option<Drift>,
+    /// Long-lived connections that were open across this step and closed at its end.
+    pub held: HeldSummary,
+    /// Replicas whose drain finished during this step.
+    pub drains: DrainTotals,
+    /// Faults injected and other events, in order.
+    pub events: Vec<String>,
+    /// Versions outside their band: which one and by how much.
+    pub off: Vec<String>,
+    /// The step's outcome.
+    pub outcome: StepOutcome,
+    /// The exit code it stands for.
+    pub exit_code: i32,
+}
+
+impl StepReport {
+    /// Decides the outcome from the verification, the held connections and the drains.
+    pub fn decide(&mut self, interrupted: bool) {
+        let lost = self.held.lost + self.drains.cut;
+        self.outcome = match (&self.verify, interrupted) {
+            (_, true) => StepOutcome::Interrupted,
+            (None, false) => StepOutcome::Errors,
+            (Some(r), false) => match r.exit_code() {
+                exit::FAIL => StepOutcome::Fail,
+                exit::ERRORS => StepOutcome::Errors,
+                _ if lost > 0 => StepOutcome::Errors,
+                exit::INCONCLUSIVE => StepOutcome::Inconclusive,
+                _ => StepOutcome::Pass,
+            },
+        };
+        self.exit_code = self.outcome.exit_code();
+        self.off = self
+            .verify
+            .iter()
+            .flat_map(|r| &r.split.versions)
+            .filter(|v| v.outcome == Outcome::Fail)
+            .map(|v| {
+                format!(
+                    "{} is off by {:+.1} points ({:.1}% observed, {:.1}% expected)",
+                    v.name,
+                    (v.share - v.expected) * 100.0,
+                    v.share * 100.0,
+                    v.expected * 100.0
+                )
+            })
+            .collect();
+    }
+}
+
+/// The connections of the walk's last moments, when everything is stopped.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Teardown {
+    /// The replicas drained at the end.
+    pub drains: DrainTotals,
+    /// How the gateway's open connections ended.
+    pub gateway: GatewayShutdown,
+}
+
+/// The whole rehearsal.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalkReport {
+    /// Which ingress was used.
+    pub gateway: GatewayKind,
+    /// The gateway's address.
+    pub gateway_addr: String,
+    /// The seed of the built-in gateway's random choice.
+    pub seed: u64,
+    /// Replicas per version at the start.
+    pub replicas: usize,
+    /// Every step that ran, in order.
+    pub steps: Vec<StepReport>,
+    /// Whether the walk was interrupted.
+    pub interrupted: bool,
+    /// The end of the walk.
+    pub teardown: Teardown,
+    /// Seconds from the first replica to the last stop.
+    pub elapsed_s: f64,
+    /// The process exit code.
+    pub exit_code: i32,
+}
+
+impl WalkReport {
+    /// The worst step, if any step did not pass.
+    pub fn worst(&self) -> Option<&StepReport> {
+        self.steps
+            .iter()
+            .filter(|s| s.outcome != StepOutcome::Pass)
+            .max_by_key(|s| (s.outcome.rank(), std::cmp::Reverse(s.number)))
+    }
+
+    /// Sets the exit code: 130 when interrupted, else the worst step's code, else 0.
+    pub fn decide(&mut self) {
+        self.exit_code = if self.interrupted {
+            INTERRUPTED
+        } else {
+            self.worst().map_or(exit::PASS, |s| s.exit_code)
+        };
+    }
+}
+
+/// Lays out rows as left-aligned columns, padded by characters.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            let pad = widths[c].saturating_sub(cell.chars().count()) + 2;
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn weights_text(w: &[(String, u32)]) -> String {
+    w.iter()
+        .map(|(g, w)| format!("{g}={w}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn held_text(h: &HeldSummary, drains: &DrainTotals) -> String {
+    if h.opened == 0 && drains.replicas == 0 {
+        return "-".to_owned();
+    }
+    format!("{}/{}", h.kept, h.lost + drains.cut)
+}
+
+/// The header printed before a step's verdict table.
+pub fn step_header(step: &StepReport, total: usize) -> String {
+    format!(
+        "== step {}/{}: {} (gateway {}; expect {}) ==\n",
+        step.number,
+        total,
+        step.name,
+        weights_text(&step.gateway_weights),
+        step.expect
+    )
+}
+
+/// The lines printed after a step's verdict table: events, drift, held connections.
+pub fn step_notes(step: &StepReport) -> String {
+    let mut out = String::new();
+    for e in &step.events {
+        let _ = writeln!(out, "  event: {e}");
+    }
+    if let Some(e) = &step.verify_error {
+        let _ = writeln!(out, "  verify could not run: {e}");
+    }
+    if let Some(d) = &step.drift {
+        if d.moved {
+            let _ = writeln!(
+                out,
+                "  ! the split MOVED during sampling: a share changed by {:.1} points between windows (chi-square p = {}); the counts above mix two splits",
+                d.max_shift * 100.0,
+                d.p_value.map_or("-".to_owned(), |p| format!("{p:.2e}"))
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  split steady during sampling (largest window-to-window shift {:.1} points)",
+                d.max_shift * 100.0
+            );
+        }
+    }
+    for o in &step.off {
+        let _ = writeln!(out, "  ! {o}");
+    }
+    let h = &step.held;
+    if h.opened > 0 {
+        let versions: Vec<String> = h
+            .by_version
+            .iter()
+            .map(|(v, n)| format!("{v} {n}"))
+            .collect();
+        let _ = write!(
+            out,
+            "  held connections closed this step: {} opened, {} kept ({}), {} lost, {} lines exchanged",
+            h.opened,
+            h.kept,
+            versions.join(", "),
+            h.lost,
+            h.exchanges
+        );
+        if !h.reasons.is_empty() {
+            let reasons: Vec<String> = h.reasons.iter().map(|(r, n)| format!("{r} x{n}")).collect();
+            let _ = write!(out, ": {}", reasons.join("; "));
+        }
+        out.push('\n');
+    }
+    let d = &step.drains;
+    if d.replicas > 0 {
+        let _ = writeln!(
+            out,
+            "  drained replicas: {} stopped, {} connections finished during the drain, {} cut",
+            d.replicas, d.drained, d.cut
+        );
+    }
+    let _ = writeln!(out, "  step {}: {}", step.number, step.outcome.word());
+    out
+}
+
+/// The final summary table and result line.
+pub fn render_summary(walk: &WalkReport) -> String {
+    let mut rows = vec![vec![
+        "STEP".to_owned(),
+        "NAME".to_owned(),
+        "GATEWAY".to_owned(),
+        "EXPECT".to_owned(),
+        "SAMPLES".to_owned(),
+        "OBSERVED".to_owned(),
+        "ERRORS".to_owned(),
+        "HELD KEPT/LOST".to_owned(),
+        "VERDICT".to_owned(),
+    ]];
+    for s in &walk.steps {
+        let (samples, observed, errors) = match &s.verify {
+            Some(r) => {
+                let obs: Vec<String> = r
+                    .split
+                    .versions
+                    .iter()
+                    .map(|v| format!("{}={:.1}", v.name, v.share * 100.0))
+                    .collect();
+                let mut errors = r.errors.total.to_string();
+                if let Some(c) = r.main_error() {
+                    let _ = write!(errors, " ({})", c.as_str());
+                }
+                (r.attempted.to_string(), obs.join(","), errors)
+            }
+            None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
+        };
+        let mut verdict = s.outcome.word().to_owned();
+        if s.drift.as_ref().is_some_and(|d| d.moved) {
+            verdict.push_str(", split moved");
+        }
+        rows.push(vec![
+            s.number.to_string(),
+            s.name.clone(),
+            weights_text(&s.gateway_weights),
+            s.expect.clone(),
+            samples,
+            observed,
+            errors,
+            held_text(&s.held, &s.drains),
+            verdict,
+        ]);
+    }
+    let mut out = format!(
+        "\nRehearsal summary: {} gateway at {}, seed {}, {} replicas per version, {:.1}s\n",
+        walk.gateway.as_str(),
+        walk.gateway_addr,
+        walk.seed,
+        walk.replicas,
+        walk.elapsed_s
+    );
+    out.push_str(&table(&rows));
+    let held_kept: u64 = walk.steps.iter().map(|s| s.held.kept).sum();
+    let held_lost: u64 = walk.steps.iter().map(|s| s.held.lost + s.drains.cut).sum();
+    let _ = writeln!(
+        out,
+        "open connections across the steps: {held_kept} kept, {held_lost} lost; teardown: {} drained, {} cut",
+        walk.teardown.drains.drained + walk.teardown.gateway.drained,
+        walk.teardown.drains.cut + walk.teardown.gateway.cut
+    );
+    if walk.interrupted {
+        let _ = writeln!(
+            out,
+            "INTERRUPTED after {} step(s): every replica and the gateway were stopped (exit {})",
+            walk.steps.len(),
+            walk.exit_code
+        );
+    } else if let Some(w) = walk.worst() {
+        let mut why = w.off.join("; ");
+        if why.is_empty() {
+            why = w.verify.as_ref().map_or_else(
+                || w.verify_error.clone().unwrap_or_default(),
+                |r| r.reason(),
+            );
+        }
+        if w.held.lost + w.drains.cut > 0 && w.outcome == StepOutcome::Errors {
+            why = format!("{} held connection(s) lost", w.held.lost + w.drains.cut);
+        }
+        let _ = writeln!(
+            out,
+            "{}: step {} ({}) is the worst step: {} (exit {})",
+            w.outcome.word(),
+            w.number,
+            w.name,
+            why,
+            walk.exit_code
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "PASS: every step's traffic followed its weights and no open connection was lost (exit 0)"
+        );
+    }
+    out
+}

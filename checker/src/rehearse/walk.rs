@@ -1,0 +1,611 @@
+//! The rollout walk: deploy, shift the weights step by step, promote, return, delete,
+//! with a full verification through the ingress after every step.
+//!
+//! Steps, for `--steps 0,10,20`:
+//! 1-3. `canary W%`: gateway stable=100-W canary=W, expect one=100-W,two=W.
+//! 4. `primary rolling update`: each stable replica (`one`) is replaced by a `two`
+//!    replica, one at a time: the new one joins the gateway, the old one leaves it and
+//!    drains (serves its open connections until they close). Expect one=0,two=100.
+//! 5. `back to stable`: canary weight 0. Expect one=0,two=100.
+//! 6. `canary delete`: the canary group leaves the gateway, its replicas drain.
+//!
+//! A set of long-lived connections ("holders") is opened at the start of every step,
+//! before its change, and closed at the end of the NEXT step, so every change happens
+//! under open connections, including those on the replicas being replaced or deleted;
+//! each holder checks every reply and that its connection never moves.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::fleet::{DrainTotals, Fleet, FleetError};
+use super::gateway::Gateway;
+use super::haproxy::{Haproxy, HaproxyError};
+use super::holders::{HeldSummary, Holders};
+use super::ingress::{GatewayKind, Ingress, IngressError};
+use super::summary::{StepOutcome, StepReport, Teardown, WalkReport};
+use crate::expect::{ExpectError, Expectation};
+use crate::verdict::{self, Settings};
+use crate::verify::{self, VerifyConfig};
+
+/// The stable version's name.
+pub const STABLE_VERSION: &str = "one";
+/// The canary version's name.
+pub const CANARY_VERSION: &str = "two";
+/// The gateway group of the stable Deployment.
+pub const STABLE_GROUP: &str = "stable";
+/// The gateway group of the canary Deployment.
+pub const CANARY_GROUP: &str = "canary";
+/// How far `--chaos` moves the canary's gateway weight from what the step expects.
+pub const CHAOS_POINTS: u32 = 10;
+/// How far `--shift-during` moves the canary's weight halfway through sampling.
+pub const SHIFT_POINTS: u32 = 40;
+/// Pause between replacing two replicas in the rolling update.
+const ROLL_PAUSE: Duration = Duration::from_millis(100);
+/// How long the gateway may drain at the end before cutting.
+const GATEWAY_DRAIN: Duration = Duration::from_secs(5);
+
+/// Everything the walk needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalkConfig {
+    /// The canary weights of the weight steps, in percent, e.g. `[0, 10, 20]`.
+    pub steps: Vec<u32>,
+    /// Replicas per version.
+    pub replicas: usize,
+    /// Seed of the built-in gateway's random choice.
+    pub seed: u64,
+    /// Samples per verification (`None` = planned).
+    pub samples: Option<u64>,
+    /// Samples in flight.
+    pub concurrency: usize,
+    /// Confidence and tolerance of the verdicts.
+    pub settings: Settings,
+    /// Error budget of each verification.
+    pub max_error_rate: f64,
+    /// Which ingress to route through.
+    pub gateway: GatewayKind,
+    /// The HAProxy binary, for `GatewayKind::Haproxy`.
+    pub haproxy_bin: String,
+    /// Long-lived connections opened per step.
+    pub hold: usize,
+    /// Grace period of a draining replica before it cuts its connections.
+    pub grace: Duration,
+    /// Step whose gateway weight is deliberately wrong.
+    pub chaos: Option<usize>,
+    /// Step during whose sampling a canary replica dies.
+    pub kill_replica: Option<usize>,
+    /// Step during whose sampling the weights change.
+    pub shift_during: Option<usize>,
+    /// Directory for one samples file per step (`step-N.jsonl`).
+    pub samples_dir: Option<PathBuf>,
+}
+
+impl Default for WalkConfig {
+    fn default() -> Self {
+        Self {
+            steps: vec![0, 10, 20],
+            replicas: 3,
+            seed: 1,
+            samples: None,
+            concurrency: verify::DEFAULT_CONCURRENCY,
+            settings: Settings::default(),
+            max_error_rate: verify::DEFAULT_MAX_ERROR_RATE,
+            gateway: GatewayKind::Builtin,
+            haproxy_bin: "haproxy".to_owned(),
+            hold: 8,
+            grace: Duration::from_secs(30),
+            chaos: None,
+            kill_replica: None,
+            shift_during: None,
+            samples_dir: None,
+        }
+    }
+}
+
+/// Why the walk could not run at all (a step that fails is a report, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    /// A flag value is unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The ingress failed to start or to take a change.
+    #[error(transparent)]
+    Ingress(#[from] IngressError),
+    /// A replica could not start.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// A step's expectation could not be built.
+    #[error(transparent)]
+    Expect(#[from] ExpectError),
+}
+
+impl WalkError {
+    /// The exit code: 2 for bad flags and a missing HAProxy, 4 for anything that broke.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            WalkError::Invalid(_) | WalkError::Expect(_) => crate::exit::USAGE,
+            WalkError::Ingress(IngressError::Haproxy(HaproxyError::NotInstalled { .. })) => {
+                crate::exit::USAGE
+            }
+            _ => crate::exit::ERRORS,
+        }
+    }
+}
+
+/// What one step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// Set the canary's weight (percent).
+    Weight(u32),
+    /// Replace the stable replicas with the new version, one by one.
+    RollingUpdate,
+    /// All traffic back to the (new) stable.
+    BackToStable,
+    /// Remove the canary and drain it.
+    CanaryDelete,
+}
+
+/// One planned step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedStep {
+    /// 1-based position.
+    pub number: usize,
+    /// What it does.
+    pub kind: StepKind,
+    /// Its name in reports.
+    pub name: String,
+    /// The expected split after it.
+    pub expect: Expectation,
+}
+
+/// The steps of a walk, in order.
+pub fn plan_steps(weights: &[u32]) -> Result<Vec<PlannedStep>, WalkError> {
+    let mut kinds: Vec<StepKind> = weights.iter().map(|&w| StepKind::Weight(w)).collect();
+    kinds.extend([
+        StepKind::RollingUpdate,
+        StepKind::BackToStable,
+        StepKind::CanaryDelete,
+    ]);
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let (name, one, two) = match kind {
+                StepKind::Weight(w) => (format!("canary {w}%"), 100 - w, w),
+                StepKind::RollingUpdate => ("primary rolling update".to_owned(), 0, 100),
+                StepKind::BackToStable => ("back to stable".to_owned(), 0, 100),
+                StepKind::CanaryDelete => ("canary delete".to_owned(), 0, 100),
+            };
+            let expect = Expectation::new([
+                (STABLE_VERSION, f64::from(one)),
+                (CANARY_VERSION, f64::from(two)),
+            ])?;
+            Ok(PlannedStep {
+                number: i + 1,
+                kind,
+                name,
+                expect,
+            })
+        })
+        .collect()
+}
+
+impl WalkConfig {
+    /// Checks the values and the fault steps against the plan.
+    pub fn validate(&self) -> Result<Vec<PlannedStep>, WalkError> {
+        let bad = |s: String| Err(WalkError::Invalid(s));
+        if self.steps.is_empty() {
+            return bad("--steps needs at least one canary weight, e.g. 0,10,20".into());
+        }
+        if let Some(w) = self.steps.iter().find(|w| **w > 100) {
+            return bad(format!("--steps: {w} is not a percentage (0 to 100)"));
+        }
+        if self.replicas == 0 || self.replicas > 32 {
+            return bad("--replicas must be between 1 and 32".into());
+        }
+        if self.samples == Some(0) {
+            return bad("--samples must be at least 1".into());
+        }
+        let plan = plan_steps(&self.steps)?;
+        let weight_steps = self.steps.len();
+        for (flag, step, last) in [
+            ("--chaos", self.chaos, weight_steps),
+            ("--shift-during", self.shift_during, weight_steps),
+            ("--kill-replica", self.kill_replica, weight_steps + 1),
+        ] {
+            if let Some(s) = step
+                && (s == 0 || s > last)
+            {
+                let also = if last > weight_steps {
+                    " or the rolling update"
+                } else {
+                    ""
+                };
+                return bad(format!(
+                    "{flag} {s}: must name a step from 1 to {last} (the weight steps{also})"
+                ));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// Something the walk reports while it runs.
+#[derive(Debug)]
+pub enum WalkEvent<'a> {
+    /// Replicas and ingress are up.
+    Started {
+        /// The ingress's address.
+        gateway: std::net::SocketAddr,
+        /// HAProxy's pid, when it is the ingress.
+        haproxy_pid: Option<u32>,
+        /// How many steps will run.
+        steps: usize,
+    },
+    /// A step is about to be verified.
+    Verifying(&'a PlannedStep, &'a [(String, u32)]),
+    /// A step finished.
+    StepDone(&'a StepReport, usize),
+}
+
+/// The walk's moving parts.
+struct Stage {
+    ingress: Ingress,
+    fleet: Fleet,
+    weights: Vec<(String, u32)>,
+}
+
+impl Stage {
+    async fn set_weights(&mut self, stable: u32, canary: u32) -> Result<(), WalkError> {
+        let mut w = vec![(STABLE_GROUP, stable)];
+        if self.weights.iter().any(|(g, _)| g == CANARY_GROUP) {
+            w.push((CANARY_GROUP, canary));
+        }
+        self.ingress.set_weights(&w).await?;
+        self.weights = w.iter().map(|(g, w)| ((*g).to_owned(), *w)).collect();
+        Ok(())
+    }
+}
+
+/// Runs the whole walk; `stop` (Ctrl-C) ends it early with a partial report.
+///
+/// Every replica and the ingress are stopped before this returns, whatever happened.
+pub async fn walk(
+    config: &WalkConfig,
+    stop: CancellationToken,
+    on_event: &mut (dyn FnMut(WalkEvent<'_>) + Send),
+) -> Result<WalkReport, WalkError> {
+    let plan = config.validate()?;
+    let started = Instant::now();
+    let ingress = match config.gateway {
+        GatewayKind::Builtin => Ingress::Builtin(
+            Gateway::bind(([127, 0, 0, 1], 0).into(), config.seed)
+                .await
+                .map_err(IngressError::from)?,
+        ),
+        GatewayKind::Haproxy => Ingress::Haproxy(
+            Haproxy::start(&config.haproxy_bin, 3 * config.replicas + 2)
+                .await
+                .map_err(IngressError::from)?,
+        ),
+    };
+    let haproxy_pid = match &ingress {
+        Ingress::Haproxy(h) => h.pid(),
+        Ingress::Builtin(_) => None,
+    };
+    let mut stage = Stage {
+        ingress,
+        fleet: Fleet::new(config.grace),
+        weights: Vec::new(),
+    };
+    let gateway_addr = stage.ingress.addr();
+    let mut report = WalkReport {
+        gateway: config.gateway,
+        gateway_addr: gateway_addr.to_string(),
+        seed: config.seed,
+        replicas: config.replicas,
+        steps: Vec::new(),
+        interrupted: false,
+        teardown: Teardown::default(),
+        elapsed_s: 0.0,
+        exit_code: 0,
+    };
+    let outcome = run_steps(
+        config,
+        &plan,
+        &mut stage,
+        &stop,
+        &mut report,
+        on_event,
+        haproxy_pid,
+    )
+    .await;
+    // Teardown, whatever happened: graceful unless interrupted or broken.
+    let Stage {
+        ingress, mut fleet, ..
+    } = stage;
+    if stop.is_cancelled() || outcome.is_err() {
+        fleet.abort_all().await;
+        report.teardown.gateway = ingress.shutdown(Duration::ZERO).await;
+    } else {
+        report.teardown.drains = fleet.stop_all().await;
+        report.teardown.gateway = ingress.shutdown(GATEWAY_DRAIN).await;
+    }
+    outcome?;
+    report.interrupted = stop.is_cancelled();
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    report.decide();
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_steps(
+    config: &WalkConfig,
+    plan: &[PlannedStep],
+    stage: &mut Stage,
+    stop: &CancellationToken,
+    report: &mut WalkReport,
+    on_event: &mut (dyn FnMut(WalkEvent<'_>) + Send),
+    haproxy_pid: Option<u32>,
+) -> Result<(), WalkError> {
+    // Deploy: the stable and the canary Deployments, the canary at weight 0.
+    for _ in 0..config.replicas {
+        let r = stage.fleet.start(STABLE_VERSION, STABLE_GROUP).await?;
+        stage.ingress.add_replica(STABLE_GROUP, r.addr).await?;
+        let r = stage.fleet.start(CANARY_VERSION, CANARY_GROUP).await?;
+        stage.ingress.add_replica(CANARY_GROUP, r.addr).await?;
+    }
+    stage.weights = vec![(STABLE_GROUP.to_owned(), 100), (CANARY_GROUP.to_owned(), 0)];
+    stage.set_weights(100, 0).await?;
+    on_event(WalkEvent::Started {
+        gateway: stage.ingress.addr(),
+        haproxy_pid,
+        steps: plan.len(),
+    });
+
+    let mut previous: Option<Holders> = None;
+    for step in plan {
+        if stop.is_cancelled() {
+            break;
+        }
+        let current = Holders::open(stage.ingress.addr(), config.hold, stop).await;
+        let mut events = Vec::new();
+        apply_change(config, step, stage, &mut events).await?;
+        on_event(WalkEvent::Verifying(step, &stage.weights));
+        let gateway_weights = stage.weights.clone();
+        let (verified, drift) = verify_step(config, step, stage, stop, &mut events).await?;
+        let mut held = HeldSummary::default();
+        if let Some(h) = previous.take() {
+            held.merge(&h.close().await);
+        }
+        let last = step.number == plan.len();
+        if last {
+            held.merge(&current.close().await);
+        } else {
+            previous = Some(current);
+        }
+        let drains = if stage.fleet.draining_connections() == 0 || last {
+            stage.fleet.finish_drains().await
+        } else {
+            DrainTotals::default()
+        };
+        let (verify, verify_error) = match verified {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let mut s = StepReport {
+            number: step.number,
+            name: step.name.clone(),
+            gateway_weights,
+            expect: step.expect.to_string(),
+            verify,
+            verify_error,
+            drift,
+            held,
+            drains,
+            events,
+            off: Vec::new(),
+            outcome: StepOutcome::Pass,
+            exit_code: 0,
+        };
+        s.decide(stop.is_cancelled());
+        on_event(WalkEvent::StepDone(&s, plan.len()));
+        report.steps.push(s);
+    }
+    if let Some(h) = previous.take() {
+        let held = h.close().await;
+        if let Some(s) = report.steps.last_mut() {
+            s.held.merge(&held);
+            s.decide(stop.is_cancelled());
+        }
+    }
+    Ok(())
+}
+
+async fn apply_change(
+    config: &WalkConfig,
+    step: &PlannedStep,
+    stage: &mut Stage,
+    events: &mut Vec<String>,
+) -> Result<(), WalkError> {
+    match step.kind {
+        StepKind::Weight(w) => {
+            let mut canary = w;
+            if config.chaos == Some(step.number) {
+                canary = if w + CHAOS_POINTS <= 100 {
+                    w + CHAOS_POINTS
+                } else {
+                    w - CHAOS_POINTS
+                };
+                events.push(format!(
+                    "chaos: the gateway is set to stable={} canary={} while the step expects {}",
+                    100 - canary,
+                    canary,
+                    step.expect
+                ));
+            }
+            stage.set_weights(100 - canary, canary).await?;
+        }
+        StepKind::RollingUpdate => {
+            let old = stage.fleet.group(STABLE_GROUP);
+            for r in old {
+                let new = stage.fleet.start(CANARY_VERSION, STABLE_GROUP).await?;
+                stage.ingress.add_replica(STABLE_GROUP, new.addr).await?;
+                stage.ingress.remove_replica(STABLE_GROUP, r.addr).await?;
+                stage.fleet.drain(r.addr);
+                events.push(format!(
+                    "replaced {} ({}) with {} ({}); {} draining",
+                    r.name, r.addr, new.name, new.addr, r.name
+                ));
+                tokio::time::sleep(ROLL_PAUSE).await;
+            }
+        }
+        StepKind::BackToStable => {
+            stage.set_weights(100, 0).await?;
+        }
+        StepKind::CanaryDelete => {
+            stage.ingress.remove_group(CANARY_GROUP).await?;
+            stage.weights.retain(|(g, _)| g != CANARY_GROUP);
+            for r in stage.fleet.group(CANARY_GROUP) {
+                stage.fleet.drain(r.addr);
+                events.push(format!("deleted {} ({}): draining", r.name, r.addr));
+            }
+        }
+    }
+    Ok(())
+}
+
+type Verified = (
+    Result<crate::verify::VerifyReport, verify::VerifyError>,
+    Option<verdict::Drift>,
+);
+
+async fn verify_step(
+    config: &WalkConfig,
+    step: &PlannedStep,
+    stage: &mut Stage,
+    stop: &CancellationToken,
+    events: &mut Vec<String>,
+) -> Result<Verified, WalkError> {
+    let mut vc = VerifyConfig::new(stage.ingress.addr().to_string(), step.expect.clone());
+    vc.samples = config.samples;
+    vc.concurrency = config.concurrency;
+    vc.settings = config.settings;
+    vc.max_error_rate = config.max_error_rate;
+    vc.samples_out = config
+        .samples_dir
+        .as_ref()
+        .map(|d| d.join(format!("step-{}.jsonl", step.number)));
+    let total = config
+        .samples
+        .unwrap_or_else(|| verdict::plan(&step.expect, &config.settings).samples);
+    let base = stage.ingress.accepted().await?;
+    let done = CancellationToken::new();
+    let run = async {
+        let r = verify::verify(&vc, stop.child_token()).await;
+        done.cancel();
+        r
+    };
+    let faults = inject_faults(config, step, stage, base, total, &done, events);
+    let (verified, faulted) = tokio::join!(run, faults);
+    faulted?;
+    let drift = verified.as_ref().ok().map(|r| {
+        let windows: Vec<Vec<(String, u64)>> = r
+            .windows
+            .iter()
+            .map(|w| w.counts.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .collect();
+        verdict::drift(&windows, &config.settings)
+    });
+    Ok((verified, drift))
+}
+
+/// Waits (polling the ingress) until `count` connections were accepted or sampling ended.
+async fn wait_accepted(ingress: &Ingress, count: u64, done: &CancellationToken) -> bool {
+    loop {
+        if done.is_cancelled() {
+            return false;
+        }
+        if ingress.accepted().await.is_ok_and(|a| a >= count) {
+            return true;
+        }
+        tokio::select! {
+            () = done.cancelled() => return false,
+            () = tokio::time::sleep(Duration::from_millis(2)) => {}
+        }
+    }
+}
+
+async fn inject_faults(
+    config: &WalkConfig,
+    step: &PlannedStep,
+    stage: &mut Stage,
+    base: u64,
+    total: u64,
+    done: &CancellationToken,
+    events: &mut Vec<String>,
+) -> Result<(), WalkError> {
+    if config.kill_replica == Some(step.number)
+        && wait_accepted(&stage.ingress, base + total / 3, done).await
+        && let Some(victim) = stage.fleet.group(CANARY_GROUP).first().cloned()
+    {
+        stage.fleet.kill(victim.addr);
+        let at = stage
+            .ingress
+            .accepted()
+            .await
+            .unwrap_or(base)
+            .saturating_sub(base);
+        events.push(format!(
+            "killed canary replica {} ({}) after {at} of {total} connections",
+            victim.name, victim.addr
+        ));
+        // Like Kubernetes removing a dead pod's endpoint a little later.
+        let later = (total / 20).max(10);
+        wait_accepted(&stage.ingress, base + at + later, done).await;
+        stage
+            .ingress
+            .remove_replica(CANARY_GROUP, victim.addr)
+            .await?;
+        let at = stage
+            .ingress
+            .accepted()
+            .await
+            .unwrap_or(base)
+            .saturating_sub(base);
+        events.push(format!(
+            "took {} out of the gateway after {at} connections (endpoint removal)",
+            victim.name
+        ));
+    }
+    if config.shift_during == Some(step.number)
+        && let StepKind::Weight(w) = step.kind
+        && wait_accepted(&stage.ingress, base + total / 2, done).await
+    {
+        let canary = stage
+            .weights
+            .iter()
+            .find(|(g, _)| g == CANARY_GROUP)
+            .map_or(w, |(_, c)| *c);
+        let shifted = if canary + SHIFT_POINTS <= 100 {
+            canary + SHIFT_POINTS
+        } else {
+            canary - SHIFT_POINTS
+        };
+        stage.set_weights(100 - shifted, shifted).await?;
+        let at = stage
+            .ingress
+            .accepted()
+            .await
+            .unwrap_or(base)
+            .saturating_sub(base);
+        events.push(format!(
+            "weights changed during sampling after {at} of {total} connections: gateway now stable={} canary={}",
+            100 - shifted,
+            shifted
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,449 @@
+//! `checker rehearse` end to end: the real `checker` binary (found with
+//! `env!("CARGO_BIN_EXE_checker")`) walks the rollout through its built-in gateway or a
+//! real HAProxy, on loopback, with in-process echo servers.
+//!
+//! The HAProxy tests are `#[ignore]`d so that plain `cargo test` passes anywhere; CI
+//! runs them with `--include-ignored`, and then they FAIL if haproxy is missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Longest a whole walk may take in a debug build before the test gives up.
+const WALK_LIMIT: Duration = Duration::from_secs(240);
+
+/// A child process killed and reaped when dropped, even if the test fails.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_checker"))
+            .arg("rehearse")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start checker");
+        Running(child)
+    }
+
+    /// Waits (bounded) for the exit; returns status, stdout, stderr.
+    fn finish(mut self) -> (ExitStatus, String, String) {
+        let mut out = String::new();
+        let mut err = String::new();
+        let mut stdout = self.0.stdout.take().unwrap();
+        let mut stderr = self.0.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let _ = stdout.read_to_string(&mut out);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(start.elapsed() < WALK_LIMIT, "the walk did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        err.push_str(&reader.join().unwrap());
+        (status, out, err)
+    }
+}
+
+fn rehearse(args: &[&str]) -> (i32, String, String) {
+    let (status, out, err) = Running::start(args).finish();
+    (status.code().unwrap_or(-1), out, err)
+}
+
+fn rehearse_json(args: &[&str]) -> (i32, Value, String) {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let (code, out, err) = rehearse(&all);
+    let doc: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
+    (code, doc, err)
+}
+
+fn steps(doc: &Value) -> &Vec<Value> {
+    doc["steps"].as_array().expect("steps")
+}
+
+fn outcomes(doc: &Value) -> Vec<String> {
+    steps(doc)
+        .iter()
+        .map(|s| s["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Asserts the walk ran its six steps with the right expectations and lost nothing.
+fn assert_full_walk(doc: &Value) {
+    let names: Vec<&str> = steps(doc)
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "canary 0%",
+            "canary 10%",
+            "canary 20%",
+            "primary rolling update",
+            "back to stable",
+            "canary delete"
+        ]
+    );
+    let expects: Vec<&str> = steps(doc)
+        .iter()
+        .map(|s| s["expect"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        expects,
+        [
+            "one=100,two=0",
+            "one=90,two=10",
+            "one=80,two=20",
+            "one=0,two=100",
+            "one=0,two=100",
+            "one=0,two=100"
+        ]
+    );
+    // Long-lived connections: opened at every step, every one kept, none lost.
+    let mut kept = 0;
+    for s in steps(doc) {
+        assert_eq!(s["held"]["lost"], 0, "step {}: {}", s["number"], s["held"]);
+        assert_eq!(s["drains"]["cut"], 0, "step {}", s["number"]);
+        kept += s["held"]["kept"].as_u64().unwrap();
+    }
+    assert_eq!(kept, 6 * 8, "every held connection was kept");
+    // The rolling update replaced 3 replicas and the delete drained 3, all while held
+    // connections were on them: the drains finished with nothing cut.
+    let drained: u64 = steps(doc)
+        .iter()
+        .map(|s| s["drains"]["replicas"].as_u64().unwrap())
+        .sum();
+    assert_eq!(drained, 6);
+    // Held connections sat on the old stable `one` and on the canary when they left.
+    let held_on = |n: usize, v: &str| steps(doc)[n]["held"]["by_version"][v].as_u64().unwrap_or(0);
+    assert!(
+        held_on(4, "one") > 0,
+        "no held connection crossed the rolling update on `one`"
+    );
+    assert!(held_on(5, "two") > 0);
+}
+
+#[test]
+fn the_full_walk_through_the_builtin_gateway_passes_every_step() {
+    let (code, doc, err) = rehearse_json(&["--seed", "11"]);
+    assert_eq!(outcomes(&doc), ["PASS"; 6], "stderr: {err}");
+    assert_eq!(code, 0);
+    assert_full_walk(&doc);
+    for s in steps(&doc) {
+        let v = &s["verify"];
+        assert_eq!(v["split"]["outcome"], "PASS");
+        assert_eq!(v["errors"]["total"], 0, "step {}", s["number"]);
+        assert_eq!(s["drift"]["moved"], false);
+        // The planned count was used: no --samples given.
+        assert!(v["attempted"].as_u64().unwrap() >= 100);
+    }
+    // After the rolling update, `one` never answers again.
+    for s in &steps(&doc)[3..] {
+        let one = s["verify"]["split"]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "one")
+            .unwrap();
+        assert_eq!(one["count"], 0);
+    }
+    assert_eq!(doc["interrupted"], false);
+    assert_eq!(doc["exit_code"], 0);
+}
+
+#[test]
+fn the_text_output_shows_every_verdict_table_and_the_summary() {
+    let (code, out, err) = rehearse(&["--steps", "0,50", "--seed", "3"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for (n, name) in [
+        (1, "canary 0%"),
+        (2, "canary 50%"),
+        (3, "primary rolling update"),
+        (4, "back to stable"),
+        (5, "canary delete"),
+    ] {
+        assert!(out.contains(&format!("== step {n}/5: {name}")), "{out}");
+        assert!(out.contains(&format!("  step {n}: PASS")), "{out}");
+    }
+    assert!(out.contains("VERSION"), "verify's table is printed");
+    assert!(out.contains("Rehearsal summary"), "{out}");
+    assert!(out.contains("HELD KEPT/LOST"));
+    assert!(out.contains("PASS: every step"), "{out}");
+}
+
+#[test]
+fn a_misconfigured_step_fails_with_exit_1_and_names_the_version_that_is_off() {
+    let (code, out, err) = rehearse(&["--chaos", "3", "--seed", "5"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains(
+            "chaos: the gateway is set to stable=70 canary=30 while the step expects one=80,two=20"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("  step 3: FAIL"), "{out}");
+    // Which version is off, and by how much (about +10 points for two, -10 for one).
+    let line = out
+        .lines()
+        .find(|l| l.contains("two is off by +"))
+        .unwrap_or_else(|| panic!("no 'two is off' line:\n{out}"));
+    let points: f64 = line
+        .split("off by +")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((5.0..15.0).contains(&points), "{line}");
+    assert!(out.contains("one is off by -"), "{out}");
+    for n in [1, 2, 4, 5, 6] {
+        assert!(
+            out.contains(&format!("  step {n}: PASS")),
+            "step {n}\n{out}"
+        );
+    }
+    assert!(
+        out.contains("FAIL: step 3 (canary 20%) is the worst step"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_canary_replica_dying_mid_step_shows_errors_by_class_and_the_walk_goes_on() {
+    let (code, doc, err) = rehearse_json(&["--kill-replica", "3", "--seed", "9"]);
+    let s = &steps(&doc)[2];
+    let events: Vec<&str> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("killed canary replica two-1")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("took two-1 out of the gateway"))
+    );
+    let errors = &s["verify"]["errors"];
+    let total = errors["total"].as_u64().unwrap();
+    assert!(total > 0, "the dead replica caused no error: {errors}");
+    let by_class: u64 = errors["by_class"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_class, total, "every error has a class");
+    // The step fails only if the budget or the split says so, and the exit code agrees.
+    let over_budget = errors["outcome"] == "FAIL";
+    let split_ok = s["verify"]["split"]["outcome"] == "PASS";
+    let expected_outcome = match (split_ok, over_budget) {
+        (true, false) => "PASS",
+        (true, true) => "ERRORS",
+        (false, _) => s["verify"]["split"]["outcome"].as_str().unwrap(),
+    };
+    assert_eq!(s["outcome"], expected_outcome, "{s}");
+    // The walk went on to the end; later steps use the surviving replicas.
+    assert_eq!(steps(&doc).len(), 6, "stderr: {err}");
+    for later in &steps(&doc)[3..] {
+        assert_eq!(later["outcome"], "PASS", "step {}", later["number"]);
+    }
+    let expected_code = match expected_outcome {
+        "PASS" => 0,
+        "ERRORS" => 4,
+        "FAIL" => 1,
+        _ => 3,
+    };
+    assert_eq!(code, expected_code);
+}
+
+#[test]
+fn a_weight_change_during_sampling_is_marked_and_in_the_samples_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap().to_owned();
+    let (_code, doc, err) = rehearse_json(&[
+        "--shift-during",
+        "2",
+        "--seed",
+        "4",
+        "--samples-dir",
+        &dir_arg,
+    ]);
+    let s = &steps(&doc)[1];
+    assert_eq!(s["drift"]["moved"], true, "{}\n{err}", s["drift"]);
+    assert!(s["drift"]["max_shift"].as_f64().unwrap() > 0.2);
+    assert!(
+        s["events"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("weights changed during sampling"),
+        "{}",
+        s["events"]
+    );
+    for (i, other) in steps(&doc).iter().enumerate() {
+        if i != 1 {
+            assert_eq!(other["drift"]["moved"], false, "step {}", i + 1);
+        }
+    }
+    // The samples file of step 2 shows the move: `two` answers far more in its second half.
+    let text = std::fs::read_to_string(dir.path().join("step-2.jsonl")).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len() as u64,
+        s["verify"]["attempted"].as_u64().unwrap()
+    );
+    let mut by_id: Vec<(u64, bool)> = lines
+        .iter()
+        .map(|l| (l["id"].as_u64().unwrap(), l["version"] == "two"))
+        .collect();
+    by_id.sort();
+    let half = by_id.len() / 2;
+    let share = |xs: &[(u64, bool)]| xs.iter().filter(|x| x.1).count() as f64 / xs.len() as f64;
+    let (first, second) = (share(&by_id[..half / 2]), share(&by_id[half + half / 2..]));
+    assert!(
+        second - first > 0.2,
+        "first quarter {first}, last quarter {second}"
+    );
+    for n in 1..=6 {
+        assert!(dir.path().join(format!("step-{n}.jsonl")).exists());
+    }
+}
+
+fn gateway_addr(line: &str) -> Option<SocketAddr> {
+    line.split("listening on ")
+        .nth(1)?
+        .split([' ', ';'])
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Starts a walk, sends SIGINT once the first step's verdict is out, checks the cleanup.
+fn interrupt_after_first_step(args: &[&str]) -> (String, Option<u32>) {
+    let mut run = Running::start(args);
+    let pid = run.0.id();
+    let mut stdout = BufReader::new(run.0.stdout.take().unwrap());
+    let mut seen = String::new();
+    let mut addr = None;
+    let mut haproxy_pid = None;
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        if addr.is_none() {
+            addr = gateway_addr(&line);
+            haproxy_pid = line
+                .split("haproxy pid ")
+                .nth(1)
+                .and_then(|s| s.split(')').next())
+                .and_then(|p| p.parse::<u32>().ok());
+        }
+        seen.push_str(&line);
+        let first_step_done = line.starts_with("  step 1: ");
+        line.clear();
+        if first_step_done {
+            let status = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            break;
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no gateway address in:\n{seen}"));
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    seen.push_str(&rest);
+    let (status, _, _) = run.finish();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("Rehearsal summary"), "{seen}");
+    assert!(seen.contains("INTERRUPTED after"), "{seen}");
+    assert!(seen.contains("  step 1: PASS"), "{seen}");
+    assert!(!seen.contains("  step 6:"), "the walk went on: {seen}");
+    // Nothing is left listening on the gateway's port.
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+        "the gateway port {addr} still accepts"
+    );
+    (seen, haproxy_pid)
+}
+
+#[test]
+fn an_interrupted_walk_stops_everything_and_prints_a_partial_summary() {
+    let (out, haproxy) = interrupt_after_first_step(&["--seed", "2"]);
+    assert!(haproxy.is_none());
+    assert!(out.contains("builtin gateway"));
+}
+
+#[test]
+fn a_missing_haproxy_is_one_clear_sentence_and_exit_2() {
+    let (code, out, err) = rehearse(&[
+        "--gateway",
+        "haproxy",
+        "--haproxy-bin",
+        "/nonexistent/haproxy",
+    ]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("haproxy is not installed"), "{err}");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn bad_fault_steps_are_usage_errors() {
+    let (code, _, err) = rehearse(&["--chaos", "4"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--chaos 4"), "{err}");
+    let (code, _, err) = rehearse(&["--steps", "0,120"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+#[ignore = "needs haproxy (Debian package); .ci/run installs it"]
+fn the_full_walk_through_haproxy_passes_every_step() {
+    let (code, doc, err) = rehearse_json(&["--gateway", "haproxy"]);
+    assert_eq!(outcomes(&doc), ["PASS"; 6], "stderr: {err}");
+    assert_eq!(code, 0);
+    assert_eq!(doc["gateway"], "haproxy");
+    assert_full_walk(&doc);
+}
+
+#[test]
+#[ignore = "needs haproxy (Debian package); .ci/run installs it"]
+fn an_interrupted_haproxy_walk_leaves_no_haproxy_running() {
+    let (_, pid) = interrupt_after_first_step(&["--gateway", "haproxy"]);
+    let pid = pid.expect("the haproxy pid is printed");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "haproxy {pid} is still running"
+    );
+}
