@@ -44,14 +44,17 @@ impl Running {
     fn finish(mut self) -> (ExitStatus, String, String) {
         let mut out = String::new();
         let mut err = String::new();
-        let mut stdout = self.0.stdout.take().unwrap();
-        let mut stderr = self.0.stderr.take().unwrap();
+        let stderr = self.0.stderr.take();
         let reader = std::thread::spawn(move || {
             let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
+            if let Some(mut stderr) = stderr {
+                let _ = stderr.read_to_string(&mut s);
+            }
             s
         });
-        let _ = stdout.read_to_string(&mut out);
+        if let Some(mut stdout) = self.0.stdout.take() {
+            let _ = stdout.read_to_string(&mut out);
+        }
         let start = Instant::now();
         let status = loop {
             if let Some(status) = self.0.try_wait().unwrap() {

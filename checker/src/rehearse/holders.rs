@@ -4,10 +4,13 @@
 //! [`EXCHANGE_EVERY`] and checks every reply (the line echoed back, and always
 //! by the same version: an open connection must never move). When told to stop it
 //! closes its side and waits for the gateway to close too. A holder that ends any
-//! other way (a reset, an early close, a wrong or moved reply) is *lost*.
+//! other way (a reset, an early close, a wrong or moved reply) is *lost*, and the
+//! loss is logged the moment it happens ([`Holders::take_losses`]), so that it is
+//! reported in the step where it happened even though the set is closed later.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -41,6 +44,14 @@ pub struct HeldSummary {
 }
 
 impl HeldSummary {
+    /// Counts lost connections from their reasons.
+    pub fn add_losses(&mut self, reasons: Vec<String>) {
+        for r in reasons {
+            self.lost += 1;
+            *self.reasons.entry(r).or_insert(0) += 1;
+        }
+    }
+
     /// Adds another summary to this one.
     pub fn merge(&mut self, other: &HeldSummary) {
         self.opened += other.opened;
@@ -69,6 +80,7 @@ pub struct Holders {
     stop: CancellationToken,
     tasks: JoinSet<Held>,
     opened: u64,
+    losses: Arc<Mutex<Vec<String>>>,
 }
 
 impl Holders {
@@ -76,11 +88,12 @@ impl Holders {
     /// this returns, so every one of them is routed and open when the step changes things.
     pub async fn open(gateway: SocketAddr, count: usize, stop_all: &CancellationToken) -> Self {
         let stop = stop_all.child_token();
+        let losses = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = JoinSet::new();
         let mut ready = Vec::with_capacity(count);
         for i in 0..count {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            tasks.spawn(hold(gateway, i, stop.clone(), tx));
+            tasks.spawn(hold(gateway, i, stop.clone(), tx, Arc::clone(&losses)));
             ready.push(rx);
         }
         for rx in ready {
@@ -90,10 +103,17 @@ impl Holders {
             stop,
             tasks,
             opened: count as u64,
+            losses,
         }
     }
 
-    /// Tells every holder to close and collects how each ended.
+    /// The reasons of the connections lost since the last call.
+    pub fn take_losses(&self) -> Vec<String> {
+        std::mem::take(&mut *self.losses.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Tells every holder to close and collects how each ended; the losses counted are
+    /// those not already taken with [`Holders::take_losses`].
     pub async fn close(mut self) -> HeldSummary {
         self.stop.cancel();
         let mut s = HeldSummary {
@@ -101,24 +121,21 @@ impl Holders {
             ..HeldSummary::default()
         };
         while let Some(joined) = self.tasks.join_next().await {
-            let held = joined.unwrap_or_else(|e| Held {
-                version: None,
-                exchanges: 0,
-                lost: Some(format!("holder task failed: {e}")),
-            });
+            let held = match joined {
+                Ok(held) => held,
+                Err(e) => {
+                    s.add_losses(vec![format!("holder task failed: {e}")]);
+                    continue;
+                }
+            };
             s.exchanges += held.exchanges;
-            match held.lost {
-                None => {
-                    s.kept += 1;
-                    let v = held.version.unwrap_or_else(|| "?".to_owned());
-                    *s.by_version.entry(v).or_insert(0) += 1;
-                }
-                Some(reason) => {
-                    s.lost += 1;
-                    *s.reasons.entry(reason).or_insert(0) += 1;
-                }
+            if held.lost.is_none() {
+                s.kept += 1;
+                let v = held.version.unwrap_or_else(|| "?".to_owned());
+                *s.by_version.entry(v).or_insert(0) += 1;
             }
         }
+        s.add_losses(self.take_losses());
         s
     }
 }
@@ -128,6 +145,7 @@ async fn hold(
     index: usize,
     stop: CancellationToken,
     ready: tokio::sync::oneshot::Sender<()>,
+    losses: Arc<Mutex<Vec<String>>>,
 ) -> Held {
     let mut held = Held {
         version: None,
@@ -137,6 +155,10 @@ async fn hold(
     let mut ready = Some(ready);
     let result = exchange_until_stopped(gateway, index, &stop, &mut held, &mut ready).await;
     if let Err(reason) = result {
+        losses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(reason.clone());
         held.lost = Some(reason);
     }
     held

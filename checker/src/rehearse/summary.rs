@@ -90,6 +90,9 @@ pub struct StepReport {
     pub drift: Option<Drift>,
     /// Long-lived connections that were open across this step and closed at its end.
     pub held: HeldSummary,
+    /// Of the held connections lost, those lost in a step with an injected replica crash:
+    /// shown, but they do not decide the step (no gateway keeps a connection whose server died).
+    pub lost_to_crash: u64,
     /// Replicas whose drain finished during this step.
     pub drains: DrainTotals,
     /// Faults injected and other events, in order.
@@ -105,7 +108,7 @@ pub struct StepReport {
 impl StepReport {
     /// Decides the outcome from the verification, the held connections and the drains.
     pub fn decide(&mut self, interrupted: bool) {
-        let lost = self.held.lost + self.drains.cut;
+        let lost = self.held.lost.saturating_sub(self.lost_to_crash) + self.drains.cut;
         self.outcome = match (&self.verify, interrupted) {
             (_, true) => StepOutcome::Interrupted,
             (None, false) => StepOutcome::Errors,
@@ -248,27 +251,18 @@ pub fn step_notes(step: &StepReport) -> String {
     if let Some(e) = &step.verify_error {
         let _ = writeln!(out, "  verify could not run: {e}");
     }
-    if let Some(d) = &step.drift {
-        if d.moved {
-            let _ = writeln!(
-                out,
-                "  ! the split MOVED during sampling: a share changed by {:.1} points between windows (chi-square p = {}); the counts above mix two splits",
-                d.max_shift * 100.0,
-                d.p_value.map_or("-".to_owned(), |p| format!("{p:.2e}"))
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "  split steady during sampling (largest window-to-window shift {:.1} points)",
-                d.max_shift * 100.0
-            );
-        }
+    if let Some(d) = step.drift.as_ref().filter(|d| d.moved) {
+        let _ = writeln!(
+            out,
+            "  ! the split MOVED during this step's sampling (a share shifted by {:.1} points between windows): its counts mix two splits",
+            d.max_shift * 100.0
+        );
     }
     for o in &step.off {
         let _ = writeln!(out, "  ! {o}");
     }
     let h = &step.held;
-    if h.opened > 0 {
+    if h.opened > 0 || h.lost > 0 {
         let versions: Vec<String> = h
             .by_version
             .iter()
@@ -283,6 +277,13 @@ pub fn step_notes(step: &StepReport) -> String {
             h.lost,
             h.exchanges
         );
+        if step.lost_to_crash > 0 {
+            let _ = write!(
+                out,
+                " ({} lost in the step whose replica was killed: reported, not held against the step)",
+                step.lost_to_crash
+            );
+        }
         if !h.reasons.is_empty() {
             let reasons: Vec<String> = h.reasons.iter().map(|(r, n)| format!("{r} x{n}")).collect();
             let _ = write!(out, ": {}", reasons.join("; "));
@@ -379,8 +380,12 @@ pub fn render_summary(walk: &WalkReport) -> String {
                 |r| r.reason(),
             );
         }
-        if w.held.lost + w.drains.cut > 0 && w.outcome == StepOutcome::Errors {
-            why = format!("{} held connection(s) lost", w.held.lost + w.drains.cut);
+        let lost = w.held.lost.saturating_sub(w.lost_to_crash) + w.drains.cut;
+        if lost > 0
+            && w.outcome == StepOutcome::Errors
+            && w.verify.as_ref().is_some_and(|r| r.exit_code() == 0)
+        {
+            why = format!("{lost} held connection(s) lost");
         }
         let _ = writeln!(
             out,

@@ -376,8 +376,11 @@ async fn run_steps(
         on_event(WalkEvent::Verifying(step, &stage.weights));
         let gateway_weights = stage.weights.clone();
         let (verified, drift) = verify_step(config, step, stage, stop, &mut events).await?;
+        // Losses are reported in the step where they happened, whichever set they hit.
         let mut held = HeldSummary::default();
+        held.add_losses(current.take_losses());
         if let Some(h) = previous.take() {
+            held.add_losses(h.take_losses());
             held.merge(&h.close().await);
         }
         let last = step.number == plan.len();
@@ -395,7 +398,9 @@ async fn run_steps(
             Ok(r) => (Some(r), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        let crashed = config.kill_replica == Some(step.number);
         let mut s = StepReport {
+            lost_to_crash: if crashed { held.lost } else { 0 },
             number: step.number,
             name: step.name.clone(),
             gateway_weights,
@@ -511,14 +516,7 @@ async fn verify_step(
     let faults = inject_faults(config, step, stage, base, total, &done, events);
     let (verified, faulted) = tokio::join!(run, faults);
     faulted?;
-    let drift = verified.as_ref().ok().map(|r| {
-        let windows: Vec<Vec<(String, u64)>> = r
-            .windows
-            .iter()
-            .map(|w| w.counts.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .collect();
-        verdict::drift(&windows, &config.settings)
-    });
+    let drift = verified.as_ref().ok().map(|r| r.drift.clone());
     Ok((verified, drift))
 }
 
