@@ -87,23 +87,29 @@ impl Holders {
     /// Opens `count` connections to `gateway`, each exchanging its first line before
     /// this returns, so every one of them is routed and open when the step changes things.
     pub async fn open(gateway: SocketAddr, count: usize, stop_all: &CancellationToken) -> Self {
-        let stop = stop_all.child_token();
-        let losses = Arc::new(Mutex::new(Vec::new()));
-        let mut tasks = JoinSet::new();
+        let mut holders = Self {
+            stop: stop_all.child_token(),
+            tasks: JoinSet::new(),
+            opened: 0,
+            losses: Arc::new(Mutex::new(Vec::new())),
+        };
+        holders.open_more(gateway, count).await;
+        holders
+    }
+
+    /// Opens `count` more connections into this set, like [`Holders::open`].
+    pub async fn open_more(&mut self, gateway: SocketAddr, count: usize) {
         let mut ready = Vec::with_capacity(count);
-        for i in 0..count {
+        for _ in 0..count {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            tasks.spawn(hold(gateway, i, stop.clone(), tx, Arc::clone(&losses)));
+            let index = self.opened;
+            self.opened += 1;
+            let (stop, losses) = (self.stop.clone(), Arc::clone(&self.losses));
+            self.tasks.spawn(hold(gateway, index, stop, tx, losses));
             ready.push(rx);
         }
         for rx in ready {
             let _ = rx.await;
-        }
-        Self {
-            stop,
-            tasks,
-            opened: count as u64,
-            losses,
         }
     }
 
@@ -142,7 +148,7 @@ impl Holders {
 
 async fn hold(
     gateway: SocketAddr,
-    index: usize,
+    index: u64,
     stop: CancellationToken,
     ready: tokio::sync::oneshot::Sender<()>,
     losses: Arc<Mutex<Vec<String>>>,
@@ -166,7 +172,7 @@ async fn hold(
 
 async fn exchange_until_stopped(
     gateway: SocketAddr,
-    index: usize,
+    index: u64,
     stop: &CancellationToken,
     held: &mut Held,
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,

@@ -14,6 +14,7 @@
 //! under open connections, including those on the replicas being replaced or deleted;
 //! each holder checks every reply and that its connection never moves.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub const CHAOS_POINTS: u32 = 10;
 pub const SHIFT_POINTS: u32 = 40;
 /// Pause between replacing two replicas in the rolling update.
 const ROLL_PAUSE: Duration = Duration::from_millis(100);
+/// How many extra batches of held connections may be opened to reach every group.
+const HOLD_TOP_UPS: usize = 4;
 /// How long the gateway may drain at the end before cutting.
 const GATEWAY_DRAIN: Duration = Duration::from_secs(5);
 
@@ -370,7 +373,7 @@ async fn run_steps(
         if stop.is_cancelled() {
             break;
         }
-        let current = Holders::open(stage.ingress.addr(), config.hold, stop).await;
+        let current = open_holders(config, stage, stop).await?;
         let mut events = Vec::new();
         apply_change(config, step, stage, &mut events).await?;
         on_event(WalkEvent::Verifying(step, &stage.weights));
@@ -427,6 +430,41 @@ async fn run_steps(
         }
     }
     Ok(())
+}
+
+/// Active connections per group, as the ingress counts them.
+async fn active_by_group(ingress: &Ingress) -> Result<BTreeMap<String, u64>, WalkError> {
+    let mut out = BTreeMap::new();
+    for b in ingress.stats().await?.backends {
+        *out.entry(b.group).or_insert(0) += b.active;
+    }
+    Ok(out)
+}
+
+/// Opens the step's held connections, topping up (at most [`HOLD_TOP_UPS`] times) until
+/// every group with traffic holds at least one of them, so each replica set that is
+/// replaced or deleted later has open connections on it to lose or keep.
+async fn open_holders(
+    config: &WalkConfig,
+    stage: &Stage,
+    stop: &CancellationToken,
+) -> Result<Holders, WalkError> {
+    let before = active_by_group(&stage.ingress).await?;
+    let mut holders = Holders::open(stage.ingress.addr(), config.hold, stop).await;
+    if config.hold == 0 {
+        return Ok(holders);
+    }
+    for _ in 0..HOLD_TOP_UPS {
+        let after = active_by_group(&stage.ingress).await?;
+        let missing = stage.weights.iter().any(|(g, w)| {
+            *w > 0 && after.get(g).copied().unwrap_or(0) <= before.get(g).copied().unwrap_or(0)
+        });
+        if !missing || stop.is_cancelled() {
+            break;
+        }
+        holders.open_more(stage.ingress.addr(), config.hold).await;
+    }
+    Ok(holders)
 }
 
 async fn apply_change(
