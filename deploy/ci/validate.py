@@ -19,6 +19,8 @@ What it does, in order:
      breakage is reported (so these checks can fail).
 
 Prints one line per finding and ends with `checks: N passed, M failed`.
+With --walk-table it prints the walk instead (used by deploy/ci/walk-rehearsal):
+one line per step: path, expected split, subset=version:weight per destination.
 """
 
 from __future__ import annotations
@@ -607,19 +609,27 @@ def check_argo(unit: Unit, rep: Report) -> None:
 
 def derived_split(unit: Unit) -> dict[str, float]:
     """Version -> share of new connections, derived from the render's route weights."""
+    weights: dict[str, float] = {}
+    for _, version, weight in route_versions(unit):
+        weights[version] = weights.get(version, 0) + weight
+    return shares(weights)
+
+
+def route_versions(unit: Unit) -> list[tuple[str, str, float]]:
+    """(subset, version, weight) for each destination of the render's TCP routes."""
     drs = by_kind(unit, "DestinationRule")
     pods = pod_label_sets(unit)
-    weights: dict[str, float] = {}
+    out = []
     for vs in by_kind(unit, "VirtualService").values():
         for route in (vs.get("spec") or {}).get("tcp") or []:
             for dest in route.get("route") or []:
-                d = dest.get("destination") or {}
+                subset = (dest.get("destination") or {}).get("subset")
                 labels = next(
                     (
                         s.get("labels") or {}
                         for dr in drs.values()
                         for s in (dr.get("spec") or {}).get("subsets") or []
-                        if s.get("name") == d.get("subset")
+                        if s.get("name") == subset
                     ),
                     {},
                 )
@@ -631,10 +641,9 @@ def derived_split(unit: Unit) -> dict[str, float]:
                     if is_echo_server(c)
                 }
                 if len(versions) != 1:
-                    raise RuntimeError(f"subset {d.get('subset')} selects versions {sorted(versions)}, not one")
-                v = versions.pop()
-                weights[v] = weights.get(v, 0) + float(dest.get("weight", 0))
-    return shares(weights)
+                    raise RuntimeError(f"{unit.name}: subset {subset} selects versions {sorted(versions)}, not one")
+                out.append((subset, versions.pop(), float(dest.get("weight", 0))))
+    return out
 
 
 def check_walk(units: dict[str, Unit], steps: list[dict], readme: str, rep: Report) -> None:
@@ -924,6 +933,14 @@ def self_test(units, steps, crds, readme) -> tuple[int, list[str]]:
     return caught, missed
 
 
+def print_walk_table(units: dict[str, Unit], steps: list[dict]) -> None:
+    """One line per step: path, expect, then subset=version:weight for each destination."""
+    for step in steps:
+        dests = route_versions(units[f"kustomize/{step['path']}"])
+        cells = " ".join(f"{sub}={ver}:{int(w)}" for sub, ver, w in dests)
+        print(f"{step['path']}\t{step['expect']}\t{cells}")
+
+
 def main(argv: list[str]) -> int:
     schema_dir = Path(os.environ.get("TCP_CANARY_SCHEMAS", ROOT.parent / "shared" / "schemas"))
     crds = load_crd_schemas(schema_dir)
@@ -931,6 +948,9 @@ def main(argv: list[str]) -> int:
     readme = readme_path.read_text() if readme_path.exists() else ""
     with tempfile.TemporaryDirectory(prefix="tcp-canary-deploy-") as tmp:
         units, steps = render_all(Path(tmp))
+    if "--walk-table" in argv:
+        print_walk_table(units, steps)
+        return 0
     total_docs = sum(len(u.docs) for u in units.values())
     print(f"rendered {len(units)} units, {total_docs} documents; CRD schemas from {schema_dir}")
     rep = run_checks(units, steps, crds, readme)
