@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -62,7 +63,8 @@ pub(crate) async fn serve(
     metrics.connections_accepted.inc();
     metrics.connections_active.inc();
     tracing::debug!(%peer, "connection opened");
-    let end = converse(&stream, &ctx).await;
+    let mut stream = stream;
+    let end = converse(&mut stream, &ctx).await;
     drop(stream);
     metrics.connections_active.dec();
     match &end {
@@ -88,7 +90,7 @@ pub(crate) async fn serve(
 }
 
 /// Reads lines and writes replies until the connection ends.
-async fn converse(stream: &TcpStream, ctx: &HandlerContext) -> End {
+async fn converse(stream: &mut TcpStream, ctx: &HandlerContext) -> End {
     let metrics = &ctx.shared.metrics;
     let cut = &ctx.shared.cut;
     let mut framer = LineFramer::new(ctx.max_line);
@@ -102,10 +104,11 @@ async fn converse(stream: &TcpStream, ctx: &HandlerContext) -> End {
         if input.capacity() == input.len() {
             input.reserve(framer.read_hint(input.len()).min(READ_CHUNK));
         }
-        let read = match stream.try_read_buf(&mut input) {
+        // `read_buf` (unlike `try_read_buf`) notes a short read as "drained", which
+        // saves the extra `read` that would only return `WouldBlock`.
+        let read = match wait(stream.read_buf(&mut input), ctx).await {
             Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return End::Failed(e),
+            Err(end) => return end,
         };
         if read == 0 {
             // End of stream: answer a final line that had no `\n` (Istio's sample drops it).
@@ -167,24 +170,19 @@ async fn write_all(stream: &TcpStream, bytes: &[u8], ctx: &HandlerContext) -> Re
     Ok(())
 }
 
-/// Waits for socket readiness, unless the idle timeout passes or the server cuts first.
-async fn wait(
-    ready: impl Future<Output = io::Result<()>>,
-    ctx: &HandlerContext,
-) -> Result<(), End> {
-    let ready = async {
+/// Waits for `io` (readiness or a read), unless the idle timeout passes or the server cuts first.
+async fn wait<T>(io: impl Future<Output = io::Result<T>>, ctx: &HandlerContext) -> Result<T, End> {
+    let io = async {
         match ctx.idle_timeout {
-            Some(limit) => tokio::time::timeout(limit, ready)
-                .await
-                .map_err(|_| End::Idle),
-            None => Ok(ready.await),
+            Some(limit) => tokio::time::timeout(limit, io).await.map_err(|_| End::Idle),
+            None => Ok(io.await),
         }
     };
     tokio::select! {
         biased;
         () = ctx.shared.cut.cancelled() => Err(End::Cut),
-        result = ready => match result {
-            Ok(Ok(())) => Ok(()),
+        result = io => match result {
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(End::Failed(e)),
             Err(end) => Err(end),
         },
