@@ -62,6 +62,7 @@ pub struct Fleet {
     running: Vec<Running>,
     draining: Vec<Running>,
     started: u64,
+    per_version: std::collections::BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -81,6 +82,7 @@ impl Fleet {
             running: Vec::new(),
             draining: Vec::new(),
             started: 0,
+            per_version: std::collections::BTreeMap::new(),
         }
     }
 
@@ -105,17 +107,11 @@ impl Fleet {
             });
         };
         self.started += 1;
-        let index = self
-            .running
-            .iter()
-            .filter(|r| r.replica.version == version)
-            .count()
-            + self
-                .draining
-                .iter()
-                .filter(|r| r.replica.version == version)
-                .count()
-            + 1;
+        let index = {
+            let n = self.per_version.entry(version.to_owned()).or_insert(0);
+            *n += 1;
+            *n
+        };
         let replica = Replica {
             name: format!("{version}-{index}"),
             version: version.to_owned(),

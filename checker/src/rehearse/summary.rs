@@ -397,10 +397,86 @@ pub fn render_summary(walk: &WalkReport) -> String {
             walk.exit_code
         );
     } else {
+        let crashed: u64 = walk.steps.iter().map(|s| s.lost_to_crash).sum();
+        let lost = if crashed > 0 {
+            format!(
+                "no open connection was lost but the {crashed} on the replica killed on purpose"
+            )
+        } else {
+            "no open connection was lost".to_owned()
+        };
         let _ = writeln!(
             out,
-            "PASS: every step's traffic followed its weights and no open connection was lost (exit 0)"
+            "PASS: every step's traffic followed its weights and {lost} (exit 0)"
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(number: usize, outcome: StepOutcome) -> StepReport {
+        StepReport {
+            number,
+            name: format!("s{number}"),
+            gateway_weights: Vec::new(),
+            expect: String::new(),
+            verify: None,
+            verify_error: None,
+            drift: None,
+            held: HeldSummary::default(),
+            lost_to_crash: 0,
+            drains: DrainTotals::default(),
+            events: Vec::new(),
+            off: Vec::new(),
+            outcome,
+            exit_code: outcome.exit_code(),
+        }
+    }
+
+    fn walk(outcomes: &[StepOutcome], interrupted: bool) -> WalkReport {
+        let mut w = WalkReport {
+            gateway: GatewayKind::Builtin,
+            gateway_addr: String::new(),
+            seed: 1,
+            replicas: 1,
+            steps: outcomes
+                .iter()
+                .enumerate()
+                .map(|(i, o)| step(i + 1, *o))
+                .collect(),
+            interrupted,
+            teardown: Teardown::default(),
+            elapsed_s: 0.0,
+            exit_code: 0,
+        };
+        w.decide();
+        w
+    }
+
+    #[test]
+    fn the_worst_step_decides_fail_then_errors_then_inconclusive() {
+        use StepOutcome::*;
+        assert_eq!(walk(&[Pass, Pass], false).exit_code, 0);
+        assert_eq!(walk(&[Inconclusive, Errors, Pass], false).exit_code, 4);
+        assert_eq!(walk(&[Errors, Fail, Inconclusive], false).exit_code, 1);
+        assert_eq!(walk(&[Pass, Inconclusive], false).exit_code, 3);
+        assert_eq!(walk(&[Pass], true).exit_code, INTERRUPTED);
+        // The first of equally bad steps is named.
+        assert_eq!(
+            walk(&[Fail, Fail], false).worst().map(|s| s.number),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_step_without_verification_or_with_lost_connections_fails_on_errors() {
+        let mut s = step(1, StepOutcome::Pass);
+        s.decide(false);
+        assert_eq!(s.outcome, StepOutcome::Errors);
+        s.decide(true);
+        assert_eq!(s.outcome, StepOutcome::Interrupted);
+    }
 }

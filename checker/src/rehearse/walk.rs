@@ -645,3 +645,54 @@ async fn inject_faults(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_walk_is_the_weight_steps_then_promote_return_delete() {
+        let plan = plan_steps(&[0, 10, 20]).unwrap();
+        let names: Vec<&str> = plan.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "canary 0%",
+                "canary 10%",
+                "canary 20%",
+                "primary rolling update",
+                "back to stable",
+                "canary delete"
+            ]
+        );
+        let expects: Vec<String> = plan.iter().map(|s| s.expect.to_string()).collect();
+        assert_eq!(expects[1], "one=90,two=10");
+        assert_eq!(expects[3..], ["one=0,two=100"; 3]);
+        assert_eq!(plan[5].number, 6);
+    }
+
+    #[test]
+    fn fault_steps_and_values_are_checked() {
+        let ok = WalkConfig::default();
+        assert_eq!(ok.validate().unwrap().len(), 6);
+        let bad = |f: fn(&mut WalkConfig)| {
+            let mut c = WalkConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(bad(|c| c.chaos = Some(4)).contains("--chaos 4"));
+        assert!(bad(|c| c.shift_during = Some(0)).contains("--shift-during 0"));
+        assert!(bad(|c| c.kill_replica = Some(5)).contains("or the rolling update"));
+        assert!(bad(|c| c.steps = vec![0, 101]).contains("101"));
+        assert!(bad(|c| c.steps.clear()).contains("at least one"));
+        assert!(bad(|c| c.replicas = 0).contains("--replicas"));
+        let c = WalkConfig {
+            kill_replica: Some(4),
+            ..WalkConfig::default()
+        };
+        assert!(
+            c.validate().is_ok(),
+            "the rolling update may lose a canary replica"
+        );
+    }
+}
