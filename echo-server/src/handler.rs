@@ -5,18 +5,24 @@
 //! and frees its buffers again once no partial line is left. A partial line never
 //! grows past the line limit (see [`LineFramer`]), so a client streaming without a
 //! newline costs at most `max_line` bytes before it is disconnected.
+//!
+//! Waiting is written with `poll_fn` over the socket's readiness, one idle timer per
+//! connection and one cancellation future, so that an idle connection's task stays
+//! small (see the idle-memory benchmark in `benches/`).
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
-use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFuture;
 
 use crate::protocol::{LineFramer, encode_reply};
 use crate::shutdown::Shared;
@@ -42,7 +48,7 @@ pub(crate) struct HandlerContext {
 enum End {
     /// The client closed its side and every line was answered.
     Closed,
-    /// The client was silent longer than the idle timeout.
+    /// The client was silent (or did not read) longer than the idle timeout.
     Idle,
     /// A line exceeded the limit.
     TooLong,
@@ -54,62 +60,107 @@ enum End {
 
 /// Serves one connection until it ends; `_permit` holds its place under the connection limit.
 pub(crate) async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
+    mut stream: TcpStream,
     ctx: Arc<HandlerContext>,
     _permit: OwnedSemaphorePermit,
 ) {
     let metrics = &ctx.shared.metrics;
     metrics.connections_accepted.inc();
     metrics.connections_active.inc();
-    tracing::debug!(%peer, "connection opened");
-    let mut stream = stream;
+    tracing::debug!(peer = ?stream.peer_addr().ok(), "connection opened");
     let end = converse(&mut stream, &ctx).await;
-    drop(stream);
     metrics.connections_active.dec();
+    let peer = || stream.peer_addr().ok();
     match &end {
         End::Idle => {
             metrics.connections_idle_closed.inc();
         }
         End::TooLong => {
             metrics.lines_too_long.inc();
-            tracing::warn!(%peer, max_line = ctx.max_line, "closed a connection whose line exceeded the limit");
+            tracing::warn!(
+                peer = ?peer(),
+                max_line = ctx.max_line,
+                "closed a connection whose line exceeded the limit"
+            );
         }
         End::Cut => {
             metrics.connections_cut.inc();
         }
         End::Failed(error) => {
-            tracing::debug!(%peer, %error, "connection failed");
+            tracing::debug!(peer = ?peer(), %error, "connection failed");
         }
         End::Closed => {}
     }
     if !matches!(end, End::Cut) && ctx.shared.shutting_down.load(Ordering::SeqCst) {
         metrics.connections_drained.inc();
     }
-    tracing::debug!(%peer, end = ?end, "connection closed");
+    tracing::debug!(peer = ?peer(), end = ?end, "connection closed");
+}
+
+/// The two reasons to stop waiting on the socket: the idle timer and the server's cut.
+struct Stops<'a, 'b> {
+    cut: Pin<&'a mut WaitForCancellationFuture<'b>>,
+    idle: Pin<&'a mut Option<Sleep>>,
+    idle_timeout: Option<Duration>,
+}
+
+impl Stops<'_, '_> {
+    /// Ready with the reason when the connection must end now.
+    fn poll_stop(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        if self.cut.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(End::Cut);
+        }
+        if let Some(sleep) = self.idle.as_mut().as_pin_mut()
+            && sleep.poll(cx).is_ready()
+        {
+            return Poll::Ready(End::Idle);
+        }
+        Poll::Pending
+    }
+
+    /// The connection made progress: restart the idle timer.
+    fn touch(&mut self) {
+        if let (Some(limit), Some(sleep)) = (self.idle_timeout, self.idle.as_mut().as_pin_mut()) {
+            sleep.reset(Instant::now() + limit);
+        }
+    }
 }
 
 /// Reads lines and writes replies until the connection ends.
 async fn converse(stream: &mut TcpStream, ctx: &HandlerContext) -> End {
     let metrics = &ctx.shared.metrics;
-    let cut = &ctx.shared.cut;
+    let cut = pin!(ctx.shared.cut.cancelled());
+    let idle = pin!(ctx.idle_timeout.map(tokio::time::sleep));
+    let mut stops = Stops {
+        cut,
+        idle,
+        idle_timeout: ctx.idle_timeout,
+    };
     let mut framer = LineFramer::new(ctx.max_line);
     let mut input = BytesMut::new();
     let mut output = BytesMut::new();
     loop {
-        match wait(stream.readable(), ctx).await {
-            Ok(()) => {}
-            Err(end) => return end,
-        }
-        if input.capacity() == input.len() {
-            input.reserve(framer.read_hint(input.len()).min(READ_CHUNK));
-        }
-        // `read_buf` (unlike `try_read_buf`) notes a short read as "drained", which
-        // saves the extra `read` that would only return `WouldBlock`.
-        let read = match wait(stream.read_buf(&mut input), ctx).await {
+        let read = poll_fn(|cx| {
+            if let Poll::Ready(end) = stops.poll_stop(cx) {
+                return Poll::Ready(Err(end));
+            }
+            // No buffer until the socket has something to read.
+            if let Err(e) = ready!(stream.poll_read_ready(cx)) {
+                return Poll::Ready(Err(End::Failed(e)));
+            }
+            if input.capacity() == input.len() {
+                input.reserve(framer.read_hint(input.len()).min(READ_CHUNK));
+            }
+            // A short read marks the socket drained, saving a `read` that would block.
+            tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, &mut input)
+                .map_err(End::Failed)
+        })
+        .await;
+        let read = match read {
             Ok(read) => read,
             Err(end) => return end,
         };
+        stops.touch();
         if read == 0 {
             // End of stream: answer a final line that had no `\n` (Istio's sample drops it).
             if input.is_empty() {
@@ -117,7 +168,7 @@ async fn converse(stream: &mut TcpStream, ctx: &HandlerContext) -> End {
             }
             encode_reply(&ctx.version, &input, &mut output);
             metrics.lines_echoed.inc();
-            return match write_all(stream, &output, ctx).await {
+            return match write_all(stream, &output, &mut stops, ctx).await {
                 Ok(()) => End::Closed,
                 Err(end) => end,
             };
@@ -136,7 +187,7 @@ async fn converse(stream: &mut TcpStream, ctx: &HandlerContext) -> End {
         };
         if lines > 0 {
             metrics.lines_echoed.inc_by(lines);
-            if let Err(end) = write_all(stream, &output, ctx).await {
+            if let Err(end) = write_all(stream, &output, &mut stops, ctx).await {
                 return end;
             }
             // Free the buffers between requests so that idle connections cost no buffer.
@@ -148,43 +199,35 @@ async fn converse(stream: &mut TcpStream, ctx: &HandlerContext) -> End {
         if input.is_empty() {
             input = BytesMut::new();
         }
-        if cut.is_cancelled() {
-            return End::Cut;
-        }
     }
 }
 
 /// Writes all of `bytes`, giving up on the idle timeout or a cut.
-async fn write_all(stream: &TcpStream, bytes: &[u8], ctx: &HandlerContext) -> Result<(), End> {
+async fn write_all(
+    stream: &TcpStream,
+    bytes: &[u8],
+    stops: &mut Stops<'_, '_>,
+    ctx: &HandlerContext,
+) -> Result<(), End> {
     let mut written = 0;
     while written < bytes.len() {
         match stream.try_write(&bytes[written..]) {
             Ok(n) => {
                 written += n;
                 ctx.shared.metrics.bytes_sent.inc_by(n as u64);
+                stops.touch();
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(stream.writable(), ctx).await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                poll_fn(|cx| {
+                    if let Poll::Ready(end) = stops.poll_stop(cx) {
+                        return Poll::Ready(Err(end));
+                    }
+                    stream.poll_write_ready(cx).map_err(End::Failed)
+                })
+                .await?;
+            }
             Err(e) => return Err(End::Failed(e)),
         }
     }
     Ok(())
-}
-
-/// Waits for `io` (readiness or a read), unless the idle timeout passes or the server cuts first.
-async fn wait<T>(io: impl Future<Output = io::Result<T>>, ctx: &HandlerContext) -> Result<T, End> {
-    let io = async {
-        match ctx.idle_timeout {
-            Some(limit) => tokio::time::timeout(limit, io).await.map_err(|_| End::Idle),
-            None => Ok(io.await),
-        }
-    };
-    tokio::select! {
-        biased;
-        () = ctx.shared.cut.cancelled() => Err(End::Cut),
-        result = io => match result {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(End::Failed(e)),
-            Err(end) => Err(end),
-        },
-    }
 }

@@ -86,11 +86,11 @@ pub(crate) async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((stream, _peer)) => {
                 backoff = MIN_BACKOFF;
                 match Arc::clone(&limit).try_acquire_owned() {
                     Ok(permit) => {
-                        tracker.spawn(handler::serve(stream, peer, Arc::clone(&ctx), permit));
+                        tracker.spawn(handler::serve(stream, Arc::clone(&ctx), permit));
                     }
                     Err(_) => {
                         drop(stream);
