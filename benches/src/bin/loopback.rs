@@ -1,0 +1,220 @@
+//! `loopback`: measures `echo-server` against the `epoll-echo` baseline on this machine,
+//! client and servers on loopback: fresh-connection samples/s (32 and 256 at a time),
+//! ping-pong lines/s over 100 persistent connections, and resident memory added per
+//! idle connection with 10,000 open.
+//!
+//! Build first: `cargo build --release -p echo-server -p tcp-canary-benches`, then
+//! `cargo run --release -p tcp-canary-benches --bin loopback`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use tcp_canary_benches::load::{self, Rate};
+use tcp_canary_benches::process::{ServerProcess, sibling_binary};
+
+/// The version both servers answer with.
+const VERSION: &str = "bench";
+
+/// Command line of the loopback benchmark.
+#[derive(Debug, Parser)]
+#[command(
+    name = "loopback",
+    about = "echo-server vs the epoll baseline over loopback"
+)]
+struct Args {
+    /// Servers to measure.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "echo,epoll")]
+    servers: Vec<Kind>,
+    /// Length of each throughput run.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Rounds of throughput runs (servers alternate; the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Idle connections for the memory measurement (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Client runtime threads (the client shares the machine with the server).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Extra arguments for echo-server (e.g. "--threads 1").
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    echo_args: String,
+}
+
+/// A server under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// Our echo-server binary.
+    Echo,
+    /// The single-threaded epoll baseline.
+    Epoll,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Echo => "echo-server",
+            Kind::Epoll => "epoll-echo",
+        }
+    }
+
+    fn start(self, binary: &Path, extra: &[String]) -> Result<ServerProcess, String> {
+        let mut args: Vec<String> = match self {
+            Kind::Echo => [
+                "--listen",
+                "127.0.0.1",
+                "--ports",
+                "0",
+                "--version",
+                VERSION,
+                "--no-admin",
+                "--max-connections",
+                "100000",
+            ]
+            .map(String::from)
+            .to_vec(),
+            Kind::Epoll => ["--listen", "127.0.0.1:0", "--version", VERSION]
+                .map(String::from)
+                .to_vec(),
+        };
+        if self == Kind::Echo {
+            args.extend(extra.iter().cloned());
+        }
+        ServerProcess::start(binary, &args)
+    }
+}
+
+/// Medians of one server's runs.
+#[derive(Debug, Default)]
+struct Results {
+    fresh32: Vec<f64>,
+    fresh256: Vec<f64>,
+    ping_pong: Vec<f64>,
+    errors: u64,
+    idle_bytes: Option<f64>,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("loopback: cannot start the client runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loopback: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    let extra: Vec<String> = args
+        .echo_args
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let binaries: Vec<(Kind, PathBuf)> = args
+        .servers
+        .iter()
+        .map(|&kind| sibling_binary(kind.name()).map(|path| (kind, path)))
+        .collect::<Result<_, _>>()?;
+    let mut results: Vec<Results> = binaries.iter().map(|_| Results::default()).collect();
+    println!(
+        "loopback benchmark: {} rounds of {:?} per run, client threads {}, echo-server args {:?}",
+        args.rounds, args.duration, args.client_threads, args.echo_args
+    );
+    for round in 1..=args.rounds {
+        for ((kind, binary), result) in binaries.iter().zip(results.iter_mut()) {
+            let server = kind.start(binary, &extra)?;
+            let mut report = |what: &str, rate: Rate, into: &mut Vec<f64>| {
+                println!(
+                    "round {round} {:<12} {what:<22} {:>10.0}/s ({} ok, {} errors in {:.2?})",
+                    kind.name(),
+                    rate.per_second(),
+                    rate.ok,
+                    rate.errors,
+                    rate.elapsed
+                );
+                into.push(rate.per_second());
+                result.errors += rate.errors;
+            };
+            let rate = load::fresh_connections(server.addr, VERSION, 32, args.duration).await;
+            report("fresh connections @32", rate, &mut result.fresh32);
+            let rate = load::fresh_connections(server.addr, VERSION, 256, args.duration).await;
+            report("fresh connections @256", rate, &mut result.fresh256);
+            let rate = load::ping_pong(server.addr, VERSION, 100, args.duration).await;
+            report("ping-pong x100 lines", rate, &mut result.ping_pong);
+        }
+    }
+    if args.idle > 0 {
+        for ((kind, binary), result) in binaries.iter().zip(results.iter_mut()) {
+            let server = kind.start(binary, &extra)?;
+            let warm = load::open_idle(server.addr, VERSION, 1, 1).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let before = server.rss_kib()?;
+            let open = load::open_idle(server.addr, VERSION, args.idle, 100).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let after = server.rss_kib()?;
+            let per = (after.saturating_sub(before) * 1024) as f64 / open.len() as f64;
+            println!(
+                "{:<12} idle memory: RSS {before} KiB -> {after} KiB with {} connections open: {per:.0} bytes each",
+                kind.name(),
+                open.len()
+            );
+            result.idle_bytes = Some(per);
+            drop(open);
+            drop(warm);
+        }
+    }
+    println!();
+    println!(
+        "{:<12} {:>14} {:>15} {:>18} {:>16} {:>7}",
+        "server", "fresh@32 /s", "fresh@256 /s", "ping-pong lines/s", "idle bytes/conn", "errors"
+    );
+    for ((kind, _), r) in binaries.iter().zip(&results) {
+        println!(
+            "{:<12} {:>14.0} {:>15.0} {:>18.0} {:>16} {:>7}",
+            kind.name(),
+            median(&r.fresh32),
+            median(&r.fresh256),
+            median(&r.ping_pong),
+            r.idle_bytes.map_or("-".to_owned(), |b| format!("{b:.0}")),
+            r.errors
+        );
+    }
+    let echo = binaries.iter().position(|(k, _)| *k == Kind::Echo);
+    let epoll = binaries.iter().position(|(k, _)| *k == Kind::Epoll);
+    if let (Some(e), Some(b)) = (echo, epoll) {
+        let (e, b) = (&results[e], &results[b]);
+        let pct =
+            |ours: &[f64], base: &[f64]| 100.0 * median(ours) / median(base).max(f64::EPSILON);
+        println!(
+            "echo-server / epoll-echo: fresh@32 {:.1}%  fresh@256 {:.1}%  ping-pong {:.1}%  (target: >= 95%)",
+            pct(&e.fresh32, &b.fresh32),
+            pct(&e.fresh256, &b.fresh256),
+            pct(&e.ping_pong, &b.ping_pong)
+        );
+    }
+    if let Some(e) = echo.and_then(|e| results[e].idle_bytes) {
+        println!("echo-server idle memory: {e:.0} bytes per connection (target: <= 2048)");
+    }
+    Ok(())
+}
