@@ -322,7 +322,8 @@ pub fn plan(expect: &Expectation, settings: &Settings) -> Plan {
         }
     }
     // The exact probabilities are not quite monotonic in N: look a little lower.
-    let window = (hi / 50).max(32);
+    // The steps come from thresholds moving one count at a time, so a few dozen N suffice.
+    let window = (hi / 50).clamp(16, 64);
     let best = (hi.saturating_sub(window).max(1)..hi)
         .find(|&n| ok(n))
         .unwrap_or(hi);
@@ -428,6 +429,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn extreme_settings_still_meet_both_goals() {
+        for (spec, confidence, tolerance) in [
+            ("a=50,b=50", 0.99, 0.5),
+            ("a=30,b=70", 0.99, 0.4),
+            ("a=50,b=50", 0.5, 0.05),
+            ("a=50,b=50", 0.999_999, 0.005),
+            ("a=50,b=50", 0.99, 0.001),
+            ("a=999,b=1", 0.99, 0.0005),
+            ("a=1,b=1,c=1,d=1,e=1,f=1,g=1,h=1,i=1,j=1", 0.99, 0.05),
+        ] {
+            let e: Expectation = spec.parse().unwrap();
+            let s = Settings {
+                confidence,
+                tolerance,
+            };
+            let p = plan(&e, &s);
+            assert!(
+                p.samples >= 1 && p.samples < MAX_PLANNED_SAMPLES,
+                "{spec}: {p:?}"
+            );
+            assert!(p.pass_probability >= confidence, "{spec}: {p:?}");
+            assert!(p.detect_probability >= DETECT_PROBABILITY, "{spec}: {p:?}");
+        }
+        // A band of 0..=1 cannot fail: one sample is enough to pass.
+        let e: Expectation = "a=50,b=50".parse().unwrap();
+        let p = plan(
+            &e,
+            &Settings {
+                confidence: 0.99,
+                tolerance: 0.5,
+            },
+        );
+        assert_eq!(p.samples, 1);
     }
 
     #[test]
