@@ -103,8 +103,9 @@ impl VerifyConfig {
         if !fraction(self.settings.confidence) {
             return bad("--confidence must be between 0% and 100% (exclusive)");
         }
-        if !fraction(self.settings.tolerance) {
-            return bad("--tolerance must be between 0 and 100 percentage points (exclusive)");
+        // verdict::Settings::validate: beyond 50 points the band can cover all of 0..=1.
+        if !(fraction(self.settings.tolerance) && self.settings.tolerance <= 0.5) {
+            return bad("--tolerance must be more than 0 and at most 50 percentage points");
         }
         if !(self.max_error_rate.is_finite() && (0.0..=1.0).contains(&self.max_error_rate)) {
             return bad("--max-error-rate must be between 0% and 100%");
