@@ -171,9 +171,10 @@ impl Settings {
 pub fn judge(expect: &Expectation, counts: &[(String, u64)], settings: &Settings) -> SplitVerdict {
     let mut observed: BTreeMap<&str, u64> = BTreeMap::new();
     for (name, count) in counts {
-        *observed.entry(name.as_str()).or_insert(0) += count;
+        let entry = observed.entry(name.as_str()).or_insert(0);
+        *entry = entry.saturating_add(*count);
     }
-    let total: u64 = observed.values().sum();
+    let total = observed.values().fold(0u64, |a, &c| a.saturating_add(c));
     let unexpected: Vec<(&str, u64)> = observed
         .iter()
         .filter(|&(name, &count)| count > 0 && expect.share_of(name).is_none())

@@ -13,6 +13,8 @@
 //!
 //! Run with `cargo test -p checker --test calibration -- --nocapture` to see the table.
 
+use std::time::Instant;
+
 use checker::expect::Expectation;
 use checker::verdict::{Outcome, Plan, Settings, judge, plan};
 use rand::SeedableRng;
@@ -115,17 +117,19 @@ fn wrong_splits(shares: &[f64], tolerance: f64) -> Vec<Vec<f64>> {
 fn calibrate(spec: &str, seed: u64) {
     let expect: Expectation = spec.parse().expect("valid split");
     let settings = Settings::default();
+    let started = Instant::now();
     let Plan {
         samples: n,
         pass_probability,
         detect_probability,
     } = plan(&expect, &settings);
+    let planned_in = started.elapsed();
     let shares: Vec<f64> = expect.versions().iter().map(|v| v.share).collect();
     let two_way = shares.len() == 2;
 
     let right = simulate(&expect, &shares, n, seed);
     println!(
-        "{spec}: N = {n}; true split: PASS {:.2}% FAIL {:.2}% (planner: PASS >= {:.2}%)",
+        "{spec}: N = {n} (planned in {planned_in:?}); true split: PASS {:.2}% FAIL {:.2}% (planner: PASS >= {:.2}%)",
         100.0 * right.pass,
         100.0 * right.fail,
         100.0 * pass_probability
