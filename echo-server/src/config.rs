@@ -205,8 +205,8 @@ pub struct Cli {
     #[arg(long, env = "ECHO_SERVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Worker threads; 0 = one per CPU core.
-    #[arg(long, env = "ECHO_SERVER_THREADS", default_value_t = 0)]
+    /// Worker threads: 1 = a single event loop (least CPU per request); 0 = one per CPU core.
+    #[arg(long, env = "ECHO_SERVER_THREADS", default_value_t = 1)]
     pub threads: usize,
 }
 

@@ -29,8 +29,12 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err.to_string()),
     };
     init_logging(cli.log_format);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if cli.threads > 0 {
+    // One thread: a single event loop without work-stealing, like a bare epoll server.
+    let mut runtime = match cli.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if cli.threads > 1 {
         runtime.worker_threads(cli.threads);
     }
     let runtime = match runtime.enable_all().build() {
