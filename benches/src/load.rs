@@ -1,11 +1,12 @@
 //! Loopback workloads. Every loop is bounded by a deadline or a count.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 
 /// The request line every workload sends (the checker's probe shape).
@@ -38,8 +39,26 @@ pub fn expected_reply(version: &str) -> Vec<u8> {
     reply
 }
 
+/// Connects to `addr`; to a loopback IPv4 server from a rotating 127.0.0.x source, so that
+/// tens of thousands of client-side TIME_WAIT sockets per second do not exhaust the
+/// ephemeral ports of one source address.
+pub async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    match addr {
+        SocketAddr::V4(v4) if v4.ip().is_loopback() => {
+            let host = 2 + NEXT.fetch_add(1, Ordering::Relaxed) % 250;
+            let source = Ipv4Addr::new(127, 0, 0, u8::try_from(host).unwrap_or(2));
+            let socket = TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket.bind(SocketAddr::from((source, 0)))?;
+            socket.connect(addr).await
+        }
+        _ => TcpStream::connect(addr).await,
+    }
+}
+
 async fn one_sample(addr: SocketAddr, expected: &[u8], buf: &mut [u8]) -> std::io::Result<bool> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let mut stream = connect(addr).await?;
     stream.write_all(LINE).await?;
     let reply = &mut buf[..expected.len()];
     stream.read_exact(reply).await?;
@@ -152,7 +171,7 @@ pub async fn open_idle(
         while started < count && tasks.len() < concurrency {
             let expected = Arc::clone(&expected);
             tasks.spawn(async move {
-                let mut stream = TcpStream::connect(addr).await?;
+                let mut stream = connect(addr).await?;
                 stream.write_all(LINE).await?;
                 let mut buf = vec![0u8; expected.len()];
                 stream.read_exact(&mut buf).await?;

@@ -61,6 +61,25 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// CPU time the process has used so far, summed over its threads (from schedstat).
+    pub fn cpu_time(&self) -> Result<std::time::Duration, String> {
+        let dir = format!("/proc/{}/task", self.pid());
+        let mut nanos: u64 = 0;
+        let tasks = std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
+        for task in tasks.flatten() {
+            let path = task.path().join("schedstat");
+            // A thread may exit between listing and reading: skip it.
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                nanos += text
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        Ok(std::time::Duration::from_nanos(nanos))
+    }
+
     /// Resident memory in KiB (VmRSS from /proc/<pid>/status).
     pub fn rss_kib(&self) -> Result<u64, String> {
         let path = format!("/proc/{}/status", self.pid());

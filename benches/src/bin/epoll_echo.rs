@@ -11,9 +11,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+use echo_server::listener::BACKLOG;
 use echo_server::protocol::{DEFAULT_MAX_LINE, NEWLINE, SEPARATOR};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// Command line of the baseline server.
 #[derive(Debug, Parser)]
@@ -52,7 +54,7 @@ fn main() -> ExitCode {
 
 fn serve(args: &Args) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    let mut listener = TcpListener::bind(args.listen)?;
+    let mut listener = TcpListener::from_std(bind(args.listen)?);
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     println!("listening echo={}", listener.local_addr()?);
@@ -116,6 +118,16 @@ fn serve(args: &Args) -> io::Result<()> {
             }
         }
     }
+}
+
+/// A non-blocking listener with `SO_REUSEADDR` and the same backlog as echo-server.
+fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG as i32)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// Reads until drained, answers every complete line; `false` when the connection is done.

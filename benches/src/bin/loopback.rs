@@ -87,12 +87,14 @@ impl Kind {
     }
 }
 
-/// Medians of one server's runs.
+/// One server's runs: rates and server CPU microseconds per operation.
 #[derive(Debug, Default)]
 struct Results {
     fresh32: Vec<f64>,
     fresh256: Vec<f64>,
     ping_pong: Vec<f64>,
+    cpu_fresh256: Vec<f64>,
+    cpu_ping_pong: Vec<f64>,
     errors: u64,
     idle_bytes: Option<f64>,
 }
@@ -101,6 +103,12 @@ fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Server CPU microseconds per successful operation since `start`.
+fn cpu_per_op(server: &ServerProcess, start: Duration, rate: Rate) -> Result<f64, String> {
+    let used = server.cpu_time()?.saturating_sub(start);
+    Ok(used.as_secs_f64() * 1e6 / rate.ok.max(1) as f64)
 }
 
 fn main() -> ExitCode {
@@ -144,9 +152,9 @@ async fn run(args: &Args) -> Result<(), String> {
     for round in 1..=args.rounds {
         for ((kind, binary), result) in binaries.iter().zip(results.iter_mut()) {
             let server = kind.start(binary, &extra)?;
-            let mut report = |what: &str, rate: Rate, into: &mut Vec<f64>| {
+            let mut report = |what: &str, rate: Rate, cpu: f64, into: &mut Vec<f64>| {
                 println!(
-                    "round {round} {:<12} {what:<22} {:>10.0}/s ({} ok, {} errors in {:.2?})",
+                    "round {round} {:<12} {what:<22} {:>10.0}/s ({} ok, {} errors in {:.2?}; server CPU {cpu:.1} us/op)",
                     kind.name(),
                     rate.per_second(),
                     rate.ok,
@@ -156,12 +164,20 @@ async fn run(args: &Args) -> Result<(), String> {
                 into.push(rate.per_second());
                 result.errors += rate.errors;
             };
+            let cpu_start = server.cpu_time()?;
             let rate = load::fresh_connections(server.addr, VERSION, 32, args.duration).await;
-            report("fresh connections @32", rate, &mut result.fresh32);
+            let cpu = cpu_per_op(&server, cpu_start, rate)?;
+            report("fresh connections @32", rate, cpu, &mut result.fresh32);
+            let cpu_start = server.cpu_time()?;
             let rate = load::fresh_connections(server.addr, VERSION, 256, args.duration).await;
-            report("fresh connections @256", rate, &mut result.fresh256);
+            let cpu = cpu_per_op(&server, cpu_start, rate)?;
+            report("fresh connections @256", rate, cpu, &mut result.fresh256);
+            result.cpu_fresh256.push(cpu);
+            let cpu_start = server.cpu_time()?;
             let rate = load::ping_pong(server.addr, VERSION, 100, args.duration).await;
-            report("ping-pong x100 lines", rate, &mut result.ping_pong);
+            let cpu = cpu_per_op(&server, cpu_start, rate)?;
+            report("ping-pong x100 lines", rate, cpu, &mut result.ping_pong);
+            result.cpu_ping_pong.push(cpu);
         }
     }
     if args.idle > 0 {
@@ -186,20 +202,30 @@ async fn run(args: &Args) -> Result<(), String> {
     }
     println!();
     println!(
-        "{:<12} {:>14} {:>15} {:>18} {:>16} {:>7}",
-        "server", "fresh@32 /s", "fresh@256 /s", "ping-pong lines/s", "idle bytes/conn", "errors"
+        "{:<12} {:>12} {:>13} {:>16} {:>16} {:>16} {:>16} {:>7}",
+        "server",
+        "fresh@32 /s",
+        "fresh@256 /s",
+        "ping-pong /s",
+        "CPU us/fresh@256",
+        "CPU us/ping-pong",
+        "idle bytes/conn",
+        "errors"
     );
     for ((kind, _), r) in binaries.iter().zip(&results) {
         println!(
-            "{:<12} {:>14.0} {:>15.0} {:>18.0} {:>16} {:>7}",
+            "{:<12} {:>12.0} {:>13.0} {:>16.0} {:>16.1} {:>16.2} {:>16} {:>7}",
             kind.name(),
             median(&r.fresh32),
             median(&r.fresh256),
             median(&r.ping_pong),
+            median(&r.cpu_fresh256),
+            median(&r.cpu_ping_pong),
             r.idle_bytes.map_or("-".to_owned(), |b| format!("{b:.0}")),
             r.errors
         );
     }
+    println!("(medians over {} rounds)", args.rounds);
     let echo = binaries.iter().position(|(k, _)| *k == Kind::Echo);
     let epoll = binaries.iter().position(|(k, _)| *k == Kind::Epoll);
     if let (Some(e), Some(b)) = (echo, epoll) {
@@ -211,6 +237,11 @@ async fn run(args: &Args) -> Result<(), String> {
             pct(&e.fresh32, &b.fresh32),
             pct(&e.fresh256, &b.fresh256),
             pct(&e.ping_pong, &b.ping_pong)
+        );
+        println!(
+            "server CPU per operation, echo-server / epoll-echo: fresh@256 {:.1}%  ping-pong {:.1}%",
+            pct(&e.cpu_fresh256, &b.cpu_fresh256),
+            pct(&e.cpu_ping_pong, &b.cpu_ping_pong)
         );
     }
     if let Some(e) = echo.and_then(|e| results[e].idle_bytes) {
