@@ -9,7 +9,8 @@
 #     --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" \
 #     -t tcp-canary/checker:0.1.0 .
 #
-# Run it from the repository root (the build context is the whole workspace).
+# Run it from the repository root (the build context is the whole workspace;
+# multistage.Dockerfile.dockerignore keeps target/ and .git/ out of it with BuildKit).
 # The rust version must be at least the workspace's rust-version (Cargo.toml).
 
 ARG RUST_VERSION=1.89
@@ -17,8 +18,8 @@ ARG RUST_VERSION=1.89
 FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
 COPY . .
-# glibc, linked statically: the binaries then run in `scratch` (host names still resolve:
-# glibc's files and dns lookups work without the shared NSS modules for these binaries).
+# glibc, linked statically: the binaries then run in `scratch`, which has no libc.
+# (deploy/ci/docker-test shows that host names still resolve in such an image.)
 ENV RUSTFLAGS="-C target-feature=+crt-static"
 RUN cargo build --release --locked --target x86_64-unknown-linux-gnu -p echo-server -p checker \
  && mkdir /out \
