@@ -1,24 +1,27 @@
 //! The sampler: one fresh TCP connection per sample, with concurrency, optional
 //! open-model pacing, a count or a duration, timeouts and classified errors.
 //!
-//! It knows sockets and time, not statistics: every finished sample is sent to a
-//! channel as a [`Sample`] and the receiver decides what to keep.
+//! It knows sockets and time, not statistics: every finished sample is handed to a
+//! [`Sink`] as a [`Sample`] and the sink decides what to keep. The sink is called on
+//! the sampling task itself (no channel, no task wake-up per sample), so it must be quick.
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::format::{Fixed, Item, Numeric, Pad};
+use chrono::{DateTime, Utc};
 use echo_server::protocol;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// Why a sample produced no version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -127,6 +130,19 @@ pub struct Sample {
     pub lag_us: Option<u64>,
 }
 
+/// Where finished samples go.
+pub trait Sink: Send + Sync + 'static {
+    /// Takes one finished sample; returning false stops this sampling task.
+    fn accept(&self, sample: Sample) -> bool;
+}
+
+/// A channel is a sink (handy in tests and for callers that want every sample).
+impl Sink for mpsc::UnboundedSender<Sample> {
+    fn accept(&self, sample: Sample) -> bool {
+        self.send(sample).is_ok()
+    }
+}
+
 /// Timeouts for one sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -143,6 +159,24 @@ pub struct ProbeBuffers {
     reply: Vec<u8>,
     timestamp: String,
 }
+
+/// RFC 3339 in UTC with nanoseconds, `2026-11-27T13:37:49.123456789Z`, as chrono items
+/// (the same text as `to_rfc3339_opts(SecondsFormat::Nanos, true)` without allocating).
+const RFC3339_NANOS: [Item<'static>; 13] = [
+    Item::Numeric(Numeric::Year, Pad::Zero),
+    Item::Literal("-"),
+    Item::Numeric(Numeric::Month, Pad::Zero),
+    Item::Literal("-"),
+    Item::Numeric(Numeric::Day, Pad::Zero),
+    Item::Literal("T"),
+    Item::Numeric(Numeric::Hour, Pad::Zero),
+    Item::Literal(":"),
+    Item::Numeric(Numeric::Minute, Pad::Zero),
+    Item::Literal(":"),
+    Item::Numeric(Numeric::Second, Pad::Zero),
+    Item::Fixed(Fixed::Nanosecond9),
+    Item::Literal("Z"),
+];
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
@@ -187,10 +221,12 @@ pub async fn probe(
     buffers.timestamp.clear();
     {
         use std::fmt::Write;
+        // Formatting cannot fail for a valid UTC time; an empty timestamp would still
+        // make a valid probe.
         let _ = write!(
             buffers.timestamp,
             "{}",
-            started_at.to_rfc3339_opts(SecondsFormat::Nanos, true)
+            started_at.format_with_items(RFC3339_NANOS.iter())
         );
     }
     buffers.probe.clear();
@@ -283,16 +319,16 @@ pub enum StopReason {
     Interrupted,
 }
 
-struct Shared {
+struct Shared<S> {
     config: SamplerConfig,
     start: Instant,
     deadline: Option<Instant>,
     next_id: AtomicU64,
     stop: CancellationToken,
-    out: mpsc::Sender<Sample>,
+    out: Arc<S>,
 }
 
-impl Shared {
+impl<S: Sink> Shared<S> {
     fn addr_for(&self, id: u64) -> SocketAddr {
         let n = self.config.addrs.len().max(1) as u64;
         let i = usize::try_from(id % n).unwrap_or(0);
@@ -307,13 +343,23 @@ impl Shared {
         self.config.samples.is_some_and(|n| id >= n)
     }
 
-    /// Takes sample `id` unless stopped; returns false when the receiver is gone.
-    async fn take(&self, id: u64, lag_us: Option<u64>, buffers: &mut ProbeBuffers) -> bool {
+    /// Takes sample `id` unless `cancelled` fires first; returns false when stopped or
+    /// when the receiver is gone.
+    ///
+    /// `cancelled` is created once per worker and reused, so that a sample does not
+    /// register with the cancellation token each time.
+    async fn take(
+        &self,
+        id: u64,
+        lag_us: Option<u64>,
+        buffers: &mut ProbeBuffers,
+        mut cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) -> bool {
         let addr = self.addr_for(id);
         let begun = Instant::now();
         let taken = tokio::select! {
             biased;
-            () = self.stop.cancelled() => return false,
+            () = cancelled.as_mut() => return false,
             taken = probe(addr, id, self.config.timeouts, buffers) => taken,
         };
         let sample = Sample {
@@ -326,17 +372,17 @@ impl Shared {
             reply_us: taken.reply_us,
             lag_us,
         };
-        self.out.send(sample).await.is_ok()
+        self.out.accept(sample)
     }
 }
 
-/// Runs the sampler until the count, the duration or `stop`, sending every sample to `out`.
+/// Runs the sampler until the count, the duration or `stop`, handing every sample to `out`.
 ///
 /// Samples in flight when `stop` fires are abandoned, not reported.
-pub async fn run(
+pub async fn run<S: Sink>(
     config: SamplerConfig,
     stop: CancellationToken,
-    out: mpsc::Sender<Sample>,
+    out: Arc<S>,
 ) -> StopReason {
     let start = Instant::now();
     let shared = Arc::new(Shared {
@@ -361,18 +407,24 @@ pub async fn run(
 }
 
 /// Closed model: `concurrency` workers, each starting its next sample when the last ends.
-async fn run_closed(shared: &Arc<Shared>) {
+async fn run_closed<S: Sink>(shared: &Arc<Shared<S>>) {
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..shared.config.concurrency.max(1) {
         let shared = Arc::clone(shared);
         workers.spawn(async move {
             let mut buffers = ProbeBuffers::default();
+            let cancelled = shared.stop.cancelled();
+            tokio::pin!(cancelled);
             loop {
                 if shared.stop.is_cancelled() || shared.past_deadline() {
                     break;
                 }
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-                if shared.exhausted(id) || !shared.take(id, None, &mut buffers).await {
+                if shared.exhausted(id)
+                    || !shared
+                        .take(id, None, &mut buffers, cancelled.as_mut())
+                        .await
+                {
                     break;
                 }
             }
@@ -383,7 +435,7 @@ async fn run_closed(shared: &Arc<Shared>) {
 
 /// Open model: sample `i` is due at `start + i / rate` whatever the gateway's speed; a
 /// sample that cannot start on time (all `concurrency` slots busy) records its lag.
-async fn run_paced(shared: &Arc<Shared>, rate: f64) {
+async fn run_paced<S: Sink>(shared: &Arc<Shared<S>>, rate: f64) {
     let slots = shared.config.concurrency.max(1);
     let semaphore = Arc::new(Semaphore::new(slots));
     let mut pool: Vec<ProbeBuffers> = Vec::new();
@@ -415,7 +467,9 @@ async fn run_paced(shared: &Arc<Shared>, rate: f64) {
         let shared = Arc::clone(shared);
         let return_tx = return_tx.clone();
         tokio::spawn(async move {
-            let _ = shared.take(id, Some(lag_us), &mut buffers).await;
+            let cancelled = shared.stop.cancelled();
+            tokio::pin!(cancelled);
+            let _ = shared.take(id, Some(lag_us), &mut buffers, cancelled).await;
             let _ = return_tx.send(buffers);
             drop(permit);
         });
@@ -463,6 +517,15 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_probe_timestamp_is_rfc3339_with_nanoseconds() {
+        let t = Utc::now();
+        assert_eq!(
+            t.format_with_items(RFC3339_NANOS.iter()).to_string(),
+            t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        );
+    }
+
     #[tokio::test]
     async fn a_correct_echo_gives_its_version() {
         let addr = server(|line| [b"two ".as_slice(), line].concat()).await;
@@ -485,7 +548,7 @@ mod tests {
     #[tokio::test]
     async fn the_closed_model_takes_exactly_the_count_with_unique_ids() {
         let addr = server(|line| [b"one ".as_slice(), line].concat()).await;
-        let (tx, mut rx) = mpsc::channel(16);
+        let (tx, mut rx) = mpsc::unbounded_channel();
         let config = SamplerConfig {
             addrs: vec![addr],
             samples: Some(50),
@@ -494,7 +557,7 @@ mod tests {
             rate: None,
             timeouts: timeouts(),
         };
-        let run = tokio::spawn(run(config, CancellationToken::new(), tx));
+        let run = tokio::spawn(run(config, CancellationToken::new(), Arc::new(tx)));
         let mut ids = Vec::new();
         while let Some(s) = rx.recv().await {
             assert_eq!(s.result, Ok("one".to_owned()));
@@ -508,7 +571,7 @@ mod tests {
     #[tokio::test]
     async fn the_paced_model_records_lag_and_stops_at_the_count() {
         let addr = server(|line| [b"one ".as_slice(), line].concat()).await;
-        let (tx, mut rx) = mpsc::channel(16);
+        let (tx, mut rx) = mpsc::unbounded_channel();
         let config = SamplerConfig {
             addrs: vec![addr],
             samples: Some(20),
@@ -517,7 +580,7 @@ mod tests {
             rate: Some(2000.0),
             timeouts: timeouts(),
         };
-        let run = tokio::spawn(run(config, CancellationToken::new(), tx));
+        let run = tokio::spawn(run(config, CancellationToken::new(), Arc::new(tx)));
         let mut n = 0;
         while let Some(s) = rx.recv().await {
             assert!(s.lag_us.is_some());
@@ -530,7 +593,7 @@ mod tests {
     #[tokio::test]
     async fn stop_ends_an_endless_run() {
         let addr = server(|line| [b"one ".as_slice(), line].concat()).await;
-        let (tx, mut rx) = mpsc::channel(16);
+        let (tx, mut rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
         let config = SamplerConfig {
             addrs: vec![addr],
@@ -540,7 +603,7 @@ mod tests {
             rate: None,
             timeouts: timeouts(),
         };
-        let run = tokio::spawn(run(config, stop.clone(), tx));
+        let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
         let mut n = 0;
         while rx.recv().await.is_some() {
             n += 1;

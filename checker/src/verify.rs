@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +21,7 @@ use crate::exit;
 use crate::expect::Expectation;
 use crate::report::progress::Progress;
 use crate::report::samples::SamplesWriter;
-use crate::sampler::{self, ErrorClass, SamplerConfig, StopReason, Timeouts};
+use crate::sampler::{self, ErrorClass, Sample, SamplerConfig, Sink, StopReason, Timeouts};
 use crate::tally::{Tally, Window, Windowing};
 use crate::target::{self, TargetError};
 use crate::verdict::{self, Drift, Outcome, Plan, Settings, SplitVerdict};
@@ -33,8 +34,45 @@ pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default reply timeout.
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bound of the channel between the sampler and the tally.
-const CHANNEL: usize = 4096;
+/// How often the progress bar is refreshed.
+const PROGRESS_TICK: Duration = Duration::from_millis(200);
+
+/// Locks `m`, taking the data even if a panicking thread poisoned the lock.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The sink of a run: records every sample into the tally and the samples file,
+/// on the sampling task itself (a short critical section, no task wake-up).
+struct Collector {
+    tally: Mutex<Tally>,
+    has_out: bool,
+    samples_out: Mutex<Option<SamplesWriter>>,
+    write_error: Mutex<Option<std::io::Error>>,
+    /// Cancelled when the samples file fails, to stop every sampling task.
+    sampling: CancellationToken,
+    done: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Sink for Collector {
+    fn accept(&self, sample: Sample) -> bool {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if sample.result.is_err() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        lock(&self.tally).record(&sample);
+        if self.has_out
+            && let Some(out) = lock(&self.samples_out).as_mut()
+            && let Err(e) = out.write(&sample)
+        {
+            lock(&self.write_error).get_or_insert(e);
+            self.sampling.cancel();
+            return false;
+        }
+        true
+    }
+}
 
 /// Everything a verification needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,30 +277,36 @@ impl Prepared {
         let started_at = Utc::now();
         let start = Instant::now();
         let sampling = stop.child_token();
-        let (tx, mut rx) = mpsc::channel(CHANNEL);
-        let sampler = tokio::spawn(sampler::run(sampler_config, sampling.clone(), tx));
+        let collector = Arc::new(Collector {
+            tally: Mutex::new(Tally::new(windowing)),
+            has_out: self.samples_out.is_some(),
+            samples_out: Mutex::new(self.samples_out.take()),
+            write_error: Mutex::new(None),
+            sampling: sampling.clone(),
+            done: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        });
+        let mut sampler = tokio::spawn(sampler::run(
+            sampler_config,
+            sampling.clone(),
+            Arc::clone(&collector),
+        ));
         let progress = Progress::new(self.config.progress, count, self.config.duration);
-
-        let mut tally = Tally::new(windowing);
-        let mut batch = Vec::with_capacity(256);
-        let mut write_error = None;
-        while rx.recv_many(&mut batch, 256).await > 0 {
-            for sample in batch.drain(..) {
-                tally.record(&sample);
-                if let (Some(out), None) = (&mut self.samples_out, &write_error)
-                    && let Err(e) = out.write(&sample)
-                {
-                    write_error = Some(e);
-                    sampling.cancel();
-                }
+        let mut tick = tokio::time::interval(PROGRESS_TICK);
+        let finished = loop {
+            tokio::select! {
+                finished = &mut sampler => break finished,
+                _ = tick.tick() => progress.update(
+                    collector.done.load(Ordering::Relaxed),
+                    collector.errors.load(Ordering::Relaxed),
+                ),
             }
-            progress.update(tally.attempted(), tally.errors());
-        }
-        let stop_reason = sampler
-            .await
-            .map_err(|e| VerifyError::Sampler(e.to_string()))?;
+        };
+        let stop_reason = finished.map_err(|e| VerifyError::Sampler(e.to_string()))?;
         progress.finish();
-        if let Some(out) = self.samples_out.take()
+        let tally = std::mem::replace(&mut *lock(&collector.tally), Tally::new(windowing));
+        let mut write_error = lock(&collector.write_error).take();
+        if let Some(out) = lock(&collector.samples_out).take()
             && let Err(e) = out.finish()
         {
             write_error.get_or_insert(e);
@@ -670,5 +714,39 @@ impl VerifyReport {
                 errors.total
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> VerifyConfig {
+        VerifyConfig::new("127.0.0.1:1", "one=90,two=10".parse().unwrap())
+    }
+
+    #[test]
+    fn the_verify_future_can_be_spawned() {
+        fn is_send<T: Send>(_: &T) {}
+        let c = config();
+        let future = verify(&c, CancellationToken::new());
+        is_send(&future);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        assert!(config().validate().is_ok());
+        let mut c = config();
+        c.samples = Some(0);
+        assert!(matches!(c.validate(), Err(VerifyError::Invalid(_))));
+        let mut c = config();
+        c.rate = Some(f64::NAN);
+        assert!(c.validate().is_err());
+        let mut c = config();
+        c.max_error_rate = 1.5;
+        assert!(c.validate().is_err());
+        let mut c = config();
+        c.target = "nohost".into();
+        assert_eq!(c.validate().unwrap_err().exit_code(), exit::USAGE);
     }
 }

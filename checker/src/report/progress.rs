@@ -1,7 +1,7 @@
 //! The progress bar: drawn on stderr, only on a terminal, only once a run has lasted a second.
 
-use std::cell::Cell;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -14,7 +14,7 @@ const SHOW_AFTER: Duration = Duration::from_secs(1);
 pub struct Progress {
     bar: Option<ProgressBar>,
     started: Instant,
-    shown: Cell<bool>,
+    shown: AtomicBool,
     /// The bar counts seconds (duration-bound run) rather than samples.
     by_time: bool,
 }
@@ -41,7 +41,7 @@ impl Progress {
         Self {
             bar,
             started: Instant::now(),
-            shown: Cell::new(false),
+            shown: AtomicBool::new(false),
             by_time,
         }
     }
@@ -50,12 +50,12 @@ impl Progress {
     pub fn update(&self, done: u64, errors: u64) {
         let Some(bar) = &self.bar else { return };
         let elapsed = self.started.elapsed();
-        if !self.shown.get() {
+        if !self.shown.load(Ordering::Relaxed) {
             if elapsed < SHOW_AFTER {
                 return;
             }
             bar.set_draw_target(ProgressDrawTarget::stderr());
-            self.shown.set(true);
+            self.shown.store(true, Ordering::Relaxed);
         }
         if self.by_time {
             bar.set_position(elapsed.as_secs());
