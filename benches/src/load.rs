@@ -57,20 +57,32 @@ pub async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     }
 }
 
-async fn one_sample(addr: SocketAddr, expected: &[u8], buf: &mut [u8]) -> std::io::Result<bool> {
+async fn one_sample(
+    addr: SocketAddr,
+    expected: &[u8],
+    buf: &mut [u8],
+    reset: bool,
+) -> std::io::Result<bool> {
     let mut stream = connect(addr).await?;
     stream.write_all(LINE).await?;
     let reply = &mut buf[..expected.len()];
     stream.read_exact(reply).await?;
+    if reset {
+        // Close with RST: no TIME_WAIT socket and no 120 s conntrack entry per sample.
+        socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
+    }
     Ok(reply == expected)
 }
 
 /// Fresh-connection samples (connect, one line, read the reply, close), `concurrency` at a time.
+///
+/// With `reset` the client closes with RST instead of FIN (see `loopback --help`).
 pub async fn fresh_connections(
     addr: SocketAddr,
     version: &str,
     concurrency: usize,
     duration: Duration,
+    reset: bool,
 ) -> Rate {
     let expected: Arc<[u8]> = expected_reply(version).into();
     let start = Instant::now();
@@ -82,7 +94,8 @@ pub async fn fresh_connections(
             let mut rate = Rate::default();
             let mut buf = vec![0u8; expected.len()];
             while Instant::now() < deadline {
-                match tokio::time::timeout(OP_TIMEOUT, one_sample(addr, &expected, &mut buf)).await
+                match tokio::time::timeout(OP_TIMEOUT, one_sample(addr, &expected, &mut buf, reset))
+                    .await
                 {
                     Ok(Ok(true)) => rate.ok += 1,
                     _ => rate.errors += 1,

@@ -39,6 +39,13 @@ struct Args {
     /// Client runtime threads (the client shares the machine with the server).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
+    /// Close fresh connections with FIN (as the checker does) instead of RST.
+    ///
+    /// With FIN every sample leaves a client TIME_WAIT socket and a conntrack entry
+    /// for 120 s; at ~10,000 samples/s a few runs fill the default conntrack table
+    /// (262,144) and the kernel drops SYNs, which shows up as errors and stalls.
+    #[arg(long)]
+    graceful_close: bool,
     /// Extra arguments for echo-server (e.g. "--threads 1").
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     echo_args: String,
@@ -146,8 +153,12 @@ async fn run(args: &Args) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let mut results: Vec<Results> = binaries.iter().map(|_| Results::default()).collect();
     println!(
-        "loopback benchmark: {} rounds of {:?} per run, client threads {}, echo-server args {:?}",
-        args.rounds, args.duration, args.client_threads, args.echo_args
+        "loopback benchmark: {} rounds of {:?} per run, client threads {}, fresh connections closed with {}, echo-server args {:?}",
+        args.rounds,
+        args.duration,
+        args.client_threads,
+        if args.graceful_close { "FIN" } else { "RST" },
+        args.echo_args
     );
     for round in 1..=args.rounds {
         for ((kind, binary), result) in binaries.iter().zip(results.iter_mut()) {
@@ -165,11 +176,25 @@ async fn run(args: &Args) -> Result<(), String> {
                 result.errors += rate.errors;
             };
             let cpu_start = server.cpu_time()?;
-            let rate = load::fresh_connections(server.addr, VERSION, 32, args.duration).await;
+            let rate = load::fresh_connections(
+                server.addr,
+                VERSION,
+                32,
+                args.duration,
+                !args.graceful_close,
+            )
+            .await;
             let cpu = cpu_per_op(&server, cpu_start, rate)?;
             report("fresh connections @32", rate, cpu, &mut result.fresh32);
             let cpu_start = server.cpu_time()?;
-            let rate = load::fresh_connections(server.addr, VERSION, 256, args.duration).await;
+            let rate = load::fresh_connections(
+                server.addr,
+                VERSION,
+                256,
+                args.duration,
+                !args.graceful_close,
+            )
+            .await;
             let cpu = cpu_per_op(&server, cpu_start, rate)?;
             report("fresh connections @256", rate, cpu, &mut result.fresh256);
             result.cpu_fresh256.push(cpu);
