@@ -18,9 +18,9 @@ fn loopback(version: &str) -> Config {
 }
 
 async fn exchange(stream: &mut TcpStream, version: &str, line: &[u8]) -> Vec<u8> {
-    stream.write_all(line).await.unwrap();
+    stream.write_all(line).await.expect("send");
     let mut reply = vec![0; version.len() + 1 + line.len()];
-    stream.read_exact(&mut reply).await.unwrap();
+    stream.read_exact(&mut reply).await.expect("reply");
     reply
 }
 
