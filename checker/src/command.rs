@@ -46,10 +46,16 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         Err(e) => return fail(&e, e.exit_code()),
     };
     if let Some(plan) = prepared.plan() {
-        let line = report::text::plan_line(plan, config.settings.tolerance);
+        let mut line = report::text::plan_line(plan, config.settings.tolerance);
+        if let Some(d) = config.duration {
+            line.push_str(&format!(
+                " (sampling for {} instead)",
+                humantime::format_duration(d)
+            ));
+        }
         match args.output {
-            OutputFormat::Text if config.duration.is_none() => println!("{line}"),
-            _ => eprintln!("{line}"),
+            OutputFormat::Text => println!("{line}"),
+            OutputFormat::Json => eprintln!("{line}"),
         }
         let _ = std::io::stdout().flush();
     }

@@ -518,6 +518,37 @@ mod tests {
     }
 
     #[test]
+    fn os_errors_map_to_their_classes() {
+        use std::io::Error;
+        // Linux errno values: ECONNREFUSED 111, ETIMEDOUT 110, ECONNRESET 104,
+        // EADDRNOTAVAIL 99 (no local port left), EPIPE 32, ENETUNREACH 101.
+        let connect = |errno| ErrorClass::from_connect_error(&Error::from_raw_os_error(errno));
+        let exchange = |errno| ErrorClass::from_exchange_error(&Error::from_raw_os_error(errno));
+        assert_eq!(connect(111), ErrorClass::Refused);
+        assert_eq!(connect(110), ErrorClass::ConnectTimeout);
+        assert_eq!(connect(99), ErrorClass::LocalAddressExhausted);
+        assert_eq!(connect(101), ErrorClass::Other);
+        assert_eq!(exchange(104), ErrorClass::Reset);
+        assert_eq!(exchange(32), ErrorClass::Reset);
+        assert_eq!(exchange(110), ErrorClass::ReplyTimeout);
+        let names: Vec<&str> = ErrorClass::ALL.iter().map(|c| c.as_str()).collect();
+        let json: Vec<String> = ErrorClass::ALL
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(names, json);
+        for (i, c) in ErrorClass::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+    }
+
+    #[test]
     fn the_probe_timestamp_is_rfc3339_with_nanoseconds() {
         let t = Utc::now();
         assert_eq!(

@@ -25,12 +25,9 @@ impl Progress {
         let by_time = total.is_none() && duration.is_some();
         let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
             let (length, template) = match (total, duration) {
-                (Some(n), _) => (
-                    Some(n),
-                    "{bar:40} {pos}/{len} samples, {per_sec}, eta {eta} {msg}",
-                ),
-                (None, Some(d)) => (Some(d.as_secs().max(1)), "{bar:40} {pos}/{len} s {msg}"),
-                (None, None) => (None, "{spinner} {pos} samples {msg}"),
+                (Some(n), _) => (Some(n), "{bar:40} {pos}/{len} samples, eta {eta}, {msg}"),
+                (None, Some(d)) => (Some(d.as_secs().max(1)), "{bar:40} {pos}/{len} s, {msg}"),
+                (None, None) => (None, "{spinner} {pos} samples, {msg}"),
             };
             let bar = ProgressBar::with_draw_target(length, ProgressDrawTarget::hidden());
             if let Ok(style) = ProgressStyle::with_template(template) {
@@ -57,12 +54,13 @@ impl Progress {
             bar.set_draw_target(ProgressDrawTarget::stderr());
             self.shown.store(true, Ordering::Relaxed);
         }
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
         if self.by_time {
             bar.set_position(elapsed.as_secs());
-            bar.set_message(format!("{done} samples, {errors} errors"));
+            bar.set_message(format!("{done} samples, {rate:.0}/s, {errors} errors"));
         } else {
             bar.set_position(done);
-            bar.set_message(format!("{errors} errors"));
+            bar.set_message(format!("{rate:.0}/s, {errors} errors"));
         }
     }
 
