@@ -36,7 +36,8 @@ fn connections_beyond_the_limit_are_closed_at_once_and_counted() {
 
 #[test]
 fn idle_connections_are_closed_after_the_idle_timeout() {
-    let server = start(&["0", "one", "--idle-timeout", "300ms"]);
+    // Long enough that the first exchange surely happens before it, short enough to wait for.
+    let server = start(&["0", "one", "--idle-timeout", "1s"]);
     let mut talker = Client::connect(server.addr());
     assert_eq!(talker.exchange("one", b"hi\n"), reply("one", b"hi\n"));
     let mut silent = Client::connect(server.addr());
