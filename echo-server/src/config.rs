@@ -296,6 +296,15 @@ mod tests {
             "--listen=::1",
         ])
         .unwrap();
+        assert!(
+            cli(&[
+                "1",
+                "x",
+                "--idle-timeout=500000000y",
+                "--shutdown-timeout=600000000y"
+            ])
+            .is_ok()
+        );
         assert_eq!(config.ports, vec![0, 0]);
         assert_eq!(config.idle_timeout, None);
         assert_eq!(config.drain_delay, Duration::from_millis(500));

@@ -121,7 +121,7 @@ impl Stops<'_, '_> {
     /// The connection made progress: restart the idle timer.
     fn touch(&mut self) {
         if let (Some(limit), Some(sleep)) = (self.idle_timeout, self.idle.as_mut().as_pin_mut()) {
-            sleep.reset(Instant::now() + limit);
+            sleep.reset(deadline_after(limit));
         }
     }
 }
@@ -230,4 +230,11 @@ async fn write_all(
         }
     }
     Ok(())
+}
+
+/// `now + after`, saturating at about 30 years for absurdly long durations.
+pub(crate) fn deadline_after(after: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    let now = Instant::now();
+    now.checked_add(after.min(FAR)).unwrap_or(now)
 }

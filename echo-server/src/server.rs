@@ -149,9 +149,9 @@ impl Server {
             admin = %admin_shown,
             max_line = config.max_line,
             max_connections = config.max_connections,
-            idle_timeout = %config.idle_timeout.map_or_else(|| "none".to_owned(), |d| format!("{d:?}")),
-            drain_delay = ?config.drain_delay,
-            shutdown_timeout = ?config.shutdown_timeout,
+            idle_timeout = %config.idle_timeout.map_or_else(|| "none".to_owned(), |d| humantime::format_duration(d).to_string()),
+            drain_delay = %humantime::format_duration(config.drain_delay),
+            shutdown_timeout = %humantime::format_duration(config.shutdown_timeout),
             "listening"
         );
 
@@ -194,7 +194,7 @@ impl Server {
             () = shared.requested.cancelled() => {}
             () = shared.aborted.cancelled() => {}
         }
-        let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
+        let deadline = crate::handler::deadline_after(config.shutdown_timeout);
         let aborted = shared.aborted.is_cancelled();
         if aborted {
             tracing::warn!(
@@ -204,8 +204,8 @@ impl Server {
         } else {
             tracing::info!(
                 open = shared.metrics.connections_active.get(),
-                drain_delay = ?config.drain_delay,
-                shutdown_timeout = ?config.shutdown_timeout,
+                drain_delay = %humantime::format_duration(config.drain_delay),
+                shutdown_timeout = %humantime::format_duration(config.shutdown_timeout),
                 "shutdown started: /readyz is 503, still accepting during the drain delay"
             );
             tokio::select! {
