@@ -75,6 +75,11 @@ impl ServerHandle {
         u64::try_from(self.shared.metrics.connections_active.get()).unwrap_or(0)
     }
 
+    /// The server's live counters (a clone shares them), for in-process users.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics.clone()
+    }
+
     /// Whether `/readyz` answers 200 (serving and not shutting down).
     pub fn is_ready(&self) -> bool {
         self.shared.ready.load(Ordering::SeqCst)

@@ -39,6 +39,7 @@ async fn two_servers_share_a_process_and_shut_down_gracefully() {
     assert_eq!(exchange(&mut a, "stable", b"x\n").await, b"stable x\n");
     assert_eq!(exchange(&mut b, "canary", b"x\n").await, b"canary x\n");
     assert_eq!(stable_handle.active_connections(), 1);
+    assert_eq!(stable_handle.metrics().lines_echoed.get(), 1);
 
     // A graceful shutdown lets the open connection finish its conversation.
     stable_handle.shutdown();
