@@ -7,7 +7,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,8 +19,9 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::CancellationToken;
 
 /// Why a sample produced no version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -343,25 +343,14 @@ impl<S: Sink> Shared<S> {
         self.config.samples.is_some_and(|n| id >= n)
     }
 
-    /// Takes sample `id` unless `cancelled` fires first; returns false when stopped or
-    /// when the receiver is gone.
+    /// Takes sample `id`; returns false when the sink wants no more.
     ///
-    /// `cancelled` is created once per worker and reused, so that a sample does not
-    /// register with the cancellation token each time.
-    async fn take(
-        &self,
-        id: u64,
-        lag_us: Option<u64>,
-        buffers: &mut ProbeBuffers,
-        mut cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
-    ) -> bool {
+    /// Cancellation is not checked here (that would register with the token on every
+    /// poll): the task running this is aborted instead when `stop` fires.
+    async fn take(&self, id: u64, lag_us: Option<u64>, buffers: &mut ProbeBuffers) -> bool {
         let addr = self.addr_for(id);
         let begun = Instant::now();
-        let taken = tokio::select! {
-            biased;
-            () = cancelled.as_mut() => return false,
-            taken = probe(addr, id, self.config.timeouts, buffers) => taken,
-        };
+        let taken = probe(addr, id, self.config.timeouts, buffers).await;
         let sample = Sample {
             id,
             addr,
@@ -378,7 +367,7 @@ impl<S: Sink> Shared<S> {
 
 /// Runs the sampler until the count, the duration or `stop`, handing every sample to `out`.
 ///
-/// Samples in flight when `stop` fires are abandoned, not reported.
+/// Samples in flight when `stop` fires are abandoned (their tasks aborted), not reported.
 pub async fn run<S: Sink>(
     config: SamplerConfig,
     stop: CancellationToken,
@@ -406,31 +395,40 @@ pub async fn run<S: Sink>(
     }
 }
 
+/// Waits for every task in `tasks`, aborting them all as soon as `stop` fires.
+async fn join_or_abort<T: 'static>(tasks: &mut JoinSet<T>, stop: &CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                return;
+            }
+            next = tasks.join_next() => {
+                if next.is_none() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Closed model: `concurrency` workers, each starting its next sample when the last ends.
 async fn run_closed<S: Sink>(shared: &Arc<Shared<S>>) {
-    let mut workers = tokio::task::JoinSet::new();
+    let mut workers = JoinSet::new();
     for _ in 0..shared.config.concurrency.max(1) {
         let shared = Arc::clone(shared);
         workers.spawn(async move {
             let mut buffers = ProbeBuffers::default();
-            let cancelled = shared.stop.cancelled();
-            tokio::pin!(cancelled);
-            loop {
-                if shared.stop.is_cancelled() || shared.past_deadline() {
-                    break;
-                }
+            while !shared.stop.is_cancelled() && !shared.past_deadline() {
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-                if shared.exhausted(id)
-                    || !shared
-                        .take(id, None, &mut buffers, cancelled.as_mut())
-                        .await
-                {
+                if shared.exhausted(id) || !shared.take(id, None, &mut buffers).await {
                     break;
                 }
             }
         });
     }
-    while workers.join_next().await.is_some() {}
+    join_or_abort(&mut workers, &shared.stop).await;
 }
 
 /// Open model: sample `i` is due at `start + i / rate` whatever the gateway's speed; a
@@ -439,7 +437,7 @@ async fn run_paced<S: Sink>(shared: &Arc<Shared<S>>, rate: f64) {
     let slots = shared.config.concurrency.max(1);
     let semaphore = Arc::new(Semaphore::new(slots));
     let mut pool: Vec<ProbeBuffers> = Vec::new();
-    let (return_tx, mut return_rx) = mpsc::unbounded_channel::<ProbeBuffers>();
+    let mut inflight: JoinSet<ProbeBuffers> = JoinSet::new();
     for id in 0u64.. {
         if shared.exhausted(id) {
             break;
@@ -448,36 +446,33 @@ async fn run_paced<S: Sink>(shared: &Arc<Shared<S>>, rate: f64) {
         if shared.deadline.is_some_and(|d| due >= d) {
             break;
         }
+        let slot = async {
+            tokio::time::sleep_until(due).await;
+            Arc::clone(&semaphore).acquire_owned().await
+        };
         let permit = tokio::select! {
             biased;
             () = shared.stop.cancelled() => break,
-            () = tokio::time::sleep_until(due) => match Arc::clone(&semaphore).acquire_owned().await {
+            permit = slot => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
             },
         };
-        if shared.stop.is_cancelled() {
-            break;
-        }
         let lag_us = micros(Instant::now().saturating_duration_since(due));
-        while let Ok(buffers) = return_rx.try_recv() {
-            pool.push(buffers);
+        while let Some(done) = inflight.try_join_next() {
+            if let Ok(buffers) = done {
+                pool.push(buffers);
+            }
         }
         let mut buffers = pool.pop().unwrap_or_default();
         let shared = Arc::clone(shared);
-        let return_tx = return_tx.clone();
-        tokio::spawn(async move {
-            let cancelled = shared.stop.cancelled();
-            tokio::pin!(cancelled);
-            let _ = shared.take(id, Some(lag_us), &mut buffers, cancelled).await;
-            let _ = return_tx.send(buffers);
+        inflight.spawn(async move {
+            let _ = shared.take(id, Some(lag_us), &mut buffers).await;
             drop(permit);
+            buffers
         });
     }
-    // Wait for the samples in flight: every slot free again.
-    let _ = semaphore
-        .acquire_many(u32::try_from(slots).unwrap_or(u32::MAX))
-        .await;
+    join_or_abort(&mut inflight, &shared.stop).await;
 }
 
 #[cfg(test)]
@@ -619,6 +614,44 @@ mod tests {
         }
         assert_eq!(n, 20);
         assert_eq!(run.await.unwrap(), StopReason::Samples);
+    }
+
+    #[tokio::test]
+    async fn stop_abandons_samples_stuck_in_flight() {
+        // A server that accepts and never answers: with a one-hour reply timeout, only the
+        // abort on stop can end these runs (the 60 s guard only bounds a failing test).
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        for rate in [None, Some(1000.0)] {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let stop = CancellationToken::new();
+            let config = SamplerConfig {
+                addrs: vec![addr],
+                samples: None,
+                duration: None,
+                concurrency: 4,
+                rate,
+                timeouts: Timeouts {
+                    connect: Duration::from_secs(3600),
+                    reply: Duration::from_secs(3600),
+                },
+            };
+            let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stop.cancel();
+            let reason = tokio::time::timeout(Duration::from_secs(60), run)
+                .await
+                .expect("the run ended after stop")
+                .unwrap();
+            assert_eq!(reason, StopReason::Interrupted);
+            assert!(rx.recv().await.is_none(), "no sample finished");
+        }
     }
 
     #[tokio::test]
