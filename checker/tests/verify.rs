@@ -425,6 +425,17 @@ fn usage_errors_exit_2_with_one_sentence() {
             "--confidence",
             "100%",
         ],
+        &[
+            "verify",
+            "--target",
+            "127.0.0.1:1",
+            "--expect",
+            "a=1,b=1",
+            "--samples",
+            "1",
+            "--samples-out",
+            "/nonexistent-directory/samples.jsonl",
+        ],
     ] {
         let run = run_checker(args);
         assert_eq!(run.code, 2, "{args:?}: {run:?}");
