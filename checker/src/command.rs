@@ -33,6 +33,13 @@ pub fn interrupt_token() -> CancellationToken {
     stop
 }
 
+/// Writes report text to stdout. A closed stdout (`checker verify ... | head`) is not an
+/// error worth a panic: the exit code still carries the verdict.
+pub(crate) fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn fail(error: &dyn std::fmt::Display, code: i32) -> i32 {
     eprintln!("checker: {error}");
     code
@@ -54,10 +61,9 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
             ));
         }
         match args.output {
-            OutputFormat::Text => println!("{line}"),
+            OutputFormat::Text => emit(&format!("{line}\n")),
             OutputFormat::Json => eprintln!("{line}"),
         }
-        let _ = std::io::stdout().flush();
     }
     let stop = interrupt_token();
     let report = match prepared.run(stop).await {
@@ -73,14 +79,10 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         }
     }
     match args.output {
-        OutputFormat::Text => print!("{}", report::text::render(&report)),
+        OutputFormat::Text => emit(&report::text::render(&report)),
         OutputFormat::Json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&document).unwrap_or_default()
-            );
+            emit(&(serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"));
         }
     }
-    let _ = std::io::stdout().flush();
     report.exit_code()
 }

@@ -477,3 +477,37 @@ fn flags_fall_back_to_the_environment() {
     let run = wait_output(Guard(child));
     assert_eq!(run.json()["counts"]["attempted"], 77, "{run:?}");
 }
+
+#[test]
+fn a_closed_stdout_does_not_panic_and_the_exit_code_keeps_the_verdict() {
+    let server = EchoServer::start("one", 1);
+    let target = server.addr().to_string();
+    let mut child = std::process::Command::new(support::checker())
+        .args(["verify", "--target", &target, "--expect", "one=100,two=0"])
+        .args(["--samples", "200"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start checker");
+    // Like `checker verify ... | head -0`: the reader is gone before anything is printed.
+    drop(child.stdout.take());
+    let mut guard = Guard(child);
+    let deadline = Instant::now() + BOUND;
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().expect("wait for checker") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checker still running after {BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut guard.0.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

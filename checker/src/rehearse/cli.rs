@@ -1,6 +1,5 @@
 //! `checker rehearse`: its flags and the glue that runs the walk and prints as it goes.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -132,12 +131,6 @@ impl RehearseArgs {
     }
 }
 
-fn print_flush(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-}
-
 /// Runs `checker rehearse` and returns the exit code; Ctrl-C stops the walk cleanly.
 pub async fn run(args: &RehearseArgs) -> i32 {
     let config = args.to_config();
@@ -167,7 +160,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
                 steps,
             } => {
                 let pid = haproxy_pid.map_or(String::new(), |p| format!(" (haproxy pid {p})"));
-                print_flush(&format!(
+                crate::command::emit(&format!(
                     "rehearsal: {} gateway listening on {gateway}{pid}; {} replicas each of one (stable) and two (canary); {steps} steps\n\n",
                     config.gateway.as_str(),
                     config.replicas,
@@ -181,7 +174,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
                 }
                 s.push_str(&summary::step_notes(step));
                 s.push('\n');
-                print_flush(&s);
+                crate::command::emit(&s);
             }
         }
     };
@@ -193,9 +186,9 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         }
     };
     if text {
-        print_flush(&summary::render_summary(&report));
+        crate::command::emit(&summary::render_summary(&report));
     } else {
-        print_flush(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+        crate::command::emit(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
     }
     report.exit_code
 }
