@@ -87,15 +87,9 @@ pub struct VerifyArgs {
     /// Write one JSON line per sample to this file.
     #[arg(long, env = "CHECKER_SAMPLES_OUT", value_name = "FILE")]
     pub samples_out: Option<PathBuf>,
-    /// Family-wide confidence, as a percentage (99%) or a fraction (0.99).
-    #[arg(long, env = "CHECKER_CONFIDENCE", value_name = "P", default_value = "99%", value_parser = parse_fraction)]
-    pub confidence: f64,
-    /// Half-width of the band around each weight, in points (5%) or as a fraction (0.05).
-    #[arg(long, env = "CHECKER_TOLERANCE", value_name = "T", default_value = "5%", value_parser = parse_fraction)]
-    pub tolerance: f64,
-    /// Largest share of failed connections that still passes, 1% or 0.01.
-    #[arg(long, env = "CHECKER_MAX_ERROR_RATE", value_name = "E", default_value = "1%", value_parser = parse_fraction)]
-    pub max_error_rate: f64,
+    /// The verdict's confidence, tolerance and error budget.
+    #[command(flatten)]
+    pub rule: RuleArgs,
     /// Longest wait for a connection, e.g. 3s, 500ms.
     #[arg(long, env = "CHECKER_CONNECT_TIMEOUT", value_name = "D", default_value = "3s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
@@ -105,6 +99,30 @@ pub struct VerifyArgs {
     /// Never draw the progress bar (it is drawn only on a terminal anyway).
     #[arg(long, env = "CHECKER_NO_PROGRESS")]
     pub no_progress: bool,
+}
+
+/// The flags of the verdict rule, shared by `verify` and `rehearse`.
+#[derive(Debug, Clone, Args)]
+pub struct RuleArgs {
+    /// Family-wide confidence, as a percentage (99%) or a fraction (0.99).
+    #[arg(long, env = "CHECKER_CONFIDENCE", value_name = "P", default_value = "99%", value_parser = parse_fraction)]
+    pub confidence: f64,
+    /// Half-width of the band around each weight, in points (5%) or as a fraction (0.05).
+    #[arg(long, env = "CHECKER_TOLERANCE", value_name = "T", default_value = "5%", value_parser = parse_fraction)]
+    pub tolerance: f64,
+    /// Largest share of failed connections that still passes (per check), 1% or 0.01.
+    #[arg(long, env = "CHECKER_MAX_ERROR_RATE", value_name = "E", default_value = "1%", value_parser = parse_fraction)]
+    pub max_error_rate: f64,
+}
+
+impl RuleArgs {
+    /// The verdict settings these flags describe.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            confidence: self.confidence,
+            tolerance: self.tolerance,
+        }
+    }
 }
 
 impl VerifyArgs {
@@ -117,11 +135,8 @@ impl VerifyArgs {
             duration: self.duration,
             concurrency: self.concurrency,
             rate: self.rate,
-            settings: Settings {
-                confidence: self.confidence,
-                tolerance: self.tolerance,
-            },
-            max_error_rate: self.max_error_rate,
+            settings: self.rule.settings(),
+            max_error_rate: self.rule.max_error_rate,
             connect_timeout: self.connect_timeout,
             reply_timeout: self.reply_timeout,
             samples_out: self.samples_out.clone(),

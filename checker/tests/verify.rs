@@ -493,21 +493,7 @@ fn a_closed_stdout_does_not_panic_and_the_exit_code_keeps_the_verdict() {
         .expect("start checker");
     // Like `checker verify ... | head -0`: the reader is gone before anything is printed.
     drop(child.stdout.take());
-    let mut guard = Guard(child);
-    let deadline = Instant::now() + BOUND;
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().expect("wait for checker") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "checker still running after {BOUND:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut guard.0.stderr.take().expect("stderr"), &mut stderr)
-        .expect("read stderr");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    let run = wait_output(Guard(child));
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    assert_eq!(run.code, 0, "{run:?}");
 }

@@ -8,8 +8,7 @@ use clap::Args;
 use super::ingress::GatewayKind;
 use super::summary::{self, WalkReport};
 use super::walk::{self, WalkConfig, WalkEvent};
-use crate::cli::{OutputFormat, parse_duration, parse_fraction};
-use crate::verdict::Settings;
+use crate::cli::{OutputFormat, RuleArgs, parse_duration};
 
 /// Exit codes of `checker rehearse`, shown at the end of its `--help`.
 pub const HELP: &str = "Exit codes:
@@ -88,15 +87,9 @@ pub struct RehearseArgs {
     /// Connections in flight during each verification.
     #[arg(long, env = "CHECKER_CONCURRENCY", default_value_t = crate::verify::DEFAULT_CONCURRENCY, value_name = "C")]
     pub concurrency: usize,
-    /// Family-wide confidence, as a percentage (99%) or a fraction (0.99).
-    #[arg(long, env = "CHECKER_CONFIDENCE", value_name = "P", default_value = "99%", value_parser = parse_fraction)]
-    pub confidence: f64,
-    /// Half-width of the band around each weight, in points (5%) or as a fraction (0.05).
-    #[arg(long, env = "CHECKER_TOLERANCE", value_name = "T", default_value = "5%", value_parser = parse_fraction)]
-    pub tolerance: f64,
-    /// Largest share of failed connections per step that still passes.
-    #[arg(long, env = "CHECKER_MAX_ERROR_RATE", value_name = "E", default_value = "1%", value_parser = parse_fraction)]
-    pub max_error_rate: f64,
+    /// The verdict's confidence, tolerance and error budget, applied to every step.
+    #[command(flatten)]
+    pub rule: RuleArgs,
     /// Write each step's samples to DIR/step-N.jsonl.
     #[arg(long, env = "CHECKER_REHEARSE_SAMPLES_DIR", value_name = "DIR")]
     pub samples_dir: Option<PathBuf>,
@@ -114,11 +107,8 @@ impl RehearseArgs {
             seed: self.seed,
             samples: self.samples,
             concurrency: self.concurrency.max(1),
-            settings: Settings {
-                confidence: self.confidence,
-                tolerance: self.tolerance,
-            },
-            max_error_rate: self.max_error_rate,
+            settings: self.rule.settings(),
+            max_error_rate: self.rule.max_error_rate,
             gateway: self.gateway,
             haproxy_bin: self.haproxy_bin.clone(),
             hold: self.hold,

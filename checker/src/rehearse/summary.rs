@@ -190,32 +190,6 @@ impl WalkReport {
     }
 }
 
-/// Lays out rows as left-aligned columns, padded by characters.
-fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            let pad = widths[c].saturating_sub(cell.chars().count()) + 2;
-            line.extend(std::iter::repeat_n(' ', pad));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 fn weights_text(w: &[(String, u32)]) -> String {
     w.iter()
         .map(|(g, w)| format!("{g}={w}"))
@@ -356,7 +330,7 @@ pub fn render_summary(walk: &WalkReport) -> String {
         walk.replicas,
         walk.elapsed_s
     );
-    out.push_str(&table(&rows));
+    out.push_str(&crate::report::text::table(&rows));
     let held_kept: u64 = walk.steps.iter().map(|s| s.held.kept).sum();
     let held_lost: u64 = walk.steps.iter().map(|s| s.held.lost + s.drains.cut).sum();
     let _ = writeln!(

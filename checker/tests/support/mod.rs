@@ -322,13 +322,15 @@ pub fn run_checker(args: &[&str]) -> Run {
     wait_output(Guard(child))
 }
 
-/// Waits (bounded by [`BOUND`]) for a spawned checker with piped output and collects it.
+/// Waits (bounded by [`BOUND`]) for a spawned checker and collects its piped output (stdout may have been taken).
 pub fn wait_output(mut guard: Guard) -> Run {
-    let mut stdout = guard.0.stdout.take().expect("stdout piped");
+    let stdout = guard.0.stdout.take();
     let mut stderr = guard.0.stderr.take().expect("stderr piped");
     let out = std::thread::spawn(move || {
         let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
+        if let Some(mut stdout) = stdout {
+            let _ = stdout.read_to_string(&mut s);
+        }
         s
     });
     let err = std::thread::spawn(move || {
