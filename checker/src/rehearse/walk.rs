@@ -574,6 +574,15 @@ async fn wait_accepted(ingress: &Ingress, count: u64, done: &CancellationToken) 
     }
 }
 
+/// Connections the gateway accepted since it had accepted `base` (0 if it cannot say).
+async fn accepted_since(ingress: &Ingress, base: u64) -> u64 {
+    ingress
+        .accepted()
+        .await
+        .unwrap_or(base)
+        .saturating_sub(base)
+}
+
 async fn inject_faults(
     config: &WalkConfig,
     step: &PlannedStep,
@@ -588,12 +597,7 @@ async fn inject_faults(
         && let Some(victim) = stage.fleet.group(CANARY_GROUP).first().cloned()
     {
         stage.fleet.kill(victim.addr);
-        let at = stage
-            .ingress
-            .accepted()
-            .await
-            .unwrap_or(base)
-            .saturating_sub(base);
+        let at = accepted_since(&stage.ingress, base).await;
         events.push(format!(
             "killed canary replica {} ({}) after {at} of {total} connections",
             victim.name, victim.addr
@@ -605,12 +609,7 @@ async fn inject_faults(
             .ingress
             .remove_replica(CANARY_GROUP, victim.addr)
             .await?;
-        let at = stage
-            .ingress
-            .accepted()
-            .await
-            .unwrap_or(base)
-            .saturating_sub(base);
+        let at = accepted_since(&stage.ingress, base).await;
         events.push(format!(
             "took {} out of the gateway after {at} connections (endpoint removal)",
             victim.name
@@ -631,12 +630,7 @@ async fn inject_faults(
             canary - SHIFT_POINTS
         };
         stage.set_weights(100 - shifted, shifted).await?;
-        let at = stage
-            .ingress
-            .accepted()
-            .await
-            .unwrap_or(base)
-            .saturating_sub(base);
+        let at = accepted_since(&stage.ingress, base).await;
         events.push(format!(
             "weights changed during sampling after {at} of {total} connections: gateway now stable={} canary={}",
             100 - shifted,
