@@ -45,12 +45,25 @@ fn fail(error: &dyn std::fmt::Display, code: i32) -> i32 {
     code
 }
 
+fn json_error(path: &std::path::Path, e: &std::io::Error) -> String {
+    format!("cannot write the JSON report {}: {e}", path.display())
+}
+
 /// `checker verify`: plan, sample, judge, print; returns the exit code.
 pub async fn run_verify(args: &VerifyArgs) -> i32 {
     let config = args.to_config();
     let prepared = match verify::prepare(&config).await {
         Ok(prepared) => prepared,
         Err(e) => return fail(&e, e.exit_code()),
+    };
+    // Opened before sampling, so that an unwritable path is a usage error at once, not
+    // after a whole run whose report would then be lost.
+    let mut json_file = match &args.json {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some((path, file)),
+            Err(e) => return fail(&json_error(path, &e), exit::USAGE),
+        },
+        None => None,
     };
     if let Some(plan) = prepared.plan() {
         let mut line = report::text::plan_line(plan, config.settings.tolerance);
@@ -71,11 +84,13 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         Err(e) => return fail(&e, e.exit_code()),
     };
     let document = report::json::document(&report);
-    if let Some(path) = &args.json {
+    if let Some((path, file)) = &mut json_file {
         let text = serde_json::to_string_pretty(&document).unwrap_or_default() + "\n";
-        if let Err(e) = std::fs::write(path, text) {
-            let message = format!("cannot write the JSON report {}: {e}", path.display());
-            return fail(&message, exit::USAGE);
+        if let Err(e) = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_data())
+        {
+            return fail(&json_error(path, &e), exit::USAGE);
         }
     }
     match args.output {

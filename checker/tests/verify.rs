@@ -436,6 +436,17 @@ fn usage_errors_exit_2_with_one_sentence() {
             "--samples-out",
             "/nonexistent-directory/samples.jsonl",
         ],
+        // Without --samples the plan line goes to stdout once sampling is about to start:
+        // an unwritable --json must stop the run before that.
+        &[
+            "verify",
+            "--target",
+            "127.0.0.1:1",
+            "--expect",
+            "a=1,b=1",
+            "--json",
+            "/nonexistent-directory/report.json",
+        ],
     ] {
         let run = run_checker(args);
         assert_eq!(run.code, 2, "{args:?}: {run:?}");
