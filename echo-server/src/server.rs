@@ -236,8 +236,21 @@ impl Server {
         shared.cut.cancel();
         tracker.wait().await;
         admin_stop.cancel();
+        // A graceful HTTP shutdown waits for requests in flight, and one whose headers
+        // never end would wait forever: the admin server gets no later deadline.
         let admin_result = match admin_task {
-            Some(task) => task.await.unwrap_or(Ok(())),
+            Some(mut task) => tokio::select! {
+                biased;
+                joined = &mut task => joined.unwrap_or(Ok(())),
+                () = tokio::time::sleep_until(deadline) => {
+                    task.abort();
+                    Ok(())
+                }
+                () = shared.aborted.cancelled() => {
+                    task.abort();
+                    Ok(())
+                }
+            },
             None => Ok(()),
         };
         let metrics = &shared.metrics;

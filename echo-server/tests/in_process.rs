@@ -99,3 +99,29 @@ async fn binding_a_taken_port_names_it_and_releases_the_others() {
     config.version = "not valid".into();
     assert!(Server::bind(config).await.is_err());
 }
+
+#[tokio::test]
+async fn a_stalled_admin_request_does_not_outlive_the_shutdown_timeout() {
+    let mut config = loopback("one");
+    config.admin_port = Some(0);
+    config.shutdown_timeout = Duration::from_millis(500);
+    let server = Server::bind(config).await.unwrap();
+    let admin = server.admin_addr().expect("admin server");
+    let handle = server.handle();
+    let run = tokio::spawn(server.run());
+    // An HTTP request whose headers never end (a hung scraper or probe).
+    let mut stalled = TcpStream::connect(admin).await.unwrap();
+    stalled
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    handle.shutdown();
+    let report = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the server must exit by its shutdown timeout")
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.cut, 0);
+    drop(stalled);
+}
