@@ -4,7 +4,6 @@
 //! of its endpoints while the echo listeners keep accepting for the drain delay.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::Router;
@@ -68,7 +67,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<AdminState>>) -> (StatusCode, &'static str) {
-    if state.shared.ready.load(Ordering::SeqCst) {
+    if state.shared.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")

@@ -45,6 +45,12 @@ impl Shared {
             cut: CancellationToken::new(),
         }
     }
+
+    /// Whether `/readyz` answers 200: serving and no shutdown begun. Reading both flags
+    /// keeps a shutdown that races the server's start from being reported ready.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.shutting_down.load(Ordering::SeqCst)
+    }
 }
 
 /// Controls a running [`crate::Server`] from anywhere; cheap to clone.
@@ -82,7 +88,7 @@ impl ServerHandle {
 
     /// Whether `/readyz` answers 200 (serving and not shutting down).
     pub fn is_ready(&self) -> bool {
-        self.shared.ready.load(Ordering::SeqCst)
+        self.shared.is_ready()
     }
 }
 
