@@ -17,7 +17,15 @@ fn free_port() -> u16 {
 #[test]
 fn istio_sample_check_passes_with_the_positional_form() {
     // Exactly the sample's arguments, `echo-server P1,P2 hello`, on free loopback ports.
-    let (p1, p2) = (free_port(), free_port());
+    // Both probes held at once: released one by one, the kernel may hand out the same
+    // port twice, and `P,P` is refused as a duplicate.
+    let (probe1, probe2) = (
+        TcpListener::bind("127.0.0.1:0").expect("bind a probe port"),
+        TcpListener::bind("127.0.0.1:0").expect("bind a probe port"),
+    );
+    let p1 = probe1.local_addr().expect("probe address").port();
+    let p2 = probe2.local_addr().expect("probe address").port();
+    drop((probe1, probe2));
     let mut cmd = Command::new(binary());
     cmd.arg(format!("{p1},{p2}"))
         .arg("hello")
