@@ -210,11 +210,6 @@ impl Tally {
         &self.windows
     }
 
-    /// How samples were assigned to windows.
-    pub fn windowing(&self) -> Windowing {
-        self.windowing
-    }
-
     /// Schedule lag with `--rate`, microseconds; `None` without pacing.
     pub fn lag_us(&self) -> Option<&Histogram<u64>> {
         self.lag_us.as_ref()

@@ -236,11 +236,6 @@ pub async fn verify(
 }
 
 impl Prepared {
-    /// The addresses the target resolved to; samples use them in turn.
-    pub fn addresses(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-
     /// The plan, when no sample count was given.
     pub fn plan(&self) -> Option<&Plan> {
         self.plan.as_ref()

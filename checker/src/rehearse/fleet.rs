@@ -61,7 +61,6 @@ pub struct Fleet {
     grace: Duration,
     running: Vec<Running>,
     draining: Vec<Running>,
-    started: u64,
     per_version: std::collections::BTreeMap<String, u64>,
 }
 
@@ -81,7 +80,6 @@ impl Fleet {
             grace,
             running: Vec::new(),
             draining: Vec::new(),
-            started: 0,
             per_version: std::collections::BTreeMap::new(),
         }
     }
@@ -106,7 +104,6 @@ impl Fleet {
                 },
             });
         };
-        self.started += 1;
         let index = {
             let n = self.per_version.entry(version.to_owned()).or_insert(0);
             *n += 1;
@@ -126,11 +123,6 @@ impl Fleet {
             task,
         });
         Ok(replica)
-    }
-
-    /// The running replicas (not draining), in start order.
-    pub fn running(&self) -> Vec<Replica> {
-        self.running.iter().map(|r| r.replica.clone()).collect()
     }
 
     /// The running replicas of one group.
@@ -203,11 +195,6 @@ impl Fleet {
             r.handle.abort();
             let _ = r.task.await;
         }
-    }
-
-    /// Replicas started over the fleet's life.
-    pub fn started(&self) -> u64 {
-        self.started
     }
 }
 

@@ -298,15 +298,6 @@ impl Gateway {
         lock(&self.shared.router).groups.retain(|g| g.name != group);
     }
 
-    /// The current weights, in the order the groups were created.
-    pub fn weights(&self) -> Vec<(String, u32)> {
-        lock(&self.shared.router)
-            .groups
-            .iter()
-            .map(|g| (g.name.clone(), g.weight))
-            .collect()
-    }
-
     /// A snapshot of the counters.
     pub fn stats(&self) -> GatewayStats {
         let c = lock(&self.shared.counters);
