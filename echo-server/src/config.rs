@@ -77,6 +77,11 @@ impl Config {
                 return Err(ConfigError::DuplicatePort(port));
             }
         }
+        if let Some(admin) = self.admin_port.filter(|&p| p != 0)
+            && seen.contains(&admin)
+        {
+            return Err(ConfigError::AdminPortIsEchoPort(admin));
+        }
         protocol::validate_version(&self.version)?;
         if self.max_line == 0 {
             return Err(ConfigError::ZeroMaxLine);
@@ -109,6 +114,11 @@ pub enum ConfigError {
     /// A port appears twice.
     #[error("port {0} is listed twice")]
     DuplicatePort(u16),
+    /// The admin port is also an echo port.
+    #[error(
+        "port {0} is both an echo port and the admin port: pick another --admin-port (or --no-admin)"
+    )]
+    AdminPortIsEchoPort(u16),
     /// A port list element is not a port number.
     #[error("{0:?} is not a port number (1-65535, or 0 for any free port)")]
     BadPort(String),
@@ -324,5 +334,9 @@ mod tests {
         assert!(cli(&["9000", "one", "--idle-timeout=soon"]).is_err());
         assert!(cli(&["9000", "one", "--drain-delay=10s", "--shutdown-timeout=5s"]).is_err());
         assert!(cli(&["9000", "one", "--max-line=0"]).is_err());
+        assert!(cli(&["9901", "one"]).is_err());
+        assert!(cli(&["9000", "one", "--admin-port=9000"]).is_err());
+        assert!(cli(&["9901", "one", "--no-admin"]).is_ok());
+        assert!(cli(&["0", "one", "--admin-port=0"]).is_ok());
     }
 }

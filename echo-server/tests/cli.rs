@@ -82,6 +82,7 @@ fn bad_arguments_give_one_sentence_and_exit_2() {
             "5s",
         ],
         &["9000", "one", "--log-format", "xml"],
+        &["9000,9901", "one"],
     ];
     for args in cases {
         let out = Command::new(binary())
