@@ -51,6 +51,24 @@ pub enum Error {
     Admin(io::Error),
 }
 
+/// Stops what [`Server::run`] started when its future is dropped: not ready, no more
+/// accepting, every connection cut, the admin server aborted. A no-op after a completed run.
+struct StopOnDrop {
+    shared: Arc<Shared>,
+    admin: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.shared.ready.store(false, Ordering::SeqCst);
+        self.shared.stop_accepting.cancel();
+        self.shared.cut.cancel();
+        if let Some(admin) = &self.admin {
+            admin.abort();
+        }
+    }
+}
+
 /// A bound echo server, ready to [`run`](Server::run).
 #[derive(Debug)]
 pub struct Server {
@@ -161,6 +179,12 @@ impl Server {
             idle_timeout: config.idle_timeout,
             shared: Arc::clone(&shared),
         });
+        // If this future is dropped before the sequence completes (a timeout, a select!,
+        // an aborted task), its spawned handlers and admin server must not live on.
+        let mut on_drop = StopOnDrop {
+            shared: Arc::clone(&shared),
+            admin: None,
+        };
         let limit = Arc::new(Semaphore::new(config.max_connections));
         let tracker = TaskTracker::new();
         let mut accepting = JoinSet::new();
@@ -186,6 +210,9 @@ impl Server {
                     .await
             })
         });
+        on_drop.admin = admin_task
+            .as_ref()
+            .map(tokio::task::JoinHandle::abort_handle);
         if !shared.shutting_down.load(Ordering::SeqCst) {
             shared.ready.store(true, Ordering::SeqCst);
         }

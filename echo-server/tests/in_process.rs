@@ -125,3 +125,32 @@ async fn a_stalled_admin_request_does_not_outlive_the_shutdown_timeout() {
     assert_eq!(report.cut, 0);
     drop(stalled);
 }
+
+#[tokio::test]
+async fn dropping_the_run_future_closes_connections_and_listeners() {
+    let mut config = loopback("dropped");
+    config.admin_port = Some(0);
+    let server = Server::bind(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let admin = server.admin_addr().expect("admin server");
+    let run = tokio::spawn(server.run());
+    let mut open = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        exchange(&mut open, "dropped", b"hi\n").await,
+        b"dropped hi\n"
+    );
+
+    // The caller gives up on the server (a timeout, a select!, an aborted task).
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), open.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a connection outlived its server");
+    for _ in 0..100 {
+        if TcpStream::connect(admin).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the admin listener outlived its server");
+}
