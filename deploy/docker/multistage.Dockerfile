@@ -21,7 +21,10 @@ COPY . .
 # glibc, linked statically: the binaries then run in `scratch`, which has no libc.
 # (deploy/ci/docker-test shows that host names still resolve in such an image.)
 ENV RUSTFLAGS="-C target-feature=+crt-static"
-RUN cargo build --release --locked --target x86_64-unknown-linux-gnu -p echo-server -p checker \
+# The context has no .git (see the .dockerignore): echo-server's build.rs takes the
+# revision for /version from GIT_REVISION, else it reports `unknown`.
+ARG REVISION=unknown
+RUN GIT_REVISION="${REVISION}" cargo build --release --locked --target x86_64-unknown-linux-gnu -p echo-server -p checker \
  && mkdir /out \
  && cp target/x86_64-unknown-linux-gnu/release/echo-server target/x86_64-unknown-linux-gnu/release/checker /out/
 
