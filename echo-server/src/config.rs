@@ -103,10 +103,14 @@ pub enum ConfigError {
     #[error("no echo port given: pass them as the first argument (9000,9001) or with --ports")]
     NoPorts,
     /// Ports were given both positionally and with `--ports`.
-    #[error("echo ports given twice: use either the positional form or --ports, not both")]
+    #[error(
+        "echo ports given twice: use either the positional form or --ports (or ECHO_SERVER_PORTS), not both"
+    )]
     PortsTwice,
     /// The version was given both positionally and with `--version`.
-    #[error("version given twice: use either the positional form or --version, not both")]
+    #[error(
+        "version given twice: use either the positional form or --version (or ECHO_SERVER_VERSION), not both"
+    )]
     VersionTwice,
     /// No version was given.
     #[error("no version given: pass it as the second argument or with --version")]
