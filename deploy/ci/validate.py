@@ -252,15 +252,27 @@ def pod_templates(unit: Unit) -> list[tuple[dict, dict, dict]]:
     return out
 
 
+# echo-server flags that take no value (every other --flag takes one).
+SERVER_SWITCHES = {"--no-admin", "--help"}
+
+
 def server_args(container: dict) -> dict:
     """The echo-server's version, drain delay and shutdown timeout from its args."""
     args = [str(a) for a in container.get("args") or []]
-    positional = [a for a in args if not a.startswith("-")]
+    positional = []
     flags = {}
-    for a in args:
+    i = 0
+    while i < len(args):
+        a = args[i]
         if a.startswith("--") and "=" in a:
             k, _, v = a[2:].partition("=")
             flags[k] = v
+        elif a.startswith("--") and a not in SERVER_SWITCHES and i + 1 < len(args):
+            flags[a[2:]] = args[i + 1]  # `--flag value`, as clap accepts it too
+            i += 1
+        elif not a.startswith("-"):
+            positional.append(a)
+        i += 1
     return {
         "version": positional[1] if len(positional) > 1 else flags.get("version"),
         "drain": parse_duration(flags.get("drain-delay", f"{DEFAULT_DRAIN_DELAY_S}s")),
@@ -868,6 +880,11 @@ def self_test(units, steps, crds, readme) -> tuple[int, list[str]]:
     def short_grace(d):
         d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 20
 
+    def spaced_long_shutdown(d):
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        c["args"] = [a for a in c["args"] if not a.startswith("--shutdown-timeout")]
+        c["args"] += ["--shutdown-timeout", "40s"]
+
     def writable_root(d):
         d["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = False
 
@@ -911,6 +928,7 @@ def self_test(units, steps, crds, readme) -> tuple[int, list[str]]:
         ("walk weights differ from the step", k10, "VirtualService", "tcp-echo", weights_swapped, "the step expects"),
         ("tcpSocket readiness probe", k10, "Deployment", "tcp-echo-canary", tcp_probe, "tcpSocket"),
         ("grace period shorter than shutdown", k10, "Deployment", "tcp-echo-stable", short_grace, "terminationGracePeriodSeconds"),
+        ("`--shutdown-timeout 40s` (spaced) beyond the grace period", k10, "Deployment", "tcp-echo-canary", spaced_long_shutdown, "must exceed --shutdown-timeout 40"),
         ("writable root filesystem", k10, "Deployment", "tcp-echo-stable", writable_root, "readOnlyRootFilesystem"),
         ("no resource limits", k10, "Deployment", "tcp-echo-stable", no_limits, "resources.limits"),
         ("unknown field in a Deployment", k10, "Deployment", "tcp-echo-stable", unknown_builtin_field, "readinesProbe"),
