@@ -47,14 +47,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Binds, installs the signal handlers and serves until the shutdown completes.
+/// Installs the signal handlers, binds and serves until the shutdown completes.
+///
+/// The handlers go in first: a SIGTERM that arrives while the ports are being bound is
+/// kept and starts the graceful sequence, instead of killing the process outright.
 async fn serve(config: Config) -> Result<(), String> {
-    let server = Server::bind(config).await.map_err(|e| e.to_string())?;
-    let handle = server.handle();
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let server = Server::bind(config).await.map_err(|e| e.to_string())?;
+    let handle = server.handle();
     tokio::spawn(async move {
         watch_signals(&handle, &mut terminate, &mut interrupt).await;
     });
