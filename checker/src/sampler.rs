@@ -375,7 +375,8 @@ pub async fn run<S: Sink>(
 ) -> StopReason {
     let start = Instant::now();
     let shared = Arc::new(Shared {
-        deadline: config.duration.map(|d| start + d),
+        // A duration beyond what an Instant can hold never ends: no deadline, not a panic.
+        deadline: config.duration.and_then(|d| start.checked_add(d)),
         config,
         start,
         next_id: AtomicU64::new(0),
@@ -442,7 +443,17 @@ async fn run_paced<S: Sink>(shared: &Arc<Shared<S>>, rate: f64) {
         if shared.exhausted(id) {
             break;
         }
-        let due = shared.start + Duration::from_secs_f64(id as f64 / rate);
+        // At absurdly low rates the next start lies beyond what an Instant can hold: it
+        // never comes, so only `stop` (or a deadline, necessarily earlier) ends the run.
+        let Some(due) = Duration::try_from_secs_f64(id as f64 / rate)
+            .ok()
+            .and_then(|offset| shared.start.checked_add(offset))
+        else {
+            if shared.deadline.is_none() {
+                shared.stop.cancelled().await;
+            }
+            break;
+        };
         if shared.deadline.is_some_and(|d| due >= d) {
             break;
         }
@@ -652,6 +663,51 @@ mod tests {
             assert_eq!(reason, StopReason::Interrupted);
             assert!(rx.recv().await.is_none(), "no sample finished");
         }
+    }
+
+    #[tokio::test]
+    async fn absurd_durations_and_rates_do_not_panic() {
+        let addr = server(|line| [b"one ".as_slice(), line].concat()).await;
+        // A duration past the end of representable time: the count ends the run.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let config = SamplerConfig {
+            addrs: vec![addr],
+            samples: Some(3),
+            duration: Some(Duration::from_secs(u64::MAX)),
+            concurrency: 1,
+            rate: None,
+            timeouts: timeouts(),
+        };
+        let reason = run(config, CancellationToken::new(), Arc::new(tx)).await;
+        assert_eq!(reason, StopReason::Samples);
+        let mut n = 0;
+        while rx.recv().await.is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 3);
+        // A rate so low that the second sample is never due: one sample, then stop ends it.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let config = SamplerConfig {
+            addrs: vec![addr],
+            samples: Some(3),
+            duration: None,
+            concurrency: 1,
+            rate: Some(1e-30),
+            timeouts: timeouts(),
+        };
+        let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
+        let first = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("the first sample is due at once");
+        assert_eq!(first.map(|s| s.id), Some(0));
+        stop.cancel();
+        let reason = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("the run ended after stop")
+            .unwrap();
+        assert_eq!(reason, StopReason::Interrupted);
+        assert!(rx.recv().await.is_none());
     }
 
     #[tokio::test]
