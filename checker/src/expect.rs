@@ -52,6 +52,11 @@ pub enum ExpectError {
     /// Every weight is zero.
     #[error("all weights are zero; at least one version must receive traffic")]
     AllZero,
+    /// The weights add up to more than a floating-point number holds, so no share can be computed.
+    #[error(
+        "the weights add up to more than a number can hold; use smaller weights, e.g. one=90,two=10"
+    )]
+    TotalTooLarge,
 }
 
 impl Expectation {
@@ -84,6 +89,9 @@ impl Expectation {
         let total: f64 = versions.iter().map(|v| v.weight).sum();
         if total <= 0.0 {
             return Err(ExpectError::AllZero);
+        }
+        if !total.is_finite() {
+            return Err(ExpectError::TotalTooLarge);
         }
         for v in &mut versions {
             v.share = v.weight / total;
@@ -183,6 +191,11 @@ mod tests {
             Err(ExpectError::Duplicate("one".into()))
         );
         assert_eq!("one=1".parse::<Expectation>(), Err(ExpectError::TooFew));
+        // Each weight is finite, their total is not: every share would be 0.
+        assert_eq!(
+            "one=1e308,two=1e308".parse::<Expectation>(),
+            Err(ExpectError::TotalTooLarge)
+        );
         assert!(matches!(
             "o ne=1,two=1".parse::<Expectation>(),
             Err(ExpectError::Version(_))
