@@ -6,8 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgAction, Parser, ValueEnum};
 
+use crate::admin::{self, AdminLimits};
 use crate::protocol::{self, DEFAULT_MAX_LINE};
 
 /// The default admin HTTP port.
@@ -22,6 +23,16 @@ pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 /// The default address the listeners bind to (all IPv4 interfaces, like Istio's sample).
 pub const DEFAULT_LISTEN: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+/// The largest `--max-connections` (one descriptor each; Linux's default `nr_open`).
+pub const MAX_MAX_CONNECTIONS: usize = 1_000_000;
+/// The largest `--max-line` (1 GiB).
+pub const MAX_MAX_LINE: usize = 1 << 30;
+/// The largest `--threads`: more event loops than this never helps an echo server.
+pub const MAX_THREADS: usize = 1024;
+/// The largest `--admin-max-connections`.
+pub const MAX_ADMIN_CONNECTIONS: usize = 10_000;
+/// The largest `--admin-max-request` (1 MiB).
+pub const MAX_ADMIN_REQUEST: usize = 1 << 20;
 
 /// Everything a [`crate::Server`] needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +55,8 @@ pub struct Config {
     pub drain_delay: Duration,
     /// Deadline, counted from the start of the shutdown, after which open connections are cut.
     pub shutdown_timeout: Duration,
+    /// The bounds of the admin HTTP server.
+    pub admin_limits: AdminLimits,
 }
 
 impl Config {
@@ -63,6 +76,7 @@ impl Config {
             admin_port: Some(DEFAULT_ADMIN_PORT),
             drain_delay: DEFAULT_DRAIN_DELAY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            admin_limits: AdminLimits::default(),
         }
     }
 
@@ -91,6 +105,16 @@ impl Config {
         }
         if self.shutdown_timeout < self.drain_delay {
             return Err(ConfigError::TimeoutBeforeDrain);
+        }
+        let limits = &self.admin_limits;
+        if limits.max_connections == 0 {
+            return Err(ConfigError::ZeroAdminConnections);
+        }
+        if limits.max_request < admin::MIN_MAX_REQUEST {
+            return Err(ConfigError::AdminRequestTooSmall(limits.max_request));
+        }
+        if limits.header_timeout.is_zero() || limits.idle_timeout.is_zero() {
+            return Err(ConfigError::ZeroAdminTimeout);
         }
         Ok(())
     }
@@ -140,6 +164,15 @@ pub enum ConfigError {
         "--shutdown-timeout must not be shorter than --drain-delay (both count from the signal)"
     )]
     TimeoutBeforeDrain,
+    /// `--admin-max-connections 0`.
+    #[error("--admin-max-connections must be at least 1")]
+    ZeroAdminConnections,
+    /// `--admin-max-request` below what the HTTP library accepts.
+    #[error("--admin-max-request must be at least 8192 bytes, not {0}")]
+    AdminRequestTooSmall(usize),
+    /// A zero admin header or idle timeout.
+    #[error("--admin-header-timeout and --admin-idle-timeout must be longer than 0")]
+    ZeroAdminTimeout,
 }
 
 /// The log line format.
@@ -163,8 +196,11 @@ unchanged, its \\n kept), pipelined lines in order, until the client closes.\n\n
 One difference from Istio's sample: a final line without \\n before the client closes \
 its side is answered too (without a \\n), where the sample drops it silently.\n\n\
 Istio's positional form works unchanged: `echo-server 9000,9001 one`.",
-    after_help = "Logs go to stdout (RUST_LOG filters them, default info). Exit codes: 0 after a \
-clean shutdown, 1 when a port cannot be bound or serving fails, 2 for bad arguments."
+    after_help = "Logs go to stdout (RUST_LOG filters them, default info). At start-up the soft \
+descriptor limit is raised (up to the hard limit) to what --max-connections and the admin port \
+need; if the hard limit is lower, one warning says so (--strict-limits: exit 2 instead). Boolean \
+variables take 1/0, true/false, yes/no, on/off. Exit codes: 0 after a clean shutdown, 1 when a \
+port cannot be bound or serving fails, 2 for bad arguments."
 )]
 pub struct Cli {
     /// Istio's form: the echo ports, comma-separated (e.g. 9000,9001).
@@ -188,11 +224,13 @@ pub struct Cli {
     pub listen: IpAddr,
 
     /// The longest line in bytes, \n included; a longer one ends the connection.
-    #[arg(long, env = "ECHO_SERVER_MAX_LINE", default_value_t = DEFAULT_MAX_LINE, value_name = "BYTES")]
+    #[arg(long, env = "ECHO_SERVER_MAX_LINE", default_value_t = DEFAULT_MAX_LINE, value_name = "BYTES",
+        value_parser = whole_number::<1, MAX_MAX_LINE>, allow_negative_numbers = true)]
     pub max_line: usize,
 
     /// Connections beyond this number are closed at once and counted.
-    #[arg(long, env = "ECHO_SERVER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "ECHO_SERVER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = whole_number::<1, MAX_MAX_CONNECTIONS>, allow_negative_numbers = true)]
     pub max_connections: usize,
 
     /// Close connections silent for this long (e.g. 300s, 5m, 500ms); 0 = never.
@@ -204,8 +242,26 @@ pub struct Cli {
     pub admin_port: u16,
 
     /// Run no admin HTTP server.
-    #[arg(long, env = "ECHO_SERVER_NO_ADMIN")]
+    #[arg(long, env = "ECHO_SERVER_NO_ADMIN", action = ArgAction::SetTrue, value_parser = parse_bool)]
     pub no_admin: bool,
+
+    /// Admin connections open at once; at the limit the longest-silent one is closed (and counted).
+    #[arg(long, env = "ECHO_SERVER_ADMIN_MAX_CONNECTIONS", default_value_t = admin::DEFAULT_MAX_CONNECTIONS,
+        value_parser = whole_number::<1, MAX_ADMIN_CONNECTIONS>, allow_negative_numbers = true)]
+    pub admin_max_connections: usize,
+
+    /// An admin request's head must arrive within this time (also the keep-alive idle limit).
+    #[arg(long, env = "ECHO_SERVER_ADMIN_HEADER_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub admin_header_timeout: Duration,
+
+    /// The longest admin request head (request line + headers) in bytes; longer gets 431.
+    #[arg(long, env = "ECHO_SERVER_ADMIN_MAX_REQUEST", default_value_t = admin::DEFAULT_MAX_REQUEST, value_name = "BYTES",
+        value_parser = whole_number::<{ admin::MIN_MAX_REQUEST }, MAX_ADMIN_REQUEST>, allow_negative_numbers = true)]
+    pub admin_max_request: usize,
+
+    /// Close an admin connection that moves no byte either way for this long.
+    #[arg(long, env = "ECHO_SERVER_ADMIN_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub admin_idle_timeout: Duration,
 
     /// After SIGTERM/SIGINT, keep accepting this long while /readyz says 503.
     #[arg(long, env = "ECHO_SERVER_DRAIN_DELAY", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
@@ -220,8 +276,13 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// Worker threads: 1 = a single event loop (least CPU per request); 0 = one per CPU core.
-    #[arg(long, env = "ECHO_SERVER_THREADS", default_value_t = 1)]
+    #[arg(long, env = "ECHO_SERVER_THREADS", default_value_t = 1,
+        value_parser = whole_number::<0, MAX_THREADS>, allow_negative_numbers = true)]
     pub threads: usize,
+
+    /// Exit 2 instead of warning when the descriptor limit cannot be raised to what the limits need.
+    #[arg(long, env = "ECHO_SERVER_STRICT_LIMITS", action = ArgAction::SetTrue, value_parser = parse_bool)]
+    pub strict_limits: bool,
 }
 
 impl Cli {
@@ -247,6 +308,12 @@ impl Cli {
             admin_port: (!self.no_admin).then_some(self.admin_port),
             drain_delay: self.drain_delay,
             shutdown_timeout: self.shutdown_timeout,
+            admin_limits: AdminLimits {
+                max_connections: self.admin_max_connections,
+                header_timeout: self.admin_header_timeout,
+                max_request: self.admin_max_request,
+                idle_timeout: self.admin_idle_timeout,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -272,7 +339,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Ok(Duration::from_secs(secs));
     }
     humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration like 500ms, 5s or 2m ({e})"))
+        .map_err(|_| format!("must be a duration like 500ms, 5s or 2m, not {text:?}"))
+}
+
+/// Parses a whole number from `MIN` to `MAX`; anything else, negative numbers and
+/// overflow included, gets the same one message.
+pub fn whole_number<const MIN: usize, const MAX: usize>(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (MIN..=MAX).contains(n))
+        .ok_or_else(|| format!("must be a whole number from {MIN} to {MAX}, not {text:?}"))
+}
+
+/// Parses a boolean in the usual spellings: 1/0, true/false, yes/no, on/off (any case).
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "y" | "on" => Ok(true),
+        "0" | "false" | "no" | "n" | "off" | "" => Ok(false),
+        _ => Err(format!(
+            "must be 1/0, true/false, yes/no or on/off, not {text:?}"
+        )),
+    }
 }
 
 #[cfg(test)]

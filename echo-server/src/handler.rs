@@ -13,8 +13,8 @@
 use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFuture;
 
+use crate::listener::RateLimitedLog;
 use crate::protocol::{LineFramer, encode_reply};
 use crate::shutdown::Shared;
 
@@ -41,6 +42,8 @@ pub(crate) struct HandlerContext {
     pub(crate) idle_timeout: Option<Duration>,
     /// Counters and shutdown state.
     pub(crate) shared: Arc<Shared>,
+    /// Over-long lines seen since the last warning about them (one warning a second).
+    pub(crate) too_long_log: Mutex<RateLimitedLog>,
 }
 
 /// Why a connection ended.
@@ -77,11 +80,19 @@ pub(crate) async fn serve(
         }
         End::TooLong => {
             metrics.lines_too_long.inc();
-            tracing::warn!(
-                peer = ?peer(),
-                max_line = ctx.max_line,
-                "closed a connection whose line exceeded the limit"
-            );
+            let due = ctx
+                .too_long_log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record();
+            if let Some(count) = due {
+                tracing::warn!(
+                    peer = ?peer(),
+                    max_line = ctx.max_line,
+                    closed = count,
+                    "closed connections whose line exceeded the limit (one warning a second at most)"
+                );
+            }
         }
         End::Cut => {
             metrics.connections_cut.inc();

@@ -24,6 +24,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod descriptors;
 mod handler;
 pub mod listener;
 pub mod metrics;

@@ -38,13 +38,13 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Counts events and says when a summary warning is due, so floods log once a second.
 #[derive(Debug)]
-struct RateLimitedLog {
+pub(crate) struct RateLimitedLog {
     since_last: u64,
     last: Option<Instant>,
 }
 
 impl RateLimitedLog {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             since_last: 0,
             last: None,
@@ -52,7 +52,7 @@ impl RateLimitedLog {
     }
 
     /// Records one event; returns how many to report if a warning is due now.
-    fn record(&mut self) -> Option<u64> {
+    pub(crate) fn record(&mut self) -> Option<u64> {
         self.since_last += 1;
         let now = Instant::now();
         if self

@@ -4,9 +4,11 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-use clap::error::ErrorKind;
-use echo_server::{Cli, Config, EXIT_FAILURE, EXIT_USAGE, LogFormat, Server, ServerHandle};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser};
+use echo_server::{
+    Cli, Config, EXIT_FAILURE, EXIT_USAGE, LogFormat, Server, ServerHandle, descriptors,
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
@@ -22,13 +24,16 @@ fn main() -> ExitCode {
             let _ = err.print();
             return ExitCode::SUCCESS;
         }
-        Err(err) => return usage_error(&err.to_string()),
+        Err(err) => return usage_error(&argument_error(&err)),
     };
     let config = match cli.config() {
         Ok(config) => config,
         Err(err) => return usage_error(&err.to_string()),
     };
     init_logging(cli.log_format);
+    if let Err(message) = raise_descriptor_limit(&config, cli.strict_limits) {
+        return usage_error(&message);
+    }
     // One thread: a single event loop without work-stealing, like a bare epoll server.
     let mut runtime = match cli.threads {
         1 => tokio::runtime::Builder::new_current_thread(),
@@ -85,6 +90,107 @@ async fn watch_signals(
         "second signal received: cutting every connection now"
     );
     handle.abort();
+}
+
+/// Raises the soft descriptor limit to what `config` needs. Short of it: one warning, or
+/// with `strict` the sentence to refuse with.
+fn raise_descriptor_limit(config: &Config, strict: bool) -> Result<(), String> {
+    let needed = descriptors::needed(config);
+    let limits = match descriptors::raise(needed) {
+        Ok(limits) => limits,
+        Err(error) if strict => {
+            return Err(format!(
+                "cannot read or raise the descriptor limit: {error}"
+            ));
+        }
+        Err(error) => {
+            tracing::warn!(%error, needed, "cannot read or raise the descriptor limit");
+            return Ok(());
+        }
+    };
+    if limits.soft > limits.before {
+        tracing::info!(
+            from = limits.before,
+            to = limits.soft,
+            hard = limits.hard,
+            needed,
+            "raised the soft descriptor limit"
+        );
+    }
+    if limits.enough() {
+        return Ok(());
+    }
+    let sentence = format!(
+        "the descriptor limit is {} (hard limit {}) but --max-connections {} and the admin port need {needed}: \
+         raise the hard limit (ulimit -Hn) or lower --max-connections",
+        limits.soft, limits.hard, config.max_connections
+    );
+    if strict {
+        return Err(sentence);
+    }
+    tracing::warn!(
+        soft = limits.soft,
+        hard = limits.hard,
+        needed,
+        "{sentence}; connections beyond it fail to be accepted"
+    );
+    Ok(())
+}
+
+/// The one sentence for a command-line error; a bad value names its flag, or its
+/// environment variable when it came from there.
+fn argument_error(err: &clap::Error) -> String {
+    let text = err.to_string();
+    if !matches!(
+        err.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return text;
+    }
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        err.get(ContextKind::InvalidArg),
+        err.get(ContextKind::InvalidValue),
+    ) else {
+        return text;
+    };
+    // "--max-connections <MAX_CONNECTIONS>" -> "--max-connections"
+    let flag = arg.split_whitespace().next().unwrap_or(arg);
+    let source = env_source(flag).unwrap_or_else(|| flag.to_owned());
+    if err.kind() == ErrorKind::InvalidValue {
+        let valid = match err.get(ContextKind::ValidValue) {
+            Some(ContextValue::Strings(valid)) => valid.join(", "),
+            _ => String::new(),
+        };
+        return format!("{source} must be one of {valid}, not {value:?}");
+    }
+    match std::error::Error::source(err) {
+        Some(reason) => format!("{source} {reason}"),
+        None => text,
+    }
+}
+
+/// The environment variable a flag's bad value came from: the flag is absent from the
+/// command line and its variable is set.
+fn env_source(flag: &str) -> Option<String> {
+    let long = flag.strip_prefix("--")?;
+    let on_command_line = std::env::args_os().skip(1).any(|a| {
+        a.to_str().is_some_and(|a| {
+            a == flag
+                || a.strip_prefix(flag)
+                    .is_some_and(|rest| rest.starts_with('='))
+        })
+    });
+    if on_command_line {
+        return None;
+    }
+    let command = Cli::command();
+    let name = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_str()?
+        .to_owned();
+    std::env::var_os(&name).is_some().then_some(name)
 }
 
 /// Logs to stdout, filtered by `RUST_LOG` (default `info`).

@@ -43,6 +43,10 @@ pub struct Metrics {
     pub bytes_sent: Counter,
     /// Failed `accept` calls (out of file descriptors and the like).
     pub accept_errors: Counter,
+    /// Admin HTTP connections open right now.
+    pub admin_connections_active: Gauge<i64, AtomicI64>,
+    /// Admin HTTP connections closed to make room at the admin connection limit.
+    pub admin_connections_evicted: Counter,
 }
 
 impl Metrics {
@@ -102,6 +106,16 @@ impl Metrics {
             "accept_errors",
             "Failed accept calls, retried after a back-off",
             m.accept_errors.clone(),
+        );
+        registry.register(
+            "admin_connections_active",
+            "Admin HTTP connections open right now",
+            m.admin_connections_active.clone(),
+        );
+        registry.register(
+            "admin_connections_evicted",
+            "Admin HTTP connections closed to make room at the admin connection limit",
+            m.admin_connections_evicted.clone(),
         );
         (metrics, registry)
     }

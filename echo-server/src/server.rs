@@ -178,6 +178,7 @@ impl Server {
             max_line: config.max_line,
             idle_timeout: config.idle_timeout,
             shared: Arc::clone(&shared),
+            too_long_log: std::sync::Mutex::new(crate::listener::RateLimitedLog::new()),
         });
         // If this future is dropped before the sequence completes (a timeout, a select!,
         // an aborted task), its spawned handlers and admin server must not live on.
@@ -204,11 +205,15 @@ impl Server {
                 info: VersionInfo::new(&config.version),
             });
             let stop = admin_stop.clone();
-            tokio::spawn(async move {
-                axum::serve(bound, admin::router(state))
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            })
+            let limits = config.admin_limits;
+            let shared = Arc::clone(&shared);
+            tokio::spawn(admin::serve(
+                bound,
+                admin::router(state),
+                limits,
+                stop,
+                shared,
+            ))
         });
         on_drop.admin = admin_task
             .as_ref()

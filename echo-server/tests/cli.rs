@@ -83,6 +83,10 @@ fn bad_arguments_give_one_sentence_and_exit_2() {
         ],
         &["9000", "one", "--log-format", "xml"],
         &["9000,9901", "one"],
+        &["9000", "one", "--threads", "100000"],
+        &["9000", "one", "--max-connections", "-5"],
+        &["9000", "one", "--admin-max-connections", "0"],
+        &["9000", "one", "--admin-max-request", "1"],
     ];
     for args in cases {
         let out = Command::new(binary())
@@ -144,6 +148,12 @@ fn help_documents_the_one_protocol_difference() {
         "--shutdown-timeout",
         "--log-format",
         "ECHO_SERVER_VERSION",
+        "--admin-max-connections",
+        "--admin-header-timeout",
+        "--admin-max-request",
+        "--admin-idle-timeout",
+        "--strict-limits",
+        "ECHO_SERVER_STRICT_LIMITS",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
@@ -199,4 +209,79 @@ fn json_logs_on_request() {
     let line = server.wait_log("listening");
     let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
     assert_eq!(value["fields"]["version"], "one");
+}
+
+#[test]
+fn negative_numbers_get_the_same_sentence_as_other_out_of_range_values() {
+    let message = |args: &[&str]| {
+        let out = Command::new(binary())
+            .args(["9000", "one"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).trim().to_owned()
+    };
+    for flag in ["--max-connections", "--max-line", "--threads"] {
+        let zero_or_huge = if flag == "--threads" { "100000" } else { "0" };
+        let out_of_range = message(&[flag, zero_or_huge]);
+        assert!(
+            out_of_range.contains(&format!("{flag} must be a whole number from")),
+            "{out_of_range}"
+        );
+        let wording = |m: &str| m.split(": ").nth(1).unwrap_or_default().to_owned();
+        for negative in [vec![flag, "-5"], vec![&*format!("{flag}=-5")]] {
+            let got = message(&negative);
+            assert_eq!(
+                wording(&got).replace("\"-5\"", "X"),
+                wording(&out_of_range).replace(&format!("\"{zero_or_huge}\""), "X"),
+                "{negative:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn environment_errors_name_the_variable() {
+    for (name, value) in [
+        ("ECHO_SERVER_MAX_CONNECTIONS", "abc"),
+        ("ECHO_SERVER_MAX_CONNECTIONS", "-5"),
+        ("ECHO_SERVER_THREADS", "100000"),
+        ("ECHO_SERVER_NO_ADMIN", "maybe"),
+        ("ECHO_SERVER_IDLE_TIMEOUT", "soon"),
+    ] {
+        let out = Command::new(binary())
+            .args(["9000", "one"])
+            .env(name, value)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr:?}");
+        assert!(stderr.contains(name), "{name}={value}: {stderr:?}");
+    }
+}
+
+#[test]
+fn boolean_variables_accept_the_usual_spellings() {
+    for (value, admin) in [
+        ("1", false),
+        ("true", false),
+        ("yes", false),
+        ("0", true),
+        ("false", true),
+        ("no", true),
+    ] {
+        let mut cmd = Command::new(binary());
+        cmd.args(["0", "one", "--listen", "127.0.0.1", "--admin-port", "0"])
+            .env("ECHO_SERVER_NO_ADMIN", value);
+        let server = ServerProc::spawn(cmd);
+        assert_eq!(
+            server.admin.is_some(),
+            admin,
+            "ECHO_SERVER_NO_ADMIN={value}"
+        );
+    }
 }

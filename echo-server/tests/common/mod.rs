@@ -327,3 +327,80 @@ pub fn reply(version: &str, line: &[u8]) -> Vec<u8> {
     out.extend_from_slice(line);
     out
 }
+
+/// Reads one `kB` field (e.g. `VmHWM`, `VmRSS`) of `/proc/<pid>/status`, in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+/// The number of file descriptors process `pid` holds open.
+pub fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// The soft "Max open files" limit of process `pid`, from `/proc/<pid>/limits`.
+pub fn soft_nofile(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files in /proc/<pid>/limits");
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("bad limits line {line:?}"))
+}
+
+/// A command that runs the server under `ulimit <ulimit_args>` (e.g. `-S -n 256`), on
+/// loopback with a free admin port.
+pub fn under_ulimit(ulimit_args: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit {ulimit_args} && exec \"$0\" \"$@\""))
+        .arg(binary())
+        .args(["--listen", "127.0.0.1", "--admin-port", "0"])
+        .args(args);
+    cmd
+}
+
+/// Raises this test process's own soft descriptor limit to its hard limit, so that it
+/// can hold thousands of client sockets; returns the hard limit.
+pub fn raise_own_nofile() -> u64 {
+    let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
+    rlimit::increase_nofile_limit(hard).unwrap();
+    hard
+}
+
+/// `n` admin connections, each sending the start of a request whose headers never end
+/// (up to `header_bytes` of header lines); the server may close any of them.
+pub fn half_sent_admin_requests(
+    admin: SocketAddr,
+    n: usize,
+    header_bytes: usize,
+) -> Vec<TcpStream> {
+    let mut head = format!("GET /healthz HTTP/1.1\r\nHost: {admin}\r\n").into_bytes();
+    while head.len() < header_bytes {
+        head.extend_from_slice(
+            b"X-Never-Ending: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+        );
+    }
+    (0..n)
+        .map(|_| {
+            let mut stream = TcpStream::connect_timeout(&admin, BOUND).expect("connect admin");
+            stream
+                .set_write_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            // The server may cut or evict the connection while this is being written.
+            let _ = stream.write_all(&head);
+            stream
+        })
+        .collect()
+}
