@@ -46,6 +46,8 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_REQUEST: usize = 16 * 1024;
 /// The smallest request-head limit the HTTP library accepts.
 pub const MIN_MAX_REQUEST: usize = 8 * 1024;
+/// The longest admin timeout honoured (a year); longer values mean the same.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
 /// The default time an admin connection may move no byte before it is closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -278,7 +280,8 @@ async fn serve_connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        // Capped: hyper adds it to `Instant::now()`, which would overflow on absurd values.
+        .header_read_timeout(limits.header_timeout.min(LONGEST_TIMEOUT))
         .max_buf_size(limits.max_request.max(MIN_MAX_REQUEST));
     let mut conn = pin!(builder.serve_connection(io, TowerToHyperService::new(router)));
     let mut stopping = false;

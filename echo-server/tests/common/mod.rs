@@ -268,6 +268,23 @@ impl Client {
         Client { stream }
     }
 
+    /// Connects to `addr` with a 4 KiB receive buffer, so that unread replies stay in
+    /// the server's memory instead of the kernel's.
+    pub fn connect_small_receive_buffer(addr: SocketAddr) -> Client {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect_timeout(&addr.into(), BOUND).unwrap();
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(BOUND)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client { stream }
+    }
+
     /// Writes all of `bytes`.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
