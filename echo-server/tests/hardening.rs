@@ -281,3 +281,67 @@ fn worst_case_memory_of_a_pod() {
     );
     drop((attack, attack_small, attack_big));
 }
+
+#[test]
+fn admin_header_timeout_idle_timeout_and_request_size_are_enforced() {
+    use std::io::Read;
+    // A head that never ends is closed at the header timeout.
+    // (The idle timeout is set far away, so only the header timeout can close it.)
+    let server = start(&[
+        "0",
+        "one",
+        "--admin-header-timeout",
+        "1s",
+        "--admin-idle-timeout",
+        "1h",
+    ]);
+    let admin = server.admin.expect("admin port");
+    let mut stalled = TcpStream::connect(admin).unwrap();
+    stalled.set_read_timeout(Some(common::BOUND)).unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut client = Client {
+        stream: stalled.try_clone().unwrap(),
+    };
+    assert!(client.closed_by_server(), "a stalled head must be closed");
+
+    // A connection that moves no byte is closed at the idle timeout, even when the
+    // header timeout is far away.
+    let server = start(&[
+        "0",
+        "one",
+        "--admin-header-timeout",
+        "500000000y",
+        "--admin-idle-timeout",
+        "1s",
+    ]);
+    assert_eq!(server.get("/healthz").0, 200, "absurd timeouts still serve");
+    let mut silent = Client {
+        stream: TcpStream::connect(server.admin.expect("admin port")).unwrap(),
+    };
+    silent.stream.set_read_timeout(Some(common::BOUND)).unwrap();
+    assert!(
+        silent.closed_by_server(),
+        "a silent connection must be closed"
+    );
+
+    // A head longer than --admin-max-request gets 431 and the connection closes.
+    let server = start(&["0", "one", "--admin-max-request", "8192"]);
+    let mut big = TcpStream::connect(server.admin.expect("admin port")).unwrap();
+    big.set_read_timeout(Some(common::BOUND)).unwrap();
+    let mut head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec();
+    while head.len() < 20 * 1024 {
+        head.extend_from_slice(
+            b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+        );
+    }
+    head.extend_from_slice(b"\r\n");
+    let _ = big.write_all(&head);
+    let mut response = Vec::new();
+    let _ = big.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 431"), "{response:?}");
+    // A normal request on a kept-alive connection still works afterwards.
+    assert_eq!(server.get("/readyz").0, 200);
+}
