@@ -238,7 +238,8 @@ pub struct Cli {
     pub idle_timeout: Duration,
 
     /// The admin HTTP port (/healthz /readyz /version /metrics); 0 picks a free port.
-    #[arg(long, env = "ECHO_SERVER_ADMIN_PORT", default_value_t = DEFAULT_ADMIN_PORT)]
+    #[arg(long, env = "ECHO_SERVER_ADMIN_PORT", default_value_t = DEFAULT_ADMIN_PORT,
+        value_parser = port_number, allow_negative_numbers = true)]
     pub admin_port: u16,
 
     /// Run no admin HTTP server.
@@ -350,6 +351,12 @@ pub fn whole_number<const MIN: usize, const MAX: usize>(text: &str) -> Result<us
         .ok()
         .filter(|n| (MIN..=MAX).contains(n))
         .ok_or_else(|| format!("must be a whole number from {MIN} to {MAX}, not {text:?}"))
+}
+
+/// Parses a port number (0 = any free port) with the same message as [`whole_number`].
+pub fn port_number(text: &str) -> Result<u16, String> {
+    let port = whole_number::<0, { u16::MAX as usize }>(text)?;
+    u16::try_from(port).map_err(|_| format!("must be a whole number from 0 to 65535, not {text:?}"))
 }
 
 /// Parses a boolean in the usual spellings: 1/0, true/false, yes/no, on/off (any case).

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser};
 use echo_server::{
-    Cli, Config, EXIT_FAILURE, EXIT_USAGE, LogFormat, Server, ServerHandle, descriptors,
+    Cli, Config, ConfigError, EXIT_FAILURE, EXIT_USAGE, LogFormat, Server, ServerHandle,
+    descriptors,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
     };
     let config = match cli.config() {
         Ok(config) => config,
-        Err(err) => return usage_error(&err.to_string()),
+        Err(err) => return usage_error(&config_error(&cli, &err)),
     };
     init_logging(cli.log_format);
     if let Err(message) = raise_descriptor_limit(&config, cli.strict_limits) {
@@ -163,9 +164,29 @@ fn argument_error(err: &clap::Error) -> String {
         };
         return format!("{source} must be one of {valid}, not {value:?}");
     }
-    match std::error::Error::source(err) {
-        Some(reason) => format!("{source} {reason}"),
+    match std::error::Error::source(err).map(ToString::to_string) {
+        // Our parsers say "must be ..., not \"value\"".
+        Some(reason) if reason.starts_with("must ") => format!("{source} {reason}"),
+        Some(reason) => format!("{source}: {value:?} is not valid ({reason})"),
         None => text,
+    }
+}
+
+/// The sentence for an invalid configuration; a bad port list or version that came from
+/// the environment names its variable.
+fn config_error(cli: &Cli, err: &ConfigError) -> String {
+    let from_env = match err {
+        ConfigError::BadPort(_) | ConfigError::DuplicatePort(_)
+            if cli.positional_ports.is_none() =>
+        {
+            env_source("--ports")
+        }
+        ConfigError::Version(_) if cli.positional_version.is_none() => env_source("--version"),
+        _ => None,
+    };
+    match from_env {
+        Some(name) => format!("{name}: {err}"),
+        None => err.to_string(),
     }
 }
 

@@ -250,6 +250,8 @@ fn environment_errors_name_the_variable() {
         ("ECHO_SERVER_THREADS", "100000"),
         ("ECHO_SERVER_NO_ADMIN", "maybe"),
         ("ECHO_SERVER_IDLE_TIMEOUT", "soon"),
+        ("ECHO_SERVER_ADMIN_PORT", "-1"),
+        ("ECHO_SERVER_LISTEN", "nowhere"),
     ] {
         let out = Command::new(binary())
             .args(["9000", "one"])
@@ -257,6 +259,25 @@ fn environment_errors_name_the_variable() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr:?}");
+        assert!(stderr.contains(name), "{name}={value}: {stderr:?}");
+    }
+}
+
+#[test]
+fn a_bad_port_list_or_version_from_the_environment_names_its_variable() {
+    for (name, value) in [
+        ("ECHO_SERVER_PORTS", "9000,abc"),
+        ("ECHO_SERVER_VERSION", "has space"),
+    ] {
+        let mut cmd = Command::new(binary());
+        cmd.env("ECHO_SERVER_PORTS", "9000")
+            .env("ECHO_SERVER_VERSION", "one")
+            .env(name, value)
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}={value}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr:?}");
