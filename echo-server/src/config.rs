@@ -29,6 +29,10 @@ pub const MAX_MAX_CONNECTIONS: usize = 1_000_000;
 pub const MAX_MAX_LINE: usize = 1 << 30;
 /// The largest `--threads`: more event loops than this never helps an echo server.
 pub const MAX_THREADS: usize = 1024;
+/// The default `SO_SNDBUF`/`SO_RCVBUF` of echo connections, in bytes (the kernel doubles it).
+pub const DEFAULT_SOCKET_BUFFER: usize = 16 * 1024;
+/// The largest `--socket-buffer` (4 MiB, Linux's default `net.core.wmem_max`).
+pub const MAX_SOCKET_BUFFER: usize = 4 << 20;
 /// The largest `--admin-max-connections`.
 pub const MAX_ADMIN_CONNECTIONS: usize = 10_000;
 /// The largest `--admin-max-request` (1 MiB).
@@ -47,6 +51,8 @@ pub struct Config {
     pub max_line: usize,
     /// Open connections beyond this number are closed at once and counted.
     pub max_connections: usize,
+    /// `SO_SNDBUF` and `SO_RCVBUF` of echo connections; `None` leaves them to the kernel.
+    pub socket_buffer: Option<usize>,
     /// Connections silent for this long are closed; `None` never closes them.
     pub idle_timeout: Option<Duration>,
     /// The admin HTTP port; `None` runs no admin server, `Some(0)` a free port.
@@ -72,6 +78,7 @@ impl Config {
             listen: DEFAULT_LISTEN,
             max_line: DEFAULT_MAX_LINE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            socket_buffer: Some(DEFAULT_SOCKET_BUFFER),
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             admin_port: Some(DEFAULT_ADMIN_PORT),
             drain_delay: DEFAULT_DRAIN_DELAY,
@@ -233,6 +240,12 @@ pub struct Cli {
         value_parser = whole_number::<1, MAX_MAX_CONNECTIONS>, allow_negative_numbers = true)]
     pub max_connections: usize,
 
+    /// SO_SNDBUF and SO_RCVBUF of echo connections in bytes (the kernel doubles it): bounds
+    /// the kernel memory a client that never reads can pin; 0 = kernel autotuning (up to MiBs).
+    #[arg(long, env = "ECHO_SERVER_SOCKET_BUFFER", default_value_t = DEFAULT_SOCKET_BUFFER, value_name = "BYTES",
+        value_parser = whole_number::<0, MAX_SOCKET_BUFFER>, allow_negative_numbers = true)]
+    pub socket_buffer: usize,
+
     /// Close connections silent for this long (e.g. 300s, 5m, 500ms); 0 = never.
     #[arg(long, env = "ECHO_SERVER_IDLE_TIMEOUT", default_value = "300s", value_parser = parse_duration, value_name = "DURATION")]
     pub idle_timeout: Duration,
@@ -305,6 +318,7 @@ impl Cli {
             listen: self.listen,
             max_line: self.max_line,
             max_connections: self.max_connections,
+            socket_buffer: (self.socket_buffer != 0).then_some(self.socket_buffer),
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             admin_port: (!self.no_admin).then_some(self.admin_port),
             drain_delay: self.drain_delay,

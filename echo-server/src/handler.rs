@@ -196,6 +196,11 @@ async fn converse(stream: &mut TcpStream, ctx: &HandlerContext) -> End {
                 Err(_) => break true,
             }
         };
+        // Free the read buffer before a write that may wait on a client that does not
+        // read: otherwise a connection pins a whole line of input besides its reply.
+        if input.is_empty() {
+            input = BytesMut::new();
+        }
         if lines > 0 {
             metrics.lines_echoed.inc_by(lines);
             if let Err(end) = write_all(stream, &output, &mut stops, ctx).await {
@@ -206,9 +211,6 @@ async fn converse(stream: &mut TcpStream, ctx: &HandlerContext) -> End {
         }
         if too_long {
             return End::TooLong;
-        }
-        if input.is_empty() {
-            input = BytesMut::new();
         }
     }
 }

@@ -25,13 +25,21 @@ pub const BACKLOG: u32 = 4096;
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Binds a listening TCP socket with `SO_REUSEADDR` and a deep backlog.
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+///
+/// With `socket_buffer`, `SO_SNDBUF` and `SO_RCVBUF` are set to it before `listen`, so
+/// every accepted connection inherits them (the kernel doubles the value for its
+/// bookkeeping) instead of autotuning up to `tcp_wmem`/`tcp_rmem`'s maximum.
+pub fn bind(addr: SocketAddr, socket_buffer: Option<u32>) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if let Some(size) = socket_buffer {
+        socket.set_send_buffer_size(size)?;
+        socket.set_recv_buffer_size(size)?;
+    }
     socket.bind(addr)?;
     socket.listen(BACKLOG)
 }

@@ -91,7 +91,11 @@ impl Server {
         let mut local_addrs = Vec::with_capacity(config.ports.len());
         for &port in &config.ports {
             let addr = SocketAddr::new(config.listen, port);
-            let bound = listener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+            let buffer = config
+                .socket_buffer
+                .map(|b| u32::try_from(b).unwrap_or(u32::MAX));
+            let bound =
+                listener::bind(addr, buffer).map_err(|source| Error::Bind { addr, source })?;
             let local = bound
                 .local_addr()
                 .map_err(|source| Error::Bind { addr, source })?;
@@ -102,8 +106,8 @@ impl Server {
             None => None,
             Some(port) => {
                 let addr = SocketAddr::new(config.listen, port);
-                let bound =
-                    listener::bind(addr).map_err(|source| Error::AdminBind { addr, source })?;
+                let bound = listener::bind(addr, None)
+                    .map_err(|source| Error::AdminBind { addr, source })?;
                 let local = bound
                     .local_addr()
                     .map_err(|source| Error::AdminBind { addr, source })?;
@@ -167,6 +171,7 @@ impl Server {
             admin = %admin_shown,
             max_line = config.max_line,
             max_connections = config.max_connections,
+            socket_buffer = config.socket_buffer.map_or_else(|| "auto".to_owned(), |b| b.to_string()),
             idle_timeout = %config.idle_timeout.map_or_else(|| "none".to_owned(), |d| humantime::format_duration(d).to_string()),
             drain_delay = %humantime::format_duration(config.drain_delay),
             shutdown_timeout = %humantime::format_duration(config.shutdown_timeout),

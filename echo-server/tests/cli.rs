@@ -153,6 +153,7 @@ fn help_documents_the_one_protocol_difference() {
         "--admin-max-request",
         "--admin-idle-timeout",
         "--strict-limits",
+        "--socket-buffer",
         "ECHO_SERVER_STRICT_LIMITS",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
