@@ -19,7 +19,8 @@ pub const HELP: &str = "Exit codes:
   3  INCONCLUSIVE: not enough samples to decide; the report says how many more would
   4  FAIL on errors: the target is unreachable (or its name does not resolve) or the error
      rate exceeds --max-error-rate; decided before the split
-Ctrl-C stops sampling and prints the report of what was collected; a second Ctrl-C quits (130).";
+Ctrl-C or SIGTERM stops sampling and prints the report of what was collected; a second
+signal quits at once (130 after Ctrl-C, 143 after SIGTERM).";
 
 #[cfg(test)]
 mod tests {
