@@ -15,7 +15,8 @@ pub const ERRORS: i32 = 4;
 pub const HELP: &str = "Exit codes:
   0  PASS: every version's share is inside its tolerance band
   1  FAIL: the split is wrong (a share outside its band, a zero-weight or unexpected version answered)
-  2  usage error (bad flags or values, a report file that cannot be written)
+  2  usage error (bad flags or values, a report file that cannot be written: the report
+     is still printed on stdout first)
   3  INCONCLUSIVE: not enough samples to decide; the report says how many more would
   4  FAIL on errors: the target is unreachable (or its name does not resolve) or the error
      rate exceeds --max-error-rate; decided before the split

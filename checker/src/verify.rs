@@ -733,7 +733,7 @@ impl VerifyReport {
         let mut reason = self.outcome_reason();
         if let Some(cause) = &self.errors.local_cause {
             reason.push_str(&format!(
-                "; likely cause on this machine, not the target: {}",
+                "; the errors' likely cause is on this machine, not the target: {}",
                 cause.message
             ));
         }

@@ -47,6 +47,18 @@ fn one_version_straight_without_a_proxy_passes() {
     assert_eq!(version(&doc, "one")["count"], 400);
     assert_eq!(version(&doc, "two")["count"], 0);
     assert!(version(&doc, "one")["latency_us"]["reply"]["count"].as_u64() == Some(400));
+    // This machine's readings are reported; without errors nothing local is blamed.
+    let local = &doc["errors"]["local_readings"];
+    if std::path::Path::new("/proc/sys/net/ipv4/ip_local_port_range").exists() {
+        assert!(
+            local["local_ports"].as_u64().is_some_and(|n| n > 0),
+            "{local}"
+        );
+    }
+    if std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists() {
+        assert!(local["conntrack_max"].as_u64().is_some(), "{local}");
+    }
+    assert!(doc["errors"]["local_cause"].is_null(), "{doc:#}");
     let windows: u64 = doc["windows"]
         .as_array()
         .expect("windows")
