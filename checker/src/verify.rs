@@ -855,6 +855,65 @@ mod tests {
         assert_eq!(shown, want);
     }
 
+    fn refused_report(readings: LocalReadings) -> VerifyReport {
+        let mut tally = Tally::new(Windowing::ById { total: 10 });
+        for id in 0..10 {
+            tally.record(&Sample {
+                id,
+                addr: "127.0.0.1:1".parse().unwrap(),
+                started_at: Utc::now(),
+                offset: Duration::ZERO,
+                result: Err(ErrorClass::ConnectTimeout),
+                connect_us: None,
+                reply_us: None,
+                lag_us: None,
+                reply_head: None,
+            });
+        }
+        let times = Times {
+            started_at: String::new(),
+            finished_at: String::new(),
+            elapsed_s: 0.0,
+        };
+        let c = config();
+        let addrs = ["127.0.0.1:1".parse().unwrap()];
+        VerifyReport::build(
+            &c,
+            &addrs,
+            None,
+            tally,
+            StopReason::Samples,
+            readings,
+            times,
+        )
+    }
+
+    #[test]
+    fn a_nearly_full_conntrack_table_is_named_in_the_verdict_and_the_json() {
+        let full = LocalReadings {
+            conntrack_count: Some(250_000),
+            conntrack_max: Some(262_144),
+            local_ports: Some(28_232),
+            tcp_sockets: Some(10),
+        };
+        let report = refused_report(full);
+        assert!(
+            report.reason().contains("likely cause is on this machine"),
+            "{}",
+            report.reason()
+        );
+        assert!(crate::report::text::render(&report).contains("likely local cause"));
+        let doc = crate::report::json::document(&report);
+        assert_eq!(doc["errors"]["local_cause"]["kind"], "conntrack_full");
+        let calm = LocalReadings {
+            conntrack_count: Some(1_000),
+            ..full
+        };
+        let report = refused_report(calm);
+        assert!(!report.reason().contains("machine"), "{}", report.reason());
+        assert!(crate::report::json::document(&report)["errors"]["local_cause"].is_null());
+    }
+
     #[test]
     fn the_verify_future_can_be_spawned() {
         fn is_send<T: Send>(_: &T) {}
