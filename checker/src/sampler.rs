@@ -367,14 +367,18 @@ pub enum StopReason {
     Duration,
     /// The stop signal (Ctrl-C or SIGTERM) arrived first.
     Interrupted,
-    /// The first [`GIVE_UP_AFTER`] connections all failed and none was ever
-    /// established: the target is unreachable, sampling on would only hammer it.
+    /// At least [`GIVE_UP_AFTER`] connections over at least [`GIVE_UP_SPAN`] all failed
+    /// and none was ever established: the target is unreachable, sampling on would only
+    /// hammer it.
     Unreachable,
 }
 
 /// Consecutive failed connections, with none established before, after which the
-/// sampler gives up on the target.
+/// sampler gives up on the target (once [`GIVE_UP_SPAN`] has passed too).
 pub const GIVE_UP_AFTER: u64 = 100;
+/// How long the run must have lasted before the sampler gives up, so that a gateway
+/// that refuses for a moment at the start (a listener being replaced) is waited for.
+pub const GIVE_UP_SPAN: Duration = Duration::from_secs(3);
 /// The first pause of a worker after a failed connection; it doubles per failure in a row.
 pub const BACKOFF_FIRST: Duration = Duration::from_millis(10);
 /// The longest pause of a worker between failed connections.
@@ -429,7 +433,10 @@ impl<S: Sink> Shared<S> {
             return false;
         }
         let failures = self.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures >= GIVE_UP_AFTER && !self.connected_once.load(Ordering::Relaxed) {
+        if failures >= GIVE_UP_AFTER
+            && !self.connected_once.load(Ordering::Relaxed)
+            && self.start.elapsed() >= GIVE_UP_SPAN
+        {
             self.gave_up.store(true, Ordering::Relaxed);
         }
         true

@@ -659,8 +659,9 @@ fn a_target_that_refuses_everything_ends_a_duration_run_early() {
     support::assert_schema_valid(&doc);
     assert_eq!(doc["stop_reason"], "unreachable");
     let attempted = doc["counts"]["attempted"].as_u64().unwrap();
-    // At least the give-up count, plus at most what was in flight (32 by default).
-    assert!((100..=132).contains(&attempted), "{attempted}");
+    // At least the give-up count; with backoff (10 ms doubling to 1 s per worker) a few
+    // hundred over the 3 s span, not the hundreds of thousands of back-to-back refusals.
+    assert!((100..10_000).contains(&attempted), "{attempted}");
     assert_eq!(error_count(&doc, "refused"), attempted);
     assert!(doc["reason"].as_str().unwrap().contains("unreachable"));
 }

@@ -144,7 +144,7 @@ pub fn render(report: &VerifyReport) -> String {
         StopReason::Unreachable => {
             let _ = writeln!(
                 out,
-                "stopped early: the first {} connections all failed and none was established",
+                "stopped early: all {} connections failed and none was ever established",
                 report.attempted
             );
         }
