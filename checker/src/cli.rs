@@ -245,21 +245,25 @@ pub fn parse_error(error: &clap::Error, argv: &[String]) -> Option<String> {
         _ => std::error::Error::source(error)
             .map_or_else(|| "is not valid".to_owned(), ToString::to_string),
     };
-    let on_command_line = argv
-        .iter()
-        .take_while(|a| a.as_str() != "--")
-        .any(|a| a == &flag || a.starts_with(&format!("{flag}=")));
-    let env = if on_command_line {
-        None
-    } else {
-        env_of(&flag).filter(|name| std::env::var_os(name).is_some())
-    };
-    Some(match env {
+    Some(match env_source(&flag, argv) {
         Some(name) => format!(
             "invalid value {value:?} in the environment variable {name} (for {flag}): {why}"
         ),
         None => format!("invalid value {value:?} for {flag}: {why}"),
     })
+}
+
+/// The environment variable that set `flag` (e.g. `--samples`), when the flag is not on
+/// the command line `argv` and its variable is set.
+pub fn env_source(flag: &str, argv: &[String]) -> Option<String> {
+    let on_command_line = argv
+        .iter()
+        .take_while(|a| a.as_str() != "--")
+        .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    if on_command_line {
+        return None;
+    }
+    env_of(flag).filter(|name| std::env::var_os(name).is_some())
 }
 
 /// The environment variable behind a long flag such as `--samples`, in any subcommand.

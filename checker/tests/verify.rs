@@ -734,6 +734,18 @@ fn environment_errors_name_the_variable_and_booleans_take_the_usual_spellings() 
     let run = run_with_env(&args[..5], &[("CHECKER_SAMPLES", "-3")]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("CHECKER_SAMPLES"), "{run:?}");
+    // Values that parse but are out of range name the variable too.
+    let no_target = ["verify", "--expect", "one=1", "--samples", "1"];
+    for (var, value, args) in [
+        ("CHECKER_CONFIDENCE", "100%", &args[..]),
+        ("CHECKER_TOLERANCE", "0.9", &args[..]),
+        ("CHECKER_TARGET", "127.0.0.1:0", &no_target[..]),
+    ] {
+        let run = run_with_env(args, &[(var, value)]);
+        assert_eq!(run.code, 2, "{var}: {run:?}");
+        assert!(run.stderr.contains(var), "{var}: {run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{var}: {run:?}");
+    }
     // The flag wins over the variable, and then the flag is named.
     let run = run_with_env(
         &[&args[..5], &["--samples", "x"][..]].concat(),
