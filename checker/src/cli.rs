@@ -58,7 +58,7 @@ pub struct VerifyArgs {
     /// Where to connect: HOST:PORT, IPv4, [IPv6]:PORT or a name (every address is used).
     #[arg(long, env = "CHECKER_TARGET", value_name = "HOST:PORT")]
     pub target: String,
-    /// Expected versions and weights, e.g. one=90,two=10 (normalised by their total).
+    /// Expected versions and weights, e.g. one=90,two=10 (normalised by their total); one=100 alone: only one may answer.
     #[arg(long, env = "CHECKER_EXPECT", value_name = "NAME=WEIGHT,...")]
     pub expect: Expectation,
     /// Number of connections to sample [default: planned from confidence and tolerance].

@@ -367,6 +367,7 @@ fn ctrl_c_stops_sampling_and_still_reports() {
             "--samples-out",
             samples.to_str().unwrap(),
         ])
+        .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -393,6 +394,12 @@ fn ctrl_c_stops_sampling_and_still_reports() {
     assert!(doc["counts"]["attempted"].as_u64().unwrap() > 0);
     let lines = std::fs::read_to_string(&samples).unwrap().lines().count() as u64;
     assert_eq!(Some(lines), doc["counts"]["attempted"].as_u64());
+    // The warning about the stop is logged, without colour codes in a pipe.
+    assert!(run.stderr.contains("Ctrl-C"), "{run:?}");
+    assert!(
+        !run.stderr.contains('\x1b'),
+        "colour codes in a pipe: {run:?}"
+    );
 }
 
 #[test]
