@@ -58,7 +58,7 @@ pub struct VerifyArgs {
     /// Where to connect: HOST:PORT, IPv4, [IPv6]:PORT or a name (every address is used).
     #[arg(long, env = "CHECKER_TARGET", value_name = "HOST:PORT")]
     pub target: String,
-    /// Expected versions and weights, e.g. one=90,two=10 (normalised by their total).
+    /// Expected versions and weights, e.g. one=90,two=10 (normalised by their total); one=100 alone: only one may answer.
     #[arg(long, env = "CHECKER_EXPECT", value_name = "NAME=WEIGHT,...")]
     pub expect: Expectation,
     /// Number of connections to sample [default: planned from confidence and tolerance].
@@ -66,17 +66,19 @@ pub struct VerifyArgs {
         long,
         env = "CHECKER_SAMPLES",
         value_name = "N",
-        conflicts_with = "duration"
+        conflicts_with = "duration",
+        allow_negative_numbers = true,
+        value_parser = parse_count_u64
     )]
     pub samples: Option<u64>,
     /// Sample for this long instead of a count, e.g. 30s, 2m.
-    #[arg(long, env = "CHECKER_DURATION", value_name = "D", value_parser = parse_duration)]
+    #[arg(long, env = "CHECKER_DURATION", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
     pub duration: Option<Duration>,
     /// Connections in flight at once.
-    #[arg(long, env = "CHECKER_CONCURRENCY", value_name = "C", default_value_t = verify::DEFAULT_CONCURRENCY)]
+    #[arg(long, env = "CHECKER_CONCURRENCY", value_name = "C", default_value_t = verify::DEFAULT_CONCURRENCY, allow_negative_numbers = true, value_parser = parse_count_usize)]
     pub concurrency: usize,
     /// Start this many connections per second on a fixed schedule (open model) [default: back to back].
-    #[arg(long, env = "CHECKER_RATE", value_name = "R")]
+    #[arg(long, env = "CHECKER_RATE", value_name = "R", allow_negative_numbers = true, value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// Report format on stdout.
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
@@ -91,13 +93,13 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub rule: RuleArgs,
     /// Longest wait for a connection, e.g. 3s, 500ms.
-    #[arg(long, env = "CHECKER_CONNECT_TIMEOUT", value_name = "D", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, env = "CHECKER_CONNECT_TIMEOUT", value_name = "D", default_value = "3s", value_parser = parse_positive_duration, allow_negative_numbers = true)]
     pub connect_timeout: Duration,
     /// Longest wait for the reply line after sending the probe.
-    #[arg(long, env = "CHECKER_REPLY_TIMEOUT", value_name = "D", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "CHECKER_REPLY_TIMEOUT", value_name = "D", default_value = "5s", value_parser = parse_positive_duration, allow_negative_numbers = true)]
     pub reply_timeout: Duration,
-    /// Never draw the progress bar (it is drawn only on a terminal anyway).
-    #[arg(long, env = "CHECKER_NO_PROGRESS")]
+    /// Never draw the progress bar (it is drawn only on a terminal anyway); the variable takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "CHECKER_NO_PROGRESS", value_parser = parse_bool)]
     pub no_progress: bool,
 }
 
@@ -105,13 +107,13 @@ pub struct VerifyArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RuleArgs {
     /// Family-wide confidence, as a percentage (99%) or a fraction (0.99).
-    #[arg(long, env = "CHECKER_CONFIDENCE", value_name = "P", default_value = "99%", value_parser = parse_fraction)]
+    #[arg(long, env = "CHECKER_CONFIDENCE", value_name = "P", default_value = "99%", value_parser = parse_fraction, allow_negative_numbers = true)]
     pub confidence: f64,
     /// Half-width of the band around each weight, in points (5%) or as a fraction (0.05).
-    #[arg(long, env = "CHECKER_TOLERANCE", value_name = "T", default_value = "5%", value_parser = parse_fraction)]
+    #[arg(long, env = "CHECKER_TOLERANCE", value_name = "T", default_value = "5%", value_parser = parse_fraction, allow_negative_numbers = true)]
     pub tolerance: f64,
     /// Largest share of failed connections that still passes (per check), 1% or 0.01.
-    #[arg(long, env = "CHECKER_MAX_ERROR_RATE", value_name = "E", default_value = "1%", value_parser = parse_fraction)]
+    #[arg(long, env = "CHECKER_MAX_ERROR_RATE", value_name = "E", default_value = "1%", value_parser = parse_fraction, allow_negative_numbers = true)]
     pub max_error_rate: f64,
 }
 
@@ -154,12 +156,48 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
     };
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("{s:?} is not a percentage (99%) or a fraction (0.99)"))?;
+        .map_err(|_| "must be a percentage (99%) or a fraction (0.99)".to_owned())?;
     let value = value / scale;
     if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
-        return Err(format!("{s:?} is not between 0% and 100%"));
+        return Err("must be between 0% and 100%".to_owned());
     }
     Ok(value)
+}
+
+/// Parses a whole number of at least 1 (sample counts).
+pub fn parse_count_u64(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if n >= 1 => u64::try_from(n).map_err(|_| "is too large".to_owned()),
+        _ => Err("must be a whole number of at least 1".to_owned()),
+    }
+}
+
+/// Parses a whole number of at least 1 (connections in flight).
+pub fn parse_count_usize(s: &str) -> Result<usize, String> {
+    let n = parse_count_u64(s)?;
+    usize::try_from(n).map_err(|_| "is too large".to_owned())
+}
+
+/// The lowest `--rate`: one connection per hour.
+pub const MIN_RATE: f64 = 1.0 / 3600.0;
+
+/// Parses `--rate`: connections per second, at least one per hour.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= MIN_RATE => Ok(r),
+        _ => Err(format!(
+            "must be a number of connections per second of at least one per hour ({MIN_RATE:.6})"
+        )),
+    }
+}
+
+/// Parses a yes/no value in the usual spellings: 1/0, true/false, yes/no, on/off (any case).
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "y" | "on" => Ok(true),
+        "0" | "false" | "no" | "n" | "off" | "" => Ok(false),
+        _ => Err("must be 1/0, true/false, yes/no or on/off".to_owned()),
+    }
 }
 
 /// Parses a duration such as `30s`, `1m30s`, `250ms`, or a bare number of seconds.
@@ -167,9 +205,80 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(seconds) = s.parse::<f64>() {
         return Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("{s:?} is not a duration of zero or more seconds"));
+            .map_err(|_| "must be a duration of zero or more seconds".to_owned());
     }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration (e.g. 30s, 2m): {e}"))
+    humantime::parse_duration(s).map_err(|e| format!("must be a duration such as 30s or 2m ({e})"))
+}
+
+/// Parses a duration longer than zero (see [`parse_duration`]).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err("must be a duration longer than zero, such as 30s, 2m or 1.5".to_owned()),
+    }
+}
+
+/// Turns a command-line parse error into the message and exit code the user sees.
+///
+/// Help and version requests and structural errors keep clap's own output. A value
+/// that does not parse becomes one sentence naming the flag, or the environment
+/// variable it came from when the flag was not given.
+pub fn parse_error(error: &clap::Error, argv: &[String]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let text = |kind| match error.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let arg = text(ContextKind::InvalidArg)?;
+    let value = text(ContextKind::InvalidValue).unwrap_or_default();
+    let flag = arg.split_whitespace().next().unwrap_or(&arg).to_owned();
+    let why = match (error.kind(), error.get(ContextKind::ValidValue)) {
+        (ErrorKind::InvalidValue, Some(ContextValue::Strings(valid))) => {
+            format!("must be one of {}", valid.join(", "))
+        }
+        _ => std::error::Error::source(error)
+            .map_or_else(|| "is not valid".to_owned(), ToString::to_string),
+    };
+    Some(match env_source(&flag, argv) {
+        Some(name) => format!(
+            "invalid value {value:?} in the environment variable {name} (for {flag}): {why}"
+        ),
+        None => format!("invalid value {value:?} for {flag}: {why}"),
+    })
+}
+
+/// The environment variable that set `flag` (e.g. `--samples`), when the flag is not on
+/// the command line `argv` and its variable is set.
+pub fn env_source(flag: &str, argv: &[String]) -> Option<String> {
+    let on_command_line = argv
+        .iter()
+        .take_while(|a| a.as_str() != "--")
+        .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    if on_command_line {
+        return None;
+    }
+    env_of(flag).filter(|name| std::env::var_os(name).is_some())
+}
+
+/// The environment variable behind a long flag such as `--samples`, in any subcommand.
+fn env_of(flag: &str) -> Option<String> {
+    use clap::CommandFactory;
+    let long = flag.strip_prefix("--")?;
+    let command = Cli::command();
+    let mut commands = vec![&command];
+    commands.extend(command.get_subcommands());
+    commands
+        .iter()
+        .flat_map(|c| c.get_arguments())
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

@@ -33,6 +33,59 @@ pub fn interrupt_token() -> CancellationToken {
     stop
 }
 
+/// A token cancelled by the first Ctrl-C (SIGINT) or SIGTERM, for `verify`: either stops
+/// sampling and the report of what was collected is still printed. A second signal exits
+/// at once (130 after Ctrl-C, 143 after SIGTERM). The handlers are installed before this
+/// returns, so a signal that arrives right after is never the default kill.
+pub fn stop_token() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let watch = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot watch for {name} ({e}); it will not stop sampling gracefully");
+            None
+        }
+    };
+    let mut int = watch(SignalKind::interrupt(), "Ctrl-C");
+    let mut term = watch(SignalKind::terminate(), "SIGTERM");
+    async fn next(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+        match s {
+            Some(s) => s.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+    tokio::spawn(async move {
+        let first = tokio::select! {
+            r = next(&mut int) => r.map(|()| "Ctrl-C"),
+            r = next(&mut term) => r.map(|()| "SIGTERM"),
+        };
+        let Some(first) = first else { return };
+        tracing::warn!(
+            "{first}: stopping sampling and printing the report; a second signal quits at once"
+        );
+        token.cancel();
+        tokio::select! {
+            r = next(&mut int) => if r.is_some() { std::process::exit(130) },
+            r = next(&mut term) => if r.is_some() { std::process::exit(143) },
+        }
+    });
+    stop
+}
+
+/// Whether `a` and `b` name the same regular file (or the same path, before either exists).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(ma), Ok(mb)) => ma.is_file() && ma.dev() == mb.dev() && ma.ino() == mb.ino(),
+        _ => match (std::path::absolute(a), std::path::absolute(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == b,
+        },
+    }
+}
+
 /// Writes report text to stdout. A closed stdout (`checker verify ... | head`) is not an
 /// error worth a panic: the exit code still carries the verdict.
 pub(crate) fn emit(text: &str) {
@@ -45,6 +98,30 @@ fn fail(error: &dyn std::fmt::Display, code: i32) -> i32 {
     code
 }
 
+/// The error's sentence, naming the environment variable when the value it is about came
+/// from one (`--confidence must be ... (set by CHECKER_CONFIDENCE)`).
+fn with_env_source(error: &verify::VerifyError) -> String {
+    let text = error.to_string();
+    let flag = match error {
+        verify::VerifyError::Invalid(message) => message
+            .split_whitespace()
+            .next()
+            .filter(|w| w.starts_with("--"))
+            .map(str::to_owned),
+        verify::VerifyError::Target(
+            crate::target::TargetError::Syntax(_) | crate::target::TargetError::PortZero(_),
+        ) => Some("--target".to_owned()),
+        _ => None,
+    };
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match flag.and_then(|f| crate::cli::env_source(&f, &argv)) {
+        Some(name) => format!("{text} (set by the environment variable {name})"),
+        None => text,
+    }
+}
+
 fn json_error(path: &std::path::Path, e: &std::io::Error) -> String {
     format!("cannot write the JSON report {}: {e}", path.display())
 }
@@ -52,9 +129,20 @@ fn json_error(path: &std::path::Path, e: &std::io::Error) -> String {
 /// `checker verify`: plan, sample, judge, print; returns the exit code.
 pub async fn run_verify(args: &VerifyArgs) -> i32 {
     let config = args.to_config();
+    if let (Some(json), Some(samples)) = (&args.json, &args.samples_out)
+        && same_file(json, samples)
+    {
+        return fail(
+            &format!(
+                "--json and --samples-out both name {}; give each its own file",
+                json.display()
+            ),
+            exit::USAGE,
+        );
+    }
     let prepared = match verify::prepare(&config).await {
         Ok(prepared) => prepared,
-        Err(e) => return fail(&e, e.exit_code()),
+        Err(e) => return fail(&with_env_source(&e), e.exit_code()),
     };
     // Opened before sampling, so that an unwritable path is a usage error at once, not
     // after a whole run whose report would then be lost.
@@ -65,39 +153,45 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         },
         None => None,
     };
+    let stop = stop_token();
     if let Some(plan) = prepared.plan() {
-        let mut line = report::text::plan_line(plan, config.settings.tolerance);
-        if let Some(d) = config.duration {
-            line.push_str(&format!(
-                " (sampling for {} instead)",
-                humantime::format_duration(d)
-            ));
-        }
+        let line = match config.duration {
+            Some(d) => report::text::duration_plan_line(plan, config.settings.tolerance, d),
+            None => report::text::plan_line(plan, config.settings.tolerance),
+        };
         match args.output {
             OutputFormat::Text => emit(&format!("{line}\n")),
             OutputFormat::Json => eprintln!("{line}"),
         }
     }
-    let stop = interrupt_token();
     let report = match prepared.run(stop).await {
         Ok(report) => report,
         Err(e) => return fail(&e, e.exit_code()),
     };
     let document = report::json::document(&report);
-    if let Some((path, file)) = &mut json_file {
+    // A report file that cannot be written must not hide the verdict: stdout gets the
+    // report first, then the write error and exit 2.
+    let json_failed = json_file.as_mut().and_then(|(path, file)| {
         let text = serde_json::to_string_pretty(&document).unwrap_or_default() + "\n";
-        if let Err(e) = file
-            .write_all(text.as_bytes())
+        file.write_all(text.as_bytes())
             .and_then(|()| file.sync_data())
-        {
-            return fail(&json_error(path, &e), exit::USAGE);
-        }
-    }
+            .err()
+            .map(|e| json_error(path, &e))
+    });
     match args.output {
         OutputFormat::Text => emit(&report::text::render(&report)),
         OutputFormat::Json => {
             emit(&(serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"));
         }
+    }
+    if let Some(e) = json_failed {
+        return fail(
+            &format!(
+                "{e}; the report above was printed, and without this error the exit code would be {}",
+                report.exit_code()
+            ),
+            exit::USAGE,
+        );
     }
     report.exit_code()
 }

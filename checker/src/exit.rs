@@ -15,11 +15,13 @@ pub const ERRORS: i32 = 4;
 pub const HELP: &str = "Exit codes:
   0  PASS: every version's share is inside its tolerance band
   1  FAIL: the split is wrong (a share outside its band, a zero-weight or unexpected version answered)
-  2  usage error (bad flags or values, a report file that cannot be written)
+  2  usage error (bad flags or values, a report file that cannot be written: the report
+     is still printed on stdout first)
   3  INCONCLUSIVE: not enough samples to decide; the report says how many more would
   4  FAIL on errors: the target is unreachable (or its name does not resolve) or the error
      rate exceeds --max-error-rate; decided before the split
-Ctrl-C stops sampling and prints the report of what was collected; a second Ctrl-C quits (130).";
+Ctrl-C or SIGTERM stops sampling and prints the report of what was collected; a second
+signal quits at once (130 after Ctrl-C, 143 after SIGTERM).";
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,7 @@ pub struct ExpectedVersion {
     pub share: f64,
 }
 
-/// The expected split over two or more versions.
+/// The expected split over one or more versions (one alone: only it may answer).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {
     versions: Vec<ExpectedVersion>,
@@ -46,8 +46,8 @@ pub enum ExpectError {
     /// The same version appears twice.
     #[error("the version {0:?} is listed twice")]
     Duplicate(String),
-    /// Fewer than two versions were given.
-    #[error("a split needs at least two versions, e.g. one=90,two=10")]
+    /// No version was given.
+    #[error("at least one version is needed, e.g. one=90,two=10 (or one=100: only one may answer)")]
     TooFew,
     /// Every weight is zero.
     #[error("all weights are zero; at least one version must receive traffic")]
@@ -83,7 +83,7 @@ impl Expectation {
                 share: 0.0,
             });
         }
-        if versions.len() < 2 {
+        if versions.is_empty() {
             return Err(ExpectError::TooFew);
         }
         let total: f64 = versions.iter().map(|v| v.weight).sum();
@@ -190,7 +190,13 @@ mod tests {
             "one=1,one=2".parse::<Expectation>(),
             Err(ExpectError::Duplicate("one".into()))
         );
-        assert_eq!("one=1".parse::<Expectation>(), Err(ExpectError::TooFew));
+        assert_eq!(
+            Expectation::new(Vec::<(String, f64)>::new()),
+            Err(ExpectError::TooFew)
+        );
+        // A single version is a split of 100%: only it may answer.
+        let only: Expectation = "one=100".parse().unwrap();
+        assert_eq!(only.share_of("one"), Some(1.0));
         // Each weight is finite, their total is not: every share would be 0.
         assert_eq!(
             "one=1e308,two=1e308".parse::<Expectation>(),

@@ -1,5 +1,6 @@
 //! `checker`: see the library documentation.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use checker::cli::{Cli, LogFormat};
@@ -8,8 +9,10 @@ use clap::Parser;
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only on a terminal: a log file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -18,7 +21,19 @@ fn init_logs(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match checker::cli::parse_error(&e, &argv) {
+            Some(message) => {
+                eprintln!("checker: {message}");
+                return ExitCode::from(checker::exit::USAGE as u8);
+            }
+            None => e.exit(),
+        },
+    };
     init_logs(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -128,6 +128,8 @@ pub struct Sample {
     pub reply_us: Option<u64>,
     /// With `--rate`: microseconds between the scheduled and the actual start.
     pub lag_us: Option<u64>,
+    /// For a malformed reply: its first bytes, escaped (see [`reply_head`]).
+    pub reply_head: Option<String>,
 }
 
 /// Where finished samples go.
@@ -193,6 +195,42 @@ pub struct ProbeResult {
     pub connect_us: Option<u64>,
     /// Microseconds from sending to the complete reply, when one arrived.
     pub reply_us: Option<u64>,
+    /// For a malformed reply: its first bytes, escaped.
+    pub reply_head: Option<String>,
+}
+
+/// How many bytes of a malformed reply are kept (escaped) for the report.
+pub const REPLY_HEAD_BYTES: usize = 48;
+
+/// What stands for the probe line inside a malformed reply's head.
+pub const LINE_SENT: &str = "<line sent>";
+
+/// The first [`REPLY_HEAD_BYTES`] of `reply`, escaped as in Rust byte strings (`\t`,
+/// `\n`, `\x00`), with `...` when cut: printable on any terminal and in JSON. The probe
+/// line (`sent` without its newline) is replaced by [`LINE_SENT`], so that the same
+/// mistake gives the same head on every sample.
+pub fn reply_head(reply: &[u8], sent: &[u8]) -> String {
+    let body = sent.strip_suffix(b"\n").unwrap_or(sent);
+    let normalised: Vec<u8> = match (!body.is_empty())
+        .then(|| reply.windows(body.len()).position(|w| w == body))
+        .flatten()
+    {
+        Some(at) => [
+            &reply[..at],
+            LINE_SENT.as_bytes(),
+            &reply[at + body.len()..],
+        ]
+        .concat(),
+        None => reply.to_vec(),
+    };
+    let cut = normalised.len() > REPLY_HEAD_BYTES;
+    let mut head = normalised[..normalised.len().min(REPLY_HEAD_BYTES)]
+        .escape_ascii()
+        .to_string();
+    if cut {
+        head.push_str("...");
+    }
+    head
 }
 
 /// Takes one sample: connect, send the probe, read one reply line, close.
@@ -207,6 +245,7 @@ pub async fn probe(
         result: Err(class),
         connect_us: None,
         reply_us: None,
+        reply_head: None,
     };
     let started_at = Utc::now();
     let start = Instant::now();
@@ -236,12 +275,21 @@ pub async fn probe(
     buffers.reply.resize(limit, 0);
 
     let exchange = exchange(stream, &buffers.probe, &mut buffers.reply);
+    let mut reply_head = None;
     let result = match tokio::time::timeout(timeouts.reply, exchange).await {
         Ok(Ok(len)) => match protocol::parse_reply(&buffers.reply[..len], &buffers.probe) {
             Ok(version) => Ok(version.to_owned()),
-            Err(_) => Err(ErrorClass::MalformedReply),
+            Err(_) => {
+                reply_head = Some(self::reply_head(&buffers.reply[..len], &buffers.probe));
+                Err(ErrorClass::MalformedReply)
+            }
         },
-        Ok(Err(class)) => Err(class),
+        Ok(Err((class, len))) => {
+            if class == ErrorClass::MalformedReply {
+                reply_head = Some(self::reply_head(&buffers.reply[..len], &buffers.probe));
+            }
+            Err(class)
+        }
         Err(_) => Err(ErrorClass::ReplyTimeout),
     };
     let reply_us = result.as_ref().ok().map(|_| micros(connected.elapsed()));
@@ -250,32 +298,34 @@ pub async fn probe(
         result,
         connect_us,
         reply_us,
+        reply_head,
     }
 }
 
 /// Sends `line` and reads one reply line into `reply` (whose length is the limit).
 ///
-/// Returns the reply's length; the stream is closed when it is dropped here.
+/// Returns the reply's length; on failure the class and the bytes read so far. The
+/// stream is closed when it is dropped here.
 async fn exchange(
     mut stream: TcpStream,
     line: &[u8],
     reply: &mut [u8],
-) -> Result<usize, ErrorClass> {
+) -> Result<usize, (ErrorClass, usize)> {
     stream
         .write_all(line)
         .await
-        .map_err(|e| ErrorClass::from_exchange_error(&e))?;
+        .map_err(|e| (ErrorClass::from_exchange_error(&e), 0))?;
     let mut filled = 0;
     loop {
         if filled == reply.len() {
-            return Err(ErrorClass::MalformedReply);
+            return Err((ErrorClass::MalformedReply, filled));
         }
         let n = stream
             .read(&mut reply[filled..])
             .await
-            .map_err(|e| ErrorClass::from_exchange_error(&e))?;
+            .map_err(|e| (ErrorClass::from_exchange_error(&e), filled))?;
         if n == 0 {
-            return Err(ErrorClass::ClosedBeforeReply);
+            return Err((ErrorClass::ClosedBeforeReply, filled));
         }
         let fresh = &reply[filled..filled + n];
         filled += n;
@@ -284,7 +334,7 @@ async fn exchange(
             return if pos + 1 == n {
                 Ok(filled)
             } else {
-                Err(ErrorClass::MalformedReply)
+                Err((ErrorClass::MalformedReply, filled))
             };
         }
     }
@@ -315,8 +365,33 @@ pub enum StopReason {
     Samples,
     /// The requested duration elapsed.
     Duration,
-    /// The stop signal (Ctrl-C) arrived first.
+    /// The stop signal (Ctrl-C or SIGTERM) arrived first.
     Interrupted,
+    /// At least [`GIVE_UP_AFTER`] connections over at least [`GIVE_UP_SPAN`] all failed
+    /// and none was ever established: the target is unreachable, sampling on would only
+    /// hammer it.
+    Unreachable,
+}
+
+/// Consecutive failed connections, with none established before, after which the
+/// sampler gives up on the target (once [`GIVE_UP_SPAN`] has passed too).
+pub const GIVE_UP_AFTER: u64 = 100;
+/// How long the run must have lasted before the sampler gives up, so that a gateway
+/// that refuses for a moment at the start (a listener being replaced) is waited for.
+pub const GIVE_UP_SPAN: Duration = Duration::from_secs(3);
+/// The first pause of a worker after a failed connection; it doubles per failure in a row.
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(10);
+/// The longest pause of a worker between failed connections.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The pause after `streak` failed connections in a row (0 = none): exponential, capped.
+pub fn backoff(streak: u32) -> Duration {
+    if streak == 0 {
+        return Duration::ZERO;
+    }
+    BACKOFF_FIRST
+        .checked_mul(1u32 << (streak - 1).min(16))
+        .map_or(BACKOFF_MAX, |d| d.min(BACKOFF_MAX))
 }
 
 struct Shared<S> {
@@ -326,6 +401,12 @@ struct Shared<S> {
     next_id: AtomicU64,
     stop: CancellationToken,
     out: Arc<S>,
+    /// Failed connections in a row, over all workers.
+    connect_failures: AtomicU64,
+    /// Some connection was established.
+    connected_once: AtomicBool,
+    /// The sampler gave up: see [`StopReason::Unreachable`].
+    gave_up: AtomicBool,
 }
 
 impl<S: Sink> Shared<S> {
@@ -340,17 +421,37 @@ impl<S: Sink> Shared<S> {
     }
 
     fn exhausted(&self, id: u64) -> bool {
-        self.config.samples.is_some_and(|n| id >= n)
+        self.config.samples.is_some_and(|n| id >= n) || self.gave_up.load(Ordering::Relaxed)
     }
 
-    /// Takes sample `id`; returns false when the sink wants no more.
+    /// Notes whether a sample connected; gives up after [`GIVE_UP_AFTER`] failures in a
+    /// row when nothing ever connected. Returns whether this sample failed to connect.
+    fn note_connect(&self, connected: bool) -> bool {
+        if connected {
+            self.connected_once.store(true, Ordering::Relaxed);
+            self.connect_failures.store(0, Ordering::Relaxed);
+            return false;
+        }
+        let failures = self.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= GIVE_UP_AFTER
+            && !self.connected_once.load(Ordering::Relaxed)
+            && self.start.elapsed() >= GIVE_UP_SPAN
+        {
+            self.gave_up.store(true, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Takes sample `id`; returns whether it failed to connect, and false as the second
+    /// value when the sink wants no more.
     ///
     /// Cancellation is not checked here (that would register with the token on every
     /// poll): the task running this is aborted instead when `stop` fires.
-    async fn take(&self, id: u64, lag_us: Option<u64>, buffers: &mut ProbeBuffers) -> bool {
+    async fn take(&self, id: u64, lag_us: Option<u64>, buffers: &mut ProbeBuffers) -> (bool, bool) {
         let addr = self.addr_for(id);
         let begun = Instant::now();
         let taken = probe(addr, id, self.config.timeouts, buffers).await;
+        let failed = self.note_connect(taken.connect_us.is_some());
         let sample = Sample {
             id,
             addr,
@@ -360,8 +461,9 @@ impl<S: Sink> Shared<S> {
             connect_us: taken.connect_us,
             reply_us: taken.reply_us,
             lag_us,
+            reply_head: taken.reply_head,
         };
-        self.out.accept(sample)
+        (failed, self.out.accept(sample))
     }
 }
 
@@ -382,6 +484,9 @@ pub async fn run<S: Sink>(
         next_id: AtomicU64::new(0),
         stop,
         out,
+        connect_failures: AtomicU64::new(0),
+        connected_once: AtomicBool::new(false),
+        gave_up: AtomicBool::new(false),
     });
     match shared.config.rate {
         Some(rate) => run_paced(&shared, rate).await,
@@ -389,6 +494,8 @@ pub async fn run<S: Sink>(
     }
     if shared.stop.is_cancelled() {
         StopReason::Interrupted
+    } else if shared.gave_up.load(Ordering::Relaxed) {
+        StopReason::Unreachable
     } else if shared.past_deadline() {
         StopReason::Duration
     } else {
@@ -415,16 +522,30 @@ async fn join_or_abort<T: 'static>(tasks: &mut JoinSet<T>, stop: &CancellationTo
 }
 
 /// Closed model: `concurrency` workers, each starting its next sample when the last ends.
+/// A worker whose connections fail pauses before the next one ([`backoff`]), so a
+/// refusing target is not hammered as fast as the kernel can refuse.
 async fn run_closed<S: Sink>(shared: &Arc<Shared<S>>) {
     let mut workers = JoinSet::new();
     for _ in 0..shared.config.concurrency.max(1) {
         let shared = Arc::clone(shared);
         workers.spawn(async move {
             let mut buffers = ProbeBuffers::default();
+            let mut streak = 0u32;
             while !shared.stop.is_cancelled() && !shared.past_deadline() {
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-                if shared.exhausted(id) || !shared.take(id, None, &mut buffers).await {
+                if shared.exhausted(id) {
                     break;
+                }
+                let (failed, more) = shared.take(id, None, &mut buffers).await;
+                if !more {
+                    break;
+                }
+                streak = if failed { streak.saturating_add(1) } else { 0 };
+                let pause = backoff(streak);
+                if !pause.is_zero() {
+                    let until = Instant::now() + pause;
+                    let until = shared.deadline.map_or(until, |d| until.min(d));
+                    tokio::time::sleep_until(until).await;
                 }
             }
         });
@@ -732,5 +853,63 @@ mod tests {
             }
         }
         assert_eq!(run.await.unwrap(), StopReason::Interrupted);
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_first_pause_and_is_capped() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(1), BACKOFF_FIRST);
+        assert_eq!(backoff(2), BACKOFF_FIRST * 2);
+        assert_eq!(backoff(4), BACKOFF_FIRST * 8);
+        assert_eq!(backoff(40), BACKOFF_MAX);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[tokio::test]
+    async fn a_target_that_refuses_everything_is_given_up_on() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let config = SamplerConfig {
+            addrs: vec![addr],
+            samples: None,
+            duration: Some(Duration::from_secs(3600)),
+            concurrency: 4,
+            rate: None,
+            timeouts: timeouts(),
+        };
+        // Without giving up this run would last an hour; the guard only bounds a failing test.
+        let reason = tokio::time::timeout(
+            Duration::from_secs(60),
+            run(config, CancellationToken::new(), Arc::new(tx)),
+        )
+        .await
+        .expect("the sampler gave up by itself");
+        assert_eq!(reason, StopReason::Unreachable);
+        let mut n = 0;
+        while let Some(s) = rx.recv().await {
+            assert_eq!(s.result, Err(ErrorClass::Refused));
+            n += 1;
+        }
+        assert!(
+            (GIVE_UP_AFTER..GIVE_UP_AFTER + 4).contains(&n),
+            "{n} samples"
+        );
+    }
+
+    #[test]
+    fn reply_heads_are_escaped_and_cut() {
+        let sent = b"tcp-canary 7 2026-11-29T18:20:34.905862957Z\n";
+        assert_eq!(reply_head(b"one\thello\n", sent), "one\\thello\\n");
+        assert_eq!(reply_head(b"\x00\xff\"", sent), "\\x00\\xff\\\"");
+        let long = vec![b'a'; 100];
+        assert_eq!(
+            reply_head(&long, sent),
+            format!("{}...", "a".repeat(REPLY_HEAD_BYTES))
+        );
+        let tab = [b"one\t".as_slice(), sent].concat();
+        assert_eq!(reply_head(&tab, sent), "one\\t<line sent>\\n");
     }
 }

@@ -18,6 +18,18 @@ pub const LATENCY_SIGFIG: u8 = 3;
 pub const MAX_TRACKED_VERSIONS: usize = 32;
 /// The bucket for versions beyond [`MAX_TRACKED_VERSIONS`] (has a space, so no real version collides).
 pub const OTHER_VERSIONS: &str = "other versions";
+/// How many distinct malformed replies are kept (with their counts) to show in reports.
+pub const MALFORMED_KEPT: usize = 3;
+
+/// One distinct malformed reply and how many samples got it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MalformedReply {
+    /// The reply's first bytes, escaped (see [`crate::sampler::reply_head`]).
+    pub reply: String,
+    /// Samples that got exactly this head.
+    pub count: u64,
+}
+
 /// How many consecutive windows a run is split into for the drift check.
 pub const WINDOWS: usize = 10;
 
@@ -93,6 +105,7 @@ pub struct Tally {
     windowing: Windowing,
     windows: Vec<Window>,
     lag_us: Option<Histogram<u64>>,
+    malformed: Vec<MalformedReply>,
 }
 
 impl Tally {
@@ -104,6 +117,7 @@ impl Tally {
             windowing,
             windows: vec![Window::default(); WINDOWS],
             lag_us: None,
+            malformed: Vec::new(),
         }
     }
 
@@ -145,8 +159,29 @@ impl Tally {
             Err(class) => {
                 self.errors[class.index()] += 1;
                 window.errors += 1;
+                if let Some(head) = &sample.reply_head {
+                    self.keep_malformed(head, 1);
+                }
             }
         }
+    }
+
+    /// Counts `n` samples with the malformed reply `head`, keeping the first
+    /// [`MALFORMED_KEPT`] distinct ones.
+    fn keep_malformed(&mut self, head: &str, n: u64) {
+        if let Some(kept) = self.malformed.iter_mut().find(|m| m.reply == head) {
+            kept.count += n;
+        } else if self.malformed.len() < MALFORMED_KEPT {
+            self.malformed.push(MalformedReply {
+                reply: head.to_owned(),
+                count: n,
+            });
+        }
+    }
+
+    /// The first few distinct malformed replies, in the order first seen, with counts.
+    pub fn malformed(&self) -> &[MalformedReply] {
+        &self.malformed
     }
 
     /// Adds everything in `other` (same windowing) to this tally.
@@ -169,6 +204,9 @@ impl Tally {
         }
         if let Some(theirs) = &other.lag_us {
             let _ = self.lag_us.get_or_insert_with(histogram).add(theirs);
+        }
+        for m in &other.malformed {
+            self.keep_malformed(&m.reply, m.count);
         }
     }
 
@@ -231,6 +269,8 @@ mod tests {
             connect_us: Some(100 + id),
             reply_us: result.ok().map(|_| 200),
             lag_us: None,
+            reply_head: (result == Err(ErrorClass::MalformedReply))
+                .then(|| format!("garbage {}\\n", id % 5)),
         }
     }
 
@@ -311,5 +351,30 @@ mod tests {
             t.versions()[OTHER_VERSIONS].count,
             100 - MAX_TRACKED_VERSIONS as u64
         );
+    }
+
+    #[test]
+    fn a_few_distinct_malformed_replies_are_kept_with_counts() {
+        let mut t = Tally::new(Windowing::ById { total: 50 });
+        for id in 0..50 {
+            t.record(&sample(id, Err(ErrorClass::MalformedReply)));
+        }
+        let kept: Vec<(&str, u64)> = t
+            .malformed()
+            .iter()
+            .map(|m| (m.reply.as_str(), m.count))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                ("garbage 0\\n", 10),
+                ("garbage 1\\n", 10),
+                ("garbage 2\\n", 10)
+            ]
+        );
+        let mut merged = Tally::new(Windowing::ById { total: 50 });
+        merged.merge(&t);
+        merged.merge(&t);
+        assert_eq!(merged.malformed()[0].count, 20);
     }
 }

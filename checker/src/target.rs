@@ -8,6 +8,11 @@ pub enum TargetError {
     /// The target is not of the form `HOST:PORT`.
     #[error("the target {0:?} is not HOST:PORT (IPv6 as [ADDR]:PORT)")]
     Syntax(String),
+    /// Port 0 cannot be connected to.
+    #[error(
+        "the target {0:?} has port 0, which nothing can be reached on; give the gateway's port"
+    )]
+    PortZero(String),
     /// The name could not be resolved.
     #[error("cannot resolve {target:?}: {source}")]
     Resolve {
@@ -25,7 +30,9 @@ pub enum TargetError {
 pub fn check_syntax(target: &str) -> Result<(), TargetError> {
     let syntax = || TargetError::Syntax(target.to_owned());
     let (host, port) = target.rsplit_once(':').ok_or_else(syntax)?;
-    port.parse::<u16>().map_err(|_| syntax())?;
+    if port.parse::<u16>().map_err(|_| syntax())? == 0 {
+        return Err(TargetError::PortZero(target.to_owned()));
+    }
     let bare_v6 = host.contains(':') && !(host.starts_with('[') && host.ends_with(']'));
     if host.is_empty() || host == "[]" || bare_v6 {
         return Err(syntax());
@@ -75,6 +82,8 @@ mod tests {
             "[]:80",
             "host:x",
             "host:70000",
+            "127.0.0.1:0",
+            "[::1]:0",
         ] {
             assert!(check_syntax(bad).is_err(), "{bad}");
         }

@@ -23,6 +23,7 @@
 //! See [`planner`] for how the sample count is planned.
 
 pub mod chi_square;
+pub mod local;
 pub mod planner;
 pub mod wilson;
 

@@ -22,8 +22,10 @@ use crate::expect::Expectation;
 use crate::report::progress::Progress;
 use crate::report::samples::SamplesWriter;
 use crate::sampler::{self, ErrorClass, Sample, SamplerConfig, Sink, StopReason, Timeouts};
+use crate::tally::MalformedReply;
 use crate::tally::{Tally, Window, Windowing};
 use crate::target::{self, TargetError};
+use crate::verdict::local::{self, LocalCause, LocalReadings};
 use crate::verdict::{self, Drift, Outcome, Plan, Settings, SplitVerdict};
 
 /// Default number of samples in flight.
@@ -71,6 +73,76 @@ impl Sink for Collector {
             return false;
         }
         true
+    }
+}
+
+fn read_number(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// TCP sockets in use plus those in TIME_WAIT, from `/proc/net/sockstat` and `sockstat6`.
+fn tcp_sockets() -> Option<u64> {
+    let field = |text: &str, line: &str, name: &str| -> Option<u64> {
+        let fields: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with(line))?
+            .split_whitespace()
+            .collect();
+        let i = fields.iter().position(|f| *f == name)?;
+        fields.get(i + 1)?.parse().ok()
+    };
+    let v4 = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let mut n = field(&v4, "TCP:", "inuse")? + field(&v4, "TCP:", "tw").unwrap_or(0);
+    if let Ok(v6) = std::fs::read_to_string("/proc/net/sockstat6") {
+        n += field(&v6, "TCP6:", "inuse").unwrap_or(0);
+    }
+    Some(n)
+}
+
+/// Reads the conntrack table, the local port range and TCP sockets (Linux `/proc`;
+/// whatever is missing stays `None`).
+pub fn read_local() -> LocalReadings {
+    let local_ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut it = text.split_whitespace().map(str::parse::<u64>);
+            match (it.next(), it.next()) {
+                (Some(Ok(low)), Some(Ok(high))) if high >= low => Some(high - low + 1),
+                _ => None,
+            }
+        });
+    LocalReadings {
+        conntrack_count: read_number("/proc/sys/net/netfilter/nf_conntrack_count"),
+        conntrack_max: read_number("/proc/sys/net/netfilter/nf_conntrack_max"),
+        local_ports,
+        tcp_sockets: tcp_sockets(),
+    }
+}
+
+/// The counts shown by the progress bar: every expected version in order (zero until
+/// it answers), then the unexpected ones that answered.
+fn progress_counts(expect: &Expectation, answered: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    let mut counts: Vec<(String, u64)> = expect
+        .versions()
+        .iter()
+        .map(|v| (v.name.clone(), 0))
+        .collect();
+    for (name, n) in answered {
+        match counts.iter_mut().find(|(known, _)| *known == name) {
+            Some(entry) => entry.1 = n,
+            None => counts.push((name, n)),
+        }
+    }
+    counts
+}
+
+/// Keeps the highest counts of two readings.
+fn peak(a: LocalReadings, b: LocalReadings) -> LocalReadings {
+    LocalReadings {
+        conntrack_count: a.conntrack_count.max(b.conntrack_count),
+        conntrack_max: b.conntrack_max.or(a.conntrack_max),
+        local_ports: b.local_ports.or(a.local_ports),
+        tcp_sockets: a.tcp_sockets.max(b.tcp_sockets),
     }
 }
 
@@ -135,8 +207,11 @@ impl VerifyConfig {
         if self.concurrency == 0 {
             return bad("--concurrency must be at least 1");
         }
-        if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-            return bad("--rate must be a number of samples per second above zero");
+        if self
+            .rate
+            .is_some_and(|r| !(r.is_finite() && r >= crate::cli::MIN_RATE))
+        {
+            return bad("--rate must be at least one connection per hour (0.000278 per second)");
         }
         if !fraction(self.settings.confidence) {
             return bad("--confidence must be between 0% and 100% (exclusive)");
@@ -288,15 +363,25 @@ impl Prepared {
         ));
         let progress = Progress::new(self.config.progress, count, self.config.duration);
         let mut tick = tokio::time::interval(PROGRESS_TICK);
+        let mut readings = read_local();
         let finished = loop {
             tokio::select! {
                 finished = &mut sampler => break finished,
-                _ = tick.tick() => progress.update(
-                    collector.done.load(Ordering::Relaxed),
-                    collector.errors.load(Ordering::Relaxed),
-                ),
+                _ = tick.tick() => {
+                    readings = peak(readings, read_local());
+                    if progress.is_drawn() {
+                        let answered = lock(&collector.tally).counts();
+                        let counts = progress_counts(&self.config.expect, answered);
+                        progress.update(
+                            collector.done.load(Ordering::Relaxed),
+                            collector.errors.load(Ordering::Relaxed),
+                            &counts,
+                        );
+                    }
+                }
             }
         };
+        let readings = peak(readings, read_local());
         let stop_reason = finished.map_err(|e| VerifyError::Sampler(e.to_string()))?;
         progress.finish();
         let tally = std::mem::replace(&mut *lock(&collector.tally), Tally::new(windowing));
@@ -320,6 +405,7 @@ impl Prepared {
             self.plan,
             tally,
             stop_reason,
+            readings,
             Times {
                 started_at: started_at.to_rfc3339_opts(SecondsFormat::Micros, true),
                 finished_at: finished_at.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -382,8 +468,8 @@ pub struct LatencySummary {
     pub p99: u64,
     /// Largest value.
     pub max: u64,
-    /// Mean.
-    pub mean: f64,
+    /// Mean, rounded to whole microseconds like the rest.
+    pub mean: u64,
 }
 
 impl LatencySummary {
@@ -394,7 +480,7 @@ impl LatencySummary {
         p90: 0,
         p99: 0,
         max: 0,
-        mean: 0.0,
+        mean: 0,
     };
 
     /// Summarises `h` (all zero when empty).
@@ -408,7 +494,8 @@ impl LatencySummary {
             p90: h.value_at_quantile(0.90),
             p99: h.value_at_quantile(0.99),
             max: h.max(),
-            mean: h.mean(),
+            // A mean of microseconds clamped to at most one hour: the cast cannot overflow.
+            mean: h.mean().round() as u64,
         }
     }
 }
@@ -437,6 +524,12 @@ pub struct ErrorSummary {
     pub unreachable: bool,
     /// FAIL when unreachable or over budget, else PASS.
     pub outcome: Outcome,
+    /// The first few distinct malformed replies (escaped, cut), with counts.
+    pub malformed_replies: Vec<MalformedReply>,
+    /// The conntrack table, port range and sockets seen on this machine during the run.
+    pub local_readings: LocalReadings,
+    /// A likely cause of the errors on this machine rather than at the target.
+    pub local_cause: Option<LocalCause>,
 }
 
 /// How well the open-model schedule was kept (with `--rate`).
@@ -503,6 +596,7 @@ impl VerifyReport {
         plan: Option<Plan>,
         tally: Tally,
         stop_reason: StopReason,
+        readings: LocalReadings,
         times: Times,
     ) -> Self {
         let split = verdict::judge(&config.expect, &tally.counts(), &config.settings);
@@ -535,6 +629,13 @@ impl VerifyReport {
             } else {
                 Outcome::Pass
             },
+            malformed_replies: tally.malformed().to_vec(),
+            local_readings: readings,
+            local_cause: local::likely_cause(
+                &readings,
+                total_errors,
+                tally.errors_of(ErrorClass::LocalAddressExhausted),
+            ),
         };
         let latency = tally
             .versions()
@@ -630,6 +731,12 @@ impl VerifyReport {
     /// One sentence saying why the outcome is what it is.
     pub fn reason(&self) -> String {
         let mut reason = self.outcome_reason();
+        if let Some(cause) = &self.errors.local_cause {
+            reason.push_str(&format!(
+                "; the errors' likely cause is on this machine, not the target: {}",
+                cause.message
+            ));
+        }
         if self.drift.moved {
             reason.push_str(&format!(
                 "; note: the split moved during sampling (a share shifted by {:.1} points between windows)",
@@ -643,9 +750,28 @@ impl VerifyReport {
         let pct = |x: f64| format!("{:.1}%", x * 100.0);
         let errors = &self.errors;
         let main = self.main_error().map_or("", ErrorClass::as_str);
-        if errors.unreachable {
+        let malformed = self.tally.errors_of(ErrorClass::MalformedReply);
+        if errors.unreachable && malformed > 0 {
+            let examples: Vec<String> = errors
+                .malformed_replies
+                .iter()
+                .map(|m| format!("\"{}\"", m.reply))
+                .collect();
             return format!(
-                "FAIL on errors: the target is unreachable, all {} samples failed (mostly {main})",
+                "FAIL on errors: the target answered but not with the protocol: {malformed} of {} \
+                 replies were not `<version> <the line sent>` (e.g. {}), and no sample was attributed",
+                self.attempted,
+                examples.join(", ")
+            );
+        }
+        if errors.unreachable {
+            let stopped = if self.stop_reason == StopReason::Unreachable {
+                ", so sampling stopped early"
+            } else {
+                ""
+            };
+            return format!(
+                "FAIL on errors: the target is unreachable, all {} samples failed (mostly {main}){stopped}",
                 self.attempted
             );
         }
@@ -721,6 +847,74 @@ mod tests {
     }
 
     #[test]
+    fn the_progress_shows_every_expected_version_then_the_unexpected() {
+        let expect: Expectation = "two=10,one=90".parse().unwrap();
+        let shown = progress_counts(&expect, vec![("one".into(), 5), ("three".into(), 1)]);
+        let want: Vec<(String, u64)> =
+            vec![("two".into(), 0), ("one".into(), 5), ("three".into(), 1)];
+        assert_eq!(shown, want);
+    }
+
+    fn refused_report(readings: LocalReadings) -> VerifyReport {
+        let mut tally = Tally::new(Windowing::ById { total: 10 });
+        for id in 0..10 {
+            tally.record(&Sample {
+                id,
+                addr: "127.0.0.1:1".parse().unwrap(),
+                started_at: Utc::now(),
+                offset: Duration::ZERO,
+                result: Err(ErrorClass::ConnectTimeout),
+                connect_us: None,
+                reply_us: None,
+                lag_us: None,
+                reply_head: None,
+            });
+        }
+        let times = Times {
+            started_at: String::new(),
+            finished_at: String::new(),
+            elapsed_s: 0.0,
+        };
+        let c = config();
+        let addrs = ["127.0.0.1:1".parse().unwrap()];
+        VerifyReport::build(
+            &c,
+            &addrs,
+            None,
+            tally,
+            StopReason::Samples,
+            readings,
+            times,
+        )
+    }
+
+    #[test]
+    fn a_nearly_full_conntrack_table_is_named_in_the_verdict_and_the_json() {
+        let full = LocalReadings {
+            conntrack_count: Some(250_000),
+            conntrack_max: Some(262_144),
+            local_ports: Some(28_232),
+            tcp_sockets: Some(10),
+        };
+        let report = refused_report(full);
+        assert!(
+            report.reason().contains("likely cause is on this machine"),
+            "{}",
+            report.reason()
+        );
+        assert!(crate::report::text::render(&report).contains("likely local cause"));
+        let doc = crate::report::json::document(&report);
+        assert_eq!(doc["errors"]["local_cause"]["kind"], "conntrack_full");
+        let calm = LocalReadings {
+            conntrack_count: Some(1_000),
+            ..full
+        };
+        let report = refused_report(calm);
+        assert!(!report.reason().contains("machine"), "{}", report.reason());
+        assert!(crate::report::json::document(&report)["errors"]["local_cause"].is_null());
+    }
+
+    #[test]
     fn the_verify_future_can_be_spawned() {
         fn is_send<T: Send>(_: &T) {}
         let c = config();
@@ -737,6 +931,11 @@ mod tests {
         let mut c = config();
         c.rate = Some(f64::NAN);
         assert!(c.validate().is_err());
+        let mut c = config();
+        c.rate = Some(1.0 / 7200.0);
+        assert!(c.validate().is_err(), "below one connection per hour");
+        c.rate = Some(1.0 / 3600.0);
+        assert!(c.validate().is_ok(), "one connection per hour");
         let mut c = config();
         c.max_error_rate = 1.5;
         assert!(c.validate().is_err());

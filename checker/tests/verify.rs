@@ -47,6 +47,18 @@ fn one_version_straight_without_a_proxy_passes() {
     assert_eq!(version(&doc, "one")["count"], 400);
     assert_eq!(version(&doc, "two")["count"], 0);
     assert!(version(&doc, "one")["latency_us"]["reply"]["count"].as_u64() == Some(400));
+    // This machine's readings are reported; without errors nothing local is blamed.
+    let local = &doc["errors"]["local_readings"];
+    if std::path::Path::new("/proc/sys/net/ipv4/ip_local_port_range").exists() {
+        assert!(
+            local["local_ports"].as_u64().is_some_and(|n| n > 0),
+            "{local}"
+        );
+    }
+    if std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists() {
+        assert!(local["conntrack_max"].as_u64().is_some(), "{local}");
+    }
+    assert!(doc["errors"]["local_cause"].is_null(), "{doc:#}");
     let windows: u64 = doc["windows"]
         .as_array()
         .expect("windows")
@@ -355,6 +367,7 @@ fn ctrl_c_stops_sampling_and_still_reports() {
             "--samples-out",
             samples.to_str().unwrap(),
         ])
+        .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -381,6 +394,12 @@ fn ctrl_c_stops_sampling_and_still_reports() {
     assert!(doc["counts"]["attempted"].as_u64().unwrap() > 0);
     let lines = std::fs::read_to_string(&samples).unwrap().lines().count() as u64;
     assert_eq!(Some(lines), doc["counts"]["attempted"].as_u64());
+    // The warning about the stop is logged, without colour codes in a pipe.
+    assert!(run.stderr.contains("Ctrl-C"), "{run:?}");
+    assert!(
+        !run.stderr.contains('\x1b'),
+        "colour codes in a pipe: {run:?}"
+    );
 }
 
 #[test]
@@ -393,7 +412,25 @@ fn usage_errors_exit_2_with_one_sentence() {
             "--expect",
             "one=0,two=0",
         ][..],
-        &["verify", "--target", "127.0.0.1:1", "--expect", "one=1"],
+        &["verify", "--target", "127.0.0.1:0", "--expect", "one=1"],
+        &[
+            "verify",
+            "--target",
+            "127.0.0.1:1",
+            "--expect",
+            "a=1,b=1",
+            "--rate",
+            "0.0002",
+        ],
+        &[
+            "verify",
+            "--target",
+            "127.0.0.1:1",
+            "--expect",
+            "a=1,b=1",
+            "--samples",
+            "-3",
+        ],
         &["verify", "--target", "nope", "--expect", "one=1,two=1"],
         &["verify", "--expect", "one=1,two=1"],
         &[
@@ -507,4 +544,269 @@ fn a_closed_stdout_does_not_panic_and_the_exit_code_keeps_the_verdict() {
     let run = wait_output(Guard(child));
     assert!(!run.stderr.contains("panicked"), "{run:?}");
     assert_eq!(run.code, 0, "{run:?}");
+}
+
+/// Exit code, stdout and stderr of the checker run with extra environment variables.
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> support::Run {
+    let mut command = std::process::Command::new(support::checker());
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    wait_output(Guard(command.spawn().expect("start checker")))
+}
+
+#[test]
+fn a_reply_in_another_format_is_named_not_called_unreachable() {
+    let server = FaultServer::start(Fault::TabSeparated);
+    let target = server.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("samples.jsonl");
+    let run = verify(
+        &target,
+        "one=90,two=10",
+        &[
+            "--samples",
+            "30",
+            "--output",
+            "json",
+            "--samples-out",
+            samples.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 4, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    let reason = doc["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("answered but not with the protocol"),
+        "{reason}"
+    );
+    assert!(!reason.contains("unreachable"), "{reason}");
+    assert_eq!(
+        doc["errors"]["malformed_replies"],
+        serde_json::json!([{"reply": "one\\t<line sent>\\n", "count": 30}])
+    );
+    let lines = std::fs::read_to_string(&samples).unwrap();
+    assert_eq!(lines.lines().count(), 30);
+    for line in lines.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["error"], "malformed_reply", "{line}");
+        assert_eq!(v["reply"], "one\\t<line sent>\\n", "{line}");
+    }
+    let text = verify(&target, "one=90,two=10", &["--samples", "3"]);
+    assert_eq!(text.code, 4, "{text:?}");
+    assert!(
+        text.stdout
+            .contains(r#"malformed reply (3x): "one\t<line sent>\n""#),
+        "{text:?}"
+    );
+    assert!(
+        text.stdout.contains("answered but not with the protocol"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn a_failed_json_write_still_prints_the_report_then_exits_2() {
+    let server = EchoServer::start("one", 1);
+    let run = verify(
+        &server.addr().to_string(),
+        "one=100,two=0",
+        &["--samples", "200", "--json", "/dev/full"],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("✔ PASS:"), "{run:?}");
+    assert!(run.stderr.contains("/dev/full"), "{run:?}");
+    assert!(run.stderr.contains("exit code would be 0"), "{run:?}");
+}
+
+#[test]
+fn json_and_samples_out_may_not_name_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let same = dir.path().join("out.json");
+    let same = same.to_str().unwrap();
+    let relative = format!("{}/./out.json", dir.path().display());
+    for other in [same, relative.as_str()] {
+        let run = run_checker(&[
+            "verify",
+            "--target",
+            "127.0.0.1:1",
+            "--expect",
+            "a=1,b=1",
+            "--samples",
+            "1",
+            "--json",
+            same,
+            "--samples-out",
+            other,
+        ]);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+        assert!(run.stderr.contains("--samples-out"), "{run:?}");
+    }
+}
+
+#[test]
+fn a_target_that_refuses_everything_ends_a_duration_run_early() {
+    let addr = support::closed_port();
+    // Ten minutes asked: only giving up ends this within the test's bound.
+    let run = verify(
+        &addr.to_string(),
+        "one=90,two=10",
+        &["--duration", "10m", "--output", "json"],
+    );
+    assert_eq!(run.code, 4, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(doc["stop_reason"], "unreachable");
+    let attempted = doc["counts"]["attempted"].as_u64().unwrap();
+    // At least the give-up count; with backoff (10 ms doubling to 1 s per worker) a few
+    // hundred over the 3 s span, not the hundreds of thousands of back-to-back refusals.
+    assert!((100..10_000).contains(&attempted), "{attempted}");
+    assert_eq!(error_count(&doc, "refused"), attempted);
+    assert!(doc["reason"].as_str().unwrap().contains("unreachable"));
+}
+
+#[test]
+fn one_expected_version_means_only_it_may_answer() {
+    let one = EchoServer::start("one", 1);
+    let run = verify(
+        &one.addr().to_string(),
+        "one=100",
+        &["--samples", "200", "--output", "json"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(version(&doc, "one")["count"], 200);
+    let two = EchoServer::start("two", 1);
+    let run = verify(
+        &two.addr().to_string(),
+        "one=100",
+        &["--samples", "20", "--output", "json"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(version(&run.json(), "two")["was_expected"], false);
+}
+
+#[test]
+fn negative_numbers_get_the_out_of_range_sentence() {
+    let base = ["verify", "--target", "127.0.0.1:1", "--expect", "a=1,b=1"];
+    for (flag, negative, out_of_range) in [
+        ("--samples", "-3", "0"),
+        ("--concurrency", "-1", "0"),
+        ("--rate", "-5", "0.0001"),
+        ("--duration", "-1", "0"),
+        ("--tolerance", "-0.1", "1.5"),
+    ] {
+        let sentence = |value: &str| {
+            let mut args = base.to_vec();
+            args.extend([flag, value]);
+            let run = run_checker(&args);
+            assert_eq!(run.code, 2, "{args:?}: {run:?}");
+            assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {run:?}");
+            run.stderr.replace(&format!("\"{value}\""), "\"N\"")
+        };
+        assert_eq!(sentence(negative), sentence(out_of_range), "{flag}");
+    }
+}
+
+#[test]
+fn environment_errors_name_the_variable_and_booleans_take_the_usual_spellings() {
+    let server = EchoServer::start("one", 1);
+    let target = server.addr().to_string();
+    let args = [
+        "verify",
+        "--target",
+        &target,
+        "--expect",
+        "one=100,two=0",
+        "--samples",
+        "200",
+    ];
+    for word in ["1", "0", "true", "false", "yes", "no", "on", "off", "YES"] {
+        let run = run_with_env(&args, &[("CHECKER_NO_PROGRESS", word)]);
+        assert_eq!(run.code, 0, "{word}: {run:?}");
+    }
+    let run = run_with_env(&args, &[("CHECKER_NO_PROGRESS", "maybe")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("CHECKER_NO_PROGRESS"), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    let run = run_with_env(&args[..5], &[("CHECKER_SAMPLES", "-3")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("CHECKER_SAMPLES"), "{run:?}");
+    // Values that parse but are out of range name the variable too.
+    let no_target = ["verify", "--expect", "one=1", "--samples", "1"];
+    for (var, value, args) in [
+        ("CHECKER_CONFIDENCE", "100%", &args[..]),
+        ("CHECKER_TOLERANCE", "0.9", &args[..]),
+        ("CHECKER_TARGET", "127.0.0.1:0", &no_target[..]),
+    ] {
+        let run = run_with_env(args, &[(var, value)]);
+        assert_eq!(run.code, 2, "{var}: {run:?}");
+        assert!(run.stderr.contains(var), "{var}: {run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{var}: {run:?}");
+    }
+    // The flag wins over the variable, and then the flag is named.
+    let run = run_with_env(
+        &[&args[..5], &["--samples", "x"][..]].concat(),
+        &[("CHECKER_SAMPLES", "5")],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("--samples") && !run.stderr.contains("CHECKER_SAMPLES"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn sigterm_stops_sampling_and_reports_with_plain_logs() {
+    let server = EchoServer::start("one", 1);
+    let child = std::process::Command::new(support::checker())
+        .args([
+            "verify",
+            "--target",
+            &server.addr().to_string(),
+            "--expect",
+            "one=100,two=0",
+            "--duration",
+            "10m",
+            "--rate",
+            "200",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    // The plan line is printed when sampling starts.
+    let mut stdout = std::io::BufReader::new(guard.0.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.starts_with("plan: sampling for 10m"), "{first}");
+    assert!(!first.contains("plan: 1"), "{first}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &guard.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = wait_output(guard);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    // Interrupted early, a one-version server gives PASS or INCONCLUSIVE, never a kill.
+    assert!(matches!(run.code, 0 | 3), "{run:?}\n{rest}");
+    assert!(rest.contains("interrupted: the report covers"), "{rest}");
+    assert!(run.stderr.contains("SIGTERM"), "{run:?}");
+    assert!(
+        !run.stderr.contains('\x1b'),
+        "colour codes in a pipe: {run:?}"
+    );
 }

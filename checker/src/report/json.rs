@@ -9,7 +9,7 @@ use crate::sampler::ErrorClass;
 use crate::verify::{LatencySummary, VerifyReport};
 
 /// The version of the document's layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema the document follows, as kept in the repository.
 pub const SCHEMA: &str = include_str!("../../schema/report.schema.json");
@@ -112,6 +112,9 @@ pub fn document(report: &VerifyReport) -> Value {
             "unreachable": report.errors.unreachable,
             "outcome": report.errors.outcome,
             "by_class": by_class,
+            "malformed_replies": report.errors.malformed_replies,
+            "local_readings": report.errors.local_readings,
+            "local_cause": report.errors.local_cause,
         },
         "schedule": report.schedule.as_ref().map(|s| json!({
             "rate": s.rate,

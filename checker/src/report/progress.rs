@@ -1,4 +1,6 @@
-//! The progress bar: drawn on stderr, only on a terminal, only once a run has lasted a second.
+//! The progress bar: drawn on stderr, only on a terminal, only once a run has lasted a
+//! second. One line of at most [`WIDTH`] columns: a bar, the count, the running split
+//! per version and the errors.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +10,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How long a run must last before the bar appears.
 const SHOW_AFTER: Duration = Duration::from_secs(1);
+/// The widest the line may be, so that an 80-column terminal never wraps it.
+pub const WIDTH: usize = 79;
+/// Columns of the bar itself.
+const BAR: usize = 16;
 
 /// A progress bar that stays invisible for short runs and off a terminal.
 #[derive(Debug)]
@@ -15,22 +21,69 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     started: Instant,
     shown: AtomicBool,
-    /// The bar counts seconds (duration-bound run) rather than samples.
-    by_time: bool,
+    total: Option<u64>,
+    duration: Option<Duration>,
+}
+
+/// The text after the bar: progress, the running split per version and the errors, cut
+/// to `width` columns (versions that do not fit are summarised as `+N more`).
+pub fn status(
+    done: u64,
+    total: Option<u64>,
+    elapsed: Duration,
+    duration: Option<Duration>,
+    counts: &[(String, u64)],
+    errors: u64,
+    width: usize,
+) -> String {
+    let head = match (total, duration) {
+        (Some(n), _) => format!("{done}/{n}"),
+        (None, Some(d)) => format!("{}s/{}s {done}", elapsed.as_secs(), d.as_secs()),
+        (None, None) => format!("{done}"),
+    };
+    let tail = format!(" err {errors}");
+    let attributed: u64 = counts.iter().map(|(_, n)| n).sum();
+    let mut line = head;
+    let budget = width.saturating_sub(tail.chars().count());
+    for (i, (name, n)) in counts.iter().enumerate() {
+        let share = *n as f64 * 100.0 / attributed.max(1) as f64;
+        let item = format!(" {name} {share:.1}%");
+        let rest = counts.len() - i - 1;
+        let more = if rest > 0 {
+            format!(" +{rest} more")
+        } else {
+            String::new()
+        };
+        let used = line.chars().count() + item.chars().count();
+        if used + more.chars().count() > budget {
+            let left = counts.len() - i;
+            let note = format!(" +{left} more");
+            if line.chars().count() + note.chars().count() <= budget {
+                line.push_str(&note);
+            }
+            break;
+        }
+        line.push_str(&item);
+    }
+    line.push_str(&tail);
+    line.chars().take(width).collect()
 }
 
 impl Progress {
     /// A bar over `total` samples (or `duration` when the count is open); inert when `enabled` is false.
     pub fn new(enabled: bool, total: Option<u64>, duration: Option<Duration>) -> Self {
-        let by_time = total.is_none() && duration.is_some();
         let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
-            let (length, template) = match (total, duration) {
-                (Some(n), _) => (Some(n), "{bar:40} {pos}/{len} samples, eta {eta}, {msg}"),
-                (None, Some(d)) => (Some(d.as_secs().max(1)), "{bar:40} {pos}/{len} s, {msg}"),
-                (None, None) => (None, "{spinner} {pos} samples, {msg}"),
+            let length = match (total, duration) {
+                (Some(n), _) => Some(n),
+                (None, Some(d)) => Some(d.as_secs().max(1)),
+                (None, None) => None,
             };
             let bar = ProgressBar::with_draw_target(length, ProgressDrawTarget::hidden());
-            if let Ok(style) = ProgressStyle::with_template(template) {
+            let template = match length {
+                Some(_) => format!("{{bar:{BAR}}} {{msg}}"),
+                None => "{spinner} {msg}".to_owned(),
+            };
+            if let Ok(style) = ProgressStyle::with_template(&template) {
                 bar.set_style(style);
             }
             bar
@@ -39,12 +92,18 @@ impl Progress {
             bar,
             started: Instant::now(),
             shown: AtomicBool::new(false),
-            by_time,
+            total,
+            duration,
         }
     }
 
-    /// Reports `done` finished samples of which `errors` failed.
-    pub fn update(&self, done: u64, errors: u64) {
+    /// Whether a bar may be drawn at all (on a terminal and enabled).
+    pub fn is_drawn(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// Reports `done` finished samples, `errors` of them failed, and the counts per version.
+    pub fn update(&self, done: u64, errors: u64, counts: &[(String, u64)]) {
         let Some(bar) = &self.bar else { return };
         let elapsed = self.started.elapsed();
         if !self.shown.load(Ordering::Relaxed) {
@@ -54,20 +113,84 @@ impl Progress {
             bar.set_draw_target(ProgressDrawTarget::stderr());
             self.shown.store(true, Ordering::Relaxed);
         }
-        let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
-        if self.by_time {
-            bar.set_position(elapsed.as_secs());
-            bar.set_message(format!("{done} samples, {rate:.0}/s, {errors} errors"));
-        } else {
-            bar.set_position(done);
-            bar.set_message(format!("{rate:.0}/s, {errors} errors"));
+        match (self.total, self.duration) {
+            (None, Some(_)) => bar.set_position(elapsed.as_secs()),
+            _ => bar.set_position(done),
         }
+        let width = WIDTH.saturating_sub(BAR + 1);
+        bar.set_message(status(
+            done,
+            self.total,
+            elapsed,
+            self.duration,
+            counts,
+            errors,
+            width,
+        ));
     }
 
     /// Removes the bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[(&str, u64)]) -> Vec<(String, u64)> {
+        pairs.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
+    }
+
+    #[test]
+    fn the_status_shows_the_running_split_per_version() {
+        let s = status(
+            1000,
+            Some(2865),
+            Duration::from_secs(3),
+            None,
+            &counts(&[("one", 901), ("two", 99)]),
+            2,
+            WIDTH - BAR - 1,
+        );
+        assert_eq!(s, "1000/2865 one 90.1% two 9.9% err 2");
+        let s = status(
+            50,
+            None,
+            Duration::from_secs(3),
+            Some(Duration::from_secs(60)),
+            &counts(&[("one", 50)]),
+            0,
+            WIDTH - BAR - 1,
+        );
+        assert_eq!(s, "3s/60s 50 one 100.0% err 0");
+    }
+
+    #[test]
+    fn the_whole_line_fits_80_columns_whatever_the_versions() {
+        let many: Vec<(String, u64)> = (0..32)
+            .map(|i| (format!("version-with-a-long-name-{i}"), i))
+            .collect();
+        for c in [&many[..], &many[..1], &many[..3], &[]] {
+            for (done, errors) in [(u64::MAX, u64::MAX), (123_456, 1_234)] {
+                let s = status(
+                    done,
+                    Some(done),
+                    Duration::from_secs(1),
+                    None,
+                    c,
+                    errors,
+                    WIDTH - BAR - 1,
+                );
+                let line = BAR + 1 + s.chars().count();
+                assert!(line < 80, "{line} columns: {s}");
+                if c.len() > 1 && done < u64::MAX {
+                    assert!(s.contains("more"), "{s}");
+                }
+            }
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Each line: `{"id":7,"timestamp":"2026-...Z","address":"127.0.0.1:9000",
 //! "version":"one","connect_us":81,"reply_us":95,"error":null}`; on failure `version`
-//! (and the latency that was not measured) is null and `error` names the class.
+//! (and the latency that was not measured) is null and `error` names the class; a
+//! malformed reply adds `"reply"`, its escaped head (see [`crate::sampler::reply_head`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -33,6 +34,9 @@ pub struct SampleLine<'a> {
     pub lag_us: Option<u64>,
     /// The error class when the sample failed.
     pub error: Option<ErrorClass>,
+    /// For a malformed reply: its first bytes, escaped, the line sent shown as `<line sent>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<&'a str>,
 }
 
 impl<'a> SampleLine<'a> {
@@ -49,6 +53,7 @@ impl<'a> SampleLine<'a> {
             reply_us: sample.reply_us,
             lag_us: sample.lag_us,
             error: sample.result.as_ref().err().copied(),
+            reply: sample.reply_head.as_deref(),
         }
     }
 }

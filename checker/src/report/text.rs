@@ -71,6 +71,21 @@ pub fn plan_line(plan: &Plan, tolerance: f64) -> String {
     )
 }
 
+/// The plan line of a `--duration` run: the count is not a promise there, only the
+/// number of connections the guarantees need.
+pub fn duration_plan_line(plan: &Plan, tolerance: f64, duration: std::time::Duration) -> String {
+    format!(
+        "plan: sampling for {}; the guarantees (a correctly routed split passes with \
+         probability {}, a version off by {:.0} points fails with probability {}) need at \
+         least {} connections",
+        humantime::format_duration(duration),
+        pct(plan.pass_probability),
+        tolerance * 200.0,
+        pct(plan.detect_probability),
+        plan.samples
+    )
+}
+
 /// Lays out rows as left-aligned columns two spaces apart, without trailing spaces.
 pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -118,12 +133,22 @@ pub fn render(report: &VerifyReport) -> String {
         report.attempted,
         report.times.elapsed_s
     );
-    if report.stop_reason == StopReason::Interrupted {
-        let _ = writeln!(
-            out,
-            "interrupted: the report covers the {} samples finished before the stop",
-            report.attempted
-        );
+    match report.stop_reason {
+        StopReason::Interrupted => {
+            let _ = writeln!(
+                out,
+                "interrupted: the report covers the {} samples finished before the stop",
+                report.attempted
+            );
+        }
+        StopReason::Unreachable => {
+            let _ = writeln!(
+                out,
+                "stopped early: all {} connections failed and none was ever established",
+                report.attempted
+            );
+        }
+        StopReason::Samples | StopReason::Duration => {}
     }
     out.push('\n');
     let mut rows = vec![vec![
@@ -186,6 +211,16 @@ pub fn render(report: &VerifyReport) -> String {
         let _ = write!(out, ": {}", classes.join(", "));
     }
     out.push('\n');
+    for m in &e.malformed_replies {
+        let _ = writeln!(out, "  malformed reply ({}x): \"{}\"", m.count, m.reply);
+    }
+    if let Some(cause) = &e.local_cause {
+        let _ = writeln!(
+            out,
+            "  ⚠ likely local cause, not the target: {}",
+            cause.message
+        );
+    }
     let chi = &report.split.chi_square;
     let _ = write!(
         out,

@@ -18,6 +18,8 @@
 //!   the worst (smallest) over every version and direction. When no version can move by
 //!   twice the tolerance (huge tolerances), each is moved as far as 0..=1 allows, and
 //!   shifts that stay inside the band are not required to fail (they are not wrong).
+//!   With a single expected version, the share it loses goes to unexpected versions,
+//!   which FAIL on their first answer: `1 - (1 - lost)^N` counts as detection too.
 //!
 //! N is searched from a normal-approximation guess: gallop (halve or double) to
 //! bracket the smallest N meeting both goals, binary search the bracket, then a short
@@ -219,11 +221,19 @@ fn evaluate(problem: &Problem, n: u64) -> (f64, f64) {
         .wrong
         .iter()
         .map(|split| {
+            // With a single expected version its lost share goes to versions nobody
+            // expected, and the first of those to answer FAILs the split.
+            let unexpected = 1.0 - split.iter().sum::<f64>();
+            let unexpected_fails = if unexpected > SHARE_EPSILON {
+                prob_at_least(n, unexpected, 1)
+            } else {
+                0.0
+            };
             split
                 .iter()
                 .zip(&rules)
                 .map(|(&p, rule)| fail_probability(n, p, rule))
-                .fold(0.0, f64::max)
+                .fold(unexpected_fails, f64::max)
         })
         .fold(1.0, f64::min);
     (pass, detect)
@@ -491,5 +501,15 @@ mod tests {
             w.iter()
                 .any(|s| (s[2] - 0.2).abs() < 1e-9 && (s[0] - 0.6 * 0.8 / 0.9).abs() < 1e-9)
         );
+    }
+
+    #[test]
+    fn a_single_version_is_planned_like_its_zero_weight_twin_or_less() {
+        let settings = Settings::default();
+        let alone = plan(&"one=100".parse().unwrap(), &settings);
+        let twin = plan(&"one=100,two=0".parse().unwrap(), &settings);
+        assert!(alone.samples <= twin.samples, "{alone:?} vs {twin:?}");
+        assert!(alone.pass_probability >= settings.confidence, "{alone:?}");
+        assert!(alone.detect_probability >= DETECT_PROBABILITY, "{alone:?}");
     }
 }

@@ -158,6 +158,8 @@ pub enum Fault {
     Reset,
     /// Echoes correctly as `one`, except every third connection gets garbage.
     EveryThirdGarbage,
+    /// Echoes in another format: `one\t<the line>` (a tab where the protocol has a space).
+    TabSeparated,
 }
 
 /// A test-only TCP server that misbehaves in one way; stops on drop.
@@ -244,6 +246,10 @@ fn handle(fault: Fault, n: u64, s: &mut TcpStream) {
         Fault::Silent => drain(s),
         Fault::Reset => {
             let _ = socket2::SockRef::from(&*s).set_linger(Some(Duration::ZERO));
+        }
+        Fault::TabSeparated => {
+            let _ = s.write_all(&[b"one\t".as_slice(), &line].concat());
+            drain(s);
         }
         Fault::EveryThirdGarbage => {
             if n % 3 == 2 {
