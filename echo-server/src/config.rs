@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::admin::{self, AdminLimits};
-use crate::protocol::{self, DEFAULT_MAX_LINE};
+use protocol::DEFAULT_MAX_LINE;
 
 /// The default admin HTTP port.
 pub const DEFAULT_ADMIN_PORT: u16 = 9901;
