@@ -31,7 +31,7 @@ pub mod metrics;
 pub mod server;
 pub mod shutdown;
 
-pub use config::{Cli, Config, ConfigError, LogFormat};
+pub use config::{Config, ConfigError};
 pub use server::{Error, Server};
 pub use shutdown::{ServerHandle, ShutdownReport};
 
