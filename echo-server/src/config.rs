@@ -229,3 +229,66 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(
+            Config::new(vec![9000, 9001], "one".into()).validate(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn validation_names_what_cannot_work() {
+        let base = Config::new(vec![9000], "one".into());
+        let check = |edit: fn(&mut Config)| {
+            let mut config = base.clone();
+            edit(&mut config);
+            config.validate()
+        };
+        assert_eq!(check(|c| c.ports.clear()), Err(ConfigError::NoPorts));
+        assert_eq!(
+            check(|c| c.ports = vec![9000, 9000]),
+            Err(ConfigError::DuplicatePort(9000))
+        );
+        assert!(check(|c| c.ports = vec![0, 0]).is_ok());
+        assert_eq!(
+            check(|c| c.admin_port = Some(9000)),
+            Err(ConfigError::AdminPortIsEchoPort(9000))
+        );
+        assert!(matches!(
+            check(|c| c.version = "a b".into()),
+            Err(ConfigError::Version(_))
+        ));
+        assert_eq!(check(|c| c.max_line = 0), Err(ConfigError::ZeroMaxLine));
+        assert_eq!(
+            check(|c| c.shutdown_timeout = Duration::from_secs(1)),
+            Err(ConfigError::TimeoutBeforeDrain)
+        );
+        assert_eq!(
+            check(|c| c.admin_limits.max_request = 100),
+            Err(ConfigError::AdminRequestTooSmall(100))
+        );
+    }
+
+    #[test]
+    fn value_parsers_take_the_documented_spellings() {
+        assert_eq!(parse_ports("9000, 9001,"), Ok(vec![9000, 9001]));
+        assert_eq!(parse_ports("9000,x"), Err(ConfigError::BadPort("x".into())));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(whole_number::<1, 10>("10"), Ok(10));
+        assert!(whole_number::<1, 10>("11").is_err());
+        assert!(whole_number::<1, 10>("-1").is_err());
+        assert_eq!(port_number("65535"), Ok(65535));
+        assert!(port_number("65536").is_err());
+        assert_eq!(parse_bool("On"), Ok(true));
+        assert_eq!(parse_bool("no"), Ok(false));
+        assert!(parse_bool("maybe").is_err());
+    }
+}
