@@ -2,7 +2,7 @@
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use echo_server::protocol::{DEFAULT_MAX_LINE, LineFramer, encode_reply};
+use protocol::{DEFAULT_MAX_LINE, LineFramer, encode_reply};
 use std::hint::black_box;
 
 /// About 1 MiB of probe-shaped lines.

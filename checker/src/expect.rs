@@ -7,7 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use echo_server::protocol::validate_version;
+use protocol::validate_version;
 
 /// One expected version and its weight.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +42,7 @@ pub enum ExpectError {
     },
     /// A version name is not usable as a reply prefix.
     #[error("{0}")]
-    Version(#[from] echo_server::protocol::VersionError),
+    Version(#[from] protocol::VersionError),
     /// The same version appears twice.
     #[error("the version {0:?} is listed twice")]
     Duplicate(String),

@@ -14,7 +14,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use chrono::format::{Fixed, Item, Numeric, Pad};
 use chrono::{DateTime, Utc};
-use echo_server::protocol;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -25,8 +25,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFuture;
 
 use crate::listener::RateLimitedLog;
-use crate::protocol::{LineFramer, encode_reply};
 use crate::shutdown::Shared;
+use protocol::{LineFramer, encode_reply};
 
 /// The most a single read asks for, in bytes.
 const READ_CHUNK: usize = 16 * 1024;

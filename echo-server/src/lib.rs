@@ -1,7 +1,7 @@
 //! tcp-canary's echo server: prefixes every echoed line with its version.
 //!
-//! The binary is a thin wrapper over this library; the checker reuses [`protocol`]
-//! so that both sides agree on the wire, and `checker rehearse` runs servers in-process:
+//! The binary is a thin wrapper over this library; the wire itself lives in the
+//! `protocol` crate, shared with the checker. `checker rehearse` runs servers in-process:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), echo_server::Error> {
@@ -28,11 +28,10 @@ pub mod descriptors;
 mod handler;
 pub mod listener;
 pub mod metrics;
-pub mod protocol;
 pub mod server;
 pub mod shutdown;
 
-pub use config::{Cli, Config, ConfigError, LogFormat};
+pub use config::{Config, ConfigError};
 pub use server::{Error, Server};
 pub use shutdown::{ServerHandle, ShutdownReport};
 

@@ -1,15 +1,15 @@
-//! `echo-server`: see the library documentation. Parses arguments, sets up logging and
-//! signals, and turns errors into one sentence on stderr and an exit code.
+//! `echo-server`: see the library documentation. Parses arguments ([`cli`]), sets up
+//! logging and signals, and turns errors into one sentence on stderr and an exit code.
 
-use std::io::IsTerminal;
+mod cli;
+
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{CommandFactory, Parser};
-use echo_server::{
-    Cli, Config, ConfigError, EXIT_FAILURE, EXIT_USAGE, LogFormat, Server, ServerHandle,
-    descriptors,
-};
+use clap::Parser;
+use clap::error::ErrorKind;
+use cli::{Cli, LogFormat, argument_error, config_error};
+use echo_server::{Config, EXIT_FAILURE, EXIT_USAGE, Server, ServerHandle, descriptors};
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
@@ -31,6 +31,9 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(err) => return usage_error(&config_error(&cli, &err)),
     };
+    if cli.print_config {
+        return print_config(&cli, &config);
+    }
     init_logging(cli.log_format);
     if let Err(message) = raise_descriptor_limit(&config, cli.strict_limits) {
         return usage_error(&message);
@@ -138,82 +141,6 @@ fn raise_descriptor_limit(config: &Config, strict: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// The one sentence for a command-line error; a bad value names its flag, or its
-/// environment variable when it came from there.
-fn argument_error(err: &clap::Error) -> String {
-    let text = err.to_string();
-    if !matches!(
-        err.kind(),
-        ErrorKind::ValueValidation | ErrorKind::InvalidValue
-    ) {
-        return text;
-    }
-    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
-        err.get(ContextKind::InvalidArg),
-        err.get(ContextKind::InvalidValue),
-    ) else {
-        return text;
-    };
-    // "--max-connections <MAX_CONNECTIONS>" -> "--max-connections"
-    let flag = arg.split_whitespace().next().unwrap_or(arg);
-    let source = env_source(flag).unwrap_or_else(|| flag.to_owned());
-    if err.kind() == ErrorKind::InvalidValue {
-        let valid = match err.get(ContextKind::ValidValue) {
-            Some(ContextValue::Strings(valid)) => valid.join(", "),
-            _ => String::new(),
-        };
-        return format!("{source} must be one of {valid}, not {value:?}");
-    }
-    match std::error::Error::source(err).map(ToString::to_string) {
-        // Our parsers say "must be ..., not \"value\"".
-        Some(reason) if reason.starts_with("must ") => format!("{source} {reason}"),
-        Some(reason) => format!("{source}: {value:?} is not valid ({reason})"),
-        None => text,
-    }
-}
-
-/// The sentence for an invalid configuration; a bad port list or version that came from
-/// the environment names its variable.
-fn config_error(cli: &Cli, err: &ConfigError) -> String {
-    let from_env = match err {
-        ConfigError::BadPort(_) | ConfigError::DuplicatePort(_)
-            if cli.positional_ports.is_none() =>
-        {
-            env_source("--ports")
-        }
-        ConfigError::Version(_) if cli.positional_version.is_none() => env_source("--version"),
-        _ => None,
-    };
-    match from_env {
-        Some(name) => format!("{name}: {err}"),
-        None => err.to_string(),
-    }
-}
-
-/// The environment variable a flag's bad value came from: the flag is absent from the
-/// command line and its variable is set.
-fn env_source(flag: &str) -> Option<String> {
-    let long = flag.strip_prefix("--")?;
-    let on_command_line = std::env::args_os().skip(1).any(|a| {
-        a.to_str().is_some_and(|a| {
-            a == flag
-                || a.strip_prefix(flag)
-                    .is_some_and(|rest| rest.starts_with('='))
-        })
-    });
-    if on_command_line {
-        return None;
-    }
-    let command = Cli::command();
-    let name = command
-        .get_arguments()
-        .find(|a| a.get_long() == Some(long))?
-        .get_env()?
-        .to_str()?
-        .to_owned();
-    std::env::var_os(&name).is_some().then_some(name)
-}
-
 /// Logs to stdout, filtered by `RUST_LOG` (default `info`).
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -225,6 +152,15 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// `--print-config`: the resolved configuration as one JSON line on stdout, exit 0.
+fn print_config(cli: &Cli, config: &Config) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{}", cli.resolved(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => failure(&format!("cannot write the configuration to stdout: {err}")),
     }
 }
 

@@ -109,6 +109,117 @@ fn bad_arguments_give_one_sentence_and_exit_2() {
     }
 }
 
+/// Runs `echo-server --print-config ARGS` with `env` set (and no other ECHO_SERVER_*).
+fn print_config(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(binary());
+    cmd.arg("--print-config").args(args).stdin(Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("ECHO_SERVER_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run echo-server --print-config")
+}
+
+#[test]
+fn print_config_shows_the_resolved_configuration_and_exits_0() {
+    // Istio's positional form, everything else at its default.
+    let out = print_config(&["9000,9001", "one"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("UTF-8 on stdout");
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "one JSON object on one line: {text:?}"
+    );
+    let config: serde_json::Value = serde_json::from_str(&text).expect("JSON on stdout");
+    let expected = serde_json::json!({
+        "ports": [9000, 9001],
+        "version": "one",
+        "listen": "0.0.0.0",
+        "max_line": 65536,
+        "max_connections": 10000,
+        "socket_buffer": 16384,
+        "idle_timeout_seconds": 300.0,
+        "admin_port": 9901,
+        "admin_max_connections": 64,
+        "admin_header_timeout_seconds": 5.0,
+        "admin_max_request": 16384,
+        "admin_idle_timeout_seconds": 30.0,
+        "drain_delay_seconds": 5.0,
+        "shutdown_timeout_seconds": 25.0,
+        "log_format": "text",
+        "threads": 1,
+        "strict_limits": false,
+    });
+    assert_eq!(config, expected);
+    assert!(
+        out.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Named flags, spaced and with '=', and environment fallbacks; 0 and --no-admin are null.
+    let out = print_config(
+        &[
+            "--version",
+            "two",
+            "--idle-timeout=0",
+            "--drain-delay",
+            "1500ms",
+        ],
+        &[
+            ("ECHO_SERVER_PORTS", "9002"),
+            ("ECHO_SERVER_NO_ADMIN", "yes"),
+            ("ECHO_SERVER_SOCKET_BUFFER", "0"),
+            ("ECHO_SERVER_SHUTDOWN_TIMEOUT", "1m"),
+            ("ECHO_SERVER_LOG_FORMAT", "json"),
+            ("ECHO_SERVER_LISTEN", "::1"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(config["ports"], serde_json::json!([9002]));
+    assert_eq!(config["version"], "two");
+    assert_eq!(config["listen"], "::1");
+    assert_eq!(config["admin_port"], serde_json::Value::Null);
+    assert_eq!(config["idle_timeout_seconds"], serde_json::Value::Null);
+    assert_eq!(config["socket_buffer"], serde_json::Value::Null);
+    assert_eq!(config["drain_delay_seconds"], 1.5);
+    assert_eq!(config["shutdown_timeout_seconds"], 60.0);
+    assert_eq!(config["log_format"], "json");
+}
+
+#[test]
+fn print_config_with_a_bad_configuration_exits_2_and_prints_no_json() {
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
+        (&[], &[]),
+        (&["9000,9000", "one"], &[]),
+        (
+            &[
+                "9000",
+                "one",
+                "--drain-delay",
+                "10s",
+                "--shutdown-timeout",
+                "5s",
+            ],
+            &[],
+        ),
+        (&["9000", "one"], &[("ECHO_SERVER_PORTS", "9001")]),
+        (&["--version", "one"], &[("ECHO_SERVER_PORTS", "x")]),
+    ];
+    for (args, env) in cases {
+        let out = print_config(args, env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} {env:?} printed to stdout");
+        assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    }
+}
+
 #[test]
 fn a_taken_port_is_named_and_nothing_is_left_listening() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -155,6 +266,7 @@ fn help_documents_the_one_protocol_difference() {
         "--strict-limits",
         "--socket-buffer",
         "ECHO_SERVER_STRICT_LIMITS",
+        "--print-config",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

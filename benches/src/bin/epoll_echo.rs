@@ -12,9 +12,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use echo_server::listener::BACKLOG;
-use echo_server::protocol::{DEFAULT_MAX_LINE, NEWLINE, SEPARATOR};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use protocol::{DEFAULT_MAX_LINE, NEWLINE, SEPARATOR};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Command line of the baseline server.

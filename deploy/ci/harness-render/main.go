@@ -4,7 +4,7 @@
 // Usage: go run main.go VALUES.json TEMPLATE_DIR OUT_DIR
 //
 // VALUES.json holds values.yaml after the ${...} workflow expressions were replaced
-// (deploy/ci/validate.py does that; Go's standard library has no YAML parser). Every
+// (deploy/ci/validate/render.py does that; Go's standard library has no YAML parser). Every
 // *.yaml in TEMPLATE_DIR is rendered to OUT_DIR under the same name, with
 // missingkey=error: a template naming a value that values.yaml lacks fails the test
 // instead of rendering "<no value>".

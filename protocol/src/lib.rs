@@ -1,4 +1,5 @@
-//! The wire protocol, both directions, shared by the echo server and the checker.
+//! The wire protocol, both directions: the contract between the echo server and the
+//! checker, two separately deployed binaries. Frame a line, frame a reply, parse a reply.
 //!
 //! A request is one line of bytes ending in `\n`. The reply is the server's
 //! version, one ASCII space, then the request line unchanged with its `\n` kept:

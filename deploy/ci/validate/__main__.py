@@ -1,0 +1,119 @@
+"""Renders and validates everything under deploy/ (called by deploy/ci/check as
+`python3 -m validate`, with deploy/ci on PYTHONPATH).
+
+What it does, in order:
+  1. renders every kustomization (the walk's base and overlays, Gateway API v1 and
+     v1alpha2, Argo Rollouts base and release) with `kubectl kustomize`, the Harness
+     templates with Go's text/template (deploy/ci/harness-render) for every weight step,
+     and reads the plain files (the checker Job)                              [render]
+  2. parses every document and validates it: custom resources against the CRD schemas
+     in ../shared/schemas (override: TCP_CANARY_SCHEMAS) made strict (unknown fields are
+     errors wherever the CRD does not say x-kubernetes-preserve-unknown-fields),
+     built-in kinds against Kubernetes 1.27's strict schemas (kubernetes-validate) [schema]
+  3. cross-checks what users get wrong: Service port names and appProtocol, probes,
+     security context, grace period vs. the server's shutdown settings (the echo-server
+     binary resolves each container's args and env with --print-config; ECHO_SERVER_BIN,
+     else cargo builds it)                                               [policy, server]
+     Gateway ports present on the ingress gateway Service patch/values, VirtualService
+     subsets present in a DestinationRule and selecting pods some workload carries, the
+     weights and the checker's expected split of every step of the walk, the Harness
+     skip-file line                                                           [istio]
+  4. with --self-test, breaks copies of the renders on purpose and asserts that each
+     breakage is reported (so these checks can fail)                       [selftest]
+
+Prints one line per finding and ends with `checks: N passed, M failed`.
+With --walk-table it prints the walk instead (used by deploy/ci/walk-rehearsal):
+one line per step: path, expected split, subset=version:weight per destination.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from .common import DEPLOY, ROOT, Report, Unit
+from .istio import (
+    check_argo,
+    check_gateway_api,
+    check_harness_weights,
+    check_istio,
+    check_walk,
+    gateway_service_ports,
+    route_versions,
+)
+from .policy import check_harness_static, check_services, check_workloads
+from .render import render_all, workspace_images
+from .schema import load_crd_schemas, validate_schema
+from .selftest import self_test
+
+
+def run_checks(units: dict[str, Unit], steps: list[dict], crds: dict, readme: str) -> Report:
+    rep = Report()
+    images = workspace_images()
+    gw_ports = gateway_service_ports()
+    for unit in units.values():
+        validate_schema(unit, crds, rep)
+        check_workloads(unit, rep, images)
+        check_services(unit, rep)
+        check_istio(unit, rep, gw_ports)
+        check_gateway_api(unit, rep)
+        check_argo(unit, rep)
+        if unit.kind == "harness":
+            m = re.search(r"canary=(\d+) stable=(\d+)", unit.name)
+            if m:
+                check_harness_weights(unit, int(m.group(1)), int(m.group(2)), rep)
+    check_walk(units, steps, readme, rep)
+    check_harness_static(rep)
+    return rep
+
+
+def print_walk_table(units: dict[str, Unit], steps: list[dict]) -> None:
+    """One line per step: path, expect, then subset=version:weight for each destination."""
+    for step in steps:
+        dests = route_versions(units[f"kustomize/{step['path']}"])
+        cells = " ".join(f"{sub}={ver}:{int(w)}" for sub, ver, w in dests)
+        print(f"{step['path']}\t{step['expect']}\t{cells}")
+
+
+def main(argv: list[str]) -> int:
+    schema_dir = Path(os.environ.get("TCP_CANARY_SCHEMAS", ROOT.parent / "shared" / "schemas"))
+    crds = load_crd_schemas(schema_dir)
+    readme_path = DEPLOY / "README.md"
+    readme = readme_path.read_text() if readme_path.exists() else ""
+    with tempfile.TemporaryDirectory(prefix="tcp-canary-deploy-") as tmp:
+        units, steps = render_all(Path(tmp))
+    if "--walk-table" in argv:
+        print_walk_table(units, steps)
+        return 0
+    total_docs = sum(len(u.docs) for u in units.values())
+    print(f"rendered {len(units)} units, {total_docs} documents; CRD schemas from {schema_dir}")
+    rep = run_checks(units, steps, crds, readme)
+    for f in rep.failures:
+        print(f"FAIL {f}")
+    passed, failed = rep.passed, len(rep.failures)
+    if "--self-test" in argv:
+        if failed:
+            print("self-test skipped: the unbroken renders must pass first")
+        else:
+            caught, missed = self_test(units, steps, crds, readme, run_checks)
+            for m in missed:
+                print(f"FAIL {m}")
+            print(f"self-test: {caught} deliberate breakages reported, {len(missed)} missed")
+            passed += caught
+            failed += len(missed)
+    print(f"checks: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except (RuntimeError, OSError, yaml.YAMLError) as e:
+        print(f"deploy check error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,351 @@
+//! The command line of `echo-server`: the clap flags (Istio's positional form, named
+//! flags, each with an `ECHO_SERVER_*` environment fallback), their resolution into the
+//! library's [`Config`], `--print-config`, and the one-sentence messages for bad arguments.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use echo_server::admin::{self, AdminLimits};
+use echo_server::config::{
+    Config, ConfigError, DEFAULT_ADMIN_PORT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SOCKET_BUFFER, MAX_ADMIN_CONNECTIONS, MAX_ADMIN_REQUEST, MAX_MAX_CONNECTIONS,
+    MAX_MAX_LINE, MAX_SOCKET_BUFFER, MAX_THREADS, parse_bool, parse_duration, parse_ports,
+    port_number, whole_number,
+};
+use protocol::DEFAULT_MAX_LINE;
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The command line of `echo-server`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "echo-server",
+    disable_version_flag = true,
+    about = "A hardened, versioned TCP echo server: a drop-in for Istio's tcp-echo sample",
+    long_about = "A hardened, versioned TCP echo server: a drop-in for Istio's tcp-echo sample.\n\n\
+For every line ending in \\n it replies `<version> <line>` (one space, the line's bytes \
+unchanged, its \\n kept), pipelined lines in order, until the client closes.\n\n\
+One difference from Istio's sample: a final line without \\n before the client closes \
+its side is answered too (without a \\n), where the sample drops it silently.\n\n\
+Istio's positional form works unchanged: `echo-server 9000,9001 one`.",
+    after_help = "Logs go to stdout (RUST_LOG filters them, default info). At start-up the soft \
+descriptor limit is raised (up to the hard limit) to what --max-connections and the admin port \
+need; if the hard limit is lower, one warning says so (--strict-limits: exit 2 instead). Boolean \
+variables take 1/0, true/false, yes/no, on/off. Exit codes: 0 after a clean shutdown, 1 when a \
+port cannot be bound or serving fails, 2 for bad arguments. --print-config prints the resolved \
+configuration (flags, environment variables, the positional form and the defaults) as one JSON \
+object and exits 0, or 2 when it is invalid."
+)]
+pub struct Cli {
+    /// Istio's form: the echo ports, comma-separated (e.g. 9000,9001).
+    #[arg(value_name = "PORTS")]
+    pub positional_ports: Option<String>,
+
+    /// Istio's form: the version that prefixes replies (e.g. one).
+    #[arg(value_name = "VERSION")]
+    pub positional_version: Option<String>,
+
+    /// The echo ports, comma-separated; 0 picks a free port.
+    #[arg(long, env = "ECHO_SERVER_PORTS", value_name = "PORTS")]
+    pub ports: Option<String>,
+
+    /// The version that prefixes every reply.
+    #[arg(long = "version", env = "ECHO_SERVER_VERSION", value_name = "VERSION")]
+    pub version: Option<String>,
+
+    /// The address every listener (echo and admin) binds to.
+    #[arg(long, env = "ECHO_SERVER_LISTEN", default_value_t = DEFAULT_LISTEN)]
+    pub listen: IpAddr,
+
+    /// The longest line in bytes, \n included; a longer one ends the connection.
+    #[arg(long, env = "ECHO_SERVER_MAX_LINE", default_value_t = DEFAULT_MAX_LINE, value_name = "BYTES",
+        value_parser = whole_number::<1, MAX_MAX_LINE>, allow_negative_numbers = true)]
+    pub max_line: usize,
+
+    /// Connections beyond this number are closed at once and counted.
+    #[arg(long, env = "ECHO_SERVER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = whole_number::<1, MAX_MAX_CONNECTIONS>, allow_negative_numbers = true)]
+    pub max_connections: usize,
+
+    /// SO_SNDBUF and SO_RCVBUF of echo connections in bytes (the kernel doubles it): bounds
+    /// the kernel memory a client that never reads can pin; 0 = kernel autotuning (up to MiBs).
+    #[arg(long, env = "ECHO_SERVER_SOCKET_BUFFER", default_value_t = DEFAULT_SOCKET_BUFFER, value_name = "BYTES",
+        value_parser = whole_number::<0, MAX_SOCKET_BUFFER>, allow_negative_numbers = true)]
+    pub socket_buffer: usize,
+
+    /// Close connections silent for this long (e.g. 300s, 5m, 500ms); 0 = never.
+    #[arg(long, env = "ECHO_SERVER_IDLE_TIMEOUT", default_value = "300s", value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
+
+    /// The admin HTTP port (/healthz /readyz /version /metrics); 0 picks a free port.
+    #[arg(long, env = "ECHO_SERVER_ADMIN_PORT", default_value_t = DEFAULT_ADMIN_PORT,
+        value_parser = port_number, allow_negative_numbers = true)]
+    pub admin_port: u16,
+
+    /// Run no admin HTTP server.
+    #[arg(long, env = "ECHO_SERVER_NO_ADMIN", action = ArgAction::SetTrue, value_parser = parse_bool)]
+    pub no_admin: bool,
+
+    /// Admin connections open at once; at the limit the longest-silent one is closed (and counted).
+    #[arg(long, env = "ECHO_SERVER_ADMIN_MAX_CONNECTIONS", default_value_t = admin::DEFAULT_MAX_CONNECTIONS,
+        value_parser = whole_number::<1, MAX_ADMIN_CONNECTIONS>, allow_negative_numbers = true)]
+    pub admin_max_connections: usize,
+
+    /// An admin request's head must arrive within this time (also the keep-alive idle limit).
+    #[arg(long, env = "ECHO_SERVER_ADMIN_HEADER_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub admin_header_timeout: Duration,
+
+    /// The longest admin request head (request line + headers) in bytes; longer gets 431.
+    #[arg(long, env = "ECHO_SERVER_ADMIN_MAX_REQUEST", default_value_t = admin::DEFAULT_MAX_REQUEST, value_name = "BYTES",
+        value_parser = whole_number::<{ admin::MIN_MAX_REQUEST }, MAX_ADMIN_REQUEST>, allow_negative_numbers = true)]
+    pub admin_max_request: usize,
+
+    /// Close an admin connection that moves no byte either way for this long.
+    #[arg(long, env = "ECHO_SERVER_ADMIN_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub admin_idle_timeout: Duration,
+
+    /// After SIGTERM/SIGINT, keep accepting this long while /readyz says 503.
+    #[arg(long, env = "ECHO_SERVER_DRAIN_DELAY", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub drain_delay: Duration,
+
+    /// Deadline counted from SIGTERM/SIGINT after which open connections are cut.
+    #[arg(long, env = "ECHO_SERVER_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration, value_name = "DURATION")]
+    pub shutdown_timeout: Duration,
+
+    /// Log format.
+    #[arg(long, env = "ECHO_SERVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Worker threads: 1 = a single event loop (least CPU per request); 0 = one per CPU core.
+    #[arg(long, env = "ECHO_SERVER_THREADS", default_value_t = 1,
+        value_parser = whole_number::<0, MAX_THREADS>, allow_negative_numbers = true)]
+    pub threads: usize,
+
+    /// Exit 2 instead of warning when the descriptor limit cannot be raised to what the limits need.
+    #[arg(long, env = "ECHO_SERVER_STRICT_LIMITS", action = ArgAction::SetTrue, value_parser = parse_bool)]
+    pub strict_limits: bool,
+
+    /// Print the resolved configuration as one JSON object on stdout and exit (0; 2 if invalid).
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl Cli {
+    /// The server configuration these arguments describe, validated.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let ports = match (&self.positional_ports, &self.ports) {
+            (Some(_), Some(_)) => return Err(ConfigError::PortsTwice),
+            (Some(list), None) | (None, Some(list)) => parse_ports(list)?,
+            (None, None) => return Err(ConfigError::NoPorts),
+        };
+        let version = match (&self.positional_version, &self.version) {
+            (Some(_), Some(_)) => return Err(ConfigError::VersionTwice),
+            (Some(v), None) | (None, Some(v)) => v.clone(),
+            (None, None) => return Err(ConfigError::NoVersion),
+        };
+        let config = Config {
+            ports,
+            version,
+            listen: self.listen,
+            max_line: self.max_line,
+            max_connections: self.max_connections,
+            socket_buffer: (self.socket_buffer != 0).then_some(self.socket_buffer),
+            idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            admin_port: (!self.no_admin).then_some(self.admin_port),
+            drain_delay: self.drain_delay,
+            shutdown_timeout: self.shutdown_timeout,
+            admin_limits: AdminLimits {
+                max_connections: self.admin_max_connections,
+                header_timeout: self.admin_header_timeout,
+                max_request: self.admin_max_request,
+                idle_timeout: self.admin_idle_timeout,
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The resolved configuration as one JSON object: `config` (from [`Cli::config`]) and
+    /// the process settings. `null` means off: no admin server, no idle timeout, kernel
+    /// socket buffers. Durations are in seconds.
+    pub fn resolved(&self, config: &Config) -> serde_json::Value {
+        let seconds = |d: Duration| d.as_secs_f64();
+        serde_json::json!({
+            "ports": config.ports,
+            "version": config.version,
+            "listen": config.listen.to_string(),
+            "max_line": config.max_line,
+            "max_connections": config.max_connections,
+            "socket_buffer": config.socket_buffer,
+            "idle_timeout_seconds": config.idle_timeout.map(seconds),
+            "admin_port": config.admin_port,
+            "admin_max_connections": config.admin_limits.max_connections,
+            "admin_header_timeout_seconds": seconds(config.admin_limits.header_timeout),
+            "admin_max_request": config.admin_limits.max_request,
+            "admin_idle_timeout_seconds": seconds(config.admin_limits.idle_timeout),
+            "drain_delay_seconds": seconds(config.drain_delay),
+            "shutdown_timeout_seconds": seconds(config.shutdown_timeout),
+            "log_format": match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            },
+            "threads": self.threads,
+            "strict_limits": self.strict_limits,
+        })
+    }
+}
+
+/// The one sentence for a command-line error; a bad value names its flag, or its
+/// environment variable when it came from there.
+pub fn argument_error(err: &clap::Error) -> String {
+    let text = err.to_string();
+    if !matches!(
+        err.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return text;
+    }
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        err.get(ContextKind::InvalidArg),
+        err.get(ContextKind::InvalidValue),
+    ) else {
+        return text;
+    };
+    // "--max-connections <MAX_CONNECTIONS>" -> "--max-connections"
+    let flag = arg.split_whitespace().next().unwrap_or(arg);
+    let source = env_source(flag).unwrap_or_else(|| flag.to_owned());
+    if err.kind() == ErrorKind::InvalidValue {
+        let valid = match err.get(ContextKind::ValidValue) {
+            Some(ContextValue::Strings(valid)) => valid.join(", "),
+            _ => String::new(),
+        };
+        return format!("{source} must be one of {valid}, not {value:?}");
+    }
+    match std::error::Error::source(err).map(ToString::to_string) {
+        // Our parsers say "must be ..., not \"value\"".
+        Some(reason) if reason.starts_with("must ") => format!("{source} {reason}"),
+        Some(reason) => format!("{source}: {value:?} is not valid ({reason})"),
+        None => text,
+    }
+}
+
+/// The sentence for an invalid configuration; a bad port list or version that came from
+/// the environment names its variable.
+pub fn config_error(cli: &Cli, err: &ConfigError) -> String {
+    let from_env = match err {
+        ConfigError::BadPort(_) | ConfigError::DuplicatePort(_)
+            if cli.positional_ports.is_none() =>
+        {
+            env_source("--ports")
+        }
+        ConfigError::Version(_) if cli.positional_version.is_none() => env_source("--version"),
+        _ => None,
+    };
+    match from_env {
+        Some(name) => format!("{name}: {err}"),
+        None => err.to_string(),
+    }
+}
+
+/// The environment variable a flag's bad value came from: the flag is absent from the
+/// command line and its variable is set.
+fn env_source(flag: &str) -> Option<String> {
+    let long = flag.strip_prefix("--")?;
+    let on_command_line = std::env::args_os().skip(1).any(|a| {
+        a.to_str().is_some_and(|a| {
+            a == flag
+                || a.strip_prefix(flag)
+                    .is_some_and(|rest| rest.starts_with('='))
+        })
+    });
+    if on_command_line {
+        return None;
+    }
+    let command = Cli::command();
+    let name = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_str()?
+        .to_owned();
+    std::env::var_os(&name).is_some().then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("echo-server").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn istio_positional_form() {
+        let config = cli(&["9000,9001", "one"]).unwrap();
+        assert_eq!(config.ports, vec![9000, 9001]);
+        assert_eq!(config.version, "one");
+        assert_eq!(
+            config,
+            Config {
+                ..Config::new(vec![9000, 9001], "one".into())
+            }
+        );
+    }
+
+    #[test]
+    fn named_flags() {
+        let config = cli(&[
+            "--ports=0,0",
+            "--version=v2",
+            "--idle-timeout=0",
+            "--drain-delay=500ms",
+            "--shutdown-timeout=2s",
+            "--no-admin",
+            "--listen=::1",
+        ])
+        .unwrap();
+        assert!(
+            cli(&[
+                "1",
+                "x",
+                "--idle-timeout=500000000y",
+                "--shutdown-timeout=600000000y"
+            ])
+            .is_ok()
+        );
+        assert_eq!(config.ports, vec![0, 0]);
+        assert_eq!(config.idle_timeout, None);
+        assert_eq!(config.drain_delay, Duration::from_millis(500));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(2));
+        assert_eq!(config.admin_port, None);
+        assert_eq!(config.listen, "::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        assert!(cli(&[]).is_err());
+        assert!(cli(&["9000"]).is_err());
+        assert!(cli(&["70000", "one"]).is_err());
+        assert!(cli(&["9000,9000", "one"]).is_err());
+        assert!(cli(&["9000", "a b"]).is_err());
+        assert!(cli(&["9000", "one", "--ports=9001"]).is_err());
+        assert!(cli(&["9000", "one", "--idle-timeout=soon"]).is_err());
+        assert!(cli(&["9000", "one", "--drain-delay=10s", "--shutdown-timeout=5s"]).is_err());
+        assert!(cli(&["9000", "one", "--max-line=0"]).is_err());
+        assert!(cli(&["9901", "one"]).is_err());
+        assert!(cli(&["9000", "one", "--admin-port=9000"]).is_err());
+        assert!(cli(&["9901", "one", "--no-admin"]).is_ok());
+        assert!(cli(&["0", "one", "--admin-port=0"]).is_ok());
+    }
+}
