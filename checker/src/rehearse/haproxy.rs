@@ -337,7 +337,8 @@ impl Haproxy {
     /// Counters from `show stat`: frontend sessions and per-slot server sessions.
     ///
     /// `opened` is the server's total sessions, `active` its current ones,
-    /// `connect_failed` its connection errors and `errored` its server-side aborts.
+    /// `connect_failed` its connection errors, `errored` its server-side aborts and
+    /// `reset_by_client` its client-side aborts.
     pub async fn stats(&self) -> Result<GatewayStats, HaproxyError> {
         let text = self.command("show stat").await?;
         let mut lines = text.lines();
@@ -348,14 +349,24 @@ impl Haproxy {
             .split(',')
             .collect();
         let col = |name: &str| header.iter().position(|h| *h == name);
-        let (Some(px), Some(sv), Some(scur), Some(stot), Some(econ), Some(srv_abrt)) = (
+        let (
+            Some(px),
+            Some(sv),
+            Some(scur),
+            Some(stot),
+            Some(econ),
+            Some(srv_abrt),
+            Some(cli_abrt),
+        ) = (
             col("pxname"),
             col("svname"),
             col("scur"),
             col("stot"),
             col("econ"),
             col("srv_abrt"),
-        ) else {
+            col("cli_abrt"),
+        )
+        else {
             return Err(HaproxyError::Command {
                 command: "show stat".to_owned(),
                 answer: "an unexpected header".to_owned(),
@@ -376,12 +387,14 @@ impl Haproxy {
                 };
                 let Some(group) = &slot.group else { continue };
                 let (opened, active, errored) = (num(stot), num(scur), num(srv_abrt));
+                let reset_by_client = num(cli_abrt);
                 stats.backends.push(BackendStats {
                     group: group.clone(),
                     addr: slot.addr,
                     opened,
-                    closed: opened.saturating_sub(active + errored),
+                    closed: opened.saturating_sub(active + errored + reset_by_client),
                     errored,
+                    reset_by_client,
                     cut: 0,
                     connect_failed: num(econ),
                     active,
