@@ -502,6 +502,15 @@ pub fn server_weights(
                 *v = ((*v * MAX_WEIGHT) as f64 / max as f64).round().max(1.0) as u64;
             }
         }
+    } else if let Some(scale) = MAX_WEIGHT.checked_div(max) {
+        // `balance random` draws on a consistent-hash ring whose points per server grow
+        // with its weight and are placed by hashing: with small weights a server's arcs
+        // add up to a share several points off its weight (80/20 with 2 canary servers at weight 3
+        // against 3 stable at 8 measured 85.0/15.0, the same in every run). The largest
+        // exact multiple that fits 256 gives every server as many points as possible.
+        for v in out.values_mut() {
+            *v *= scale;
+        }
     }
     out
 }
@@ -519,12 +528,19 @@ mod tests {
         let w = weights(&[("stable", 80), ("canary", 20)]);
         let r: BTreeMap<&str, u64> = [("stable", 4), ("canary", 3)].into();
         let s = server_weights(&w, &r);
-        // 4 servers x 3 = 12 for stable, 3 servers x 1 = 3 for canary: 80/20.
-        assert_eq!((s["stable"], s["canary"]), (3, 1));
+        // 4 servers x 3 = 12 for stable, 3 servers x 1 = 3 for canary: 80/20, scaled
+        // up to HAProxy's largest weights (the ring's resolution).
+        assert_eq!((s["stable"], s["canary"]), (255, 85));
         let w = weights(&[("stable", 90), ("canary", 10)]);
         let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 3)].into();
         let s = server_weights(&w, &r);
-        assert_eq!((s["stable"], s["canary"]), (9, 1));
+        assert_eq!((s["stable"], s["canary"]), (252, 28));
+        // A canary replica gone: the two left share the canary's 20 points.
+        let w = weights(&[("stable", 80), ("canary", 20)]);
+        let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 2)].into();
+        let s = server_weights(&w, &r);
+        assert_eq!((s["stable"], s["canary"]), (256, 96));
+        assert_eq!(3 * 256 * 20, 2 * 96 * 80);
     }
 
     #[test]
@@ -532,7 +548,7 @@ mod tests {
         let w = weights(&[("stable", 100), ("canary", 0)]);
         let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 3)].into();
         let s = server_weights(&w, &r);
-        assert_eq!((s["stable"], s["canary"]), (1, 0));
+        assert_eq!((s["stable"], s["canary"]), (256, 0));
         let w = weights(&[("stable", 999), ("canary", 1)]);
         let r: BTreeMap<&str, u64> = [("stable", 1), ("canary", 1)].into();
         let s = server_weights(&w, &r);
