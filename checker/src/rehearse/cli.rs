@@ -67,8 +67,9 @@ pub struct RehearseArgs {
         value_name = "PATH"
     )]
     pub haproxy_bin: String,
-    /// Misconfigure this step on purpose: the gateway gets the canary weight 10 points
-    /// off what the step expects (e.g. 30/70 for 20/80); that step must FAIL.
+    /// Misconfigure this step on purpose: the gateway's canary weight is moved far enough
+    /// from what the step expects for its sample count to FAIL it for certain (at least
+    /// twice the tolerance; 37/63 for 20/80 at the defaults).
     #[arg(long, env = "CHECKER_REHEARSE_CHAOS", value_name = "STEP")]
     pub chaos: Option<usize>,
     /// Kill a canary replica a third of the way through this step's sampling.

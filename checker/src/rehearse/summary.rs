@@ -276,6 +276,48 @@ pub fn step_notes(step: &StepReport) -> String {
     out
 }
 
+/// Every reason a step did not pass, one entry per cause, e.g. `FAIL: two is off by
+/// +17.2 points (...)` and `lost 2 held connection(s) (reset x2)` for the same step.
+pub fn step_causes(step: &StepReport) -> Vec<String> {
+    let mut causes: Vec<String> = step.off.iter().map(|o| format!("FAIL: {o}")).collect();
+    match &step.verify {
+        None => causes.push(format!(
+            "FAIL (errors): the verification could not run: {}",
+            step.verify_error.as_deref().unwrap_or("no reason given")
+        )),
+        Some(r) => {
+            if r.errors.outcome == Outcome::Fail {
+                causes.push(r.reason().replacen("FAIL on errors", "FAIL (errors)", 1));
+            } else if r.split.outcome == Outcome::Inconclusive {
+                causes.push(r.reason());
+            }
+        }
+    }
+    let held = step.held.lost.saturating_sub(step.lost_to_crash);
+    if held > 0 {
+        let reasons: Vec<String> = step
+            .held
+            .reasons
+            .iter()
+            .map(|(r, n)| format!("{r} x{n}"))
+            .collect();
+        causes.push(format!(
+            "FAIL (errors): {held} held connection(s) lost ({})",
+            reasons.join(", ")
+        ));
+    }
+    if step.drains.cut > 0 {
+        causes.push(format!(
+            "FAIL (errors): {} connection(s) cut at a replica's drain deadline",
+            step.drains.cut
+        ));
+    }
+    if causes.is_empty() && step.outcome == StepOutcome::Interrupted {
+        causes.push("INTERRUPTED".to_owned());
+    }
+    causes
+}
+
 /// The final summary table and result line.
 pub fn render_summary(walk: &WalkReport) -> String {
     let mut rows = vec![vec![
@@ -322,11 +364,15 @@ pub fn render_summary(walk: &WalkReport) -> String {
             verdict,
         ]);
     }
+    // HAProxy draws with its own generator: the seed decides nothing there.
+    let seed = match walk.gateway {
+        GatewayKind::Builtin => format!(", seed {}", walk.seed),
+        GatewayKind::Haproxy => String::new(),
+    };
     let mut out = format!(
-        "\nRehearsal summary: {} gateway at {}, seed {}, {} replicas per version, {:.1}s\n",
+        "\nRehearsal summary: {} gateway at {}{seed}, {} replicas per version, {:.1}s\n",
         walk.gateway.as_str(),
         walk.gateway_addr,
-        walk.seed,
         walk.replicas,
         walk.elapsed_s
     );
@@ -347,28 +393,24 @@ pub fn render_summary(walk: &WalkReport) -> String {
             walk.exit_code
         );
     } else if let Some(w) = walk.worst() {
-        let mut why = w.off.join("; ");
-        if why.is_empty() {
-            why = w.verify.as_ref().map_or_else(
-                || w.verify_error.clone().unwrap_or_default(),
-                |r| r.reason(),
-            );
-        }
-        let lost = w.held.lost.saturating_sub(w.lost_to_crash) + w.drains.cut;
-        if lost > 0
-            && w.outcome == StepOutcome::Errors
-            && w.verify.as_ref().is_some_and(|r| r.exit_code() == 0)
-        {
-            why = format!("{lost} held connection(s) lost");
-        }
+        let causes: Vec<String> = walk
+            .steps
+            .iter()
+            .filter(|s| s.outcome != StepOutcome::Pass)
+            .flat_map(|s| {
+                step_causes(s)
+                    .into_iter()
+                    .map(move |c| format!("step {} ({}) {c}", s.number, s.name))
+            })
+            .collect();
         let _ = writeln!(
             out,
-            "{}: step {} ({}) is the worst step: {} (exit {})",
+            "{}: step {} ({}) is the worst step (exit {}); {}",
             w.outcome.word(),
             w.number,
             w.name,
-            why,
-            walk.exit_code
+            walk.exit_code,
+            causes.join("; ")
         );
     } else {
         let crashed: u64 = walk.steps.iter().map(|s| s.lost_to_crash).sum();
