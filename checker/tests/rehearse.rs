@@ -184,6 +184,7 @@ fn the_full_walk_through_the_builtin_gateway_passes_every_step() {
     }
     assert_eq!(doc["interrupted"], false);
     assert_eq!(doc["exit_code"], 0);
+    assert_eq!(doc["seed"], 11);
 }
 
 #[test]
@@ -667,4 +668,7 @@ fn the_haproxy_summary_prints_no_seed() {
         .unwrap_or_else(|| panic!("no summary line:\n{out}"));
     assert!(line.contains("haproxy gateway"), "{line}");
     assert!(!line.contains("seed"), "{line}");
+    let (code, doc, err) = rehearse_json(&["--gateway", "haproxy", "--steps", "0", "--hold", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(doc["seed"], Value::Null);
 }

@@ -45,7 +45,8 @@ pub struct RehearseArgs {
         value_name = "N"
     )]
     pub replicas: usize,
-    /// Seed of the built-in gateway's random choice (same seed, same split).
+    /// Seed of the built-in gateway's random choice (same seed, same split); HAProxy
+    /// draws with its own generator and ignores it.
     #[arg(
         long,
         env = "CHECKER_REHEARSE_SEED",

@@ -155,8 +155,9 @@ pub struct WalkReport {
     pub gateway: GatewayKind,
     /// The gateway's address.
     pub gateway_addr: String,
-    /// The seed of the built-in gateway's random choice.
-    pub seed: u64,
+    /// The seed of the built-in gateway's random choice; absent for HAProxy, whose
+    /// draws the rehearsal does not control.
+    pub seed: Option<u64>,
     /// Replicas per version at the start.
     pub replicas: usize,
     /// Every step that ran, in order.
@@ -364,11 +365,8 @@ pub fn render_summary(walk: &WalkReport) -> String {
             verdict,
         ]);
     }
-    // HAProxy draws with its own generator: the seed decides nothing there.
-    let seed = match walk.gateway {
-        GatewayKind::Builtin => format!(", seed {}", walk.seed),
-        GatewayKind::Haproxy => String::new(),
-    };
+    // HAProxy draws with its own generator: no seed decides anything there.
+    let seed = walk.seed.map_or(String::new(), |s| format!(", seed {s}"));
     let mut out = format!(
         "\nRehearsal summary: {} gateway at {}{seed}, {} replicas per version, {:.1}s\n",
         walk.gateway.as_str(),
@@ -456,7 +454,7 @@ mod tests {
         let mut w = WalkReport {
             gateway: GatewayKind::Builtin,
             gateway_addr: String::new(),
-            seed: 1,
+            seed: Some(1),
             replicas: 1,
             steps: outcomes
                 .iter()

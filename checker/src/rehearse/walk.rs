@@ -322,7 +322,7 @@ pub async fn walk(
     let mut report = WalkReport {
         gateway: config.gateway,
         gateway_addr: gateway_addr.to_string(),
-        seed: config.seed,
+        seed: (config.gateway == GatewayKind::Builtin).then_some(config.seed),
         replicas: config.replicas,
         steps: Vec::new(),
         interrupted: false,
