@@ -591,8 +591,9 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 /// Per-server weights such that each group's servers together get `weight / total`.
 ///
-/// Exact when the scaled integers fit HAProxy's 0..=256; otherwise scaled down and
-/// rounded (never to 0 for a group with traffic).
+/// Exact when the scaled integers fit HAProxy's 0..=256, and then multiplied up to use
+/// as much of that range as possible (the hash ring's resolution); otherwise scaled
+/// down and rounded (never to 0 for a group with traffic).
 pub fn server_weights(
     weights: &BTreeMap<String, u32>,
     replicas: &BTreeMap<&str, u64>,

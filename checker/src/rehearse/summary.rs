@@ -168,6 +168,8 @@ pub struct WalkReport {
     pub teardown: Teardown,
     /// Seconds from the first replica to the last stop.
     pub elapsed_s: f64,
+    /// The grace period of a draining replica, in seconds (`--grace`).
+    pub grace_s: f64,
     /// The process exit code.
     pub exit_code: i32,
 }
@@ -278,8 +280,9 @@ pub fn step_notes(step: &StepReport) -> String {
 }
 
 /// Every reason a step did not pass, one entry per cause, e.g. `FAIL: two is off by
-/// +17.2 points (...)` and `lost 2 held connection(s) (reset x2)` for the same step.
-pub fn step_causes(step: &StepReport) -> Vec<String> {
+/// +17.2 points (...)` and `lost 2 held connection(s) (reset x2)` for the same step;
+/// `grace_s` is `--grace`, named when drains cut connections.
+pub fn step_causes(step: &StepReport, grace_s: f64) -> Vec<String> {
     let mut causes: Vec<String> = step.off.iter().map(|o| format!("FAIL: {o}")).collect();
     match &step.verify {
         None => causes.push(format!(
@@ -308,9 +311,12 @@ pub fn step_causes(step: &StepReport) -> Vec<String> {
         ));
     }
     if step.drains.cut > 0 {
+        // Held connections stay open across a whole step: a step longer than the grace
+        // period (e.g. a large --samples in a debug build) outlasts the drain.
         causes.push(format!(
-            "FAIL (errors): {} connection(s) cut at a replica's drain deadline",
-            step.drains.cut
+            "FAIL (errors): {} connection(s) cut at a replica's drain deadline (--grace {}; held connections stay open across a step, so steps longer than that need a longer --grace)",
+            step.drains.cut,
+            humantime::format_duration(std::time::Duration::from_secs_f64(grace_s.max(0.0)))
         ));
     }
     if causes.is_empty() && step.outcome == StepOutcome::Interrupted {
@@ -396,7 +402,7 @@ pub fn render_summary(walk: &WalkReport) -> String {
             .iter()
             .filter(|s| s.outcome != StepOutcome::Pass)
             .flat_map(|s| {
-                step_causes(s)
+                step_causes(s, walk.grace_s)
                     .into_iter()
                     .map(move |c| format!("step {} ({}) {c}", s.number, s.name))
             })
@@ -464,6 +470,7 @@ mod tests {
             interrupted,
             teardown: Teardown::default(),
             elapsed_s: 0.0,
+            grace_s: 30.0,
             exit_code: 0,
         };
         w.decide();
@@ -482,6 +489,23 @@ mod tests {
         assert_eq!(
             walk(&[Fail, Fail], false).worst().map(|s| s.number),
             Some(1)
+        );
+    }
+
+    #[test]
+    fn each_cause_of_a_step_is_named_on_its_own() {
+        let mut s = step(4, StepOutcome::Pass);
+        s.verify_error = Some("the gateway is gone".to_owned());
+        s.held
+            .add_losses(vec!["closed by the other side".to_owned(); 2]);
+        s.drains.cut = 2;
+        s.decide(false);
+        let causes = step_causes(&s, 30.0);
+        assert_eq!(causes.len(), 3, "{causes:?}");
+        assert!(causes[0].contains("could not run: the gateway is gone"));
+        assert!(causes[1].contains("2 held connection(s) lost (closed by the other side x2)"));
+        assert!(
+            causes[2].contains("2 connection(s) cut at a replica's drain deadline (--grace 30s;")
         );
     }
 

@@ -328,6 +328,7 @@ pub async fn walk(
         interrupted: false,
         teardown: Teardown::default(),
         elapsed_s: 0.0,
+        grace_s: config.grace.as_secs_f64(),
         exit_code: 0,
     };
     let outcome = run_steps(
