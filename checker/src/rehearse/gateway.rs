@@ -22,10 +22,14 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+/// The listening socket's accept queue. `TcpListener::bind` gave 128 here (seen with
+/// `ss -ltn`); a burst beyond it has SYNs dropped and retried a second later, which a
+/// high `--concurrency` turns into connect timeouts. The kernel caps it at somaxconn.
+pub const BACKLOG: u32 = 4096;
 /// How long the gateway waits for a replica to accept a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -222,8 +226,17 @@ pub struct Gateway {
 impl Gateway {
     /// Listens on `addr` (port 0 picks a free port) and routes with a generator seeded by `seed`.
     pub async fn bind(addr: SocketAddr, seed: u64) -> Result<Self, GatewayError> {
-        let listener = TcpListener::bind(addr)
-            .await
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        };
+        let listener = socket
+            .and_then(|s| {
+                s.set_reuseaddr(true)?;
+                s.bind(addr)?;
+                s.listen(BACKLOG)
+            })
             .map_err(|source| GatewayError::Bind { addr, source })?;
         let local_addr = listener
             .local_addr()
