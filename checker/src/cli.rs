@@ -143,6 +143,7 @@ impl VerifyArgs {
             reply_timeout: self.reply_timeout,
             samples_out: self.samples_out.clone(),
             progress: !self.no_progress,
+            reset_on_close: false,
         }
     }
 }

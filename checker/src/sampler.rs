@@ -239,6 +239,19 @@ pub async fn probe(
     timeouts: Timeouts,
     buffers: &mut ProbeBuffers,
 ) -> ProbeResult {
+    probe_closing(addr, id, timeouts, buffers, false).await
+}
+
+/// Like [`probe`]; with `reset_on_close` the connection is closed with a reset
+/// (`SO_LINGER` 0) instead of a FIN, which leaves no TIME_WAIT behind (see
+/// [`SamplerConfig::reset_on_close`]).
+pub async fn probe_closing(
+    addr: SocketAddr,
+    id: u64,
+    timeouts: Timeouts,
+    buffers: &mut ProbeBuffers,
+    reset_on_close: bool,
+) -> ProbeResult {
     let failed = |started_at, class| ProbeResult {
         started_at,
         result: Err(class),
@@ -273,7 +286,8 @@ pub async fn probe(
     buffers.reply.clear();
     buffers.reply.resize(limit, 0);
 
-    let exchange = exchange(stream, &buffers.probe, &mut buffers.reply);
+    let mut stream = stream;
+    let exchange = exchange(&mut stream, &buffers.probe, &mut buffers.reply);
     let mut reply_head = None;
     let result = match tokio::time::timeout(timeouts.reply, exchange).await {
         Ok(Ok(len)) => match protocol::parse_reply(&buffers.reply[..len], &buffers.probe) {
@@ -292,6 +306,11 @@ pub async fn probe(
         Err(_) => Err(ErrorClass::ReplyTimeout),
     };
     let reply_us = result.as_ref().ok().map(|_| micros(connected.elapsed()));
+    if reset_on_close {
+        // Best effort: without it the close is an ordinary FIN.
+        let _ = stream.set_zero_linger();
+    }
+    drop(stream);
     ProbeResult {
         started_at,
         result,
@@ -304,9 +323,9 @@ pub async fn probe(
 /// Sends `line` and reads one reply line into `reply` (whose length is the limit).
 ///
 /// Returns the reply's length; on failure the class and the bytes read so far. The
-/// stream is closed when it is dropped here.
+/// caller closes the stream.
 async fn exchange(
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     line: &[u8],
     reply: &mut [u8],
 ) -> Result<usize, (ErrorClass, usize)> {
@@ -354,6 +373,11 @@ pub struct SamplerConfig {
     pub rate: Option<f64>,
     /// Connect and reply timeouts.
     pub timeouts: Timeouts,
+    /// Close each connection with a reset (`SO_LINGER` 0) instead of a FIN. A FIN close
+    /// leaves a TIME_WAIT socket and a connection-tracking entry for about 120 s per
+    /// connection; the rehearsal's tens of thousands of loopback connections would fill
+    /// the kernel's table. Real targets keep the graceful close (false).
+    pub reset_on_close: bool,
 }
 
 /// Why sampling stopped.
@@ -449,7 +473,14 @@ impl<S: Sink> Shared<S> {
     async fn take(&self, id: u64, lag_us: Option<u64>, buffers: &mut ProbeBuffers) -> (bool, bool) {
         let addr = self.addr_for(id);
         let begun = Instant::now();
-        let taken = probe(addr, id, self.config.timeouts, buffers).await;
+        let taken = probe_closing(
+            addr,
+            id,
+            self.config.timeouts,
+            buffers,
+            self.config.reset_on_close,
+        )
+        .await;
         let failed = self.note_connect(taken.connect_us.is_some());
         let sample = Sample {
             id,
@@ -692,6 +723,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reset_on_close_ends_the_connection_with_a_reset() {
+        // A server that answers one line, then reports how the client closed.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1024];
+                    let mut len = 0;
+                    while !buf[..len].contains(&b'\n') {
+                        match s.read(&mut buf[len..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => len += n,
+                        }
+                    }
+                    let _ = s
+                        .write_all(&[b"one ".as_slice(), &buf[..len]].concat())
+                        .await;
+                    let end = match s.read(&mut buf).await {
+                        Ok(0) => "fin",
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
+                        _ => "other",
+                    };
+                    let _ = tx.send(end);
+                });
+            }
+        });
+        for (reset, expected) in [(false, "fin"), (true, "reset")] {
+            let taken =
+                probe_closing(addr, 1, timeouts(), &mut ProbeBuffers::default(), reset).await;
+            assert_eq!(taken.result, Ok("one".to_owned()));
+            assert_eq!(rx.recv().await, Some(expected));
+        }
+    }
+
+    #[tokio::test]
     async fn wrong_echo_and_extra_bytes_are_malformed() {
         let garbage = server(|_| b"HTTP/1.1 400 Bad Request\r\n".to_vec()).await;
         let extra = server(|line| [b"one ".as_slice(), line, b"more\n"].concat()).await;
@@ -713,6 +782,7 @@ mod tests {
             concurrency: 4,
             rate: None,
             timeouts: timeouts(),
+            reset_on_close: false,
         };
         let run = tokio::spawn(run(config, CancellationToken::new(), Arc::new(tx)));
         let mut ids = Vec::new();
@@ -736,6 +806,7 @@ mod tests {
             concurrency: 2,
             rate: Some(2000.0),
             timeouts: timeouts(),
+            reset_on_close: false,
         };
         let run = tokio::spawn(run(config, CancellationToken::new(), Arc::new(tx)));
         let mut n = 0;
@@ -772,6 +843,7 @@ mod tests {
                     connect: Duration::from_secs(3600),
                     reply: Duration::from_secs(3600),
                 },
+                reset_on_close: false,
             };
             let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -797,6 +869,7 @@ mod tests {
             concurrency: 1,
             rate: None,
             timeouts: timeouts(),
+            reset_on_close: false,
         };
         let reason = run(config, CancellationToken::new(), Arc::new(tx)).await;
         assert_eq!(reason, StopReason::Samples);
@@ -815,6 +888,7 @@ mod tests {
             concurrency: 1,
             rate: Some(1e-30),
             timeouts: timeouts(),
+            reset_on_close: false,
         };
         let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
         let first = tokio::time::timeout(Duration::from_secs(60), rx.recv())
@@ -842,6 +916,7 @@ mod tests {
             concurrency: 2,
             rate: None,
             timeouts: timeouts(),
+            reset_on_close: false,
         };
         let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
         let mut n = 0;
@@ -878,6 +953,7 @@ mod tests {
             concurrency: 4,
             rate: None,
             timeouts: timeouts(),
+            reset_on_close: false,
         };
         // Without giving up this run would last an hour; the guard only bounds a failing test.
         let reason = tokio::time::timeout(

@@ -173,6 +173,9 @@ pub struct VerifyConfig {
     pub samples_out: Option<PathBuf>,
     /// Show a progress bar (only drawn on a terminal, and only after the first second).
     pub progress: bool,
+    /// Close every sample's connection with a reset (the rehearsal's loopback runs; see
+    /// [`SamplerConfig::reset_on_close`]); false for real targets.
+    pub reset_on_close: bool,
 }
 
 impl VerifyConfig {
@@ -191,6 +194,7 @@ impl VerifyConfig {
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
             samples_out: None,
             progress: false,
+            reset_on_close: false,
         }
     }
 
@@ -343,6 +347,7 @@ impl Prepared {
                 connect: self.config.connect_timeout,
                 reply: self.config.reply_timeout,
             },
+            reset_on_close: self.config.reset_on_close,
         };
         let started_at = Utc::now();
         let start = Instant::now();

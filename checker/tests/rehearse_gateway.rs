@@ -280,3 +280,53 @@ async fn a_dead_replica_fails_its_connections_and_is_counted() {
     assert_eq!(ask_once(gw.local_addr()).await, None);
     assert_eq!(gw.stats().no_replica, 1);
 }
+
+#[tokio::test]
+async fn a_client_reset_is_passed_on_to_the_replica_as_a_reset() {
+    // A replica that answers one line, then reports how its connection ended.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let replica = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 256];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let _ = s.write_all(&[b"one ", &buf[..n]].concat()).await;
+                let end = match s.read(&mut buf).await {
+                    Ok(0) => "eof",
+                    Ok(_) => "data",
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset",
+                    Err(_) => "error",
+                };
+                let _ = tx.send(end);
+            });
+        }
+    });
+    let gw = Gateway::bind("127.0.0.1:0".parse().unwrap(), 1)
+        .await
+        .unwrap();
+    gw.add_replica("stable", addr);
+    gw.set_weights(&[("stable", 1)]).unwrap();
+    // A client that closes gracefully: the replica sees an end of stream.
+    assert_eq!(ask_once(gw.local_addr()).await.as_deref(), Some("one"));
+    let end = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    assert_eq!(end.unwrap(), Some("eof"));
+    // A client that resets (as the rehearsal's sampler does): the replica sees a reset,
+    // so neither leg leaves a TIME_WAIT behind, and the gateway counts a client abort.
+    let mut c = Conn::open(gw.local_addr()).await;
+    assert_eq!(c.ask("x").await.as_deref(), Some("one"));
+    let stream = c.lines.into_inner().into_inner().reunite(c.w).unwrap();
+    stream.set_zero_linger().unwrap();
+    drop(stream);
+    let end = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    assert_eq!(end.unwrap(), Some("reset"));
+    settle(&gw).await;
+    let b = gw.stats().backends[0].clone();
+    assert_eq!(
+        (b.opened, b.closed, b.reset_by_client, b.errored),
+        (2, 1, 1, 0)
+    );
+    replica.abort();
+}

@@ -1,9 +1,11 @@
 //! `checker rehearse`: its flags and the glue that runs the walk and prints as it goes.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 
 use super::ingress::GatewayKind;
 use super::summary::{self, WalkReport};
@@ -17,8 +19,10 @@ pub const HELP: &str = "Exit codes:
   2    usage error, or --gateway haproxy without HAProxy installed
   3    some step was INCONCLUSIVE (and none failed)
   4    some step failed on errors (error budget exceeded, or a held connection lost), none on its split
-  130  interrupted (Ctrl-C): everything was stopped and the partial summary printed
-The worst step decides: 1 > 4 > 3 > 0.";
+  130  interrupted (Ctrl-C, SIGINT): everything was stopped and the partial summary printed;
+       SIGTERM and SIGHUP do the same and exit 143 and 129; a second signal quits at once
+The worst step decides: 1 > 4 > 3 > 0. Even when the checker is killed (SIGKILL), the
+HAProxy child dies with it.";
 
 /// Flags of `checker rehearse`.
 #[derive(Debug, Clone, Args)]
@@ -41,7 +45,8 @@ pub struct RehearseArgs {
         value_name = "N"
     )]
     pub replicas: usize,
-    /// Seed of the built-in gateway's random choice (same seed, same split).
+    /// Seed of the built-in gateway's random choice (same seed, same split); HAProxy
+    /// draws with its own generator and ignores it.
     #[arg(
         long,
         env = "CHECKER_REHEARSE_SEED",
@@ -63,8 +68,9 @@ pub struct RehearseArgs {
         value_name = "PATH"
     )]
     pub haproxy_bin: String,
-    /// Misconfigure this step on purpose: the gateway gets the canary weight 10 points
-    /// off what the step expects (e.g. 30/70 for 20/80); that step must FAIL.
+    /// Misconfigure this step on purpose: the gateway's canary weight is moved far enough
+    /// from what the step expects for its sample count to FAIL it for certain (at least
+    /// twice the tolerance; 37/63 for 20/80 at the defaults).
     #[arg(long, env = "CHECKER_REHEARSE_CHAOS", value_name = "STEP")]
     pub chaos: Option<usize>,
     /// Kill a canary replica a third of the way through this step's sampling.
@@ -121,7 +127,55 @@ impl RehearseArgs {
     }
 }
 
-/// Runs `checker rehearse` and returns the exit code; Ctrl-C stops the walk cleanly.
+/// A token cancelled by the first SIGINT, SIGTERM or SIGHUP, and the number of that
+/// signal; a second one exits at once with 128 + its number.
+///
+/// A rehearsal owns child processes and ports: a service manager's SIGTERM or a closed
+/// terminal's SIGHUP must stop it as cleanly as Ctrl-C does.
+fn stop_on_signals() -> (CancellationToken, Arc<OnceLock<i32>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = CancellationToken::new();
+    let which = Arc::new(OnceLock::new());
+    let kinds = [
+        (SignalKind::interrupt(), 2),
+        (SignalKind::terminate(), 15),
+        (SignalKind::hangup(), 1),
+    ];
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for (kind, signo) in kinds {
+        match signal(kind) {
+            Ok(mut s) => {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while s.recv().await.is_some() {
+                        if tx.send(signo).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(signal = signo, error = %e, "cannot handle the signal"),
+        }
+    }
+    let (token, first) = (stop.clone(), Arc::clone(&which));
+    tokio::spawn(async move {
+        if let Some(signo) = rx.recv().await {
+            let _ = first.set(signo);
+            tracing::warn!(
+                signal = signo,
+                "stopping the rehearsal: every replica and the gateway are being stopped; send the signal again to quit at once"
+            );
+            token.cancel();
+            if let Some(again) = rx.recv().await {
+                std::process::exit(128 + again);
+            }
+        }
+    });
+    (stop, which)
+}
+
+/// Runs `checker rehearse` and returns the exit code; SIGINT, SIGTERM and SIGHUP stop
+/// the walk cleanly.
 pub async fn run(args: &RehearseArgs) -> i32 {
     let config = args.to_config();
     if let Err(e) = config.settings.validate() {
@@ -138,7 +192,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         return crate::exit::USAGE;
     }
     let text = args.output == OutputFormat::Text;
-    let stop = crate::command::interrupt_token();
+    let (stop, signal) = stop_on_signals();
     let mut on_event = |event: WalkEvent<'_>| {
         if !text {
             return;
@@ -175,6 +229,12 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             return e.exit_code();
         }
     };
+    let mut report = report;
+    if report.interrupted
+        && let Some(signo) = signal.get()
+    {
+        report.exit_code = 128 + signo;
+    }
     if text {
         crate::command::emit(&summary::render_summary(&report));
     } else {

@@ -22,10 +22,14 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+/// The listening socket's accept queue. `TcpListener::bind` gave 128 here (seen with
+/// `ss -ltn`); a burst beyond it has SYNs dropped and retried a second later, which a
+/// high `--concurrency` turns into connect timeouts. The kernel caps it at somaxconn.
+pub const BACKLOG: u32 = 4096;
 /// How long the gateway waits for a replica to accept a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -59,8 +63,11 @@ pub struct BackendStats {
     pub opened: u64,
     /// Spliced connections that ended cleanly (both sides closed).
     pub closed: u64,
-    /// Spliced connections that ended with an I/O error (e.g. a reset): lost.
+    /// Spliced connections whose replica side failed (e.g. a reset): lost.
     pub errored: u64,
+    /// Spliced connections the client aborted (reset); the gateway resets the replica
+    /// side too. The rehearsal's sampler ends every connection this way.
+    pub reset_by_client: u64,
     /// Spliced connections cut by the gateway's shutdown deadline: lost.
     pub cut: u64,
     /// Connects to it that failed or timed out.
@@ -219,8 +226,17 @@ pub struct Gateway {
 impl Gateway {
     /// Listens on `addr` (port 0 picks a free port) and routes with a generator seeded by `seed`.
     pub async fn bind(addr: SocketAddr, seed: u64) -> Result<Self, GatewayError> {
-        let listener = TcpListener::bind(addr)
-            .await
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        };
+        let listener = socket
+            .and_then(|s| {
+                s.set_reuseaddr(true)?;
+                s.bind(addr)?;
+                s.listen(BACKLOG)
+            })
             .map_err(|source| GatewayError::Bind { addr, source })?;
         let local_addr = listener
             .local_addr()
@@ -409,19 +425,81 @@ async fn serve(client: TcpStream, shared: Arc<Shared>) {
     let (mut client, mut upstream) = (client, upstream);
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    guard.ended = Some(
-        tokio::io::copy_bidirectional(&mut client, &mut upstream)
-            .await
-            .is_ok(),
-    );
+    let end = splice(&mut client, &mut upstream).await;
+    // A reset is passed on as a reset, as a proxy does: the other leg then leaves no
+    // TIME_WAIT (nor its connection-tracking entry) behind either.
+    match end {
+        Err(Side::Client) => {
+            let _ = upstream.set_zero_linger();
+        }
+        Err(Side::Upstream) => {
+            let _ = client.set_zero_linger();
+        }
+        Ok(()) => {}
+    }
+    guard.ended = Some(end);
+}
+
+/// One end of a spliced connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Upstream,
+}
+
+/// Copies bytes both ways until both directions ended with a FIN (passed on with a
+/// shutdown), or until one side fails, which ends both at once and names that side.
+async fn splice(client: &mut TcpStream, upstream: &mut TcpStream) -> Result<(), Side> {
+    let (mut client_r, mut client_w) = client.split();
+    let (mut upstream_r, mut upstream_w) = upstream.split();
+    let up = copy_one_way(&mut client_r, &mut upstream_w, Side::Client, Side::Upstream);
+    let down = copy_one_way(&mut upstream_r, &mut client_w, Side::Upstream, Side::Client);
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        tokio::select! {
+            r = &mut up, if !up_done => {
+                r?;
+                up_done = true;
+            }
+            r = &mut down, if !down_done => {
+                r?;
+                down_done = true;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies `from` to `to` until `from` ends, then shuts `to` down; an error names the
+/// side whose socket failed.
+async fn copy_one_way<R, W>(
+    from: &mut R,
+    to: &mut W,
+    from_side: Side,
+    to_side: Side,
+) -> Result<(), Side>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = from.read(&mut buf).await.map_err(|_| from_side)?;
+        if n == 0 {
+            return to.shutdown().await.map_err(|_| to_side);
+        }
+        to.write_all(&buf[..n]).await.map_err(|_| to_side)?;
+    }
 }
 
 struct SpliceGuard<'a> {
     shared: &'a Shared,
     group: &'a str,
     addr: SocketAddr,
-    /// `Some(true)` clean end, `Some(false)` I/O error, `None` cut before the end.
-    ended: Option<bool>,
+    /// How the splice ended; `None` when it was cut before the end.
+    ended: Option<Result<(), Side>>,
 }
 
 impl Drop for SpliceGuard<'_> {
@@ -430,8 +508,9 @@ impl Drop for SpliceGuard<'_> {
         let b = c.backend(self.group, self.addr);
         b.active = b.active.saturating_sub(1);
         match self.ended {
-            Some(true) => b.closed += 1,
-            Some(false) => b.errored += 1,
+            Some(Ok(())) => b.closed += 1,
+            Some(Err(Side::Client)) => b.reset_by_client += 1,
+            Some(Err(Side::Upstream)) => b.errored += 1,
             None => b.cut += 1,
         }
     }

@@ -1,23 +1,41 @@
 //! A real HAProxy as the rehearsal's ingress, driven live through its runtime API.
 //!
-//! HAProxy runs as a child process in the foreground (`-db`) with a generated
-//! configuration in a private temporary directory: one TCP frontend on a free loopback
-//! port and one backend with `balance random(1)` (one weighted random draw per new
-//! connection, like Envoy; plain `balance random` draws twice and keeps the less loaded
-//! server, which skews the split). The backend declares a fixed number of server slots,
-//! all disabled; a replica takes a free slot (`set server ... addr`, `state ready`), a
-//! removed replica's slot goes to `state maint` (no new connection, open ones go on),
-//! and group weights become per-server weights (`set weight`) so that each group's
-//! total share matches. Slots are never reused, so a draining replica keeps its own.
-//! `retries 0`: a refused connect fails the client's connection, as in Envoy.
+//! HAProxy runs in the foreground (`-db`) and reads its generated configuration from a
+//! pipe (`-f /dev/stdin`): one TCP frontend on a free loopback port and one backend
+//! with `balance random(1)` (one weighted random draw per new connection, like Envoy;
+//! plain `balance random` draws twice and keeps the less loaded server, which skews the
+//! split). Its runtime API listens on an abstract unix socket (`abns@`), which has no
+//! file and vanishes with the process, so the rehearsal leaves nothing on disk.
+//!
+//! HAProxy must die with the checker even when the checker is killed with SIGKILL (no
+//! destructor runs then). It is started under a small `sh` supervisor in its own
+//! process group (so a terminal's Ctrl-C reaches the checker, which stops it in order):
+//! the supervisor's stdin is a pipe whose only writer is the checker, and a watcher
+//! in the supervisor kills HAProxy as soon as that pipe reports end-of-file, which the
+//! kernel does the moment the checker exits, however it exits. `PR_SET_PDEATHSIG`
+//! would need `unsafe` (`pre_exec`), which the workspace forbids, and it fires when the
+//! spawning *thread* ends, not the process, which a multi-threaded runtime makes fragile.
+//!
+//! The backend declares a fixed number of server slots, all disabled; a replica takes a
+//! free slot (`set server ... addr`, `state ready`), a removed replica's slot goes to
+//! `state maint` (no new connection, open ones go on), and group weights become
+//! per-server weights (`set weight`) over the replicas in rotation, so that each
+//! group's total share matches; they are recomputed whenever a replica joins or leaves.
+//! Slots are never reused, so a draining replica keeps its own. `retries 0`: a refused
+//! connect fails the client's connection, as in Envoy. `option nolinger` on the
+//! backend: HAProxy closes its server-side connections with a reset, so that the
+//! rehearsal's tens of thousands of short connections leave no TIME_WAIT entries in the
+//! kernel's connection-tracking table (see [`crate::rehearse`]).
 //!
 //! HAProxy 2.6's dynamic `add server` was measured here to ignore weights with
 //! `balance random` (4000 connections at 8:1 all went to one side), hence the slots.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,6 +53,30 @@ const MAX_WEIGHT: u64 = 256;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one runtime API command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the supervisor may take to stop HAProxy once told to.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The length of `sun_path` without its leading NUL: HAProxy pads `abns@` names to it.
+const ABNS_LEN: usize = 107;
+/// Lines of HAProxy's own output kept for error messages.
+const OUTPUT_LINES: usize = 50;
+
+/// The supervisor, run as `sh -c SUPERVISOR tcp-canary-haproxy BINARY CONFIG`.
+///
+/// It starts HAProxy with the configuration on a pipe, prints HAProxy's pid, then
+/// waits for it; meanwhile a watcher reads the supervisor's stdin (the checker's pipe)
+/// and kills HAProxy at end-of-file. HAProxy's own output goes to stderr.
+const SUPERVISOR: &str = r#"exec 3<&0 </dev/null
+printf '%s\n' "$2" | "$1" -db -f /dev/stdin 3<&- 1>&2 &
+hp=$!
+echo "$hp"
+{ while read -r _; do :; done; kill -KILL "$hp" 2>/dev/null; } <&3 >/dev/null 2>&1 &
+watcher=$!
+exec 3<&-
+wait "$hp"
+status=$?
+kill "$watcher" 2>/dev/null
+exit "$status"
+"#;
 
 /// Why HAProxy could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -84,12 +126,51 @@ struct Slot {
     active: bool,
 }
 
-/// A running HAProxy child; dropping it kills the process and removes its directory.
+/// The supervised HAProxy process: the `sh` supervisor, the pipe it watches, HAProxy's pid.
+#[derive(Debug)]
+struct Supervised {
+    supervisor: Child,
+    /// The write end of the supervisor's stdin; closing it stops HAProxy.
+    lifeline: Option<ChildStdin>,
+    /// HAProxy's pid, once the supervisor printed it.
+    pid: Option<u32>,
+    /// The last lines HAProxy wrote.
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Supervised {
+    /// Closes the lifeline and waits (bounded) for the supervisor, which reaps HAProxy.
+    fn stop(&mut self) {
+        self.lifeline.take();
+        let end = std::time::Instant::now() + STOP_TIMEOUT;
+        while std::time::Instant::now() < end {
+            if !matches!(self.supervisor.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.supervisor.kill();
+        let _ = self.supervisor.wait();
+    }
+
+    /// HAProxy's last alert, or its last line.
+    fn last_alert(&self) -> String {
+        let lines = self.output.lock().unwrap_or_else(|p| p.into_inner());
+        lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("ALERT"))
+            .or(lines.last())
+            .cloned()
+            .unwrap_or_else(|| "no message".to_owned())
+    }
+}
+
+/// A running HAProxy child; dropping it kills the process.
 #[derive(Debug)]
 pub struct Haproxy {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    socket: PathBuf,
+    process: Option<Supervised>,
+    api: String,
     addr: SocketAddr,
     slots: Vec<Slot>,
     weights: BTreeMap<String, u32>,
@@ -112,16 +193,16 @@ impl Haproxy {
     }
 
     async fn start_once(binary: &str, slots: usize) -> Result<Self, HaproxyError> {
-        let dir = tempfile::Builder::new()
-            .prefix("tcp-canary-haproxy-")
-            .tempdir()
-            .map_err(io("creating its directory"))?;
-        let socket = dir.path().join("admin.sock");
         let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .map_err(io("finding a free port"))?
             .port();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let api = format!(
+            "tcp-canary-haproxy-{}-{port}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
         let slots: Vec<Slot> = (0..slots)
             .map(|i| Slot {
                 name: format!("s{i}"),
@@ -130,55 +211,73 @@ impl Haproxy {
                 active: false,
             })
             .collect();
-        let config = dir.path().join("haproxy.cfg");
-        std::fs::write(&config, render_config(&socket, addr, &slots))
-            .map_err(io("writing its configuration"))?;
-        let log_path = dir.path().join("haproxy.log");
-        let log = std::fs::File::create(&log_path).map_err(io("creating its log"))?;
-        let log_err = log.try_clone().map_err(io("creating its log"))?;
-        let child = Command::new(binary)
-            .arg("-f")
-            .arg(&config)
-            .arg("-db")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
+        let mut supervisor = Command::new("sh")
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg("tcp-canary-haproxy")
+            .arg(binary)
+            .arg(render_config(&api, addr, &slots))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => HaproxyError::NotInstalled {
-                    binary: binary.to_owned(),
-                },
-                _ => HaproxyError::Io {
-                    what: format!("starting {binary}"),
-                    source: e,
-                },
-            })?;
+            .map_err(io("starting its supervisor (sh)"))?;
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+        if let Some(stdout) = supervisor.stdout.take() {
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let _ = BufReader::new(stdout).read_line(&mut line);
+                let _ = pid_tx.send(line.trim().parse::<u32>().ok());
+            });
+        }
+        if let Some(stderr) = supervisor.stderr.take() {
+            let output = Arc::clone(&output);
+            std::thread::spawn(move || keep_lines(stderr, &output));
+        }
         let mut h = Self {
-            child: Some(child),
-            dir,
-            socket,
+            process: Some(Supervised {
+                lifeline: supervisor.stdin.take(),
+                supervisor,
+                pid: None,
+                output,
+            }),
+            api,
             addr,
             slots,
             weights: BTreeMap::new(),
         };
-        h.wait_ready(&log_path).await?;
+        h.wait_ready(binary, &pid_rx).await?;
         Ok(h)
     }
 
-    async fn wait_ready(&mut self, log: &Path) -> Result<(), HaproxyError> {
+    async fn wait_ready(
+        &mut self,
+        binary: &str,
+        pid: &std::sync::mpsc::Receiver<Option<u32>>,
+    ) -> Result<(), HaproxyError> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                let last = text
-                    .lines()
-                    .rev()
-                    .find(|l| l.contains("ALERT"))
-                    .unwrap_or("no message");
-                return Err(HaproxyError::Start(format!("it exited ({status}): {last}")));
+            if let Some(p) = self.process.as_mut() {
+                if p.pid.is_none()
+                    && let Ok(got) = pid.try_recv()
+                {
+                    p.pid = got;
+                }
+                if let Ok(Some(status)) = p.supervisor.try_wait() {
+                    // Give the output reader a moment to take HAProxy's last words.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let last = p.last_alert();
+                    self.process = None;
+                    // 127: the shell found no such command.
+                    if status.code() == Some(127) {
+                        return Err(HaproxyError::NotInstalled {
+                            binary: binary.to_owned(),
+                        });
+                    }
+                    return Err(HaproxyError::Start(format!("it exited ({status}): {last}")));
+                }
             }
             let api = self.command("show info").await.is_ok();
             if api && tokio::net::TcpStream::connect(self.addr).await.is_ok() {
@@ -201,18 +300,13 @@ impl Haproxy {
 
     /// HAProxy's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// The private directory holding the configuration, the socket and the log.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.process.as_ref().and_then(|p| p.pid)
     }
 
     /// Sends one runtime API command and returns the answer.
     pub async fn command(&self, command: &str) -> Result<String, HaproxyError> {
         let exchange = async {
-            let mut s = UnixStream::connect(&self.socket).await?;
+            let mut s = connect_abstract(&self.api)?;
             s.write_all(format!("{command}\n").as_bytes()).await?;
             let mut out = String::new();
             s.read_to_string(&mut out).await?;
@@ -337,7 +431,8 @@ impl Haproxy {
     /// Counters from `show stat`: frontend sessions and per-slot server sessions.
     ///
     /// `opened` is the server's total sessions, `active` its current ones,
-    /// `connect_failed` its connection errors and `errored` its server-side aborts.
+    /// `connect_failed` its connection errors, `errored` its server-side aborts and
+    /// `reset_by_client` its client-side aborts.
     pub async fn stats(&self) -> Result<GatewayStats, HaproxyError> {
         let text = self.command("show stat").await?;
         let mut lines = text.lines();
@@ -348,14 +443,24 @@ impl Haproxy {
             .split(',')
             .collect();
         let col = |name: &str| header.iter().position(|h| *h == name);
-        let (Some(px), Some(sv), Some(scur), Some(stot), Some(econ), Some(srv_abrt)) = (
+        let (
+            Some(px),
+            Some(sv),
+            Some(scur),
+            Some(stot),
+            Some(econ),
+            Some(srv_abrt),
+            Some(cli_abrt),
+        ) = (
             col("pxname"),
             col("svname"),
             col("scur"),
             col("stot"),
             col("econ"),
             col("srv_abrt"),
-        ) else {
+            col("cli_abrt"),
+        )
+        else {
             return Err(HaproxyError::Command {
                 command: "show stat".to_owned(),
                 answer: "an unexpected header".to_owned(),
@@ -376,12 +481,14 @@ impl Haproxy {
                 };
                 let Some(group) = &slot.group else { continue };
                 let (opened, active, errored) = (num(stot), num(scur), num(srv_abrt));
+                let reset_by_client = num(cli_abrt);
                 stats.backends.push(BackendStats {
                     group: group.clone(),
                     addr: slot.addr,
                     opened,
-                    closed: opened.saturating_sub(active + errored),
+                    closed: opened.saturating_sub(active + errored + reset_by_client),
                     errored,
+                    reset_by_client,
                     cut: 0,
                     connect_failed: num(econ),
                     active,
@@ -410,9 +517,8 @@ impl Haproxy {
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut p) = self.process.take() {
+            p.stop();
         }
     }
 }
@@ -423,11 +529,35 @@ impl Drop for Haproxy {
     }
 }
 
-fn render_config(socket: &Path, addr: SocketAddr, slots: &[Slot]) -> String {
+/// Keeps the last [`OUTPUT_LINES`] lines of `from` in `into`.
+fn keep_lines(from: impl Read, into: &Mutex<Vec<String>>) {
+    for line in BufReader::new(from).lines() {
+        let Ok(line) = line else { break };
+        let mut lines = into.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() == OUTPUT_LINES {
+            lines.remove(0);
+        }
+        lines.push(line);
+    }
+}
+
+/// Connects to HAProxy's runtime API on the abstract unix socket `name`.
+fn connect_abstract(name: &str) -> std::io::Result<UnixStream> {
+    use std::os::linux::net::SocketAddrExt;
+    // HAProxy binds `abns@name` padded with NULs to the whole of sun_path.
+    let mut padded = name.as_bytes().to_vec();
+    padded.resize(ABNS_LEN, 0);
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&padded)?;
+    let stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+    stream.set_nonblocking(true)?;
+    UnixStream::from_std(stream)
+}
+
+fn render_config(api: &str, addr: SocketAddr, slots: &[Slot]) -> String {
     let mut cfg = format!(
         "# generated by checker rehearse
 global
-    stats socket {socket} mode 600 level admin
+    stats socket abns@{api} level admin
     maxconn 4096
 
 defaults
@@ -443,8 +573,8 @@ frontend {FRONTEND}
 
 backend {BACKEND}
     balance random(1)
-",
-        socket = socket.display()
+    option nolinger
+"
     );
     for s in slots {
         cfg.push_str(&format!(
@@ -461,8 +591,9 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 /// Per-server weights such that each group's servers together get `weight / total`.
 ///
-/// Exact when the scaled integers fit HAProxy's 0..=256; otherwise scaled down and
-/// rounded (never to 0 for a group with traffic).
+/// Exact when the scaled integers fit HAProxy's 0..=256, and then multiplied up to use
+/// as much of that range as possible (the hash ring's resolution); otherwise scaled
+/// down and rounded (never to 0 for a group with traffic).
 pub fn server_weights(
     weights: &BTreeMap<String, u32>,
     replicas: &BTreeMap<&str, u64>,
@@ -489,6 +620,15 @@ pub fn server_weights(
                 *v = ((*v * MAX_WEIGHT) as f64 / max as f64).round().max(1.0) as u64;
             }
         }
+    } else if let Some(scale) = MAX_WEIGHT.checked_div(max) {
+        // `balance random` draws on a consistent-hash ring whose points per server grow
+        // with its weight and are placed by hashing: with small weights a server's arcs
+        // add up to a share several points off its weight (80/20 with 2 canary servers at weight 3
+        // against 3 stable at 8 measured 85.0/15.0, the same in every run). The largest
+        // exact multiple that fits 256 gives every server as many points as possible.
+        for v in out.values_mut() {
+            *v *= scale;
+        }
     }
     out
 }
@@ -506,12 +646,19 @@ mod tests {
         let w = weights(&[("stable", 80), ("canary", 20)]);
         let r: BTreeMap<&str, u64> = [("stable", 4), ("canary", 3)].into();
         let s = server_weights(&w, &r);
-        // 4 servers x 3 = 12 for stable, 3 servers x 1 = 3 for canary: 80/20.
-        assert_eq!((s["stable"], s["canary"]), (3, 1));
+        // 4 servers x 3 = 12 for stable, 3 servers x 1 = 3 for canary: 80/20, scaled
+        // up to HAProxy's largest weights (the ring's resolution).
+        assert_eq!((s["stable"], s["canary"]), (255, 85));
         let w = weights(&[("stable", 90), ("canary", 10)]);
         let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 3)].into();
         let s = server_weights(&w, &r);
-        assert_eq!((s["stable"], s["canary"]), (9, 1));
+        assert_eq!((s["stable"], s["canary"]), (252, 28));
+        // A canary replica gone: the two left share the canary's 20 points.
+        let w = weights(&[("stable", 80), ("canary", 20)]);
+        let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 2)].into();
+        let s = server_weights(&w, &r);
+        assert_eq!((s["stable"], s["canary"]), (256, 96));
+        assert_eq!(3 * 256 * 20, 2 * 96 * 80);
     }
 
     #[test]
@@ -519,7 +666,7 @@ mod tests {
         let w = weights(&[("stable", 100), ("canary", 0)]);
         let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 3)].into();
         let s = server_weights(&w, &r);
-        assert_eq!((s["stable"], s["canary"]), (1, 0));
+        assert_eq!((s["stable"], s["canary"]), (256, 0));
         let w = weights(&[("stable", 999), ("canary", 1)]);
         let r: BTreeMap<&str, u64> = [("stable", 1), ("canary", 1)].into();
         let s = server_weights(&w, &r);

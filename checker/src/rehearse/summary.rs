@@ -155,8 +155,9 @@ pub struct WalkReport {
     pub gateway: GatewayKind,
     /// The gateway's address.
     pub gateway_addr: String,
-    /// The seed of the built-in gateway's random choice.
-    pub seed: u64,
+    /// The seed of the built-in gateway's random choice; absent for HAProxy, whose
+    /// draws the rehearsal does not control.
+    pub seed: Option<u64>,
     /// Replicas per version at the start.
     pub replicas: usize,
     /// Every step that ran, in order.
@@ -167,6 +168,8 @@ pub struct WalkReport {
     pub teardown: Teardown,
     /// Seconds from the first replica to the last stop.
     pub elapsed_s: f64,
+    /// The grace period of a draining replica, in seconds (`--grace`).
+    pub grace_s: f64,
     /// The process exit code.
     pub exit_code: i32,
 }
@@ -276,6 +279,52 @@ pub fn step_notes(step: &StepReport) -> String {
     out
 }
 
+/// Every reason a step did not pass, one entry per cause, e.g. `FAIL: two is off by
+/// +17.2 points (...)` and `lost 2 held connection(s) (reset x2)` for the same step;
+/// `grace_s` is `--grace`, named when drains cut connections.
+pub fn step_causes(step: &StepReport, grace_s: f64) -> Vec<String> {
+    let mut causes: Vec<String> = step.off.iter().map(|o| format!("FAIL: {o}")).collect();
+    match &step.verify {
+        None => causes.push(format!(
+            "FAIL (errors): the verification could not run: {}",
+            step.verify_error.as_deref().unwrap_or("no reason given")
+        )),
+        Some(r) => {
+            if r.errors.outcome == Outcome::Fail {
+                causes.push(r.reason().replacen("FAIL on errors", "FAIL (errors)", 1));
+            } else if r.split.outcome == Outcome::Inconclusive {
+                causes.push(r.reason());
+            }
+        }
+    }
+    let held = step.held.lost.saturating_sub(step.lost_to_crash);
+    if held > 0 {
+        let reasons: Vec<String> = step
+            .held
+            .reasons
+            .iter()
+            .map(|(r, n)| format!("{r} x{n}"))
+            .collect();
+        causes.push(format!(
+            "FAIL (errors): {held} held connection(s) lost ({})",
+            reasons.join(", ")
+        ));
+    }
+    if step.drains.cut > 0 {
+        // Held connections stay open across a whole step: a step longer than the grace
+        // period (e.g. a large --samples in a debug build) outlasts the drain.
+        causes.push(format!(
+            "FAIL (errors): {} connection(s) cut at a replica's drain deadline (--grace {}; held connections stay open across a step, so steps longer than that need a longer --grace)",
+            step.drains.cut,
+            humantime::format_duration(std::time::Duration::from_secs_f64(grace_s.max(0.0)))
+        ));
+    }
+    if causes.is_empty() && step.outcome == StepOutcome::Interrupted {
+        causes.push("INTERRUPTED".to_owned());
+    }
+    causes
+}
+
 /// The final summary table and result line.
 pub fn render_summary(walk: &WalkReport) -> String {
     let mut rows = vec![vec![
@@ -322,11 +371,12 @@ pub fn render_summary(walk: &WalkReport) -> String {
             verdict,
         ]);
     }
+    // HAProxy draws with its own generator: no seed decides anything there.
+    let seed = walk.seed.map_or(String::new(), |s| format!(", seed {s}"));
     let mut out = format!(
-        "\nRehearsal summary: {} gateway at {}, seed {}, {} replicas per version, {:.1}s\n",
+        "\nRehearsal summary: {} gateway at {}{seed}, {} replicas per version, {:.1}s\n",
         walk.gateway.as_str(),
         walk.gateway_addr,
-        walk.seed,
         walk.replicas,
         walk.elapsed_s
     );
@@ -347,28 +397,24 @@ pub fn render_summary(walk: &WalkReport) -> String {
             walk.exit_code
         );
     } else if let Some(w) = walk.worst() {
-        let mut why = w.off.join("; ");
-        if why.is_empty() {
-            why = w.verify.as_ref().map_or_else(
-                || w.verify_error.clone().unwrap_or_default(),
-                |r| r.reason(),
-            );
-        }
-        let lost = w.held.lost.saturating_sub(w.lost_to_crash) + w.drains.cut;
-        if lost > 0
-            && w.outcome == StepOutcome::Errors
-            && w.verify.as_ref().is_some_and(|r| r.exit_code() == 0)
-        {
-            why = format!("{lost} held connection(s) lost");
-        }
+        let causes: Vec<String> = walk
+            .steps
+            .iter()
+            .filter(|s| s.outcome != StepOutcome::Pass)
+            .flat_map(|s| {
+                step_causes(s, walk.grace_s)
+                    .into_iter()
+                    .map(move |c| format!("step {} ({}) {c}", s.number, s.name))
+            })
+            .collect();
         let _ = writeln!(
             out,
-            "{}: step {} ({}) is the worst step: {} (exit {})",
+            "{}: step {} ({}) is the worst step (exit {}); {}",
             w.outcome.word(),
             w.number,
             w.name,
-            why,
-            walk.exit_code
+            walk.exit_code,
+            causes.join("; ")
         );
     } else {
         let crashed: u64 = walk.steps.iter().map(|s| s.lost_to_crash).sum();
@@ -414,7 +460,7 @@ mod tests {
         let mut w = WalkReport {
             gateway: GatewayKind::Builtin,
             gateway_addr: String::new(),
-            seed: 1,
+            seed: Some(1),
             replicas: 1,
             steps: outcomes
                 .iter()
@@ -424,6 +470,7 @@ mod tests {
             interrupted,
             teardown: Teardown::default(),
             elapsed_s: 0.0,
+            grace_s: 30.0,
             exit_code: 0,
         };
         w.decide();
@@ -442,6 +489,23 @@ mod tests {
         assert_eq!(
             walk(&[Fail, Fail], false).worst().map(|s| s.number),
             Some(1)
+        );
+    }
+
+    #[test]
+    fn each_cause_of_a_step_is_named_on_its_own() {
+        let mut s = step(4, StepOutcome::Pass);
+        s.verify_error = Some("the gateway is gone".to_owned());
+        s.held
+            .add_losses(vec!["closed by the other side".to_owned(); 2]);
+        s.drains.cut = 2;
+        s.decide(false);
+        let causes = step_causes(&s, 30.0);
+        assert_eq!(causes.len(), 3, "{causes:?}");
+        assert!(causes[0].contains("could not run: the gateway is gone"));
+        assert!(causes[1].contains("2 held connection(s) lost (closed by the other side x2)"));
+        assert!(
+            causes[2].contains("2 connection(s) cut at a replica's drain deadline (--grace 30s;")
         );
     }
 

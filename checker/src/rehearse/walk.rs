@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::fleet::{DrainTotals, Fleet, FleetError};
+use super::fleet::{DRAIN_DELAY, DrainTotals, Fleet, FleetError};
 use super::gateway::Gateway;
 use super::haproxy::{Haproxy, HaproxyError};
 use super::holders::{HeldSummary, Holders};
@@ -39,8 +39,16 @@ pub const CANARY_VERSION: &str = "two";
 pub const STABLE_GROUP: &str = "stable";
 /// The gateway group of the canary Deployment.
 pub const CANARY_GROUP: &str = "canary";
-/// How far `--chaos` moves the canary's gateway weight from what the step expects.
-pub const CHAOS_POINTS: u32 = 10;
+/// The least `--chaos` moves the canary's gateway weight from what the step expects
+/// (in tolerances); [`chaos_canary`] moves it further when the step's sample count
+/// needs it for the FAIL to be certain.
+pub const CHAOS_MIN_TOLERANCES: f64 = 2.0;
+/// Standard errors of sampling noise the chaos offset allows for (a FAIL missed with
+/// probability below 1e-9).
+const CHAOS_SIGMAS: f64 = 6.0;
+/// Points a real proxy's split may sit off its weights with no fault at all (HAProxy's
+/// consistent-hash ring was measured 0.5 to 1.5 points off), allowed for by the offset.
+const CHAOS_PROXY_BIAS: f64 = 0.02;
 /// How far `--shift-during` moves the canary's weight halfway through sampling.
 pub const SHIFT_POINTS: u32 = 40;
 /// Pause between replacing two replicas in the rolling update.
@@ -211,6 +219,13 @@ impl WalkConfig {
         if self.samples == Some(0) {
             return bad("--samples must be at least 1".into());
         }
+        if self.grace < DRAIN_DELAY {
+            return bad(format!(
+                "--grace {}: must be at least {} (a stopping replica keeps accepting that long before its grace period can end)",
+                humantime::format_duration(self.grace),
+                humantime::format_duration(DRAIN_DELAY)
+            ));
+        }
         let plan = plan_steps(&self.steps)?;
         let weight_steps = self.steps.len();
         for (flag, step, last) in [
@@ -307,12 +322,13 @@ pub async fn walk(
     let mut report = WalkReport {
         gateway: config.gateway,
         gateway_addr: gateway_addr.to_string(),
-        seed: config.seed,
+        seed: (config.gateway == GatewayKind::Builtin).then_some(config.seed),
         replicas: config.replicas,
         steps: Vec::new(),
         interrupted: false,
         teardown: Teardown::default(),
         elapsed_s: 0.0,
+        grace_s: config.grace.as_secs_f64(),
         exit_code: 0,
     };
     let outcome = run_steps(
@@ -477,13 +493,24 @@ async fn apply_change(
         StepKind::Weight(w) => {
             let mut canary = w;
             if config.chaos == Some(step.number) {
-                canary = if w + CHAOS_POINTS <= 100 {
-                    w + CHAOS_POINTS
+                let samples = config
+                    .samples
+                    .unwrap_or_else(|| verdict::plan(&step.expect, &config.settings).samples);
+                let (wrong, certain) = chaos_canary(w, samples, &config.settings);
+                canary = wrong;
+                let how = if certain {
+                    format!(
+                        "{} points off, so {samples} samples FAIL it for certain",
+                        w.abs_diff(wrong)
+                    )
                 } else {
-                    w - CHAOS_POINTS
+                    format!(
+                        "{} points off, as far as the weights go; {samples} samples may not be enough to FAIL it",
+                        w.abs_diff(wrong)
+                    )
                 };
                 events.push(format!(
-                    "chaos: the gateway is set to stable={} canary={} while the step expects {}",
+                    "chaos: the gateway is set to stable={} canary={} while the step expects {} ({how})",
                     100 - canary,
                     canary,
                     step.expect
@@ -537,6 +564,9 @@ async fn verify_step(
     vc.concurrency = config.concurrency;
     vc.settings = config.settings;
     vc.max_error_rate = config.max_error_rate;
+    // Thousands of short loopback connections per step: close each with a reset so the
+    // rehearsal leaves no TIME_WAIT (and conntrack) entries behind.
+    vc.reset_on_close = true;
     vc.samples_out = config
         .samples_dir
         .as_ref()
@@ -640,9 +670,73 @@ async fn inject_faults(
     Ok(())
 }
 
+/// The canary weight `--chaos` gives the gateway for a step expecting `weight`, and
+/// whether the step's `samples` then FAIL it for certain.
+///
+/// The offset is at least [`CHAOS_MIN_TOLERANCES`] tolerances, toward the side with more
+/// room, and grows until the canary's interval, computed at a share pulled back toward
+/// the expected one by [`CHAOS_SIGMAS`] standard errors and [`CHAOS_PROXY_BIAS`], still
+/// lies wholly outside its band: the verdict's FAIL rule with room for sampling noise
+/// and a proxy's own error. Where no weight is far enough, the farthest is used.
+pub fn chaos_canary(weight: u32, samples: u64, settings: &Settings) -> (u32, bool) {
+    let expected = f64::from(weight) / 100.0;
+    let n = samples.max(1) as f64;
+    let z = verdict::wilson::z_for(verdict::planner::per_version_confidence(
+        settings.confidence,
+        2,
+    ));
+    let band = verdict::wilson::band(expected, settings.tolerance);
+    let up = weight <= 50;
+    let room = if up { 100 - weight } else { weight };
+    let least =
+        ((CHAOS_MIN_TOLERANCES * settings.tolerance * 100.0).ceil() as u32).clamp(1, room.max(1));
+    let at = |d: u32| if up { weight + d } else { weight - d };
+    for d in least..=room {
+        let share = f64::from(at(d)) / 100.0;
+        let noise = CHAOS_SIGMAS * (share * (1.0 - share) / n).sqrt() + CHAOS_PROXY_BIAS;
+        let pulled = if up { share - noise } else { share + noise }.clamp(0.0, 1.0);
+        let interval = verdict::wilson::wilson(pulled * n, n, z);
+        let outside = if up {
+            interval.low > band.high
+        } else {
+            interval.high < band.low
+        };
+        if outside {
+            return (at(d), true);
+        }
+    }
+    (at(room), false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chaos_moves_the_weight_far_enough_for_a_certain_fail() {
+        let s = Settings::default();
+        // The default walk's 20% step at its planned 1883 samples: 10 points (twice the
+        // tolerance) came out INCONCLUSIVE through HAProxy; the offset is now larger.
+        let (canary, certain) = chaos_canary(20, 1883, &s);
+        assert!(certain);
+        assert!(canary >= 30, "{canary}");
+        // At that weight even the unluckiest plausible draw fails: 6 standard errors
+        // and 2 points of proxy bias toward the band, and the interval is still outside.
+        let q = f64::from(canary) / 100.0;
+        let pulled = q - 6.0 * (q * (1.0 - q) / 1883.0).sqrt() - 0.02;
+        let z = verdict::wilson::z_for(verdict::planner::per_version_confidence(0.99, 2));
+        assert!(verdict::wilson::wilson(pulled * 1883.0, 1883.0, z).low > 0.25);
+        // The smallest such weight: one point less is not certain.
+        let q = f64::from(canary - 1) / 100.0;
+        let pulled = q - 6.0 * (q * (1.0 - q) / 1883.0).sqrt() - 0.02;
+        assert!(verdict::wilson::wilson(pulled * 1883.0, 1883.0, z).low <= 0.25);
+        // Fewer samples need a bigger move; weights above 50 move down.
+        assert!(chaos_canary(20, 200, &s).0 > canary);
+        let (down, certain) = chaos_canary(90, 1169, &s);
+        assert!(certain && down <= 80, "{down}");
+        // Where no weight is far enough, the farthest is used and said to be uncertain.
+        assert_eq!(chaos_canary(50, 5, &s), (100, false));
+    }
 
     #[test]
     fn the_walk_is_the_weight_steps_then_promote_return_delete() {
@@ -680,6 +774,7 @@ mod tests {
         assert!(bad(|c| c.steps = vec![0, 101]).contains("101"));
         assert!(bad(|c| c.steps.clear()).contains("at least one"));
         assert!(bad(|c| c.replicas = 0).contains("--replicas"));
+        assert!(bad(|c| c.grace = Duration::ZERO).starts_with("--grace 0s: must be at least 50ms"));
         let c = WalkConfig {
             kill_replica: Some(4),
             ..WalkConfig::default()
