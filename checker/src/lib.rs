@@ -6,6 +6,7 @@
 //! [`verify`] tying the steps together for the CLI and the rehearsal.
 
 pub mod cli;
+pub mod clock;
 pub mod command;
 pub mod exit;
 pub mod expect;

@@ -9,9 +9,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use chrono::{SecondsFormat, Utc};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -349,7 +348,7 @@ impl Prepared {
             },
             reset_on_close: self.config.reset_on_close,
         };
-        let started_at = Utc::now();
+        let started_at = SystemTime::now();
         let start = Instant::now();
         let sampling = stop.child_token();
         let collector = Arc::new(Collector {
@@ -403,7 +402,7 @@ impl Prepared {
             });
         }
         let elapsed = start.elapsed();
-        let finished_at = Utc::now();
+        let finished_at = SystemTime::now();
         Ok(VerifyReport::build(
             &self.config,
             &self.addrs,
@@ -412,8 +411,8 @@ impl Prepared {
             stop_reason,
             readings,
             Times {
-                started_at: started_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                finished_at: finished_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                started_at: crate::clock::rfc3339_micros(started_at),
+                finished_at: crate::clock::rfc3339_micros(finished_at),
                 elapsed_s: elapsed.as_secs_f64(),
             },
         ))
@@ -866,7 +865,7 @@ mod tests {
             tally.record(&Sample {
                 id,
                 addr: "127.0.0.1:1".parse().unwrap(),
-                started_at: Utc::now(),
+                started_at: SystemTime::now(),
                 offset: Duration::ZERO,
                 result: Err(ErrorClass::ConnectTimeout),
                 connect_us: None,
