@@ -193,15 +193,8 @@ pub fn parse_ports(list: &str) -> Result<Vec<u16>, ConfigError> {
         .collect()
 }
 
-/// Parses a duration such as `500ms`, `5s` or `2m`; a bare number counts seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(text)
-        .map_err(|_| format!("must be a duration like 500ms, 5s or 2m, not {text:?}"))
-}
+/// Parses a duration by the rule both binaries share: see [`duration_arg`].
+pub use duration_arg::parse as parse_duration;
 
 /// Parses a whole number from `MIN` to `MAX`; anything else, negative numbers and
 /// overflow included, gets the same one message.
