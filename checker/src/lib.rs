@@ -13,6 +13,7 @@ pub mod expect;
 pub mod rehearse;
 pub mod report;
 pub mod sampler;
+mod sync;
 pub mod tally;
 pub mod target;
 pub mod verdict;

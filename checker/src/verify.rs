@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
@@ -21,11 +21,12 @@ use crate::expect::Expectation;
 use crate::report::progress::Progress;
 use crate::report::samples::SamplesWriter;
 use crate::sampler::{self, ErrorClass, Sample, SamplerConfig, Sink, StopReason, Timeouts};
+use crate::sync::lock;
 use crate::tally::MalformedReply;
 use crate::tally::{Tally, Window, Windowing};
 use crate::target::{self, TargetError};
 use crate::verdict::local::{self, LocalCause, LocalReadings};
-use crate::verdict::{self, Drift, Outcome, Plan, Settings, SplitVerdict};
+use crate::verdict::{self, Drift, Outcome, Plan, Settings, SettingsError, SplitVerdict};
 
 /// Default number of samples in flight.
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -37,11 +38,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the progress bar is refreshed.
 const PROGRESS_TICK: Duration = Duration::from_millis(200);
-
-/// Locks `m`, taking the data even if a panicking thread poisoned the lock.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The sink of a run: records every sample into the tally and the samples file,
 /// on the sampling task itself (a short critical section, no task wake-up).
@@ -200,7 +196,6 @@ impl VerifyConfig {
     /// Checks every value that the types do not already guarantee.
     pub fn validate(&self) -> Result<(), VerifyError> {
         let bad = |what: &str| Err(VerifyError::Invalid(what.to_owned()));
-        let fraction = |x: f64| x.is_finite() && x > 0.0 && x < 1.0;
         if self.samples == Some(0) {
             return bad("--samples must be at least 1");
         }
@@ -216,12 +211,15 @@ impl VerifyConfig {
         {
             return bad("--rate must be at least one connection per hour (0.000278 per second)");
         }
-        if !fraction(self.settings.confidence) {
-            return bad("--confidence must be between 0% and 100% (exclusive)");
-        }
-        // verdict::Settings::validate: beyond 50 points the band can cover all of 0..=1.
-        if !(fraction(self.settings.tolerance) && self.settings.tolerance <= 0.5) {
-            return bad("--tolerance must be more than 0 and at most 50 percentage points");
+        // The rule is Settings::validate's; only the words are the command line's.
+        match self.settings.validate() {
+            Ok(()) => {}
+            Err(SettingsError::Confidence(_)) => {
+                return bad("--confidence must be between 0% and 100% (exclusive)");
+            }
+            Err(SettingsError::Tolerance(_)) => {
+                return bad("--tolerance must be more than 0 and at most 50 percentage points");
+            }
         }
         if !(self.max_error_rate.is_finite() && (0.0..=1.0).contains(&self.max_error_rate)) {
             return bad("--max-error-rate must be between 0% and 100%");
@@ -943,6 +941,25 @@ mod tests {
         let mut c = config();
         c.max_error_rate = 1.5;
         assert!(c.validate().is_err());
+        // Confidence and tolerance follow Settings::validate, in the command line's words.
+        for (confidence, tolerance, flag) in [
+            (1.0, 0.05, "--confidence"),
+            (f64::NAN, 0.05, "--confidence"),
+            (0.99, 0.0, "--tolerance"),
+            (0.99, 0.6, "--tolerance"),
+            (0.99, f64::INFINITY, "--tolerance"),
+        ] {
+            let mut c = config();
+            c.settings = Settings {
+                confidence,
+                tolerance,
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{confidence} {tolerance}: {e}");
+        }
+        let mut c = config();
+        c.settings.tolerance = 0.5;
+        assert!(c.validate().is_ok(), "50 points is the widest band");
         let mut c = config();
         c.target = "nohost".into();
         assert_eq!(c.validate().unwrap_err().exit_code(), exit::USAGE);
