@@ -36,6 +36,8 @@ pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default reply timeout.
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The lowest `--rate`: one connection per hour.
+pub const MIN_RATE: f64 = 1.0 / 3600.0;
 /// How often the progress bar is refreshed.
 const PROGRESS_TICK: Duration = Duration::from_millis(200);
 
@@ -205,10 +207,7 @@ impl VerifyConfig {
         if self.concurrency == 0 {
             return bad("--concurrency must be at least 1");
         }
-        if self
-            .rate
-            .is_some_and(|r| !(r.is_finite() && r >= crate::cli::MIN_RATE))
-        {
+        if self.rate.is_some_and(|r| !(r.is_finite() && r >= MIN_RATE)) {
             return bad("--rate must be at least one connection per hour (0.000278 per second)");
         }
         // The rule is Settings::validate's; only the words are the command line's.

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::exit;
-use crate::expect::Expectation;
-use crate::verdict::Settings;
-use crate::verify::{self, VerifyConfig};
+use checker::exit;
+use checker::expect::Expectation;
+use checker::verdict::Settings;
+use checker::verify::{self, MIN_RATE, VerifyConfig};
+
+pub mod command;
+pub mod rehearse;
 
 /// Verifies that live TCP traffic follows the expected canary weights.
 #[derive(Debug, Parser)]
@@ -39,8 +42,8 @@ pub enum Command {
     #[command(after_help = format!("Durations (D): {}.\n\n{}", duration_arg::RULE, exit::HELP))]
     Verify(VerifyArgs),
     /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
-    #[command(after_help = crate::rehearse::cli::HELP)]
-    Rehearse(crate::rehearse::RehearseArgs),
+    #[command(after_help = rehearse::HELP)]
+    Rehearse(rehearse::RehearseArgs),
 }
 
 /// Report format on stdout.
@@ -178,9 +181,6 @@ pub fn parse_count_usize(s: &str) -> Result<usize, String> {
     let n = parse_count_u64(s)?;
     usize::try_from(n).map_err(|_| "is too large".to_owned())
 }
-
-/// The lowest `--rate`: one connection per hour.
-pub const MIN_RATE: f64 = 1.0 / 3600.0;
 
 /// Parses `--rate`: connections per second, at least one per hour.
 pub fn parse_rate(s: &str) -> Result<f64, String> {
