@@ -9,26 +9,25 @@
 use std::time::Duration;
 
 /// The rule in one line, for `--help` texts and error messages.
-pub const RULE: &str = "a duration such as 500ms, 1.5s, 2m or 1m30s; a bare number counts seconds";
+pub const RULE: &str =
+    "a duration such as 500ms, 1.5s, 2m or 1m30s, or a bare number of seconds (fractions allowed)";
 
-/// Parses a duration by the crate's rule; the error is one sentence for the user.
+/// Parses a duration by the crate's rule; the error is the end of a sentence naming the
+/// flag (`must be ...`), without the value, which each binary shows its own way.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<f64>() {
         return Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("must be a duration of zero or more seconds, not {text:?}"));
+            .map_err(|_| "must be a duration of zero or more seconds".to_owned());
     }
-    humantime::parse_duration(text).map_err(|e| format!("must be {RULE}, not {text:?} ({e})"))
+    humantime::parse_duration(text).map_err(|e| format!("must be {RULE} ({e})"))
 }
 
 /// Parses a duration longer than zero (see [`parse`]).
 pub fn parse_positive(text: &str) -> Result<Duration, String> {
     match parse(text) {
         Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!(
-            "must be a duration longer than zero, such as 30s, 2m or 1.5, not {:?}",
-            text.trim()
-        )),
+        _ => Err("must be a duration longer than zero, such as 30s, 2m or 1.5".to_owned()),
     }
 }
 
@@ -48,12 +47,11 @@ mod tests {
     }
 
     #[test]
-    fn nonsense_and_negative_values_are_refused_with_the_value() {
+    fn nonsense_and_negative_values_are_refused() {
         for bad in ["-1", "-1s", "soon", "", "NaN", "inf", "5 parsecs"] {
             let e = parse(bad).expect_err(bad);
             assert!(e.starts_with("must be a duration"), "{bad}: {e}");
         }
-        assert!(parse("soon").unwrap_err().contains("\"soon\""));
     }
 
     #[test]

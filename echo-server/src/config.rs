@@ -193,8 +193,11 @@ pub fn parse_ports(list: &str) -> Result<Vec<u16>, ConfigError> {
         .collect()
 }
 
-/// Parses a duration by the rule both binaries share: see [`duration_arg`].
-pub use duration_arg::parse as parse_duration;
+/// Parses a duration by the rule both binaries share (see [`duration_arg`]); the message
+/// names the value, as every echo-server value parser's does.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration_arg::parse(text).map_err(|e| format!("{e}, not {:?}", text.trim()))
+}
 
 /// Parses a whole number from `MIN` to `MAX`; anything else, negative numbers and
 /// overflow included, gets the same one message.

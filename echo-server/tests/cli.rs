@@ -259,7 +259,7 @@ fn durations_follow_the_rule_the_checker_uses() {
     }
     let out = Command::new(binary()).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("a bare number counts seconds"), "{help}");
+    assert!(help.contains("a bare number of seconds"), "{help}");
 }
 
 #[test]
