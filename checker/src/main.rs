@@ -3,8 +3,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use checker::cli::{Cli, LogFormat};
+mod cli;
+
 use clap::Parser;
+use cli::{Cli, LogFormat};
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
         .collect();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => match checker::cli::parse_error(&e, &argv) {
+        Err(e) => match cli::parse_error(&e, &argv) {
             Some(message) => {
                 eprintln!("checker: {message}");
                 return ExitCode::from(checker::exit::USAGE as u8);
@@ -45,6 +47,6 @@ fn main() -> ExitCode {
             return ExitCode::from(checker::exit::ERRORS as u8);
         }
     };
-    let code = runtime.block_on(checker::command::run(cli.command));
+    let code = runtime.block_on(cli::command::run(cli.command));
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -9,11 +9,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use chrono::format::{Fixed, Item, Numeric, Pad};
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -116,7 +114,7 @@ pub struct Sample {
     /// The address connected to.
     pub addr: SocketAddr,
     /// Wall-clock time the sample started (also the timestamp in the probe line).
-    pub started_at: DateTime<Utc>,
+    pub started_at: SystemTime,
     /// Time since the run started at which the sample started.
     pub offset: Duration,
     /// The version that answered, or why none did.
@@ -161,24 +159,6 @@ pub struct ProbeBuffers {
     timestamp: String,
 }
 
-/// RFC 3339 in UTC with nanoseconds, `2026-11-27T13:37:49.123456789Z`, as chrono items
-/// (the same text as `to_rfc3339_opts(SecondsFormat::Nanos, true)` without allocating).
-const RFC3339_NANOS: [Item<'static>; 13] = [
-    Item::Numeric(Numeric::Year, Pad::Zero),
-    Item::Literal("-"),
-    Item::Numeric(Numeric::Month, Pad::Zero),
-    Item::Literal("-"),
-    Item::Numeric(Numeric::Day, Pad::Zero),
-    Item::Literal("T"),
-    Item::Numeric(Numeric::Hour, Pad::Zero),
-    Item::Literal(":"),
-    Item::Numeric(Numeric::Minute, Pad::Zero),
-    Item::Literal(":"),
-    Item::Numeric(Numeric::Second, Pad::Zero),
-    Item::Fixed(Fixed::Nanosecond9),
-    Item::Literal("Z"),
-];
-
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -187,7 +167,7 @@ fn micros(d: Duration) -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeResult {
     /// Wall-clock start, also the probe line's timestamp.
-    pub started_at: DateTime<Utc>,
+    pub started_at: SystemTime,
     /// The version that answered, or why none did.
     pub result: Result<String, ErrorClass>,
     /// Microseconds to connect, when connected.
@@ -259,7 +239,7 @@ pub async fn probe_closing(
         reply_us: None,
         reply_head: None,
     };
-    let started_at = Utc::now();
+    let started_at = SystemTime::now();
     let start = Instant::now();
     let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
@@ -270,16 +250,7 @@ pub async fn probe_closing(
     let connect_us = Some(micros(connected - start));
 
     buffers.timestamp.clear();
-    {
-        use std::fmt::Write;
-        // Formatting cannot fail for a valid UTC time; an empty timestamp would still
-        // make a valid probe.
-        let _ = write!(
-            buffers.timestamp,
-            "{}",
-            started_at.format_with_items(RFC3339_NANOS.iter())
-        );
-    }
+    crate::clock::write_rfc3339_nanos(started_at, &mut buffers.timestamp);
     buffers.probe.clear();
     protocol::encode_probe(id, &buffers.timestamp, &mut buffers.probe);
     let limit = protocol::max_reply_len(buffers.probe.len());
@@ -703,15 +674,6 @@ mod tests {
         for (i, c) in ErrorClass::ALL.iter().enumerate() {
             assert_eq!(c.index(), i);
         }
-    }
-
-    #[test]
-    fn the_probe_timestamp_is_rfc3339_with_nanoseconds() {
-        let t = Utc::now();
-        assert_eq!(
-            t.format_with_items(RFC3339_NANOS.iter()).to_string(),
-            t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-        );
     }
 
     #[tokio::test]

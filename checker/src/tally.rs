@@ -257,13 +257,12 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
 
     fn sample(id: u64, result: Result<&str, ErrorClass>) -> Sample {
         Sample {
             id,
             addr: "127.0.0.1:1".parse().unwrap(),
-            started_at: Utc::now(),
+            started_at: std::time::SystemTime::now(),
             offset: Duration::from_millis(id),
             result: result.map(str::to_owned),
             connect_us: Some(100 + id),

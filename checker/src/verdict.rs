@@ -25,6 +25,7 @@
 pub mod chi_square;
 pub mod local;
 pub mod planner;
+mod search;
 pub mod wilson;
 
 use std::collections::BTreeMap;
@@ -270,15 +271,7 @@ fn more_to_decide(count: u64, total: u64, z: f64, band: Interval) -> Option<u64>
         lo = hi;
         hi = hi.saturating_mul(2).min(planner::MAX_PLANNED_SAMPLES);
     }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if decided(mid) {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    Some(hi - total)
+    Some(search::narrow(lo, hi, decided) - total)
 }
 
 #[cfg(test)]

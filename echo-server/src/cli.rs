@@ -37,13 +37,13 @@ unchanged, its \\n kept), pipelined lines in order, until the client closes.\n\n
 One difference from Istio's sample: a final line without \\n before the client closes \
 its side is answered too (without a \\n), where the sample drops it silently.\n\n\
 Istio's positional form works unchanged: `echo-server 9000,9001 one`.",
-    after_help = "Logs go to stdout (RUST_LOG filters them, default info). At start-up the soft \
+    after_help = format!("{} Durations: {}.", "Logs go to stdout (RUST_LOG filters them, default info). At start-up the soft \
 descriptor limit is raised (up to the hard limit) to what --max-connections and the admin port \
 need; if the hard limit is lower, one warning says so (--strict-limits: exit 2 instead). Boolean \
 variables take 1/0, true/false, yes/no, on/off. Exit codes: 0 after a clean shutdown, 1 when a \
 port cannot be bound or serving fails, 2 for bad arguments. --print-config prints the resolved \
 configuration (flags, environment variables, the positional form and the defaults) as one JSON \
-object and exits 0, or 2 when it is invalid."
+object and exits 0, or 2 when it is invalid.", duration_arg::RULE)
 )]
 pub struct Cli {
     /// Istio's form: the echo ports, comma-separated (e.g. 9000,9001).

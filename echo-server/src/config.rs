@@ -193,14 +193,10 @@ pub fn parse_ports(list: &str) -> Result<Vec<u16>, ConfigError> {
         .collect()
 }
 
-/// Parses a duration such as `500ms`, `5s` or `2m`; a bare number counts seconds.
+/// Parses a duration by the rule both binaries share (see [`duration_arg`]); the message
+/// names the value, as every echo-server value parser's does.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(text)
-        .map_err(|_| format!("must be a duration like 500ms, 5s or 2m, not {text:?}"))
+    duration_arg::parse(text).map_err(|e| format!("{e}, not {:?}", text.trim()))
 }
 
 /// Parses a whole number from `MIN` to `MAX`; anything else, negative numbers and

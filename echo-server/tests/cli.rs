@@ -244,6 +244,25 @@ fn a_taken_port_is_named_and_nothing_is_left_listening() {
 }
 
 #[test]
+fn durations_follow_the_rule_the_checker_uses() {
+    // One rule for both binaries (duration-arg): units or bare seconds, fractions allowed.
+    for text in ["1.5", "1.5s", "1500ms", " 1.5 "] {
+        let out = print_config(&["9000", "one", "--drain-delay", text], &[]);
+        assert_eq!(out.status.code(), Some(0), "{text:?}: {out:?}");
+        let config: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+        assert_eq!(config["drain_delay_seconds"], 1.5, "{text:?}");
+    }
+    for text in ["-1", "soon", "NaN"] {
+        let out = print_config(&["9000", "one", "--drain-delay", text], &[]);
+        assert_eq!(out.status.code(), Some(2), "{text:?}: {out:?}");
+    }
+    let out = Command::new(binary()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("a bare number of seconds"), "{help}");
+}
+
+#[test]
 fn help_documents_the_one_protocol_difference() {
     let out = Command::new(binary()).arg("--help").output().unwrap();
     assert!(out.status.success());

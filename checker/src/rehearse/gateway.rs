@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -25,6 +25,8 @@ use serde::Serialize;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+
+use crate::sync::lock;
 
 /// The listening socket's accept queue. `TcpListener::bind` gave 128 here (seen with
 /// `ss -ltn`); a burst beyond it has SYNs dropped and retried a second later, which a
@@ -206,12 +208,6 @@ impl Counters {
 struct Shared {
     router: Mutex<Router>,
     counters: Mutex<Counters>,
-}
-
-/// Locks a mutex, carrying on with the data if a panicking thread poisoned it
-/// (the counters and the routing table stay consistent at every unlock).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A running gateway; dropping it without [`Gateway::shutdown`] aborts everything.

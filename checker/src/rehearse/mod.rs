@@ -4,7 +4,8 @@
 //! the built-in weighted gateway ([`gateway`]) or a real HAProxy ([`haproxy`]) stands
 //! for Istio's ingress ([`ingress`]), and the walk ([`walk`]) moves the weights step by
 //! step under long-lived connections ([`holders`]), verifying the split after every
-//! step; [`summary`] holds the reports and their rendering, [`cli`] the flags.
+//! step; [`summary`] holds the reports and their rendering. The flags and the signal
+//! handling live in the binary (`src/cli/rehearse.rs`).
 //!
 //! How connections close, so that a rehearsal leaves a small footprint: a connection
 //! closed with a FIN leaves a TIME_WAIT socket and a connection-tracking entry for
@@ -17,7 +18,6 @@
 //! connections ([`holders`]) still close with FINs, since proving a clean end is their
 //! job; they are a few dozen per walk.
 
-pub mod cli;
 pub mod fleet;
 pub mod gateway;
 pub mod haproxy;
@@ -26,6 +26,5 @@ pub mod ingress;
 pub mod summary;
 pub mod walk;
 
-pub use cli::{RehearseArgs, run};
 pub use summary::{StepOutcome, StepReport, WalkReport};
 pub use walk::{WalkConfig, WalkError, walk};

@@ -2,6 +2,7 @@
 //! file and the progress bar.
 
 pub mod json;
+pub mod model;
 pub mod progress;
 pub mod samples;
 pub mod text;

@@ -9,7 +9,6 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use chrono::SecondsFormat;
 use serde::Serialize;
 
 use crate::sampler::{ErrorClass, Sample};
@@ -44,9 +43,7 @@ impl<'a> SampleLine<'a> {
     pub fn of(sample: &'a Sample) -> Self {
         Self {
             id: sample.id,
-            timestamp: sample
-                .started_at
-                .to_rfc3339_opts(SecondsFormat::Nanos, true),
+            timestamp: crate::clock::rfc3339_nanos(sample.started_at),
             address: sample.addr.to_string(),
             version: sample.result.as_deref().ok(),
             connect_us: sample.connect_us,

@@ -28,6 +28,7 @@
 
 use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, Normal};
 
+use super::search::first_true;
 use super::wilson::{band, wilson, z_for};
 use super::{Plan, Settings};
 use crate::expect::Expectation;
@@ -50,20 +51,6 @@ pub(crate) struct CountRule {
     pub(crate) fail_up_to: Option<u64>,
     /// Counts `d..=N` FAIL (interval wholly above the band, or a zero-weight version answering).
     pub(crate) fail_from: Option<u64>,
-}
-
-/// The smallest `k` in `0..=n` for which `pred` holds (`pred` false then true), or `n + 1`.
-fn first_true(n: u64, pred: impl Fn(u64) -> bool) -> u64 {
-    let (mut lo, mut hi) = (0u64, n + 1);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if pred(mid) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    lo
 }
 
 /// Turns the rule for a version with expected share `expected` into count sets at `n`.
@@ -323,14 +310,7 @@ pub fn plan(expect: &Expectation, settings: &Settings) -> Plan {
             lo = hi;
         }
     }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if ok(mid) {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
+    let hi = super::search::narrow(lo, hi, ok);
     // The exact probabilities are not quite monotonic in N: look a little lower.
     // The steps come from thresholds moving one count at a time, so a few dozen N suffice.
     let window = (hi / 50).clamp(16, 64);
@@ -375,6 +355,20 @@ mod tests {
             );
             assert!(p.pass_probability >= 0.99, "{spec}: {p:?}");
             assert!(p.detect_probability >= DETECT_PROBABILITY, "{spec}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn the_readme_figures_hold_exactly() {
+        // README, "checker verify": the planned counts at the defaults.
+        for (spec, n) in [
+            ("one=50,two=50", 2_865),
+            ("one=80,two=20", 1_883),
+            ("one=90,two=10", 1_169),
+            ("one=99,two=1", 539),
+            ("one=100,two=0", 150),
+        ] {
+            assert_eq!(planned(spec).samples, n, "{spec}");
         }
     }
 

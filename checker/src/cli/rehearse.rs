@@ -7,10 +7,11 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::ingress::GatewayKind;
-use super::summary::{self, WalkReport};
-use super::walk::{self, WalkConfig, WalkEvent};
-use crate::cli::{OutputFormat, RuleArgs, parse_duration};
+use super::command::emit;
+use super::{OutputFormat, RuleArgs, parse_duration};
+use checker::rehearse::ingress::GatewayKind;
+use checker::rehearse::summary::{self, WalkReport};
+use checker::rehearse::walk::{self, WalkConfig, WalkEvent};
 
 /// Exit codes of `checker rehearse`, shown at the end of its `--help`.
 pub const HELP: &str = "Exit codes:
@@ -91,7 +92,7 @@ pub struct RehearseArgs {
     #[arg(long, env = "CHECKER_REHEARSE_GRACE", default_value = "30s", value_parser = parse_duration, value_name = "D")]
     pub grace: Duration,
     /// Connections in flight during each verification.
-    #[arg(long, env = "CHECKER_CONCURRENCY", default_value_t = crate::verify::DEFAULT_CONCURRENCY, value_name = "C")]
+    #[arg(long, env = "CHECKER_CONCURRENCY", default_value_t = checker::verify::DEFAULT_CONCURRENCY, value_name = "C")]
     pub concurrency: usize,
     /// The verdict's confidence, tolerance and error budget, applied to every step.
     #[command(flatten)]
@@ -180,7 +181,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
     let config = args.to_config();
     if let Err(e) = config.settings.validate() {
         eprintln!("checker: {e}");
-        return crate::exit::USAGE;
+        return checker::exit::USAGE;
     }
     if let Some(dir) = &config.samples_dir
         && let Err(e) = std::fs::create_dir_all(dir)
@@ -189,7 +190,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             "checker: cannot create the samples directory {}: {e}",
             dir.display()
         );
-        return crate::exit::USAGE;
+        return checker::exit::USAGE;
     }
     let text = args.output == OutputFormat::Text;
     let (stop, signal) = stop_on_signals();
@@ -204,7 +205,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
                 steps,
             } => {
                 let pid = haproxy_pid.map_or(String::new(), |p| format!(" (haproxy pid {p})"));
-                crate::command::emit(&format!(
+                emit(&format!(
                     "rehearsal: {} gateway listening on {gateway}{pid}; {} replicas each of one (stable) and two (canary); {steps} steps\n\n",
                     config.gateway.as_str(),
                     config.replicas,
@@ -214,11 +215,11 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             WalkEvent::StepDone(step, total) => {
                 let mut s = summary::step_header(step, total);
                 if let Some(r) = &step.verify {
-                    s.push_str(&crate::report::text::render(r));
+                    s.push_str(&checker::report::text::render(r));
                 }
                 s.push_str(&summary::step_notes(step));
                 s.push('\n');
-                crate::command::emit(&s);
+                emit(&s);
             }
         }
     };
@@ -236,9 +237,9 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         report.exit_code = 128 + signo;
     }
     if text {
-        crate::command::emit(&summary::render_summary(&report));
+        emit(&summary::render_summary(&report));
     } else {
-        crate::command::emit(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+        emit(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
     }
     report.exit_code
 }

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::exit;
-use crate::expect::Expectation;
-use crate::verdict::Settings;
-use crate::verify::{self, VerifyConfig};
+use checker::exit;
+use checker::expect::Expectation;
+use checker::verdict::Settings;
+use checker::verify::{self, MIN_RATE, VerifyConfig};
+
+pub mod command;
+pub mod rehearse;
 
 /// Verifies that live TCP traffic follows the expected canary weights.
 #[derive(Debug, Parser)]
@@ -36,11 +39,11 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
-    #[command(after_help = exit::HELP)]
+    #[command(after_help = format!("Durations (D): {}.\n\n{}", duration_arg::RULE, exit::HELP))]
     Verify(VerifyArgs),
     /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
-    #[command(after_help = crate::rehearse::cli::HELP)]
-    Rehearse(crate::rehearse::RehearseArgs),
+    #[command(after_help = rehearse::HELP)]
+    Rehearse(rehearse::RehearseArgs),
 }
 
 /// Report format on stdout.
@@ -179,9 +182,6 @@ pub fn parse_count_usize(s: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| "is too large".to_owned())
 }
 
-/// The lowest `--rate`: one connection per hour.
-pub const MIN_RATE: f64 = 1.0 / 3600.0;
-
 /// Parses `--rate`: connections per second, at least one per hour.
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
@@ -201,23 +201,8 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses a duration such as `30s`, `1m30s`, `250ms`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(seconds) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds)
-            .map_err(|_| "must be a duration of zero or more seconds".to_owned());
-    }
-    humantime::parse_duration(s).map_err(|e| format!("must be a duration such as 30s or 2m ({e})"))
-}
-
-/// Parses a duration longer than zero (see [`parse_duration`]).
-pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    match parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err("must be a duration longer than zero, such as 30s, 2m or 1.5".to_owned()),
-    }
-}
+/// Parses a duration by the rule both binaries share: see [`duration_arg`].
+pub use duration_arg::{parse as parse_duration, parse_positive as parse_positive_duration};
 
 /// Turns a command-line parse error into the message and exit code the user sees.
 ///

@@ -4,33 +4,17 @@ use std::io::Write;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Command, OutputFormat, VerifyArgs};
-use crate::exit;
-use crate::report;
-use crate::verify;
+use super::{Command, OutputFormat, VerifyArgs};
+use checker::exit;
+use checker::report;
+use checker::verify;
 
 /// Runs `command` and returns the process exit code.
 pub async fn run(command: Command) -> i32 {
     match command {
         Command::Verify(args) => run_verify(&args).await,
-        Command::Rehearse(args) => crate::rehearse::run(&args).await,
+        Command::Rehearse(args) => super::rehearse::run(&args).await,
     }
-}
-
-/// A token cancelled by the first Ctrl-C (SIGINT); a second Ctrl-C exits at once.
-pub fn interrupt_token() -> CancellationToken {
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("interrupted: finishing the report; press Ctrl-C again to quit at once");
-            token.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    stop
 }
 
 /// A token cancelled by the first Ctrl-C (SIGINT) or SIGTERM, for `verify`: either stops
@@ -88,7 +72,7 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 
 /// Writes report text to stdout. A closed stdout (`checker verify ... | head`) is not an
 /// error worth a panic: the exit code still carries the verdict.
-pub(crate) fn emit(text: &str) {
+pub fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
@@ -109,14 +93,14 @@ fn with_env_source(error: &verify::VerifyError) -> String {
             .filter(|w| w.starts_with("--"))
             .map(str::to_owned),
         verify::VerifyError::Target(
-            crate::target::TargetError::Syntax(_) | crate::target::TargetError::PortZero(_),
+            checker::target::TargetError::Syntax(_) | checker::target::TargetError::PortZero(_),
         ) => Some("--target".to_owned()),
         _ => None,
     };
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    match flag.and_then(|f| crate::cli::env_source(&f, &argv)) {
+    match flag.and_then(|f| super::env_source(&f, &argv)) {
         Some(name) => format!("{text} (set by the environment variable {name})"),
         None => text,
     }

@@ -1,0 +1,63 @@
+//! Wall-clock timestamps as RFC 3339 text in UTC, formatted by humantime (the crate
+//! that also reads and prints the command line's durations, so one crate does both).
+
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Appends `t` as `2026-11-27T13:37:49.123456789Z` to `out`, without allocating.
+///
+/// A clock set before 1970 writes the epoch; a time after year 9999 writes nothing.
+pub fn write_rfc3339_nanos(t: SystemTime, out: &mut String) {
+    // humantime panics before the epoch and refuses years past 9999 with a fmt error,
+    // which is ignored here: an empty timestamp still makes a valid probe line.
+    let _ = write!(
+        out,
+        "{}",
+        humantime::format_rfc3339_nanos(t.max(UNIX_EPOCH))
+    );
+}
+
+/// `t` as `2026-11-27T13:37:49.123456Z` (microseconds), for the report's start and end.
+pub fn rfc3339_micros(t: SystemTime) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "{}",
+        humantime::format_rfc3339_micros(t.max(UNIX_EPOCH))
+    );
+    out
+}
+
+/// `t` as `2026-11-27T13:37:49.123456789Z` (nanoseconds).
+pub fn rfc3339_nanos(t: SystemTime) -> String {
+    let mut out = String::new();
+    write_rfc3339_nanos(t, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_fixed_digits() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(rfc3339_nanos(t), "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(rfc3339_micros(t), "2023-11-14T22:13:20.123456Z");
+        let whole = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(rfc3339_nanos(whole), "2023-11-14T22:13:20.000000000Z");
+        assert_eq!(rfc3339_micros(whole), "2023-11-14T22:13:20.000000Z");
+    }
+
+    #[test]
+    fn a_clock_out_of_range_does_not_panic() {
+        let early = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(rfc3339_nanos(early), "1970-01-01T00:00:00.000000000Z");
+        let late = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        assert_eq!(rfc3339_nanos(late), "");
+        let mut out = "kept".to_owned();
+        write_rfc3339_nanos(late, &mut out);
+        assert_eq!(out, "kept");
+    }
+}

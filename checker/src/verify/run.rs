@@ -1,0 +1,303 @@
+//! The run: resolve the target, plan, sample into a tally, read this machine's
+//! limits, and build the report.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{VerifyConfig, VerifyError};
+use crate::expect::Expectation;
+use crate::report::model::{Times, VerifyReport};
+use crate::report::progress::Progress;
+use crate::report::samples::SamplesWriter;
+use crate::sampler::{self, Sample, SamplerConfig, Sink, Timeouts};
+use crate::sync::lock;
+use crate::tally::{Tally, Windowing};
+use crate::target::{self};
+use crate::verdict::local::LocalReadings;
+use crate::verdict::{self, Plan};
+
+/// How often the progress bar is refreshed.
+const PROGRESS_TICK: Duration = Duration::from_millis(200);
+
+/// The sink of a run: records every sample into the tally and the samples file,
+/// on the sampling task itself (a short critical section, no task wake-up).
+struct Collector {
+    tally: Mutex<Tally>,
+    has_out: bool,
+    samples_out: Mutex<Option<SamplesWriter>>,
+    write_error: Mutex<Option<std::io::Error>>,
+    /// Cancelled when the samples file fails, to stop every sampling task.
+    sampling: CancellationToken,
+    done: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Sink for Collector {
+    fn accept(&self, sample: Sample) -> bool {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if sample.result.is_err() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        lock(&self.tally).record(&sample);
+        if self.has_out
+            && let Some(out) = lock(&self.samples_out).as_mut()
+            && let Err(e) = out.write(&sample)
+        {
+            lock(&self.write_error).get_or_insert(e);
+            self.sampling.cancel();
+            return false;
+        }
+        true
+    }
+}
+
+fn read_number(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// TCP sockets in use plus those in TIME_WAIT, from `/proc/net/sockstat` and `sockstat6`.
+fn tcp_sockets() -> Option<u64> {
+    let field = |text: &str, line: &str, name: &str| -> Option<u64> {
+        let fields: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with(line))?
+            .split_whitespace()
+            .collect();
+        let i = fields.iter().position(|f| *f == name)?;
+        fields.get(i + 1)?.parse().ok()
+    };
+    let v4 = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let mut n = field(&v4, "TCP:", "inuse")? + field(&v4, "TCP:", "tw").unwrap_or(0);
+    if let Ok(v6) = std::fs::read_to_string("/proc/net/sockstat6") {
+        n += field(&v6, "TCP6:", "inuse").unwrap_or(0);
+    }
+    Some(n)
+}
+
+/// Reads the conntrack table, the local port range and TCP sockets (Linux `/proc`;
+/// whatever is missing stays `None`).
+pub fn read_local() -> LocalReadings {
+    let local_ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut it = text.split_whitespace().map(str::parse::<u64>);
+            match (it.next(), it.next()) {
+                (Some(Ok(low)), Some(Ok(high))) if high >= low => Some(high - low + 1),
+                _ => None,
+            }
+        });
+    LocalReadings {
+        conntrack_count: read_number("/proc/sys/net/netfilter/nf_conntrack_count"),
+        conntrack_max: read_number("/proc/sys/net/netfilter/nf_conntrack_max"),
+        local_ports,
+        tcp_sockets: tcp_sockets(),
+    }
+}
+
+/// The counts shown by the progress bar: every expected version in order (zero until
+/// it answers), then the unexpected ones that answered.
+fn progress_counts(expect: &Expectation, answered: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    let mut counts: Vec<(String, u64)> = expect
+        .versions()
+        .iter()
+        .map(|v| (v.name.clone(), 0))
+        .collect();
+    for (name, n) in answered {
+        match counts.iter_mut().find(|(known, _)| *known == name) {
+            Some(entry) => entry.1 = n,
+            None => counts.push((name, n)),
+        }
+    }
+    counts
+}
+
+/// Keeps the highest counts of two readings.
+fn peak(a: LocalReadings, b: LocalReadings) -> LocalReadings {
+    LocalReadings {
+        conntrack_count: a.conntrack_count.max(b.conntrack_count),
+        conntrack_max: b.conntrack_max.or(a.conntrack_max),
+        local_ports: b.local_ports.or(a.local_ports),
+        tcp_sockets: a.tcp_sockets.max(b.tcp_sockets),
+    }
+}
+
+/// A verification ready to sample: the target resolved and the count planned.
+#[derive(Debug)]
+pub struct Prepared {
+    config: VerifyConfig,
+    addrs: Vec<SocketAddr>,
+    plan: Option<Plan>,
+    samples_out: Option<SamplesWriter>,
+}
+
+/// Resolves the target, plans the count when none is given and opens the samples file.
+pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
+    config.validate()?;
+    let addrs = target::resolve(&config.target).await?;
+    let plan = match config.samples {
+        None => Some(verdict::plan(&config.expect, &config.settings)),
+        Some(_) => None,
+    };
+    let samples_out = match &config.samples_out {
+        Some(path) => {
+            Some(
+                SamplesWriter::create(path).map_err(|source| VerifyError::SamplesOut {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        config: config.clone(),
+        addrs,
+        plan,
+        samples_out,
+    })
+}
+
+/// Runs a whole verification; `stop` ends sampling early and the report covers what was taken.
+pub async fn verify(
+    config: &VerifyConfig,
+    stop: CancellationToken,
+) -> Result<VerifyReport, VerifyError> {
+    prepare(config).await?.run(stop).await
+}
+
+impl Prepared {
+    /// The plan, when no sample count was given.
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+
+    /// The number of samples the run will take, when bounded by count.
+    pub fn sample_count(&self) -> Option<u64> {
+        match (self.config.samples, self.config.duration) {
+            (Some(n), _) => Some(n),
+            (None, None) => self.plan.as_ref().map(|p| p.samples),
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// Samples until the count, the duration or `stop`, then judges what was collected.
+    pub async fn run(mut self, stop: CancellationToken) -> Result<VerifyReport, VerifyError> {
+        let count = self.sample_count();
+        let windowing = match (count, self.config.duration) {
+            (Some(total), _) => Windowing::ById { total },
+            (None, Some(duration)) => Windowing::ByTime { duration },
+            (None, None) => Windowing::ById { total: u64::MAX },
+        };
+        let sampler_config = SamplerConfig {
+            addrs: self.addrs.clone(),
+            samples: count,
+            duration: self.config.duration,
+            concurrency: self.config.concurrency,
+            rate: self.config.rate,
+            timeouts: Timeouts {
+                connect: self.config.connect_timeout,
+                reply: self.config.reply_timeout,
+            },
+            reset_on_close: self.config.reset_on_close,
+        };
+        let started_at = SystemTime::now();
+        let start = Instant::now();
+        let sampling = stop.child_token();
+        let collector = Arc::new(Collector {
+            tally: Mutex::new(Tally::new(windowing)),
+            has_out: self.samples_out.is_some(),
+            samples_out: Mutex::new(self.samples_out.take()),
+            write_error: Mutex::new(None),
+            sampling: sampling.clone(),
+            done: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        });
+        let mut sampler = tokio::spawn(sampler::run(
+            sampler_config,
+            sampling.clone(),
+            Arc::clone(&collector),
+        ));
+        let progress = Progress::new(self.config.progress, count, self.config.duration);
+        let mut tick = tokio::time::interval(PROGRESS_TICK);
+        let mut readings = read_local();
+        let finished = loop {
+            tokio::select! {
+                finished = &mut sampler => break finished,
+                _ = tick.tick() => {
+                    readings = peak(readings, read_local());
+                    if progress.is_drawn() {
+                        let answered = lock(&collector.tally).counts();
+                        let counts = progress_counts(&self.config.expect, answered);
+                        progress.update(
+                            collector.done.load(Ordering::Relaxed),
+                            collector.errors.load(Ordering::Relaxed),
+                            &counts,
+                        );
+                    }
+                }
+            }
+        };
+        let readings = peak(readings, read_local());
+        let stop_reason = finished.map_err(|e| VerifyError::Sampler(e.to_string()))?;
+        progress.finish();
+        let tally = std::mem::replace(&mut *lock(&collector.tally), Tally::new(windowing));
+        let mut write_error = lock(&collector.write_error).take();
+        if let Some(out) = lock(&collector.samples_out).take()
+            && let Err(e) = out.finish()
+        {
+            write_error.get_or_insert(e);
+        }
+        if let (Some(source), Some(path)) = (write_error, &self.config.samples_out) {
+            return Err(VerifyError::SamplesOut {
+                path: path.clone(),
+                source,
+            });
+        }
+        let elapsed = start.elapsed();
+        let finished_at = SystemTime::now();
+        Ok(VerifyReport::build(
+            &self.config,
+            &self.addrs,
+            self.plan,
+            tally,
+            stop_reason,
+            readings,
+            Times {
+                started_at: crate::clock::rfc3339_micros(started_at),
+                finished_at: crate::clock::rfc3339_micros(finished_at),
+                elapsed_s: elapsed.as_secs_f64(),
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> VerifyConfig {
+        VerifyConfig::new("127.0.0.1:1", "one=90,two=10".parse().unwrap())
+    }
+
+    #[test]
+    fn the_progress_shows_every_expected_version_then_the_unexpected() {
+        let expect: Expectation = "two=10,one=90".parse().unwrap();
+        let shown = progress_counts(&expect, vec![("one".into(), 5), ("three".into(), 1)]);
+        let want: Vec<(String, u64)> =
+            vec![("two".into(), 0), ("one".into(), 5), ("three".into(), 1)];
+        assert_eq!(shown, want);
+    }
+
+    #[test]
+    fn the_verify_future_can_be_spawned() {
+        fn is_send<T: Send>(_: &T) {}
+        let c = config();
+        let future = verify(&c, CancellationToken::new());
+        is_send(&future);
+    }
+}
