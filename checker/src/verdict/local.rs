@@ -79,17 +79,10 @@ pub fn likely_cause(
             ),
         });
     }
-    if let (Some(sockets), Some(ports)) = (readings.tcp_sockets, readings.local_ports)
-        && nearly_full(sockets, ports)
-    {
-        return Some(LocalCause {
-            kind: LocalCauseKind::LocalPortsExhausted,
-            message: format!(
-                "{sockets} TCP sockets were open or in TIME_WAIT on this machine against a \
-                 local port range of {ports} ports"
-            ),
-        });
-    }
+    // The machine-wide socket count (`tcp_sockets`) is reported but decides nothing: a
+    // local port is only used up per destination (address and port), so tens of
+    // thousands of sockets to many destinations leave every one of them plenty. Only
+    // EADDRNOTAVAIL, above, shows that connect found no port.
     None
 }
 
@@ -118,19 +111,19 @@ mod tests {
     }
 
     #[test]
-    fn eaddrnotavail_or_a_used_up_port_range_names_the_local_ports() {
+    fn only_eaddrnotavail_names_the_local_ports() {
         let calm = readings(10, 262_144);
         let cause = likely_cause(&calm, 7, 7).expect("a cause");
         assert_eq!(cause.kind, LocalCauseKind::LocalPortsExhausted);
         assert!(cause.message.contains("7 connections"), "{cause:?}");
         assert!(cause.message.contains("28232"), "{cause:?}");
+        // More sockets machine-wide than the port range holds (seen here after many
+        // rehearsals) is not exhaustion: ports are used up per destination.
         let busy = LocalReadings {
-            tcp_sockets: Some(27_000),
+            tcp_sockets: Some(36_000),
             ..calm
         };
-        let cause = likely_cause(&busy, 3, 0).expect("a cause");
-        assert_eq!(cause.kind, LocalCauseKind::LocalPortsExhausted);
-        assert!(cause.message.contains("27000 TCP sockets"), "{cause:?}");
+        assert_eq!(likely_cause(&busy, 3, 0), None);
     }
 
     #[test]
