@@ -79,7 +79,19 @@ fn rehearse_json(args: &[&str]) -> (i32, Value, String) {
     let (code, out, err) = rehearse(&all);
     let doc: Value = serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
+    assert_rehearsal_schema_valid(&doc);
     (code, doc, err)
+}
+
+/// Validates `doc` against checker/schema/rehearsal.schema.json, panicking with every error.
+fn assert_rehearsal_schema_valid(doc: &Value) {
+    let schema: Value = serde_json::from_str(checker::rehearse::summary::SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "schema errors: {errors:#?}\n{doc:#}");
 }
 
 fn steps(doc: &Value) -> &Vec<Value> {

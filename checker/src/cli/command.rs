@@ -152,12 +152,11 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         Ok(report) => report,
         Err(e) => return fail(&e, e.exit_code()),
     };
-    let document = report::json::document(&report);
+    let document = report::json::to_string(&report);
     // A report file that cannot be written must not hide the verdict: stdout gets the
     // report first, then the write error and exit 2.
     let json_failed = json_file.as_mut().and_then(|(path, file)| {
-        let text = serde_json::to_string_pretty(&document).unwrap_or_default() + "\n";
-        file.write_all(text.as_bytes())
+        file.write_all(document.as_bytes())
             .and_then(|()| file.sync_data())
             .err()
             .map(|e| json_error(path, &e))
@@ -165,7 +164,7 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
     match args.output {
         OutputFormat::Text => emit(&report::text::render(&report)),
         OutputFormat::Json => {
-            emit(&(serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"));
+            emit(&document);
         }
     }
     if let Some(e) = json_failed {

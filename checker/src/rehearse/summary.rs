@@ -1,6 +1,11 @@
 //! What a rehearsal reports: one record per step, the walk's outcome and exit code,
 //! and their text rendering (the per-step header and notes, the final summary table).
 //!
+//! [`WalkReport`] is the JSON document of `checker rehearse --output json`, described
+//! by `checker/schema/rehearsal.schema.json` ([`SCHEMA`]); each step's `verify` is the
+//! verification's report model ([`VerifyReport`]), whose parts also make up the
+//! `checker verify` document (`crate::report::json`).
+//!
 //! Exit code of a walk: 0 when every step passed; otherwise the worst step's code,
 //! worst first: FAIL 1 (the split is wrong) > ERRORS 4 (error budget exceeded, or a
 //! held connection was lost) > INCONCLUSIVE 3. An interrupted walk exits 130.
@@ -16,6 +21,9 @@ use super::ingress::GatewayKind;
 use crate::exit;
 use crate::verdict::{Drift, Outcome};
 use crate::verify::VerifyReport;
+
+/// The schema of the rehearsal's JSON document, as kept in the repository.
+pub const SCHEMA: &str = include_str!("../../schema/rehearsal.schema.json");
 
 /// Exit code of an interrupted rehearsal (128 + SIGINT).
 pub const INTERRUPTED: i32 = 130;
@@ -475,6 +483,42 @@ mod tests {
         };
         w.decide();
         w
+    }
+
+    /// The rehearsal schema's copies of the verify schema's parts stay equal to them.
+    #[test]
+    fn the_shared_schema_parts_are_the_verify_schemas() {
+        let rehearsal: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        let report: serde_json::Value = serde_json::from_str(crate::report::json::SCHEMA).unwrap();
+        let defs = &rehearsal["$defs"];
+        for name in ["fraction", "outcome", "interval", "latency"] {
+            assert_eq!(defs[name], report["$defs"][name], "{name}");
+        }
+        let props = &report["properties"];
+        for name in [
+            "inputs",
+            "plan",
+            "stop_reason",
+            "errors",
+            "schedule",
+            "drift",
+        ] {
+            assert_eq!(defs[name], props[name], "{name}");
+        }
+        assert_eq!(
+            defs["chi_square"],
+            props["split"]["properties"]["chi_square"]
+        );
+        let mut version = props["versions"]["items"].clone();
+        version["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("latency_us");
+        version["required"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|k| k != "latency_us");
+        assert_eq!(defs["version"], version);
     }
 
     #[test]

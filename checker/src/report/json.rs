@@ -1,12 +1,22 @@
 //! The JSON report: one stable document, described by `checker/schema/report.schema.json`.
 //!
+//! The document is a set of serde types borrowing from the report model
+//! ([`VerifyReport`]) and reusing its serialisable parts (inputs, plan, intervals,
+//! errors, drift), the same parts the rehearsal's document embeds
+//! (`checker/schema/rehearsal.schema.json`): one model, two documents.
+//!
 //! Field names and meanings only change together with [`SCHEMA_VERSION`]. Shares and
 //! rates are fractions in 0..=1, latencies are microseconds, times are RFC 3339.
 
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
-use crate::sampler::ErrorClass;
-use crate::verify::{LatencySummary, VerifyReport};
+use serde::Serialize;
+
+use crate::sampler::{ErrorClass, StopReason};
+use crate::tally::{MalformedReply, Window};
+use crate::verdict::local::{LocalCause, LocalReadings};
+use crate::verdict::{ChiSquare, Drift, Interval, Outcome, Plan};
+use crate::verify::{Inputs, LatencySummary, ScheduleSummary, VerifyReport};
 
 /// The version of the document's layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -14,120 +24,234 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// The schema the document follows, as kept in the repository.
 pub const SCHEMA: &str = include_str!("../../schema/report.schema.json");
 
-fn latency(l: &LatencySummary) -> Value {
-    json!({
-        "count": l.count, "p50": l.p50, "p90": l.p90, "p99": l.p99, "max": l.max, "mean": l.mean,
-    })
+/// The `checker verify` JSON document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Document<'a> {
+    /// Layout version, [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The program that wrote it.
+    pub tool: Tool,
+    /// Overall outcome (errors decide first).
+    pub outcome: Outcome,
+    /// The process exit code.
+    pub exit_code: i32,
+    /// One sentence saying why.
+    pub reason: String,
+    /// What was asked.
+    pub inputs: &'a Inputs,
+    /// The plan, when no count was given.
+    pub plan: Option<&'a Plan>,
+    /// RFC 3339 start.
+    pub started_at: &'a str,
+    /// RFC 3339 end.
+    pub finished_at: &'a str,
+    /// Seconds from start to end.
+    pub elapsed_s: f64,
+    /// Why sampling stopped.
+    pub stop_reason: StopReason,
+    /// Finished, attributed and failed samples.
+    pub counts: Counts,
+    /// The split's verdict without its versions.
+    pub split: Split<'a>,
+    /// Every version, with its latency.
+    pub versions: Vec<VersionEntry<'a>>,
+    /// Errors and the error budget's verdict.
+    pub errors: Errors<'a>,
+    /// Schedule keeping with `--rate`.
+    pub schedule: Option<&'a ScheduleSummary>,
+    /// Counts per consecutive window, oldest first.
+    pub windows: Vec<WindowEntry<'a>>,
+    /// Whether the split moved between windows.
+    pub drift: &'a Drift,
 }
 
-/// Builds the JSON document of `report`.
-pub fn document(report: &VerifyReport) -> Value {
-    let versions: Vec<Value> = report
-        .split
-        .versions
-        .iter()
-        .map(|v| {
-            let lat = report.latency.get(&v.name);
-            json!({
-                "name": v.name,
-                "expected": v.expected,
-                "was_expected": v.was_expected,
-                "count": v.count,
-                "share": v.share,
-                "interval": {"low": v.interval.low, "high": v.interval.high},
-                "band": {"low": v.band.low, "high": v.band.high},
-                "outcome": v.outcome,
-                "reason": v.reason,
-                "more_samples": v.more_samples,
-                "latency_us": {
-                    "connect": latency(&lat.map_or(LatencySummary::EMPTY, |l| l.connect)),
-                    "reply": latency(&lat.map_or(LatencySummary::EMPTY, |l| l.reply)),
-                },
+/// The program that wrote the document.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Tool {
+    /// Always `checker`.
+    pub name: &'static str,
+    /// The crate version.
+    pub version: &'static str,
+}
+
+/// Sample counts: `attempted` = `attributed` + `errors`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Counts {
+    /// Finished samples.
+    pub attempted: u64,
+    /// Samples attributed to a version.
+    pub attributed: u64,
+    /// Failed samples.
+    pub errors: u64,
+}
+
+/// The split's verdict (its versions are listed apart, with latency).
+#[derive(Debug, Clone, Serialize)]
+pub struct Split<'a> {
+    /// The split's outcome.
+    pub outcome: Outcome,
+    /// Confidence of each version's interval (Bonferroni).
+    pub per_version_confidence: f64,
+    /// Attributed samples.
+    pub total: u64,
+    /// Pearson's goodness of fit, information only.
+    pub chi_square: &'a ChiSquare,
+}
+
+/// One version's verdict and latency.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionEntry<'a> {
+    /// The version name.
+    pub name: &'a str,
+    /// Expected share.
+    pub expected: f64,
+    /// Whether it was expected at all.
+    pub was_expected: bool,
+    /// Samples it answered.
+    pub count: u64,
+    /// Observed share.
+    pub share: f64,
+    /// Wilson score interval of the share.
+    pub interval: Interval,
+    /// The tolerance band around the expected share.
+    pub band: Interval,
+    /// The version's outcome.
+    pub outcome: Outcome,
+    /// Why.
+    pub reason: &'a str,
+    /// More samples that would decide an INCONCLUSIVE version.
+    pub more_samples: Option<u64>,
+    /// Connect and reply latency, microseconds.
+    pub latency_us: LatencyEntry,
+}
+
+/// Connect and reply latency of one version (all zero when it never answered).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LatencyEntry {
+    /// Time to establish the connection.
+    pub connect: LatencySummary,
+    /// Time from sending the probe to the complete reply.
+    pub reply: LatencySummary,
+}
+
+/// The errors of a run, every class named.
+#[derive(Debug, Clone, Serialize)]
+pub struct Errors<'a> {
+    /// Failed samples.
+    pub total: u64,
+    /// Failed over finished samples.
+    pub rate: f64,
+    /// The budget.
+    pub max_rate: f64,
+    /// Every finished sample failed.
+    pub unreachable: bool,
+    /// FAIL when unreachable or over budget, else PASS.
+    pub outcome: Outcome,
+    /// Failed samples per class, every class present.
+    pub by_class: &'a BTreeMap<ErrorClass, u64>,
+    /// The first few distinct malformed replies.
+    pub malformed_replies: &'a [MalformedReply],
+    /// This machine's conntrack table, port range and sockets.
+    pub local_readings: &'a LocalReadings,
+    /// A likely cause of the errors on this machine.
+    pub local_cause: Option<&'a LocalCause>,
+}
+
+/// One window's counts, with its position.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowEntry<'a> {
+    /// 0-based position, oldest first.
+    pub index: usize,
+    /// Counts per version.
+    pub counts: &'a BTreeMap<String, u64>,
+    /// Failed samples.
+    pub errors: u64,
+}
+
+impl<'a> Document<'a> {
+    /// The document of `report`.
+    pub fn of(report: &'a VerifyReport) -> Self {
+        let versions = report
+            .split
+            .versions
+            .iter()
+            .map(|v| {
+                let lat = report.latency.get(&v.name);
+                VersionEntry {
+                    name: &v.name,
+                    expected: v.expected,
+                    was_expected: v.was_expected,
+                    count: v.count,
+                    share: v.share,
+                    interval: v.interval,
+                    band: v.band,
+                    outcome: v.outcome,
+                    reason: &v.reason,
+                    more_samples: v.more_samples,
+                    latency_us: LatencyEntry {
+                        connect: lat.map_or(LatencySummary::EMPTY, |l| l.connect),
+                        reply: lat.map_or(LatencySummary::EMPTY, |l| l.reply),
+                    },
+                }
             })
-        })
-        .collect();
-    let by_class: serde_json::Map<String, Value> = ErrorClass::ALL
-        .iter()
-        .map(|c| {
-            let n = report.errors.by_class.get(c).copied().unwrap_or(0);
-            (c.as_str().to_owned(), json!(n))
-        })
-        .collect();
-    let windows: Vec<Value> = report
-        .windows
-        .iter()
-        .enumerate()
-        .map(|(i, w)| json!({"index": i, "counts": w.counts, "errors": w.errors}))
-        .collect();
-    let i = &report.inputs;
-    json!({
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "checker", "version": env!("CARGO_PKG_VERSION")},
-        "outcome": report.outcome(),
-        "exit_code": report.exit_code(),
-        "reason": report.reason(),
-        "inputs": {
-            "target": i.target,
-            "addresses": i.addresses,
-            "expect": i.expect.iter().map(|e| json!({"name": e.name, "weight": e.weight, "share": e.share})).collect::<Vec<_>>(),
-            "samples": i.samples,
-            "duration_s": i.duration_s,
-            "concurrency": i.concurrency,
-            "rate": i.rate,
-            "confidence": i.confidence,
-            "tolerance": i.tolerance,
-            "max_error_rate": i.max_error_rate,
-            "connect_timeout_ms": i.connect_timeout_ms,
-            "reply_timeout_ms": i.reply_timeout_ms,
-        },
-        "plan": report.plan.as_ref().map(|p| json!({
-            "samples": p.samples,
-            "pass_probability": p.pass_probability,
-            "detect_probability": p.detect_probability,
-        })),
-        "started_at": report.times.started_at,
-        "finished_at": report.times.finished_at,
-        "elapsed_s": report.times.elapsed_s,
-        "stop_reason": report.stop_reason,
-        "counts": {
-            "attempted": report.attempted,
-            "attributed": report.attributed,
-            "errors": report.errors.total,
-        },
-        "split": {
-            "outcome": report.split.outcome,
-            "per_version_confidence": report.split.per_version_confidence,
-            "total": report.split.total,
-            "chi_square": {
-                "statistic": report.split.chi_square.statistic,
-                "degrees_of_freedom": report.split.chi_square.degrees_of_freedom,
-                "p_value": report.split.chi_square.p_value,
+            .collect();
+        let windows = report
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(index, w): (usize, &Window)| WindowEntry {
+                index,
+                counts: &w.counts,
+                errors: w.errors,
+            })
+            .collect();
+        let e = &report.errors;
+        Self {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool {
+                name: "checker",
+                version: env!("CARGO_PKG_VERSION"),
             },
-        },
-        "versions": versions,
-        "errors": {
-            "total": report.errors.total,
-            "rate": report.errors.rate,
-            "max_rate": report.errors.max_rate,
-            "unreachable": report.errors.unreachable,
-            "outcome": report.errors.outcome,
-            "by_class": by_class,
-            "malformed_replies": report.errors.malformed_replies,
-            "local_readings": report.errors.local_readings,
-            "local_cause": report.errors.local_cause,
-        },
-        "schedule": report.schedule.as_ref().map(|s| json!({
-            "rate": s.rate,
-            "late": s.late,
-            "lag_us": latency(&s.lag_us),
-        })),
-        "windows": windows,
-        "drift": {
-            "moved": report.drift.moved,
-            "statistic": report.drift.statistic,
-            "degrees_of_freedom": report.drift.degrees_of_freedom,
-            "p_value": report.drift.p_value,
-            "max_shift": report.drift.max_shift,
-        },
-    })
+            outcome: report.outcome(),
+            exit_code: report.exit_code(),
+            reason: report.reason(),
+            inputs: &report.inputs,
+            plan: report.plan.as_ref(),
+            started_at: &report.times.started_at,
+            finished_at: &report.times.finished_at,
+            elapsed_s: report.times.elapsed_s,
+            stop_reason: report.stop_reason,
+            counts: Counts {
+                attempted: report.attempted,
+                attributed: report.attributed,
+                errors: e.total,
+            },
+            split: Split {
+                outcome: report.split.outcome,
+                per_version_confidence: report.split.per_version_confidence,
+                total: report.split.total,
+                chi_square: &report.split.chi_square,
+            },
+            versions,
+            errors: Errors {
+                total: e.total,
+                rate: e.rate,
+                max_rate: e.max_rate,
+                unreachable: e.unreachable,
+                outcome: e.outcome,
+                by_class: &e.by_class,
+                malformed_replies: &e.malformed_replies,
+                local_readings: &e.local_readings,
+                local_cause: e.local_cause.as_ref(),
+            },
+            schedule: report.schedule.as_ref(),
+            windows,
+            drift: &report.drift,
+        }
+    }
+}
+
+/// The document of `report`, pretty-printed with a final newline.
+pub fn to_string(report: &VerifyReport) -> String {
+    serde_json::to_string_pretty(&Document::of(report)).unwrap_or_default() + "\n"
 }

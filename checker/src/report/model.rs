@@ -497,7 +497,7 @@ mod tests {
             report.reason()
         );
         assert!(crate::report::text::render(&report).contains("likely local cause"));
-        let doc = crate::report::json::document(&report);
+        let doc = serde_json::to_value(crate::report::json::Document::of(&report)).unwrap();
         assert_eq!(doc["errors"]["local_cause"]["kind"], "conntrack_full");
         let calm = LocalReadings {
             conntrack_count: Some(1_000),
@@ -505,6 +505,7 @@ mod tests {
         };
         let report = refused_report(calm);
         assert!(!report.reason().contains("machine"), "{}", report.reason());
-        assert!(crate::report::json::document(&report)["errors"]["local_cause"].is_null());
+        let doc = serde_json::to_value(crate::report::json::Document::of(&report)).unwrap();
+        assert!(doc["errors"]["local_cause"].is_null());
     }
 }
