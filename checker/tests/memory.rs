@@ -1,6 +1,6 @@
 //! Flat memory: the checker keeps HdrHistograms and counters, never per-sample vectors,
 //! so its peak resident memory (VmHWM, read from /proc while the real binary runs against
-//! the real echo-server) stays under 32 MiB whatever the sample count.
+//! an in-process echo server) stays under 32 MiB whatever the sample count.
 //!
 //! The default test takes 100,000 samples; the ignored one takes 1,000,000 (minutes in a
 //! debug build). `CHECKER_MEMORY_SAMPLES` overrides the count of the default test.

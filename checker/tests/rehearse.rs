@@ -9,23 +9,17 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use test_support::ChildGuard;
 
 /// Longest a whole walk may take in a debug build before the test gives up.
 const WALK_LIMIT: Duration = Duration::from_secs(240);
 
-/// A child process killed and reaped when dropped, even if the test fails.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// A checker child process, killed and reaped when dropped (its guard), even if the test fails.
+struct Running(ChildGuard);
 
 impl Running {
     fn start(args: &[&str]) -> Self {
@@ -37,7 +31,7 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start checker");
-        Running(child)
+        Running(ChildGuard(child))
     }
 
     /// Waits (bounded) for the exit; returns status, stdout, stderr.
@@ -416,7 +410,7 @@ fn signal_after_first_step(args: &[&str], signal: &str, tmp: &std::path::Path) -
         .stderr(Stdio::piped())
         .spawn()
         .expect("start checker");
-    let mut run = Running(child);
+    let mut run = Running(ChildGuard(child));
     let pid = run.0.id();
     let mut stdout = BufReader::new(run.0.stdout.take().unwrap());
     let mut seen = String::new();

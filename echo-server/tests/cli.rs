@@ -7,12 +7,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
 use common::{Client, ServerProc, binary, reply, start};
-
-/// A port that is free right now (bound to port 0, read back, released).
-fn free_port() -> u16 {
-    let probe = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
-    probe.local_addr().expect("probe address").port()
-}
+use test_support::free_port;
 
 #[test]
 fn istio_sample_check_passes_with_the_positional_form() {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use tcp_canary_benches::load::{self, Rate};
+use tcp_canary_benches::median;
 use tcp_canary_benches::process::{ServerProcess, sibling_binary};
 
 /// The version both servers answer with.
@@ -104,12 +105,6 @@ struct Results {
     cpu_ping_pong: Vec<f64>,
     errors: u64,
     idle_bytes: Option<f64>,
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Server CPU microseconds per successful operation since `start`.

@@ -10,10 +10,9 @@
 //! sample (this process only; the echo server is another process) is shown too: it is
 //! far less sensitive to other load on the machine than the rates are.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,6 +20,8 @@ use std::time::Duration;
 use checker::expect::Expectation;
 use checker::verify::{VerifyConfig, verify};
 use clap::Parser;
+use tcp_canary_benches::median;
+use tcp_canary_benches::process::ServerProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -48,53 +49,6 @@ struct Args {
     /// Worker threads of the echo server (0 = one per core).
     #[arg(long, default_value_t = 0)]
     server_threads: usize,
-}
-
-/// The echo server under load; killed and reaped on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(program: &PathBuf, threads: usize) -> Result<Self, String> {
-        let mut child = Command::new(program)
-            .args(["0", "one", "--listen", "127.0.0.1", "--no-admin"])
-            .arg(format!("--threads={threads}"))
-            .env("RUST_LOG", "warn,echo_server::server=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let mut lines = BufReader::new(stdout).lines();
-        server.addr = loop {
-            let Some(Ok(line)) = lines.next() else {
-                return Err(format!("{} exited before listening", program.display()));
-            };
-            if let Some(addr) = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("echo="))
-                .and_then(|a| a.parse().ok())
-            {
-                break addr;
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Ok(server)
-    }
 }
 
 /// The minimal loop: connect, write one probe-sized line, read to the newline, close.
@@ -178,11 +132,6 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -197,7 +146,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let server = match Server::start(&program, args.server_threads) {
+    let server_args = ["0", "one", "--listen", "127.0.0.1", "--no-admin"]
+        .map(String::from)
+        .into_iter()
+        .chain([format!("--threads={}", args.server_threads)])
+        .collect::<Vec<_>>();
+    let server = match ServerProcess::start(&program, &server_args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sampler_bench: {e}");
@@ -255,9 +209,9 @@ async fn main() -> ExitCode {
         eprintln!("  c={c} baseline runs/s: {base:.0?}");
         eprintln!("  c={c} checker  runs/s: {mine:.0?}");
         eprintln!("  c={c} pair ratios: {ratios:.3?}");
-        let (b, m) = (median(base), median(mine));
-        let (bc, mc) = (median(base_cpu), median(mine_cpu));
-        let ratio = median(ratios);
+        let (b, m) = (median(&base), median(&mine));
+        let (bc, mc) = (median(&base_cpu), median(&mine_cpu));
+        let ratio = median(&ratios);
         let ok = ratio >= TARGET;
         all_ok &= ok;
         println!(

@@ -1,9 +1,9 @@
 //! Shared helpers of the checker's black-box tests.
 //!
 //! * the checker binary comes from `env!("CARGO_BIN_EXE_checker")` (this package);
-//! * the echo server is the REAL `echo-server` binary of the echo-server package, found
-//!   next to the checker binary (`<target>/debug/echo-server`); it is built once per test
-//!   process with `cargo build -p echo-server --bin echo-server` (a no-op when fresh);
+//! * the echo servers run in process (the `echo_server` library): these tests test the
+//!   checker; the echo-server binary has its own tests;
+//! * the process guard and free ports come from the shared `test-support` crate;
 //! * fault servers (garbage, early close, silence, reset) are small threads in the test;
 //! * HAProxy (Debian package) runs as `haproxy -db -f <temp cfg>`.
 //!
@@ -11,13 +11,12 @@
 //! every listener binds port 0 (or a port just handed out by the kernel).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, channel};
-use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,119 +28,60 @@ pub fn checker() -> &'static str {
     env!("CARGO_BIN_EXE_checker")
 }
 
-/// The workspace root (the parent of this package's directory).
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the checker package sits in the workspace")
-        .to_path_buf()
-}
-
-/// The real `echo-server` binary, built once per test process.
-pub fn echo_server_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = Path::new(checker())
-            .parent()
-            .expect("the checker binary has a directory");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "echo-server", "--bin", "echo-server"])
-            .current_dir(workspace())
-            .stdout(Stdio::null())
-            .status()
-            .expect("run cargo build for echo-server");
-        assert!(status.success(), "cargo build -p echo-server failed");
-        let bin = dir.join("echo-server");
-        assert!(bin.exists(), "{} missing after the build", bin.display());
-        bin
-    })
-}
-
-/// A running real echo server; dropping it kills and reaps the process.
+/// An in-process echo server (the `echo_server` library on its own runtime thread).
+///
+/// These tests test the checker, not the echo-server binary (whose own tests do), so
+/// the server runs in the test process: no second binary to build or find. Dropping it
+/// aborts the server and joins its thread.
 pub struct EchoServer {
-    child: Child,
-    /// Its echo listeners, in command-line order.
+    handle: echo_server::ServerHandle,
+    thread: Option<JoinHandle<()>>,
+    /// Its echo listeners, in the order asked for.
     pub addrs: Vec<SocketAddr>,
 }
 
 impl Drop for EchoServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.handle.abort();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
 impl EchoServer {
-    /// Istio's form on IPv4 loopback: `echo-server 0,0,... VERSION` with `ports` free ports.
+    /// Istio's form on IPv4 loopback: version `version` on `ports` free ports.
     pub fn start(version: &str, ports: usize) -> EchoServer {
         Self::start_on("127.0.0.1", version, ports)
     }
 
     /// Like [`EchoServer::start`], listening on `listen` (e.g. `::1`).
     pub fn start_on(listen: &str, version: &str, ports: usize) -> EchoServer {
-        let port_list = vec!["0"; ports.max(1)].join(",");
-        let mut child = Command::new(echo_server_bin())
-            .args([
-                port_list.as_str(),
-                version,
-                "--listen",
-                listen,
-                "--no-admin",
-            ])
-            .env("RUST_LOG", "info")
-            .env("ECHO_SERVER_LOG_FORMAT", "text")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start echo-server");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            // Keep draining so the server never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
+        let mut config = echo_server::Config::new(vec![0; ports.max(1)], version.to_owned());
+        config.listen = listen.parse().expect("a listen address");
+        config.admin_port = None;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for the echo server");
+        let server = runtime
+            .block_on(echo_server::Server::bind(config))
+            .expect("bind the in-process echo server");
+        let (addrs, handle) = (server.local_addrs(), server.handle());
+        let thread = std::thread::spawn(move || {
+            let _ = runtime.block_on(server.run());
         });
-        let mut server = EchoServer {
-            child,
-            addrs: Vec::new(),
-        };
-        let deadline = Instant::now() + BOUND;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains("listening") => {
-                    let echo = line
-                        .split_whitespace()
-                        .find_map(|w| w.strip_prefix("echo="))
-                        .unwrap_or_else(|| panic!("no echo= in {line:?}"));
-                    server.addrs = echo
-                        .split(',')
-                        .map(|a| a.parse().expect("echo address"))
-                        .collect();
-                    return server;
-                }
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => panic!("echo-server did not start in {BOUND:?}"),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = server.child.wait();
-                    panic!("echo-server exited before listening: {status:?}")
-                }
-            }
+        EchoServer {
+            handle,
+            thread: Some(thread),
+            addrs,
         }
     }
 
     /// The first echo address.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 }
 
@@ -262,16 +202,8 @@ fn handle(fault: Fault, n: u64, s: &mut TcpStream) {
     }
 }
 
-/// A loopback address with a port that nothing listens on (bound, read back, released).
-pub fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("address")
-}
-
-/// A free loopback port for a process that cannot bind port 0 itself (HAProxy).
-pub fn free_port() -> u16 {
-    closed_port().port()
-}
+#[allow(unused_imports)] // each test file uses a different part
+pub use test_support::{ChildGuard as Guard, closed_port, free_port};
 
 /// The result of one checker run.
 pub struct Run {
@@ -302,16 +234,6 @@ impl std::fmt::Debug for Run {
             "exit {}\n--- stdout\n{}\n--- stderr\n{}",
             self.code, self.stdout, self.stderr
         )
-    }
-}
-
-/// A running child process that is killed and reaped on drop.
-pub struct Guard(pub Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -5,10 +5,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use test_support::{ChildGuard, parse_echo_addrs};
 
 /// The longest any single wait in a test may take before the test fails.
 pub const BOUND: Duration = Duration::from_secs(60);
@@ -18,9 +20,9 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_echo-server")
 }
 
-/// A running server process; dropping it kills and reaps the process.
+/// A running server process; dropping it kills and reaps the process (its [`ChildGuard`]).
 pub struct ServerProc {
-    child: Child,
+    child: ChildGuard,
     lines: Receiver<String>,
     log: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
@@ -28,13 +30,6 @@ pub struct ServerProc {
     pub echo: Vec<SocketAddr>,
     /// The admin listener, if any.
     pub admin: Option<SocketAddr>,
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts the binary on loopback with a free admin port and the given extra arguments.
@@ -73,7 +68,7 @@ impl ServerProc {
             stderr_copy.lock().unwrap().push_str(&text);
         });
         let mut server = ServerProc {
-            child,
+            child: ChildGuard(child),
             lines,
             log,
             stderr: stderr_text,
@@ -93,10 +88,9 @@ impl ServerProc {
                 .unwrap_or_else(|| panic!("no {name} in {line:?}"))
                 .to_owned(),
         };
-        server.echo = field("echo")
-            .split(',')
-            .map(|a| a.parse().expect("echo address"))
-            .collect();
+        server.echo = parse_echo_addrs(&format!("echo={}", field("echo")))
+            .expect("an echo= field")
+            .unwrap_or_else(|e| panic!("{e}"));
         let admin = field("admin");
         server.admin = (admin != "none").then(|| admin.parse().expect("admin address"));
         server
