@@ -623,19 +623,27 @@ mod tests {
                 };
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 1024];
-                    let mut len = 0;
-                    while !buf[..len].contains(&b'\n') {
-                        match s.read(&mut buf[len..]).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => len += n,
-                        }
-                    }
+                    let Some(len) = read_line(&mut s, &mut buf).await else {
+                        return;
+                    };
                     let _ = s.write_all(&reply(&buf[..len])).await;
                     let _ = s.read(&mut buf).await;
                 });
             }
         });
         addr
+    }
+
+    /// Reads into `buf` until it holds a newline; the length read, or `None` on EOF or error.
+    async fn read_line(s: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
+        let mut len = 0;
+        while !buf[..len].contains(&b'\n') {
+            match s.read(&mut buf[len..]).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => len += n,
+            }
+        }
+        Some(len)
     }
 
     fn timeouts() -> Timeouts {
@@ -695,13 +703,9 @@ mod tests {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 1024];
-                    let mut len = 0;
-                    while !buf[..len].contains(&b'\n') {
-                        match s.read(&mut buf[len..]).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => len += n,
-                        }
-                    }
+                    let Some(len) = read_line(&mut s, &mut buf).await else {
+                        return;
+                    };
                     let _ = s
                         .write_all(&[b"one ".as_slice(), &buf[..len]].concat())
                         .await;
