@@ -2,16 +2,22 @@
 //!
 //! Each holder opens one connection, then exchanges a line every
 //! [`EXCHANGE_EVERY`] and checks every reply (the line echoed back, and always
-//! by the same version: an open connection must never move). When told to stop it
-//! closes its side and waits for the gateway to close too. A holder that ends any
+//! by the same version: an open connection must never move); between exchanges it
+//! watches the connection, so a close is seen the moment it happens. When told to stop
+//! it closes its side and waits for the gateway to close too. A holder that ends any
 //! other way (a reset, an early close, a wrong or moved reply) is *lost*, and the
-//! loss is logged the moment it happens ([`Holders::take_losses`]), so that it is
-//! reported in the step where it happened even though the set is closed later.
+//! loss is logged the moment it happens, with its time and the version behind it
+//! ([`Holders::take_losses`]), so that it is reported in the step where it happened
+//! even though the set is closed later. The walk sorts the losses into cuts made by the
+//! gateway (the servers were still serving) and losses at the servers, and times the
+//! cuts from the first weight change after the set was opened.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::BytesMut;
 use protocol::parse_reply;
@@ -22,12 +28,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Pause between two exchanges of one holder.
-pub const EXCHANGE_EVERY: Duration = Duration::from_millis(25);
+pub const EXCHANGE_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait for one reply, or for the close at the end.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a set of held connections ended.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HeldSummary {
     /// Connections opened.
     pub opened: u64,
@@ -41,6 +47,49 @@ pub struct HeldSummary {
     pub by_version: BTreeMap<String, u64>,
     /// Why connections were lost, one entry per reason with its count.
     pub reasons: BTreeMap<String, u64>,
+    /// Connections cut by the gateway while the replica behind them was still serving
+    /// (not counted in `lost`): a finding, an error only with `--fail-on-cut`.
+    pub cut: u64,
+    /// When the cuts happened, in seconds after the change their set was opened before.
+    pub cut_after_s: Option<CutTimes>,
+}
+
+/// The earliest and the latest cut of a set of held connections, in seconds after the
+/// change they were opened before.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CutTimes {
+    /// The first cut.
+    pub first: f64,
+    /// The last cut.
+    pub last: f64,
+}
+
+impl CutTimes {
+    fn add(this: &mut Option<CutTimes>, at: f64) {
+        *this = Some(match *this {
+            None => CutTimes {
+                first: at,
+                last: at,
+            },
+            Some(t) => CutTimes {
+                first: t.first.min(at),
+                last: t.last.max(at),
+            },
+        });
+    }
+}
+
+/// One held connection that ended before it was told to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// What happened, e.g. `closed by the other side`.
+    pub reason: String,
+    /// The version that had answered it, if any had.
+    pub version: Option<String>,
+    /// When it happened.
+    pub at: Instant,
+    /// When its set was opened.
+    pub opened: Instant,
 }
 
 impl HeldSummary {
@@ -52,11 +101,23 @@ impl HeldSummary {
         }
     }
 
+    /// Counts a connection cut by the gateway, `after` the change its set was opened before.
+    pub fn add_cut(&mut self, after: Option<Duration>) {
+        self.cut += 1;
+        if let Some(d) = after {
+            CutTimes::add(&mut self.cut_after_s, d.as_secs_f64());
+        }
+    }
+
     /// Adds another summary to this one.
     pub fn merge(&mut self, other: &HeldSummary) {
         self.opened += other.opened;
         self.kept += other.kept;
         self.lost += other.lost;
+        self.cut += other.cut;
+        for t in other.cut_after_s.iter().flat_map(|t| [t.first, t.last]) {
+            CutTimes::add(&mut self.cut_after_s, t);
+        }
         self.exchanges += other.exchanges;
         for (k, v) in &other.by_version {
             *self.by_version.entry(k.clone()).or_insert(0) += v;
@@ -71,7 +132,13 @@ impl HeldSummary {
 struct Held {
     version: Option<String>,
     exchanges: u64,
-    lost: Option<String>,
+    lost: bool,
+}
+
+/// The losses of a set so far.
+#[derive(Debug, Default)]
+struct Log {
+    losses: Vec<Loss>,
 }
 
 /// A set of holders running in the background.
@@ -80,7 +147,8 @@ pub struct Holders {
     stop: CancellationToken,
     tasks: JoinSet<Held>,
     opened: u64,
-    losses: Arc<Mutex<Vec<String>>>,
+    log: Arc<Mutex<Log>>,
+    opened_at: Instant,
 }
 
 impl Holders {
@@ -91,7 +159,8 @@ impl Holders {
             stop: stop_all.child_token(),
             tasks: JoinSet::new(),
             opened: 0,
-            losses: Arc::new(Mutex::new(Vec::new())),
+            log: Arc::new(Mutex::new(Log::default())),
+            opened_at: Instant::now(),
         };
         holders.open_more(gateway, count).await;
         holders
@@ -104,8 +173,8 @@ impl Holders {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let index = self.opened;
             self.opened += 1;
-            let (stop, losses) = (self.stop.clone(), Arc::clone(&self.losses));
-            self.tasks.spawn(hold(gateway, index, stop, tx, losses));
+            let (stop, log) = (self.stop.clone(), Arc::clone(&self.log));
+            self.tasks.spawn(hold(gateway, index, stop, tx, log));
             ready.push(rx);
         }
         for rx in ready {
@@ -113,14 +182,28 @@ impl Holders {
         }
     }
 
-    /// The reasons of the connections lost since the last call.
-    pub fn take_losses(&self) -> Vec<String> {
-        std::mem::take(&mut *self.losses.lock().unwrap_or_else(|p| p.into_inner()))
+    /// When the set was opened (its first connection).
+    pub fn opened_at(&self) -> Instant {
+        self.opened_at
     }
 
-    /// Tells every holder to close and collects how each ended; the losses counted are
-    /// those not already taken with [`Holders::take_losses`].
-    pub async fn close(mut self) -> HeldSummary {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connections lost since the last call.
+    pub fn take_losses(&self) -> Vec<Loss> {
+        let mut out = std::mem::take(&mut self.lock().losses);
+        for l in &mut out {
+            l.opened = self.opened_at;
+        }
+        out
+    }
+
+    /// Tells every holder to close and collects how each ended; the losses are left
+    /// for [`Holders::take_losses`], which must be called after this (`kept` counts
+    /// only the connections that ended cleanly).
+    pub async fn close(&mut self) -> HeldSummary {
         self.stop.cancel();
         let mut s = HeldSummary {
             opened: self.opened,
@@ -135,13 +218,12 @@ impl Holders {
                 }
             };
             s.exchanges += held.exchanges;
-            if held.lost.is_none() {
+            if !held.lost {
                 s.kept += 1;
                 let v = held.version.unwrap_or_else(|| "?".to_owned());
                 *s.by_version.entry(v).or_insert(0) += 1;
             }
         }
-        s.add_losses(self.take_losses());
         s
     }
 }
@@ -151,21 +233,26 @@ async fn hold(
     index: u64,
     stop: CancellationToken,
     ready: tokio::sync::oneshot::Sender<()>,
-    losses: Arc<Mutex<Vec<String>>>,
+    log: Arc<Mutex<Log>>,
 ) -> Held {
     let mut held = Held {
         version: None,
         exchanges: 0,
-        lost: None,
+        lost: false,
     };
     let mut ready = Some(ready);
     let result = exchange_until_stopped(gateway, index, &stop, &mut held, &mut ready).await;
     if let Err(reason) = result {
-        losses
-            .lock()
+        log.lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(reason.clone());
-        held.lost = Some(reason);
+            .losses
+            .push(Loss {
+                reason,
+                version: held.version.clone(),
+                at: Instant::now(),
+                opened: Instant::now(),
+            });
+        held.lost = true;
     }
     held
 }
@@ -214,9 +301,17 @@ async fn exchange_until_stopped(
         if let Some(tx) = ready.take() {
             let _ = tx.send(());
         }
+        // Between exchanges, watch the connection: a close is seen when it happens.
         tokio::select! {
             () = stop.cancelled() => break,
             () = tokio::time::sleep(EXCHANGE_EVERY) => {}
+            got = r.fill_buf() => {
+                return Err(match got {
+                    Ok([]) => "closed by the other side".to_owned(),
+                    Ok(_) => "unexpected bytes between exchanges".to_owned(),
+                    Err(e) => format!("read failed: {}", e.kind()),
+                });
+            }
         }
     }
     // Close our side, then expect a clean end of stream and nothing else.

@@ -1,10 +1,11 @@
-//! The rehearsal's ingress: the built-in gateway or a real HAProxy, behind one interface.
+//! The rehearsal's ingress: the built-in gateway, a real HAProxy or a real Envoy, behind one interface.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::envoy::{Applied, Envoy, EnvoyError};
 use super::gateway::{Gateway, GatewayError, GatewayShutdown, GatewayStats};
 use super::haproxy::{Haproxy, HaproxyError};
 
@@ -16,6 +17,8 @@ pub enum GatewayKind {
     Builtin,
     /// A real HAProxy child process (`balance random(1)`, weights set over its runtime API).
     Haproxy,
+    /// A real Envoy child process, programmed by files as Istio programs its gateway.
+    Envoy,
 }
 
 impl GatewayKind {
@@ -24,6 +27,7 @@ impl GatewayKind {
         match self {
             GatewayKind::Builtin => "builtin",
             GatewayKind::Haproxy => "haproxy",
+            GatewayKind::Envoy => "envoy",
         }
     }
 }
@@ -37,6 +41,9 @@ pub enum IngressError {
     /// HAProxy failed.
     #[error(transparent)]
     Haproxy(#[from] HaproxyError),
+    /// Envoy failed.
+    #[error(transparent)]
+    Envoy(#[from] EnvoyError),
 }
 
 /// A running ingress.
@@ -46,6 +53,8 @@ pub enum Ingress {
     Builtin(Gateway),
     /// HAProxy.
     Haproxy(Haproxy),
+    /// Envoy.
+    Envoy(Envoy),
 }
 
 impl Ingress {
@@ -54,6 +63,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.local_addr(),
             Ingress::Haproxy(h) => h.local_addr(),
+            Ingress::Envoy(e) => e.local_addr(),
         }
     }
 
@@ -62,6 +72,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(_) => GatewayKind::Builtin,
             Ingress::Haproxy(_) => GatewayKind::Haproxy,
+            Ingress::Envoy(_) => GatewayKind::Envoy,
         }
     }
 
@@ -70,6 +81,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.add_replica(group, addr),
             Ingress::Haproxy(h) => h.add_replica(group, addr).await?,
+            Ingress::Envoy(e) => e.add_replica(group, addr).await?,
         }
         Ok(())
     }
@@ -83,6 +95,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.remove_replica(group, addr),
             Ingress::Haproxy(h) => h.remove_replica(group, addr).await?,
+            Ingress::Envoy(e) => e.remove_replica(group, addr).await?,
         }
         Ok(())
     }
@@ -92,6 +105,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.set_weights(weights)?,
             Ingress::Haproxy(h) => h.set_weights(weights).await?,
+            Ingress::Envoy(e) => e.set_weights(weights).await?,
         }
         Ok(())
     }
@@ -101,6 +115,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.remove_group(group),
             Ingress::Haproxy(h) => h.remove_group(group).await?,
+            Ingress::Envoy(e) => e.remove_group(group).await?,
         }
         Ok(())
     }
@@ -110,6 +125,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => Ok(g.stats().accepted),
             Ingress::Haproxy(h) => Ok(h.stats().await?.accepted),
+            Ingress::Envoy(e) => Ok(e.accepted().await?),
         }
     }
 
@@ -118,6 +134,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => Ok(g.stats()),
             Ingress::Haproxy(h) => Ok(h.stats().await?),
+            Ingress::Envoy(e) => Ok(e.stats().await?),
         }
     }
 
@@ -126,6 +143,25 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.shutdown(deadline).await,
             Ingress::Haproxy(h) => h.shutdown(deadline).await,
+            Ingress::Envoy(e) => e.shutdown(deadline).await,
+        }
+    }
+
+    /// The child proxy's process id (HAProxy, Envoy), while it runs.
+    pub fn pid(&mut self) -> Option<u32> {
+        match self {
+            Ingress::Builtin(_) => None,
+            Ingress::Haproxy(h) => h.pid(),
+            Ingress::Envoy(e) => e.pid(),
+        }
+    }
+
+    /// The configuration updates the ingress applied since the last call, with how long
+    /// each took to take effect (Envoy's; the others apply changes synchronously).
+    pub fn take_applied(&mut self) -> Vec<Applied> {
+        match self {
+            Ingress::Envoy(e) => e.take_applied(),
+            _ => Vec::new(),
         }
     }
 }

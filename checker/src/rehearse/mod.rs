@@ -18,12 +18,14 @@
 //! connections ([`holders`]) still close with FINs, since proving a clean end is their
 //! job; they are a few dozen per walk.
 
+pub mod envoy;
 pub mod fleet;
 pub mod gateway;
 pub mod haproxy;
 pub mod holders;
 pub mod ingress;
 pub mod summary;
+pub mod supervisor;
 pub mod walk;
 
 pub use summary::{StepOutcome, StepReport, WalkReport};
