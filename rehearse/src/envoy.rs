@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::gateway::{BackendStats, GatewayShutdown, GatewayStats};
 use super::haproxy::server_weights;
+use super::ingress::{BackendStats, GatewayShutdown, GatewayStats};
 use super::supervisor::{NOT_FOUND, Supervised};
 
 /// The listener's name.
@@ -57,7 +57,7 @@ pub const LOG_LINES: usize = 15;
 pub const DEFAULT_DRAIN_TIME: Duration = Duration::from_secs(45);
 
 /// Where the rehearsal puts the weights in Envoy's configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightsVia {
     /// `tcp_proxy.weighted_clusters` in the listener, as Istio programs a TCP route.
