@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod exit;
 pub mod expect;
+pub mod hold;
 pub mod report;
 pub mod sampler;
 pub mod sync;

@@ -63,6 +63,9 @@ pub struct Document<'a> {
     pub windows: Vec<WindowEntry<'a>>,
     /// Whether the split moved between windows.
     pub drift: &'a Drift,
+    /// The long-lived connections of `--hold` (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<&'a crate::hold::HeldReport>,
 }
 
 /// The program that wrote the document.
@@ -247,6 +250,7 @@ impl<'a> Document<'a> {
             schedule: report.schedule.as_ref(),
             windows,
             drift: &report.drift,
+            held: report.held.as_ref(),
         }
     }
 }

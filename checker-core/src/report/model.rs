@@ -184,6 +184,9 @@ pub struct VerifyReport {
     /// The raw tally (not serialised).
     #[serde(skip)]
     pub tally: Tally,
+    /// The long-lived connections of `--hold`, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<crate::hold::HeldReport>,
 }
 
 /// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).
@@ -294,6 +297,7 @@ impl VerifyReport {
             windows: tally.windows().to_vec(),
             drift,
             tally,
+            held: None,
         }
     }
 

@@ -259,6 +259,9 @@ pub fn render(report: &VerifyReport) -> String {
             duration_us(s.lag_us.max)
         );
     }
+    if let Some(h) = &report.held {
+        let _ = writeln!(out, "  {}", h.text());
+    }
     let _ = writeln!(out, "\n{} {}", mark(report.outcome()), report.reason());
     out
 }

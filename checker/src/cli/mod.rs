@@ -106,6 +106,14 @@ pub struct VerifyArgs {
     /// Never draw the progress bar (it is drawn only on a terminal anyway); the variable takes 1/0, true/false, yes/no, on/off.
     #[arg(long, env = "CHECKER_NO_PROGRESS", value_parser = parse_bool)]
     pub no_progress: bool,
+    /// Hold K long-lived connections open through the target, exchanging a line every
+    /// second, from before sampling until --hold-for has passed; the report says how
+    /// many survived and when the others ended (does the gateway cut open connections?).
+    #[arg(long, env = "CHECKER_HOLD", value_name = "K", default_value_t = 0, value_parser = parse_count_usize)]
+    pub hold: usize,
+    /// How long to hold them, e.g. 60s after a weight step [default: the sampling time].
+    #[arg(long, env = "CHECKER_HOLD_FOR", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
+    pub hold_for: Option<Duration>,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
