@@ -712,6 +712,15 @@ fn envoy_json(extra: &[&str]) -> (i32, Value, String) {
     rehearse_json(&args)
 }
 
+/// The strings of a JSON array.
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 fn held_cut(step: &Value) -> u64 {
     step["held"]["cut"].as_u64().unwrap()
 }
@@ -772,12 +781,7 @@ fn through_envoy_a_weight_change_is_applied_before_the_verify_starts() {
         .as_f64()
         .expect("the update time is reported");
     assert!(took > 0.0, "{took}");
-    let events: Vec<&str> = s["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let events = strings(&s["events"]);
     assert!(
         events
             .iter()
@@ -793,12 +797,7 @@ fn through_envoy_a_wrong_split_fails_with_exit_1() {
     assert_eq!(code, 1, "stderr: {err}");
     let s = &steps(&doc)[0];
     assert_eq!(s["outcome"], "FAIL");
-    let off: Vec<&str> = s["off"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let off = strings(&s["off"]);
     assert!(
         off.iter().any(|o| o.starts_with("two is off by +")),
         "{off:?}"

@@ -81,26 +81,33 @@ fn serve_until(conn: TcpStream, deadline: Instant) {
     }
 }
 
-#[test]
-fn held_connections_through_a_steady_target_all_survive() {
-    let server = EchoServer::start("one", 1);
-    let target = server.addr().to_string();
+/// `checker verify --target TARGET --expect one=100 --hold K --hold-for D --output json`:
+/// exits 0 (cut held connections are reported, not a verdict); the schema-valid report.
+fn verify_holding(target: &str, k: &str, hold_for: &str) -> serde_json::Value {
     let run = run_checker(&[
         "verify",
         "--target",
-        &target,
+        target,
         "--expect",
         "one=100",
         "--hold",
-        "4",
+        k,
         "--hold-for",
-        "2s",
+        hold_for,
         "--output",
         "json",
     ]);
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_schema_valid(&doc);
+    doc
+}
+
+#[test]
+fn held_connections_through_a_steady_target_all_survive() {
+    let server = EchoServer::start("one", 1);
+    let target = server.addr().to_string();
+    let doc = verify_holding(&target, "4", "2s");
     let held = &doc["held"];
     assert_eq!(held["requested"], 4, "{held}");
     assert_eq!(held["opened"], 4, "{held}");
@@ -116,23 +123,7 @@ fn held_connections_through_a_steady_target_all_survive() {
 fn held_connections_cut_by_the_target_are_counted_with_when_they_ended() {
     let server = CuttingServer::start(Duration::from_millis(1500));
     let target = server.addr.to_string();
-    let run = run_checker(&[
-        "verify",
-        "--target",
-        &target,
-        "--expect",
-        "one=100",
-        "--hold",
-        "3",
-        "--hold-for",
-        "3s",
-        "--output",
-        "json",
-    ]);
-    // The split is right: cut held connections are reported, not a verdict.
-    assert_eq!(run.code, 0, "{run:?}");
-    let doc = run.json();
-    assert_schema_valid(&doc);
+    let doc = verify_holding(&target, "3", "3s");
     let held = &doc["held"];
     assert_eq!(held["opened"], 3, "{held}");
     assert_eq!(held["survived"], 0, "{held}");

@@ -185,6 +185,7 @@ struct Endpoint {
 /// A running Envoy child; dropping it stops the process and removes its directory.
 #[derive(Debug)]
 pub struct Envoy {
+    /// Dropped first (fields drop in order): Envoy stops before its directory goes.
     process: Option<Supervised>,
     dir: tempfile::TempDir,
     admin: SocketAddr,
@@ -751,46 +752,16 @@ impl Envoy {
     }
 
     /// Waits up to `deadline` for the listener's open connections to end, then stops Envoy.
-    pub async fn shutdown(mut self, deadline: Duration) -> GatewayShutdown {
+    pub async fn shutdown(self, deadline: Duration) -> GatewayShutdown {
         let name = listener_stat(self.addr, "downstream_cx_active");
         let filter = format!("^{}$", regex_escape(&name));
-        let open_now = |s: &BTreeMap<String, String>| {
-            s.get(&name)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
+        let (this, name, filter) = (&self, &name, &filter);
+        let open = move || async move {
+            let stats = this.stats_matching(filter).await.unwrap_or_default();
+            stats.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
         };
-        let before = self
-            .stats_matching(&filter)
-            .await
-            .map(|s| open_now(&s))
-            .unwrap_or(0);
-        let end = Instant::now() + deadline;
-        let mut open = before;
-        while open > 0 && Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            open = self
-                .stats_matching(&filter)
-                .await
-                .map(|s| open_now(&s))
-                .unwrap_or(0);
-        }
-        self.kill();
-        GatewayShutdown {
-            drained: before.saturating_sub(open),
-            cut: open,
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            p.stop();
-        }
-    }
-}
-
-impl Drop for Envoy {
-    fn drop(&mut self) {
-        self.kill();
+        // Envoy stops when `self` is dropped here (its supervisor, then its directory).
+        GatewayShutdown::wait_for(deadline, open).await
     }
 }
 

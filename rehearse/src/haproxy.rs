@@ -395,20 +395,15 @@ impl Haproxy {
 
     /// Stops listening, waits up to `deadline` for open sessions to end, then kills HAProxy.
     pub async fn shutdown(mut self, deadline: Duration) -> GatewayShutdown {
-        let open_at = |s: &GatewayStats| s.backends.iter().map(|b| b.active).sum::<u64>();
-        let before = self.stats().await.map(|s| open_at(&s)).unwrap_or(0);
         let _ = self.command(&format!("shutdown frontend {FRONTEND}")).await;
-        let end = tokio::time::Instant::now() + deadline;
-        let mut open = before;
-        while open > 0 && tokio::time::Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            open = self.stats().await.map(|s| open_at(&s)).unwrap_or(0);
-        }
+        let this = &self;
+        let open = move || async move {
+            let stats = this.stats().await;
+            stats.map_or(0, |s| s.backends.iter().map(|b| b.active).sum::<u64>())
+        };
+        let result = GatewayShutdown::wait_for(deadline, open).await;
         self.kill();
-        GatewayShutdown {
-            drained: before.saturating_sub(open),
-            cut: open,
-        }
+        result
     }
 
     fn kill(&mut self) {

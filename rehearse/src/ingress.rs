@@ -100,6 +100,28 @@ pub struct GatewayShutdown {
     pub cut: u64,
 }
 
+impl GatewayShutdown {
+    /// Polls `open` (the gateway's open connections) every 20 ms until none is left or
+    /// `deadline` has passed: how many finished, how many are left to cut.
+    pub async fn wait_for<F, Fut>(deadline: Duration, mut open: F) -> Self
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = u64>,
+    {
+        let before = open().await;
+        let end = tokio::time::Instant::now() + deadline;
+        let mut left = before;
+        while left > 0 && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            left = open().await;
+        }
+        GatewayShutdown {
+            drained: before.saturating_sub(left),
+            cut: left,
+        }
+    }
+}
+
 /// Why the ingress failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
