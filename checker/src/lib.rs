@@ -12,6 +12,7 @@ pub mod expect;
 pub mod rehearse;
 pub mod report;
 pub mod sampler;
+pub mod snapshot;
 mod sync;
 pub mod tally;
 pub mod target;
