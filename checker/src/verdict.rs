@@ -23,6 +23,8 @@
 //! See [`planner`] for how the sample count is planned.
 
 pub mod chi_square;
+pub mod compare;
+pub mod figures;
 pub mod local;
 pub mod planner;
 mod search;
