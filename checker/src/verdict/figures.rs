@@ -120,6 +120,19 @@ pub fn key(version: Option<&str>, metric: &Metric) -> String {
     }
 }
 
+/// Splits a figure's key back into its version (or `None` = overall) and metric. A
+/// version name may hold dots, and so may a percentile (`p99.9`): the first split
+/// whose right side is a metric wins.
+pub fn parse_key(key: &str) -> Result<(Option<&str>, Metric), String> {
+    match key.parse::<Metric>() {
+        Ok(m) => Ok((None, m)),
+        Err(whole) => key
+            .match_indices('.')
+            .find_map(|(i, _)| Some((Some(&key[..i]), key[i + 1..].parse().ok()?)))
+            .ok_or(whole),
+    }
+}
+
 /// The figures of one run: its tally and how long it took.
 #[derive(Debug, Clone, Copy)]
 pub struct Figures<'a> {
