@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use checker::report::load;
-use checker::verdict::baseline::{self, BaselineRule};
-use checker::verdict::compare::{self, CompareRule};
-use checker::verdict::figures::Figures;
-use checker::verdict::health::HealthRules;
-use checker::verdict::thresholds::Threshold;
+use checker_core::report::load;
+use checker_core::verdict::baseline::{self, BaselineRule};
+use checker_core::verdict::compare::{self, CompareRule};
+use checker_core::verdict::figures::Figures;
+use checker_core::verdict::health::HealthRules;
+use checker_core::verdict::thresholds::Threshold;
 
 /// Canary against stable, thresholds and a baseline (each fails with exit code 5).
 #[derive(Debug, Clone, Args)]

@@ -7,9 +7,9 @@ use clap::Args;
 
 use super::OutputFormat;
 use super::command::emit;
-use checker::exit;
-use checker::merge;
-use checker::report;
+use checker_core::exit;
+use checker_core::merge;
+use checker_core::report;
 
 /// What `checker merge --help` shows after the flags.
 pub const HELP: &str =
