@@ -18,9 +18,10 @@
 //!   margin is written for, and the quantile interval needs only the histograms, so
 //!   `checker merge` recomputes it exactly.
 //! * Rule per metric: FAIL when the whole interval lies above the margin (the canary is
-//!   worse by more than the margin at the confidence); INCONCLUSIVE when the estimate
-//!   is above the margin but the interval is not, or a side has no samples; PASS
-//!   otherwise. The family-wide confidence is split over the metrics (Bonferroni), so
+//!   worse by more than the margin at the confidence); INCONCLUSIVE when the canary is
+//!   surely worse (the interval lies above zero) and the estimate is beyond the margin
+//!   but the interval is not, or when a side has no samples; PASS otherwise. Noise alone
+//!   (an interval around zero) never makes a run INCONCLUSIVE. The family-wide confidence is split over the metrics (Bonferroni), so
 //!   an identical canary fails with probability at most `(1 - confidence) / 2`.
 
 use hdrhistogram::Histogram;
@@ -239,10 +240,10 @@ pub fn quantile_ratio(
 fn decide(effect: f64, interval: Range, margin: f64) -> (Outcome, &'static str) {
     if interval.low > margin {
         (Outcome::Fail, "worse than the margin allows")
-    } else if effect > margin {
+    } else if interval.low > 0.0 && effect > margin {
         (
             Outcome::Inconclusive,
-            "looks worse than the margin, but the evidence is short",
+            "worse, and by more than the margin at a guess, but not surely",
         )
     } else {
         (Outcome::Pass, "within the margin")
