@@ -196,7 +196,9 @@ pub struct VerifyReport {
 const LATE_US: u64 = 10_000;
 
 impl VerifyReport {
-    pub(crate) fn build(
+    /// The report of a finished run: judges `tally` by `config` (the split, errors,
+    /// drift and health checks). `checker merge` and benchmarks build reports this way.
+    pub fn build(
         config: &VerifyConfig,
         addrs: &[SocketAddr],
         plan: Option<Plan>,
