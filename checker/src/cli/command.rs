@@ -15,6 +15,7 @@ pub async fn run(command: Command) -> i32 {
         Command::Verify(args) => run_verify(&args).await,
         #[cfg(feature = "rehearse")]
         Command::Rehearse(args) => super::rehearse::run(&args).await,
+        Command::Merge(args) => super::merge::run(&args),
     }
 }
 
@@ -114,7 +115,11 @@ fn json_error(path: &std::path::Path, e: &std::io::Error) -> String {
 
 /// `checker verify`: plan, sample, judge, print; returns the exit code.
 pub async fn run_verify(args: &VerifyArgs) -> i32 {
-    let config = args.to_config();
+    let mut config = args.to_config();
+    config.health = match args.health.rules(&config.target) {
+        Ok(rules) => rules,
+        Err(e) => return fail(&e, exit::USAGE),
+    };
     if let (Some(json), Some(samples)) = (&args.json, &args.samples_out)
         && same_file(json, samples)
     {

@@ -12,6 +12,8 @@ use checker_core::verdict::Settings;
 use checker_core::verify::{self, MIN_RATE, VerifyConfig};
 
 pub mod command;
+pub mod health;
+pub mod merge;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
 
@@ -46,6 +48,9 @@ pub enum Command {
     #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
     Rehearse(rehearse::RehearseArgs),
+    /// Merge JSON reports of one check taken by many processes into one report and verdict.
+    #[command(after_help = merge::HELP)]
+    Merge(merge::MergeArgs),
 }
 
 /// Report format on stdout.
@@ -106,6 +111,9 @@ pub struct VerifyArgs {
     /// Never draw the progress bar (it is drawn only on a terminal anyway); the variable takes 1/0, true/false, yes/no, on/off.
     #[arg(long, env = "CHECKER_NO_PROGRESS", value_parser = parse_bool)]
     pub no_progress: bool,
+    /// Canary against stable, thresholds and a baseline.
+    #[command(flatten)]
+    pub health: health::HealthArgs,
     /// Hold K long-lived connections open through the target, exchanging a line every
     /// second, from before sampling until --hold-for has passed; the report says how
     /// many survived and when the others ended (does the gateway cut open connections?).
@@ -157,6 +165,8 @@ impl VerifyArgs {
             samples_out: self.samples_out.clone(),
             progress: !self.no_progress,
             reset_on_close: false,
+            // Completed by run_verify, which reads the baseline report.
+            health: Default::default(),
         }
     }
 }
