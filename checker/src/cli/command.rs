@@ -157,7 +157,7 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
     }
     let held = checker_core::hold::hold_while(
         &config.target,
-        args.hold,
+        args.hold.unwrap_or(0),
         args.hold_for,
         &stop.clone(),
         prepared.run(stop),
