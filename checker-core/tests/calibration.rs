@@ -11,12 +11,12 @@
 //! * The simulated rates agree with the planner's exact binomial figures (within four
 //!   standard errors), which checks the planner's arithmetic against brute force.
 //!
-//! Run with `cargo test -p checker --test calibration -- --nocapture` to see the table.
+//! Run with `cargo test -p checker-core --test calibration -- --nocapture` to see the table.
 
 use std::time::Instant;
 
-use checker::expect::Expectation;
-use checker::verdict::{Outcome, Plan, Settings, judge, plan};
+use checker_core::expect::Expectation;
+use checker_core::verdict::{Outcome, Plan, Settings, judge, plan};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Binomial, Distribution};
