@@ -104,6 +104,8 @@ pub(crate) struct RouteDestination<'a> {
     pub host: String,
     pub subset: Option<String>,
     pub weight: i64,
+    /// The destination's port number, when given.
+    pub port: Option<u32>,
     /// Gateway API backends name a Service; Istio destinations a host.
     pub backend: bool,
 }
@@ -137,6 +139,7 @@ pub(crate) fn routes(set: &ManifestSet) -> Vec<Route<'_>> {
                         host: d.destination.host.clone(),
                         subset: d.destination.subset.clone(),
                         weight: d.weight.unwrap_or(if lone { 100 } else { 0 }),
+                        port: d.destination.port.as_ref().and_then(|p| p.number),
                         backend: false,
                     })
                     .collect(),
@@ -167,6 +170,7 @@ pub(crate) fn routes(set: &ManifestSet) -> Vec<Route<'_>> {
                         host: b.name.clone(),
                         subset: None,
                         weight: b.weight.unwrap_or(1),
+                        port: b.port,
                         backend: true,
                     })
                     .collect(),
@@ -438,7 +442,7 @@ fn by_version_single(total: u64, replicas: u64) -> bool {
 
 /// Flagger's generated routing names `NAME-primary` and `NAME-canary` hosts; when their
 /// Services are not in the set, the Canary `NAME` says which workloads they are.
-fn flagger_workload(set: &ManifestSet, host: &str) -> Option<(Labels, String)> {
+pub(crate) fn flagger_workload(set: &ManifestSet, host: &str) -> Option<(Labels, String)> {
     let (base, primary) = match (host.strip_suffix("-primary"), host.strip_suffix("-canary")) {
         (Some(b), _) => (b, true),
         (_, Some(b)) => (b, false),
@@ -541,6 +545,7 @@ impl fmt::Display for Derivation {
             writeln!(f, "  {} {:.1}%", v.name, v.share * 100.0)?;
             for p in &v.provenance {
                 let workload = match (&p.workload, p.replicas) {
+                    (Some(w), Some(1)) => format!(" -> {w} (1 replica)"),
                     (Some(w), Some(n)) => format!(" -> {w} ({n} replicas)"),
                     (Some(w), None) => format!(" -> {w}"),
                     _ => String::new(),

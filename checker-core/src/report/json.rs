@@ -63,6 +63,9 @@ pub struct Document<'a> {
     pub windows: Vec<WindowEntry<'a>>,
     /// Whether the split moved between windows.
     pub drift: &'a Drift,
+    /// The split derived from manifests (`--expect-from`), with its provenance; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_from: Option<&'a crate::manifests::Derivation>,
 }
 
 /// The program that wrote the document.
@@ -222,6 +225,7 @@ impl<'a> Document<'a> {
             schedule: report.schedule.as_ref(),
             windows,
             drift: &report.drift,
+            expected_from: report.expected_from.as_ref(),
         }
     }
 }

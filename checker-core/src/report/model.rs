@@ -184,6 +184,9 @@ pub struct VerifyReport {
     /// The raw tally (not serialised).
     #[serde(skip)]
     pub tally: Tally,
+    /// The split derived from manifests (`--expect-from`), with its provenance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_from: Option<crate::manifests::Derivation>,
 }
 
 /// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).
@@ -294,6 +297,7 @@ impl VerifyReport {
             windows: tally.windows().to_vec(),
             drift,
             tally,
+            expected_from: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub async fn run(command: Command) -> i32 {
         Command::Verify(args) => run_verify(&args).await,
         #[cfg(feature = "rehearse")]
         Command::Rehearse(args) => super::rehearse::run(&args).await,
+        Command::Lint(args) => super::lint::run(&args),
     }
 }
 
@@ -114,7 +115,14 @@ fn json_error(path: &std::path::Path, e: &std::io::Error) -> String {
 
 /// `checker verify`: plan, sample, judge, print; returns the exit code.
 pub async fn run_verify(args: &VerifyArgs) -> i32 {
-    let config = args.to_config();
+    let (expect, derivation) = match &args.expect {
+        Some(expect) => (expect.clone(), None),
+        None => match super::expect_from::derive(&args.expect_from, &args.derive) {
+            Ok((expect, derivation)) => (expect, Some(derivation)),
+            Err(message) => return fail(&message, exit::USAGE),
+        },
+    };
+    let config = args.to_config(expect);
     if let (Some(json), Some(samples)) = (&args.json, &args.samples_out)
         && same_file(json, samples)
     {
@@ -140,6 +148,12 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         None => None,
     };
     let stop = stop_token();
+    if let Some(derivation) = &derivation {
+        match args.output {
+            OutputFormat::Text => emit(&derivation.to_string()),
+            OutputFormat::Json => eprint!("{derivation}"),
+        }
+    }
     if let Some(plan) = prepared.plan() {
         let line = match config.duration {
             Some(d) => report::text::duration_plan_line(plan, config.settings.tolerance, d),
@@ -150,10 +164,11 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
             OutputFormat::Json => eprintln!("{line}"),
         }
     }
-    let report = match prepared.run(stop).await {
+    let mut report = match prepared.run(stop).await {
         Ok(report) => report,
         Err(e) => return fail(&e, e.exit_code()),
     };
+    report.expected_from = derivation;
     let document = report::json::to_string(&report);
     // A report file that cannot be written must not hide the verdict: stdout gets the
     // report first, then the write error and exit 2.

@@ -12,6 +12,8 @@ use checker_core::verdict::Settings;
 use checker_core::verify::{self, MIN_RATE, VerifyConfig};
 
 pub mod command;
+pub mod expect_from;
+pub mod lint;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
 
@@ -46,6 +48,9 @@ pub enum Command {
     #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
     Rehearse(rehearse::RehearseArgs),
+    /// Find the routing mistakes of a TCP canary in its manifests (Istio, Gateway API, Argo Rollouts, Flagger).
+    #[command(after_help = lint::help())]
+    Lint(lint::LintArgs),
 }
 
 /// Report format on stdout.
@@ -64,8 +69,14 @@ pub struct VerifyArgs {
     #[arg(long, env = "CHECKER_TARGET", value_name = "HOST:PORT")]
     pub target: String,
     /// Expected versions and weights, e.g. one=90,two=10 (normalised by their total); one=100 alone: only one may answer.
-    #[arg(long, env = "CHECKER_EXPECT", value_name = "NAME=WEIGHT,...")]
-    pub expect: Expectation,
+    #[arg(
+        long,
+        env = "CHECKER_EXPECT",
+        value_name = "NAME=WEIGHT,...",
+        required_unless_present = "expect_from",
+        conflicts_with = "expect_from"
+    )]
+    pub expect: Option<Expectation>,
     /// Number of connections to sample [default: planned from confidence and tolerance].
     #[arg(
         long,
@@ -106,6 +117,12 @@ pub struct VerifyArgs {
     /// Never draw the progress bar (it is drawn only on a terminal anyway); the variable takes 1/0, true/false, yes/no, on/off.
     #[arg(long, env = "CHECKER_NO_PROGRESS", value_parser = parse_bool)]
     pub no_progress: bool,
+    /// Derive the expected split from Kubernetes manifests instead: a YAML or JSON file, a directory or - (stdin); repeatable.
+    #[arg(long, env = "CHECKER_EXPECT_FROM", value_name = "SOURCE")]
+    pub expect_from: Vec<String>,
+    /// How the split is derived from the manifests.
+    #[command(flatten)]
+    pub derive: expect_from::DeriveArgs,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
@@ -133,11 +150,12 @@ impl RuleArgs {
 }
 
 impl VerifyArgs {
-    /// The library configuration these flags describe (values are checked by [`VerifyConfig::validate`]).
-    pub fn to_config(&self) -> VerifyConfig {
+    /// The library configuration these flags describe, with the expected split given
+    /// by `--expect` or derived from `--expect-from` (values are checked by [`VerifyConfig::validate`]).
+    pub fn to_config(&self, expect: Expectation) -> VerifyConfig {
         VerifyConfig {
             target: self.target.clone(),
-            expect: self.expect.clone(),
+            expect,
             samples: self.samples,
             duration: self.duration,
             concurrency: self.concurrency,
