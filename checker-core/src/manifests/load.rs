@@ -340,7 +340,8 @@ impl Budget {
     }
 
     fn error(&self, origin: &str, message: String) -> LoadError {
-        if message.contains(BUDGET_EXCEEDED) {
+        // The YAML parser's own alias limit, or ours.
+        if message.contains(BUDGET_EXCEEDED) || message.contains("repetition limit exceeded") {
             LoadError::Expansion {
                 origin: origin.to_owned(),
                 limit: self.limit,
