@@ -514,9 +514,10 @@ impl LintReport {
                 self.resources
             ));
         } else {
+            let n = self.findings.len();
+            let noun = if n == 1 { "finding" } else { "findings" };
             out.push_str(&format!(
-                "{} findings in {} resources{skipped}\n",
-                self.findings.len(),
+                "{n} {noun} in {} resources{skipped}\n",
                 self.resources
             ));
         }
