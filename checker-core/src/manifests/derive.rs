@@ -440,15 +440,20 @@ fn by_version_single(total: u64, replicas: u64) -> bool {
     total == 0 || replicas == total
 }
 
-/// Flagger's generated routing names `NAME-primary` and `NAME-canary` hosts; when their
-/// Services are not in the set, the Canary `NAME` says which workloads they are.
+/// Flagger's generated routing names `NAME-primary` and `NAME-canary` hosts (NAME: the
+/// Canary's `spec.service.name`, by default its target's name); when those Services are
+/// not in the set, the Canary says which workloads they are: the target and its
+/// `-primary` copy.
 pub(crate) fn flagger_workload(set: &ManifestSet, host: &str) -> Option<(Labels, String)> {
     let (base, primary) = match (host.strip_suffix("-primary"), host.strip_suffix("-canary")) {
         (Some(b), _) => (b, true),
         (_, Some(b)) => (b, false),
         _ => return None,
     };
-    let (canary, spec) = set.canaries().find(|(r, _)| r.meta.name == base)?;
+    // The generated Services are named after spec.service.name, by default the target's name.
+    let (canary, spec) = set
+        .canaries()
+        .find(|(_, c)| c.service.name.as_deref().unwrap_or(&c.target_ref.name) == base)?;
     let target = if primary {
         format!("{}-primary", spec.target_ref.name)
     } else {

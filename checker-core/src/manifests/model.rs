@@ -415,6 +415,8 @@ pub struct TargetRef {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct CanaryService {
+    /// `name`: the Services' base name (default: the target's name).
+    pub name: Option<String>,
     /// `port`.
     pub port: Option<u32>,
     /// `appProtocol`.
