@@ -597,6 +597,20 @@ mod tests {
             .unwrap()
             .retain(|k| k != "latency_us");
         assert_eq!(defs["version"], version);
+        // The verification's health, without the rules the JSON document adds.
+        let mut health = props["health"].clone();
+        health["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("rules");
+        health["required"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|k| k != "rules");
+        health.as_object_mut().unwrap().remove("description");
+        let mut ours = defs["health"].clone();
+        ours.as_object_mut().unwrap().remove("description");
+        assert_eq!(ours, health);
     }
 
     #[test]

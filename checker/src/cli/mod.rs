@@ -12,7 +12,9 @@ use checker_core::verdict::Settings;
 use checker_core::verify::{self, MIN_RATE, VerifyConfig};
 
 pub mod command;
+pub mod expect_from;
 pub mod health;
+pub mod lint;
 pub mod merge;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
@@ -43,7 +45,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
     #[command(after_help = format!("Durations (D): {}.\n\n{}", duration_arg::RULE, exit::HELP))]
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
     #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
@@ -51,6 +53,9 @@ pub enum Command {
     /// Merge JSON reports of one check taken by many processes into one report and verdict.
     #[command(after_help = merge::HELP)]
     Merge(merge::MergeArgs),
+    /// Find the routing mistakes of a TCP canary in its manifests (Istio, Gateway API, Argo Rollouts, Flagger).
+    #[command(after_help = lint::help())]
+    Lint(lint::LintArgs),
 }
 
 /// Report format on stdout.
@@ -69,8 +74,14 @@ pub struct VerifyArgs {
     #[arg(long, env = "CHECKER_TARGET", value_name = "HOST:PORT")]
     pub target: String,
     /// Expected versions and weights, e.g. one=90,two=10 (normalised by their total); one=100 alone: only one may answer.
-    #[arg(long, env = "CHECKER_EXPECT", value_name = "NAME=WEIGHT,...")]
-    pub expect: Expectation,
+    #[arg(
+        long,
+        env = "CHECKER_EXPECT",
+        value_name = "NAME=WEIGHT,...",
+        required_unless_present = "expect_from",
+        conflicts_with = "expect_from"
+    )]
+    pub expect: Option<Expectation>,
     /// Number of connections to sample [default: planned from confidence and tolerance].
     #[arg(
         long,
@@ -122,6 +133,12 @@ pub struct VerifyArgs {
     /// How long to hold them, e.g. 60s after a weight step [default: the sampling time].
     #[arg(long, env = "CHECKER_HOLD_FOR", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
     pub hold_for: Option<Duration>,
+    /// Derive the expected split from Kubernetes manifests instead: a YAML or JSON file, a directory or - (stdin); repeatable.
+    #[arg(long, env = "CHECKER_EXPECT_FROM", value_name = "SOURCE")]
+    pub expect_from: Vec<String>,
+    /// How the split is derived from the manifests.
+    #[command(flatten)]
+    pub derive: expect_from::DeriveArgs,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
@@ -149,11 +166,12 @@ impl RuleArgs {
 }
 
 impl VerifyArgs {
-    /// The library configuration these flags describe (values are checked by [`VerifyConfig::validate`]).
-    pub fn to_config(&self) -> VerifyConfig {
+    /// The library configuration these flags describe, with the expected split given
+    /// by `--expect` or derived from `--expect-from` (values are checked by [`VerifyConfig::validate`]).
+    pub fn to_config(&self, expect: Expectation) -> VerifyConfig {
         VerifyConfig {
             target: self.target.clone(),
-            expect: self.expect.clone(),
+            expect,
             samples: self.samples,
             duration: self.duration,
             concurrency: self.concurrency,
