@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Err(e) => match cli::parse_error(&e, &argv) {
             Some(message) => {
                 eprintln!("checker: {message}");
-                return ExitCode::from(checker::exit::USAGE as u8);
+                return ExitCode::from(checker_core::exit::USAGE as u8);
             }
             None => e.exit(),
         },
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("checker: cannot start the async runtime: {e}");
-            return ExitCode::from(checker::exit::ERRORS as u8);
+            return ExitCode::from(checker_core::exit::ERRORS as u8);
         }
     };
     let code = runtime.block_on(cli::command::run(cli.command));

@@ -5,6 +5,7 @@
 //! The HAProxy tests are `#[ignore]`d so that plain `cargo test` passes anywhere; CI
 //! runs them with `--include-ignored`, and then they FAIL if haproxy is missing.
 
+#![cfg(feature = "rehearse")] // the subcommand exists only with the default feature
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader, Read};
@@ -79,7 +80,7 @@ fn rehearse_json(args: &[&str]) -> (i32, Value, String) {
 
 /// Validates `doc` against checker/schema/rehearsal.schema.json, panicking with every error.
 fn assert_rehearsal_schema_valid(doc: &Value) {
-    let schema: Value = serde_json::from_str(checker::rehearse::summary::SCHEMA).unwrap();
+    let schema: Value = serde_json::from_str(rehearse::summary::SCHEMA).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
     let errors: Vec<String> = validator
         .iter_errors(doc)
@@ -218,7 +219,7 @@ fn a_misconfigured_step_fails_with_exit_1_and_names_the_version_that_is_off() {
     let (code, out, err) = rehearse(&["--chaos", "3", "--seed", "5"]);
     assert_eq!(code, 1, "{out}\n{err}");
     // The offset is planned so that the step's sample count FAILs it for certain.
-    let (canary, _) = checker::rehearse::walk::chaos_canary(20, 1883, &Default::default());
+    let (canary, _) = rehearse::walk::chaos_canary(20, 1883, &Default::default());
     assert!(
         out.contains(&format!(
             "chaos: the gateway is set to stable={} canary={canary} while the step expects one=80,two=20 ({} points off, so 1883 samples FAIL it for certain)",

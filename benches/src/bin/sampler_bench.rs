@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use checker::expect::Expectation;
-use checker::verify::{VerifyConfig, verify};
+use checker_core::expect::Expectation;
+use checker_core::verify::{VerifyConfig, verify};
 use clap::Parser;
 use tcp_canary_benches::median;
 use tcp_canary_benches::process::ServerProcess;

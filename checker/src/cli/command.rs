@@ -5,14 +5,15 @@ use std::io::Write;
 use tokio_util::sync::CancellationToken;
 
 use super::{Command, OutputFormat, VerifyArgs};
-use checker::exit;
-use checker::report;
-use checker::verify;
+use checker_core::exit;
+use checker_core::report;
+use checker_core::verify;
 
 /// Runs `command` and returns the process exit code.
 pub async fn run(command: Command) -> i32 {
     match command {
         Command::Verify(args) => run_verify(&args).await,
+        #[cfg(feature = "rehearse")]
         Command::Rehearse(args) => super::rehearse::run(&args).await,
     }
 }
@@ -93,7 +94,8 @@ fn with_env_source(error: &verify::VerifyError) -> String {
             .filter(|w| w.starts_with("--"))
             .map(str::to_owned),
         verify::VerifyError::Target(
-            checker::target::TargetError::Syntax(_) | checker::target::TargetError::PortZero(_),
+            checker_core::target::TargetError::Syntax(_)
+            | checker_core::target::TargetError::PortZero(_),
         ) => Some("--target".to_owned()),
         _ => None,
     };

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use checker::exit;
-use checker::expect::Expectation;
-use checker::verdict::Settings;
-use checker::verify::{self, MIN_RATE, VerifyConfig};
+use checker_core::exit;
+use checker_core::expect::Expectation;
+use checker_core::verdict::Settings;
+use checker_core::verify::{self, MIN_RATE, VerifyConfig};
 
 pub mod command;
+#[cfg(feature = "rehearse")]
 pub mod rehearse;
 
 /// Verifies that live TCP traffic follows the expected canary weights.
@@ -42,6 +43,7 @@ pub enum Command {
     #[command(after_help = format!("Durations (D): {}.\n\n{}", duration_arg::RULE, exit::HELP))]
     Verify(VerifyArgs),
     /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
+    #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
     Rehearse(rehearse::RehearseArgs),
 }
@@ -202,7 +204,7 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 /// Parses a duration by the rule both binaries share: see [`duration_arg`].
-pub use duration_arg::{parse as parse_duration, parse_positive as parse_positive_duration};
+pub use duration_arg::parse_positive as parse_positive_duration;
 
 /// Turns a command-line parse error into the message and exit code the user sees.
 ///
@@ -283,11 +285,11 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(duration_arg::parse("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration_arg::parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration_arg::parse("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(duration_arg::parse("-1").is_err());
+        assert!(duration_arg::parse("soon").is_err());
     }
 
     #[test]

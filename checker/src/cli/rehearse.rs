@@ -8,10 +8,11 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::command::emit;
-use super::{OutputFormat, RuleArgs, parse_duration};
-use checker::rehearse::ingress::GatewayKind;
-use checker::rehearse::summary::{self, WalkReport};
-use checker::rehearse::walk::{self, WalkConfig, WalkEvent};
+use super::{OutputFormat, RuleArgs};
+use duration_arg::parse as parse_duration;
+use rehearse::ingress::GatewayKind;
+use rehearse::summary::{self, WalkReport};
+use rehearse::walk::{self, WalkConfig, WalkEvent};
 
 /// Exit codes of `checker rehearse`, shown at the end of its `--help`.
 pub const HELP: &str = "Exit codes:
@@ -24,6 +25,24 @@ pub const HELP: &str = "Exit codes:
        SIGTERM and SIGHUP do the same and exit 143 and 129; a second signal quits at once
 The worst step decides: 1 > 4 > 3 > 0. Even when the checker is killed (SIGKILL), the
 HAProxy child dies with it.";
+
+/// `--gateway`: the command line's names for [`GatewayKind`] (the library knows no clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GatewayArg {
+    /// The built-in gateway: Envoy-like weighted random choice per new connection.
+    Builtin,
+    /// A real HAProxy child process (`balance random(1)`, weights set over its runtime API).
+    Haproxy,
+}
+
+impl From<GatewayArg> for GatewayKind {
+    fn from(arg: GatewayArg) -> Self {
+        match arg {
+            GatewayArg::Builtin => GatewayKind::Builtin,
+            GatewayArg::Haproxy => GatewayKind::Haproxy,
+        }
+    }
+}
 
 /// Flags of `checker rehearse`.
 #[derive(Debug, Clone, Args)]
@@ -59,8 +78,8 @@ pub struct RehearseArgs {
     #[arg(long, env = "CHECKER_SAMPLES", value_name = "N")]
     pub samples: Option<u64>,
     /// Which ingress routes the traffic.
-    #[arg(long, env = "CHECKER_REHEARSE_GATEWAY", value_enum, default_value_t = GatewayKind::Builtin)]
-    pub gateway: GatewayKind,
+    #[arg(long, env = "CHECKER_REHEARSE_GATEWAY", value_enum, default_value_t = GatewayArg::Builtin)]
+    pub gateway: GatewayArg,
     /// The HAProxy binary for --gateway haproxy.
     #[arg(
         long,
@@ -92,7 +111,7 @@ pub struct RehearseArgs {
     #[arg(long, env = "CHECKER_REHEARSE_GRACE", default_value = "30s", value_parser = parse_duration, value_name = "D")]
     pub grace: Duration,
     /// Connections in flight during each verification.
-    #[arg(long, env = "CHECKER_CONCURRENCY", default_value_t = checker::verify::DEFAULT_CONCURRENCY, value_name = "C")]
+    #[arg(long, env = "CHECKER_CONCURRENCY", default_value_t = checker_core::verify::DEFAULT_CONCURRENCY, value_name = "C")]
     pub concurrency: usize,
     /// The verdict's confidence, tolerance and error budget, applied to every step.
     #[command(flatten)]
@@ -116,7 +135,7 @@ impl RehearseArgs {
             concurrency: self.concurrency.max(1),
             settings: self.rule.settings(),
             max_error_rate: self.rule.max_error_rate,
-            gateway: self.gateway,
+            gateway: self.gateway.into(),
             haproxy_bin: self.haproxy_bin.clone(),
             hold: self.hold,
             grace: self.grace,
@@ -181,7 +200,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
     let config = args.to_config();
     if let Err(e) = config.settings.validate() {
         eprintln!("checker: {e}");
-        return checker::exit::USAGE;
+        return checker_core::exit::USAGE;
     }
     if let Some(dir) = &config.samples_dir
         && let Err(e) = std::fs::create_dir_all(dir)
@@ -190,7 +209,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             "checker: cannot create the samples directory {}: {e}",
             dir.display()
         );
-        return checker::exit::USAGE;
+        return checker_core::exit::USAGE;
     }
     let text = args.output == OutputFormat::Text;
     let (stop, signal) = stop_on_signals();
@@ -215,7 +234,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             WalkEvent::StepDone(step, total) => {
                 let mut s = summary::step_header(step, total);
                 if let Some(r) = &step.verify {
-                    s.push_str(&checker::report::text::render(r));
+                    s.push_str(&checker_core::report::text::render(r));
                 }
                 s.push_str(&summary::step_notes(step));
                 s.push('\n');

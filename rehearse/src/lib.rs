@@ -1,11 +1,13 @@
-//! `checker rehearse`: the whole canary rollout walked on one machine, no cluster.
+//! The environment simulator behind `checker rehearse`: the whole canary rollout walked
+//! on one machine, no cluster. The checker binary includes it through its default
+//! `rehearse` feature; it uses the checker library (`checker_core`) to verify each step.
 //!
 //! In-process echo servers ([`fleet`]) stand for the stable and canary Deployments,
 //! the built-in weighted gateway ([`gateway`]) or a real HAProxy ([`haproxy`]) stands
 //! for Istio's ingress ([`ingress`]), and the walk ([`walk`]) moves the weights step by
 //! step under long-lived connections ([`holders`]), verifying the split after every
 //! step; [`summary`] holds the reports and their rendering. The flags and the signal
-//! handling live in the binary (`src/cli/rehearse.rs`).
+//! handling live in the binary (`checker/src/cli/rehearse.rs`).
 //!
 //! How connections close, so that a rehearsal leaves a small footprint: a connection
 //! closed with a FIN leaves a TIME_WAIT socket and a connection-tracking entry for

@@ -87,7 +87,7 @@ pub fn duration_plan_line(plan: &Plan, tolerance: f64, duration: std::time::Dura
 }
 
 /// Lays out rows as left-aligned columns two spaces apart, without trailing spaces.
-pub(crate) fn table(rows: &[Vec<String>]) -> String {
+pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

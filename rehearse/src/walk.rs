@@ -27,9 +27,9 @@ use super::haproxy::{Haproxy, HaproxyError};
 use super::holders::{HeldSummary, Holders};
 use super::ingress::{GatewayKind, Ingress, IngressError};
 use super::summary::{StepOutcome, StepReport, Teardown, WalkReport};
-use crate::expect::{ExpectError, Expectation};
-use crate::verdict::{self, Settings};
-use crate::verify::{self, VerifyConfig};
+use checker_core::expect::{ExpectError, Expectation};
+use checker_core::verdict::{self, Settings};
+use checker_core::verify::{self, VerifyConfig};
 
 /// The stable version's name.
 pub const STABLE_VERSION: &str = "one";
@@ -136,11 +136,11 @@ impl WalkError {
     /// The exit code: 2 for bad flags and a missing HAProxy, 4 for anything that broke.
     pub fn exit_code(&self) -> i32 {
         match self {
-            WalkError::Invalid(_) | WalkError::Expect(_) => crate::exit::USAGE,
+            WalkError::Invalid(_) | WalkError::Expect(_) => checker_core::exit::USAGE,
             WalkError::Ingress(IngressError::Haproxy(HaproxyError::NotInstalled { .. })) => {
-                crate::exit::USAGE
+                checker_core::exit::USAGE
             }
-            _ => crate::exit::ERRORS,
+            _ => checker_core::exit::ERRORS,
         }
     }
 }
@@ -548,7 +548,7 @@ async fn apply_change(
 }
 
 type Verified = (
-    Result<crate::verify::VerifyReport, verify::VerifyError>,
+    Result<checker_core::verify::VerifyReport, verify::VerifyError>,
     Option<verdict::Drift>,
 );
 

@@ -22,7 +22,7 @@ use crate::verify::{Inputs, LatencySummary, ScheduleSummary, VerifyReport};
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema the document follows, as kept in the repository.
-pub const SCHEMA: &str = include_str!("../../schema/report.schema.json");
+pub const SCHEMA: &str = include_str!("../../../checker/schema/report.schema.json");
 
 /// The `checker verify` JSON document.
 #[derive(Debug, Clone, Serialize)]

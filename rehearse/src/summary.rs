@@ -4,7 +4,7 @@
 //! [`WalkReport`] is the JSON document of `checker rehearse --output json`, described
 //! by `checker/schema/rehearsal.schema.json` ([`SCHEMA`]); each step's `verify` is the
 //! verification's report model ([`VerifyReport`]), whose parts also make up the
-//! `checker verify` document (`crate::report::json`).
+//! `checker verify` document (`checker_core::report::json`).
 //!
 //! Exit code of a walk: 0 when every step passed; otherwise the worst step's code,
 //! worst first: FAIL 1 (the split is wrong) > ERRORS 4 (error budget exceeded, or a
@@ -15,15 +15,15 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::fleet::DrainTotals;
-use super::gateway::GatewayShutdown;
 use super::holders::HeldSummary;
 use super::ingress::GatewayKind;
-use crate::exit;
-use crate::verdict::{Drift, Outcome};
-use crate::verify::VerifyReport;
+use super::ingress::GatewayShutdown;
+use checker_core::exit;
+use checker_core::verdict::{Drift, Outcome};
+use checker_core::verify::VerifyReport;
 
 /// The schema of the rehearsal's JSON document, as kept in the repository.
-pub const SCHEMA: &str = include_str!("../../schema/rehearsal.schema.json");
+pub const SCHEMA: &str = include_str!("../../checker/schema/rehearsal.schema.json");
 
 /// Exit code of an interrupted rehearsal (128 + SIGINT).
 pub const INTERRUPTED: i32 = 130;
@@ -388,7 +388,7 @@ pub fn render_summary(walk: &WalkReport) -> String {
         walk.replicas,
         walk.elapsed_s
     );
-    out.push_str(&crate::report::text::table(&rows));
+    out.push_str(&checker_core::report::text::table(&rows));
     let held_kept: u64 = walk.steps.iter().map(|s| s.held.kept).sum();
     let held_lost: u64 = walk.steps.iter().map(|s| s.held.lost + s.drains.cut).sum();
     let _ = writeln!(
@@ -489,7 +489,8 @@ mod tests {
     #[test]
     fn the_shared_schema_parts_are_the_verify_schemas() {
         let rehearsal: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
-        let report: serde_json::Value = serde_json::from_str(crate::report::json::SCHEMA).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(checker_core::report::json::SCHEMA).unwrap();
         let defs = &rehearsal["$defs"];
         for name in ["fraction", "outcome", "interval", "latency"] {
             assert_eq!(defs[name], report["$defs"][name], "{name}");

@@ -25,7 +25,7 @@
 //! connect fails the client's connection, as in Envoy. `option nolinger` on the
 //! backend: HAProxy closes its server-side connections with a reset, so that the
 //! rehearsal's tens of thousands of short connections leave no TIME_WAIT entries in the
-//! kernel's connection-tracking table (see [`crate::rehearse`]).
+//! kernel's connection-tracking table (see [`crate`]).
 //!
 //! HAProxy 2.6's dynamic `add server` was measured here to ignore weights with
 //! `balance random` (4000 connections at 8:1 all went to one side), hence the slots.
@@ -41,7 +41,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use super::gateway::{BackendStats, GatewayShutdown, GatewayStats};
+use super::ingress::{BackendStats, GatewayShutdown, GatewayStats};
 
 /// The backend's name in the generated configuration.
 const BACKEND: &str = "be";

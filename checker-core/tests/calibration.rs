@@ -11,21 +11,21 @@
 //! * The simulated rates agree with the planner's exact binomial figures (within four
 //!   standard errors), which checks the planner's arithmetic against brute force.
 //!
-//! The sequential rule ([`checker::verdict::sequential`]) is calibrated the same way,
+//! The sequential rule ([`checker_core::verdict::sequential`]) is calibrated the same way,
 //! looking after every batch and stopping when decided (or at its cap, three times the
 //! fixed plan): the same FAIL and PASS rates, the mean and 95th percentile of samples
 //! used against the fixed plan (mean at most 0.75 times it, for the true split and for
 //! each split off by twice the tolerance), and grossly wrong splits (weights swapped, a
 //! zero-weight or unexpected version answering) FAILed within 200 connections every time.
 //!
-//! Run with `cargo test -p checker --test calibration -- --nocapture` to see the table
+//! Run with `cargo test -p checker-core --test calibration -- --nocapture` to see the table
 //! (columns of the sequential rows: split, true split, PASS, FAIL, mean samples, p95, max, fixed plan).
 
 use std::time::Instant;
 
-use checker::expect::Expectation;
-use checker::verdict::sequential::{self, DEFAULT_BATCH};
-use checker::verdict::{Outcome, Plan, Settings, judge, plan};
+use checker_core::expect::Expectation;
+use checker_core::verdict::sequential::{self, DEFAULT_BATCH};
+use checker_core::verdict::{Outcome, Plan, Settings, judge, plan};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Binomial, Distribution};
