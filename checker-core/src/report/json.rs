@@ -16,7 +16,9 @@ use crate::sampler::{ErrorClass, StopReason};
 use crate::tally::{MalformedReply, Window};
 use crate::verdict::local::{LocalCause, LocalReadings};
 use crate::verdict::{ChiSquare, Drift, Interval, Outcome, Plan};
-use crate::verify::{Inputs, LatencySummary, ScheduleSummary, VerifyReport};
+use crate::verify::{
+    Inputs, LatencySummary, Mode, ScheduleSummary, SequentialSummary, VerifyReport,
+};
 
 /// The version of the document's layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -63,6 +65,10 @@ pub struct Document<'a> {
     pub windows: Vec<WindowEntry<'a>>,
     /// Whether the split moved between windows.
     pub drift: &'a Drift,
+    /// `fixed` or `sequential`.
+    pub mode: Mode,
+    /// What sequential sampling did; null in fixed mode.
+    pub sequential: Option<&'a SequentialSummary>,
 }
 
 /// The program that wrote the document.
@@ -247,6 +253,8 @@ impl<'a> Document<'a> {
             schedule: report.schedule.as_ref(),
             windows,
             drift: &report.drift,
+            mode: report.mode,
+            sequential: report.sequential.as_ref(),
         }
     }
 }

@@ -184,6 +184,12 @@ pub struct VerifyReport {
     /// The raw tally (not serialised).
     #[serde(skip)]
     pub tally: Tally,
+    /// Which rule the run followed (in the verify document; not serialised with the model).
+    #[serde(skip)]
+    pub mode: crate::verify::Mode,
+    /// What sequential sampling did (sequential mode only; as `mode`).
+    #[serde(skip)]
+    pub sequential: Option<crate::verify::SequentialSummary>,
 }
 
 /// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).
@@ -294,6 +300,8 @@ impl VerifyReport {
             windows: tally.windows().to_vec(),
             drift,
             tally,
+            mode: crate::verify::Mode::Fixed,
+            sequential: None,
         }
     }
 

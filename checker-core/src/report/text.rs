@@ -115,6 +115,29 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The line saying what sequential sampling did.
+pub fn sequential_line(s: &crate::verify::SequentialSummary) -> String {
+    match s.deciding_batch {
+        Some(batch) => format!(
+            "sequential: decided at look {batch} after {} samples ({} of {} allowed; {})",
+            s.samples_used, s.samples_used, s.max_samples, s.method
+        ),
+        None => format!(
+            "sequential: undecided after {} looks and {} samples (at most {}; {})",
+            s.looks, s.samples_used, s.max_samples, s.method
+        ),
+    }
+}
+
+/// The line announcing a sequential run, before sampling.
+pub fn sequential_plan_line(plan: &Plan, batch: u64, max_samples: u64) -> String {
+    format!(
+        "plan: sequential, a look every {batch} samples, stopping as soon as every version is decided \
+         (at most {max_samples}; the fixed plan would take {})",
+        plan.samples
+    )
+}
+
 /// Renders the whole human report (the plan is printed separately, before sampling).
 pub fn render(report: &VerifyReport) -> String {
     let mut out = String::new();
@@ -148,7 +171,10 @@ pub fn render(report: &VerifyReport) -> String {
                 report.attempted
             );
         }
-        StopReason::Samples | StopReason::Duration => {}
+        StopReason::Samples | StopReason::Duration | StopReason::Decided => {}
+    }
+    if let Some(s) = &report.sequential {
+        let _ = writeln!(out, "{}", sequential_line(s));
     }
     out.push('\n');
     let mut rows = vec![vec![

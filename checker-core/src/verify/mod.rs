@@ -7,7 +7,9 @@
 
 pub mod config;
 pub mod run;
+pub mod sequential;
 
 pub use crate::report::model::*;
 pub use config::*;
 pub use run::*;
+pub use sequential::{Mode, SequentialConfig, SequentialSummary};

@@ -106,6 +106,19 @@ pub struct VerifyArgs {
     /// Never draw the progress bar (it is drawn only on a terminal anyway); the variable takes 1/0, true/false, yes/no, on/off.
     #[arg(long, env = "CHECKER_NO_PROGRESS", value_parser = parse_bool)]
     pub no_progress: bool,
+    /// Sample the fixed planned count instead of stopping as soon as the evidence decides (the variable takes 1/0, true/false, yes/no, on/off).
+    #[arg(long, env = "CHECKER_NO_SEQUENTIAL", value_parser = parse_bool)]
+    pub no_sequential: bool,
+    /// Sequential runs stop INCONCLUSIVE after this many connections [default: three times the fixed plan].
+    #[arg(
+        long,
+        env = "CHECKER_MAX_SAMPLES",
+        value_name = "N",
+        conflicts_with_all = ["samples", "duration", "no_sequential"],
+        allow_negative_numbers = true,
+        value_parser = parse_count_u64
+    )]
+    pub max_samples: Option<u64>,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
@@ -149,6 +162,11 @@ impl VerifyArgs {
             samples_out: self.samples_out.clone(),
             progress: !self.no_progress,
             reset_on_close: false,
+            sequential: (!self.no_sequential && self.samples.is_none() && self.duration.is_none())
+                .then_some(verify::SequentialConfig {
+                    batch: checker_core::verdict::sequential::DEFAULT_BATCH,
+                    max_samples: self.max_samples,
+                }),
         }
     }
 }
