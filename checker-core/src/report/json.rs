@@ -17,7 +17,7 @@ use crate::tally::{MalformedReply, Window};
 use crate::verdict::local::{LocalCause, LocalReadings};
 use crate::verdict::{ChiSquare, Drift, Outcome, Plan, VersionVerdict};
 use crate::verify::{
-    Inputs, LatencySummary, Mode, ScheduleSummary, SequentialSummary, VerifyReport,
+    Inputs, LatencySummary, Mode, ScheduleSummary, SequentialSummary, SettleSummary, VerifyReport,
 };
 
 /// The version of the document's layout; bumped on any incompatible change.
@@ -69,6 +69,8 @@ pub struct Document<'a> {
     pub mode: Mode,
     /// What sequential sampling did; null in fixed mode.
     pub sequential: Option<&'a SequentialSummary>,
+    /// What `--settle` saw before the counted samples; null without it.
+    pub settle: Option<&'a SettleSummary>,
 }
 
 /// The program that wrote the document.
@@ -230,6 +232,7 @@ impl<'a> Document<'a> {
             drift: &report.drift,
             mode: report.mode,
             sequential: report.sequential.as_ref(),
+            settle: report.settle.as_ref(),
         }
     }
 }

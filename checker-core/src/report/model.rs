@@ -190,6 +190,9 @@ pub struct VerifyReport {
     /// What sequential sampling did (sequential mode only; as `mode`).
     #[serde(skip)]
     pub sequential: Option<crate::verify::SequentialSummary>,
+    /// What `--settle` saw before the counted samples (as `mode`).
+    #[serde(skip)]
+    pub settle: Option<crate::verify::SettleSummary>,
 }
 
 /// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).
@@ -302,6 +305,7 @@ impl VerifyReport {
             tally,
             mode: crate::verify::Mode::Fixed,
             sequential: None,
+            settle: None,
         }
     }
 

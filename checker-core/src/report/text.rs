@@ -129,6 +129,36 @@ pub fn sequential_line(s: &crate::verify::SequentialSummary) -> String {
     }
 }
 
+/// The line saying how settling went, with the split in each window.
+pub fn settle_line(s: &crate::verify::SettleSummary) -> String {
+    use crate::verify::SettleEnd;
+    let how = match s.end {
+        SettleEnd::Consistent => "consistent with the expectation",
+        SettleEnd::StoppedMoving => "stopped moving (not as expected)",
+        SettleEnd::TimedOut => "not consistent before the timeout",
+        SettleEnd::Interrupted => "interrupted",
+    };
+    let splits: Vec<String> = s
+        .windows
+        .iter()
+        .map(|w| {
+            let total: u64 = w.counts.values().sum();
+            let shares: Vec<String> = w
+                .counts
+                .iter()
+                .map(|(name, c)| format!("{name} {:.0}%", 100.0 * *c as f64 / total.max(1) as f64))
+                .collect();
+            shares.join(" ")
+        })
+        .collect();
+    format!(
+        "settle: {how} after {:.1}s and {} windows ({})",
+        s.elapsed_s,
+        s.windows.len(),
+        splits.join(" -> ")
+    )
+}
+
 /// The line announcing a sequential run, before sampling.
 pub fn sequential_plan_line(plan: &Plan, batch: u64, max_samples: u64) -> String {
     format!(
@@ -172,6 +202,9 @@ pub fn render(report: &VerifyReport) -> String {
             );
         }
         StopReason::Samples | StopReason::Duration | StopReason::Decided => {}
+    }
+    if let Some(s) = &report.settle {
+        let _ = writeln!(out, "{}", settle_line(s));
     }
     if let Some(s) = &report.sequential {
         let _ = writeln!(out, "{}", sequential_line(s));

@@ -52,6 +52,9 @@ pub struct VerifyConfig {
     /// Sequential sampling: look after every batch and stop when decided (`checker
     /// verify`'s default without `--samples` or `--duration`); `None` = the fixed plan.
     pub sequential: Option<super::SequentialConfig>,
+    /// `--settle`: sample short windows first, up to this long, until the split is
+    /// consistent with the expectation (or stopped moving); `None` = start counting at once.
+    pub settle: Option<Duration>,
 }
 
 impl VerifyConfig {
@@ -72,6 +75,7 @@ impl VerifyConfig {
             progress: false,
             reset_on_close: false,
             sequential: None,
+            settle: None,
         }
     }
 
@@ -115,6 +119,9 @@ impl VerifyConfig {
             if s.max_samples == Some(0) || s.batch == 0 {
                 return bad("--max-samples must be at least 1");
             }
+        }
+        if self.settle.is_some_and(|d| d.is_zero()) {
+            return bad("--settle must be longer than zero");
         }
         target::check_syntax(&self.target)?;
         Ok(())

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{VerifyConfig, VerifyError};
 use super::sequential::{Mode, Monitor};
+use super::settle;
 use crate::expect::Expectation;
 use crate::report::model::{Times, VerifyReport};
 use crate::report::progress::Progress;
@@ -230,6 +231,10 @@ impl Prepared {
 
     /// Samples until the count, the duration or `stop`, then judges what was collected.
     pub async fn run(mut self, stop: CancellationToken) -> Result<VerifyReport, VerifyError> {
+        let settled = match self.config.settle {
+            Some(timeout) => Some(settle::settle(&self.config, &self.addrs, timeout, &stop).await),
+            None => None,
+        };
         let count = self.sample_count();
         // Sequential runs usually stop well before the cap: windows follow the fixed plan.
         let windowed = match (&self.plan, self.max_samples) {
@@ -341,6 +346,7 @@ impl Prepared {
             report.mode = Mode::Sequential;
             report.sequential = Some(monitor.summary(report.split.total));
         }
+        report.settle = settled;
         Ok(report)
     }
 }

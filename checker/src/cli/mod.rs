@@ -119,6 +119,9 @@ pub struct VerifyArgs {
         value_parser = parse_count_u64
     )]
     pub max_samples: Option<u64>,
+    /// Before counting, sample short windows for up to this long until the split matches the expectation (or stops moving), e.g. 30s: for a check run right after a weight change.
+    #[arg(long, env = "CHECKER_SETTLE", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
+    pub settle: Option<Duration>,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
@@ -167,6 +170,7 @@ impl VerifyArgs {
                     batch: checker_core::verdict::sequential::DEFAULT_BATCH,
                     max_samples: self.max_samples,
                 }),
+            settle: self.settle,
         }
     }
 }
