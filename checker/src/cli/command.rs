@@ -15,6 +15,7 @@ pub async fn run(command: Command) -> i32 {
         Command::Verify(args) => run_verify(&args).await,
         #[cfg(feature = "rehearse")]
         Command::Rehearse(args) => super::rehearse::run(&args).await,
+        Command::Watch(args) => super::watch::run(&args).await,
     }
 }
 

@@ -14,6 +14,7 @@ use checker_core::verify::{self, MIN_RATE, VerifyConfig};
 pub mod command;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
+pub mod watch;
 
 /// Verifies that live TCP traffic follows the expected canary weights.
 #[derive(Debug, Parser)]
@@ -46,6 +47,9 @@ pub enum Command {
     #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
     Rehearse(rehearse::RehearseArgs),
+    /// Sample continuously at a modest rate and show the split over time, with when it stops and starts agreeing.
+    #[command(after_help = format!("Durations (D): {}.\n\nExit: 0 when the split agreed at the end, 1 when it disagreed, 3 when undecided, 2 usage, 4 unresolvable target.", duration_arg::RULE))]
+    Watch(watch::WatchArgs),
 }
 
 /// Report format on stdout.
