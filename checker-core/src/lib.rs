@@ -9,8 +9,10 @@
 pub mod clock;
 pub mod exit;
 pub mod expect;
+pub mod merge;
 pub mod report;
 pub mod sampler;
+pub mod snapshot;
 pub mod sync;
 pub mod tally;
 pub mod target;

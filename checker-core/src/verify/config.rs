@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::exit;
 use crate::expect::Expectation;
 use crate::target::{self, TargetError};
+use crate::verdict::health::HealthRules;
 use crate::verdict::{Settings, SettingsError};
 
 /// Default number of samples in flight.
@@ -55,6 +56,8 @@ pub struct VerifyConfig {
     /// `--settle`: sample short windows first, up to this long, until the split is
     /// consistent with the expectation (or stopped moving); `None` = start counting at once.
     pub settle: Option<Duration>,
+    /// Health checks beyond the split: canary against stable, thresholds, baseline.
+    pub health: HealthRules,
 }
 
 impl VerifyConfig {
@@ -76,6 +79,7 @@ impl VerifyConfig {
             reset_on_close: false,
             sequential: None,
             settle: None,
+            health: HealthRules::default(),
         }
     }
 
@@ -124,6 +128,15 @@ impl VerifyConfig {
             return bad("--settle must be longer than zero");
         }
         target::check_syntax(&self.target)?;
+        if let Some(rule) = &self.health.compare {
+            for name in [&rule.canary, &rule.stable] {
+                if self.expect.share_of(name).is_none() {
+                    return Err(VerifyError::Invalid(format!(
+                        "--compare names {name}, which --expect does not list"
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ pub async fn run(command: Command) -> i32 {
         #[cfg(feature = "rehearse")]
         Command::Rehearse(args) => super::rehearse::run(&args).await,
         Command::Watch(args) => super::watch::run(&args).await,
+        Command::Merge(args) => super::merge::run(&args),
     }
 }
 
@@ -115,7 +116,11 @@ fn json_error(path: &std::path::Path, e: &std::io::Error) -> String {
 
 /// `checker verify`: plan, sample, judge, print; returns the exit code.
 pub async fn run_verify(args: &VerifyArgs) -> i32 {
-    let config = args.to_config();
+    let mut config = args.to_config();
+    config.health = match args.health.rules(&config.target) {
+        Ok(rules) => rules,
+        Err(e) => return fail(&e, exit::USAGE),
+    };
     if let (Some(json), Some(samples)) = (&args.json, &args.samples_out)
         && same_file(json, samples)
     {

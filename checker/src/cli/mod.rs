@@ -12,6 +12,8 @@ use checker_core::verdict::Settings;
 use checker_core::verify::{self, MIN_RATE, VerifyConfig};
 
 pub mod command;
+pub mod health;
+pub mod merge;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
 pub mod watch;
@@ -39,6 +41,7 @@ pub enum LogFormat {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process: boxing buys nothing
 pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
     #[command(after_help = format!("Durations (D): {}.\n\n{}", duration_arg::RULE, exit::HELP))]
@@ -50,6 +53,9 @@ pub enum Command {
     /// Sample continuously at a modest rate and show the split over time, with when it stops and starts agreeing.
     #[command(after_help = format!("Durations (D): {}.\n\nExit: 0 when the split agreed at the end, 1 when it disagreed, 3 when undecided, 2 usage, 4 unresolvable target.", duration_arg::RULE))]
     Watch(watch::WatchArgs),
+    /// Merge JSON reports of one check taken by many processes into one report and verdict.
+    #[command(after_help = merge::HELP)]
+    Merge(merge::MergeArgs),
 }
 
 /// Report format on stdout.
@@ -126,6 +132,9 @@ pub struct VerifyArgs {
     /// Before counting, sample short windows for up to this long until the split matches the expectation (or stops moving), e.g. 30s: for a check run right after a weight change.
     #[arg(long, env = "CHECKER_SETTLE", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
     pub settle: Option<Duration>,
+    /// Canary against stable, thresholds and a baseline.
+    #[command(flatten)]
+    pub health: health::HealthArgs,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
@@ -175,6 +184,8 @@ impl VerifyArgs {
                     max_samples: self.max_samples,
                 }),
             settle: self.settle,
+            // Completed by run_verify, which reads the baseline report.
+            health: Default::default(),
         }
     }
 }
