@@ -151,10 +151,11 @@ pub fn settle_line(s: &crate::verify::SettleSummary) -> String {
             shares.join(" ")
         })
         .collect();
+    let n = s.windows.len();
     format!(
-        "settle: {how} after {:.1}s and {} windows ({})",
+        "settle: {how} after {:.1}s and {n} window{} ({})",
         s.elapsed_s,
-        s.windows.len(),
+        if n == 1 { "" } else { "s" },
         splits.join(" -> ")
     )
 }
