@@ -114,6 +114,10 @@ pub struct VerifyArgs {
     /// Canary against stable, thresholds and a baseline.
     #[command(flatten)]
     pub health: health::HealthArgs,
+    /// Exit 0 once the report is out, whatever its verdict (one share of a parallel run:
+    /// `checker merge` gives the verdict); the report still carries its exit_code.
+    #[arg(long, env = "CHECKER_REPORT_ONLY", value_parser = parse_bool)]
+    pub report_only: bool,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
