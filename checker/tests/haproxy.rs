@@ -3,7 +3,10 @@
 //! real echo-server binary started in Istio's positional form (`echo-server P1,P2 one`).
 //!
 //! Ignored by default because they need `haproxy`; `.ci/run` installs it and runs them
-//! with `--include-ignored`, where a missing binary makes them fail, not skip.
+//! with `--include-ignored`, where a missing binary makes them fail, not skip. The HAProxy
+//! configuration comes from the rehearsal's writer, hence the `rehearse` feature.
+
+#![cfg(feature = "rehearse")]
 
 mod support;
 

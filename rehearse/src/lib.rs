@@ -5,9 +5,10 @@
 //! In-process echo servers ([`fleet`]) stand for the stable and canary Deployments,
 //! the built-in weighted gateway ([`gateway`]) or a real HAProxy ([`haproxy`]) stands
 //! for Istio's ingress ([`ingress`]), and the walk ([`walk`]) moves the weights step by
-//! step under long-lived connections ([`holders`]), verifying the split after every
-//! step; [`summary`] holds the reports and their rendering. The flags and the signal
-//! handling live in the binary (`checker/src/cli/rehearse.rs`).
+//! step ([`plan`]) under long-lived connections ([`holders`]), verifying the split after
+//! every step, with faults injected on request ([`faults`]); [`summary`] holds the
+//! reports and their rendering. The flags and the signal handling live in the binary
+//! (`checker/src/cli/rehearse.rs`).
 //!
 //! How connections close, so that a rehearsal leaves a small footprint: a connection
 //! closed with a FIN leaves a TIME_WAIT socket and a connection-tracking entry for
@@ -20,11 +21,13 @@
 //! connections ([`holders`]) still close with FINs, since proving a clean end is their
 //! job; they are a few dozen per walk.
 
+pub mod faults;
 pub mod fleet;
 pub mod gateway;
 pub mod haproxy;
 pub mod holders;
 pub mod ingress;
+pub mod plan;
 pub mod summary;
 pub mod walk;
 

@@ -20,7 +20,7 @@ use crate::verdict::compare::Comparison;
 use crate::verdict::health::HealthRules;
 use crate::verdict::local::{LocalCause, LocalReadings};
 use crate::verdict::thresholds::ThresholdResult;
-use crate::verdict::{ChiSquare, Drift, Interval, Outcome, Plan};
+use crate::verdict::{ChiSquare, Drift, Outcome, Plan, VersionVerdict};
 use crate::verify::{Inputs, LatencySummary, ScheduleSummary, VerifyReport};
 
 /// The version of the document's layout; bumped on any incompatible change.
@@ -123,29 +123,13 @@ pub struct Split<'a> {
     pub chi_square: &'a ChiSquare,
 }
 
-/// One version's verdict and latency.
+/// One version's verdict (its fields inline: name, expected, share, interval, band,
+/// outcome, reason, ...) and latency.
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionEntry<'a> {
-    /// The version name.
-    pub name: &'a str,
-    /// Expected share.
-    pub expected: f64,
-    /// Whether it was expected at all.
-    pub was_expected: bool,
-    /// Samples it answered.
-    pub count: u64,
-    /// Observed share.
-    pub share: f64,
-    /// Wilson score interval of the share.
-    pub interval: Interval,
-    /// The tolerance band around the expected share.
-    pub band: Interval,
-    /// The version's outcome.
-    pub outcome: Outcome,
-    /// Why.
-    pub reason: &'a str,
-    /// More samples that would decide an INCONCLUSIVE version.
-    pub more_samples: Option<u64>,
+    /// The version's verdict, serialised inline.
+    #[serde(flatten)]
+    pub verdict: &'a VersionVerdict,
     /// Connect and reply latency, microseconds.
     pub latency_us: LatencyEntry,
 }
@@ -203,16 +187,7 @@ impl<'a> Document<'a> {
             .map(|v| {
                 let lat = report.latency.get(&v.name);
                 VersionEntry {
-                    name: &v.name,
-                    expected: v.expected,
-                    was_expected: v.was_expected,
-                    count: v.count,
-                    share: v.share,
-                    interval: v.interval,
-                    band: v.band,
-                    outcome: v.outcome,
-                    reason: &v.reason,
-                    more_samples: v.more_samples,
+                    verdict: v,
                     latency_us: LatencyEntry {
                         connect: lat.map_or(LatencySummary::EMPTY, |l| l.connect),
                         reply: lat.map_or(LatencySummary::EMPTY, |l| l.reply),

@@ -306,7 +306,9 @@ pub fn assert_schema_valid(document: &serde_json::Value) {
     );
 }
 
-/// A running HAProxy (`mode tcp`, `balance roundrobin`), killed on drop.
+/// A running HAProxy (`mode tcp`, `balance roundrobin`), killed on drop. Its configuration
+/// comes from the rehearsal's HAProxy writer, so it needs the `rehearse` feature.
+#[cfg(feature = "rehearse")]
 pub struct HaProxy {
     _child: Guard,
     _dir: tempfile::TempDir,
@@ -314,6 +316,7 @@ pub struct HaProxy {
     pub addr: SocketAddr,
 }
 
+#[cfg(feature = "rehearse")]
 impl HaProxy {
     /// Starts HAProxy in front of `servers` (`(address, weight)`), round robin by weight.
     ///
@@ -321,14 +324,23 @@ impl HaProxy {
     pub fn start(servers: &[(SocketAddr, u32)]) -> HaProxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let mut cfg = format!(
-            "global\n  maxconn 4096\n\ndefaults\n  mode tcp\n  timeout connect 2s\n  \
-             timeout client 30s\n  timeout server 30s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  \
-             default_backend be\n\nbackend be\n  balance roundrobin\n"
-        );
-        for (i, (addr, weight)) in servers.iter().enumerate() {
-            cfg.push_str(&format!("  server s{i} {addr} weight {weight}\n"));
+        let cfg = rehearse::haproxy::HaproxyConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            balance: rehearse::haproxy::Balance::RoundRobin,
+            runtime_api: None,
+            nolinger: false,
+            servers: servers
+                .iter()
+                .enumerate()
+                .map(|(i, (addr, weight))| rehearse::haproxy::ServerLine {
+                    name: format!("s{i}"),
+                    addr: *addr,
+                    weight: *weight,
+                    disabled: false,
+                })
+                .collect(),
         }
+        .render();
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, cfg).expect("write haproxy.cfg");
         let child = Command::new("haproxy")
