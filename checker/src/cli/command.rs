@@ -155,9 +155,21 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
             OutputFormat::Json => eprintln!("{line}"),
         }
     }
-    let report = match prepared.run(stop).await {
-        Ok(report) => report,
-        Err(e) => return fail(&e, e.exit_code()),
+    let held = checker_core::hold::hold_while(
+        &config.target,
+        args.hold,
+        args.hold_for,
+        &stop.clone(),
+        prepared.run(stop),
+    )
+    .await;
+    let report = match held {
+        Ok((Ok(mut report), held)) => {
+            report.held = held;
+            report
+        }
+        Ok((Err(e), _)) => return fail(&e, e.exit_code()),
+        Err(e) => return fail(&e, exit::USAGE),
     };
     let document = report::json::to_string(&report);
     // A report file that cannot be written must not hide the verdict: stdout gets the

@@ -118,6 +118,14 @@ pub struct VerifyArgs {
     /// `checker merge` gives the verdict); the report still carries its exit_code.
     #[arg(long, env = "CHECKER_REPORT_ONLY", value_parser = parse_bool)]
     pub report_only: bool,
+    /// Hold K long-lived connections open through the target, exchanging a line every
+    /// second, from before sampling until --hold-for has passed; the report says how
+    /// many survived and when the others ended (does the gateway cut open connections?).
+    #[arg(long, env = "CHECKER_HOLD", value_name = "K", default_value_t = 0, value_parser = parse_count_usize)]
+    pub hold: usize,
+    /// How long to hold them, e.g. 60s after a weight step [default: the sampling time].
+    #[arg(long, env = "CHECKER_HOLD_FOR", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
+    pub hold_for: Option<Duration>,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
