@@ -20,5 +20,6 @@ pub mod tally;
 pub mod target;
 pub mod verdict;
 pub mod verify;
+pub mod watch;
 
 pub use verify::{VerifyConfig, VerifyError, VerifyReport, verify};

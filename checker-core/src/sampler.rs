@@ -365,6 +365,8 @@ pub enum StopReason {
     /// and none was ever established: the target is unreachable, sampling on would only
     /// hammer it.
     Unreachable,
+    /// Sequential sampling: the evidence decided every version before the cap.
+    Decided,
 }
 
 /// Consecutive failed connections, with none established before, after which the

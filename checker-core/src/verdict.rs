@@ -30,6 +30,7 @@ pub mod health;
 pub mod local;
 pub mod planner;
 mod search;
+pub mod sequential;
 pub mod thresholds;
 pub mod wilson;
 
@@ -263,10 +264,15 @@ pub fn judge(expect: &Expectation, counts: &[(String, u64)], settings: &Settings
 /// or would take more than [`planner::MAX_PLANNED_SAMPLES`] in all.
 fn more_to_decide(count: u64, total: u64, z: f64, band: Interval) -> Option<u64> {
     let share = count as f64 / total as f64;
-    let decided = |n: u64| {
+    more_until(total, |n: u64| {
         let n = n as f64;
         classify(wilson(share * n, n, z), band) != Outcome::Inconclusive
-    };
+    })
+}
+
+/// How many samples beyond `total` until `decided(n)` first holds (gallop, then bisect);
+/// `None` beyond [`planner::MAX_PLANNED_SAMPLES`].
+pub(crate) fn more_until(total: u64, decided: impl Fn(u64) -> bool) -> Option<u64> {
     let mut lo = total;
     let mut hi = total.saturating_mul(2).max(total + 1);
     while !decided(hi) {

@@ -11,11 +11,20 @@
 //! * The simulated rates agree with the planner's exact binomial figures (within four
 //!   standard errors), which checks the planner's arithmetic against brute force.
 //!
-//! Run with `cargo test -p checker-core --test calibration -- --nocapture` to see the table.
+//! The sequential rule ([`checker_core::verdict::sequential`]) is calibrated the same way,
+//! looking after every batch and stopping when decided (or at its cap, three times the
+//! fixed plan): the same FAIL and PASS rates, the mean and 95th percentile of samples
+//! used against the fixed plan (mean at most 0.75 times it, for the true split and for
+//! each split off by twice the tolerance), and grossly wrong splits (weights swapped, a
+//! zero-weight or unexpected version answering) FAILed within 200 connections every time.
+//!
+//! Run with `cargo test -p checker-core --test calibration -- --nocapture` to see the table
+//! (columns of the sequential rows: split, true split, PASS, FAIL, mean samples, p95, max, fixed plan).
 
 use std::time::Instant;
 
 use checker_core::expect::Expectation;
+use checker_core::verdict::sequential::{self, DEFAULT_BATCH};
 use checker_core::verdict::{Outcome, Plan, Settings, judge, plan};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -231,6 +240,180 @@ fn a_correct_split_rarely_fails_at_any_sample_count() {
             rates.fail <= 0.01,
             "{spec} at {n}: FAIL rate {}",
             rates.fail
+        );
+    }
+}
+
+// ---- The sequential rule (verdict::sequential): looks after every batch, stops when decided.
+
+/// Runs per sequential case: a standard error of at most 1.1 points on any rate (0.5 near 97%).
+const SEQUENTIAL_RUNS: u32 = 2_000;
+
+/// What the sequential rule did over [`SEQUENTIAL_RUNS`] runs of one true split.
+struct Sequential {
+    pass: f64,
+    fail: f64,
+    /// Mean attributed samples at the decision (or at the cap).
+    mean: f64,
+    /// 95th percentile of the same.
+    p95: u64,
+    /// The most any run used.
+    max: u64,
+}
+
+/// Draws batches of [`DEFAULT_BATCH`] from `truth`, asking [`sequential::decide`] after
+/// each, until it decides or `cap` samples were drawn; `names` may hold more names than
+/// `expect` (versions nobody expected).
+fn simulate_sequential(
+    expect: &Expectation,
+    names: &[String],
+    truth: &[f64],
+    cap: u64,
+    seed: u64,
+) -> Sequential {
+    let settings = Settings::default();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut pass, mut fail) = (0u32, 0u32);
+    let mut used = Vec::with_capacity(SEQUENTIAL_RUNS as usize);
+    for _ in 0..SEQUENTIAL_RUNS {
+        let mut counts: Vec<(String, u64)> = names.iter().map(|n| (n.clone(), 0)).collect();
+        let mut n = 0;
+        let outcome = loop {
+            let batch = DEFAULT_BATCH.min(cap - n);
+            for (slot, k) in counts.iter_mut().zip(draw(&mut rng, batch, truth)) {
+                slot.1 += k;
+            }
+            n += batch;
+            let outcome = sequential::decide(expect, &counts, &settings);
+            if outcome != Outcome::Inconclusive || n >= cap {
+                break outcome;
+            }
+        };
+        match outcome {
+            Outcome::Pass => pass += 1,
+            Outcome::Fail => fail += 1,
+            Outcome::Inconclusive => {}
+        }
+        used.push(n);
+    }
+    used.sort_unstable();
+    let runs = f64::from(SEQUENTIAL_RUNS);
+    Sequential {
+        pass: f64::from(pass) / runs,
+        fail: f64::from(fail) / runs,
+        mean: used.iter().sum::<u64>() as f64 / runs,
+        p95: used[(used.len() * 95 / 100).min(used.len() - 1)],
+        max: used.last().copied().unwrap_or(0),
+    }
+}
+
+/// The standard error of a rate near `p` over [`SEQUENTIAL_RUNS`] runs.
+fn se_sequential(p: f64) -> f64 {
+    (p * (1.0 - p) / f64::from(SEQUENTIAL_RUNS))
+        .sqrt()
+        .max(1e-3)
+}
+
+/// Calibrates the sequential rule for `spec` and prints its rows of the table: the true
+/// split and every split with one version off by twice the tolerance.
+fn calibrate_sequential(spec: &str, seed: u64) {
+    let expect: Expectation = spec.parse().expect("valid split");
+    let settings = Settings::default();
+    let fixed = plan(&expect, &settings).samples;
+    let cap = sequential::default_max_samples(&expect, &settings);
+    let shares: Vec<f64> = expect.versions().iter().map(|v| v.share).collect();
+    let names: Vec<String> = expect.versions().iter().map(|v| v.name.clone()).collect();
+    let row = |what: &str, r: &Sequential| {
+        println!(
+            "| {spec} | {what} | {:.2}% | {:.2}% | {:.0} ({:.2}x) | {} ({:.2}x) | {} | {fixed} |",
+            100.0 * r.pass,
+            100.0 * r.fail,
+            r.mean,
+            r.mean / fixed as f64,
+            r.p95,
+            r.p95 as f64 / fixed as f64,
+            r.max,
+        );
+    };
+    let right = simulate_sequential(&expect, &names, &shares, cap, seed);
+    row("true split", &right);
+    assert!(right.fail <= 0.01, "{spec}: FAIL rate {}", right.fail);
+    assert!(right.pass >= 0.97, "{spec}: PASS rate {}", right.pass);
+    assert!(
+        right.mean <= 0.75 * fixed as f64,
+        "{spec}: mean {} samples against the fixed plan's {fixed}",
+        right.mean
+    );
+    for (i, truth) in wrong_splits(&shares, settings.tolerance).iter().enumerate() {
+        let wrong = simulate_sequential(&expect, &names, truth, cap, seed ^ (0x51ed + i as u64));
+        let shown: Vec<String> = truth.iter().map(|s| format!("{s:.3}")).collect();
+        row(&format!("off by 2x: {}", shown.join("/")), &wrong);
+        assert!(
+            wrong.fail >= 0.95 - 3.0 * se_sequential(0.95),
+            "{spec}: FAIL rate {} with the split at {truth:?}",
+            wrong.fail
+        );
+        assert!(
+            wrong.mean <= 0.75 * fixed as f64,
+            "{spec}: mean {} samples to FAIL the split at {truth:?} against the fixed {fixed}",
+            wrong.mean
+        );
+    }
+}
+
+#[test]
+fn sequential_fifty_fifty() {
+    calibrate_sequential("one=50,two=50", 21);
+}
+
+#[test]
+fn sequential_eighty_twenty() {
+    calibrate_sequential("one=80,two=20", 22);
+}
+
+#[test]
+fn sequential_ninety_ten() {
+    calibrate_sequential("one=90,two=10", 23);
+}
+
+#[test]
+fn sequential_ninety_nine_one() {
+    calibrate_sequential("one=99,two=1", 24);
+}
+
+#[test]
+fn sequential_three_way() {
+    calibrate_sequential("a=60,b=30,c=10", 25);
+}
+
+#[test]
+fn sequential_grossly_wrong_splits_fail_within_200_connections() {
+    for (spec, truth, extra, seed) in [
+        // Weights swapped.
+        ("one=80,two=20", vec![0.2, 0.8], None, 31),
+        ("one=90,two=10", vec![0.1, 0.9], None, 32),
+        ("one=99,two=1", vec![0.01, 0.99], None, 33),
+        // A zero-weight version answering a tenth of the connections.
+        ("one=100,two=0", vec![0.9, 0.1], None, 34),
+        ("one=90,two=10,three=0", vec![0.8, 0.1, 0.1], None, 35),
+        // A version nobody expected answering a tenth.
+        ("one=90,two=10", vec![0.8, 0.1, 0.1], Some("ghost"), 36),
+    ] {
+        let expect: Expectation = spec.parse().expect("valid split");
+        let mut names: Vec<String> = expect.versions().iter().map(|v| v.name.clone()).collect();
+        names.extend(extra.map(str::to_owned));
+        let r = simulate_sequential(&expect, &names, &truth, 200, seed);
+        println!(
+            "{spec} with the true split {truth:?}{}: FAIL {:.2}%, mean {:.0}, p95 {}, max {}",
+            extra.map_or(String::new(), |n| format!(" (last: {n})")),
+            100.0 * r.fail,
+            r.mean,
+            r.p95,
+            r.max
+        );
+        assert_eq!(
+            r.fail, 1.0,
+            "{spec} at {truth:?}: not every run FAILed within 200"
         );
     }
 }

@@ -77,7 +77,7 @@ fn the_text_report_shows_the_plan_a_table_and_a_verdict_line() {
     let run = verify(
         &target,
         "one=100,two=0",
-        &["--json", json.to_str().unwrap()],
+        &["--json", json.to_str().unwrap(), "--no-sequential"],
     );
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.starts_with("plan: "), "{run:?}");
@@ -102,6 +102,114 @@ fn the_text_report_shows_the_plan_a_table_and_a_verdict_line() {
         run.stdout.contains(&format!("plan: {planned} connections")),
         "{run:?}"
     );
+}
+
+#[test]
+fn sequential_is_the_default_and_stops_as_soon_as_the_evidence_decides() {
+    let server = EchoServer::start("one", 1);
+    let target = server.addr().to_string();
+    let run = verify(&target, "one=100,two=0", &["--output", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(doc["mode"], "sequential");
+    assert_eq!(doc["stop_reason"], "decided");
+    let seq = &doc["sequential"];
+    assert_eq!(seq["method"], "beta-binomial mixture confidence sequence");
+    assert!(
+        seq["reference"].as_str().unwrap().contains("Howard"),
+        "{seq}"
+    );
+    let planned = doc["plan"]["samples"].as_u64().expect("the fixed plan");
+    let used = seq["samples_used"].as_u64().unwrap();
+    let batch = seq["batch"].as_u64().unwrap();
+    // Decided at a batch boundary, before the fixed plan, and no sample counted after it.
+    assert_eq!(used % batch, 0, "{seq}");
+    assert_eq!(seq["deciding_batch"].as_u64(), Some(used / batch), "{seq}");
+    assert!(
+        used < planned,
+        "{used} samples against the fixed plan's {planned}"
+    );
+    assert_eq!(doc["counts"]["attempted"].as_u64(), Some(used));
+    assert_eq!(seq["max_samples"].as_u64(), Some(3 * planned));
+
+    // The text report says so too.
+    let run = verify(&target, "one=100,two=0", &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("plan: sequential"), "{run:?}");
+    assert!(
+        run.stdout.contains("sequential: decided at look"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn sequential_fails_a_swapped_split_at_the_first_look() {
+    // Only `two` answers while one=90,two=10 is expected: the weights are upside down.
+    let server = EchoServer::start("two", 1);
+    let run = verify(
+        &server.addr().to_string(),
+        "one=90,two=10",
+        &["--output", "json"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(doc["outcome"], "FAIL");
+    assert_eq!(doc["stop_reason"], "decided");
+    assert_eq!(doc["sequential"]["deciding_batch"], 1, "{doc:#}");
+    assert_eq!(doc["counts"]["attempted"], doc["sequential"]["batch"]);
+}
+
+#[test]
+fn sequential_stops_inconclusive_at_max_samples_and_says_how_many_more() {
+    let server = EchoServer::start("one", 1);
+    let run = verify(
+        &server.addr().to_string(),
+        "one=100,two=0",
+        &["--output", "json", "--max-samples", "20"],
+    );
+    assert_eq!(run.code, 3, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(doc["stop_reason"], "samples");
+    assert_eq!(doc["counts"]["attempted"], 20);
+    assert!(doc["sequential"]["deciding_batch"].is_null(), "{doc:#}");
+    let reason = doc["reason"].as_str().unwrap();
+    assert!(reason.contains("more connections would"), "{reason}");
+    assert!(version(&doc, "one")["more_samples"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn no_sequential_and_a_fixed_count_keep_the_fixed_plan() {
+    let server = EchoServer::start("one", 1);
+    let target = server.addr().to_string();
+    let run = verify(
+        &target,
+        "one=100,two=0",
+        &["--output", "json", "--no-sequential"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(doc["mode"], "fixed");
+    assert!(doc["sequential"].is_null());
+    assert_eq!(doc["counts"]["attempted"], doc["plan"]["samples"]);
+    let run = verify(
+        &target,
+        "one=100,two=0",
+        &["--output", "json", "--samples", "77"],
+    );
+    let doc = run.json();
+    assert_eq!(doc["mode"], "fixed");
+    assert_eq!(doc["counts"]["attempted"], 77);
+    // --max-samples belongs to sequential runs only.
+    let run = verify(
+        &target,
+        "one=100",
+        &["--samples", "77", "--max-samples", "100"],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
 }
 
 #[test]

@@ -21,7 +21,9 @@ use crate::verdict::health::HealthRules;
 use crate::verdict::local::{LocalCause, LocalReadings};
 use crate::verdict::thresholds::ThresholdResult;
 use crate::verdict::{ChiSquare, Drift, Outcome, Plan, VersionVerdict};
-use crate::verify::{Inputs, LatencySummary, ScheduleSummary, VerifyReport};
+use crate::verify::{
+    Inputs, LatencySummary, Mode, ScheduleSummary, SequentialSummary, SettleSummary, VerifyReport,
+};
 
 /// The version of the document's layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -68,6 +70,12 @@ pub struct Document<'a> {
     pub windows: Vec<WindowEntry<'a>>,
     /// Whether the split moved between windows.
     pub drift: &'a Drift,
+    /// `fixed` or `sequential`.
+    pub mode: Mode,
+    /// What sequential sampling did; null in fixed mode.
+    pub sequential: Option<&'a SequentialSummary>,
+    /// What `--settle` saw before the counted samples; null without it.
+    pub settle: Option<&'a SettleSummary>,
     /// Health checks beyond the split: their rules and results.
     pub health: Health<'a>,
     /// Everything counted, histograms included, so that `checker merge` can add reports.
@@ -253,6 +261,9 @@ impl<'a> Document<'a> {
             schedule: report.schedule.as_ref(),
             windows,
             drift: &report.drift,
+            mode: report.mode,
+            sequential: report.sequential.as_ref(),
+            settle: report.settle.as_ref(),
             health: Health {
                 outcome: report.health.outcome,
                 rules: &report.config_health,

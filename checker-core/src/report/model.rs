@@ -185,6 +185,15 @@ pub struct VerifyReport {
     /// The raw tally (not serialised).
     #[serde(skip)]
     pub tally: Tally,
+    /// Which rule the run followed (in the verify document; not serialised with the model).
+    #[serde(skip)]
+    pub mode: crate::verify::Mode,
+    /// What sequential sampling did (sequential mode only; as `mode`).
+    #[serde(skip)]
+    pub sequential: Option<crate::verify::SequentialSummary>,
+    /// What `--settle` saw before the counted samples (as `mode`).
+    #[serde(skip)]
+    pub settle: Option<crate::verify::SettleSummary>,
     /// Health checks beyond the split (canary against stable, thresholds, baseline);
     /// the JSON document carries them (not serialised here, as the rehearsal embeds this).
     #[serde(skip)]
@@ -316,6 +325,9 @@ impl VerifyReport {
             windows: tally.windows().to_vec(),
             drift,
             tally,
+            mode: crate::verify::Mode::Fixed,
+            sequential: None,
+            settle: None,
             health,
             config_health: config.health.clone(),
             held: None,

@@ -115,6 +115,60 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The line saying what sequential sampling did.
+pub fn sequential_line(s: &crate::verify::SequentialSummary) -> String {
+    match s.deciding_batch {
+        Some(batch) => format!(
+            "sequential: decided at look {batch} after {} samples ({} of {} allowed; {})",
+            s.samples_used, s.samples_used, s.max_samples, s.method
+        ),
+        None => format!(
+            "sequential: undecided after {} looks and {} samples (at most {}; {})",
+            s.looks, s.samples_used, s.max_samples, s.method
+        ),
+    }
+}
+
+/// The line saying how settling went, with the split in each window.
+pub fn settle_line(s: &crate::verify::SettleSummary) -> String {
+    use crate::verify::SettleEnd;
+    let how = match s.end {
+        SettleEnd::Consistent => "consistent with the expectation",
+        SettleEnd::StoppedMoving => "stopped moving (not as expected)",
+        SettleEnd::TimedOut => "not consistent before the timeout",
+        SettleEnd::Interrupted => "interrupted",
+    };
+    let splits: Vec<String> = s
+        .windows
+        .iter()
+        .map(|w| {
+            let total: u64 = w.counts.values().sum();
+            let shares: Vec<String> = w
+                .counts
+                .iter()
+                .map(|(name, c)| format!("{name} {:.0}%", 100.0 * *c as f64 / total.max(1) as f64))
+                .collect();
+            shares.join(" ")
+        })
+        .collect();
+    let n = s.windows.len();
+    format!(
+        "settle: {how} after {:.1}s and {n} window{} ({})",
+        s.elapsed_s,
+        if n == 1 { "" } else { "s" },
+        splits.join(" -> ")
+    )
+}
+
+/// The line announcing a sequential run, before sampling.
+pub fn sequential_plan_line(plan: &Plan, batch: u64, max_samples: u64) -> String {
+    format!(
+        "plan: sequential, a look every {batch} samples, stopping as soon as every version is decided \
+         (at most {max_samples}; the fixed plan would take {})",
+        plan.samples
+    )
+}
+
 /// Renders the whole human report (the plan is printed separately, before sampling).
 pub fn render(report: &VerifyReport) -> String {
     let mut out = String::new();
@@ -148,7 +202,13 @@ pub fn render(report: &VerifyReport) -> String {
                 report.attempted
             );
         }
-        StopReason::Samples | StopReason::Duration => {}
+        StopReason::Samples | StopReason::Duration | StopReason::Decided => {}
+    }
+    if let Some(s) = &report.settle {
+        let _ = writeln!(out, "{}", settle_line(s));
+    }
+    if let Some(s) = &report.sequential {
+        let _ = writeln!(out, "{}", sequential_line(s));
     }
     out.push('\n');
     let mut rows = vec![vec![

@@ -50,6 +50,12 @@ pub struct VerifyConfig {
     /// Close every sample's connection with a reset (the rehearsal's loopback runs; see
     /// [`crate::sampler::SamplerConfig::reset_on_close`]); false for real targets.
     pub reset_on_close: bool,
+    /// Sequential sampling: look after every batch and stop when decided (`checker
+    /// verify`'s default without `--samples` or `--duration`); `None` = the fixed plan.
+    pub sequential: Option<super::SequentialConfig>,
+    /// `--settle`: sample short windows first, up to this long, until the split is
+    /// consistent with the expectation (or stopped moving); `None` = start counting at once.
+    pub settle: Option<Duration>,
     /// Health checks beyond the split: canary against stable, thresholds, baseline.
     pub health: HealthRules,
 }
@@ -71,6 +77,8 @@ impl VerifyConfig {
             samples_out: None,
             progress: false,
             reset_on_close: false,
+            sequential: None,
+            settle: None,
             health: HealthRules::default(),
         }
     }
@@ -105,6 +113,19 @@ impl VerifyConfig {
         }
         if self.connect_timeout.is_zero() || self.reply_timeout.is_zero() {
             return bad("timeouts must be longer than zero");
+        }
+        if let Some(s) = self.sequential {
+            if self.samples.is_some() || self.duration.is_some() {
+                return bad(
+                    "--max-samples is for sequential runs; --samples and --duration run a fixed count",
+                );
+            }
+            if s.max_samples == Some(0) || s.batch == 0 {
+                return bad("--max-samples must be at least 1");
+            }
+        }
+        if self.settle.is_some_and(|d| d.is_zero()) {
+            return bad("--settle must be longer than zero");
         }
         target::check_syntax(&self.target)?;
         if let Some(rule) = &self.health.compare {

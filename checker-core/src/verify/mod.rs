@@ -7,7 +7,11 @@
 
 pub mod config;
 pub mod run;
+pub mod sequential;
+pub mod settle;
 
 pub use crate::report::model::*;
 pub use config::*;
 pub use run::*;
+pub use sequential::{Mode, SequentialConfig, SequentialSummary};
+pub use settle::{SettleEnd, SettleSummary};

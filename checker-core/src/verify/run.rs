@@ -10,15 +10,18 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{VerifyConfig, VerifyError};
+use super::sequential::{Mode, Monitor};
+use super::settle;
 use crate::expect::Expectation;
 use crate::report::model::{Times, VerifyReport};
 use crate::report::progress::Progress;
 use crate::report::samples::SamplesWriter;
-use crate::sampler::{self, Sample, SamplerConfig, Sink, Timeouts};
+use crate::sampler::{self, Sample, SamplerConfig, Sink, StopReason, Timeouts};
 use crate::sync::lock;
 use crate::tally::{Tally, Windowing};
 use crate::target::{self};
 use crate::verdict::local::LocalReadings;
+use crate::verdict::sequential::{self, DEFAULT_BATCH};
 use crate::verdict::{self, Plan};
 
 /// How often the progress bar is refreshed.
@@ -35,15 +38,39 @@ struct Collector {
     sampling: CancellationToken,
     done: AtomicU64,
     errors: AtomicU64,
+    /// Sequential sampling: looks after every batch, stops sampling once decided.
+    sequential: Option<Monitor>,
+}
+
+impl Collector {
+    /// Records `sample` in the tally; false when sampling should stop: the sequential rule
+    /// decided (on this sample, or before it, in which case it is not recorded).
+    fn record(&self, sample: &Sample) -> Option<bool> {
+        let mut tally = lock(&self.tally);
+        let Some(monitor) = &self.sequential else {
+            tally.record(sample);
+            return Some(true);
+        };
+        if monitor.is_decided() {
+            return None;
+        }
+        tally.record(sample);
+        Some(monitor.look(&tally))
+    }
 }
 
 impl Sink for Collector {
     fn accept(&self, sample: Sample) -> bool {
+        let Some(more) = self.record(&sample) else {
+            return false;
+        };
+        if !more {
+            self.sampling.cancel();
+        }
         self.done.fetch_add(1, Ordering::Relaxed);
         if sample.result.is_err() {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
-        lock(&self.tally).record(&sample);
         if self.has_out
             && let Some(out) = lock(&self.samples_out).as_mut()
             && let Err(e) = out.write(&sample)
@@ -52,7 +79,7 @@ impl Sink for Collector {
             self.sampling.cancel();
             return false;
         }
-        true
+        more
     }
 }
 
@@ -133,6 +160,8 @@ pub struct Prepared {
     addrs: Vec<SocketAddr>,
     plan: Option<Plan>,
     samples_out: Option<SamplesWriter>,
+    /// Sequential mode: the cap on samples.
+    max_samples: Option<u64>,
 }
 
 /// Resolves the target, plans the count when none is given and opens the samples file.
@@ -154,11 +183,18 @@ pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
         }
         None => None,
     };
+    let max_samples = config.sequential.map(|s| {
+        s.max_samples.unwrap_or_else(|| {
+            let fixed = plan.as_ref().map_or(0, |p| p.samples);
+            fixed.saturating_mul(crate::verdict::sequential::MAX_SAMPLES_FACTOR)
+        })
+    });
     Ok(Prepared {
         config: config.clone(),
         addrs,
         plan,
         samples_out,
+        max_samples,
     })
 }
 
@@ -176,8 +212,16 @@ impl Prepared {
         self.plan.as_ref()
     }
 
-    /// The number of samples the run will take, when bounded by count.
+    /// Sequential mode: the most samples the run will take.
+    pub fn max_samples(&self) -> Option<u64> {
+        self.max_samples
+    }
+
+    /// The number of samples the run will take (at most, in sequential mode), when bounded by count.
     pub fn sample_count(&self) -> Option<u64> {
+        if self.max_samples.is_some() {
+            return self.max_samples;
+        }
         match (self.config.samples, self.config.duration) {
             (Some(n), _) => Some(n),
             (None, None) => self.plan.as_ref().map(|p| p.samples),
@@ -187,8 +231,17 @@ impl Prepared {
 
     /// Samples until the count, the duration or `stop`, then judges what was collected.
     pub async fn run(mut self, stop: CancellationToken) -> Result<VerifyReport, VerifyError> {
+        let settled = match self.config.settle {
+            Some(timeout) => Some(settle::settle(&self.config, &self.addrs, timeout, &stop).await),
+            None => None,
+        };
         let count = self.sample_count();
-        let windowing = match (count, self.config.duration) {
+        // Sequential runs usually stop well before the cap: windows follow the fixed plan.
+        let windowed = match (&self.plan, self.max_samples) {
+            (Some(plan), Some(_)) => Some(plan.samples),
+            _ => count,
+        };
+        let windowing = match (windowed, self.config.duration) {
             (Some(total), _) => Windowing::ById { total },
             (None, Some(duration)) => Windowing::ByTime { duration },
             (None, None) => Windowing::ById { total: u64::MAX },
@@ -216,6 +269,10 @@ impl Prepared {
             sampling: sampling.clone(),
             done: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            sequential: self.max_samples.map(|max| {
+                let batch = self.config.sequential.map_or(DEFAULT_BATCH, |s| s.batch);
+                Monitor::new(self.config.expect.clone(), self.config.settings, batch, max)
+            }),
         });
         let mut sampler = tokio::spawn(sampler::run(
             sampler_config,
@@ -243,7 +300,7 @@ impl Prepared {
             }
         };
         let readings = peak(readings, read_local());
-        let stop_reason = finished.map_err(|e| VerifyError::Sampler(e.to_string()))?;
+        let mut stop_reason = finished.map_err(|e| VerifyError::Sampler(e.to_string()))?;
         progress.finish();
         let tally = std::mem::replace(&mut *lock(&collector.tally), Tally::new(windowing));
         let mut write_error = lock(&collector.write_error).take();
@@ -260,7 +317,14 @@ impl Prepared {
         }
         let elapsed = start.elapsed();
         let finished_at = SystemTime::now();
-        Ok(VerifyReport::build(
+        let decided = collector
+            .sequential
+            .as_ref()
+            .is_some_and(Monitor::is_decided);
+        if decided && !stop.is_cancelled() {
+            stop_reason = StopReason::Decided;
+        }
+        let mut report = VerifyReport::build(
             &self.config,
             &self.addrs,
             self.plan,
@@ -272,7 +336,18 @@ impl Prepared {
                 finished_at: crate::clock::rfc3339_micros(finished_at),
                 elapsed_s: elapsed.as_secs_f64(),
             },
-        ))
+        );
+        if let Some(monitor) = &collector.sequential {
+            report.split = sequential::judge(
+                &self.config.expect,
+                &report.tally.counts(),
+                &self.config.settings,
+            );
+            report.mode = Mode::Sequential;
+            report.sequential = Some(monitor.summary(report.split.total));
+        }
+        report.settle = settled;
+        Ok(report)
     }
 }
 

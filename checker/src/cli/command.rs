@@ -15,6 +15,7 @@ pub async fn run(command: Command) -> i32 {
         Command::Verify(args) => run_verify(&args).await,
         #[cfg(feature = "rehearse")]
         Command::Rehearse(args) => super::rehearse::run(&args).await,
+        Command::Watch(args) => super::watch::run(&args).await,
         Command::Merge(args) => super::merge::run(&args),
         Command::Lint(args) => super::lint::run(&args),
     }
@@ -160,9 +161,10 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         }
     }
     if let Some(plan) = prepared.plan() {
-        let line = match config.duration {
-            Some(d) => report::text::duration_plan_line(plan, config.settings.tolerance, d),
-            None => report::text::plan_line(plan, config.settings.tolerance),
+        let line = match (config.duration, prepared.max_samples(), config.sequential) {
+            (Some(d), _, _) => report::text::duration_plan_line(plan, config.settings.tolerance, d),
+            (None, Some(max), Some(s)) => report::text::sequential_plan_line(plan, s.batch, max),
+            _ => report::text::plan_line(plan, config.settings.tolerance),
         };
         match args.output {
             OutputFormat::Text => emit(&format!("{line}\n")),

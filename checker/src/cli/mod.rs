@@ -18,6 +18,7 @@ pub mod lint;
 pub mod merge;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
+pub mod watch;
 
 /// Verifies that live TCP traffic follows the expected canary weights.
 #[derive(Debug, Parser)]
@@ -42,6 +43,7 @@ pub enum LogFormat {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process: boxing buys nothing
 pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
     #[command(after_help = format!("Durations (D): {}.\n\n{}", duration_arg::RULE, exit::HELP))]
@@ -50,6 +52,9 @@ pub enum Command {
     #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
     Rehearse(rehearse::RehearseArgs),
+    /// Sample continuously at a modest rate and show the split over time, with when it stops and starts agreeing.
+    #[command(after_help = format!("Durations (D): {}.\n\nExit: 0 when the split agreed at the end, 1 when it disagreed, 3 when undecided, 2 usage, 4 unresolvable target.", duration_arg::RULE))]
+    Watch(watch::WatchArgs),
     /// Merge JSON reports of one check taken by many processes into one report and verdict.
     #[command(after_help = merge::HELP)]
     Merge(merge::MergeArgs),
@@ -122,6 +127,22 @@ pub struct VerifyArgs {
     /// Never draw the progress bar (it is drawn only on a terminal anyway); the variable takes 1/0, true/false, yes/no, on/off.
     #[arg(long, env = "CHECKER_NO_PROGRESS", value_parser = parse_bool)]
     pub no_progress: bool,
+    /// Sample the fixed planned count instead of stopping as soon as the evidence decides (the variable takes 1/0, true/false, yes/no, on/off).
+    #[arg(long, env = "CHECKER_NO_SEQUENTIAL", value_parser = parse_bool)]
+    pub no_sequential: bool,
+    /// Sequential runs stop INCONCLUSIVE after this many connections [default: three times the fixed plan].
+    #[arg(
+        long,
+        env = "CHECKER_MAX_SAMPLES",
+        value_name = "N",
+        conflicts_with_all = ["samples", "duration", "no_sequential"],
+        allow_negative_numbers = true,
+        value_parser = parse_count_u64
+    )]
+    pub max_samples: Option<u64>,
+    /// Before counting, sample short windows for up to this long until the split matches the expectation (or stops moving), e.g. 30s: for a check run right after a weight change.
+    #[arg(long, env = "CHECKER_SETTLE", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
+    pub settle: Option<Duration>,
     /// Canary against stable, thresholds and a baseline.
     #[command(flatten)]
     pub health: health::HealthArgs,
@@ -187,6 +208,12 @@ impl VerifyArgs {
             samples_out: self.samples_out.clone(),
             progress: !self.no_progress,
             reset_on_close: false,
+            sequential: (!self.no_sequential && self.samples.is_none() && self.duration.is_none())
+                .then_some(verify::SequentialConfig {
+                    batch: checker_core::verdict::sequential::DEFAULT_BATCH,
+                    max_samples: self.max_samples,
+                }),
+            settle: self.settle,
             // Completed by run_verify, which reads the baseline report.
             health: Default::default(),
         }
