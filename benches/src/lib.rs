@@ -3,6 +3,7 @@
 
 pub mod load;
 pub mod process;
+pub mod ratios;
 
 /// The median of `values` (the upper one of an even count), 0 when there are none.
 pub fn median(values: &[f64]) -> f64 {

@@ -183,3 +183,108 @@ pub fn merge(reports: &[LoadedReport]) -> Result<VerifyReport, MergeError> {
         times,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{json, load};
+    use crate::sampler::{ErrorClass, Sample};
+    use crate::tally::{Tally, Windowing};
+    use crate::verdict::compare::CompareRule;
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
+
+    fn config(target: &str) -> VerifyConfig {
+        let mut c = VerifyConfig::new(target, "one=90,two=10".parse().unwrap());
+        c.samples = Some(1000);
+        c.health.compare = Some(CompareRule::parse_pair("two=one").unwrap());
+        c.health.thresholds = vec!["two.p99_reply<5ms".parse().unwrap()];
+        c
+    }
+
+    fn sample(id: u64) -> Sample {
+        let result = match id % 50 {
+            0 => Err(ErrorClass::Refused),
+            1 => Err(ErrorClass::MalformedReply),
+            2..=6 => Ok("two".to_owned()),
+            _ => Ok("one".to_owned()),
+        };
+        Sample {
+            id,
+            addr: "127.0.0.1:9".parse().unwrap(),
+            started_at: SystemTime::now(),
+            offset: Duration::ZERO,
+            reply_head: (result == Err(ErrorClass::MalformedReply)).then(|| "two x\\n".into()),
+            connect_us: result.is_ok().then_some(50 + id * 37 % 900),
+            reply_us: result.is_ok().then_some(100 + id * 7919 % 9000),
+            lag_us: None,
+            result,
+        }
+    }
+
+    fn report(c: &VerifyConfig, tally: Tally, elapsed_s: f64) -> VerifyReport {
+        VerifyReport::build(
+            c,
+            &["127.0.0.1:9".parse().unwrap()],
+            None,
+            tally,
+            StopReason::Samples,
+            LocalReadings::default(),
+            Times {
+                started_at: "2026-01-01T00:00:00Z".into(),
+                finished_at: "2026-01-01T00:00:01Z".into(),
+                elapsed_s,
+            },
+        )
+    }
+
+    fn read_back(name: &str, r: &VerifyReport) -> LoadedReport {
+        load::parse(Path::new(name), &json::to_string(r)).unwrap()
+    }
+
+    #[test]
+    fn four_merged_reports_equal_their_samples_taken_together() {
+        let c = config("127.0.0.1:9");
+        let windowing = Windowing::ById { total: 1000 };
+        let mut parts: Vec<Tally> = (0..4).map(|_| Tally::new(windowing)).collect();
+        let mut together = Tally::new(windowing);
+        for id in 0..4000 {
+            parts[(id % 4) as usize].record(&sample(id));
+            together.record(&sample(id));
+        }
+        let loaded: Vec<LoadedReport> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| read_back(&format!("{i}.json"), &report(&c, t, 1.0)))
+            .collect();
+        let merged = merge(&loaded).unwrap();
+        let all = report(&c, together, 1.0);
+        assert_eq!(merged.attempted, 4000);
+        assert_eq!(merged.tally.counts(), all.tally.counts());
+        assert_eq!(merged.errors, all.errors);
+        assert_eq!(merged.split, all.split);
+        assert_eq!(merged.latency, all.latency);
+        assert_eq!(merged.health, all.health);
+        assert_eq!(merged.exit_code(), all.exit_code());
+        assert_eq!(merged.reason(), all.reason());
+        assert_eq!(merged.tally.version_errors()["two"], 80);
+    }
+
+    #[test]
+    fn reports_of_different_checks_are_refused() {
+        let t = Tally::new(Windowing::ById { total: 10 });
+        let a = read_back("a.json", &report(&config("127.0.0.1:9"), t.clone(), 1.0));
+        let b = read_back("b.json", &report(&config("127.0.0.1:10"), t.clone(), 1.0));
+        let e = merge(&[a.clone(), b]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "cannot merge b.json with a.json: their targets differ (127.0.0.1:10 against 127.0.0.1:9)"
+        );
+        let mut other = config("127.0.0.1:9");
+        other.health.thresholds.clear();
+        let c = read_back("c.json", &report(&other, t, 1.0));
+        let e = merge(&[a, c]).unwrap_err().to_string();
+        assert!(e.contains("their health checks differ"), "{e}");
+        assert!(matches!(merge(&[]), Err(MergeError::Empty)));
+    }
+}

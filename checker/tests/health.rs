@@ -329,6 +329,17 @@ fn merge_refuses_reports_of_different_checks_in_one_sentence() {
         );
         assert_eq!(run.code, 0, "{run:?}");
     }
+    // A share of a parallel run exits 0 with --report-only; its report keeps the code.
+    let share = verify(
+        &a.target(),
+        "one=100",
+        &["--samples", "5", "--report-only", "--output", "json"],
+    );
+    assert_eq!(share.code, 0, "{share:?}");
+    assert_eq!(share.json()["exit_code"], 3);
+    let run = run_checker(&["merge", dir.path().to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("their targets differ"), "{run:?}");
     let run = run_checker(&["merge", ja.to_str().unwrap(), jb.to_str().unwrap()]);
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(run.stderr.lines().count(), 1, "{run:?}");

@@ -5,6 +5,11 @@
 //!
 //! Build first: `cargo build --release -p echo-server -p tcp-canary-benches`, then
 //! `cargo run --release -p tcp-canary-benches --bin loopback`.
+//!
+//! `--check benches/baseline.json` compares the ratios echo-server / epoll-echo (rates
+//! and server CPU per operation) with the committed baseline of ratios and exits 1 when
+//! one is worse than its baseline by more than the file's margin (see
+//! [`tcp_canary_benches::ratios`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,8 +17,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use tcp_canary_benches::load::{self, Rate};
-use tcp_canary_benches::median;
 use tcp_canary_benches::process::{ServerProcess, sibling_binary};
+use tcp_canary_benches::{median, ratios};
 
 /// The version both servers answer with.
 const VERSION: &str = "bench";
@@ -50,6 +55,9 @@ struct Args {
     /// Extra arguments for echo-server (e.g. "--threads 1").
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     echo_args: String,
+    /// Compare the ratios with this baseline of ratios (e.g. benches/baseline.json); exit 1 beyond its margin.
+    #[arg(long, value_name = "FILE")]
+    check: Option<PathBuf>,
 }
 
 /// A server under test.
@@ -126,8 +134,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let baseline = match args.check.as_deref().map(ratios::load).transpose() {
+        Ok(baseline) => baseline,
+        Err(e) => {
+            eprintln!("loopback: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match runtime.block_on(run(&args)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(measured) => match (baseline, measured) {
+            (None, _) => ExitCode::SUCCESS,
+            (Some(_), None) => {
+                eprintln!("loopback: --check needs both servers (--servers echo,epoll)");
+                ExitCode::from(2)
+            }
+            (Some(baseline), Some(measured)) => check(&baseline, &measured),
+        },
         Err(e) => {
             eprintln!("loopback: {e}");
             ExitCode::FAILURE
@@ -135,7 +157,39 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &Args) -> Result<(), String> {
+/// Prints every ratio against the baseline; FAILURE when one is beyond the margin.
+fn check(baseline: &ratios::Baseline, measured: &[ratios::Measured]) -> ExitCode {
+    let lines = match ratios::check(baseline, measured) {
+        Ok(lines) => lines,
+        Err(e) => {
+            eprintln!("loopback: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "\nratio check against the baseline (margin {:.0}%):",
+        baseline.margin * 100.0
+    );
+    for l in &lines {
+        println!(
+            "  {} {:<14} {:.3} (baseline {:.3}, limit {:.3})",
+            if l.ok { "✔" } else { "✘" },
+            l.name,
+            l.value,
+            l.baseline,
+            l.limit
+        );
+    }
+    if lines.iter().all(|l| l.ok) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("loopback: a ratio regressed beyond the baseline's margin");
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs the comparison; returns the ratios echo-server / epoll-echo when both ran.
+async fn run(args: &Args) -> Result<Option<Vec<ratios::Measured>>, String> {
     let extra: Vec<String> = args
         .echo_args
         .split_whitespace()
@@ -248,10 +302,23 @@ async fn run(args: &Args) -> Result<(), String> {
     println!("(medians over {} rounds)", args.rounds);
     let echo = binaries.iter().position(|(k, _)| *k == Kind::Echo);
     let epoll = binaries.iter().position(|(k, _)| *k == Kind::Epoll);
+    let mut measured = None;
     if let (Some(e), Some(b)) = (echo, epoll) {
         let (e, b) = (&results[e], &results[b]);
-        let pct =
-            |ours: &[f64], base: &[f64]| 100.0 * median(ours) / median(base).max(f64::EPSILON);
+        let ratio = |ours: &[f64], base: &[f64]| median(ours) / median(base).max(f64::EPSILON);
+        let m = |name, ours: &[f64], base: &[f64], higher_is_better| ratios::Measured {
+            name,
+            value: ratio(ours, base),
+            higher_is_better,
+        };
+        measured = Some(vec![
+            m("fresh32", &e.fresh32, &b.fresh32, true),
+            m("fresh256", &e.fresh256, &b.fresh256, true),
+            m("ping_pong", &e.ping_pong, &b.ping_pong, true),
+            m("cpu_fresh256", &e.cpu_fresh256, &b.cpu_fresh256, false),
+            m("cpu_ping_pong", &e.cpu_ping_pong, &b.cpu_ping_pong, false),
+        ]);
+        let pct = |ours: &[f64], base: &[f64]| 100.0 * ratio(ours, base);
         println!(
             "echo-server / epoll-echo: fresh@32 {:.1}%  fresh@256 {:.1}%  ping-pong {:.1}%  (target: >= 95%)",
             pct(&e.fresh32, &b.fresh32),
@@ -267,5 +334,5 @@ async fn run(args: &Args) -> Result<(), String> {
     if let Some(e) = echo.and_then(|e| results[e].idle_bytes) {
         println!("echo-server idle memory: {e:.0} bytes per connection (target: <= 2048)");
     }
-    Ok(())
+    Ok(measured)
 }

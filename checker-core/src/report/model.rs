@@ -194,7 +194,9 @@ pub struct VerifyReport {
     /// What `--settle` saw before the counted samples (as `mode`).
     #[serde(skip)]
     pub settle: Option<crate::verify::SettleSummary>,
-    /// Health checks beyond the split (canary against stable, thresholds, baseline).
+    /// Health checks beyond the split (canary against stable, thresholds, baseline);
+    /// the JSON document carries them (not serialised here, as the rehearsal embeds this).
+    #[serde(skip)]
     pub health: HealthVerdict,
     /// The rules of those checks, as configured (kept for the JSON report and merges).
     #[serde(skip)]

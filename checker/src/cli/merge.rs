@@ -22,18 +22,53 @@ exit code is the merged verdict's, as for `checker verify`.";
 /// Flags of `checker merge`.
 #[derive(Debug, Clone, Args)]
 pub struct MergeArgs {
-    /// JSON reports written by `checker verify --output json` or `--json FILE`.
-    #[arg(value_name = "REPORT.json", required = true)]
+    /// JSON reports written by `checker verify --output json` or `--json FILE`; a
+    /// directory stands for every `*.json` file in it.
+    #[arg(value_name = "REPORT.json|DIR", required = true)]
     pub reports: Vec<PathBuf>,
     /// Report format on stdout.
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
+/// The report files named by `paths`: files as given, directories as their `*.json`
+/// files in name order.
+fn report_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| format!("cannot list the directory {}: {e}", path.display()))?;
+        let mut inside: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        if inside.is_empty() {
+            return Err(format!(
+                "the directory {} holds no .json report",
+                path.display()
+            ));
+        }
+        inside.sort();
+        files.extend(inside);
+    }
+    Ok(files)
+}
+
 /// Runs `checker merge`; returns the exit code.
 pub fn run(args: &MergeArgs) -> i32 {
-    let mut loaded = Vec::with_capacity(args.reports.len());
-    for path in &args.reports {
+    let files = match report_files(&args.reports) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("checker: {e}");
+            return exit::USAGE;
+        }
+    };
+    let mut loaded = Vec::with_capacity(files.len());
+    for path in &files {
         match report::load::load(path) {
             Ok(r) => loaded.push(r),
             Err(e) => {

@@ -146,6 +146,10 @@ pub struct VerifyArgs {
     /// Canary against stable, thresholds and a baseline.
     #[command(flatten)]
     pub health: health::HealthArgs,
+    /// Exit 0 once the report is out, whatever its verdict (one share of a parallel run:
+    /// `checker merge` gives the verdict); the report still carries its exit_code.
+    #[arg(long, env = "CHECKER_REPORT_ONLY", value_parser = parse_bool)]
+    pub report_only: bool,
     /// Hold K long-lived connections open through the target, exchanging a line every
     /// second, from before sampling until --hold-for has passed; the report says how
     /// many survived and when the others ended (does the gateway cut open connections?).

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from .ci_examples import check_ci_examples
 from .common import DEPLOY, ROOT, Report, Unit
 from .istio import (
     check_argo,
@@ -69,6 +70,7 @@ def run_checks(units: dict[str, Unit], steps: list[dict], crds: dict, readme: st
                 check_harness_weights(unit, int(m.group(1)), int(m.group(2)), rep)
     check_walk(units, steps, readme, rep)
     check_harness_static(rep)
+    check_ci_examples(rep)
     return rep
 
 
