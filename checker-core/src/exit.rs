@@ -10,6 +10,9 @@ pub const USAGE: i32 = 2;
 pub const INCONCLUSIVE: i32 = 3;
 /// Errors decided the check: the target was unreachable or the error budget was exceeded.
 pub const ERRORS: i32 = 4;
+/// A health check failed: the canary is worse than the stable (`--compare`), a
+/// `--threshold` does not hold, or the run regressed against `--baseline`.
+pub const HEALTH: i32 = 5;
 
 /// The exit codes as shown at the end of `checker verify --help`.
 pub const HELP: &str = "Exit codes:
@@ -20,6 +23,9 @@ pub const HELP: &str = "Exit codes:
   3  INCONCLUSIVE: not enough samples to decide; the report says how many more would
   4  FAIL on errors: the target is unreachable (or its name does not resolve) or the error
      rate exceeds --max-error-rate; decided before the split
+  5  FAIL on health: the canary is worse than the stable beyond a margin (--compare), a
+     --threshold does not hold, or the run regressed against --baseline; a failed split
+     (1) or error budget (4) still wins
 Ctrl-C or SIGTERM stops sampling and prints the report of what was collected; a second
 signal quits at once (130 after Ctrl-C, 143 after SIGTERM).";
 
@@ -29,7 +35,7 @@ mod tests {
 
     #[test]
     fn help_lists_every_code() {
-        for code in [PASS, FAIL, USAGE, INCONCLUSIVE, ERRORS] {
+        for code in [PASS, FAIL, USAGE, INCONCLUSIVE, ERRORS, HEALTH] {
             assert!(HELP.contains(&format!("\n  {code}  ")), "{code} missing");
         }
     }

@@ -352,7 +352,7 @@ pub struct SamplerConfig {
 }
 
 /// Why sampling stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// The requested number of samples was taken.

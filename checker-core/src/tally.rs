@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sampler::{ErrorClass, Sample};
 
@@ -22,7 +22,7 @@ pub const OTHER_VERSIONS: &str = "other versions";
 pub const MALFORMED_KEPT: usize = 3;
 
 /// One distinct malformed reply and how many samples got it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MalformedReply {
     /// The reply's first bytes, escaped (see [`crate::sampler::reply_head`]).
     pub reply: String,
@@ -89,12 +89,39 @@ impl Windowing {
 }
 
 /// Counts of one consecutive window of the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     /// Samples attributed to each version in this window.
     pub counts: BTreeMap<String, u64>,
     /// Samples that failed in this window.
     pub errors: u64,
+}
+
+/// The first word of a malformed reply's head when it could be a version name (no
+/// escapes, no spaces): the version that sent the wrong echo.
+fn attributed_version(head: &str) -> Option<&str> {
+    let (first, _) = head.split_once(' ')?;
+    (!first.is_empty() && !first.contains('\\') && protocol::validate_version(first).is_ok())
+        .then_some(first)
+}
+
+/// Everything a [`Tally`] holds, as plain values (to rebuild one from a report).
+#[derive(Debug, Clone)]
+pub struct TallyParts {
+    /// Per-version counts and histograms.
+    pub versions: BTreeMap<String, VersionTally>,
+    /// Failed samples per class, in [`ErrorClass::ALL`] order.
+    pub errors: [u64; ErrorClass::ALL.len()],
+    /// How samples were assigned to windows.
+    pub windowing: Windowing,
+    /// Counts per window, oldest first.
+    pub windows: Vec<Window>,
+    /// Schedule lag with `--rate`.
+    pub lag_us: Option<Histogram<u64>>,
+    /// The first few distinct malformed replies.
+    pub malformed: Vec<MalformedReply>,
+    /// Attributable errors per version.
+    pub version_errors: BTreeMap<String, u64>,
 }
 
 /// Everything kept about a run's samples.
@@ -106,6 +133,8 @@ pub struct Tally {
     windows: Vec<Window>,
     lag_us: Option<Histogram<u64>>,
     malformed: Vec<MalformedReply>,
+    /// Malformed replies whose first word names a version (attributable errors).
+    version_errors: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -118,6 +147,7 @@ impl Tally {
             windows: vec![Window::default(); WINDOWS],
             lag_us: None,
             malformed: Vec::new(),
+            version_errors: BTreeMap::new(),
         }
     }
 
@@ -161,6 +191,9 @@ impl Tally {
                 window.errors += 1;
                 if let Some(head) = &sample.reply_head {
                     self.keep_malformed(head, 1);
+                    if let Some(version) = attributed_version(head) {
+                        self.count_version_error(version, 1);
+                    }
                 }
             }
         }
@@ -207,6 +240,55 @@ impl Tally {
         }
         for m in &other.malformed {
             self.keep_malformed(&m.reply, m.count);
+        }
+        for (version, n) in &other.version_errors {
+            self.count_version_error(version, *n);
+        }
+    }
+
+    /// Counts `n` attributable errors of `version` (capped like the versions).
+    fn count_version_error(&mut self, version: &str, n: u64) {
+        let name = if self.version_errors.contains_key(version)
+            || self.version_errors.len() < MAX_TRACKED_VERSIONS
+        {
+            version
+        } else {
+            OTHER_VERSIONS
+        };
+        *self.version_errors.entry(name.to_owned()).or_default() += n;
+    }
+
+    /// Malformed replies per version named by their first word: a reply that carries a
+    /// version's prefix but a wrong or truncated echo is that version's error.
+    pub fn version_errors(&self) -> &BTreeMap<String, u64> {
+        &self.version_errors
+    }
+
+    /// How samples are assigned to windows.
+    pub fn windowing(&self) -> Windowing {
+        self.windowing
+    }
+
+    /// Failed samples per class, in [`ErrorClass::ALL`] order.
+    pub fn errors_by_class(&self) -> [u64; ErrorClass::ALL.len()] {
+        self.errors
+    }
+
+    /// Rebuilds a tally from its parts (the inverse of the accessors; see
+    /// [`crate::snapshot`]). Windows beyond [`WINDOWS`] are dropped, missing ones are empty.
+    pub fn from_parts(parts: TallyParts) -> Self {
+        let mut windows = parts.windows;
+        windows.resize(WINDOWS, Window::default());
+        let mut malformed = parts.malformed;
+        malformed.truncate(MALFORMED_KEPT);
+        Self {
+            versions: parts.versions,
+            errors: parts.errors,
+            windowing: parts.windowing,
+            windows,
+            lag_us: parts.lag_us,
+            malformed,
+            version_errors: parts.version_errors,
         }
     }
 

@@ -22,10 +22,15 @@
 //!
 //! See [`planner`] for how the sample count is planned.
 
+pub mod baseline;
 pub mod chi_square;
+pub mod compare;
+pub mod figures;
+pub mod health;
 pub mod local;
 pub mod planner;
 mod search;
+pub mod thresholds;
 pub mod wilson;
 
 use std::collections::BTreeMap;

@@ -1,11 +1,16 @@
 //! Shared helpers of the workspace's tests (a dev-dependency only): a kill-on-drop
 //! process guard, free loopback ports and the parser of a server's `echo=` line.
 //!
+//! [`fault`] holds an in-process echo server that serves several versions in turn
+//! and can be slowed or made to corrupt replies on purpose.
+//!
 //! It depends on nothing, so any package can use it without building another copy of
 //! the workspace's libraries.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::Child;
+
+pub mod fault;
 
 /// A child process that is killed and reaped when dropped, also when a test panics.
 #[derive(Debug)]

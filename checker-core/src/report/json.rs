@@ -13,8 +13,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::sampler::{ErrorClass, StopReason};
+use crate::snapshot::TallySnapshot;
 use crate::tally::{MalformedReply, Window};
+use crate::verdict::baseline::BaselineVerdict;
+use crate::verdict::compare::Comparison;
+use crate::verdict::health::HealthRules;
 use crate::verdict::local::{LocalCause, LocalReadings};
+use crate::verdict::thresholds::ThresholdResult;
 use crate::verdict::{ChiSquare, Drift, Outcome, Plan, VersionVerdict};
 use crate::verify::{Inputs, LatencySummary, ScheduleSummary, VerifyReport};
 
@@ -66,6 +71,26 @@ pub struct Document<'a> {
     /// The split derived from manifests (`--expect-from`), with its provenance; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_from: Option<&'a crate::manifests::Derivation>,
+    /// Health checks beyond the split: their rules and results.
+    pub health: Health<'a>,
+    /// Everything counted, histograms included, so that `checker merge` can add reports.
+    pub tally: TallySnapshot,
+}
+
+/// The health checks of a run: what was asked and what came out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health<'a> {
+    /// FAIL if any check fails, else INCONCLUSIVE if the comparison is, else PASS
+    /// (PASS when nothing was asked).
+    pub outcome: Outcome,
+    /// The rules (`--compare`, `--threshold`, `--baseline`), for `checker merge`.
+    pub rules: &'a HealthRules,
+    /// The canary against the stable.
+    pub comparison: Option<&'a Comparison>,
+    /// Every threshold with its outcome.
+    pub thresholds: &'a [ThresholdResult],
+    /// This run against the baseline.
+    pub baseline: Option<&'a BaselineVerdict>,
 }
 
 /// The program that wrote the document.
@@ -226,6 +251,14 @@ impl<'a> Document<'a> {
             windows,
             drift: &report.drift,
             expected_from: report.expected_from.as_ref(),
+            health: Health {
+                outcome: report.health.outcome,
+                rules: &report.config_health,
+                comparison: report.health.comparison.as_ref(),
+                thresholds: &report.health.thresholds,
+                baseline: report.health.baseline.as_ref(),
+            },
+            tally: TallySnapshot::of(&report.tally),
         }
     }
 }

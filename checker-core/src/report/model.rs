@@ -11,12 +11,13 @@ use crate::exit;
 use crate::sampler::{ErrorClass, StopReason};
 use crate::tally::MalformedReply;
 use crate::tally::{Tally, Window};
+use crate::verdict::health::{HealthRules, HealthVerdict};
 use crate::verdict::local::{self, LocalCause, LocalReadings};
 use crate::verdict::{self, Drift, Outcome, Plan, SplitVerdict};
 use crate::verify::VerifyConfig;
 
 /// The inputs of a run, as reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Inputs {
     /// The target as given.
     pub target: String,
@@ -45,7 +46,7 @@ pub struct Inputs {
 }
 
 /// One expected version as reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ExpectedInput {
     /// The version name.
     pub name: String,
@@ -187,13 +188,20 @@ pub struct VerifyReport {
     /// The split derived from manifests (`--expect-from`), with its provenance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_from: Option<crate::manifests::Derivation>,
+    /// Health checks beyond the split (canary against stable, thresholds, baseline).
+    pub health: HealthVerdict,
+    /// The rules of those checks, as configured (kept for the JSON report and merges).
+    #[serde(skip)]
+    pub config_health: HealthRules,
 }
 
 /// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).
 const LATE_US: u64 = 10_000;
 
 impl VerifyReport {
-    pub(crate) fn build(
+    /// The report of a finished run: judges `tally` by `config` (the split, errors,
+    /// drift and health checks). `checker merge` and benchmarks build reports this way.
+    pub fn build(
         config: &VerifyConfig,
         addrs: &[SocketAddr],
         plan: Option<Plan>,
@@ -203,6 +211,12 @@ impl VerifyReport {
         times: Times,
     ) -> Self {
         let split = verdict::judge(&config.expect, &tally.counts(), &config.settings);
+        let health = verdict::health::judge(
+            &tally,
+            times.elapsed_s,
+            &config.health,
+            config.settings.confidence,
+        );
         let window_counts: Vec<Vec<(String, u64)>> = tally
             .windows()
             .iter()
@@ -298,27 +312,61 @@ impl VerifyReport {
             drift,
             tally,
             expected_from: None,
+            health,
+            config_health: config.health.clone(),
         }
     }
 
-    /// FAIL if the split or the error budget fails, else INCONCLUSIVE if the split is, else PASS.
+    /// FAIL if the error budget, the split or a health check fails, else INCONCLUSIVE
+    /// if the split or the comparison is, else PASS.
     pub fn outcome(&self) -> Outcome {
         if self.errors.outcome == Outcome::Fail {
             Outcome::Fail
         } else {
-            self.split.outcome
+            self.split.outcome.max(self.health.outcome)
         }
     }
 
-    /// The process exit code: errors decide first (4), then the split (1, 3 or 0).
+    /// The process exit code: errors decide first (4), then a failed split (1), then a
+    /// failed health check (5), then an undecided split or comparison (3), else 0.
     pub fn exit_code(&self) -> i32 {
         if self.errors.outcome == Outcome::Fail {
             return exit::ERRORS;
         }
-        match self.split.outcome {
-            Outcome::Pass => exit::PASS,
-            Outcome::Fail => exit::FAIL,
-            Outcome::Inconclusive => exit::INCONCLUSIVE,
+        match (self.split.outcome, self.health.outcome) {
+            (Outcome::Fail, _) => exit::FAIL,
+            (_, Outcome::Fail) => exit::HEALTH,
+            (Outcome::Inconclusive, _) | (_, Outcome::Inconclusive) => exit::INCONCLUSIVE,
+            (Outcome::Pass, Outcome::Pass) => exit::PASS,
+        }
+    }
+
+    /// The verdict line when a health check decides it (the split and the errors pass).
+    fn health_reason(&self) -> Option<String> {
+        if self.errors.outcome == Outcome::Fail || self.split.outcome != Outcome::Pass {
+            return None;
+        }
+        match self.health.outcome {
+            Outcome::Fail => Some(format!(
+                "FAIL on health: the split passes, but {}",
+                self.health.failures().join("; ")
+            )),
+            Outcome::Inconclusive => {
+                let c = self.health.comparison.as_ref()?;
+                let why: Vec<String> = c
+                    .metrics
+                    .iter()
+                    .filter(|m| m.outcome == Outcome::Inconclusive)
+                    .map(|m| format!("{}: {}", m.metric, m.reason))
+                    .collect();
+                Some(format!(
+                    "INCONCLUSIVE: the split passes, but the comparison of {} with {} cannot decide ({})",
+                    c.canary,
+                    c.stable,
+                    why.join("; ")
+                ))
+            }
+            Outcome::Pass => None,
         }
     }
 
@@ -334,7 +382,9 @@ impl VerifyReport {
 
     /// One sentence saying why the outcome is what it is.
     pub fn reason(&self) -> String {
-        let mut reason = self.outcome_reason();
+        let mut reason = self
+            .health_reason()
+            .unwrap_or_else(|| self.outcome_reason());
         if let Some(cause) = &self.errors.local_cause {
             reason.push_str(&format!(
                 "; the errors' likely cause is on this machine, not the target: {}",

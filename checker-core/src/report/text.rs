@@ -259,6 +259,7 @@ pub fn render(report: &VerifyReport) -> String {
             duration_us(s.lag_us.max)
         );
     }
+    out.push_str(&super::health::render(report));
     let _ = writeln!(out, "\n{} {}", mark(report.outcome()), report.reason());
     out
 }

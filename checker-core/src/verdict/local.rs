@@ -11,7 +11,7 @@ use serde::Serialize;
 pub const NEARLY_FULL: f64 = 0.9;
 
 /// What was read on this machine during the run (each `None` when not available).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LocalReadings {
     /// Highest `/proc/sys/net/netfilter/nf_conntrack_count` seen.
     pub conntrack_count: Option<u64>,

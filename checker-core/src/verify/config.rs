@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::exit;
 use crate::expect::Expectation;
 use crate::target::{self, TargetError};
+use crate::verdict::health::HealthRules;
 use crate::verdict::{Settings, SettingsError};
 
 /// Default number of samples in flight.
@@ -49,6 +50,8 @@ pub struct VerifyConfig {
     /// Close every sample's connection with a reset (the rehearsal's loopback runs; see
     /// [`crate::sampler::SamplerConfig::reset_on_close`]); false for real targets.
     pub reset_on_close: bool,
+    /// Health checks beyond the split: canary against stable, thresholds, baseline.
+    pub health: HealthRules,
 }
 
 impl VerifyConfig {
@@ -68,6 +71,7 @@ impl VerifyConfig {
             samples_out: None,
             progress: false,
             reset_on_close: false,
+            health: HealthRules::default(),
         }
     }
 
@@ -103,6 +107,15 @@ impl VerifyConfig {
             return bad("timeouts must be longer than zero");
         }
         target::check_syntax(&self.target)?;
+        if let Some(rule) = &self.health.compare {
+            for name in [&rule.canary, &rule.stable] {
+                if self.expect.share_of(name).is_none() {
+                    return Err(VerifyError::Invalid(format!(
+                        "--compare names {name}, which --expect does not list"
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 }

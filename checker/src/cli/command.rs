@@ -16,6 +16,7 @@ pub async fn run(command: Command) -> i32 {
         #[cfg(feature = "rehearse")]
         Command::Rehearse(args) => super::rehearse::run(&args).await,
         Command::Lint(args) => super::lint::run(&args),
+        Command::Merge(args) => super::merge::run(&args),
     }
 }
 
@@ -122,7 +123,11 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
             Err(message) => return fail(&message, exit::USAGE),
         },
     };
-    let config = args.to_config(expect);
+    let mut config = args.to_config(expect);
+    config.health = match args.health.rules(&config.target) {
+        Ok(rules) => rules,
+        Err(e) => return fail(&e, exit::USAGE),
+    };
     if let (Some(json), Some(samples)) = (&args.json, &args.samples_out)
         && same_file(json, samples)
     {

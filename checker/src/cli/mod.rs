@@ -13,7 +13,9 @@ use checker_core::verify::{self, MIN_RATE, VerifyConfig};
 
 pub mod command;
 pub mod expect_from;
+pub mod health;
 pub mod lint;
+pub mod merge;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
 
@@ -39,6 +41,8 @@ pub enum LogFormat {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the verify variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
@@ -51,6 +55,9 @@ pub enum Command {
     /// Find the routing mistakes of a TCP canary in its manifests (Istio, Gateway API, Argo Rollouts, Flagger).
     #[command(after_help = lint::help())]
     Lint(lint::LintArgs),
+    /// Merge JSON reports of one check taken by many processes into one report and verdict.
+    #[command(after_help = merge::HELP)]
+    Merge(merge::MergeArgs),
 }
 
 /// Report format on stdout.
@@ -123,6 +130,9 @@ pub struct VerifyArgs {
     /// How the split is derived from the manifests.
     #[command(flatten)]
     pub derive: expect_from::DeriveArgs,
+    /// Canary against stable, thresholds and a baseline.
+    #[command(flatten)]
+    pub health: health::HealthArgs,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
@@ -167,6 +177,8 @@ impl VerifyArgs {
             samples_out: self.samples_out.clone(),
             progress: !self.no_progress,
             reset_on_close: false,
+            // Completed by run_verify, which reads the baseline report.
+            health: Default::default(),
         }
     }
 }

@@ -1,0 +1,185 @@
+//! `checker merge`: reports from many checker processes (say, the pods of an Indexed
+//! Job) become one report with one verdict. Counts add, latency histograms merge
+//! exactly, and every interval, comparison, threshold and verdict is recomputed from
+//! the merged tally, as if one process had taken all the samples.
+
+use std::net::SocketAddr;
+
+use crate::expect::{ExpectError, Expectation};
+use crate::report::load::LoadedReport;
+use crate::sampler::StopReason;
+use crate::verdict::local::LocalReadings;
+use crate::verdict::{self, Settings};
+use crate::verify::{Times, VerifyConfig, VerifyReport};
+
+/// Why reports cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// Nothing to merge.
+    #[error("give at least one report to merge")]
+    Empty,
+    /// Two reports were not runs of the same check.
+    #[error("cannot merge {path} with {first}: {what} differ ({theirs} against {ours})")]
+    Mismatch {
+        /// The report that differs.
+        path: String,
+        /// The first report.
+        first: String,
+        /// What differs, plural ("their targets").
+        what: &'static str,
+        /// Its value.
+        theirs: String,
+        /// The first report's value.
+        ours: String,
+    },
+    /// The expectation in a report is not valid.
+    #[error("the expectation in {path} is not valid: {source}")]
+    Expectation {
+        /// The report.
+        path: String,
+        /// Why.
+        source: ExpectError,
+    },
+}
+
+fn expect_text(r: &LoadedReport) -> String {
+    let parts: Vec<String> = r
+        .file
+        .inputs
+        .expect
+        .iter()
+        .map(|e| format!("{}={}", e.name, e.weight))
+        .collect();
+    parts.join(",")
+}
+
+fn rule_text(r: &LoadedReport) -> String {
+    let i = &r.file.inputs;
+    format!(
+        "confidence {}, tolerance {}, error budget {}",
+        i.confidence, i.tolerance, i.max_error_rate
+    )
+}
+
+fn health_text(r: &LoadedReport) -> String {
+    serde_json::to_string(&r.file.health.rules).unwrap_or_default()
+}
+
+/// Refuses `other` unless it ran the same check as `first`.
+fn same_check(first: &LoadedReport, other: &LoadedReport) -> Result<(), MergeError> {
+    type Fact = fn(&LoadedReport) -> String;
+    let facts: [(&'static str, Fact); 4] = [
+        ("their targets", |r| r.file.inputs.target.clone()),
+        ("their expected splits", expect_text),
+        ("their rules", rule_text),
+        ("their health checks", health_text),
+    ];
+    for (what, fact) in facts {
+        let (ours, theirs) = (fact(first), fact(other));
+        if ours != theirs {
+            return Err(MergeError::Mismatch {
+                path: other.path.display().to_string(),
+                first: first.path.display().to_string(),
+                what,
+                theirs,
+                ours,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn peak(a: LocalReadings, b: LocalReadings) -> LocalReadings {
+    LocalReadings {
+        conntrack_count: a.conntrack_count.max(b.conntrack_count),
+        conntrack_max: a.conntrack_max.max(b.conntrack_max),
+        local_ports: a.local_ports.or(b.local_ports),
+        tcp_sockets: a.tcp_sockets.max(b.tcp_sockets),
+    }
+}
+
+/// Sums `f` over every report, or `None` if any has none.
+fn sum_all<T: std::iter::Sum<T>>(
+    reports: &[LoadedReport],
+    f: impl Fn(&LoadedReport) -> Option<T>,
+) -> Option<T> {
+    reports.iter().map(f).sum()
+}
+
+/// Merges `reports` (the runs of one check) into one report.
+pub fn merge(reports: &[LoadedReport]) -> Result<VerifyReport, MergeError> {
+    let first = reports.first().ok_or(MergeError::Empty)?;
+    for other in &reports[1..] {
+        same_check(first, other)?;
+    }
+    let inputs = &first.file.inputs;
+    let expect = Expectation::new(inputs.expect.iter().map(|e| (e.name.clone(), e.weight)))
+        .map_err(|source| MergeError::Expectation {
+            path: first.path.display().to_string(),
+            source,
+        })?;
+    let mut config = VerifyConfig::new(inputs.target.clone(), expect);
+    config.samples = sum_all(reports, |r| r.file.inputs.samples);
+    config.duration = inputs
+        .duration_s
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok());
+    config.concurrency = reports.iter().map(|r| r.file.inputs.concurrency).sum();
+    config.rate = sum_all(reports, |r| r.file.inputs.rate);
+    config.settings = Settings {
+        confidence: inputs.confidence,
+        tolerance: inputs.tolerance,
+    };
+    config.max_error_rate = inputs.max_error_rate;
+    config.connect_timeout = std::time::Duration::from_millis(inputs.connect_timeout_ms);
+    config.reply_timeout = std::time::Duration::from_millis(inputs.reply_timeout_ms);
+    config.health = first.file.health.rules.clone();
+
+    let mut tally = first.tally.clone();
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut readings = first.file.errors.local_readings;
+    for r in &reports[1..] {
+        tally.merge(&r.tally);
+        readings = peak(readings, r.file.errors.local_readings);
+    }
+    for r in reports {
+        for a in &r.file.inputs.addresses {
+            if let Ok(a) = a.parse::<SocketAddr>()
+                && !addrs.contains(&a)
+            {
+                addrs.push(a);
+            }
+        }
+    }
+    let stop_reason = [StopReason::Unreachable, StopReason::Interrupted]
+        .into_iter()
+        .find(|s| reports.iter().any(|r| r.file.stop_reason == *s))
+        .unwrap_or(first.file.stop_reason);
+    // The runs are concurrent: the merged run spans the earliest start to the latest
+    // end, and lasted as long as the longest run (so samples per second add up).
+    let times = Times {
+        started_at: reports
+            .iter()
+            .map(|r| r.file.started_at.clone())
+            .min()
+            .unwrap_or_default(),
+        finished_at: reports
+            .iter()
+            .map(|r| r.file.finished_at.clone())
+            .max()
+            .unwrap_or_default(),
+        elapsed_s: reports.iter().map(|r| r.file.elapsed_s).fold(0.0, f64::max),
+    };
+    let plan = inputs
+        .samples
+        .is_none()
+        .then(|| verdict::plan(&config.expect, &config.settings));
+    Ok(VerifyReport::build(
+        &config,
+        &addrs,
+        plan,
+        tally,
+        stop_reason,
+        readings,
+        times,
+    ))
+}

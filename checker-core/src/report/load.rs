@@ -1,0 +1,136 @@
+//! Reading a JSON report back (`checker merge`, `--baseline`): its inputs, times, rules
+//! and the tally it carries, histograms included.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::json::SCHEMA_VERSION;
+use crate::sampler::StopReason;
+use crate::snapshot::{SnapshotError, TallySnapshot};
+use crate::tally::Tally;
+use crate::verdict::health::HealthRules;
+use crate::verdict::local::LocalReadings;
+use crate::verify::Inputs;
+
+/// The parts of a JSON report that can be read back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportFile {
+    /// Layout version; must be [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// What was asked.
+    pub inputs: Inputs,
+    /// RFC 3339 start.
+    pub started_at: String,
+    /// RFC 3339 end.
+    pub finished_at: String,
+    /// Seconds from start to end.
+    pub elapsed_s: f64,
+    /// Why sampling stopped.
+    pub stop_reason: StopReason,
+    /// The errors section (only the machine's readings are read).
+    pub errors: ErrorsFile,
+    /// The health section (only the rules are read).
+    pub health: HealthFile,
+    /// Everything counted.
+    pub tally: TallySnapshot,
+}
+
+/// The part of the errors section that is read back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorsFile {
+    /// This machine's conntrack table, port range and sockets.
+    pub local_readings: LocalReadings,
+}
+
+/// The part of the health section that is read back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HealthFile {
+    /// The rules of the health checks.
+    pub rules: HealthRules,
+}
+
+/// A report read back, with its tally rebuilt.
+#[derive(Debug, Clone)]
+pub struct LoadedReport {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The document's parts.
+    pub file: ReportFile,
+    /// The tally it carries.
+    pub tally: Tally,
+}
+
+/// Why a report cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read.
+    #[error("cannot read the report {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a checker JSON report of this layout.
+    #[error(
+        "{path} is not a checker JSON report with histograms (written by `checker verify --output json` or --json): {source}"
+    )]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What did not parse.
+        source: serde_json::Error,
+    },
+    /// The layout version differs.
+    #[error("{path} has layout version {found}; this checker reads version {SCHEMA_VERSION}")]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+    },
+    /// The tally cannot be rebuilt.
+    #[error("the report {path} cannot be read back: {source}")]
+    Snapshot {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: SnapshotError,
+    },
+}
+
+/// Parses a report document from `text` (read from `path`).
+pub fn parse(path: &Path, text: &str) -> Result<LoadedReport, LoadError> {
+    let file: ReportFile = serde_json::from_str(text).map_err(|source| LoadError::Json {
+        path: path.to_owned(),
+        source,
+    })?;
+    if file.schema_version != SCHEMA_VERSION {
+        return Err(LoadError::Version {
+            path: path.to_owned(),
+            found: file.schema_version,
+        });
+    }
+    let tally = file
+        .tally
+        .to_tally()
+        .map_err(|source| LoadError::Snapshot {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(LoadedReport {
+        path: path.to_owned(),
+        file,
+        tally,
+    })
+}
+
+/// Reads the report at `path`.
+pub fn load(path: &Path) -> Result<LoadedReport, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
