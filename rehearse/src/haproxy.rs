@@ -7,14 +7,8 @@
 //! split). Its runtime API listens on an abstract unix socket (`abns@`), which has no
 //! file and vanishes with the process, so the rehearsal leaves nothing on disk.
 //!
-//! HAProxy must die with the checker even when the checker is killed with SIGKILL (no
-//! destructor runs then). It is started under a small `sh` supervisor in its own
-//! process group (so a terminal's Ctrl-C reaches the checker, which stops it in order):
-//! the supervisor's stdin is a pipe whose only writer is the checker, and a watcher
-//! in the supervisor kills HAProxy as soon as that pipe reports end-of-file, which the
-//! kernel does the moment the checker exits, however it exits. `PR_SET_PDEATHSIG`
-//! would need `unsafe` (`pre_exec`), which the workspace forbids, and it fires when the
-//! spawning *thread* ends, not the process, which a multi-threaded runtime makes fragile.
+//! HAProxy runs under the shared supervisor ([`super::supervisor`]), so it dies with
+//! the checker however the checker ends, even on SIGKILL.
 //!
 //! The backend declares a fixed number of server slots, all disabled; a replica takes a
 //! free slot (`set server ... addr`, `state ready`), a removed replica's slot goes to
@@ -31,17 +25,14 @@
 //! `balance random` (4000 connections at 8:1 all went to one side), hence the slots.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::ingress::{BackendStats, GatewayShutdown, GatewayStats};
+use super::supervisor::{NOT_FOUND, Supervised};
 
 /// The backend's name in the generated configuration.
 const BACKEND: &str = "be";
@@ -53,30 +44,8 @@ const MAX_WEIGHT: u64 = 256;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one runtime API command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the supervisor may take to stop HAProxy once told to.
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The length of `sun_path` without its leading NUL: HAProxy pads `abns@` names to it.
 const ABNS_LEN: usize = 107;
-/// Lines of HAProxy's own output kept for error messages.
-const OUTPUT_LINES: usize = 50;
-
-/// The supervisor, run as `sh -c SUPERVISOR tcp-canary-haproxy BINARY CONFIG`.
-///
-/// It starts HAProxy with the configuration on a pipe, prints HAProxy's pid, then
-/// waits for it; meanwhile a watcher reads the supervisor's stdin (the checker's pipe)
-/// and kills HAProxy at end-of-file. HAProxy's own output goes to stderr.
-const SUPERVISOR: &str = r#"exec 3<&0 </dev/null
-printf '%s\n' "$2" | "$1" -db -f /dev/stdin 3<&- 1>&2 &
-hp=$!
-echo "$hp"
-{ while read -r _; do :; done; kill -KILL "$hp" 2>/dev/null; } <&3 >/dev/null 2>&1 &
-watcher=$!
-exec 3<&-
-wait "$hp"
-status=$?
-kill "$watcher" 2>/dev/null
-exit "$status"
-"#;
 
 /// Why HAProxy could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -126,46 +95,6 @@ struct Slot {
     active: bool,
 }
 
-/// The supervised HAProxy process: the `sh` supervisor, the pipe it watches, HAProxy's pid.
-#[derive(Debug)]
-struct Supervised {
-    supervisor: Child,
-    /// The write end of the supervisor's stdin; closing it stops HAProxy.
-    lifeline: Option<ChildStdin>,
-    /// HAProxy's pid, once the supervisor printed it.
-    pid: Option<u32>,
-    /// The last lines HAProxy wrote.
-    output: Arc<Mutex<Vec<String>>>,
-}
-
-impl Supervised {
-    /// Closes the lifeline and waits (bounded) for the supervisor, which reaps HAProxy.
-    fn stop(&mut self) {
-        self.lifeline.take();
-        let end = std::time::Instant::now() + STOP_TIMEOUT;
-        while std::time::Instant::now() < end {
-            if !matches!(self.supervisor.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = self.supervisor.kill();
-        let _ = self.supervisor.wait();
-    }
-
-    /// HAProxy's last alert, or its last line.
-    fn last_alert(&self) -> String {
-        let lines = self.output.lock().unwrap_or_else(|p| p.into_inner());
-        lines
-            .iter()
-            .rev()
-            .find(|l| l.contains("ALERT"))
-            .or(lines.last())
-            .cloned()
-            .unwrap_or_else(|| "no message".to_owned())
-    }
-}
-
 /// A running HAProxy child; dropping it kills the process.
 #[derive(Debug)]
 pub struct Haproxy {
@@ -211,67 +140,33 @@ impl Haproxy {
                 active: false,
             })
             .collect();
-        let mut supervisor = Command::new("sh")
-            .arg("-c")
-            .arg(SUPERVISOR)
-            .arg("tcp-canary-haproxy")
-            .arg(binary)
-            .arg(render_config(&api, addr, &slots))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
+        let args = ["-db", "-f", "/dev/stdin"].map(str::to_owned);
+        let config = render_config(&api, addr, &slots);
+        let process = Supervised::spawn("tcp-canary-haproxy", &config, None, binary, &args)
             .map_err(io("starting its supervisor (sh)"))?;
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (pid_tx, pid_rx) = std::sync::mpsc::channel();
-        if let Some(stdout) = supervisor.stdout.take() {
-            std::thread::spawn(move || {
-                let mut line = String::new();
-                let _ = BufReader::new(stdout).read_line(&mut line);
-                let _ = pid_tx.send(line.trim().parse::<u32>().ok());
-            });
-        }
-        if let Some(stderr) = supervisor.stderr.take() {
-            let output = Arc::clone(&output);
-            std::thread::spawn(move || keep_lines(stderr, &output));
-        }
         let mut h = Self {
-            process: Some(Supervised {
-                lifeline: supervisor.stdin.take(),
-                supervisor,
-                pid: None,
-                output,
-            }),
+            process: Some(process),
             api,
             addr,
             slots,
             weights: BTreeMap::new(),
         };
-        h.wait_ready(binary, &pid_rx).await?;
+        h.wait_ready(binary).await?;
         Ok(h)
     }
 
-    async fn wait_ready(
-        &mut self,
-        binary: &str,
-        pid: &std::sync::mpsc::Receiver<Option<u32>>,
-    ) -> Result<(), HaproxyError> {
+    async fn wait_ready(&mut self, binary: &str) -> Result<(), HaproxyError> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
             if let Some(p) = self.process.as_mut() {
-                if p.pid.is_none()
-                    && let Ok(got) = pid.try_recv()
-                {
-                    p.pid = got;
-                }
-                if let Ok(Some(status)) = p.supervisor.try_wait() {
+                p.pid();
+                if let Some(status) = p.exited() {
                     // Give the output reader a moment to take HAProxy's last words.
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    let last = p.last_alert();
+                    let last = p.last_line_with("ALERT");
                     self.process = None;
                     // 127: the shell found no such command.
-                    if status.code() == Some(127) {
+                    if status.code() == Some(NOT_FOUND) {
                         return Err(HaproxyError::NotInstalled {
                             binary: binary.to_owned(),
                         });
@@ -299,8 +194,8 @@ impl Haproxy {
     }
 
     /// HAProxy's process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().and_then(|p| p.pid)
+    pub fn pid(&mut self) -> Option<u32> {
+        self.process.as_mut().and_then(Supervised::pid)
     }
 
     /// Sends one runtime API command and returns the answer.
@@ -526,18 +421,6 @@ impl Haproxy {
 impl Drop for Haproxy {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// Keeps the last [`OUTPUT_LINES`] lines of `from` in `into`.
-fn keep_lines(from: impl Read, into: &Mutex<Vec<String>>) {
-    for line in BufReader::new(from).lines() {
-        let Ok(line) = line else { break };
-        let mut lines = into.lock().unwrap_or_else(|p| p.into_inner());
-        if lines.len() == OUTPUT_LINES {
-            lines.remove(0);
-        }
-        lines.push(line);
     }
 }
 

@@ -1,4 +1,4 @@
-//! The rehearsal's ingress: the built-in gateway or a real HAProxy, behind one interface.
+//! The rehearsal's ingress: the built-in gateway, a real HAProxy or a real Envoy, behind one interface.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::envoy::{Applied, Envoy, EnvoyError};
 use super::gateway::{Gateway, GatewayError};
 use super::haproxy::{Haproxy, HaproxyError};
 
@@ -17,6 +18,8 @@ pub enum GatewayKind {
     Builtin,
     /// A real HAProxy child process (`balance random(1)`, weights set over its runtime API).
     Haproxy,
+    /// A real Envoy child process, programmed by files as Istio programs its gateway.
+    Envoy,
 }
 
 impl GatewayKind {
@@ -25,6 +28,7 @@ impl GatewayKind {
         match self {
             GatewayKind::Builtin => "builtin",
             GatewayKind::Haproxy => "haproxy",
+            GatewayKind::Envoy => "envoy",
         }
     }
 }
@@ -105,6 +109,9 @@ pub enum IngressError {
     /// HAProxy failed.
     #[error(transparent)]
     Haproxy(#[from] HaproxyError),
+    /// Envoy failed.
+    #[error(transparent)]
+    Envoy(#[from] EnvoyError),
 }
 
 /// A running ingress.
@@ -114,6 +121,8 @@ pub enum Ingress {
     Builtin(Gateway),
     /// HAProxy.
     Haproxy(Haproxy),
+    /// Envoy.
+    Envoy(Envoy),
 }
 
 impl Ingress {
@@ -122,6 +131,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.local_addr(),
             Ingress::Haproxy(h) => h.local_addr(),
+            Ingress::Envoy(e) => e.local_addr(),
         }
     }
 
@@ -130,6 +140,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(_) => GatewayKind::Builtin,
             Ingress::Haproxy(_) => GatewayKind::Haproxy,
+            Ingress::Envoy(_) => GatewayKind::Envoy,
         }
     }
 
@@ -138,6 +149,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.add_replica(group, addr),
             Ingress::Haproxy(h) => h.add_replica(group, addr).await?,
+            Ingress::Envoy(e) => e.add_replica(group, addr).await?,
         }
         Ok(())
     }
@@ -151,6 +163,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.remove_replica(group, addr),
             Ingress::Haproxy(h) => h.remove_replica(group, addr).await?,
+            Ingress::Envoy(e) => e.remove_replica(group, addr).await?,
         }
         Ok(())
     }
@@ -160,6 +173,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.set_weights(weights)?,
             Ingress::Haproxy(h) => h.set_weights(weights).await?,
+            Ingress::Envoy(e) => e.set_weights(weights).await?,
         }
         Ok(())
     }
@@ -169,6 +183,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.remove_group(group),
             Ingress::Haproxy(h) => h.remove_group(group).await?,
+            Ingress::Envoy(e) => e.remove_group(group).await?,
         }
         Ok(())
     }
@@ -178,6 +193,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => Ok(g.stats().accepted),
             Ingress::Haproxy(h) => Ok(h.stats().await?.accepted),
+            Ingress::Envoy(e) => Ok(e.accepted().await?),
         }
     }
 
@@ -186,6 +202,7 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => Ok(g.stats()),
             Ingress::Haproxy(h) => Ok(h.stats().await?),
+            Ingress::Envoy(e) => Ok(e.stats().await?),
         }
     }
 
@@ -194,6 +211,25 @@ impl Ingress {
         match self {
             Ingress::Builtin(g) => g.shutdown(deadline).await,
             Ingress::Haproxy(h) => h.shutdown(deadline).await,
+            Ingress::Envoy(e) => e.shutdown(deadline).await,
+        }
+    }
+
+    /// The child proxy's process id (HAProxy, Envoy), while it runs.
+    pub fn pid(&mut self) -> Option<u32> {
+        match self {
+            Ingress::Builtin(_) => None,
+            Ingress::Haproxy(h) => h.pid(),
+            Ingress::Envoy(e) => e.pid(),
+        }
+    }
+
+    /// The configuration updates the ingress applied since the last call, with how long
+    /// each took to take effect (Envoy's; the others apply changes synchronously).
+    pub fn take_applied(&mut self) -> Vec<Applied> {
+        match self {
+            Ingress::Envoy(e) => e.take_applied(),
+            _ => Vec::new(),
         }
     }
 }

@@ -21,6 +21,7 @@
 //! connections ([`holders`]) still close with FINs, since proving a clean end is their
 //! job; they are a few dozen per walk.
 
+pub mod envoy;
 pub mod faults;
 pub mod fleet;
 pub mod gateway;
@@ -29,6 +30,7 @@ pub mod holders;
 pub mod ingress;
 pub mod plan;
 pub mod summary;
+pub mod supervisor;
 pub mod walk;
 
 pub use summary::{StepOutcome, StepReport, WalkReport};

@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::envoy::WeightsVia;
 use super::fleet::DrainTotals;
 use super::holders::HeldSummary;
 use super::ingress::GatewayKind;
@@ -111,6 +112,12 @@ pub struct StepReport {
     pub outcome: StepOutcome,
     /// The exit code it stands for.
     pub exit_code: i32,
+    /// Seconds the ingress took to apply this step's change, its slowest update (Envoy:
+    /// until its admin stats showed the new version); absent for the other ingresses.
+    pub gateway_update_s: Option<f64>,
+    /// Whether held connections cut by the gateway fail this step (`--fail-on-cut`).
+    #[serde(skip)]
+    pub fail_on_cut: bool,
 }
 
 impl StepReport {
@@ -122,6 +129,7 @@ impl StepReport {
             (None, false) => StepOutcome::Errors,
             (Some(r), false) => match r.exit_code() {
                 exit::FAIL => StepOutcome::Fail,
+                _ if self.fail_on_cut && self.held.cut > 0 => StepOutcome::Fail,
                 exit::ERRORS => StepOutcome::Errors,
                 _ if lost > 0 => StepOutcome::Errors,
                 exit::INCONCLUSIVE => StepOutcome::Inconclusive,
@@ -180,6 +188,17 @@ pub struct WalkReport {
     pub grace_s: f64,
     /// The process exit code.
     pub exit_code: i32,
+    /// How Envoy ran, when it was the ingress.
+    pub envoy: Option<EnvoyRun>,
+}
+
+/// How the rehearsal ran Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EnvoyRun {
+    /// Envoy's `--drain-time-s`.
+    pub drain_time_s: u64,
+    /// Where the weights were put: the listener (Istio's way) or the endpoints.
+    pub weights_via: WeightsVia,
 }
 
 impl WalkReport {
@@ -212,7 +231,27 @@ fn held_text(h: &HeldSummary, drains: &DrainTotals) -> String {
     if h.opened == 0 && drains.replicas == 0 {
         return "-".to_owned();
     }
-    format!("{}/{}", h.kept, h.lost + drains.cut)
+    let cut = if h.cut > 0 {
+        format!(" ({} cut)", h.cut)
+    } else {
+        String::new()
+    };
+    format!("{}/{}{cut}", h.kept, h.lost + drains.cut)
+}
+
+/// The sentence about held connections cut by the gateway, e.g. `8 held connection(s)
+/// were cut by the gateway 2.0 s after the weight change; 0 lost at the servers` (timed
+/// from the first weight change after their set was opened).
+pub fn cut_sentence(h: &HeldSummary, lost_at_servers: u64) -> String {
+    let when = match h.cut_after_s {
+        Some(t) if (t.last - t.first) < 0.05 => format!(" {:.1} s after", t.first),
+        Some(t) => format!(" {:.1} to {:.1} s after", t.first, t.last),
+        None => " after".to_owned(),
+    };
+    format!(
+        "{} held connection(s) were cut by the gateway{when} the weight change; {lost_at_servers} lost at the servers",
+        h.cut
+    )
 }
 
 /// The header printed before a step's verdict table.
@@ -253,14 +292,15 @@ pub fn step_notes(step: &StepReport) -> String {
             .iter()
             .map(|(v, n)| format!("{v} {n}"))
             .collect();
+        let by_version = if versions.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", versions.join(", "))
+        };
         let _ = write!(
             out,
-            "  held connections closed this step: {} opened, {} kept ({}), {} lost, {} lines exchanged",
-            h.opened,
-            h.kept,
-            versions.join(", "),
-            h.lost,
-            h.exchanges
+            "  held connections closed this step: {} opened, {} kept{by_version}, {} cut by the gateway, {} lost, {} lines exchanged",
+            h.opened, h.kept, h.cut, h.lost, h.exchanges
         );
         if step.lost_to_crash > 0 {
             let _ = write!(
@@ -274,6 +314,18 @@ pub fn step_notes(step: &StepReport) -> String {
             let _ = write!(out, ": {}", reasons.join("; "));
         }
         out.push('\n');
+    }
+    if h.cut > 0 {
+        let _ = writeln!(
+            out,
+            "  ! {}{}",
+            cut_sentence(h, h.lost),
+            if step.fail_on_cut {
+                " (--fail-on-cut: the step fails)"
+            } else {
+                " (a finding; --fail-on-cut makes it fail the step)"
+            }
+        );
     }
     let d = &step.drains;
     if d.replicas > 0 {
@@ -304,6 +356,12 @@ pub fn step_causes(step: &StepReport, grace_s: f64) -> Vec<String> {
                 causes.push(r.reason());
             }
         }
+    }
+    if step.fail_on_cut && step.held.cut > 0 {
+        causes.push(format!(
+            "FAIL (--fail-on-cut): {}",
+            cut_sentence(&step.held, step.held.lost)
+        ));
     }
     let held = step.held.lost.saturating_sub(step.lost_to_crash);
     if held > 0 {
@@ -391,9 +449,18 @@ pub fn render_summary(walk: &WalkReport) -> String {
     out.push_str(&checker_core::report::text::table(&rows));
     let held_kept: u64 = walk.steps.iter().map(|s| s.held.kept).sum();
     let held_lost: u64 = walk.steps.iter().map(|s| s.held.lost + s.drains.cut).sum();
+    let held_cut: u64 = walk.steps.iter().map(|s| s.held.cut).sum();
+    if let Some(e) = &walk.envoy {
+        let _ = writeln!(
+            out,
+            "envoy: weights via the {}, --drain-time-s {}",
+            e.weights_via.as_str(),
+            e.drain_time_s
+        );
+    }
     let _ = writeln!(
         out,
-        "open connections across the steps: {held_kept} kept, {held_lost} lost; teardown: {} drained, {} cut",
+        "open connections across the steps: {held_kept} kept, {held_cut} cut by the gateway, {held_lost} lost; teardown: {} drained, {} cut",
         walk.teardown.drains.drained + walk.teardown.gateway.drained,
         walk.teardown.drains.cut + walk.teardown.gateway.cut
     );
@@ -433,9 +500,16 @@ pub fn render_summary(walk: &WalkReport) -> String {
         } else {
             "no open connection was lost".to_owned()
         };
+        let cut = if held_cut > 0 {
+            format!(
+                "; {held_cut} held connection(s) were cut by the gateway after a weight change (a finding; --fail-on-cut fails such steps)"
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "PASS: every step's traffic followed its weights and {lost} (exit 0)"
+            "PASS: every step's traffic followed its weights and {lost}{cut} (exit 0)"
         );
     }
     out
@@ -461,6 +535,8 @@ mod tests {
             off: Vec::new(),
             outcome,
             exit_code: outcome.exit_code(),
+            gateway_update_s: None,
+            fail_on_cut: false,
         }
     }
 
@@ -480,6 +556,7 @@ mod tests {
             elapsed_s: 0.0,
             grace_s: 30.0,
             exit_code: 0,
+            envoy: None,
         };
         w.decide();
         w

@@ -13,6 +13,12 @@
 //! before its change, and closed at the end of the NEXT step, so every change happens
 //! under open connections, including those on the replicas being replaced or deleted;
 //! each holder checks every reply and that its connection never moves.
+//!
+//! Through Envoy a weight step is a listener update, after which Envoy closes the
+//! connections of the old listener when its drain time runs out; so a set is kept
+//! open until the drain time after the change it was opened before has passed
+//! ([`WalkConfig::hold_span`]), its losses are sorted into cuts by the gateway and
+//! losses at the servers ([`sort_losses`]), and the cuts are timed from that change.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,14 +27,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::envoy::{Envoy, EnvoyError, EnvoyOptions};
 use super::faults::{chaos_canary, inject_faults};
 use super::fleet::{DRAIN_DELAY, DrainTotals, Fleet, FleetError};
 use super::gateway::Gateway;
 use super::haproxy::{Haproxy, HaproxyError};
-use super::holders::{HeldSummary, Holders};
+use super::holders::{EXCHANGE_EVERY, HeldSummary, Holders, Loss};
 use super::ingress::{GatewayKind, Ingress, IngressError};
 use super::plan::{PlannedStep, StepKind, plan_steps};
-use super::summary::{StepOutcome, StepReport, Teardown, WalkReport};
+use super::summary::{EnvoyRun, StepOutcome, StepReport, Teardown, WalkReport};
 use checker_core::expect::ExpectError;
 use checker_core::verdict::{self, Settings};
 use checker_core::verify::{self, VerifyConfig};
@@ -81,6 +88,10 @@ pub struct WalkConfig {
     pub shift_during: Option<usize>,
     /// Directory for one samples file per step (`step-N.jsonl`).
     pub samples_dir: Option<PathBuf>,
+    /// How to run Envoy, for `GatewayKind::Envoy`.
+    pub envoy: EnvoyOptions,
+    /// Whether held connections cut by the gateway fail their step (exit 1).
+    pub fail_on_cut: bool,
 }
 
 impl Default for WalkConfig {
@@ -101,6 +112,8 @@ impl Default for WalkConfig {
             kill_replica: None,
             shift_during: None,
             samples_dir: None,
+            envoy: EnvoyOptions::default(),
+            fail_on_cut: false,
         }
     }
 }
@@ -130,12 +143,27 @@ impl WalkError {
             WalkError::Ingress(IngressError::Haproxy(HaproxyError::NotInstalled { .. })) => {
                 checker_core::exit::USAGE
             }
+            WalkError::Ingress(IngressError::Envoy(EnvoyError::NotInstalled { .. })) => {
+                checker_core::exit::USAGE
+            }
             _ => checker_core::exit::ERRORS,
         }
     }
 }
 
 impl WalkConfig {
+    /// How long a set of held connections is kept open after the change it was opened
+    /// before, at least: through Envoy, its drain time and one exchange more, so a cut
+    /// at the end of the drain is seen; otherwise nothing beyond the steps.
+    pub fn hold_span(&self) -> Duration {
+        match self.gateway {
+            GatewayKind::Envoy => {
+                Duration::from_secs(self.envoy.drain_secs()) + EXCHANGE_EVERY + EXCHANGE_EVERY / 2
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
     /// Checks the values and the fault steps against the plan.
     pub fn validate(&self) -> Result<Vec<PlannedStep>, WalkError> {
         let bad = |s: String| Err(WalkError::Invalid(s));
@@ -189,8 +217,8 @@ pub enum WalkEvent<'a> {
     Started {
         /// The ingress's address.
         gateway: std::net::SocketAddr,
-        /// HAProxy's pid, when it is the ingress.
-        haproxy_pid: Option<u32>,
+        /// The child proxy's pid (HAProxy, Envoy), when it is the ingress.
+        proxy_pid: Option<u32>,
         /// How many steps will run.
         steps: usize,
     },
@@ -205,6 +233,8 @@ pub(crate) struct Stage {
     pub(crate) ingress: Ingress,
     pub(crate) fleet: Fleet,
     pub(crate) weights: Vec<(String, u32)>,
+    /// When the weights changed (a listener update through Envoy), in order.
+    pub(crate) changes: Vec<Instant>,
 }
 
 impl Stage {
@@ -213,9 +243,20 @@ impl Stage {
         if self.weights.iter().any(|(g, _)| g == CANARY_GROUP) {
             w.push((CANARY_GROUP, canary));
         }
+        let changed = w
+            .iter()
+            .any(|(g, v)| !self.weights.iter().any(|(h, u)| h == g && u == v));
+        if changed {
+            self.changes.push(Instant::now());
+        }
         self.ingress.set_weights(&w).await?;
         self.weights = w.iter().map(|(g, w)| ((*g).to_owned(), *w)).collect();
         Ok(())
+    }
+
+    /// The first weight change at or after `at`.
+    fn first_change_after(&self, at: Instant) -> Option<Instant> {
+        self.changes.iter().copied().find(|c| *c >= at)
     }
 }
 
@@ -240,15 +281,19 @@ pub async fn walk(
                 .await
                 .map_err(IngressError::from)?,
         ),
+        GatewayKind::Envoy => Ingress::Envoy(
+            Envoy::start(&config.envoy)
+                .await
+                .map_err(IngressError::from)?,
+        ),
     };
-    let haproxy_pid = match &ingress {
-        Ingress::Haproxy(h) => h.pid(),
-        Ingress::Builtin(_) => None,
-    };
+    let mut ingress = ingress;
+    let proxy_pid = ingress.pid();
     let mut stage = Stage {
         ingress,
         fleet: Fleet::new(config.grace),
         weights: Vec::new(),
+        changes: Vec::new(),
     };
     let gateway_addr = stage.ingress.addr();
     let mut report = WalkReport {
@@ -262,6 +307,10 @@ pub async fn walk(
         elapsed_s: 0.0,
         grace_s: config.grace.as_secs_f64(),
         exit_code: 0,
+        envoy: (config.gateway == GatewayKind::Envoy).then(|| EnvoyRun {
+            drain_time_s: config.envoy.drain_secs(),
+            weights_via: config.envoy.weights_via,
+        }),
     };
     let outcome = run_steps(
         config,
@@ -270,7 +319,7 @@ pub async fn walk(
         &stop,
         &mut report,
         on_event,
-        haproxy_pid,
+        proxy_pid,
     )
     .await;
     // Teardown, whatever happened: graceful unless interrupted or broken.
@@ -299,7 +348,7 @@ async fn run_steps(
     stop: &CancellationToken,
     report: &mut WalkReport,
     on_event: &mut (dyn FnMut(WalkEvent<'_>) + Send),
-    haproxy_pid: Option<u32>,
+    proxy_pid: Option<u32>,
 ) -> Result<(), WalkError> {
     // Deploy: the stable and the canary Deployments, the canary at weight 0.
     for _ in 0..config.replicas {
@@ -312,7 +361,7 @@ async fn run_steps(
     stage.set_weights(100, 0).await?;
     on_event(WalkEvent::Started {
         gateway: stage.ingress.addr(),
-        haproxy_pid,
+        proxy_pid,
         steps: plan.len(),
     });
 
@@ -321,22 +370,27 @@ async fn run_steps(
         if stop.is_cancelled() {
             break;
         }
-        let current = open_holders(config, stage, stop).await?;
+        let mut current = open_holders(config, stage, stop).await?;
         let mut events = Vec::new();
+        stage.ingress.take_applied();
         apply_change(config, step, stage, &mut events).await?;
+        let gateway_update_s = applied_events(stage, &mut events);
         on_event(WalkEvent::Verifying(step, &stage.weights));
         let gateway_weights = stage.weights.clone();
         let (verified, drift) = verify_step(config, step, stage, stop, &mut events).await?;
-        // Losses are reported in the step where they happened, whichever set they hit.
+        // Losses are reported in the step where they happened, whichever set they hit;
+        // a set is closed only once its span after its change has passed.
         let mut held = HeldSummary::default();
-        held.add_losses(current.take_losses());
-        if let Some(h) = previous.take() {
-            held.add_losses(h.take_losses());
-            held.merge(&h.close().await);
+        sort_losses(&mut held, current.take_losses(), stage);
+        if let Some(mut h) = previous.take() {
+            sort_losses(&mut held, h.take_losses(), stage);
+            held.merge(&close_after_span(config, &mut h, stage, stop).await);
+            sort_losses(&mut held, h.take_losses(), stage);
         }
         let last = step.number == plan.len();
         if last {
-            held.merge(&current.close().await);
+            held.merge(&close_after_span(config, &mut current, stage, stop).await);
+            sort_losses(&mut held, current.take_losses(), stage);
         } else {
             previous = Some(current);
         }
@@ -365,19 +419,80 @@ async fn run_steps(
             off: Vec::new(),
             outcome: StepOutcome::Pass,
             exit_code: 0,
+            gateway_update_s,
+            fail_on_cut: config.fail_on_cut,
         };
         s.decide(stop.is_cancelled());
         on_event(WalkEvent::StepDone(&s, plan.len()));
         report.steps.push(s);
     }
-    if let Some(h) = previous.take() {
-        let held = h.close().await;
+    if let Some(mut h) = previous.take() {
+        let mut held = close_after_span(config, &mut h, stage, stop).await;
+        sort_losses(&mut held, h.take_losses(), stage);
         if let Some(s) = report.steps.last_mut() {
             s.held.merge(&held);
             s.decide(stop.is_cancelled());
         }
     }
     Ok(())
+}
+
+/// How far apart a server's own end of connections and a held connection's loss may be
+/// for the loss to be put down to the server.
+const SERVER_END_WINDOW: Duration = Duration::from_secs(1);
+
+/// Sorts lost held connections: those whose version had a replica killed or cut at its
+/// drain deadline around that moment were lost at the servers; a close or a reset while
+/// every replica of the version was still serving is a cut by the gateway, timed from
+/// the first weight change after its set was opened; anything else (a wrong or moved
+/// reply, a timeout) is a loss.
+fn sort_losses(held: &mut HeldSummary, losses: Vec<Loss>, stage: &Stage) {
+    for l in losses {
+        let at_servers = l
+            .version
+            .as_deref()
+            .is_some_and(|v| stage.fleet.ended_near(v, l.at, SERVER_END_WINDOW));
+        let closed = ["closed by the other side", "read failed", "write failed"]
+            .iter()
+            .any(|p| l.reason.starts_with(p));
+        if closed && !at_servers && l.version.is_some() {
+            let change = stage.first_change_after(l.opened);
+            held.add_cut(change.map(|c| l.at.saturating_duration_since(c)));
+        } else {
+            held.add_losses(vec![l.reason]);
+        }
+    }
+}
+
+/// Waits (unless stopped) until `holders` were open for the walk's hold span after the
+/// first weight change since they were opened, then closes them.
+async fn close_after_span(
+    config: &WalkConfig,
+    holders: &mut Holders,
+    stage: &Stage,
+    stop: &CancellationToken,
+) -> HeldSummary {
+    if let Some(change) = stage.first_change_after(holders.opened_at()) {
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep_until(change + config.hold_span()) => {}
+        }
+    }
+    holders.close().await
+}
+
+/// Turns the ingress's applied updates into events; the slowest one's seconds.
+fn applied_events(stage: &mut Stage, events: &mut Vec<String>) -> Option<f64> {
+    let applied = stage.ingress.take_applied();
+    for a in &applied {
+        events.push(format!(
+            "{} applied the {} update in {:.1} ms (its admin stats show the new version)",
+            stage.ingress.kind().as_str(),
+            a.what,
+            a.seconds * 1000.0
+        ));
+    }
+    applied.iter().map(|a| a.seconds).reduce(f64::max)
 }
 
 /// Active connections per group, as the ingress counts them.
@@ -468,6 +583,7 @@ async fn apply_change(
             stage.set_weights(100, 0).await?;
         }
         StepKind::CanaryDelete => {
+            stage.changes.push(Instant::now());
             stage.ingress.remove_group(CANARY_GROUP).await?;
             stage.weights.retain(|(g, _)| g != CANARY_GROUP);
             for r in stage.fleet.group(CANARY_GROUP) {

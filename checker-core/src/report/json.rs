@@ -75,6 +75,9 @@ pub struct Document<'a> {
     pub health: Health<'a>,
     /// Everything counted, histograms included, so that `checker merge` can add reports.
     pub tally: TallySnapshot,
+    /// The long-lived connections of `--hold` (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<&'a crate::hold::HeldReport>,
 }
 
 /// The health checks of a run: what was asked and what came out.
@@ -259,6 +262,7 @@ impl<'a> Document<'a> {
                 baseline: report.health.baseline.as_ref(),
             },
             tally: TallySnapshot::of(&report.tally),
+            held: report.held.as_ref(),
         }
     }
 }

@@ -193,6 +193,9 @@ pub struct VerifyReport {
     /// The rules of those checks, as configured (kept for the JSON report and merges).
     #[serde(skip)]
     pub config_health: HealthRules,
+    /// The long-lived connections of `--hold`, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<crate::hold::HeldReport>,
 }
 
 /// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).
@@ -314,6 +317,7 @@ impl VerifyReport {
             expected_from: None,
             health,
             config_health: config.health.clone(),
+            held: None,
         }
     }
 

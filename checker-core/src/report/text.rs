@@ -260,6 +260,9 @@ pub fn render(report: &VerifyReport) -> String {
         );
     }
     out.push_str(&super::health::render(report));
+    if let Some(h) = &report.held {
+        let _ = writeln!(out, "  {}", h.text());
+    }
     let _ = writeln!(out, "\n{} {}", mark(report.outcome()), report.reason());
     out
 }

@@ -169,9 +169,21 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
             OutputFormat::Json => eprintln!("{line}"),
         }
     }
-    let mut report = match prepared.run(stop).await {
-        Ok(report) => report,
-        Err(e) => return fail(&e, e.exit_code()),
+    let held = checker_core::hold::hold_while(
+        &config.target,
+        args.hold,
+        args.hold_for,
+        &stop.clone(),
+        prepared.run(stop),
+    )
+    .await;
+    let mut report = match held {
+        Ok((Ok(mut report), held)) => {
+            report.held = held;
+            report
+        }
+        Ok((Err(e), _)) => return fail(&e, e.exit_code()),
+        Err(e) => return fail(&e, exit::USAGE),
     };
     report.expected_from = derivation;
     let document = report::json::to_string(&report);

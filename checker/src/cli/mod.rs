@@ -133,6 +133,14 @@ pub struct VerifyArgs {
     /// Canary against stable, thresholds and a baseline.
     #[command(flatten)]
     pub health: health::HealthArgs,
+    /// Hold K long-lived connections open through the target, exchanging a line every
+    /// second, from before sampling until --hold-for has passed; the report says how
+    /// many survived and when the others ended (does the gateway cut open connections?).
+    #[arg(long, env = "CHECKER_HOLD", value_name = "K", default_value_t = 0, value_parser = parse_count_usize)]
+    pub hold: usize,
+    /// How long to hold them, e.g. 60s after a weight step [default: the sampling time].
+    #[arg(long, env = "CHECKER_HOLD_FOR", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
+    pub hold_for: Option<Duration>,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.

