@@ -136,7 +136,7 @@ pub struct VerifyArgs {
     /// Hold K long-lived connections open through the target, exchanging a line every
     /// second, from before sampling until --hold-for has passed; the report says how
     /// many survived and when the others ended (does the gateway cut open connections?).
-    #[arg(long, env = "CHECKER_HOLD", value_name = "K", default_value_t = 0, value_parser = parse_count_usize)]
+    #[arg(long, env = "CHECKER_HOLD", value_name = "K", default_value_t = 0, value_parser = parse_hold)]
     pub hold: usize,
     /// How long to hold them, e.g. 60s after a weight step [default: the sampling time].
     #[arg(long, env = "CHECKER_HOLD_FOR", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
@@ -220,6 +220,14 @@ pub fn parse_count_u64(s: &str) -> Result<u64, String> {
 pub fn parse_count_usize(s: &str) -> Result<usize, String> {
     let n = parse_count_u64(s)?;
     usize::try_from(n).map_err(|_| "is too large".to_owned())
+}
+
+/// Parses `--hold`: 0 (the default: hold none) or a whole number of connections.
+fn parse_hold(s: &str) -> Result<usize, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_count_usize(s)
 }
 
 /// Parses `--rate`: connections per second, at least one per hour.
