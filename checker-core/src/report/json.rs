@@ -68,9 +68,6 @@ pub struct Document<'a> {
     pub windows: Vec<WindowEntry<'a>>,
     /// Whether the split moved between windows.
     pub drift: &'a Drift,
-    /// The split derived from manifests (`--expect-from`), with its provenance; absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected_from: Option<&'a crate::manifests::Derivation>,
     /// Health checks beyond the split: their rules and results.
     pub health: Health<'a>,
     /// Everything counted, histograms included, so that `checker merge` can add reports.
@@ -78,6 +75,9 @@ pub struct Document<'a> {
     /// The long-lived connections of `--hold` (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<&'a crate::hold::HeldReport>,
+    /// The split derived from manifests (`--expect-from`), with its provenance; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_from: Option<&'a crate::manifests::Derivation>,
 }
 
 /// The health checks of a run: what was asked and what came out.
@@ -253,7 +253,6 @@ impl<'a> Document<'a> {
             schedule: report.schedule.as_ref(),
             windows,
             drift: &report.drift,
-            expected_from: report.expected_from.as_ref(),
             health: Health {
                 outcome: report.health.outcome,
                 rules: &report.config_health,
@@ -263,6 +262,7 @@ impl<'a> Document<'a> {
             },
             tally: TallySnapshot::of(&report.tally),
             held: report.held.as_ref(),
+            expected_from: report.expected_from.as_ref(),
         }
     }
 }

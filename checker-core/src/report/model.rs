@@ -185,9 +185,6 @@ pub struct VerifyReport {
     /// The raw tally (not serialised).
     #[serde(skip)]
     pub tally: Tally,
-    /// The split derived from manifests (`--expect-from`), with its provenance.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected_from: Option<crate::manifests::Derivation>,
     /// Health checks beyond the split (canary against stable, thresholds, baseline).
     pub health: HealthVerdict,
     /// The rules of those checks, as configured (kept for the JSON report and merges).
@@ -196,6 +193,9 @@ pub struct VerifyReport {
     /// The long-lived connections of `--hold`, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<crate::hold::HeldReport>,
+    /// The split derived from manifests (`--expect-from`), with its provenance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_from: Option<crate::manifests::Derivation>,
 }
 
 /// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).
@@ -314,10 +314,10 @@ impl VerifyReport {
             windows: tally.windows().to_vec(),
             drift,
             tally,
-            expected_from: None,
             health,
             config_health: config.health.clone(),
             held: None,
+            expected_from: None,
         }
     }
 

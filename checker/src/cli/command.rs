@@ -15,8 +15,8 @@ pub async fn run(command: Command) -> i32 {
         Command::Verify(args) => run_verify(&args).await,
         #[cfg(feature = "rehearse")]
         Command::Rehearse(args) => super::rehearse::run(&args).await,
-        Command::Lint(args) => super::lint::run(&args),
         Command::Merge(args) => super::merge::run(&args),
+        Command::Lint(args) => super::lint::run(&args),
     }
 }
 

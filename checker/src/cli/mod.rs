@@ -41,23 +41,21 @@ pub enum LogFormat {
 }
 
 /// The subcommands.
-// Parsed once per process: the size of the verify variant costs nothing worth a Box.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
     #[command(after_help = format!("Durations (D): {}.\n\n{}", duration_arg::RULE, exit::HELP))]
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
     #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
     Rehearse(rehearse::RehearseArgs),
-    /// Find the routing mistakes of a TCP canary in its manifests (Istio, Gateway API, Argo Rollouts, Flagger).
-    #[command(after_help = lint::help())]
-    Lint(lint::LintArgs),
     /// Merge JSON reports of one check taken by many processes into one report and verdict.
     #[command(after_help = merge::HELP)]
     Merge(merge::MergeArgs),
+    /// Find the routing mistakes of a TCP canary in its manifests (Istio, Gateway API, Argo Rollouts, Flagger).
+    #[command(after_help = lint::help())]
+    Lint(lint::LintArgs),
 }
 
 /// Report format on stdout.
@@ -124,12 +122,6 @@ pub struct VerifyArgs {
     /// Never draw the progress bar (it is drawn only on a terminal anyway); the variable takes 1/0, true/false, yes/no, on/off.
     #[arg(long, env = "CHECKER_NO_PROGRESS", value_parser = parse_bool)]
     pub no_progress: bool,
-    /// Derive the expected split from Kubernetes manifests instead: a YAML or JSON file, a directory or - (stdin); repeatable.
-    #[arg(long, env = "CHECKER_EXPECT_FROM", value_name = "SOURCE")]
-    pub expect_from: Vec<String>,
-    /// How the split is derived from the manifests.
-    #[command(flatten)]
-    pub derive: expect_from::DeriveArgs,
     /// Canary against stable, thresholds and a baseline.
     #[command(flatten)]
     pub health: health::HealthArgs,
@@ -141,6 +133,12 @@ pub struct VerifyArgs {
     /// How long to hold them, e.g. 60s after a weight step [default: the sampling time].
     #[arg(long, env = "CHECKER_HOLD_FOR", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
     pub hold_for: Option<Duration>,
+    /// Derive the expected split from Kubernetes manifests instead: a YAML or JSON file, a directory or - (stdin); repeatable.
+    #[arg(long, env = "CHECKER_EXPECT_FROM", value_name = "SOURCE")]
+    pub expect_from: Vec<String>,
+    /// How the split is derived from the manifests.
+    #[command(flatten)]
+    pub derive: expect_from::DeriveArgs,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
