@@ -83,6 +83,9 @@ pub struct Document<'a> {
     /// The long-lived connections of `--hold` (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<&'a crate::hold::HeldReport>,
+    /// The split derived from manifests (`--expect-from`), with its provenance; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_from: Option<&'a crate::manifests::Derivation>,
 }
 
 /// The health checks of a run: what was asked and what came out.
@@ -270,6 +273,7 @@ impl<'a> Document<'a> {
             },
             tally: TallySnapshot::of(&report.tally),
             held: report.held.as_ref(),
+            expected_from: report.expected_from.as_ref(),
         }
     }
 }

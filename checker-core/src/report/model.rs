@@ -202,6 +202,9 @@ pub struct VerifyReport {
     /// The long-lived connections of `--hold`, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<crate::hold::HeldReport>,
+    /// The split derived from manifests (`--expect-from`), with its provenance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_from: Option<crate::manifests::Derivation>,
 }
 
 /// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).
@@ -326,6 +329,7 @@ impl VerifyReport {
             health,
             config_health: config.health.clone(),
             held: None,
+            expected_from: None,
         }
     }
 

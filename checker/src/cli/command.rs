@@ -17,6 +17,7 @@ pub async fn run(command: Command) -> i32 {
         Command::Rehearse(args) => super::rehearse::run(&args).await,
         Command::Watch(args) => super::watch::run(&args).await,
         Command::Merge(args) => super::merge::run(&args),
+        Command::Lint(args) => super::lint::run(&args),
     }
 }
 
@@ -116,7 +117,14 @@ fn json_error(path: &std::path::Path, e: &std::io::Error) -> String {
 
 /// `checker verify`: plan, sample, judge, print; returns the exit code.
 pub async fn run_verify(args: &VerifyArgs) -> i32 {
-    let mut config = args.to_config();
+    let (expect, derivation) = match &args.expect {
+        Some(expect) => (expect.clone(), None),
+        None => match super::expect_from::derive(&args.expect_from, &args.derive) {
+            Ok((expect, derivation)) => (expect, Some(derivation)),
+            Err(message) => return fail(&message, exit::USAGE),
+        },
+    };
+    let mut config = args.to_config(expect);
     config.health = match args.health.rules(&config.target) {
         Ok(rules) => rules,
         Err(e) => return fail(&e, exit::USAGE),
@@ -146,6 +154,12 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         None => None,
     };
     let stop = stop_token();
+    if let Some(derivation) = &derivation {
+        match args.output {
+            OutputFormat::Text => emit(&derivation.to_string()),
+            OutputFormat::Json => eprint!("{derivation}"),
+        }
+    }
     if let Some(plan) = prepared.plan() {
         let line = match (config.duration, prepared.max_samples(), config.sequential) {
             (Some(d), _, _) => report::text::duration_plan_line(plan, config.settings.tolerance, d),
@@ -165,7 +179,7 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         prepared.run(stop),
     )
     .await;
-    let report = match held {
+    let mut report = match held {
         Ok((Ok(mut report), held)) => {
             report.held = held;
             report
@@ -173,6 +187,7 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         Ok((Err(e), _)) => return fail(&e, e.exit_code()),
         Err(e) => return fail(&e, exit::USAGE),
     };
+    report.expected_from = derivation;
     let document = report::json::to_string(&report);
     // A report file that cannot be written must not hide the verdict: stdout gets the
     // report first, then the write error and exit 2.

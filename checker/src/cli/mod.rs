@@ -12,7 +12,9 @@ use checker_core::verdict::Settings;
 use checker_core::verify::{self, MIN_RATE, VerifyConfig};
 
 pub mod command;
+pub mod expect_from;
 pub mod health;
+pub mod lint;
 pub mod merge;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
@@ -41,11 +43,10 @@ pub enum LogFormat {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant)] // parsed once per process: boxing buys nothing
 pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
     #[command(after_help = format!("Durations (D): {}.\n\n{}", duration_arg::RULE, exit::HELP))]
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
     #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
@@ -56,6 +57,9 @@ pub enum Command {
     /// Merge JSON reports of one check taken by many processes into one report and verdict.
     #[command(after_help = merge::HELP)]
     Merge(merge::MergeArgs),
+    /// Find the routing mistakes of a TCP canary in its manifests (Istio, Gateway API, Argo Rollouts, Flagger).
+    #[command(after_help = lint::help())]
+    Lint(lint::LintArgs),
 }
 
 /// Report format on stdout.
@@ -74,8 +78,14 @@ pub struct VerifyArgs {
     #[arg(long, env = "CHECKER_TARGET", value_name = "HOST:PORT")]
     pub target: String,
     /// Expected versions and weights, e.g. one=90,two=10 (normalised by their total); one=100 alone: only one may answer.
-    #[arg(long, env = "CHECKER_EXPECT", value_name = "NAME=WEIGHT,...")]
-    pub expect: Expectation,
+    #[arg(
+        long,
+        env = "CHECKER_EXPECT",
+        value_name = "NAME=WEIGHT,...",
+        required_unless_present = "expect_from",
+        conflicts_with = "expect_from"
+    )]
+    pub expect: Option<Expectation>,
     /// Number of connections to sample [default: planned from confidence and tolerance].
     #[arg(
         long,
@@ -138,11 +148,17 @@ pub struct VerifyArgs {
     /// Hold K long-lived connections open through the target, exchanging a line every
     /// second, from before sampling until --hold-for has passed; the report says how
     /// many survived and when the others ended (does the gateway cut open connections?).
-    #[arg(long, env = "CHECKER_HOLD", value_name = "K", default_value_t = 0, value_parser = parse_count_usize)]
+    #[arg(long, env = "CHECKER_HOLD", value_name = "K", default_value_t = 0, value_parser = parse_hold)]
     pub hold: usize,
     /// How long to hold them, e.g. 60s after a weight step [default: the sampling time].
     #[arg(long, env = "CHECKER_HOLD_FOR", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
     pub hold_for: Option<Duration>,
+    /// Derive the expected split from Kubernetes manifests instead: a YAML or JSON file, a directory or - (stdin); repeatable.
+    #[arg(long, env = "CHECKER_EXPECT_FROM", value_name = "SOURCE")]
+    pub expect_from: Vec<String>,
+    /// How the split is derived from the manifests.
+    #[command(flatten)]
+    pub derive: expect_from::DeriveArgs,
 }
 
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
@@ -170,11 +186,12 @@ impl RuleArgs {
 }
 
 impl VerifyArgs {
-    /// The library configuration these flags describe (values are checked by [`VerifyConfig::validate`]).
-    pub fn to_config(&self) -> VerifyConfig {
+    /// The library configuration these flags describe, with the expected split given
+    /// by `--expect` or derived from `--expect-from` (values are checked by [`VerifyConfig::validate`]).
+    pub fn to_config(&self, expect: Expectation) -> VerifyConfig {
         VerifyConfig {
             target: self.target.clone(),
-            expect: self.expect.clone(),
+            expect,
             samples: self.samples,
             duration: self.duration,
             concurrency: self.concurrency,
@@ -227,6 +244,15 @@ pub fn parse_count_u64(s: &str) -> Result<u64, String> {
 pub fn parse_count_usize(s: &str) -> Result<usize, String> {
     let n = parse_count_u64(s)?;
     usize::try_from(n).map_err(|_| "is too large".to_owned())
+}
+
+/// Parses `--hold`: 0 (its default, nothing held) or a count as [`parse_count_usize`].
+/// clap checks the default through the parser too, so refusing 0 refused every run.
+pub fn parse_hold(s: &str) -> Result<usize, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_count_usize(s)
 }
 
 /// Parses `--rate`: connections per second, at least one per hour.

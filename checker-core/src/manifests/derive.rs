@@ -1,0 +1,585 @@
+//! The expected split, derived from the manifests: route weights → destinations →
+//! subsets or Services → workloads → the version each answers with, every share with
+//! the resources and fields it came from.
+//!
+//! Weights are normalised by their total as Istio does; destinations that answer with
+//! the same version are summed. A destination whose pods belong to several workloads
+//! answering different versions splits its weight by replica counts (a replica-ratio
+//! canary). When the manifests cannot say, the error names the resource and the field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::model::{Labels, ManifestSet, Resource, Workload, short_host};
+use super::version;
+use crate::expect::{ExpectError, Expectation};
+
+/// What the derivation may be told beyond the manifests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeriveOptions {
+    /// The gateway port whose `tcp` route to use (`--route-port`); `None`: the only one.
+    pub route_port: Option<u32>,
+    /// `--version-of NAME=VERSION`: a subset, Service or workload name and its version.
+    pub version_of: BTreeMap<String, String>,
+}
+
+/// The derived split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Derivation {
+    /// The route used: `VirtualService/tcp-echo spec.tcp[0]`.
+    pub route: String,
+    /// Each version, with its weight, share and provenance, in route order.
+    pub versions: Vec<DerivedVersion>,
+    /// Remarks (replica-ratio splits, defaults applied).
+    pub notes: Vec<String>,
+    /// Kinds the model does not read (`apiVersion kind`) and how many were skipped.
+    pub skipped_kinds: BTreeMap<String, usize>,
+}
+
+/// One version of the derived split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DerivedVersion {
+    /// The version string the replies start with.
+    pub name: String,
+    /// Its weight (sum of its destinations' parts, as in the route).
+    pub weight: f64,
+    /// Weight over the route's total, in 0..=1.
+    pub share: f64,
+    /// Where every part of the weight came from.
+    pub provenance: Vec<Provenance>,
+}
+
+/// Where one part of a version's weight came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Provenance {
+    /// The route resource: `VirtualService/tcp-echo` or `TCPRoute/tcp-echo`.
+    pub resource: String,
+    /// The destination's field path: `spec.tcp[0].route[1]`.
+    pub field: String,
+    /// The destination: `tcp-echo subset canary` or the backend Service.
+    pub destination: String,
+    /// The part of the destination's weight that goes to this version.
+    pub weight: f64,
+    /// What selects the pods: `DestinationRule/tcp-echo subset canary`, `Service/x`, or `--version-of`.
+    pub selected_by: String,
+    /// The workload answering, when read from the manifests.
+    pub workload: Option<String>,
+    /// Its replica count (replica-ratio splits use it).
+    pub replicas: Option<u64>,
+    /// Where the version was read: `args[1] of container echo-server`, `--version-of NAME`.
+    pub version_from: String,
+}
+
+/// Why no split can be derived: the resource and field, and one sentence.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{resource} {field}: {message}")]
+pub struct DeriveError {
+    /// `Kind/name`, or `the manifests` when no resource is to blame.
+    pub resource: String,
+    /// The field path.
+    pub field: String,
+    /// What is missing or wrong.
+    pub message: String,
+}
+
+fn fail<T>(
+    resource: impl Into<String>,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> Result<T, DeriveError> {
+    Err(DeriveError {
+        resource: resource.into(),
+        field: field.into(),
+        message: message.into(),
+    })
+}
+
+/// One weighted destination of the chosen route.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteDestination<'a> {
+    pub resource: &'a Resource,
+    pub field: String,
+    pub host: String,
+    pub subset: Option<String>,
+    pub weight: i64,
+    /// The destination's port number, when given.
+    pub port: Option<u32>,
+    /// Gateway API backends name a Service; Istio destinations a host.
+    pub backend: bool,
+}
+
+/// A `tcp` route (VirtualService rule or TCPRoute rule) and its weighted destinations.
+#[derive(Debug, Clone)]
+pub(crate) struct Route<'a> {
+    pub resource: &'a Resource,
+    pub field: String,
+    pub ports: Vec<u32>,
+    pub destinations: Vec<RouteDestination<'a>>,
+}
+
+/// Every `tcp` route of the set, with Istio's weight defaults applied.
+pub(crate) fn routes(set: &ManifestSet) -> Vec<Route<'_>> {
+    let mut out = Vec::new();
+    for (r, vs) in set.virtual_services() {
+        for (i, rule) in vs.tcp.iter().enumerate() {
+            let lone = rule.route.len() == 1;
+            out.push(Route {
+                resource: r,
+                field: format!("spec.tcp[{i}]"),
+                ports: rule.matches.iter().filter_map(|m| m.port).collect(),
+                destinations: rule
+                    .route
+                    .iter()
+                    .enumerate()
+                    .map(|(j, d)| RouteDestination {
+                        resource: r,
+                        field: format!("spec.tcp[{i}].route[{j}]"),
+                        host: d.destination.host.clone(),
+                        subset: d.destination.subset.clone(),
+                        weight: d.weight.unwrap_or(if lone { 100 } else { 0 }),
+                        port: d.destination.port.as_ref().and_then(|p| p.number),
+                        backend: false,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    for (r, route) in set.tcp_routes() {
+        let ports = route
+            .parent_refs
+            .iter()
+            .filter_map(|p| {
+                p.port
+                    .or_else(|| listener_port(set, &p.name, p.section_name.as_deref()))
+            })
+            .collect::<Vec<_>>();
+        for (i, rule) in route.rules.iter().enumerate() {
+            out.push(Route {
+                resource: r,
+                field: format!("spec.rules[{i}]"),
+                ports: ports.clone(),
+                destinations: rule
+                    .backend_refs
+                    .iter()
+                    .enumerate()
+                    .map(|(j, b)| RouteDestination {
+                        resource: r,
+                        field: format!("spec.rules[{i}].backendRefs[{j}]"),
+                        host: b.name.clone(),
+                        subset: None,
+                        weight: b.weight.unwrap_or(1),
+                        port: b.port,
+                        backend: true,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+fn listener_port(set: &ManifestSet, gateway: &str, section: Option<&str>) -> Option<u32> {
+    set.each(|k| match k {
+        super::model::Kind::ApiGateway(g) => Some(g),
+        _ => None,
+    })
+    .find(|(r, _)| r.meta.name == gateway)
+    .and_then(|(_, g)| {
+        let mut ls = g
+            .listeners
+            .iter()
+            .filter(|l| section.is_none_or(|s| l.name == s));
+        ls.next().and_then(|l| l.port)
+    })
+}
+
+/// Derives the expected split from `set`.
+pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, DeriveError> {
+    let all = routes(set);
+    let chosen: Vec<&Route> = match options.route_port {
+        Some(port) => all.iter().filter(|r| r.ports.contains(&port)).collect(),
+        None => all.iter().collect(),
+    };
+    let route = match chosen.as_slice() {
+        [one] => *one,
+        [] => {
+            let message = match options.route_port {
+                Some(port) => format!("no tcp route matches port {port} (VirtualService spec.tcp[].match[].port, or a TCPRoute's parent listener)"),
+                None => "no tcp route: the manifests hold no VirtualService with spec.tcp and no TCPRoute".to_owned(),
+            };
+            return fail("the manifests", "spec.tcp", message);
+        }
+        several => {
+            let names: Vec<String> = several
+                .iter()
+                .map(|r| format!("{} {} (ports {:?})", r.resource.id(), r.field, r.ports))
+                .collect();
+            return fail(
+                "the manifests",
+                "spec.tcp",
+                format!(
+                    "{} tcp routes ({}); choose one with --route-port PORT",
+                    several.len(),
+                    names.join(", ")
+                ),
+            );
+        }
+    };
+    let route_id = format!("{} {}", route.resource.id(), route.field);
+    let mut notes = Vec::new();
+    let mut versions: Vec<DerivedVersion> = Vec::new();
+    let mut total = 0.0;
+    for d in &route.destinations {
+        if d.weight < 0 {
+            return fail(
+                d.resource.id(),
+                format!("{}.weight", d.field),
+                format!("the weight {} is negative", d.weight),
+            );
+        }
+        total += d.weight as f64;
+        for (name, part, provenance) in resolve(set, d, options, &mut notes)? {
+            match versions.iter_mut().find(|v| v.name == name) {
+                Some(v) => {
+                    v.weight += part;
+                    v.provenance.push(provenance);
+                }
+                None => versions.push(DerivedVersion {
+                    name,
+                    weight: part,
+                    share: 0.0,
+                    provenance: vec![provenance],
+                }),
+            }
+        }
+    }
+    if total <= 0.0 {
+        return fail(
+            route.resource.id(),
+            route.field.clone(),
+            "every weight of the route is zero: no connection would be routed",
+        );
+    }
+    for v in &mut versions {
+        v.share = v.weight / total;
+    }
+    Ok(Derivation {
+        route: route_id,
+        versions,
+        notes,
+        skipped_kinds: set.skipped.clone(),
+    })
+}
+
+/// The versions one destination answers with: (version, part of its weight, provenance).
+fn resolve(
+    set: &ManifestSet,
+    d: &RouteDestination,
+    options: &DeriveOptions,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(String, f64, Provenance)>, DeriveError> {
+    let weight = d.weight as f64;
+    let short = short_host(&d.host).to_owned();
+    let destination = match &d.subset {
+        Some(s) => format!("{short} subset {s}"),
+        None => short.clone(),
+    };
+    let base = Provenance {
+        resource: d.resource.id(),
+        field: d.field.clone(),
+        destination: destination.clone(),
+        weight,
+        selected_by: String::new(),
+        workload: None,
+        replicas: None,
+        version_from: String::new(),
+    };
+    let given = d
+        .subset
+        .as_ref()
+        .filter(|s| options.version_of.contains_key(*s))
+        .or_else(|| {
+            (d.subset.is_none() && options.version_of.contains_key(&short)).then_some(&short)
+        });
+    if let Some(name) = given {
+        let version = options.version_of[name].clone();
+        return Ok(vec![(
+            version,
+            weight,
+            Provenance {
+                selected_by: "--version-of".to_owned(),
+                version_from: format!("--version-of {name}"),
+                ..base
+            },
+        )]);
+    }
+    let host_field = if d.backend {
+        format!("{}.name", d.field)
+    } else {
+        format!("{}.destination.host", d.field)
+    };
+    let service = set.service(&d.host);
+    let (selector, selected_by): (Labels, String) = match (&d.subset, service) {
+        (Some(subset), service) => {
+            let found = set
+                .destination_rules()
+                .filter(|(_, dr)| short_host(&dr.host) == short)
+                .find_map(|(r, dr)| {
+                    dr.subsets
+                        .iter()
+                        .find(|s| &s.name == subset)
+                        .map(|s| (r, s))
+                });
+            let Some((dr, s)) = found else {
+                return fail(
+                    d.resource.id(),
+                    format!("{}.destination.subset", d.field),
+                    format!(
+                        "the subset {subset:?} is defined in no DestinationRule for host {short} in the manifests (give --version-of {subset}=VERSION if it lives elsewhere)"
+                    ),
+                );
+            };
+            let mut labels = service
+                .map(|(_, svc)| svc.selector.clone())
+                .unwrap_or_default();
+            labels.extend(s.labels.clone());
+            (labels, format!("{} subset {subset}", dr.id()))
+        }
+        (None, Some((r, svc))) => (svc.selector.clone(), r.id()),
+        (None, None) => match flagger_workload(set, &short) {
+            Some((labels, by)) => (labels, by),
+            None => {
+                return fail(
+                    d.resource.id(),
+                    host_field,
+                    format!(
+                        "no Service named {short} in the manifests (give --version-of {short}=VERSION)"
+                    ),
+                );
+            }
+        },
+    };
+    let workloads = set.selected(&selector);
+    if workloads.is_empty() {
+        return fail(
+            d.resource.id(),
+            host_field,
+            format!(
+                "{selected_by} selects no workload in the manifests (labels {}); give --version-of NAME=VERSION",
+                labels_text(&selector)
+            ),
+        );
+    }
+    let mut by_version: Vec<(String, u64, Vec<Member>)> = Vec::new();
+    for (r, w) in workloads {
+        let (version, from) = workload_version(r, w, options)?;
+        let replicas = w.spec.replica_count();
+        match by_version.iter_mut().find(|(v, _, _)| *v == version) {
+            Some(entry) => {
+                entry.1 += replicas;
+                entry.2.push((r, from, replicas));
+            }
+            None => by_version.push((version, replicas, vec![(r, from, replicas)])),
+        }
+    }
+    let total: u64 = by_version.iter().map(|(_, n, _)| n).sum();
+    if by_version.len() > 1 {
+        if total == 0 {
+            return fail(
+                d.resource.id(),
+                host_field,
+                format!("{selected_by} selects workloads of several versions, all at 0 replicas"),
+            );
+        }
+        let parts: Vec<String> = by_version
+            .iter()
+            .map(|(v, n, _)| format!("{v} {n}"))
+            .collect();
+        notes.push(format!(
+            "{destination} ({}) selects workloads answering different versions: its weight is split by replicas ({}), a replica-ratio canary",
+            d.field,
+            parts.join(", ")
+        ));
+    }
+    let mut out = Vec::new();
+    for (version, replicas, members) in by_version {
+        let fraction = if by_version_single(total, replicas) {
+            1.0
+        } else {
+            replicas as f64 / total as f64
+        };
+        for (r, from, n) in &members {
+            let member_fraction = if replicas == 0 {
+                1.0 / members.len() as f64
+            } else {
+                *n as f64 / replicas as f64
+            };
+            out.push((
+                version.clone(),
+                weight * fraction * member_fraction,
+                Provenance {
+                    selected_by: selected_by.clone(),
+                    workload: Some(r.id()),
+                    replicas: Some(*n),
+                    version_from: from.clone(),
+                    ..base.clone()
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A workload behind a destination: the resource, where its version was read, its replicas.
+type Member<'a> = (&'a Resource, String, u64);
+
+/// With one version (or no replicas at all), the destination's whole weight goes to it.
+fn by_version_single(total: u64, replicas: u64) -> bool {
+    total == 0 || replicas == total
+}
+
+/// Flagger's generated routing names `NAME-primary` and `NAME-canary` hosts (NAME: the
+/// Canary's `spec.service.name`, by default its target's name); when those Services are
+/// not in the set, the Canary says which workloads they are: the target and its
+/// `-primary` copy.
+pub(crate) fn flagger_workload(set: &ManifestSet, host: &str) -> Option<(Labels, String)> {
+    let (base, primary) = match (host.strip_suffix("-primary"), host.strip_suffix("-canary")) {
+        (Some(b), _) => (b, true),
+        (_, Some(b)) => (b, false),
+        _ => return None,
+    };
+    // The generated Services are named after spec.service.name, by default the target's name.
+    let (canary, spec) = set
+        .canaries()
+        .find(|(_, c)| c.service.name.as_deref().unwrap_or(&c.target_ref.name) == base)?;
+    let target = if primary {
+        format!("{}-primary", spec.target_ref.name)
+    } else {
+        spec.target_ref.name.clone()
+    };
+    let (_, w) = set.workloads().find(|(r, _)| r.meta.name == target)?;
+    Some((
+        w.spec.template.metadata.labels.clone(),
+        format!("{} targetRef {target}", canary.id()),
+    ))
+}
+
+/// The version a workload answers with, and where it was read.
+pub(crate) fn workload_version(
+    r: &Resource,
+    w: &Workload,
+    options: &DeriveOptions,
+) -> Result<(String, String), DeriveError> {
+    if let Some(v) = options.version_of.get(&r.meta.name) {
+        return Ok((v.clone(), format!("--version-of {}", r.meta.name)));
+    }
+    let mut found: Vec<(String, String)> = Vec::new();
+    for (i, c) in w.spec.template.spec.containers.iter().enumerate() {
+        if let Some(read) = version::read(c) {
+            let name = if c.name.is_empty() {
+                format!("containers[{i}]")
+            } else {
+                c.name.clone()
+            };
+            found.push((read.version, format!("{} of container {name}", read.source)));
+        }
+    }
+    match found.as_slice() {
+        [] => fail(
+            r.id(),
+            "spec.template.spec.containers",
+            format!(
+                "no container shows the version it answers with (echo-server arguments `PORTS VERSION`, --version or ECHO_SERVER_VERSION); give --version-of {}=VERSION",
+                r.meta.name
+            ),
+        ),
+        [(v, from)] => Ok((v.clone(), from.clone())),
+        [(v, from), rest @ ..] if rest.iter().all(|(x, _)| x == v) => Ok((v.clone(), from.clone())),
+        several => fail(
+            r.id(),
+            "spec.template.spec.containers",
+            format!(
+                "its containers answer with different versions ({}): the checker cannot tell them apart; give --version-of {}=VERSION",
+                several
+                    .iter()
+                    .map(|(v, f)| format!("{v} from {f}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.meta.name
+            ),
+        ),
+    }
+}
+
+fn labels_text(labels: &Labels) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Derivation {
+    /// The expectation this split describes, for `checker verify`.
+    pub fn expectation(&self) -> Result<Expectation, ExpectError> {
+        Expectation::new(self.versions.iter().map(|v| (v.name.clone(), v.weight)))
+    }
+
+    /// `one=90,two=10`: the split in `--expect` form.
+    pub fn expect_text(&self) -> String {
+        self.versions
+            .iter()
+            .map(|v| format!("{}={}", v.name, v.weight))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl fmt::Display for Derivation {
+    /// The split and its provenance, a few lines for the terminal.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "expected split from {}: {}",
+            self.route,
+            self.expect_text()
+        )?;
+        for v in &self.versions {
+            writeln!(f, "  {} {:.1}%", v.name, v.share * 100.0)?;
+            for p in &v.provenance {
+                let workload = match (&p.workload, p.replicas) {
+                    (Some(w), Some(1)) => format!(" -> {w} (1 replica)"),
+                    (Some(w), Some(n)) => format!(" -> {w} ({n} replicas)"),
+                    (Some(w), None) => format!(" -> {w}"),
+                    _ => String::new(),
+                };
+                writeln!(
+                    f,
+                    "    {} {} {} weight {} -> {}{} answers {} ({})",
+                    p.resource,
+                    p.field,
+                    p.destination,
+                    p.weight,
+                    p.selected_by,
+                    workload,
+                    v.name,
+                    p.version_from
+                )?;
+            }
+        }
+        for note in &self.notes {
+            writeln!(f, "  note: {note}")?;
+        }
+        if !self.skipped_kinds.is_empty() {
+            let skipped: Vec<String> = self
+                .skipped_kinds
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            writeln!(f, "  skipped (not routing): {}", skipped.join(", "))?;
+        }
+        Ok(())
+    }
+}

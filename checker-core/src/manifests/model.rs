@@ -1,0 +1,651 @@
+//! The typed resources the checker reads, and the set they form.
+//!
+//! Only the fields that routing depends on are read; everything else is ignored. Kinds
+//! outside [`Kind`] are skipped and counted, never an error. A field of the wrong type is
+//! an error naming the document, the resource and the field path.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::load::RawDocument;
+
+/// Labels or a label selector's `matchLabels`.
+pub type Labels = BTreeMap<String, String>;
+
+/// `metadata`: name, namespace, labels and annotations.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Meta {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`, when given.
+    pub namespace: Option<String>,
+    /// `metadata.labels`.
+    pub labels: Labels,
+    /// `metadata.annotations`.
+    pub annotations: Labels,
+}
+
+/// One resource of a known kind, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// The file and document it was read from.
+    pub origin: String,
+    /// `apiVersion`.
+    pub api_version: String,
+    /// `metadata`.
+    pub meta: Meta,
+    /// The kind and its typed spec.
+    pub kind: Kind,
+}
+
+impl Resource {
+    /// `Kind/name`, the way messages name a resource.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kind.name(), self.meta.name)
+    }
+}
+
+/// The kinds the checker understands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// Istio `VirtualService`.
+    VirtualService(VirtualService),
+    /// Istio `DestinationRule`.
+    DestinationRule(DestinationRule),
+    /// Istio `Gateway` (networking.istio.io).
+    IstioGateway(IstioGateway),
+    /// Kubernetes `Service`.
+    Service(Service),
+    /// `Deployment`, `StatefulSet` or Argo `Rollout`.
+    Workload(Workload),
+    /// Gateway API `Gateway` (gateway.networking.k8s.io).
+    ApiGateway(ApiGateway),
+    /// Gateway API `TCPRoute`.
+    TcpRoute(TcpRoute),
+    /// Flagger `Canary`.
+    Canary(Canary),
+}
+
+impl Kind {
+    /// The Kubernetes kind name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::VirtualService(_) => "VirtualService",
+            Kind::DestinationRule(_) => "DestinationRule",
+            Kind::IstioGateway(_) | Kind::ApiGateway(_) => "Gateway",
+            Kind::Service(_) => "Service",
+            Kind::Workload(w) => w.kind.name(),
+            Kind::TcpRoute(_) => "TCPRoute",
+            Kind::Canary(_) => "Canary",
+        }
+    }
+}
+
+/// Istio `VirtualService` spec (the parts TCP routing uses).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct VirtualService {
+    /// `spec.hosts`.
+    pub hosts: Vec<String>,
+    /// `spec.gateways`.
+    pub gateways: Vec<String>,
+    /// `spec.tcp`.
+    pub tcp: Vec<TcpRouteRule>,
+}
+
+/// One `spec.tcp[]` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TcpRouteRule {
+    /// `match`.
+    #[serde(rename = "match")]
+    pub matches: Vec<TcpMatch>,
+    /// `route`.
+    pub route: Vec<RouteDestination>,
+}
+
+/// One `match[]` entry of a tcp route.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TcpMatch {
+    /// `port`.
+    pub port: Option<u32>,
+    /// `gateways`.
+    pub gateways: Vec<String>,
+}
+
+/// One `route[]` entry: a destination and its weight.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RouteDestination {
+    /// `destination`.
+    pub destination: Destination,
+    /// `weight` (absent: 100 for a lone destination, else 0, as Istio reads it).
+    pub weight: Option<i64>,
+}
+
+/// A route's `destination`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Destination {
+    /// `host`: a Service name, short or fully qualified.
+    pub host: String,
+    /// `subset`.
+    pub subset: Option<String>,
+    /// `port`.
+    pub port: Option<PortSelector>,
+}
+
+/// `destination.port`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PortSelector {
+    /// `number`.
+    pub number: Option<u32>,
+}
+
+/// Istio `DestinationRule` spec.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct DestinationRule {
+    /// `spec.host`.
+    pub host: String,
+    /// `spec.subsets`.
+    pub subsets: Vec<Subset>,
+}
+
+/// One subset of a DestinationRule.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Subset {
+    /// `name`.
+    pub name: String,
+    /// `labels`.
+    pub labels: Labels,
+}
+
+/// Istio `Gateway` spec.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct IstioGateway {
+    /// `spec.selector`.
+    pub selector: Labels,
+    /// `spec.servers`.
+    pub servers: Vec<GatewayServer>,
+}
+
+/// One server of an Istio Gateway.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct GatewayServer {
+    /// `port`.
+    pub port: GatewayPort,
+    /// `hosts`.
+    pub hosts: Vec<String>,
+}
+
+/// An Istio Gateway server's port.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct GatewayPort {
+    /// `number`.
+    pub number: Option<u32>,
+    /// `name`.
+    pub name: String,
+    /// `protocol`.
+    pub protocol: String,
+}
+
+/// Kubernetes `Service` spec.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Service {
+    /// `spec.selector`.
+    pub selector: Labels,
+    /// `spec.ports`.
+    pub ports: Vec<ServicePort>,
+}
+
+/// One Service port.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ServicePort {
+    /// `name`.
+    pub name: String,
+    /// `port`.
+    pub port: Option<u32>,
+    /// `appProtocol`.
+    pub app_protocol: Option<String>,
+}
+
+impl ServicePort {
+    /// Whether Istio treats this port as TCP: named `tcp`/`tcp-*` or `appProtocol: tcp` (IST0118).
+    pub fn is_tcp_for_istio(&self) -> bool {
+        let name = self.name.to_ascii_lowercase();
+        name == "tcp"
+            || name.starts_with("tcp-")
+            || self
+                .app_protocol
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case("tcp"))
+    }
+}
+
+/// Which workload kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// `apps/v1 Deployment`.
+    Deployment,
+    /// `apps/v1 StatefulSet`.
+    StatefulSet,
+    /// Argo Rollouts `Rollout`.
+    Rollout,
+}
+
+impl WorkloadKind {
+    /// The Kubernetes kind name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::Rollout => "Rollout",
+        }
+    }
+}
+
+/// A Deployment, StatefulSet or Rollout: replicas and pod template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// Which kind.
+    pub kind: WorkloadKind,
+    /// The spec.
+    pub spec: WorkloadSpec,
+}
+
+/// The workload spec fields read.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct WorkloadSpec {
+    /// `spec.replicas` (absent: 1).
+    pub replicas: Option<i64>,
+    /// `spec.template`.
+    pub template: PodTemplate,
+}
+
+impl WorkloadSpec {
+    /// The replica count (Kubernetes' default 1 when absent; negative counts as 0).
+    pub fn replica_count(&self) -> u64 {
+        self.replicas.map_or(1, |r| u64::try_from(r).unwrap_or(0))
+    }
+}
+
+/// A pod template.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PodTemplate {
+    /// `metadata`.
+    pub metadata: Meta,
+    /// `spec`.
+    pub spec: PodSpec,
+}
+
+/// A pod spec: its containers.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PodSpec {
+    /// `containers`.
+    pub containers: Vec<Container>,
+}
+
+/// A container: what it runs.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Container {
+    /// `name`.
+    pub name: String,
+    /// `image`.
+    pub image: String,
+    /// `command`.
+    pub command: Vec<String>,
+    /// `args`.
+    pub args: Vec<String>,
+    /// `env`.
+    pub env: Vec<EnvVar>,
+}
+
+/// One `env[]` entry (`valueFrom` cannot be resolved without a cluster).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct EnvVar {
+    /// `name`.
+    pub name: String,
+    /// `value`.
+    pub value: Option<String>,
+}
+
+/// Gateway API `Gateway` spec.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ApiGateway {
+    /// `spec.listeners`.
+    pub listeners: Vec<Listener>,
+}
+
+/// One Gateway API listener.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Listener {
+    /// `name`.
+    pub name: String,
+    /// `port`.
+    pub port: Option<u32>,
+    /// `protocol`.
+    pub protocol: String,
+}
+
+/// Gateway API `TCPRoute` spec.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TcpRoute {
+    /// `spec.parentRefs`.
+    pub parent_refs: Vec<ParentRef>,
+    /// `spec.rules`.
+    pub rules: Vec<TcpRouteRuleApi>,
+}
+
+/// A TCPRoute's parent reference.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ParentRef {
+    /// `name`.
+    pub name: String,
+    /// `sectionName`.
+    pub section_name: Option<String>,
+    /// `port`.
+    pub port: Option<u32>,
+}
+
+/// A TCPRoute rule.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TcpRouteRuleApi {
+    /// `backendRefs`.
+    pub backend_refs: Vec<BackendRef>,
+}
+
+/// A TCPRoute backend: a Service, its port and weight (default 1).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BackendRef {
+    /// `name`.
+    pub name: String,
+    /// `kind` (default Service).
+    pub kind: Option<String>,
+    /// `port`.
+    pub port: Option<u32>,
+    /// `weight` (absent: 1).
+    pub weight: Option<i64>,
+}
+
+/// Flagger `Canary` spec (the parts the generated routing depends on).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Canary {
+    /// `spec.targetRef`.
+    pub target_ref: TargetRef,
+    /// `spec.service`.
+    pub service: CanaryService,
+}
+
+/// `spec.targetRef` of a Canary.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TargetRef {
+    /// `kind`.
+    pub kind: String,
+    /// `name`.
+    pub name: String,
+}
+
+/// `spec.service` of a Canary.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CanaryService {
+    /// `name`: the Services' base name (default: the target's name).
+    pub name: Option<String>,
+    /// `port`.
+    pub port: Option<u32>,
+    /// `appProtocol`.
+    pub app_protocol: Option<String>,
+    /// `gateways`.
+    pub gateways: Vec<String>,
+}
+
+/// Every resource read, and the kinds skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManifestSet {
+    /// The resources of known kinds, in reading order.
+    pub resources: Vec<Resource>,
+    /// Skipped kinds (`apiVersion kind`) and how many of each.
+    pub skipped: BTreeMap<String, usize>,
+}
+
+/// A document that is not a usable resource of a known kind.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{origin} ({resource}): field {field}: {message}")]
+pub struct ModelError {
+    /// The file and document.
+    pub origin: String,
+    /// `Kind/name`.
+    pub resource: String,
+    /// The field path, e.g. `spec.tcp[0].route[1].weight`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Which known kind an `apiVersion` and `kind` name, if any.
+fn known(api_version: &str, kind: &str) -> Option<&'static str> {
+    let group = api_version.split_once('/').map_or("", |(g, _)| g);
+    let version = api_version.rsplit('/').next().unwrap_or(api_version);
+    let istio = group == "networking.istio.io" && matches!(version, "v1" | "v1beta1" | "v1alpha3");
+    let gateway_api =
+        group == "gateway.networking.k8s.io" && matches!(version, "v1" | "v1beta1" | "v1alpha2");
+    match kind {
+        "VirtualService" if istio => Some("VirtualService"),
+        "DestinationRule" if istio => Some("DestinationRule"),
+        "Gateway" if istio => Some("IstioGateway"),
+        "Gateway" if gateway_api => Some("ApiGateway"),
+        "TCPRoute" if gateway_api => Some("TCPRoute"),
+        "Service" if api_version == "v1" => Some("Service"),
+        "Deployment" | "StatefulSet" if group == "apps" => Some(kind_static(kind)),
+        "Rollout" if group == "argoproj.io" => Some("Rollout"),
+        "Canary" if group == "flagger.app" => Some("Canary"),
+        _ => None,
+    }
+}
+
+fn kind_static(kind: &str) -> &'static str {
+    if kind == "Deployment" {
+        "Deployment"
+    } else {
+        "StatefulSet"
+    }
+}
+
+impl ManifestSet {
+    /// Types every document; unknown kinds are counted in [`ManifestSet::skipped`].
+    pub fn from_documents(documents: Vec<RawDocument>) -> Result<Self, ModelError> {
+        let mut set = ManifestSet::default();
+        for doc in documents {
+            let text = |key: &str| {
+                doc.value
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let api_version = text("apiVersion");
+            let kind = text("kind");
+            let Some(which) = known(&api_version, &kind) else {
+                *set.skipped
+                    .entry(format!("{api_version} {kind}").trim().to_owned())
+                    .or_default() += 1;
+                continue;
+            };
+            let meta: Meta = field(&doc, &kind, "metadata")?;
+            let resource = format!("{kind}/{}", meta.name);
+            if meta.name.is_empty() {
+                return Err(ModelError {
+                    origin: doc.origin.clone(),
+                    resource,
+                    field: "metadata.name".to_owned(),
+                    message: "every resource needs a name".to_owned(),
+                });
+            }
+            let at = |e: ModelError| ModelError {
+                resource: resource.clone(),
+                ..e
+            };
+            let kind = match which {
+                "VirtualService" => Kind::VirtualService(field(&doc, &kind, "spec").map_err(at)?),
+                "DestinationRule" => Kind::DestinationRule(field(&doc, &kind, "spec").map_err(at)?),
+                "IstioGateway" => Kind::IstioGateway(field(&doc, &kind, "spec").map_err(at)?),
+                "ApiGateway" => Kind::ApiGateway(field(&doc, &kind, "spec").map_err(at)?),
+                "TCPRoute" => Kind::TcpRoute(field(&doc, &kind, "spec").map_err(at)?),
+                "Service" => Kind::Service(field(&doc, &kind, "spec").map_err(at)?),
+                "Canary" => Kind::Canary(field(&doc, &kind, "spec").map_err(at)?),
+                workload => Kind::Workload(Workload {
+                    kind: match workload {
+                        "Deployment" => WorkloadKind::Deployment,
+                        "StatefulSet" => WorkloadKind::StatefulSet,
+                        _ => WorkloadKind::Rollout,
+                    },
+                    spec: field(&doc, &kind, "spec").map_err(at)?,
+                }),
+            };
+            set.resources.push(Resource {
+                origin: doc.origin,
+                api_version,
+                meta,
+                kind,
+            });
+        }
+        Ok(set)
+    }
+
+    /// The resources of one kind with their specs, via `pick`.
+    pub fn each<'a, T: 'a>(
+        &'a self,
+        pick: impl Fn(&'a Kind) -> Option<&'a T> + 'a,
+    ) -> impl Iterator<Item = (&'a Resource, &'a T)> + 'a {
+        self.resources
+            .iter()
+            .filter_map(move |r| pick(&r.kind).map(|t| (r, t)))
+    }
+
+    /// The Services by name.
+    pub fn services(&self) -> impl Iterator<Item = (&Resource, &Service)> {
+        self.each(|k| match k {
+            Kind::Service(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// The Service named `host` (short name or `name.namespace.svc...`), if in the set.
+    pub fn service(&self, host: &str) -> Option<(&Resource, &Service)> {
+        let short = short_host(host);
+        self.services().find(|(r, _)| r.meta.name == short)
+    }
+
+    /// The workloads.
+    pub fn workloads(&self) -> impl Iterator<Item = (&Resource, &Workload)> {
+        self.each(|k| match k {
+            Kind::Workload(w) => Some(w),
+            _ => None,
+        })
+    }
+
+    /// The DestinationRules.
+    pub fn destination_rules(&self) -> impl Iterator<Item = (&Resource, &DestinationRule)> {
+        self.each(|k| match k {
+            Kind::DestinationRule(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// The VirtualServices.
+    pub fn virtual_services(&self) -> impl Iterator<Item = (&Resource, &VirtualService)> {
+        self.each(|k| match k {
+            Kind::VirtualService(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// The TCPRoutes.
+    pub fn tcp_routes(&self) -> impl Iterator<Item = (&Resource, &TcpRoute)> {
+        self.each(|k| match k {
+            Kind::TcpRoute(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// The Flagger Canaries.
+    pub fn canaries(&self) -> impl Iterator<Item = (&Resource, &Canary)> {
+        self.each(|k| match k {
+            Kind::Canary(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The workloads whose pod template labels match `selector` (an empty selector matches none).
+    pub fn selected(&self, selector: &Labels) -> Vec<(&Resource, &Workload)> {
+        if selector.is_empty() {
+            return Vec::new();
+        }
+        self.workloads()
+            .filter(|(_, w)| selects(selector, &w.spec.template.metadata.labels))
+            .collect()
+    }
+}
+
+/// Whether every label of `selector` is in `labels` with the same value.
+pub fn selects(selector: &Labels, labels: &Labels) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The Service name of a host: `tcp-echo.prod.svc.cluster.local` → `tcp-echo`.
+pub fn short_host(host: &str) -> &str {
+    host.split('.').next().unwrap_or(host)
+}
+
+/// Deserialises `doc.value[key]` (absent: the default), naming the field path on error.
+fn field<T: DeserializeOwned + Default>(
+    doc: &RawDocument,
+    kind: &str,
+    key: &str,
+) -> Result<T, ModelError> {
+    let Some(value) = doc.value.get(key) else {
+        return Ok(T::default());
+    };
+    if value.is_null() {
+        return Ok(T::default());
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ModelError {
+            origin: doc.origin.clone(),
+            resource: kind.to_owned(),
+            field: if path == "." {
+                key.to_owned()
+            } else {
+                format!("{key}.{path}")
+            },
+            message: e.into_inner().to_string(),
+        }
+    })
+}

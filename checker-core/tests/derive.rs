@@ -1,0 +1,301 @@
+//! The split derived from real manifests: our deploy/ renders (kept as fixtures, and
+//! rendered afresh with `kubectl kustomize` where kubectl is installed), a replica-ratio
+//! canary, Flagger's generated routing, `--version-of`, and the impossible cases.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use checker_core::manifests::{self, Derivation, DeriveOptions, ManifestSet, derive};
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/manifests")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn set_of(source: &str) -> ManifestSet {
+    manifests::read(&[source]).unwrap_or_else(|e| panic!("{source}: {e}"))
+}
+
+fn split(d: &Derivation) -> Vec<(String, f64)> {
+    d.versions
+        .iter()
+        .map(|v| (v.name.clone(), (v.share * 1000.0).round() / 10.0))
+        .collect()
+}
+
+fn pairs(list: &[(&str, f64)]) -> Vec<(String, f64)> {
+    list.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect()
+}
+
+#[test]
+fn the_kustomize_canary_step_derives_90_10_with_provenance() {
+    let d = derive(
+        &set_of(&fixture("kustomize-2-canary-10.yaml")),
+        &DeriveOptions::default(),
+    )
+    .expect("derives");
+    assert_eq!(split(&d), pairs(&[("one", 90.0), ("two", 10.0)]));
+    assert_eq!(d.route, "VirtualService/tcp-echo spec.tcp[0]");
+    let one = &d.versions[0].provenance[0];
+    assert_eq!(one.field, "spec.tcp[0].route[0]");
+    assert_eq!(one.selected_by, "DestinationRule/tcp-echo subset stable");
+    assert_eq!(one.workload.as_deref(), Some("Deployment/tcp-echo-stable"));
+    assert_eq!(one.replicas, Some(2));
+    assert_eq!(one.version_from, "args[1] of container echo-server");
+    let two = &d.versions[1].provenance[0];
+    assert_eq!(two.workload.as_deref(), Some("Deployment/tcp-echo-canary"));
+    let text = d.to_string();
+    assert!(
+        text.contains("expected split from VirtualService/tcp-echo spec.tcp[0]: one=90,two=10"),
+        "{text}"
+    );
+}
+
+#[test]
+fn after_promotion_both_destinations_answering_two_are_summed() {
+    let d = derive(
+        &set_of(&fixture("kustomize-4-promote.yaml")),
+        &DeriveOptions::default(),
+    )
+    .expect("derives");
+    assert_eq!(split(&d), pairs(&[("two", 100.0)]));
+    assert_eq!(d.versions[0].provenance.len(), 2);
+    assert_eq!(d.versions[0].weight, 100.0);
+}
+
+#[test]
+fn gateway_api_backends_resolve_through_their_services() {
+    let d = derive(
+        &set_of(&fixture("gateway-api-v1.yaml")),
+        &DeriveOptions::default(),
+    )
+    .expect("derives");
+    assert_eq!(split(&d), pairs(&[("one", 90.0), ("two", 10.0)]));
+    assert_eq!(d.route, "TCPRoute/tcp-echo spec.rules[0]");
+    assert_eq!(
+        d.versions[1].provenance[0].selected_by,
+        "Service/tcp-echo-canary"
+    );
+}
+
+#[test]
+fn a_replica_ratio_canary_splits_by_replicas_and_says_so() {
+    let set = set_of(&fixture("replica-ratio.yaml"));
+    assert_eq!(set.skipped.get("v1 ConfigMap"), Some(&1));
+    let d = derive(&set, &DeriveOptions::default()).expect("derives");
+    assert_eq!(split(&d), pairs(&[("one", 75.0), ("two", 25.0)]));
+    assert!(
+        d.notes.iter().any(|n| n.contains("replica-ratio")),
+        "{:?}",
+        d.notes
+    );
+    assert_eq!(
+        d.versions[1].provenance[0].version_from,
+        "env ECHO_SERVER_VERSION of container echo"
+    );
+    assert_eq!(
+        d.versions[0].provenance[0].workload.as_deref(),
+        Some("Deployment/echo-v1")
+    );
+}
+
+#[test]
+fn flaggers_generated_routing_resolves_primary_and_canary() {
+    let d = derive(
+        &set_of(&fixture("flagger-generated.yaml")),
+        &DeriveOptions::default(),
+    )
+    .expect("derives");
+    assert_eq!(split(&d), pairs(&[("one", 70.0), ("two", 30.0)]));
+    assert_eq!(
+        d.versions[0].provenance[0].workload.as_deref(),
+        Some("Deployment/tcp-echo-primary")
+    );
+    assert_eq!(
+        d.versions[1].provenance[0].selected_by,
+        "Canary/tcp-echo targetRef tcp-echo"
+    );
+}
+
+#[test]
+fn version_of_fills_in_what_the_manifests_do_not_show() {
+    let text = std::fs::read_to_string(fixture("replica-ratio.yaml")).expect("fixture");
+    let text = text.replace("args: [\"9000,9001,9002\", \"one\"]", "args: []");
+    let set =
+        ManifestSet::from_documents(manifests::load::parse_text(&text, "t.yaml").expect("parses"))
+            .expect("typed");
+    let err = derive(&set, &DeriveOptions::default()).expect_err("no version for echo-v1");
+    assert_eq!(err.resource, "Deployment/echo-v1");
+    assert_eq!(err.field, "spec.template.spec.containers");
+    assert!(
+        err.to_string().contains("--version-of echo-v1=VERSION"),
+        "{err}"
+    );
+    let options = DeriveOptions {
+        version_of: BTreeMap::from([("echo-v1".to_owned(), "one".to_owned())]),
+        ..DeriveOptions::default()
+    };
+    let d = derive(&set, &options).expect("derives");
+    assert_eq!(split(&d), pairs(&[("one", 75.0), ("two", 25.0)]));
+    assert_eq!(
+        d.versions[0].provenance[0].version_from,
+        "--version-of echo-v1"
+    );
+}
+
+#[test]
+fn impossible_derivations_name_the_resource_and_field() {
+    let text = std::fs::read_to_string(fixture("kustomize-2-canary-10.yaml")).expect("fixture");
+    let cases = [
+        (
+            text.replace("subset: canary", "subset: canery"),
+            "spec.tcp[0].route[1].destination.subset",
+            "canery",
+        ),
+        (
+            text.replace(
+                "  - labels:\n      track: canary\n",
+                "  - labels:\n      track: nowhere\n",
+            ),
+            "spec.tcp[0].route[1].destination.host",
+            "selects no workload",
+        ),
+        (
+            text.replace(
+                "- destination:\n        host: tcp-echo\n",
+                "- destination:\n        host: tcp-ecko\n",
+            ),
+            "spec.tcp[0].route[0].destination",
+            "tcp-ecko",
+        ),
+        (
+            text.replace("weight: 90", "weight: -90"),
+            "spec.tcp[0].route[0].weight",
+            "negative",
+        ),
+        (
+            text.replace("weight: 90", "weight: 0")
+                .replace("weight: 10", "weight: 0"),
+            "spec.tcp[0]",
+            "zero",
+        ),
+    ];
+    for (broken, field, words) in cases {
+        let set = ManifestSet::from_documents(
+            manifests::load::parse_text(&broken, "b.yaml").expect("parses"),
+        )
+        .expect("typed");
+        let err = derive(&set, &DeriveOptions::default()).expect_err(field);
+        assert!(err.field.starts_with(field), "{field}: {err}");
+        assert!(err.to_string().contains(words), "{words}: {err}");
+    }
+}
+
+#[test]
+fn several_tcp_routes_need_route_port() {
+    let mut text = std::fs::read_to_string(fixture("replica-ratio.yaml")).expect("fixture");
+    text = text.replace(
+        "  tcp:\n    - match: [{port: 31400}]\n",
+        "  tcp:\n    - match: [{port: 31401}]\n      route:\n        - destination: {host: echo}\n    - match: [{port: 31400}]\n",
+    );
+    let set =
+        ManifestSet::from_documents(manifests::load::parse_text(&text, "t.yaml").expect("parses"))
+            .expect("typed");
+    let err = derive(&set, &DeriveOptions::default()).expect_err("two routes");
+    assert!(err.to_string().contains("--route-port"), "{err}");
+    let d = derive(
+        &set,
+        &DeriveOptions {
+            route_port: Some(31400),
+            ..DeriveOptions::default()
+        },
+    )
+    .expect("derives");
+    assert_eq!(d.route, "VirtualService/echo spec.tcp[1]");
+    let err = derive(
+        &set,
+        &DeriveOptions {
+            route_port: Some(1),
+            ..DeriveOptions::default()
+        },
+    )
+    .expect_err("no route");
+    assert!(
+        err.to_string().contains("no tcp route matches port 1"),
+        "{err}"
+    );
+}
+
+fn kubectl_kustomize(dir: &Path) -> String {
+    let out = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+#[ignore = "needs kubectl (kubectl kustomize renders the overlays)"]
+fn every_step_of_the_kustomize_walk_derives_its_expect() {
+    let root = repo().join("deploy/kustomize");
+    let steps = std::fs::read_to_string(root.join("steps.yaml")).expect("steps.yaml");
+    let steps = manifests::load::parse_text(&steps, "steps.yaml").expect("parses");
+    let list = steps[0].value["steps"].as_array().expect("steps").clone();
+    assert_eq!(list.len(), 7);
+    for step in list {
+        let path = step["path"].as_str().expect("path");
+        let expect = step["expect"].as_str().expect("expect");
+        let rendered = kubectl_kustomize(&root.join(path));
+        let set = ManifestSet::from_documents(
+            manifests::load::parse_text(&rendered, path).expect("parses"),
+        )
+        .expect("typed");
+        let d = derive(&set, &DeriveOptions::default()).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let want: Vec<(String, f64)> = expect
+            .split(',')
+            .filter_map(|p| p.split_once('='))
+            .filter(|(_, w)| *w != "0")
+            .map(|(n, w)| (n.to_owned(), w.parse::<f64>().expect("weight")))
+            .collect();
+        let got: Vec<(String, f64)> = split(&d).into_iter().filter(|(_, s)| *s > 0.0).collect();
+        assert_eq!(got, want, "{path}");
+    }
+}
+
+#[test]
+#[ignore = "needs kubectl (kubectl kustomize renders the overlays)"]
+fn the_fixtures_are_current_renders() {
+    for (fixture_name, dir) in [
+        (
+            "kustomize-2-canary-10.yaml",
+            "deploy/kustomize/overlays/2-canary-10",
+        ),
+        (
+            "kustomize-4-promote.yaml",
+            "deploy/kustomize/overlays/4-promote",
+        ),
+        ("gateway-api-v1.yaml", "deploy/gateway-api/v1"),
+    ] {
+        let kept = std::fs::read_to_string(fixture(fixture_name)).expect("fixture");
+        let body = kept.split_once('\n').map_or("", |(_, rest)| rest);
+        assert_eq!(
+            body,
+            kubectl_kustomize(&repo().join(dir)),
+            "{fixture_name} is stale: render {dir} again"
+        );
+    }
+}

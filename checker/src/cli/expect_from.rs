@@ -1,0 +1,55 @@
+//! `--expect-from` and its companions: the expected split read from Kubernetes manifests
+//! instead of typed by hand, printed with its provenance before sampling.
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+
+use checker_core::expect::Expectation;
+use checker_core::manifests::{self, Derivation, DeriveOptions};
+
+/// How a split is derived from manifests (`verify --expect-from`, `lint`).
+#[derive(Debug, Clone, Args)]
+pub struct DeriveArgs {
+    /// Use the tcp route that matches this gateway port [default: the only tcp route].
+    #[arg(long, env = "CHECKER_ROUTE_PORT", value_name = "PORT", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub route_port: Option<u32>,
+    /// The version a subset, Service or workload answers with where the manifests do not show it, e.g. stable=one,canary=two.
+    #[arg(long, env = "CHECKER_VERSION_OF", value_name = "NAME=VERSION,...", value_delimiter = ',', value_parser = parse_version_of)]
+    pub version_of: Vec<(String, String)>,
+}
+
+impl DeriveArgs {
+    /// The library's derivation options.
+    pub fn options(&self) -> DeriveOptions {
+        DeriveOptions {
+            route_port: self.route_port,
+            version_of: self.version_of.iter().cloned().collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
+/// Parses `NAME=VERSION`.
+pub fn parse_version_of(s: &str) -> Result<(String, String), String> {
+    match s.trim().split_once('=') {
+        Some((name, version)) if !name.trim().is_empty() && !version.trim().is_empty() => {
+            protocol::validate_version(version.trim()).map_err(|e| e.to_string())?;
+            Ok((name.trim().to_owned(), version.trim().to_owned()))
+        }
+        _ => Err("must be NAME=VERSION (a subset, Service or workload name and the version it answers with)".to_owned()),
+    }
+}
+
+/// The split derived from `sources`, or one sentence saying why there is none.
+pub fn derive(sources: &[String], args: &DeriveArgs) -> Result<(Expectation, Derivation), String> {
+    let set = manifests::read(sources).map_err(|e| format!("cannot read the manifests: {e}"))?;
+    let derivation = manifests::derive(&set, &args.options())
+        .map_err(|e| format!("cannot derive the expected split from the manifests: {e}"))?;
+    let expectation = derivation.expectation().map_err(|e| {
+        format!(
+            "the split derived from the manifests ({}) cannot be checked: {e}",
+            derivation.expect_text()
+        )
+    })?;
+    Ok((expectation, derivation))
+}

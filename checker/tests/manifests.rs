@@ -1,0 +1,270 @@
+//! `checker verify --expect-from` and `checker lint` end to end: the real binary, in-process
+//! echo servers on loopback, the manifests of deploy/ (committed renders, or rendered with
+//! `kubectl kustomize` where kubectl is installed), and the JSON documents validated
+//! against their schemas.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::{EchoServer, Guard, Run, assert_schema_valid, checker, run_checker, wait_output};
+
+fn fixture(name: &str) -> String {
+    repo()
+        .join("checker-core/tests/fixtures/manifests")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs the checker with `input` on its stdin.
+fn run_with_stdin(args: &[&str], input: &str) -> Run {
+    let mut child = Command::new(checker())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start checker");
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let guard = Guard(child);
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    wait_output(guard)
+}
+
+fn kubectl_kustomize(dir: &str) -> String {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(repo().join(dir))
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn assert_lint_schema_valid(document: &serde_json::Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/lint.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(document)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "schema errors: {errors:#?}\n{document:#}"
+    );
+}
+
+#[test]
+fn expect_from_the_promote_step_passes_against_the_version_it_derives() {
+    // After promotion both destinations answer `two`: the derived split is two=100.
+    let server = EchoServer::start("two", 1);
+    let target = server.addr().to_string();
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &target,
+        "--expect-from",
+        &fixture("kustomize-4-promote.yaml"),
+        "--output",
+        "json",
+        "--no-progress",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_schema_valid(&doc);
+    let from = &doc["expected_from"];
+    assert_eq!(from["route"], "VirtualService/tcp-echo spec.tcp[0]");
+    assert_eq!(from["versions"][0]["name"], "two");
+    assert_eq!(from["versions"][0]["share"], 1.0);
+    let provenance = from["versions"][0]["provenance"]
+        .as_array()
+        .expect("provenance");
+    let workloads: Vec<&str> = provenance
+        .iter()
+        .filter_map(|p| p["workload"].as_str())
+        .collect();
+    assert_eq!(
+        workloads,
+        ["Deployment/tcp-echo-stable", "Deployment/tcp-echo-canary"]
+    );
+    assert_eq!(doc["inputs"]["expect"][0]["name"], "two");
+    // The split and its provenance are printed before sampling (on stderr with JSON output).
+    assert!(
+        run.stderr
+            .contains("expected split from VirtualService/tcp-echo spec.tcp[0]: two=100"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn expect_from_the_canary_step_fails_when_only_stable_answers() {
+    let server = EchoServer::start("one", 1);
+    let target = server.addr().to_string();
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &target,
+        "--expect-from",
+        &fixture("kustomize-2-canary-10.yaml"),
+        "--no-progress",
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let derived = run
+        .stdout
+        .find("expected split from VirtualService/tcp-echo spec.tcp[0]: one=90,two=10")
+        .expect("derivation printed");
+    let plan = run.stdout.find("plan: ").expect("plan printed");
+    assert!(
+        derived < plan,
+        "the derivation comes before sampling: {run:?}"
+    );
+    assert!(
+        run.stdout.contains(
+            "Deployment/tcp-echo-canary (1 replica) answers two (args[1] of container echo-server)"
+        ),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn expect_and_expect_from_together_are_a_usage_error() {
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        "127.0.0.1:9",
+        "--expect",
+        "one=1",
+        "--expect-from",
+        &fixture("kustomize-4-promote.yaml"),
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("cannot be used with"), "{run:?}");
+}
+
+#[test]
+fn an_impossible_derivation_exits_2_with_one_sentence_naming_resource_and_field() {
+    let text = std::fs::read_to_string(fixture("kustomize-2-canary-10.yaml"))
+        .expect("fixture")
+        .replace("subset: canary", "subset: canery");
+    let run = run_with_stdin(
+        &["verify", "--target", "127.0.0.1:9", "--expect-from", "-"],
+        &text,
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("VirtualService/tcp-echo spec.tcp[0].route[1].destination.subset"),
+        "{run:?}"
+    );
+    assert!(run.stdout.is_empty(), "{run:?}");
+}
+
+#[test]
+fn unreadable_manifests_exit_2() {
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        "127.0.0.1:9",
+        "--expect-from",
+        "/nonexistent/manifests.yaml",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("cannot read /nonexistent/manifests.yaml"),
+        "{run:?}"
+    );
+    let run = run_with_stdin(&["lint", "-"], "kind: [unclosed\n");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("-, document 1"), "{run:?}");
+}
+
+#[test]
+fn lint_exits_0_clean_and_1_with_findings_in_a_schema_valid_document() {
+    let run = run_checker(&["lint", &fixture("lint-clean.yaml"), "--output", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_lint_schema_valid(&doc);
+    assert_eq!(doc["outcome"], "clean");
+    let text = std::fs::read_to_string(fixture("lint-clean.yaml"))
+        .expect("fixture")
+        .replace("subset: canary}", "subset: canery}");
+    let run = run_with_stdin(&["lint", "--output", "json", "-"], &text);
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_lint_schema_valid(&doc);
+    assert_eq!(doc["findings"][0]["code"], "TC101");
+    assert_eq!(doc["findings"][0]["istio_code"], "IST0101");
+    assert_eq!(
+        doc["findings"][0]["field"],
+        "spec.tcp[0].route[1].destination.subset"
+    );
+    let run = run_with_stdin(&["lint", "-"], &text);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.starts_with("VirtualService/echo spec.tcp[0].route[1].destination.subset: TC101 (subset-not-found, istioctl IST0101)"), "{run:?}");
+}
+
+#[test]
+#[ignore = "needs kubectl (kubectl kustomize renders the manifest sets)"]
+fn every_manifest_set_under_deploy_lints_clean() {
+    let mut sets: Vec<String> = vec!["deploy/kustomize/base".to_owned()];
+    for parent in [
+        "deploy/kustomize/overlays",
+        "deploy/gateway-api",
+        "deploy/argo-rollouts",
+    ] {
+        let mut dirs: Vec<String> = std::fs::read_dir(repo().join(parent))
+            .expect("deploy/ folder")
+            .filter_map(Result::ok)
+            .filter(|e| e.path().join("kustomization.yaml").is_file())
+            .map(|e| format!("{parent}/{}", e.file_name().to_string_lossy()))
+            .collect();
+        dirs.sort();
+        sets.extend(dirs);
+    }
+    assert!(sets.len() >= 12, "{sets:?}");
+    for set in &sets {
+        let run = run_with_stdin(&["lint", "-"], &kubectl_kustomize(set));
+        assert_eq!(run.code, 0, "{set}: {run:?}");
+    }
+}
+
+#[test]
+#[ignore = "needs kubectl (kubectl kustomize renders the overlay)"]
+fn expect_from_a_fresh_kustomize_render_on_stdin() {
+    let server = EchoServer::start("two", 1);
+    let target = server.addr().to_string();
+    let run = run_with_stdin(
+        &[
+            "verify",
+            "--target",
+            &target,
+            "--expect-from",
+            "-",
+            "--output",
+            "json",
+            "--no-progress",
+        ],
+        &kubectl_kustomize("deploy/kustomize/overlays/6-canary-deleted"),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_schema_valid(&doc);
+    assert_eq!(doc["expected_from"]["versions"][0]["name"], "two");
+}
