@@ -746,15 +746,17 @@ fn through_envoy_every_step_passes_and_the_listener_drain_cuts_held_connections(
     assert_eq!(doc["envoy"]["weights_via"], "listener");
     let steps = steps(&doc);
     // Every weight change is a listener update: the connections opened before it are
-    // cut when the drain time runs out, within one exchange interval (1 s) of it.
+    // cut when the drain time runs out, never before it. (How soon after it is a
+    // measurement, printed in the report: 2.00-2.02 s here. No upper bound is asserted,
+    // since a loaded machine may notice a close late.)
     let cut: u64 = steps.iter().map(held_cut).sum();
     assert!(cut >= 8, "{cut} cut");
     for s in steps.iter().filter(|s| held_cut(s) > 0) {
         let t = &s["held"]["cut_after_s"];
         let (first, last) = (t["first"].as_f64().unwrap(), t["last"].as_f64().unwrap());
         assert!(
-            first >= 2.0 && last <= 3.0,
-            "step {}: cut {first}..{last} s after the change",
+            first >= 2.0 && last >= first,
+            "step {}: cut {first}..{last} s after the change, before the 2 s drain time",
             s["number"]
         );
         assert_eq!(s["held"]["lost"], 0, "step {}: {}", s["number"], s["held"]);
