@@ -63,7 +63,12 @@ fn count(doc: &Value, name: &str) -> u64 {
 #[ignore = "needs haproxy (Debian package); .ci/run installs it"]
 fn a_correct_split_passes_at_the_planned_count() {
     let rig = rig(90, 10);
-    let run = verify(&rig, "one=90,two=10", &["--output", "json"]);
+    // The fixed plan (sequential sampling would stop as soon as the evidence decides).
+    let run = verify(
+        &rig,
+        "one=90,two=10",
+        &["--output", "json", "--no-sequential"],
+    );
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     support::assert_schema_valid(&doc);

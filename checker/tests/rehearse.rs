@@ -755,7 +755,8 @@ fn through_envoy_every_step_passes_and_the_listener_drain_cuts_held_connections(
         let t = &s["held"]["cut_after_s"];
         let (first, last) = (t["first"].as_f64().unwrap(), t["last"].as_f64().unwrap());
         assert!(
-            first >= 2.0 && last >= first,
+            // 0.1 s of slack: Envoy's drain timer is not millisecond-exact (1.9996 s seen).
+            first >= 1.9 && last >= first,
             "step {}: cut {first}..{last} s after the change, before the 2 s drain time",
             s["number"]
         );
