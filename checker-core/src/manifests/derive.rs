@@ -323,16 +323,7 @@ fn resolve(
     let service = set.service(&d.host);
     let (selector, selected_by): (Labels, String) = match (&d.subset, service) {
         (Some(subset), service) => {
-            let found = set
-                .destination_rules()
-                .filter(|(_, dr)| short_host(&dr.host) == short)
-                .find_map(|(r, dr)| {
-                    dr.subsets
-                        .iter()
-                        .find(|s| &s.name == subset)
-                        .map(|s| (r, s))
-                });
-            let Some((dr, s)) = found else {
+            let Some((dr, s, _)) = set.subset(&d.host, subset) else {
                 return fail(
                     d.resource.id(),
                     format!("{}.destination.subset", d.field),

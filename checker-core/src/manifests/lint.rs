@@ -290,16 +290,7 @@ fn destination<'a>(
         }
         match &d.subset {
             Some(subset) => {
-                let found = set
-                    .destination_rules()
-                    .filter(|(_, dr)| short_host(&dr.host) == short)
-                    .find_map(|(r, dr)| {
-                        dr.subsets
-                            .iter()
-                            .position(|s| &s.name == subset)
-                            .map(|i| (r, &dr.subsets[i], i))
-                    });
-                let Some((dr, s, i)) = found else {
+                let Some((dr, s, i)) = set.subset(&d.host, subset) else {
                     out.add(SUBSET_NOT_FOUND, d.resource, format!("{}.destination.subset", d.field), format!("the subset {subset:?} is defined in no DestinationRule for host {short}"));
                     return Vec::new();
                 };

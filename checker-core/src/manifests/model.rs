@@ -562,6 +562,20 @@ impl ManifestSet {
         self.services().find(|(r, _)| r.meta.name == short)
     }
 
+    /// The subset `name` of the first DestinationRule for `host` that defines it, with the
+    /// rule and the subset's index in `spec.subsets`.
+    pub fn subset(&self, host: &str, name: &str) -> Option<(&Resource, &Subset, usize)> {
+        let short = short_host(host);
+        self.destination_rules()
+            .filter(|(_, dr)| short_host(&dr.host) == short)
+            .find_map(|(r, dr)| {
+                dr.subsets
+                    .iter()
+                    .position(|s| s.name == name)
+                    .map(|i| (r, &dr.subsets[i], i))
+            })
+    }
+
     /// The workloads.
     pub fn workloads(&self) -> impl Iterator<Item = (&Resource, &Workload)> {
         self.each(|k| match k {
