@@ -173,6 +173,10 @@ pub struct RehearseArgs {
     /// Fail a step (exit 1) when the gateway cut any of its held connections.
     #[arg(long, env = "CHECKER_FAIL_ON_CUT", value_parser = super::parse_bool)]
     pub fail_on_cut: bool,
+    /// Draw the whole walk to FILE.svg or FILE.html (see `checker plot`): every step's
+    /// shares, expected weights, boundary and name, latency and errors.
+    #[arg(long, env = "CHECKER_REHEARSE_PLOT", value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }
 
 impl RehearseArgs {
@@ -255,7 +259,19 @@ fn stop_on_signals() -> (CancellationToken, Arc<OnceLock<i32>>) {
 /// Runs `checker rehearse` and returns the exit code; SIGINT, SIGTERM and SIGHUP stop
 /// the walk cleanly.
 pub async fn run(args: &RehearseArgs) -> i32 {
-    let config = args.to_config();
+    let mut config = args.to_config();
+    let plot = match args
+        .plot
+        .as_deref()
+        .map(|out| super::plot::RehearsalPlot::prepare(out, &mut config.samples_dir))
+    {
+        Some(Err(e)) => {
+            eprintln!("checker: {e}");
+            return checker_core::exit::USAGE;
+        }
+        Some(Ok(plot)) => Some(plot),
+        None => None,
+    };
     if let Err(e) = config.settings.validate() {
         eprintln!("checker: {e}");
         return checker_core::exit::USAGE;
@@ -319,6 +335,17 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         emit(&summary::render_summary(&report));
     } else {
         emit(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+    }
+    if let Some(plot) = plot {
+        match plot.draw(&report, config.settings.confidence) {
+            Ok(line) if text => emit(&line),
+            Ok(_) => {}
+            Err(e) => {
+                // As with verify's --json: the walk's report is out, the picture is not.
+                eprintln!("checker: {e}");
+                return checker_core::exit::USAGE;
+            }
+        }
     }
     report.exit_code
 }
