@@ -96,6 +96,19 @@ fn ms_label(v: f64) -> String {
     }
 }
 
+/// `s` seconds as an axis label, with as many decimals as an axis up to `max` needs.
+fn seconds_label(s: f64, max: f64) -> String {
+    if max >= 20.0 {
+        format!("{s:.0}")
+    } else if max >= 2.0 {
+        format!("{s:.1}")
+    } else if max >= 0.2 {
+        format!("{s:.2}")
+    } else {
+        format!("{s:.3}")
+    }
+}
+
 /// Ticks of a log axis from `lo` to `hi`: 1, 2 and 5 times the powers of ten between.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let mut ticks = Vec::new();
@@ -259,7 +272,7 @@ fn share_panel(p: &Picture, row: &Area<'_>) -> Result<(), PlotError> {
         .y_label_formatter(&|y| format!("{y:.0}"))
         .light_line_style(WHITE)
         .bold_line_style(BLACK.mix(0.12))
-        .x_label_formatter(&|x| format!("{x:.1}"))
+        .x_label_formatter(&|x| seconds_label(*x, p.x_max))
         .draw()
         .map_err(failed)?;
     let mut legend = Legend {
@@ -394,7 +407,7 @@ fn latency_panel(
         .y_desc(format!("{what} latency (ms, log scale)"))
         .light_line_style(WHITE)
         .bold_line_style(BLACK.mix(0.12))
-        .x_label_formatter(&|x| format!("{x:.1}"))
+        .x_label_formatter(&|x| seconds_label(*x, p.x_max))
         .y_label_formatter(&|y| ms_label(*y))
         .draw()
         .map_err(failed)?;
