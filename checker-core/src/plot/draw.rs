@@ -263,7 +263,8 @@ fn share_panel(p: &Picture, row: &Area<'_>) -> Result<(), PlotError> {
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..p.x_max, 0.0..100.0)
+        // A little room beyond 0 and 100 keeps lines there off the frame.
+        .build_cartesian_2d(0.0..p.x_max, -1.5..101.5)
         .map_err(failed)?;
     chart
         .configure_mesh()
