@@ -5,6 +5,8 @@
 //! the legend's text (an entry is drawn only for a series with something drawn) and by
 //! the series' own elements in the version's colour.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -333,8 +335,6 @@ fn a_watch_with_a_change_of_expectation_is_drawn_as_two_steps() {
             .unwrap()
             .success()
     );
-    drop(next);
-    drop(lines);
     let run = wait_output(guard);
     assert_eq!(run.code, 0, "{run:?}");
     // The samples file records both expectations.

@@ -341,9 +341,12 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             Ok(line) if text => emit(&line),
             Ok(_) => {}
             Err(e) => {
-                // As with verify's --json: the walk's report is out, the picture is not.
+                // As with verify's --json: the walk's report is out, the picture is not
+                // (an interrupted walk keeps its signal's exit code).
                 eprintln!("checker: {e}");
-                return checker_core::exit::USAGE;
+                if !report.interrupted {
+                    return checker_core::exit::USAGE;
+                }
             }
         }
     }
