@@ -106,6 +106,29 @@ impl Svg {
     }
 }
 
+/// Validates every line of the samples file at `path` against
+/// checker/schema/samples.schema.json; returns the lines.
+fn assert_samples_valid(path: &Path) -> Vec<Value> {
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/samples.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap())
+        .expect("the samples schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the samples schema compiles");
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for line in &lines {
+        let errors: Vec<String> = validator.iter_errors(line).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{line} does not follow the schema: {errors:?}"
+        );
+    }
+    assert!(!lines.is_empty());
+    lines
+}
+
 fn plot(args: &[&str]) -> support::Run {
     let mut all = vec!["plot"];
     all.extend_from_slice(args);
@@ -141,6 +164,7 @@ fn a_verify_run_through_the_echo_server_is_drawn_with_its_expected_steps() {
         report.to_str().unwrap(),
     ]);
     assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(assert_samples_valid(&samples).len(), 600);
     let out = dir.path().join("verify.svg");
     let drawn = plot(&[
         samples.to_str().unwrap(),
@@ -215,10 +239,9 @@ fn two_versions_with_errors_are_drawn_with_error_marks_as_svg_and_html() {
         samples.to_str().unwrap(),
     ]);
     assert!(run.code == 0 || run.code == 3, "{run:?}");
-    let text = std::fs::read_to_string(&samples).unwrap();
-    let failed = text
-        .lines()
-        .filter(|l| serde_json::from_str::<Value>(l).unwrap()["error"] == "malformed_reply")
+    let failed = assert_samples_valid(&samples)
+        .iter()
+        .filter(|l| l["error"] == "malformed_reply")
         .count();
     assert!(
         failed > 0,
@@ -338,10 +361,8 @@ fn a_watch_with_a_change_of_expectation_is_drawn_as_two_steps() {
     let run = wait_output(guard);
     assert_eq!(run.code, 0, "{run:?}");
     // The samples file records both expectations.
-    let text = std::fs::read_to_string(&samples).unwrap();
-    let expects: Vec<String> = text
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let expects: Vec<String> = assert_samples_valid(&samples)
+        .iter()
         .filter_map(|v| v["expect"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(expects, ["one=50,two=50", "one=100"]);
@@ -413,7 +434,9 @@ fn rehearse_plot_draws_the_whole_walk_with_its_steps_named() {
     ]);
     assert_eq!(run.code, 0, "{run:?}");
     run.json();
-    assert!(samples.join("step-1.jsonl").is_file());
+    for step in 1..=4 {
+        assert_samples_valid(&samples.join(format!("step-{step}.jsonl")));
+    }
     let html = std::fs::read_to_string(&out2).unwrap();
     assert!(html.contains("1 canary 50% (one=50,two=50)"), "{html:.300}");
 }
