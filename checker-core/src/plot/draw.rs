@@ -444,3 +444,45 @@ fn latency_panel(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(from: f64, to: f64, shares: &[f64]) -> Step {
+        Step {
+            from,
+            to,
+            shares: shares.to_vec(),
+            label: String::new(),
+        }
+    }
+
+    #[test]
+    fn adjacent_steps_join_with_a_vertical_edge_and_gaps_break_the_line() {
+        let steps = [
+            step(0.0, 1.0, &[1.0, 0.0]),
+            step(1.0, 2.0, &[0.9, 0.1]),
+            step(3.0, 4.0, &[0.5, 0.5]),
+        ];
+        let lines = step_lines(&steps, 1);
+        assert_eq!(
+            lines,
+            [
+                vec![(0.0, 0.0), (1.0, 0.0), (1.0, 10.0), (2.0, 10.0)],
+                vec![(3.0, 50.0), (4.0, 50.0)]
+            ]
+        );
+        // A version the steps do not list is expected at zero.
+        assert_eq!(step_lines(&steps[..1], 5), [vec![(0.0, 0.0), (1.0, 0.0)]]);
+    }
+
+    #[test]
+    fn log_ticks_are_one_two_five_and_labels_fit_the_range() {
+        assert_eq!(log_ticks(0.3, 30.0), [0.5, 1.0, 2.0, 5.0, 10.0, 20.0]);
+        assert_eq!(ms_label(0.5), "0.50");
+        assert_eq!(ms_label(20.0), "20");
+        assert_eq!(seconds_label(1.25, 1.5), "1.25");
+        assert_eq!(seconds_label(125.0, 600.0), "125");
+    }
+}

@@ -38,8 +38,13 @@ pub struct PlotArgs {
     #[arg(value_name = "SAMPLES.jsonl|DIR", required = true)]
     pub samples: Vec<PathBuf>,
     /// A JSON report of the same run (`checker verify --json FILE`): its expected weights
-    /// are drawn as a step over its run's time. Repeatable.
-    #[arg(long = "report", value_name = "REPORT.json")]
+    /// are drawn as a step over its run's time. Repeatable (`;`-separated in the variable).
+    #[arg(
+        long = "report",
+        env = "CHECKER_PLOT_REPORTS",
+        value_name = "REPORT.json",
+        value_delimiter = ';'
+    )]
     pub reports: Vec<PathBuf>,
     /// Where to write the picture: FILE.svg, or FILE.html for a page with the SVG inline.
     #[arg(long, short = 'o', env = "CHECKER_PLOT_OUT", value_name = "FILE")]
