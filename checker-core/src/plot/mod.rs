@@ -168,9 +168,11 @@ fn survey(files: &[PathBuf]) -> Result<Survey, PlotError> {
     Ok(s)
 }
 
-/// The spans of the expectation lines: each until the next one, the last until `end`.
+/// The spans of the expectation lines: each until the next different one, the last until `end`.
 fn spans_of_lines(mut lines: Vec<(f64, Expectation)>, end: f64) -> Vec<Span> {
     lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // The same expectation again (a file rewritten with the same weights) changes nothing.
+    lines.dedup_by(|later, earlier| later.1 == earlier.1);
     let ends: Vec<f64> = lines.iter().skip(1).map(|l| l.0).collect();
     lines
         .into_iter()
@@ -352,7 +354,10 @@ mod tests {
     fn expectation_lines_become_adjacent_spans() {
         let a: Expectation = "one=100".parse().unwrap();
         let b: Expectation = "one=50,two=50".parse().unwrap();
-        let spans = spans_of_lines(vec![(20.0, b.clone()), (10.0, a.clone())], 30.0);
+        let spans = spans_of_lines(
+            vec![(20.0, b.clone()), (10.0, a.clone()), (25.0, b.clone())],
+            30.0,
+        );
         assert_eq!(
             spans.iter().map(|s| (s.from, s.to)).collect::<Vec<_>>(),
             [(10.0, 20.0), (20.0, 30.0)]
