@@ -369,7 +369,7 @@ mod tests {
         let err = |t: &str| parse(t).err().unwrap();
         assert_eq!(err("steps: []").0, "steps");
         let (field, message) = err("steps:\n  - path: a\n    expcet: one=1\n");
-        assert_eq!(field, "steps[0]");
+        assert_eq!(field, "steps[0].expcet");
         assert!(message.contains("unknown field `expcet`"), "{message}");
         let (field, message) = err("steps:\n  - name: x\n");
         assert_eq!(field, "steps[0]");
