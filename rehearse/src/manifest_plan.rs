@@ -160,10 +160,22 @@ pub fn load_with(file: &Path, kubectl: &str) -> Result<ManifestPlan, PlanError> 
         file: shown.clone(),
         message,
     })?;
-    let plan = parse(&text).map_err(|(field, message)| PlanError::Field {
-        file: shown.clone(),
-        field,
-        message,
+    let plan = parse(&text).map_err(|(field, message)| {
+        if field.is_empty() {
+            PlanError::Read {
+                file: shown.clone(),
+                message: format!(
+                    "{}; a plan is a mapping with `steps:`, a list of `- path: ...` (see checker rehearse --help)",
+                    message.replace("struct PlanFile", "a plan")
+                ),
+            }
+        } else {
+            PlanError::Field {
+                file: shown.clone(),
+                field,
+                message,
+            }
+        }
     })?;
     let base = file.parent().unwrap_or(Path::new("."));
     let options = DeriveOptions {
@@ -265,12 +277,15 @@ fn parse(text: &str) -> Result<PlanFile, (String, String)> {
     let de = yaml_serde::Deserializer::from_str(text);
     let plan: PlanFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            "steps".to_owned()
-        } else {
-            path
+        // No path: the text is not YAML of the plan's shape at all.
+        let field = if path == "." { String::new() } else { path };
+        let message = e.into_inner().to_string();
+        // The YAML error names a path of its own (`steps[0]: ...`): the field says it.
+        let message = match message.split_once(": ") {
+            Some((p, rest)) if !p.contains(' ') && field.starts_with(p) => rest.to_owned(),
+            _ => message,
         };
-        (field, e.into_inner().to_string())
+        (field, message)
     })?;
     if plan.steps.is_empty() {
         return Err((
