@@ -117,12 +117,9 @@ pub struct VerifyArgs {
     /// The verdict's confidence, tolerance and error budget.
     #[command(flatten)]
     pub rule: RuleArgs,
-    /// Longest wait for a connection, e.g. 3s, 500ms.
-    #[arg(long, env = "CHECKER_CONNECT_TIMEOUT", value_name = "D", default_value = "3s", value_parser = parse_positive_duration, allow_negative_numbers = true)]
-    pub connect_timeout: Duration,
-    /// Longest wait for the reply line after sending the probe.
-    #[arg(long, env = "CHECKER_REPLY_TIMEOUT", value_name = "D", default_value = "5s", value_parser = parse_positive_duration, allow_negative_numbers = true)]
-    pub reply_timeout: Duration,
+    /// How long one connection may wait for its connect and its reply.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
     /// Never draw the progress bar (it is drawn only on a terminal anyway); the variable takes 1/0, true/false, yes/no, on/off.
     #[arg(long, env = "CHECKER_NO_PROGRESS", value_parser = parse_bool)]
     pub no_progress: bool,
@@ -165,6 +162,27 @@ pub struct VerifyArgs {
     pub derive: expect_from::DeriveArgs,
 }
 
+/// The per-connection timeouts, shared by `verify` and `watch`.
+#[derive(Debug, Clone, Args)]
+pub struct TimeoutArgs {
+    /// Longest wait for a connection, e.g. 3s, 500ms.
+    #[arg(long, env = "CHECKER_CONNECT_TIMEOUT", value_name = "D", default_value = "3s", value_parser = parse_positive_duration, allow_negative_numbers = true)]
+    pub connect_timeout: Duration,
+    /// Longest wait for the reply line after sending the probe.
+    #[arg(long, env = "CHECKER_REPLY_TIMEOUT", value_name = "D", default_value = "5s", value_parser = parse_positive_duration, allow_negative_numbers = true)]
+    pub reply_timeout: Duration,
+}
+
+impl TimeoutArgs {
+    /// The sampler's timeouts.
+    pub fn timeouts(&self) -> checker_core::sampler::Timeouts {
+        checker_core::sampler::Timeouts {
+            connect: self.connect_timeout,
+            reply: self.reply_timeout,
+        }
+    }
+}
+
 /// The flags of the verdict rule, shared by `verify` and `rehearse`.
 #[derive(Debug, Clone, Args)]
 pub struct RuleArgs {
@@ -202,8 +220,8 @@ impl VerifyArgs {
             rate: self.rate,
             settings: self.rule.settings(),
             max_error_rate: self.rule.max_error_rate,
-            connect_timeout: self.connect_timeout,
-            reply_timeout: self.reply_timeout,
+            connect_timeout: self.timeouts.connect_timeout,
+            reply_timeout: self.timeouts.reply_timeout,
             samples_out: self.samples_out.clone(),
             progress: !self.no_progress,
             reset_on_close: false,

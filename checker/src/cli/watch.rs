@@ -8,10 +8,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::command::{emit, stop_token};
-use super::{RuleArgs, parse_count_usize, parse_positive_duration, parse_rate};
+use super::{RuleArgs, TimeoutArgs, parse_count_usize, parse_positive_duration, parse_rate};
 use checker_core::exit;
 use checker_core::expect::Expectation;
-use checker_core::sampler::Timeouts;
 use checker_core::target;
 use checker_core::watch::{self, Agreement, Period, Tick, WatchConfig};
 
@@ -50,12 +49,9 @@ pub struct WatchArgs {
     /// The verdict's confidence and tolerance (the error budget is not used here).
     #[command(flatten)]
     pub rule: RuleArgs,
-    /// Longest wait for a connection.
-    #[arg(long, env = "CHECKER_CONNECT_TIMEOUT", value_name = "D", default_value = "3s", value_parser = parse_positive_duration, allow_negative_numbers = true)]
-    pub connect_timeout: Duration,
-    /// Longest wait for the reply line after sending the probe.
-    #[arg(long, env = "CHECKER_REPLY_TIMEOUT", value_name = "D", default_value = "5s", value_parser = parse_positive_duration, allow_negative_numbers = true)]
-    pub reply_timeout: Duration,
+    /// How long one connection may wait for its connect and its reply.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
 }
 
 fn pct(x: f64) -> String {
@@ -146,10 +142,7 @@ pub async fn run(args: &WatchArgs) -> i32 {
         interval: args.interval,
         duration: args.duration,
         settings,
-        timeouts: Timeouts {
-            connect: args.connect_timeout,
-            reply: args.reply_timeout,
-        },
+        timeouts: args.timeouts.timeouts(),
         concurrency: args.concurrency,
         samples_out: args.samples_out.clone(),
     };
