@@ -10,8 +10,11 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{Guard, Run, checker, run_checker, wait_output};
@@ -392,6 +395,65 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
         "0,10",
     ]);
     assert_eq!(run.code, 2, "--plan and --steps together: {run:?}");
+}
+
+#[test]
+fn ctrl_c_stops_a_plan_like_the_builtin_walk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = two_step_plan(tmp.path(), "one=90,two=10");
+    let child = Command::new(checker())
+        .args(["rehearse", "--plan", plan.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start checker");
+    let mut guard = Guard(child);
+    let pid = guard.0.id();
+    let mut stdout = BufReader::new(guard.0.stdout.take().unwrap());
+    let (mut seen, mut line, mut gateway) = (String::new(), String::new(), None);
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        if gateway.is_none() {
+            // "rehearsal: builtin gateway listening on 127.0.0.1:PORT; plan ..."
+            gateway = line
+                .split("listening on ")
+                .nth(1)
+                .and_then(|s| s.split(';').next())
+                .and_then(|a| a.parse::<SocketAddr>().ok());
+        }
+        seen.push_str(&line);
+        let first_done = line.starts_with("  step 1: ");
+        line.clear();
+        if first_done {
+            let kill = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(kill.success());
+            break;
+        }
+    }
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    seen.push_str(&rest);
+    let run = wait_output(guard);
+    assert_eq!(run.code, 130, "{seen}\n{}", run.stderr);
+    assert!(seen.contains("  step 1: PASS"), "{seen}");
+    assert!(seen.contains("INTERRUPTED after"), "{seen}");
+    assert!(!seen.contains("  step 2: PASS"), "the plan went on: {seen}");
+    // Every replica and the gateway are stopped: the gateway port no longer accepts.
+    let gateway = gateway.unwrap_or_else(|| panic!("no gateway address in:\n{seen}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&gateway, Duration::from_secs(1)).is_ok()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        TcpStream::connect_timeout(&gateway, Duration::from_secs(1)).is_err(),
+        "the gateway {gateway} still accepts"
+    );
 }
 
 /// Asserts the kustomize walk of deploy/kustomize/steps.yaml passed every step.
