@@ -456,6 +456,27 @@ fn ctrl_c_stops_a_plan_like_the_builtin_walk() {
     );
 }
 
+#[test]
+fn the_help_documents_the_plan_format() {
+    let run = run_checker(&["rehearse", "--help"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in [
+        "--plan <FILE>",
+        "  route_port: 31400",
+        "  steps:",
+        "    - name: canary at 10",
+        "      path: overlays/2-canary-10",
+        "      expect: one=90,two=10",
+        "--plan that cannot be read, rendered (kubectl) or derived",
+    ] {
+        assert!(
+            run.stdout.contains(line),
+            "{line:?} not in:\n{}",
+            run.stdout
+        );
+    }
+}
+
 /// Asserts the kustomize walk of deploy/kustomize/steps.yaml passed every step.
 fn assert_kustomize_walk(run: &Run, doc: &Value) {
     assert_eq!(run.code, 0, "{run:?}");

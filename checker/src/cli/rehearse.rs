@@ -192,7 +192,7 @@ pub struct RehearseArgs {
     /// manifests; a changed version is replaced replica by replica, unchanged workloads
     /// keep their replicas and open connections, removed ones drain), sets the gateway's
     /// weights to the route's and verifies the derived split.
-    #[arg(long, env = "CHECKER_REHEARSE_PLAN", value_name = "FILE", conflicts_with_all = ["steps", "replicas", "chaos", "kill_replica", "shift_during"])]
+    #[arg(long, env = "CHECKER_REHEARSE_PLAN", value_name = "FILE", verbatim_doc_comment, conflicts_with_all = ["steps", "replicas", "chaos", "kill_replica", "shift_during"])]
     pub plan: Option<PathBuf>,
 }
 
