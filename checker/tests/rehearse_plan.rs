@@ -276,15 +276,23 @@ fn a_service_over_two_workloads_splits_by_replicas_and_a_new_version_replaces_re
     ]
     .join("---\n");
     write(&dir.join("promoted.yaml"), &promoted);
+    // Step 3: the stable Deployment is deleted and the canary scaled to 2.
+    let scaled = [
+        deployment("echo-canary", "canary", "two", 2).as_str(),
+        SERVICE,
+        &route,
+    ]
+    .join("---\n");
+    write(&dir.join("scaled.yaml"), &scaled);
     let plan = dir.join("plan.yaml");
     write(
         &plan,
-        "steps:\n  - path: ratio.yaml\n    expect: one=3,two=1\n  - path: promoted.yaml\n",
+        "steps:\n  - path: ratio.yaml\n    expect: one=3,two=1\n  - path: promoted.yaml\n  - path: scaled.yaml\n",
     );
     let (run, doc) = rehearse_plan(&plan, &[]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(field(&doc, "name"), ["step 1", "step 2"]);
-    assert_eq!(field(&doc, "outcome"), ["PASS", "PASS"]);
+    assert_eq!(field(&doc, "name"), ["step 1", "step 2", "step 3"]);
+    assert_eq!(field(&doc, "outcome"), ["PASS", "PASS", "PASS"]);
     let s = steps(&doc);
     assert_eq!(s[0]["expect"], "one=75,two=25");
     let notes = s[0]["manifests"]["notes"].to_string();
@@ -305,7 +313,23 @@ fn a_service_over_two_workloads_splits_by_replicas_and_a_new_version_replaces_re
         replaced.iter().all(|e| e.starts_with("replaced one-")),
         "{replaced:?}"
     );
-    assert_eq!(s[1]["held"]["lost"], 0);
+    let last = events(&s[2]);
+    assert_eq!(
+        last[0], "scaled Deployment/echo-canary behind echo from 1 to 2 replica(s) of two",
+        "{last:?}"
+    );
+    assert_eq!(last.len(), 4, "{last:?}");
+    assert!(
+        last[1..]
+            .iter()
+            .all(|e| e.ends_with("of Deployment/echo-stable: draining")),
+        "{last:?}"
+    );
+    let lost: u64 = s
+        .iter()
+        .map(|s| s["held"]["lost"].as_u64().unwrap() + s["drains"]["cut"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lost, 0, "no held connection may be lost");
 }
 
 /// Runs `checker rehearse --plan PLAN` with PATH set to `path`.
