@@ -377,6 +377,13 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write(&dir.join("ok.yaml"), &virtual_service(&[(None, 100)]));
+    let huge = [
+        deployment("echo-stable", "stable", "one", 1000).as_str(),
+        SERVICE,
+        &virtual_service(&[(None, 100)]),
+    ]
+    .join("---\n");
+    write(&dir.join("huge.yaml"), &huge);
     let cases = [
         (
             "steps:\n  - path: ok.yaml\n    expect: one=ninety\n",
@@ -396,6 +403,10 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
         (
             "steps:\n  - path: ok.yaml\n",
             "step 1 (step 1): cannot derive the split from ok.yaml: VirtualService/echo",
+        ),
+        (
+            "steps:\n  - path: huge.yaml\n",
+            "step 1 (step 1): its workloads run 1000 replicas in all; a rehearsal starts at most 64",
         ),
         (
             "steps:\n  - path: missing.yaml\n",

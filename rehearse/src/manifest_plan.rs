@@ -29,6 +29,8 @@ use checker_core::manifests::{self, Derivation, DeriveOptions, ManifestSet, load
 pub const MAX_PLAN_BYTES: u64 = 1024 * 1024;
 /// The program that renders kustomize directories.
 pub const KUBECTL: &str = "kubectl";
+/// The most replicas one step may run: each is an echo server on this machine.
+pub const MAX_STEP_REPLICAS: u64 = 64;
 /// The files that make a directory a kustomization.
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
@@ -89,13 +91,18 @@ pub struct ManifestStep {
 impl ManifestStep {
     /// Replicas the step's workloads run, over every destination.
     pub fn replicas(&self) -> u64 {
-        self.derivation
-            .destinations
-            .iter()
-            .flat_map(|d| &d.members)
-            .map(|m| m.replicas)
-            .sum()
+        replicas_of(&self.derivation)
     }
+}
+
+/// Replicas a derivation's workloads run, over every destination.
+fn replicas_of(derivation: &Derivation) -> u64 {
+    derivation
+        .destinations
+        .iter()
+        .flat_map(|d| &d.members)
+        .map(|m| m.replicas)
+        .sum()
 }
 
 /// Why a plan cannot be rehearsed (exit 2).
@@ -242,6 +249,12 @@ pub fn load_with(file: &Path, kubectl: &str) -> Result<ManifestPlan, PlanError> 
             Some(g) => (with_zero_versions(&derived, g), None),
             None => (derived, None),
         };
+        let replicas = replicas_of(&derivation);
+        if replicas > MAX_STEP_REPLICAS {
+            return Err(step_error(format!(
+                "its workloads run {replicas} replicas in all; a rehearsal starts at most {MAX_STEP_REPLICAS} per step on this machine (lower spec.replicas in a copy of the manifests: the split of a replica-ratio canary only needs the ratio)"
+            )));
+        }
         steps.push(ManifestStep {
             name,
             source: entry.path.clone(),
