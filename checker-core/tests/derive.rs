@@ -300,6 +300,9 @@ fn the_fixtures_are_current_renders() {
     }
 }
 
+/// A destination as (name, weight, [(workload, version, replicas)]).
+type Topology<'a> = (&'a str, u64, Vec<(Option<&'a str>, &'a str, u64)>);
+
 /// The route's destinations with the workloads behind them: the topology a rehearsal deploys.
 #[test]
 fn each_destination_lists_its_workloads_versions_and_replicas() {
@@ -308,7 +311,7 @@ fn each_destination_lists_its_workloads_versions_and_replicas() {
         &DeriveOptions::default(),
     )
     .expect("derives");
-    let topology: Vec<(&str, u64, Vec<(Option<&str>, &str, u64)>)> = d
+    let topology: Vec<Topology> = d
         .destinations
         .iter()
         .map(|x| {
