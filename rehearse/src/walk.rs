@@ -9,6 +9,12 @@
 //! 5. `back to stable`: canary weight 0. Expect one=0,two=100.
 //! 6. `canary delete`: the canary group leaves the gateway, its replicas drain.
 //!
+//! With a plan of manifests (`--plan`, [`crate::manifest_plan`]) nothing is deployed up
+//! front: every step makes the fleets and the gateway what its manifests describe (one
+//! gateway group per route destination, see `apply_manifests`) and expects the split
+//! derived from them. Everything else (held connections, drains, verification,
+//! interruption, teardown) is the same walk.
+//!
 //! A set of long-lived connections ("holders") is opened at the start of every step,
 //! before its change, and closed at the end of the NEXT step, so every change happens
 //! under open connections, including those on the replicas being replaced or deleted;
