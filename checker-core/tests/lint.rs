@@ -12,6 +12,13 @@ fn clean_text() -> String {
     std::fs::read_to_string(path).expect("fixture")
 }
 
+/// What the Flagger Canary's webhook reads mid-analysis (deploy/flagger/generated).
+fn flagger_text() -> String {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/flagger/generated/canary-20.yaml");
+    std::fs::read_to_string(path).expect("deploy/flagger example")
+}
+
 fn findings(text: &str) -> Vec<Finding> {
     let set = ManifestSet::from_documents(load::parse_text(text, "t.yaml").expect("parses"))
         .expect("typed");
@@ -31,7 +38,15 @@ fn the_fixed_set_lints_clean() {
 }
 
 #[test]
+fn the_flagger_example_lints_clean() {
+    assert_eq!(findings(&flagger_text()), Vec::<Finding>::new());
+}
+
+#[test]
 fn every_finding_is_triggered_by_its_broken_manifest() {
+    let flagger = flagger_text();
+    let canary_service = "    service:\n      appProtocol: TCP\n";
+    assert!(flagger.contains(canary_service), "the Canary's appProtocol");
     let service_doc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: echo-canary}\nspec:\n  selector: {app: echo, track: canary}\n  ports: [{name: tcp, port: 9000}]\n";
     let cases: Vec<(&str, String, &str, &str)> = vec![
         (
@@ -183,6 +198,12 @@ fn every_finding_is_triggered_by_its_broken_manifest() {
             format!("{}{service_doc}", clean_text()),
             "Service/echo-canary",
             "metadata.name",
+        ),
+        (
+            "TC117",
+            flagger.replacen(canary_service, "    service:\n", 1),
+            "Canary/tcp-echo",
+            "spec.service.appProtocol",
         ),
     ];
     let mut covered: Vec<&str> = Vec::new();

@@ -19,6 +19,14 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
+/// What the Flagger Canary's rollout webhook reads at canary weight 20 (a `kind: List`).
+fn flagger_example() -> String {
+    repo()
+        .join("deploy/flagger/generated/canary-20.yaml")
+        .display()
+        .to_string()
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -228,6 +236,7 @@ fn every_manifest_set_under_deploy_lints_clean() {
         "deploy/kustomize/overlays",
         "deploy/gateway-api",
         "deploy/argo-rollouts",
+        "deploy/flagger",
     ] {
         let mut dirs: Vec<String> = std::fs::read_dir(repo().join(parent))
             .expect("deploy/ folder")
@@ -238,11 +247,159 @@ fn every_manifest_set_under_deploy_lints_clean() {
         dirs.sort();
         sets.extend(dirs);
     }
-    assert!(sets.len() >= 12, "{sets:?}");
+    assert!(sets.len() >= 14, "{sets:?}");
+    assert!(
+        sets.contains(&"deploy/flagger/release-two".to_owned()),
+        "{sets:?}"
+    );
     for set in &sets {
         let run = run_with_stdin(&["lint", "-"], &kubectl_kustomize(set));
         assert_eq!(run.code, 0, "{set}: {run:?}");
     }
+    // Flagger's generated routing is not a kustomization: the example, read as it is.
+    let run = run_checker(&["lint", &flagger_example()]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn expect_from_flaggers_generated_routing_derives_primary_and_canary() {
+    // The webhook's view at canary weight 20: tcp-echo-primary (Flagger's copy, still
+    // `one`) 80, tcp-echo-canary (the target Deployment, now `two`) 20, no subsets. Only
+    // `one` answers here, so the check fails: the derived 20% of `two` is missing.
+    let server = EchoServer::start("one", 1);
+    let target = server.addr().to_string();
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &target,
+        "--expect-from",
+        &flagger_example(),
+        "--output",
+        "json",
+        "--no-progress",
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_schema_valid(&doc);
+    let from = &doc["expected_from"];
+    assert_eq!(from["route"], "VirtualService/tcp-echo spec.tcp[0]");
+    let versions = from["versions"].as_array().expect("versions");
+    let got: Vec<(&str, f64, &str, &str)> = versions
+        .iter()
+        .map(|v| {
+            let p = &v["provenance"][0];
+            (
+                v["name"].as_str().expect("name"),
+                v["share"].as_f64().expect("share"),
+                p["selected_by"].as_str().expect("selected_by"),
+                p["workload"].as_str().expect("workload"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "one",
+                0.8,
+                "Service/tcp-echo-primary",
+                "Deployment/tcp-echo-primary"
+            ),
+            ("two", 0.2, "Service/tcp-echo-canary", "Deployment/tcp-echo"),
+        ]
+    );
+    assert!(
+        run.stderr
+            .contains("expected split from VirtualService/tcp-echo spec.tcp[0]: one=80,two=20"),
+        "{run:?}"
+    );
+}
+
+#[cfg(feature = "rehearse")]
+#[test]
+#[ignore = "needs haproxy (Debian package); .ci/run installs it"]
+fn expect_from_flaggers_generated_routing_passes_through_a_gateway_at_its_weights() {
+    // HAProxy stands in for the ingress gateway at the example's weights (round robin by
+    // weight splits exactly): the split derived from Flagger's routing passes.
+    let one = EchoServer::start("one", 1);
+    let two = EchoServer::start("two", 1);
+    let proxy = support::HaProxy::start(&[(one.addr(), 80), (two.addr(), 20)]);
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &proxy.addr.to_string(),
+        "--expect-from",
+        &flagger_example(),
+        "--no-progress",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("expected split from VirtualService/tcp-echo spec.tcp[0]: one=80,two=20"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("✔ PASS"), "{run:?}");
+}
+
+#[test]
+fn lint_json_carries_the_split_it_derives_or_why_there_is_none() {
+    let run = run_checker(&["lint", "--output", "json", &flagger_example()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_lint_schema_valid(&doc);
+    assert_eq!(doc["split"]["route"], "VirtualService/tcp-echo spec.tcp[0]");
+    let split: Vec<(&str, f64)> = doc["split"]["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().expect("name"),
+                v["weight"].as_f64().expect("weight"),
+            )
+        })
+        .collect();
+    assert_eq!(split, [("one", 80.0), ("two", 20.0)]);
+    assert!(doc["split_error"].is_null(), "{doc:#}");
+    let run = run_checker(&["lint", &flagger_example()]);
+    assert!(
+        run.stdout
+            .contains("split: one=80,two=20 (VirtualService/tcp-echo spec.tcp[0])"),
+        "{run:?}"
+    );
+
+    // A Canary without appProtocol: TCP makes Flagger write an http route (TC117); the
+    // routing already generated still derives its split.
+    let text = std::fs::read_to_string(flagger_example())
+        .expect("example")
+        .replacen(
+            "    service:\n      appProtocol: TCP\n",
+            "    service:\n",
+            1,
+        );
+    let run = run_with_stdin(&["lint", "--output", "json", "-"], &text);
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_lint_schema_valid(&doc);
+    assert_eq!(doc["findings"][0]["code"], "TC117");
+    assert_eq!(doc["findings"][0]["resource"], "Canary/tcp-echo");
+    assert_eq!(doc["split"]["versions"][1]["name"], "two");
+
+    // No tcp route: no split, and the reason names the field.
+    let run = run_with_stdin(
+        &["lint", "--output", "json", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {selector: {app: x}, ports: [{name: tcp, port: 9000}]}\n",
+    );
+    let doc = run.json();
+    assert_lint_schema_valid(&doc);
+    assert!(doc["split"].is_null(), "{doc:#}");
+    assert_eq!(doc["split_error"]["field"], "spec.tcp");
+    assert!(
+        doc["split_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no tcp route")),
+        "{doc:#}"
+    );
 }
 
 #[test]

@@ -103,7 +103,7 @@ pub struct Provenance {
 }
 
 /// Why no split can be derived: the resource and field, and one sentence.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
 #[error("{resource} {field}: {message}")]
 pub struct DeriveError {
     /// `Kind/name`, or `the manifests` when no resource is to blame.

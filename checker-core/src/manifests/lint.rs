@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::derive::{DeriveOptions, RouteDestination, flagger_workload, routes, workload_version};
+use super::derive::{
+    Derivation, DeriveError, DeriveOptions, RouteDestination, derive, flagger_workload, routes,
+    workload_version,
+};
 use super::model::{Kind, ManifestSet, Resource, short_host};
 
 /// One kind of finding.
@@ -48,6 +51,7 @@ rules! {
     BACKEND_NOT_FOUND = "TC114", "backend-service-not-found", None;
     VERSION_UNKNOWN = "TC115", "version-unknown", None;
     DUPLICATE_RESOURCE = "TC116", "duplicate-resource", None;
+    CANARY_NOT_TCP = "TC117", "flagger-canary-not-tcp", None;
 }
 
 /// One finding.
@@ -161,6 +165,7 @@ pub fn lint(set: &ManifestSet, options: &DeriveOptions) -> Vec<Finding> {
     for (r, vs) in set.virtual_services() {
         gateways(set, r, vs, &mut out);
     }
+    canaries(set, &mut out);
     for (r, route) in set.tcp_routes() {
         for (i, p) in route.parent_refs.iter().enumerate() {
             let gateway = set
@@ -211,6 +216,37 @@ pub fn lint(set: &ManifestSet, options: &DeriveOptions) -> Vec<Finding> {
         }
     }
     out.0
+}
+
+/// A Flagger Canary on Istio writes a `tcp` route only when `spec.service.appProtocol`
+/// is TCP; otherwise it writes an `http` route, which TCP connections never take.
+fn canaries(set: &ManifestSet, out: &mut Findings) {
+    for (r, c) in set.canaries() {
+        let istio = c
+            .provider
+            .as_deref()
+            .is_none_or(|p| p.eq_ignore_ascii_case("istio"));
+        let tcp = c
+            .service
+            .app_protocol
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case("tcp"));
+        if istio && !tcp {
+            let found = c
+                .service
+                .app_protocol
+                .as_deref()
+                .map_or_else(|| "absent".to_owned(), |p| format!("{p:?}"));
+            out.add(
+                CANARY_NOT_TCP,
+                r,
+                "spec.service.appProtocol",
+                format!(
+                    "spec.service.appProtocol is {found}, not TCP: Flagger generates an http route, which TCP connections never take, so the canary weights do not apply to them"
+                ),
+            );
+        }
+    }
 }
 
 fn duplicates(set: &ManifestSet, out: &mut Findings) {
@@ -434,7 +470,7 @@ fn gateways(
 }
 
 /// The version of the lint document's layout (checker/schema/lint.schema.json).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema the lint document follows, as kept in the repository.
 pub const SCHEMA: &str = include_str!("../../../checker/schema/lint.schema.json");
@@ -456,12 +492,21 @@ pub struct LintReport {
     pub skipped_kinds: BTreeMap<String, usize>,
     /// Every finding.
     pub findings: Vec<Finding>,
+    /// The split these manifests route, derived as `verify --expect-from` derives it
+    /// (`None` when it cannot be, see `split_error`): scripts read it without sampling.
+    pub split: Option<Derivation>,
+    /// Why no split can be derived: the resource, the field and one sentence.
+    pub split_error: Option<DeriveError>,
 }
 
 impl LintReport {
     /// Lints `set`, read from `sources`.
     pub fn of(sources: &[String], set: &ManifestSet, options: &DeriveOptions) -> Self {
         let findings = lint(set, options);
+        let (split, split_error) = match derive(set, options) {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e)),
+        };
         Self {
             schema_version: SCHEMA_VERSION,
             tool: crate::report::json::Tool {
@@ -477,6 +522,8 @@ impl LintReport {
             resources: set.resources.len(),
             skipped_kinds: set.skipped.clone(),
             findings,
+            split,
+            split_error,
         }
     }
 
@@ -492,6 +539,11 @@ impl LintReport {
                 "{} {}: {} ({}{istio}): {} [{}]\n",
                 f.resource, f.field, f.code, f.name, f.message, f.origin
             ));
+        }
+        match (&self.split, &self.split_error) {
+            (Some(d), _) => out.push_str(&format!("split: {} ({})\n", d.expect_text(), d.route)),
+            (None, Some(e)) => out.push_str(&format!("split: none: {e}\n")),
+            (None, None) => {}
         }
         let skipped: usize = self.skipped_kinds.values().sum();
         let skipped = if skipped == 0 {

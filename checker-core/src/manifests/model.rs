@@ -395,6 +395,8 @@ pub struct BackendRef {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Canary {
+    /// `spec.provider` (absent: Flagger's `-mesh-provider`, `istio` by default).
+    pub provider: Option<String>,
     /// `spec.targetRef`.
     pub target_ref: TargetRef,
     /// `spec.service`.

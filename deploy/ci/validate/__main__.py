@@ -3,9 +3,10 @@
 
 What it does, in order:
   1. renders every kustomization (the walk's base and overlays, Gateway API v1 and
-     v1alpha2, Argo Rollouts base and release) with `kubectl kustomize`, the Harness
-     templates with Go's text/template (deploy/ci/harness-render) for every weight step,
-     and reads the plain files (the checker Job)                              [render]
+     v1alpha2, Argo Rollouts base and release, Flagger base and release) with `kubectl
+     kustomize`, the Harness templates with Go's text/template (deploy/ci/harness-render)
+     for every weight step, and reads the plain files (the checker Jobs, Flagger's
+     generated example)                                                       [render]
   2. parses every document and validates it: custom resources against the CRD schemas
      in ../shared/schemas (override: TCP_CANARY_SCHEMAS) made strict (unknown fields are
      errors wherever the CRD does not say x-kubernetes-preserve-unknown-fields),
@@ -16,8 +17,12 @@ What it does, in order:
      else cargo builds it)                                               [policy, server]
      Gateway ports present on the ingress gateway Service patch/values, VirtualService
      subsets present in a DestinationRule and selecting pods some workload carries, the
-     weights and the checker's expected split of every step of the walk, the Harness
-     skip-file line                                                           [istio]
+     weights, the Harness skip-file line                                      [istio]
+     `checker lint --output json` on every render but Harness's: no finding, and the
+     split the checker derives for each step of the walk equals the step's expect (the
+     checker is the one derivation: CHECKER, else cargo builds it)          [checker]
+     Flagger's generated example is what Flagger generates from deploy/flagger's Canary
+     and Deployments, and the checker derives the Canary's weights from it  [flagger]
   4. with --self-test, breaks copies of the renders on purpose and asserts that each
      breakage is reported (so these checks can fail)                       [selftest]
 
@@ -36,8 +41,10 @@ from pathlib import Path
 
 import yaml
 
+from .checker import check_lint
 from .ci_examples import check_ci_examples
 from .common import DEPLOY, ROOT, Report, Unit
+from .flagger import check_flagger
 from .istio import (
     check_argo,
     check_gateway_api,
@@ -63,11 +70,16 @@ def run_checks(units: dict[str, Unit], steps: list[dict], crds: dict, readme: st
         check_istio(unit, rep, gw_ports)
         check_gateway_api(unit, rep)
         check_argo(unit, rep)
+        # Harness adds the track label to the pods at deploy time, which the rendered
+        # manifests do not show: the checker would find subsets selecting no workload.
+        if unit.kind != "harness":
+            check_lint(unit, rep)
         if unit.kind == "harness":
             m = re.search(r"canary=(\d+) stable=(\d+)", unit.name)
             if m:
                 check_harness_weights(unit, int(m.group(1)), int(m.group(2)), rep)
     check_walk(units, steps, readme, rep)
+    check_flagger(units, rep)
     check_harness_static(rep)
     check_ci_examples(rep)
     return rep

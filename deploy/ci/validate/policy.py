@@ -146,10 +146,22 @@ def check_services(unit: Unit, rep: Report) -> None:
         spec = svc.get("spec") or {}
         matched = [p for p in pods if selects(spec.get("selector") or {}, p[2])]
         rep.check(bool(matched), where, "the selector selects the pods of no workload in this render")
+        echo = any(is_echo_server(c) for _, podspec, _ in matched for c in podspec.get("containers") or [])
         for port in spec.get("ports") or []:
             pn = str(port.get("name", ""))
-            rep.check(pn == "tcp" or pn.startswith("tcp-"), where, f"port {port.get('port')} must be named tcp or tcp-* (IST0118)")
-            rep.check(port.get("appProtocol") == "tcp", where, f"port {pn} needs appProtocol: tcp")
+            proto = str(port.get("appProtocol", ""))
+            if echo:
+                rep.check(pn == "tcp" or pn.startswith("tcp-"), where, f"port {port.get('port')} must be named tcp or tcp-* (IST0118)")
+                # Istio reads appProtocol case-insensitively; Flagger copies `TCP` from the Canary.
+                rep.check(proto.lower() == "tcp", where, f"port {pn} needs appProtocol: tcp")
+            else:
+                # Not the echo service (the Flagger tester's webhook port): its protocol
+                # must still be explicit, in the name and in appProtocol alike.
+                rep.check(
+                    bool(proto) and (pn == proto.lower() or pn.startswith(proto.lower() + "-")),
+                    where,
+                    f"port {pn} must be named after its appProtocol ({proto or 'none'}) (IST0118)",
+                )
             target = port.get("targetPort", port.get("port"))
             for _, podspec, _ in matched:
                 cports = [p for c in podspec.get("containers") or [] for p in c.get("ports") or []]

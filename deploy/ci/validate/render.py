@@ -1,6 +1,7 @@
 """Rendering: every kustomization with `kubectl kustomize`, the Harness templates with
 Go's text/template (deploy/ci/harness-render) for every weight step, and the plain files
-(the checker Job), each parsed into a Unit."""
+(the checker Jobs, Flagger's generated example with its `kind: List` unpacked), each
+parsed into a Unit."""
 
 from __future__ import annotations
 
@@ -66,6 +67,20 @@ def render_harness(canary: int, stable: int, tmp: Path) -> str:
     return "".join(f"---\n{p.read_text()}" for p in sorted(out.glob("*.yaml")))
 
 
+def list_items(docs: list[dict], where: str) -> list[dict]:
+    """The items of `kind: List` documents (what `kubectl get -o yaml` prints), others as they are."""
+    out = []
+    for d in docs:
+        if d.get("kind") == "List" and d.get("apiVersion") == "v1":
+            items = d.get("items") or []
+            if not all(isinstance(i, dict) for i in items):
+                raise RuntimeError(f"{where}: an item of a List is not a mapping")
+            out.extend(items)
+        else:
+            out.append(d)
+    return out
+
+
 def workspace_images() -> dict[str, str]:
     text = (ROOT / "Cargo.toml").read_text()
     m = re.search(r'\[workspace\.package\][^\[]*?\nversion\s*=\s*"([^"]+)"', text)
@@ -93,6 +108,11 @@ def render_all(tmp: Path) -> tuple[dict[str, Unit], list[dict]]:
             implied_pod_labels=[{}],
             kind="argo",
         )
+    for p in ("flagger/base", "flagger/release-two"):
+        units[p] = Unit(p, load_docs(kustomize(DEPLOY / p), p))
+    for f in sorted((DEPLOY / "flagger" / "generated").glob("*.yaml")):
+        name = f"flagger/generated/{f.name}"
+        units[name] = Unit(name, list_items(load_docs(f.read_text(), name), name))
     for f in sorted((DEPLOY / "jobs").glob("*.yaml")):
         name = f"jobs/{f.name}"
         units[name] = Unit(name, load_docs(f.read_text(), name))

@@ -102,6 +102,29 @@ def self_test(units, steps, crds, readme, run_checks) -> tuple[int, list[str]]:
     def harness_weight(d):
         d["spec"]["tcp"][0]["route"][1]["weight"] = 30
 
+    def canary_answers_stable(d):
+        d["spec"]["template"]["spec"]["containers"][0]["args"][1] = "one"
+
+    def missing_gateway(d):
+        d["spec"]["gateways"] = ["tcp-echo-gw"]
+
+    def flagger_weights(d):
+        d["spec"]["tcp"][0]["route"][0]["weight"] = 70
+        d["spec"]["tcp"][0]["route"][1]["weight"] = 30
+
+    def canary_http(d):
+        del d["spec"]["service"]["appProtocol"]
+
+    def primary_answers_release(d):
+        d["spec"]["template"]["spec"]["containers"][0]["args"][1] = "two"
+
+    def primary_selects_canary(d):
+        d["spec"]["selector"] = {"app.kubernetes.io/name": "tcp-echo"}
+
+    def tester_port_name(d):
+        d["spec"]["ports"][0]["name"] = "web"
+
+    ex = "flagger/generated/canary-20.yaml"
     cases = [
         ("Service port not named tcp", k10, "Service", "tcp-echo", rename_port, "named tcp"),
         ("Service port without appProtocol", k10, "Service", "tcp-echo", drop_app_protocol, "appProtocol"),
@@ -127,6 +150,13 @@ def self_test(units, steps, crds, readme, run_checks) -> tuple[int, list[str]]:
         ("unknown field in a Rollout's pod template", "argo-rollouts/base", "Rollout", "tcp-echo", rollout_unknown, "imagePullPolicyy"),
         ("unknown field in a Gateway API listener", "gateway-api/v1", "Gateway", "tcp-echo-gateway", listener_unknown, "hostnames"),
         ("Harness render with wrong weights", "harness canary=10 stable=90", "VirtualService", "tcp-echo", harness_weight, "rendered weights"),
+        ("walk canary answering the stable's version", k10, "Deployment", "tcp-echo-canary", canary_answers_stable, "the checker derives {'one': 100.0}"),
+        ("VirtualService bound to a Gateway not in the render (checker lint)", k10, "VirtualService", "tcp-echo", missing_gateway, "checker lint TC107"),
+        ("Flagger example's weights not the Canary's status", ex, "VirtualService", "tcp-echo", flagger_weights, "is not what Flagger generates"),
+        ("Flagger Canary without appProtocol TCP (checker lint)", "flagger/release-two", "Canary", "tcp-echo", canary_http, "checker lint TC117"),
+        ("Flagger primary answering the release's version", ex, "Deployment", "tcp-echo-primary", primary_answers_release, "the checker derives {'two': 100.0}"),
+        ("Flagger primary Service selecting the canary's pods", ex, "Service", "tcp-echo-primary", primary_selects_canary, "the checker derives"),
+        ("Flagger tester's HTTP port not named for its protocol", "flagger/base", "Service", "tcp-canary-tester", tester_port_name, "must be named after its appProtocol"),
     ]
     caught, missed = 0, []
     for title, key, kind, name, fn, needle in cases:
