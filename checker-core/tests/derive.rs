@@ -299,3 +299,96 @@ fn the_fixtures_are_current_renders() {
         );
     }
 }
+
+/// A destination as (name, weight, [(workload, version, replicas)]).
+type Topology<'a> = (&'a str, u64, Vec<(Option<&'a str>, &'a str, u64)>);
+
+/// The route's destinations with the workloads behind them: the topology a rehearsal deploys.
+#[test]
+fn each_destination_lists_its_workloads_versions_and_replicas() {
+    let d = derive(
+        &set_of(&fixture("kustomize-2-canary-10.yaml")),
+        &DeriveOptions::default(),
+    )
+    .expect("derives");
+    let topology: Vec<Topology> = d
+        .destinations
+        .iter()
+        .map(|x| {
+            (
+                x.name.as_str(),
+                x.weight,
+                x.members
+                    .iter()
+                    .map(|m| (m.workload.as_deref(), m.version.as_str(), m.replicas))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        topology,
+        [
+            (
+                "stable",
+                90,
+                vec![(Some("Deployment/tcp-echo-stable"), "one", 2)]
+            ),
+            (
+                "canary",
+                10,
+                vec![(Some("Deployment/tcp-echo-canary"), "two", 1)]
+            ),
+        ]
+    );
+    // One Service over two workloads: one destination, both workloads behind it.
+    let d = derive(
+        &set_of(&fixture("replica-ratio.yaml")),
+        &DeriveOptions::default(),
+    )
+    .expect("derives");
+    assert_eq!(d.destinations.len(), 1);
+    assert_eq!(d.destinations[0].name, "echo");
+    assert_eq!(d.destinations[0].weight, 100);
+    let members: Vec<(&str, u64)> = d.destinations[0]
+        .members
+        .iter()
+        .map(|m| (m.version.as_str(), m.replicas))
+        .collect();
+    assert_eq!(members, [("one", 3), ("two", 1)]);
+    // Flagger's generated hosts name its destinations.
+    let d = derive(
+        &set_of(&fixture("flagger-generated.yaml")),
+        &DeriveOptions::default(),
+    )
+    .expect("derives");
+    let names: Vec<&str> = d.destinations.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names, ["tcp-echo-primary", "tcp-echo-canary"]);
+    // The same destination twice: the second gets a name of its own.
+    let text = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo}
+spec:
+  tcp:
+    - route:
+        - {destination: {host: echo}, weight: 50}
+        - {destination: {host: echo}, weight: 50}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec: {selector: {app: echo}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: echo}
+spec:
+  template:
+    metadata: {labels: {app: echo}}
+    spec: {containers: [{name: e, args: [\"9000\", \"one\"]}]}
+";
+    let docs = manifests::load::parse_text(text, "twice").unwrap();
+    let set = ManifestSet::from_documents(docs).unwrap();
+    let d = derive(&set, &DeriveOptions::default()).expect("derives");
+    let names: Vec<&str> = d.destinations.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names, ["echo", "echo-2"]);
+}

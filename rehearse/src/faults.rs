@@ -54,14 +54,14 @@ pub(crate) async fn inject_faults(
         ));
     }
     if config.shift_during == Some(step.number)
-        && let StepKind::Weight(w) = step.kind
+        && let StepKind::Weight(w) = &step.kind
         && wait_accepted(&stage.ingress, base + total / 2, done).await
     {
         let canary = stage
             .weights
             .iter()
             .find(|(g, _)| g == CANARY_GROUP)
-            .map_or(w, |(_, c)| *c);
+            .map_or(*w, |(_, c)| *c);
         let shifted = if canary + SHIFT_POINTS <= 100 {
             canary + SHIFT_POINTS
         } else {

@@ -28,6 +28,7 @@ pub mod gateway;
 pub mod haproxy;
 pub mod holders;
 pub mod ingress;
+pub mod manifest_plan;
 pub mod plan;
 pub mod summary;
 pub mod supervisor;

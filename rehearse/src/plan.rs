@@ -1,12 +1,14 @@
-//! The built-in walk's steps: the weight steps, then promote, return and delete, each
-//! with the split it must show.
+//! The walk's steps, each with the split it must show: the built-in walk's (the weight
+//! steps, then promote, return and delete) or a user's plan of manifests, one step per
+//! manifest source.
 
 use checker_core::expect::Expectation;
 
+use super::manifest_plan::{ManifestPlan, ManifestStep};
 use super::walk::{CANARY_VERSION, STABLE_VERSION, WalkError};
 
 /// What one step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {
     /// Set the canary's weight (percent).
     Weight(u32),
@@ -16,6 +18,8 @@ pub enum StepKind {
     BackToStable,
     /// Remove the canary and drain it.
     CanaryDelete,
+    /// Make the fleets and the gateway what a step's manifests describe.
+    Manifests(Box<ManifestStep>),
 }
 
 /// One planned step.
@@ -43,11 +47,13 @@ pub fn plan_steps(weights: &[u32]) -> Result<Vec<PlannedStep>, WalkError> {
         .into_iter()
         .enumerate()
         .map(|(i, kind)| {
-            let (name, one, two) = match kind {
-                StepKind::Weight(w) => (format!("canary {w}%"), 100 - w, w),
+            let (name, one, two) = match &kind {
+                StepKind::Weight(w) => (format!("canary {w}%"), 100 - w, *w),
                 StepKind::RollingUpdate => ("primary rolling update".to_owned(), 0, 100),
                 StepKind::BackToStable => ("back to stable".to_owned(), 0, 100),
-                StepKind::CanaryDelete => ("canary delete".to_owned(), 0, 100),
+                StepKind::CanaryDelete | StepKind::Manifests(_) => {
+                    ("canary delete".to_owned(), 0, 100)
+                }
             };
             let expect = Expectation::new([
                 (STABLE_VERSION, f64::from(one)),
@@ -59,6 +65,20 @@ pub fn plan_steps(weights: &[u32]) -> Result<Vec<PlannedStep>, WalkError> {
                 name,
                 expect,
             })
+        })
+        .collect()
+}
+
+/// The steps of a user's plan, in order.
+pub fn manifest_steps(plan: &ManifestPlan) -> Vec<PlannedStep> {
+    plan.steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| PlannedStep {
+            number: i + 1,
+            name: step.name.clone(),
+            expect: step.expect.clone(),
+            kind: StepKind::Manifests(Box::new(step.clone())),
         })
         .collect()
 }

@@ -19,6 +19,7 @@ use super::fleet::DrainTotals;
 use super::holders::HeldSummary;
 use super::ingress::GatewayKind;
 use super::ingress::GatewayShutdown;
+use super::manifest_plan::ManifestStep;
 use checker_core::exit;
 use checker_core::verdict::{Drift, Outcome};
 use checker_core::verify::VerifyReport;
@@ -118,6 +119,46 @@ pub struct StepReport {
     /// Whether held connections cut by the gateway fail this step (`--fail-on-cut`).
     #[serde(skip)]
     pub fail_on_cut: bool,
+    /// Where a plan's step came from and what its manifests say; absent in the built-in walk.
+    pub manifests: Option<StepManifests>,
+}
+
+/// A plan step's manifests: the source, the split derived from it and the plan's own.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepManifests {
+    /// The source as the plan names it.
+    pub source: String,
+    /// Whether it was rendered with `kubectl kustomize`.
+    pub kustomize: bool,
+    /// The route the split was derived from: `VirtualService/tcp-echo spec.tcp[0]`.
+    pub route: String,
+    /// The derived split, e.g. `one=90,two=10`.
+    pub derived: String,
+    /// The split the plan gives (`expect`), if any.
+    pub given: Option<String>,
+    /// When the plan's split disagrees with the derived one: a sentence naming both.
+    pub mismatch: Option<String>,
+    /// The derivation's remarks (replica-ratio splits).
+    pub notes: Vec<String>,
+}
+
+impl StepManifests {
+    /// The report of a plan step.
+    pub fn of(step: &ManifestStep) -> Self {
+        Self {
+            source: step.source.clone(),
+            kustomize: step.kustomize,
+            route: step.derivation.route.clone(),
+            derived: step.derivation.expect_text(),
+            given: step.given.as_ref().map(ToString::to_string),
+            mismatch: step.mismatch.clone(),
+            notes: step.derivation.notes.clone(),
+        }
+    }
+
+    fn mismatch(step: &StepReport) -> Option<&str> {
+        step.manifests.as_ref().and_then(|m| m.mismatch.as_deref())
+    }
 }
 
 impl StepReport {
@@ -129,6 +170,7 @@ impl StepReport {
             (None, false) => StepOutcome::Errors,
             (Some(r), false) => match r.exit_code() {
                 exit::FAIL => StepOutcome::Fail,
+                _ if StepManifests::mismatch(self).is_some() => StepOutcome::Fail,
                 _ if self.fail_on_cut && self.held.cut > 0 => StepOutcome::Fail,
                 exit::ERRORS => StepOutcome::Errors,
                 _ if lost > 0 => StepOutcome::Errors,
@@ -174,8 +216,10 @@ pub struct WalkReport {
     /// The seed of the built-in gateway's random choice; absent for HAProxy, whose
     /// draws the rehearsal does not control.
     pub seed: Option<u64>,
-    /// Replicas per version at the start.
+    /// Replicas per version at the start; with a plan, the first step's replicas in all.
     pub replicas: usize,
+    /// The plan file (`--plan`); absent for the built-in walk.
+    pub plan: Option<String>,
     /// Every step that ran, in order.
     pub steps: Vec<StepReport>,
     /// Whether the walk was interrupted.
@@ -269,6 +313,24 @@ pub fn step_header(step: &StepReport, total: usize) -> String {
 /// The lines printed after a step's verdict table: events, drift, held connections.
 pub fn step_notes(step: &StepReport) -> String {
     let mut out = String::new();
+    if let Some(m) = &step.manifests {
+        let how = if m.kustomize {
+            " (kubectl kustomize)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  manifests: {}{how}: {} routes {}",
+            m.source, m.route, m.derived
+        );
+        for n in &m.notes {
+            let _ = writeln!(out, "  note: {n}");
+        }
+        if let Some(x) = &m.mismatch {
+            let _ = writeln!(out, "  ! {x}");
+        }
+    }
     for e in &step.events {
         let _ = writeln!(out, "  event: {e}");
     }
@@ -344,6 +406,9 @@ pub fn step_notes(step: &StepReport) -> String {
 /// `grace_s` is `--grace`, named when drains cut connections.
 pub fn step_causes(step: &StepReport, grace_s: f64) -> Vec<String> {
     let mut causes: Vec<String> = step.off.iter().map(|o| format!("FAIL: {o}")).collect();
+    if let Some(m) = StepManifests::mismatch(step) {
+        causes.push(format!("FAIL: {m}"));
+    }
     match &step.verify {
         None => causes.push(format!(
             "FAIL (errors): the verification could not run: {}",
@@ -439,11 +504,14 @@ pub fn render_summary(walk: &WalkReport) -> String {
     }
     // HAProxy draws with its own generator: no seed decides anything there.
     let seed = walk.seed.map_or(String::new(), |s| format!(", seed {s}"));
+    let what = match &walk.plan {
+        Some(plan) => format!("plan {plan}"),
+        None => format!("{} replicas per version", walk.replicas),
+    };
     let mut out = format!(
-        "\nRehearsal summary: {} gateway at {}{seed}, {} replicas per version, {:.1}s\n",
+        "\nRehearsal summary: {} gateway at {}{seed}, {what}, {:.1}s\n",
         walk.gateway.as_str(),
         walk.gateway_addr,
-        walk.replicas,
         walk.elapsed_s
     );
     out.push_str(&checker_core::report::text::table(&rows));
@@ -537,6 +605,7 @@ mod tests {
             exit_code: outcome.exit_code(),
             gateway_update_s: None,
             fail_on_cut: false,
+            manifests: None,
         }
     }
 
@@ -546,6 +615,7 @@ mod tests {
             gateway_addr: String::new(),
             seed: Some(1),
             replicas: 1,
+            plan: None,
             steps: outcomes
                 .iter()
                 .enumerate()

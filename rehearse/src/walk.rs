@@ -9,6 +9,12 @@
 //! 5. `back to stable`: canary weight 0. Expect one=0,two=100.
 //! 6. `canary delete`: the canary group leaves the gateway, its replicas drain.
 //!
+//! With a plan of manifests (`--plan`, [`crate::manifest_plan`]) nothing is deployed up
+//! front: every step makes the fleets and the gateway what its manifests describe (one
+//! gateway group per route destination, see `apply_manifests`) and expects the split
+//! derived from them. Everything else (held connections, drains, verification,
+//! interruption, teardown) is the same walk.
+//!
 //! A set of long-lived connections ("holders") is opened at the start of every step,
 //! before its change, and closed at the end of the NEXT step, so every change happens
 //! under open connections, including those on the replicas being replaced or deleted;
@@ -29,13 +35,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::envoy::{Envoy, EnvoyError, EnvoyOptions};
 use super::faults::{chaos_canary, inject_faults};
-use super::fleet::{DRAIN_DELAY, DrainTotals, Fleet, FleetError};
+use super::fleet::{DRAIN_DELAY, DrainTotals, Fleet, FleetError, Replica};
 use super::gateway::Gateway;
 use super::haproxy::{Haproxy, HaproxyError};
 use super::holders::{EXCHANGE_EVERY, HeldSummary, Holders, Loss};
 use super::ingress::{GatewayKind, Ingress, IngressError};
-use super::plan::{PlannedStep, StepKind, plan_steps};
-use super::summary::{EnvoyRun, StepOutcome, StepReport, Teardown, WalkReport};
+use super::manifest_plan::{ManifestPlan, ManifestStep};
+use super::plan::{PlannedStep, StepKind, manifest_steps, plan_steps};
+use super::summary::{EnvoyRun, StepManifests, StepOutcome, StepReport, Teardown, WalkReport};
 use checker_core::expect::ExpectError;
 use checker_core::verdict::{self, Settings};
 use checker_core::verify::{self, VerifyConfig};
@@ -92,6 +99,8 @@ pub struct WalkConfig {
     pub envoy: EnvoyOptions,
     /// Whether held connections cut by the gateway fail their step (exit 1).
     pub fail_on_cut: bool,
+    /// A user's plan of manifests (`--plan`), walked instead of the built-in steps.
+    pub plan: Option<ManifestPlan>,
 }
 
 impl Default for WalkConfig {
@@ -114,6 +123,7 @@ impl Default for WalkConfig {
             samples_dir: None,
             envoy: EnvoyOptions::default(),
             fail_on_cut: false,
+            plan: None,
         }
     }
 }
@@ -186,6 +196,20 @@ impl WalkConfig {
                 humantime::format_duration(DRAIN_DELAY)
             ));
         }
+        if let Some(plan) = &self.plan {
+            for (flag, step) in [
+                ("--chaos", self.chaos),
+                ("--shift-during", self.shift_during),
+                ("--kill-replica", self.kill_replica),
+            ] {
+                if step.is_some() {
+                    return bad(format!(
+                        "{flag} works on the built-in walk, not on a --plan of manifests"
+                    ));
+                }
+            }
+            return Ok(manifest_steps(plan));
+        }
         let plan = plan_steps(&self.steps)?;
         let weight_steps = self.steps.len();
         for (flag, step, last) in [
@@ -235,22 +259,42 @@ pub(crate) struct Stage {
     pub(crate) weights: Vec<(String, u32)>,
     /// When the weights changed (a listener update through Envoy), in order.
     pub(crate) changes: Vec<Instant>,
+    /// The workloads a plan of manifests deployed, per gateway group.
+    pub(crate) deployed: Vec<Deployed>,
+}
+
+/// One workload's replicas behind one gateway group (a route destination).
+pub(crate) struct Deployed {
+    /// The gateway group: the destination's name.
+    group: String,
+    /// The workload, `Deployment/tcp-echo-stable`.
+    workload: String,
+    /// The version its replicas answer with.
+    version: String,
+    /// Its running replicas.
+    replicas: Vec<Replica>,
 }
 
 impl Stage {
     pub(crate) async fn set_weights(&mut self, stable: u32, canary: u32) -> Result<(), WalkError> {
-        let mut w = vec![(STABLE_GROUP, stable)];
+        let mut w = vec![(STABLE_GROUP.to_owned(), stable)];
         if self.weights.iter().any(|(g, _)| g == CANARY_GROUP) {
-            w.push((CANARY_GROUP, canary));
+            w.push((CANARY_GROUP.to_owned(), canary));
         }
+        self.apply_weights(w).await
+    }
+
+    /// Sets the named groups' weights, noting the time when any changed.
+    async fn apply_weights(&mut self, w: Vec<(String, u32)>) -> Result<(), WalkError> {
         let changed = w
             .iter()
             .any(|(g, v)| !self.weights.iter().any(|(h, u)| h == g && u == v));
         if changed {
             self.changes.push(Instant::now());
         }
-        self.ingress.set_weights(&w).await?;
-        self.weights = w.iter().map(|(g, w)| ((*g).to_owned(), *w)).collect();
+        let named: Vec<(&str, u32)> = w.iter().map(|(g, v)| (g.as_str(), *v)).collect();
+        self.ingress.set_weights(&named).await?;
+        self.weights = w;
         Ok(())
     }
 
@@ -277,7 +321,7 @@ pub async fn walk(
                 .map_err(IngressError::from)?,
         ),
         GatewayKind::Haproxy => Ingress::Haproxy(
-            Haproxy::start(&config.haproxy_bin, 3 * config.replicas + 2)
+            Haproxy::start(&config.haproxy_bin, haproxy_slots(config))
                 .await
                 .map_err(IngressError::from)?,
         ),
@@ -294,13 +338,19 @@ pub async fn walk(
         fleet: Fleet::new(config.grace),
         weights: Vec::new(),
         changes: Vec::new(),
+        deployed: Vec::new(),
     };
     let gateway_addr = stage.ingress.addr();
     let mut report = WalkReport {
         gateway: config.gateway,
         gateway_addr: gateway_addr.to_string(),
         seed: (config.gateway == GatewayKind::Builtin).then_some(config.seed),
-        replicas: config.replicas,
+        replicas: config.plan.as_ref().map_or(config.replicas, |p| {
+            p.steps
+                .first()
+                .map_or(0, |s| usize::try_from(s.replicas()).unwrap_or(usize::MAX))
+        }),
+        plan: config.plan.as_ref().map(|p| p.file.display().to_string()),
         steps: Vec::new(),
         interrupted: false,
         teardown: Teardown::default(),
@@ -350,15 +400,18 @@ async fn run_steps(
     on_event: &mut (dyn FnMut(WalkEvent<'_>) + Send),
     proxy_pid: Option<u32>,
 ) -> Result<(), WalkError> {
-    // Deploy: the stable and the canary Deployments, the canary at weight 0.
-    for _ in 0..config.replicas {
-        let r = stage.fleet.start(STABLE_VERSION, STABLE_GROUP).await?;
-        stage.ingress.add_replica(STABLE_GROUP, r.addr).await?;
-        let r = stage.fleet.start(CANARY_VERSION, CANARY_GROUP).await?;
-        stage.ingress.add_replica(CANARY_GROUP, r.addr).await?;
+    // Deploy the built-in walk's stable and canary Deployments, the canary at weight 0;
+    // a plan of manifests deploys in its first step.
+    if config.plan.is_none() {
+        for _ in 0..config.replicas {
+            let r = stage.fleet.start(STABLE_VERSION, STABLE_GROUP).await?;
+            stage.ingress.add_replica(STABLE_GROUP, r.addr).await?;
+            let r = stage.fleet.start(CANARY_VERSION, CANARY_GROUP).await?;
+            stage.ingress.add_replica(CANARY_GROUP, r.addr).await?;
+        }
+        stage.weights = vec![(STABLE_GROUP.to_owned(), 100), (CANARY_GROUP.to_owned(), 0)];
+        stage.set_weights(100, 0).await?;
     }
-    stage.weights = vec![(STABLE_GROUP.to_owned(), 100), (CANARY_GROUP.to_owned(), 0)];
-    stage.set_weights(100, 0).await?;
     on_event(WalkEvent::Started {
         gateway: stage.ingress.addr(),
         proxy_pid,
@@ -404,6 +457,10 @@ async fn run_steps(
             Err(e) => (None, Some(e.to_string())),
         };
         let crashed = config.kill_replica == Some(step.number);
+        let manifests = match &step.kind {
+            StepKind::Manifests(m) => Some(StepManifests::of(m)),
+            _ => None,
+        };
         let mut s = StepReport {
             lost_to_crash: if crashed { held.lost } else { 0 },
             number: step.number,
@@ -421,6 +478,7 @@ async fn run_steps(
             exit_code: 0,
             gateway_update_s,
             fail_on_cut: config.fail_on_cut,
+            manifests,
         };
         s.decide(stop.is_cancelled());
         on_event(WalkEvent::StepDone(&s, plan.len()));
@@ -513,8 +571,14 @@ async fn open_holders(
     stop: &CancellationToken,
 ) -> Result<Holders, WalkError> {
     let before = active_by_group(&stage.ingress).await?;
-    let mut holders = Holders::open(stage.ingress.addr(), config.hold, stop).await;
-    if config.hold == 0 {
+    // Before a plan's first step nothing is deployed: nothing to hold.
+    let hold = if stage.weights.iter().any(|(_, w)| *w > 0) {
+        config.hold
+    } else {
+        0
+    };
+    let mut holders = Holders::open(stage.ingress.addr(), hold, stop).await;
+    if hold == 0 {
         return Ok(holders);
     }
     for _ in 0..HOLD_TOP_UPS {
@@ -536,8 +600,9 @@ async fn apply_change(
     stage: &mut Stage,
     events: &mut Vec<String>,
 ) -> Result<(), WalkError> {
-    match step.kind {
+    match &step.kind {
         StepKind::Weight(w) => {
+            let w = *w;
             let mut canary = w;
             if config.chaos == Some(step.number) {
                 let samples = config
@@ -590,6 +655,194 @@ async fn apply_change(
                 stage.fleet.drain(r.addr);
                 events.push(format!("deleted {} ({}): draining", r.name, r.addr));
             }
+        }
+        StepKind::Manifests(m) => apply_manifests(m, stage, events).await?,
+    }
+    Ok(())
+}
+
+/// HAProxy's server slots (never reused): every replica the walk may start, and two spare.
+fn haproxy_slots(config: &WalkConfig) -> usize {
+    match &config.plan {
+        Some(plan) => plan
+            .steps
+            .iter()
+            .map(|s| usize::try_from(s.replicas()).unwrap_or(usize::MAX))
+            .fold(2usize, usize::saturating_add),
+        None => 3 * config.replicas + 2,
+    }
+}
+
+/// Starts `n` replicas of `version` and puts them into `group`.
+async fn start_replicas(
+    stage: &mut Stage,
+    group: &str,
+    version: &str,
+    n: usize,
+) -> Result<Vec<Replica>, WalkError> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let r = stage.fleet.start(version, group).await?;
+        stage.ingress.add_replica(group, r.addr).await?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Takes replicas out of `group` and drains them (they serve their open connections).
+async fn retire(stage: &mut Stage, group: &str, replicas: &[Replica]) -> Result<(), WalkError> {
+    for r in replicas {
+        stage.ingress.remove_replica(group, r.addr).await?;
+        stage.fleet.drain(r.addr);
+    }
+    Ok(())
+}
+
+/// Makes the fleets and the gateway what a step's manifests describe: new workloads
+/// start, a workload whose version changed is replaced one replica at a time (the new
+/// one joins before the old one leaves and drains), a changed replica count scales,
+/// the route's weights go to the gateway, and workloads and destinations that are gone
+/// leave it and drain. Workloads that did not change keep their replicas and their
+/// open connections.
+async fn apply_manifests(
+    step: &ManifestStep,
+    stage: &mut Stage,
+    events: &mut Vec<String>,
+) -> Result<(), WalkError> {
+    let destinations = &step.derivation.destinations;
+    let mut wanted: Vec<(String, String, String, usize)> = Vec::new();
+    for d in destinations {
+        for m in &d.members {
+            let workload = m
+                .workload
+                .clone()
+                .unwrap_or_else(|| format!("{} (--version-of)", d.name));
+            let n = usize::try_from(m.replicas).unwrap_or(usize::MAX);
+            wanted.push((d.name.clone(), workload, m.version.clone(), n));
+        }
+    }
+    for (group, workload, version, n) in &wanted {
+        let n = *n;
+        let at = stage
+            .deployed
+            .iter()
+            .position(|d| d.group == *group && d.workload == *workload);
+        let Some(i) = at else {
+            let replicas = start_replicas(stage, group, version, n).await?;
+            events.push(format!(
+                "started {workload} behind {group}: {n} replica(s) answering {version}"
+            ));
+            stage.deployed.push(Deployed {
+                group: group.clone(),
+                workload: workload.clone(),
+                version: version.clone(),
+                replicas,
+            });
+            continue;
+        };
+        let old = std::mem::take(&mut stage.deployed[i].replicas);
+        if stage.deployed[i].version == *version {
+            let mut kept = old;
+            let had = kept.len();
+            if n > had {
+                let more = start_replicas(stage, group, version, n - had).await?;
+                kept.extend(more);
+            }
+            let extra = kept.split_off(n.min(kept.len()));
+            retire(stage, group, &extra).await?;
+            if n != had {
+                events.push(format!(
+                    "scaled {workload} behind {group} from {had} to {n} replica(s) of {version}"
+                ));
+            }
+            stage.deployed[i].replicas = kept;
+            continue;
+        }
+        let mut new = Vec::with_capacity(n);
+        for k in 0..n.max(old.len()) {
+            let joined = if k < n {
+                let r = start_replicas(stage, group, version, 1).await?;
+                new.extend(r.iter().cloned());
+                r.into_iter().next()
+            } else {
+                None
+            };
+            let left = old.get(k);
+            if let Some(r) = left {
+                retire(stage, group, std::slice::from_ref(r)).await?;
+            }
+            match (joined, left) {
+                (Some(j), Some(l)) => events.push(format!(
+                    "replaced {} ({}) with {} ({}); {} draining",
+                    l.name, l.addr, j.name, j.addr, l.name
+                )),
+                (Some(j), None) => {
+                    events.push(format!("started {} ({}) for {workload}", j.name, j.addr));
+                }
+                (None, Some(l)) => {
+                    events.push(format!("stopped {} ({}): draining", l.name, l.addr));
+                }
+                (None, None) => {}
+            }
+            tokio::time::sleep(ROLL_PAUSE).await;
+        }
+        stage.deployed[i].version = version.clone();
+        stage.deployed[i].replicas = new;
+    }
+    // The route's weights, for the destinations with replicas to route to.
+    let mut weights = Vec::new();
+    for d in destinations {
+        let serving = stage
+            .deployed
+            .iter()
+            .any(|x| x.group == d.name && !x.replicas.is_empty());
+        if serving {
+            weights.push((d.name.clone(), u32::try_from(d.weight).unwrap_or(u32::MAX)));
+        } else {
+            events.push(format!(
+                "{} ({}) has no replica to route to: it is left out of the gateway",
+                d.name, d.field
+            ));
+        }
+    }
+    let routable = weights.iter().any(|(_, w)| *w > 0);
+    let gone: Vec<String> = stage
+        .weights
+        .iter()
+        .map(|(g, _)| g.clone())
+        .filter(|g| !routable || !weights.iter().any(|(w, _)| w == g))
+        .collect();
+    if routable {
+        stage.apply_weights(weights).await?;
+    } else {
+        events.push(
+            "no destination with weight has a replica: the gateway routes nothing".to_owned(),
+        );
+        stage.weights.clear();
+    }
+    for g in gone {
+        stage.changes.push(Instant::now());
+        stage.ingress.remove_group(&g).await?;
+        events.push(format!("{g} left the route"));
+    }
+    // Workloads no destination selects any more leave the gateway and drain.
+    let mut i = 0;
+    while i < stage.deployed.len() {
+        let d = &stage.deployed[i];
+        if wanted
+            .iter()
+            .any(|(g, w, _, _)| *g == d.group && *w == d.workload)
+        {
+            i += 1;
+            continue;
+        }
+        let d = stage.deployed.remove(i);
+        retire(stage, &d.group, &d.replicas).await?;
+        for r in &d.replicas {
+            events.push(format!(
+                "deleted {} ({}) of {}: draining",
+                r.name, r.addr, d.workload
+            ));
         }
     }
     Ok(())

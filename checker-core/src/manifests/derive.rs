@@ -36,6 +36,36 @@ pub struct Derivation {
     pub notes: Vec<String>,
     /// Kinds the model does not read (`apiVersion kind`) and how many were skipped.
     pub skipped_kinds: BTreeMap<String, usize>,
+    /// The route's destinations in order, each with the workloads behind it: the
+    /// topology a rehearsal deploys (not part of the JSON report).
+    #[serde(skip)]
+    pub destinations: Vec<DerivedDestination>,
+}
+
+/// One destination of the chosen route and the workloads that answer it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DerivedDestination {
+    /// A name for it, unique within the route: the subset, else the Service (host) name,
+    /// with `-2`, `-3`, ... appended to repeats.
+    pub name: String,
+    /// The destination's field path: `spec.tcp[0].route[1]`.
+    pub field: String,
+    /// Its weight as written (Istio's defaults applied).
+    pub weight: u64,
+    /// The workloads its subset or Service selects, in manifest order.
+    pub members: Vec<DestinationMember>,
+}
+
+/// A workload behind a destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestinationMember {
+    /// The workload (`Deployment/tcp-echo-stable`), or `None` when `--version-of` named
+    /// the version without one.
+    pub workload: Option<String>,
+    /// The version it answers with.
+    pub version: String,
+    /// Its replica count (1 when no workload is known).
+    pub replicas: u64,
 }
 
 /// One version of the derived split.
@@ -231,6 +261,7 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
     let mut notes = Vec::new();
     let mut versions: Vec<DerivedVersion> = Vec::new();
     let mut total = 0.0;
+    let mut destinations: Vec<DerivedDestination> = Vec::new();
     for d in &route.destinations {
         if d.weight < 0 {
             return fail(
@@ -240,7 +271,9 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
             );
         }
         total += d.weight as f64;
-        for (name, part, provenance) in resolve(set, d, options, &mut notes)? {
+        let resolved = resolve(set, d, options, &mut notes)?;
+        destinations.push(destination_of(d, &resolved, &destinations));
+        for (name, part, provenance) in resolved {
             match versions.iter_mut().find(|v| v.name == name) {
                 Some(v) => {
                     v.weight += part;
@@ -270,7 +303,39 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
         versions,
         notes,
         skipped_kinds: set.skipped.clone(),
+        destinations,
     })
+}
+
+/// The topology entry of one resolved destination, named apart from those before it.
+fn destination_of(
+    d: &RouteDestination,
+    resolved: &[(String, f64, Provenance)],
+    before: &[DerivedDestination],
+) -> DerivedDestination {
+    let base = d
+        .subset
+        .clone()
+        .unwrap_or_else(|| short_host(&d.host).to_owned());
+    let mut name = base.clone();
+    let mut n = 1;
+    while before.iter().any(|b| b.name == name) {
+        n += 1;
+        name = format!("{base}-{n}");
+    }
+    DerivedDestination {
+        name,
+        field: d.field.clone(),
+        weight: u64::try_from(d.weight).unwrap_or(0),
+        members: resolved
+            .iter()
+            .map(|(version, _, p)| DestinationMember {
+                workload: p.workload.clone(),
+                version: version.clone(),
+                replicas: p.replicas.unwrap_or(1),
+            })
+            .collect(),
+    }
 }
 
 /// The versions one destination answers with: (version, part of its weight, provenance).

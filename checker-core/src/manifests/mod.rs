@@ -8,7 +8,9 @@ pub mod load;
 pub mod model;
 pub mod version;
 
-pub use derive::{Derivation, DeriveError, DeriveOptions, derive};
+pub use derive::{
+    Derivation, DeriveError, DeriveOptions, DerivedDestination, DestinationMember, derive,
+};
 pub use load::{LoadError, load_sources};
 pub use model::{ManifestSet, ModelError};
 

@@ -20,7 +20,8 @@ pub const HELP: &str = "Exit codes:
   0    every step PASSed and no open connection was lost
   1    some step FAILed: its split is wrong (the output names the version and by how much),
        or with --fail-on-cut the gateway cut a held connection
-  2    usage error, or --gateway haproxy (envoy) without HAProxy (Envoy) installed
+  2    usage error, or --gateway haproxy (envoy) without HAProxy (Envoy) installed, or a
+       --plan that cannot be read, rendered (kubectl) or derived into a split
   3    some step was INCONCLUSIVE (and none failed)
   4    some step failed on errors (error budget exceeded, or a held connection lost), none on its split
   130  interrupted (Ctrl-C, SIGINT): everything was stopped and the partial summary printed;
@@ -173,6 +174,26 @@ pub struct RehearseArgs {
     /// Fail a step (exit 1) when the gateway cut any of its held connections.
     #[arg(long, env = "CHECKER_FAIL_ON_CUT", value_parser = super::parse_bool)]
     pub fail_on_cut: bool,
+    /// Rehearse your own rollout: a YAML plan listing steps of manifests, instead of the
+    /// built-in walk (--steps, --replicas).
+    ///
+    /// The plan (paths relative to the plan file; deploy/kustomize/steps.yaml is one):
+    ///
+    ///   route_port: 31400            # optional: the gateway port whose tcp route to use
+    ///   steps:
+    ///     - name: canary at 10       # optional (default "step N")
+    ///       path: overlays/2-canary-10   # a file, a directory of YAML/JSON files, or a
+    ///                                    # kustomize directory (`kubectl kustomize`)
+    ///       expect: one=90,two=10    # optional; the step FAILs when the manifests disagree
+    ///
+    /// Every step's split is derived from its manifests (route weights -> subsets or
+    /// Services -> workloads -> versions, as --expect-from does) before anything starts.
+    /// Each step then starts the workloads it describes (version and replicas from the
+    /// manifests; a changed version is replaced replica by replica, unchanged workloads
+    /// keep their replicas and open connections, removed ones drain), sets the gateway's
+    /// weights to the route's and verifies the derived split.
+    #[arg(long, env = "CHECKER_REHEARSE_PLAN", value_name = "FILE", verbatim_doc_comment, conflicts_with_all = ["steps", "replicas", "chaos", "kill_replica", "shift_during"])]
+    pub plan: Option<PathBuf>,
     /// Draw the whole walk to FILE.svg or FILE.html (see `checker plot`): every step's
     /// shares, expected weights, boundary and name, latency and errors.
     #[arg(long, env = "CHECKER_REHEARSE_PLOT", value_name = "FILE")]
@@ -205,6 +226,7 @@ impl RehearseArgs {
                 admin_port: self.envoy_admin_port,
             },
             fail_on_cut: self.fail_on_cut,
+            plan: None,
         }
     }
 }
@@ -260,6 +282,15 @@ fn stop_on_signals() -> (CancellationToken, Arc<OnceLock<i32>>) {
 /// the walk cleanly.
 pub async fn run(args: &RehearseArgs) -> i32 {
     let mut config = args.to_config();
+    if let Some(file) = &args.plan {
+        match rehearse::manifest_plan::load(file) {
+            Ok(plan) => config.plan = Some(plan),
+            Err(e) => {
+                eprintln!("checker: {e}");
+                return checker_core::exit::USAGE;
+            }
+        }
+    }
     let plot = match args
         .plot
         .as_deref()
@@ -272,6 +303,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         Some(Ok(plot)) => Some(plot),
         None => None,
     };
+    let config = config;
     if let Err(e) = config.settings.validate() {
         eprintln!("checker: {e}");
         return checker_core::exit::USAGE;
@@ -300,6 +332,14 @@ pub async fn run(args: &RehearseArgs) -> i32 {
                 let pid = proxy_pid.map_or(String::new(), |p| {
                     format!(" ({} pid {p})", config.gateway.as_str())
                 });
+                if let Some(plan) = &config.plan {
+                    emit(&format!(
+                        "rehearsal: {} gateway listening on {gateway}{pid}; plan {}: {steps} steps, each deploying what its manifests describe\n\n",
+                        config.gateway.as_str(),
+                        plan.file.display(),
+                    ));
+                    return;
+                }
                 emit(&format!(
                     "rehearsal: {} gateway listening on {gateway}{pid}; {} replicas each of one (stable) and two (canary); {steps} steps\n\n",
                     config.gateway.as_str(),

@@ -26,9 +26,9 @@ What it does, in order:
   4. with --self-test, breaks copies of the renders on purpose and asserts that each
      breakage is reported (so these checks can fail)                       [selftest]
 
-Prints one line per finding and ends with `checks: N passed, M failed`.
-With --walk-table it prints the walk instead (used by deploy/ci/walk-rehearsal):
-one line per step: path, expected split, subset=version:weight per destination.
+Prints one line per finding and ends with `checks: N passed, M failed`. (The walk
+itself is rehearsed from its manifests by `checker rehearse --plan
+deploy/kustomize/steps.yaml`, in .ci/run.)
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ from .istio import (
     check_istio,
     check_walk,
     gateway_service_ports,
-    route_versions,
 )
 from .policy import check_harness_static, check_services, check_workloads
 from .render import render_all, workspace_images
@@ -86,14 +85,6 @@ def run_checks(units: dict[str, Unit], steps: list[dict], crds: dict, readme: st
     return rep
 
 
-def print_walk_table(units: dict[str, Unit], steps: list[dict]) -> None:
-    """One line per step: path, expect, then subset=version:weight for each destination."""
-    for step in steps:
-        dests = route_versions(units[f"kustomize/{step['path']}"])
-        cells = " ".join(f"{sub}={ver}:{int(w)}" for sub, ver, w in dests)
-        print(f"{step['path']}\t{step['expect']}\t{cells}")
-
-
 def main(argv: list[str]) -> int:
     schema_dir = Path(os.environ.get("TCP_CANARY_SCHEMAS", ROOT.parent / "shared" / "schemas"))
     crds = load_crd_schemas(schema_dir)
@@ -101,9 +92,6 @@ def main(argv: list[str]) -> int:
     readme = readme_path.read_text() if readme_path.exists() else ""
     with tempfile.TemporaryDirectory(prefix="tcp-canary-deploy-") as tmp:
         units, steps = render_all(Path(tmp))
-    if "--walk-table" in argv:
-        print_walk_table(units, steps)
-        return 0
     total_docs = sum(len(u.docs) for u in units.values())
     print(f"rendered {len(units)} units, {total_docs} documents; CRD schemas from {schema_dir}")
     rep = run_checks(units, steps, crds, readme)

@@ -204,37 +204,6 @@ def check_argo(unit: Unit, rep: Report) -> None:
             )
 
 
-def route_versions(unit: Unit) -> list[tuple[str, str, float]]:
-    """(subset, version, weight) for each destination of the render's TCP routes."""
-    drs = by_kind(unit, "DestinationRule")
-    pods = pod_label_sets(unit)
-    out = []
-    for vs in by_kind(unit, "VirtualService").values():
-        for route in (vs.get("spec") or {}).get("tcp") or []:
-            for dest in route.get("route") or []:
-                subset = (dest.get("destination") or {}).get("subset")
-                labels = next(
-                    (
-                        s.get("labels") or {}
-                        for dr in drs.values()
-                        for s in (dr.get("spec") or {}).get("subsets") or []
-                        if s.get("name") == subset
-                    ),
-                    {},
-                )
-                versions = {
-                    server_version(c)
-                    for _, podspec, pl in pods
-                    if selects(labels, pl)
-                    for c in podspec.get("containers") or []
-                    if is_echo_server(c)
-                }
-                if len(versions) != 1:
-                    raise RuntimeError(f"{unit.name}: subset {subset} selects versions {sorted(map(str, versions))}, not one")
-                out.append((subset, versions.pop(), float(dest.get("weight", 0))))
-    return out
-
-
 def check_walk(units: dict[str, Unit], steps: list[dict], readme: str, rep: Report) -> None:
     """Each step's render must route what its `expect` says: the split is the checker's
     own derivation (`checker lint --output json`), not one made here."""

@@ -1,0 +1,420 @@
+//! A user's rollout plan (`checker rehearse --plan FILE`): a YAML file listing the steps,
+//! each a manifest source and optionally the split the user expects after it.
+//!
+//! ```yaml
+//! route_port: 31400          # optional: the gateway port whose tcp route to use
+//! steps:
+//!   - name: canary at 10     # optional (default "step N")
+//!     path: overlays/2-canary-10   # a file, a directory of YAML/JSON files, or a
+//!                                  # kustomize directory; relative to the plan file
+//!     expect: one=90,two=10  # optional: must agree with the manifests
+//! ```
+//!
+//! Every step's source is read (a kustomize directory, one holding a
+//! `kustomization.yaml`, is rendered with `kubectl kustomize`) and its split derived
+//! ([`checker_core::manifests::derive`]) before anything starts, so a plan that cannot
+//! be rehearsed stops at once with one sentence naming the step, the file and the field.
+//! A given `expect` that disagrees with the derivation does not stop the plan: the step
+//! runs, is verified against the derived split, and fails with a sentence naming both.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+
+use checker_core::expect::Expectation;
+use checker_core::manifests::{self, Derivation, DeriveOptions, ManifestSet, load};
+
+/// The largest plan file read, in bytes.
+pub const MAX_PLAN_BYTES: u64 = 1024 * 1024;
+/// The program that renders kustomize directories.
+pub const KUBECTL: &str = "kubectl";
+/// The most replicas one step may run: each is an echo server on this machine.
+pub const MAX_STEP_REPLICAS: u64 = 64;
+/// The files that make a directory a kustomization.
+const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// The plan file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    /// The gateway port whose tcp route to use.
+    #[serde(default)]
+    route_port: Option<u32>,
+    /// The steps, in order.
+    steps: Vec<StepEntry>,
+}
+
+/// One step as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepEntry {
+    /// Its name in reports.
+    #[serde(default)]
+    name: Option<String>,
+    /// The manifest source, relative to the plan file.
+    path: String,
+    /// The split the user expects.
+    #[serde(default)]
+    expect: Option<String>,
+}
+
+/// A plan read and derived, ready to rehearse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestPlan {
+    /// The plan file.
+    pub file: PathBuf,
+    /// Its steps, in order.
+    pub steps: Vec<ManifestStep>,
+}
+
+/// One step of a plan: its manifests and the split derived from them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestStep {
+    /// Its name in reports.
+    pub name: String,
+    /// The source as the plan names it (`overlays/2-canary-10`).
+    pub source: String,
+    /// Whether the source was rendered with `kubectl kustomize`.
+    pub kustomize: bool,
+    /// The split the plan gives, if any.
+    pub given: Option<Expectation>,
+    /// The split derived from the manifests.
+    pub derivation: Derivation,
+    /// The split the step is verified against: the derived one, with the given
+    /// expectation's zero-weight versions added when the two agree.
+    pub expect: Expectation,
+    /// When the given split disagrees with the derived one: a sentence naming both.
+    pub mismatch: Option<String>,
+}
+
+impl ManifestStep {
+    /// Replicas the step's workloads run, over every destination.
+    pub fn replicas(&self) -> u64 {
+        replicas_of(&self.derivation)
+    }
+}
+
+/// Replicas a derivation's workloads run, over every destination.
+fn replicas_of(derivation: &Derivation) -> u64 {
+    derivation
+        .destinations
+        .iter()
+        .flat_map(|d| &d.members)
+        .map(|m| m.replicas)
+        .sum()
+}
+
+/// Why a plan cannot be rehearsed (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The plan file cannot be read.
+    #[error("cannot read the plan {file}: {message}")]
+    Read {
+        /// The plan file.
+        file: String,
+        /// Why.
+        message: String,
+    },
+    /// A field of the plan is missing or wrong.
+    #[error("the plan {file}, field {field}: {message}")]
+    Field {
+        /// The plan file.
+        file: String,
+        /// The field path, e.g. `steps[2].expect`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A kustomize directory needs kubectl, which is not on PATH.
+    #[error(
+        "the plan {file}, step {step} ({name}): {path} is a kustomize directory, rendered with `kubectl kustomize`, but kubectl is not on PATH; install kubectl, or render the step to a file and name that file in the plan"
+    )]
+    NoKubectl {
+        /// The plan file.
+        file: String,
+        /// The 1-based step.
+        step: usize,
+        /// The step's name.
+        name: String,
+        /// The source.
+        path: String,
+    },
+    /// A step's manifests cannot be read, rendered or derived.
+    #[error("the plan {file}, step {step} ({name}): {message}")]
+    Step {
+        /// The plan file.
+        file: String,
+        /// The 1-based step.
+        step: usize,
+        /// The step's name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Reads the plan at `file`, renders and derives every step (running `kubectl` for
+/// kustomize directories).
+pub fn load(file: &Path) -> Result<ManifestPlan, PlanError> {
+    load_with(file, KUBECTL)
+}
+
+/// [`load`] with another kubectl binary.
+pub fn load_with(file: &Path, kubectl: &str) -> Result<ManifestPlan, PlanError> {
+    let shown = file.display().to_string();
+    let text = read_plan(file).map_err(|message| PlanError::Read {
+        file: shown.clone(),
+        message,
+    })?;
+    let plan = parse(&text).map_err(|(field, message)| {
+        if field.is_empty() {
+            PlanError::Read {
+                file: shown.clone(),
+                message: format!(
+                    "{}; a plan is a mapping with `steps:`, a list of `- path: ...` (see checker rehearse --help)",
+                    message.replace("struct PlanFile", "a plan")
+                ),
+            }
+        } else {
+            PlanError::Field {
+                file: shown.clone(),
+                field,
+                message,
+            }
+        }
+    })?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    let options = DeriveOptions {
+        route_port: plan.route_port,
+        ..DeriveOptions::default()
+    };
+    let mut steps = Vec::new();
+    for (i, entry) in plan.steps.iter().enumerate() {
+        let number = i + 1;
+        let name = entry
+            .name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("step {number}"));
+        let given = match &entry.expect {
+            Some(text) => Some(text.parse::<Expectation>().map_err(|e| PlanError::Field {
+                file: shown.clone(),
+                field: format!("steps[{i}].expect"),
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        let step_error = |message: String| PlanError::Step {
+            file: shown.clone(),
+            step: number,
+            name: name.clone(),
+            message,
+        };
+        let path = base.join(&entry.path);
+        let kustomize = is_kustomization(&path);
+        let set = if kustomize {
+            render(&path, kubectl).map_err(|e| match e {
+                RenderError::NoKubectl => PlanError::NoKubectl {
+                    file: shown.clone(),
+                    step: number,
+                    name: name.clone(),
+                    path: entry.path.clone(),
+                },
+                RenderError::Other(m) => step_error(m),
+            })?
+        } else {
+            manifests::read(&[path.display().to_string()])
+                .map_err(|e| step_error(format!("cannot read the manifests: {e}")))?
+        };
+        let derivation = manifests::derive(&set, &options)
+            .map_err(|e| step_error(format!("cannot derive the split from {}: {e}", entry.path)))?;
+        let derived = derivation.expectation().map_err(|e| {
+            step_error(format!(
+                "the split derived from {} ({}) cannot be checked: {e}",
+                entry.path,
+                derivation.expect_text()
+            ))
+        })?;
+        let (expect, mismatch) = match &given {
+            Some(g) if !agree(g, &derived) => (
+                derived.clone(),
+                Some(format!(
+                    "the plan expects {g} but the manifests of {} route {} ({})",
+                    entry.path,
+                    derivation.expect_text(),
+                    derivation.route
+                )),
+            ),
+            Some(g) => (with_zero_versions(&derived, g), None),
+            None => (derived, None),
+        };
+        let replicas = replicas_of(&derivation);
+        if replicas > MAX_STEP_REPLICAS {
+            return Err(step_error(format!(
+                "its workloads run {replicas} replicas in all; a rehearsal starts at most {MAX_STEP_REPLICAS} per step on this machine (lower spec.replicas in a copy of the manifests: the split of a replica-ratio canary only needs the ratio)"
+            )));
+        }
+        steps.push(ManifestStep {
+            name,
+            source: entry.path.clone(),
+            kustomize,
+            given,
+            derivation,
+            expect,
+            mismatch,
+        });
+    }
+    Ok(ManifestPlan {
+        file: file.to_path_buf(),
+        steps,
+    })
+}
+
+fn read_plan(file: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(file).map_err(|e| e.to_string())?;
+    if meta.is_dir() {
+        return Err("it is a directory; name the plan's YAML file".to_owned());
+    }
+    if meta.len() > MAX_PLAN_BYTES {
+        return Err(format!(
+            "it is larger than {} KiB, the most a plan may be",
+            MAX_PLAN_BYTES >> 10
+        ));
+    }
+    std::fs::read_to_string(file).map_err(|e| e.to_string())
+}
+
+/// Parses the plan's text: the field path and the message when it is malformed.
+fn parse(text: &str) -> Result<PlanFile, (String, String)> {
+    let de = yaml_serde::Deserializer::from_str(text);
+    let plan: PlanFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        // No path: the text is not YAML of the plan's shape at all.
+        let field = if path == "." { String::new() } else { path };
+        let message = e.into_inner().to_string();
+        // The YAML error names a path of its own (`steps[0]: ...`): the field says it.
+        let message = match message.split_once(": ") {
+            Some((p, rest)) if !p.contains(' ') && field.starts_with(p) => rest.to_owned(),
+            _ => message,
+        };
+        (field, message)
+    })?;
+    if plan.steps.is_empty() {
+        return Err((
+            "steps".to_owned(),
+            "the plan lists no step; give at least one `- path: DIR`".to_owned(),
+        ));
+    }
+    if let Some((i, _)) = plan
+        .steps
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.path.trim().is_empty())
+    {
+        return Err((
+            format!("steps[{i}].path"),
+            "the path is empty; name a file or directory of manifests".to_owned(),
+        ));
+    }
+    Ok(plan)
+}
+
+/// Whether `path` is a directory holding a kustomization file.
+pub fn is_kustomization(path: &Path) -> bool {
+    path.is_dir() && KUSTOMIZATION_FILES.iter().any(|f| path.join(f).is_file())
+}
+
+enum RenderError {
+    NoKubectl,
+    Other(String),
+}
+
+/// Renders a kustomize directory with `kubectl kustomize` and reads the result.
+fn render(dir: &Path, kubectl: &str) -> Result<ManifestSet, RenderError> {
+    let shown = format!("kubectl kustomize {}", dir.display());
+    let output = match Command::new(kubectl).arg("kustomize").arg(dir).output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(RenderError::NoKubectl),
+        Err(e) => return Err(RenderError::Other(format!("cannot run {shown}: {e}"))),
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let first = stderr
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message");
+        return Err(RenderError::Other(format!(
+            "{shown} failed ({}): {first}",
+            output.status
+        )));
+    }
+    if output.stdout.len() as u64 > load::MAX_INPUT_BYTES {
+        return Err(RenderError::Other(format!(
+            "{shown} printed more than {} MiB",
+            load::MAX_INPUT_BYTES >> 20
+        )));
+    }
+    let text = String::from_utf8(output.stdout)
+        .map_err(|_| RenderError::Other(format!("{shown} printed text that is not UTF-8")))?;
+    let documents = load::parse_text(&text, &shown)
+        .map_err(|e| RenderError::Other(format!("cannot read its output: {e}")))?;
+    ManifestSet::from_documents(documents)
+        .map_err(|e| RenderError::Other(format!("cannot read its output: {e}")))
+}
+
+/// Whether two splits give every version the same share (absent: 0).
+pub fn agree(a: &Expectation, b: &Expectation) -> bool {
+    let share = |e: &Expectation, n: &str| e.share_of(n).unwrap_or(0.0);
+    a.versions()
+        .iter()
+        .chain(b.versions())
+        .all(|v| (share(a, &v.name) - share(b, &v.name)).abs() < 1e-9)
+}
+
+/// `derived` with the zero-weight versions `given` names that it lacks, so that the
+/// verification also asserts they answer nothing and shows them.
+fn with_zero_versions(derived: &Expectation, given: &Expectation) -> Expectation {
+    let mut pairs: Vec<(String, f64)> = derived
+        .versions()
+        .iter()
+        .map(|v| (v.name.clone(), v.weight))
+        .collect();
+    for v in given.versions() {
+        if derived.share_of(&v.name).is_none() {
+            pairs.push((v.name.clone(), 0.0));
+        }
+    }
+    Expectation::new(pairs).unwrap_or_else(|_| derived.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_plans_name_the_field() {
+        let err = |t: &str| parse(t).err().unwrap();
+        assert_eq!(err("steps: []").0, "steps");
+        let (field, message) = err("steps:\n  - path: a\n    expcet: one=1\n");
+        assert_eq!(field, "steps[0].expcet");
+        assert!(message.contains("unknown field `expcet`"), "{message}");
+        let (field, message) = err("steps:\n  - name: x\n");
+        assert_eq!(field, "steps[0]");
+        assert!(message.contains("missing field `path`"), "{message}");
+        assert_eq!(err("steps:\n  - path: ''\n").0, "steps[0].path");
+        assert_eq!(err("route_port: x\nsteps: []").0, "route_port");
+        assert!(parse("steps:\n  - path: base\n    expect: one=1\n").is_ok());
+    }
+
+    #[test]
+    fn splits_agree_by_share_with_absent_versions_at_zero() {
+        let e = |s: &str| s.parse::<Expectation>().unwrap();
+        assert!(agree(&e("one=100,two=0"), &e("one=100")));
+        assert!(agree(&e("one=9,two=1"), &e("one=90,two=10")));
+        assert!(!agree(&e("one=80,two=20"), &e("one=90,two=10")));
+        assert!(!agree(&e("one=100"), &e("two=100")));
+        let v = with_zero_versions(&e("one=100"), &e("one=100,two=0"));
+        assert_eq!(v.to_string(), "one=100,two=0");
+    }
+}
