@@ -445,6 +445,31 @@ fn rehearse_plot_draws_the_whole_walk_with_its_steps_named() {
 
 #[cfg(feature = "rehearse")]
 #[test]
+#[ignore = "needs kubectl (kubectl kustomize renders the plan's steps)"]
+fn rehearse_plan_plot_names_the_plans_steps() {
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kustomize/steps.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan.svg");
+    let run = run_checker(&[
+        "rehearse",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--plot",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let svg = Svg::read(&out);
+    svg.assert_has(&[
+        "1 first deploy (one=100,two=0)",
+        "3 canary at 10 (one=90,two=10)",
+        "4 canary at 20 (one=80,two=20)",
+        "two share",
+        "two expected",
+    ]);
+}
+
+#[cfg(feature = "rehearse")]
+#[test]
 fn rehearse_refuses_a_plot_name_it_cannot_write_before_walking() {
     let run = run_checker(&["rehearse", "--plot", "walk.png"]);
     assert_eq!(run.code, 2, "{run:?}");
