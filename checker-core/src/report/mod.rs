@@ -1,10 +1,11 @@
 //! Everything the checker shows: the human table, the JSON document, the per-sample
-//! file and the progress bar.
+//! file, the progress bar and the picture.
 
 pub mod health;
 pub mod json;
 pub mod load;
 pub mod model;
+pub mod plot;
 pub mod progress;
 pub mod samples;
 pub mod text;

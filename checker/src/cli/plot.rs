@@ -10,8 +10,8 @@ use super::command::emit;
 use super::{parse_fraction, parse_positive_duration};
 use checker_core::exit;
 use checker_core::expect::Expectation;
-use checker_core::plot::{self, Format, PlotOptions, Span};
 use checker_core::report::load;
+use checker_core::report::plot::{self, Format, PlotOptions, Span};
 
 /// What `checker plot --help` shows after the flags.
 pub const HELP: &str =
