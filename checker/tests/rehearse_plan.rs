@@ -499,6 +499,9 @@ fn the_help_documents_the_plan_format() {
     for line in [
         "--plan <FILE>",
         "  route_port: 31400",
+        "  version_of:",
+        "--version-of <NAME=VERSION,...>",
+        "--route-port <PORT>",
         "  steps:",
         "    - name: canary at 10",
         "      path: overlays/2-canary-10",
@@ -606,4 +609,114 @@ fn the_kustomize_plan_passes_every_step_through_envoy() {
     // Through Envoy each weight step is a listener update that cuts held connections
     // when the drain time ends: a finding, not a loss.
     assert_kustomize_walk(&run, &doc);
+}
+
+/// A Deployment whose container shows no version (only an image tag, as a Helm chart
+/// templates it), a Service over it and a VirtualService routing port 31400 to it.
+fn unversioned_manifests() -> String {
+    let deployment = deployment("echo-stable", "stable", "unused", 1).replace(
+        "          image: tcp-canary/echo-server:0.1.0\n          args: [\"9000,9001\", \"unused\"]\n",
+        "          image: registry.invalid/echo-server:v7\n",
+    );
+    assert!(!deployment.contains("args"), "{deployment}");
+    let route = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: echo
+spec:
+  hosts: [\"*\"]
+  tcp:
+    - match: [{port: 31400}]
+      route:
+        - destination: {host: echo}
+";
+    [deployment.as_str(), SERVICE, route].join("---\n")
+}
+
+#[test]
+fn versions_the_manifests_do_not_show_come_from_the_plan_or_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(&dir.join("all.yaml"), &unversioned_manifests());
+    let plan = dir.join("plan.yaml");
+    let plan_arg = plan.to_str().unwrap();
+
+    // Nothing says the version: one sentence naming the way out, exit 2.
+    write(&plan, "steps:\n  - path: all.yaml\n");
+    let run = run_checker(&["rehearse", "--plan", plan_arg]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr.contains("give --version-of echo-stable=VERSION"),
+        "{run:?}"
+    );
+
+    // The plan's `version_of` says it: the fleet answers with it and the step passes.
+    write(
+        &plan,
+        "version_of:\n  echo-stable: v7\nsteps:\n  - path: all.yaml\n",
+    );
+    let (run, doc) = rehearse_plan(&plan, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(field(&doc, "expect"), ["v7=100"]);
+    assert_eq!(
+        events(&steps(&doc)[0]),
+        ["started Deployment/echo-stable behind echo: 1 replica(s) answering v7"]
+    );
+
+    // The command line wins over the plan, name by name, and over its route_port.
+    write(
+        &plan,
+        "route_port: 31401\nversion_of:\n  echo-stable: v7\nsteps:\n  - path: all.yaml\n",
+    );
+    let run = run_checker(&["rehearse", "--plan", plan_arg]);
+    assert_eq!(run.code, 2, "no route on the plan's port: {run:?}");
+    assert!(run.stderr.contains("port 31401"), "{run:?}");
+    let (run, doc) = rehearse_plan(
+        &plan,
+        &["--route-port", "31400", "--version-of", "echo-stable=v8"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(field(&doc, "expect"), ["v8=100"]);
+    assert_eq!(field(&doc, "outcome"), ["PASS"]);
+
+    // A plan's version that no reply could carry names its field.
+    write(
+        &plan,
+        "version_of:\n  echo-stable: 'v 7'\nsteps:\n  - path: all.yaml\n",
+    );
+    let run = run_checker(&["rehearse", "--plan", plan_arg]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("field version_of.echo-stable"),
+        "{run:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs kubectl (kubectl kustomize renders the step)"]
+fn a_failing_kustomize_build_reaches_the_user_as_one_sentence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        &dir.join("broken/kustomization.yaml"),
+        "resources: [not-there.yaml]\n",
+    );
+    let plan = dir.join("plan.yaml");
+    write(&plan, "steps:\n  - name: broken\n    path: broken\n");
+    let run = run_checker(&["rehearse", "--plan", plan.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{run:?}");
+    let line = lines[0];
+    assert!(
+        line.contains("step 1 (broken): kubectl kustomize")
+            && line.contains("failed (exit status: 1): ")
+            && line.contains("not-there.yaml"),
+        "{line}"
+    );
+    // kubectl's log header (`E1130 23:54:55.293838 16492 run.go:72]`) and its
+    // structured-log quoting are not part of the sentence.
+    assert!(!line.contains(".go:") && !line.contains("err=\""), "{line}");
 }
