@@ -395,6 +395,11 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
             "field steps[0].weights: unknown field `weights`",
         ),
         ("steps:\n  - name: no path\n", "missing field `path`"),
+        // A name that would move the cursor or split the one-sentence summary.
+        (
+            "steps:\n  - name: \"x\\e[2Jy\\nz\"\n    path: ok.yaml\n",
+            "field steps[0].name: it holds a control character",
+        ),
         ("steps: []\n", "field steps: the plan lists no step"),
         (
             "steps: [\n",

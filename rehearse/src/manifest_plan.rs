@@ -343,6 +343,20 @@ fn parse(text: &str) -> Result<PlanFile, (String, String)> {
         protocol::validate_version(version)
             .map_err(|e| (format!("version_of.{name}"), e.to_string()))?;
     }
+    for (i, step) in plan.steps.iter().enumerate() {
+        let fields = [
+            ("name", step.name.as_deref()),
+            ("path", Some(step.path.as_str())),
+        ];
+        for (key, value) in fields {
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                return Err((
+                    format!("steps[{i}].{key}"),
+                    "it holds a control character (a newline, a tab, an escape); give one line of printable text".to_owned(),
+                ));
+            }
+        }
+    }
     if let Some((i, _)) = plan
         .steps
         .iter()
@@ -485,6 +499,14 @@ mod tests {
         assert!(message.contains("missing field `path`"), "{message}");
         assert_eq!(err("steps:\n  - path: ''\n").0, "steps[0].path");
         assert_eq!(err("route_port: x\nsteps: []").0, "route_port");
+        assert_eq!(
+            err("steps:\n  - name: \"a\\nb\"\n    path: a\n").0,
+            "steps[0].name"
+        );
+        assert_eq!(
+            err("steps:\n  - path: \"a\\u001b[31m\"\n").0,
+            "steps[0].path"
+        );
         assert!(parse("steps:\n  - path: base\n    expect: one=1\n").is_ok());
     }
 
