@@ -392,3 +392,37 @@ spec:
     let names: Vec<&str> = d.destinations.iter().map(|x| x.name.as_str()).collect();
     assert_eq!(names, ["echo", "echo-2"]);
 }
+
+#[test]
+fn a_zero_weight_destination_selecting_nothing_is_left_out_with_a_note() {
+    // After a canary delete the subset stays in the route at weight 0, selecting no pod.
+    let text = std::fs::read_to_string(fixture("kustomize-2-canary-10.yaml")).expect("fixture");
+    let typed = |t: &str| {
+        ManifestSet::from_documents(manifests::load::parse_text(t, "b.yaml").expect("parses"))
+            .expect("typed")
+    };
+    let deleted = text
+        .replace("weight: 10\n", "weight: 0\n")
+        .replace("weight: 90\n", "weight: 100\n")
+        .replace(
+            "  - labels:\n      track: canary\n",
+            "  - labels:\n      track: nowhere\n",
+        );
+    let d = derive(&typed(&deleted), &DeriveOptions::default()).expect("derives");
+    assert_eq!(split(&d), pairs(&[("one", 100.0)]));
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains("has weight 0") && n.contains("selects no workload")),
+        "{:?}",
+        d.notes
+    );
+    assert_eq!(d.destinations.len(), 2);
+    assert!(d.destinations[1].members.is_empty());
+
+    // A route that lists no destination says so.
+    let start = text.find("    route:\n").expect("a route");
+    let empty = format!("{}    route: []\n", &text[..start]);
+    let err = derive(&typed(&empty), &DeriveOptions::default()).expect_err("no destination");
+    assert!(err.to_string().contains("lists no destination"), "{err}");
+}

@@ -725,3 +725,46 @@ fn a_failing_kustomize_build_reaches_the_user_as_one_sentence() {
     // structured-log quoting are not part of the sentence.
     assert!(!line.contains(".go:") && !line.contains("err=\""), "{line}");
 }
+
+#[test]
+fn a_deleted_canary_left_at_weight_0_in_the_route_drains_and_passes() {
+    // Harness's Canary Delete (deploy/harness/README.md): the canary subset stays in the
+    // route at weight 0 and selects no pod until the next release.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let plan = two_step_plan(dir, "one=90,two=10");
+    let deleted = dir.join("canary-deleted");
+    write(
+        &deleted.join("stable.yaml"),
+        &deployment("echo-stable", "stable", "one", 2),
+    );
+    write(&deleted.join("service.yaml"), SERVICE);
+    write(
+        &deleted.join("destinationrule.yaml"),
+        &destination_rule(&["stable", "canary"]),
+    );
+    write(
+        &deleted.join("virtualservice.yaml"),
+        &virtual_service(&[(Some("stable"), 100), (Some("canary"), 0)]),
+    );
+    let mut text = std::fs::read_to_string(&plan).unwrap();
+    text.push_str(
+        "  - name: canary deleted\n    path: canary-deleted\n    expect: one=100,two=0\n",
+    );
+    write(&plan, &text);
+    let (run, doc) = rehearse_plan(&plan, &["--hold", "2", "--grace", "1s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(field(&doc, "outcome"), ["PASS", "PASS", "PASS"]);
+    assert_eq!(field(&doc, "expect")[2], "one=100,two=0");
+    let last = &steps(&doc)[2];
+    assert_eq!(last["manifests"]["derived"], "one=100", "{last:#}");
+    assert_eq!(
+        last["gateway_weights"],
+        serde_json::json!([["stable", 100], ["canary", 0]])
+    );
+    let events = events(last);
+    assert!(
+        events.iter().any(|e| e.contains("Deployment/echo-canary")),
+        "the canary's replica is stopped: {events:?}"
+    );
+}

@@ -288,6 +288,13 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
             }
         }
     }
+    if route.destinations.is_empty() {
+        return fail(
+            route.resource.id(),
+            route.field.clone(),
+            "the route lists no destination: no connection would be routed",
+        );
+    }
     if total <= 0.0 {
         return fail(
             route.resource.id(),
@@ -418,6 +425,15 @@ fn resolve(
         },
     };
     let workloads = set.selected(&selector);
+    if workloads.is_empty() && d.weight == 0 {
+        // Istio sends such a destination nothing: after a canary is deleted, its subset
+        // stays in the route at weight 0 selecting no pod until the next release.
+        notes.push(format!(
+            "{destination} ({}) has weight 0 and {selected_by} selects no workload: it gets no connection and names no version",
+            d.field
+        ));
+        return Ok(Vec::new());
+    }
     if workloads.is_empty() {
         return fail(
             d.resource.id(),
