@@ -35,6 +35,15 @@ pub fn rfc3339_nanos(t: SystemTime) -> String {
     out
 }
 
+/// Seconds since the Unix epoch of an RFC 3339 UTC timestamp such as
+/// `2026-11-27T13:37:49.123456789Z` (as written above); `None` when it is not one.
+pub fn unix_seconds(text: &str) -> Option<f64> {
+    humantime::parse_rfc3339(text)
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +57,12 @@ mod tests {
         let whole = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(rfc3339_nanos(whole), "2023-11-14T22:13:20.000000000Z");
         assert_eq!(rfc3339_micros(whole), "2023-11-14T22:13:20.000000Z");
+        assert_eq!(
+            unix_seconds("2023-11-14T22:13:20.5Z"),
+            Some(1_700_000_000.5)
+        );
+        assert_eq!(unix_seconds(&rfc3339_micros(whole)), Some(1_700_000_000.0));
+        assert_eq!(unix_seconds("yesterday"), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod expect;
 pub mod hold;
 pub mod manifests;
 pub mod merge;
+pub mod plot;
 pub mod report;
 pub mod sampler;
 pub mod snapshot;

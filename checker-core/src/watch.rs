@@ -270,6 +270,23 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// Records in the samples file (when there is one) that `expect` holds from now on.
+fn record_expect(
+    out: &mut Option<SamplesWriter>,
+    config: &WatchConfig,
+    expect: &str,
+) -> Result<(), WatchError> {
+    match out.as_mut() {
+        Some(out) => out
+            .write_expect(expect, SystemTime::now())
+            .map_err(|source| WatchError::SamplesOut {
+                path: config.samples_out.clone().unwrap_or_default(),
+                source,
+            }),
+        None => Ok(()),
+    }
+}
+
 /// Watches until `duration` or `stop`, calling `on_tick` once per interval; returns the periods.
 pub async fn run(
     config: WatchConfig,
@@ -290,12 +307,21 @@ pub async fn run(
         }
         None => None,
     };
+    // The expectation in force goes into the samples file too, for `checker plot`; not
+    // the placeholder of an expectation file that could not be read yet.
+    let mut expect_known = config.expect_file.is_none();
     if let Some(path) = &config.expect_file {
         expect_mtime = modified(path);
         match read_expect(path) {
-            Ok((e, text)) => watcher = Watcher::new(e, text, config.settings),
+            Ok((e, text)) => {
+                watcher = Watcher::new(e, text, config.settings);
+                expect_known = true;
+            }
             Err(why) => watcher.note(why),
         }
+    }
+    if expect_known {
+        record_expect(&mut samples_out, &config, &watcher.expect_text)?;
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
     let sampling = stop.child_token();
@@ -345,7 +371,13 @@ pub async fn run(
         {
             expect_mtime = Some(mtime);
             match read_expect(path) {
-                Ok((e, text)) => watcher.set_expect(e, text, at_s),
+                Ok((e, text)) => {
+                    if let Err(e) = record_expect(&mut samples_out, &config, &text) {
+                        sampling.cancel();
+                        return Err(e);
+                    }
+                    watcher.set_expect(e, text, at_s);
+                }
                 Err(why) => watcher.note(why),
             }
         }

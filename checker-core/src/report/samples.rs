@@ -4,10 +4,15 @@
 //! "version":"one","connect_us":81,"reply_us":95,"error":null}`; on failure `version`
 //! (and the latency that was not measured) is null and `error` names the class; a
 //! malformed reply adds `"reply"`, its escaped head (see [`crate::sampler::reply_head`]).
+//!
+//! `checker watch` also records its expectation, when it starts and whenever it changes,
+//! as a line of its own: `{"timestamp":"2026-...Z","expect":"one=90,two=10"}` (no `id`),
+//! so that `checker plot` can draw the expected weights as steps.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -55,6 +60,15 @@ impl<'a> SampleLine<'a> {
     }
 }
 
+/// A line saying which expectation holds from `timestamp` on.
+#[derive(Debug, Serialize)]
+pub struct ExpectLine<'a> {
+    /// RFC 3339 time from which it holds, with nanoseconds.
+    pub timestamp: String,
+    /// The expectation, as `--expect` takes it.
+    pub expect: &'a str,
+}
+
 /// A buffered writer of sample lines.
 #[derive(Debug)]
 pub struct SamplesWriter {
@@ -72,6 +86,16 @@ impl SamplesWriter {
     /// Appends the line of one sample.
     pub fn write(&mut self, sample: &Sample) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, &SampleLine::of(sample))?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Appends a line saying that `expect` holds from `at` on.
+    pub fn write_expect(&mut self, expect: &str, at: SystemTime) -> io::Result<()> {
+        let line = ExpectLine {
+            timestamp: crate::clock::rfc3339_nanos(at),
+            expect,
+        };
+        serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")
     }
 

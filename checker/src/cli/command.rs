@@ -18,6 +18,7 @@ pub async fn run(command: Command) -> i32 {
         Command::Watch(args) => super::watch::run(&args).await,
         Command::Merge(args) => super::merge::run(&args),
         Command::Lint(args) => super::lint::run(&args),
+        Command::Plot(args) => super::plot::run(&args),
     }
 }
 

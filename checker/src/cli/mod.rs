@@ -16,6 +16,7 @@ pub mod expect_from;
 pub mod health;
 pub mod lint;
 pub mod merge;
+pub mod plot;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
 pub mod watch;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Merge JSON reports of one check taken by many processes into one report and verdict.
     #[command(after_help = merge::HELP)]
     Merge(merge::MergeArgs),
+    /// Draw a rollout from samples files: shares with intervals, expected steps, latency, errors (SVG or HTML).
+    #[command(after_help = plot::HELP)]
+    Plot(plot::PlotArgs),
     /// Find the routing mistakes of a TCP canary in its manifests (Istio, Gateway API, Argo Rollouts, Flagger).
     #[command(after_help = lint::help())]
     Lint(lint::LintArgs),

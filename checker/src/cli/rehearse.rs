@@ -202,6 +202,10 @@ pub struct RehearseArgs {
     /// `version_of`, winning for a name both give. The built-in walk ignores them.
     #[command(flatten)]
     pub derive: DeriveArgs,
+    /// Draw the whole walk to FILE.svg or FILE.html (see `checker plot`): every step's
+    /// shares, expected weights, boundary and name, latency and errors.
+    #[arg(long, env = "CHECKER_REHEARSE_PLOT", value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }
 
 impl RehearseArgs {
@@ -302,6 +306,18 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             "--route-port and --version-of apply to --plan only; the built-in walk ignores them"
         );
     }
+    let plot = match args
+        .plot
+        .as_deref()
+        .map(|out| super::plot::RehearsalPlot::prepare(out, &mut config.samples_dir))
+    {
+        Some(Err(e)) => {
+            eprintln!("checker: {e}");
+            return checker_core::exit::USAGE;
+        }
+        Some(Ok(plot)) => Some(plot),
+        None => None,
+    };
     let config = config;
     if let Err(e) = config.settings.validate() {
         eprintln!("checker: {e}");
@@ -374,6 +390,20 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         emit(&summary::render_summary(&report));
     } else {
         emit(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+    }
+    if let Some(plot) = plot {
+        match plot.draw(&report, config.settings.confidence) {
+            Ok(line) if text => emit(&line),
+            Ok(_) => {}
+            Err(e) => {
+                // As with verify's --json: the walk's report is out, the picture is not
+                // (an interrupted walk keeps its signal's exit code).
+                eprintln!("checker: {e}");
+                if !report.interrupted {
+                    return checker_core::exit::USAGE;
+                }
+            }
+        }
     }
     report.exit_code
 }
