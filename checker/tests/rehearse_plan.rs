@@ -428,6 +428,13 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
         assert_eq!(lines.len(), 1, "{text}: {run:?}");
         assert!(lines[0].contains(wanted), "{text}: {}", lines[0]);
     }
+    // A device that never ends: the read stops at the limit.
+    let run = run_checker(&["rehearse", "--plan", "/dev/zero"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("/dev/zero: it is larger than 1024 KiB"),
+        "{run:?}"
+    );
     let run = run_checker(&[
         "rehearse",
         "--plan",
@@ -652,7 +659,22 @@ fn versions_the_manifests_do_not_show_come_from_the_plan_or_the_command_line() {
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
     assert!(
-        run.stderr.contains("give --version-of echo-stable=VERSION"),
+        run.stderr.contains("give --version-of echo-stable=VERSION")
+            && run.stderr.contains("under `version_of:` in the plan"),
+        "{run:?}"
+    );
+
+    // A misspelt name would leave the version unknown: it is named, not ignored.
+    write(
+        &plan,
+        "version_of:\n  echo-stable: v7\n  echo-stabel: v7\nsteps:\n  - path: all.yaml\n",
+    );
+    let run = run_checker(&["rehearse", "--plan", plan_arg, "--version-of", "ekho=v1"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("field version_of: echo-stabel, ekho given (here or with --version-of)"),
         "{run:?}"
     );
 

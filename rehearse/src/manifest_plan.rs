@@ -24,7 +24,8 @@
 //! A given `expect` that disagrees with the derivation does not stop the plan: the step
 //! runs, is verified against the derived split, and fails with a sentence naming both.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -208,6 +209,7 @@ pub fn load_with(
         route_port: overrides.route_port.or(plan.route_port),
         version_of,
     };
+    let mut unused: BTreeSet<String> = options.version_of.keys().cloned().collect();
     let mut steps = Vec::new();
     for (i, entry) in plan.steps.iter().enumerate() {
         let number = i + 1;
@@ -246,8 +248,25 @@ pub fn load_with(
             manifests::read(&[path.display().to_string()])
                 .map_err(|e| step_error(format!("cannot read the manifests: {e}")))?
         };
-        let derivation = manifests::derive(&set, &options)
-            .map_err(|e| step_error(format!("cannot derive the split from {}: {e}", entry.path)))?;
+        let derivation = manifests::derive(&set, &options).map_err(|e| {
+            let e = e.to_string();
+            let hint = if e.contains("--version-of") {
+                " (on the command line, or under `version_of:` in the plan)"
+            } else {
+                ""
+            };
+            step_error(format!(
+                "cannot derive the split from {}: {e}{hint}",
+                entry.path
+            ))
+        })?;
+        for v in &derivation.versions {
+            for p in &v.provenance {
+                if let Some(name) = p.version_from.strip_prefix("--version-of ") {
+                    unused.remove(name);
+                }
+            }
+        }
         let derived = derivation.expectation().map_err(|e| {
             step_error(format!(
                 "the split derived from {} ({}) cannot be checked: {e}",
@@ -284,6 +303,17 @@ pub fn load_with(
             mismatch,
         });
     }
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(String::as_str).collect();
+        return Err(PlanError::Field {
+            file: shown,
+            field: "version_of".to_owned(),
+            message: format!(
+                "{} given (here or with --version-of) but no step's route reaches a subset, Service or workload of that name; check the spelling",
+                names.join(", ")
+            ),
+        });
+    }
     Ok(ManifestPlan {
         file: file.to_path_buf(),
         steps,
@@ -301,7 +331,18 @@ fn read_plan(file: &Path) -> Result<String, String> {
             MAX_PLAN_BYTES >> 10
         ));
     }
-    std::fs::read_to_string(file).map_err(|e| e.to_string())
+    // The size above is 0 for a device or a pipe (`/dev/stdin`): the read is bounded too.
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_PLAN_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_PLAN_BYTES {
+        return Err(format!(
+            "it is larger than {} KiB, the most a plan may be",
+            MAX_PLAN_BYTES >> 10
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
 }
 
 /// Parses the plan's text: the field path and the message when it is malformed.
