@@ -426,3 +426,31 @@ fn a_zero_weight_destination_selecting_nothing_is_left_out_with_a_note() {
     let err = derive(&typed(&empty), &DeriveOptions::default()).expect_err("no destination");
     assert!(err.to_string().contains("lists no destination"), "{err}");
 }
+
+#[test]
+fn replica_counts_beyond_kubernetes_int32_are_refused_not_summed_into_an_overflow() {
+    let text = std::fs::read_to_string(fixture("replica-ratio.yaml")).expect("fixture");
+    let huge = i64::MAX.to_string();
+    // Three workloads of i64::MAX replicas behind one Service: their sum overflows u64.
+    let start = text
+        .find("apiVersion: apps/v1\nkind: StatefulSet")
+        .expect("echo-v2");
+    let end = start + text[start..].find("---").expect("a document after echo-v2");
+    let third = text[start..end].replace("name: echo-v2", "name: echo-v3");
+    let text = format!("{}---\n{third}{}", &text[..end], &text[end..])
+        .replace("replicas: 3", &format!("replicas: {huge}"))
+        .replace("replicas: 1", &format!("replicas: {huge}"));
+    let set =
+        ManifestSet::from_documents(manifests::load::parse_text(&text, "t.yaml").expect("parses"))
+            .expect("typed");
+    let err = derive(&set, &DeriveOptions::default()).expect_err("beyond int32");
+    assert_eq!(err.field, "spec.replicas", "{err}");
+    assert!(err.to_string().contains("Kubernetes' limit"), "{err}");
+    let fine = text.replace(&huge, "2147483647");
+    let set =
+        ManifestSet::from_documents(manifests::load::parse_text(&fine, "t.yaml").expect("parses"))
+            .expect("typed");
+    let d = derive(&set, &DeriveOptions::default()).expect("int32 counts derive");
+    let total: f64 = d.versions.iter().map(|v| v.share).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{:?}", split(&d));
+}

@@ -385,6 +385,10 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
     ]
     .join("---\n");
     write(&dir.join("huge.yaml"), &huge);
+    write(
+        &dir.join("int64.yaml"),
+        &huge.replace("replicas: 1000", "replicas: 9223372036854775807"),
+    );
     let cases = [
         (
             "steps:\n  - path: ok.yaml\n    expect: one=ninety\n",
@@ -413,6 +417,10 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
         (
             "steps:\n  - path: huge.yaml\n",
             "step 1 (step 1): its workloads run 1000 replicas in all; a rehearsal starts at most 64",
+        ),
+        (
+            "steps:\n  - path: int64.yaml\n",
+            "spec.replicas: 9223372036854775807 replicas is beyond Kubernetes' limit",
         ),
         (
             "steps:\n  - path: missing.yaml\n",

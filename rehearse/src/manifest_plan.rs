@@ -114,8 +114,7 @@ fn replicas_of(derivation: &Derivation) -> u64 {
         .destinations
         .iter()
         .flat_map(|d| &d.members)
-        .map(|m| m.replicas)
-        .sum()
+        .fold(0u64, |sum, m| sum.saturating_add(m.replicas))
 }
 
 /// Why a plan cannot be rehearsed (exit 2).

@@ -16,6 +16,9 @@ use super::model::{Labels, ManifestSet, Resource, Workload, short_host};
 use super::version;
 use crate::expect::{ExpectError, Expectation};
 
+/// The most replicas a workload may declare: Kubernetes' `spec.replicas` is an int32.
+pub const MAX_REPLICAS: u64 = i32::MAX as u64;
+
 /// What the derivation may be told beyond the manifests.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeriveOptions {
@@ -448,15 +451,27 @@ fn resolve(
     for (r, w) in workloads {
         let (version, from) = workload_version(r, w, options)?;
         let replicas = w.spec.replica_count();
+        if replicas > MAX_REPLICAS {
+            return fail(
+                r.id(),
+                "spec.replicas",
+                format!(
+                    "{replicas} replicas is beyond Kubernetes' limit ({MAX_REPLICAS}, an int32)"
+                ),
+            );
+        }
         match by_version.iter_mut().find(|(v, _, _)| *v == version) {
             Some(entry) => {
-                entry.1 += replicas;
+                entry.1 = entry.1.saturating_add(replicas);
                 entry.2.push((r, from, replicas));
             }
             None => by_version.push((version, replicas, vec![(r, from, replicas)])),
         }
     }
-    let total: u64 = by_version.iter().map(|(_, n, _)| n).sum();
+    // Saturating: spec.replicas is any i64 in a manifest, and three of them overflow.
+    let total: u64 = by_version
+        .iter()
+        .fold(0u64, |sum, (_, n, _)| sum.saturating_add(*n));
     if by_version.len() > 1 {
         if total == 0 {
             return fail(
