@@ -385,6 +385,20 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
     ]
     .join("---\n");
     write(&dir.join("huge.yaml"), &huge);
+    // Istio's weight is an int32: beyond it, the gateway's weights would be clamped and
+    // the rehearsed split would differ from the derived one.
+    write(
+        &dir.join("weight.yaml"),
+        &[
+            deployment("echo-stable", "stable", "one", 1).as_str(),
+            &deployment("echo-canary", "canary", "two", 1),
+            SERVICE,
+            &destination_rule(&["stable", "canary"]),
+            &virtual_service(&[(Some("stable"), 5), (Some("canary"), 1)])
+                .replace("weight: 5\n", "weight: 5000000000\n"),
+        ]
+        .join("---\n"),
+    );
     write(
         &dir.join("int64.yaml"),
         &huge.replace("replicas: 1000", "replicas: 9223372036854775807"),
@@ -421,6 +435,10 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
         (
             "steps:\n  - path: int64.yaml\n",
             "spec.replicas: 9223372036854775807 replicas is beyond Kubernetes' limit",
+        ),
+        (
+            "steps:\n  - path: weight.yaml\n",
+            "spec.tcp[0].route[0].weight: the weight 5000000000 is beyond the route API's limit",
         ),
         (
             "steps:\n  - path: missing.yaml\n",

@@ -19,6 +19,9 @@ use crate::expect::{ExpectError, Expectation};
 /// The most replicas a workload may declare: Kubernetes' `spec.replicas` is an int32.
 pub const MAX_REPLICAS: u64 = i32::MAX as u64;
 
+/// The largest route weight: Istio's and Gateway API's `weight` is an int32.
+pub const MAX_WEIGHT: i64 = i32::MAX as i64;
+
 /// What the derivation may be told beyond the manifests.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeriveOptions {
@@ -271,6 +274,16 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
                 d.resource.id(),
                 format!("{}.weight", d.field),
                 format!("the weight {} is negative", d.weight),
+            );
+        }
+        if d.weight > MAX_WEIGHT {
+            return fail(
+                d.resource.id(),
+                format!("{}.weight", d.field),
+                format!(
+                    "the weight {} is beyond the route API's limit ({MAX_WEIGHT}, an int32)",
+                    d.weight
+                ),
             );
         }
         total += d.weight as f64;
