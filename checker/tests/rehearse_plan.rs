@@ -138,6 +138,13 @@ spec:
     out
 }
 
+/// `dir/plan.yaml`, one step naming `source`.
+fn write_plan(dir: &Path, source: &Path) -> PathBuf {
+    let plan = dir.join("plan.yaml");
+    write(&plan, &format!("steps:\n  - path: {}\n", source.display()));
+    plan
+}
+
 fn write(path: &Path, text: &str) {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).unwrap();
@@ -454,6 +461,21 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
         assert_eq!(lines.len(), 1, "{text}: {run:?}");
         assert!(lines[0].contains(wanted), "{text}: {}", lines[0]);
     }
+    // A Helm-style template directory (deploy/harness/templates is one): named as such.
+    let run = run_checker(&[
+        "rehearse",
+        "--plan",
+        write_plan(dir, &repo().join("deploy/harness/templates"))
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr.contains("it looks like an unrendered template")
+            && run.stderr.contains("helm template"),
+        "{run:?}"
+    );
     // A device that never ends: the read stops at the limit.
     let run = run_checker(&["rehearse", "--plan", "/dev/zero"]);
     assert_eq!(run.code, 2, "{run:?}");

@@ -244,8 +244,14 @@ pub fn load_with(
                 RenderError::Other(m) => step_error(m),
             })?
         } else {
-            manifests::read(&[path.display().to_string()])
-                .map_err(|e| step_error(format!("cannot read the manifests: {e}")))?
+            manifests::read(&[path.display().to_string()]).map_err(|e| {
+                let hint = if looks_templated(&path) {
+                    "; it looks like an unrendered template (`{{ ... }}`): render it first (`helm template`, or the tool that owns it) and name the rendered file in the plan"
+                } else {
+                    ""
+                };
+                step_error(format!("cannot read the manifests: {e}{hint}"))
+            })?
         };
         let derivation = manifests::derive(&set, &options).map_err(|e| {
             let e = e.to_string();
@@ -409,6 +415,32 @@ fn parse(text: &str) -> Result<PlanFile, (String, String)> {
         ));
     }
     Ok(plan)
+}
+
+/// Whether the file at `path`, or a YAML/JSON file directly in the directory at `path`,
+/// holds Go template actions (`{{ .Values.x }}`): a Helm chart's or Harness's templates.
+fn looks_templated(path: &Path) -> bool {
+    let templated = |file: &Path| {
+        let mut text = String::new();
+        std::fs::File::open(file)
+            .and_then(|f| f.take(load::MAX_INPUT_BYTES).read_to_string(&mut text))
+            .is_ok()
+            && text.contains("{{")
+            && text.contains("}}")
+    };
+    if path.is_file() {
+        return templated(path);
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    entries.flatten().map(|e| e.path()).any(|p| {
+        let manifest = p
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"));
+        manifest && p.is_file() && templated(&p)
+    })
 }
 
 /// Whether `path` is a directory holding a kustomization file.
