@@ -392,3 +392,65 @@ spec:
     let names: Vec<&str> = d.destinations.iter().map(|x| x.name.as_str()).collect();
     assert_eq!(names, ["echo", "echo-2"]);
 }
+
+#[test]
+fn a_zero_weight_destination_selecting_nothing_is_left_out_with_a_note() {
+    // After a canary delete the subset stays in the route at weight 0, selecting no pod.
+    let text = std::fs::read_to_string(fixture("kustomize-2-canary-10.yaml")).expect("fixture");
+    let typed = |t: &str| {
+        ManifestSet::from_documents(manifests::load::parse_text(t, "b.yaml").expect("parses"))
+            .expect("typed")
+    };
+    let deleted = text
+        .replace("weight: 10\n", "weight: 0\n")
+        .replace("weight: 90\n", "weight: 100\n")
+        .replace(
+            "  - labels:\n      track: canary\n",
+            "  - labels:\n      track: nowhere\n",
+        );
+    let d = derive(&typed(&deleted), &DeriveOptions::default()).expect("derives");
+    assert_eq!(split(&d), pairs(&[("one", 100.0)]));
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains("has weight 0") && n.contains("selects no workload")),
+        "{:?}",
+        d.notes
+    );
+    assert_eq!(d.destinations.len(), 2);
+    assert!(d.destinations[1].members.is_empty());
+
+    // A route that lists no destination says so.
+    let start = text.find("    route:\n").expect("a route");
+    let empty = format!("{}    route: []\n", &text[..start]);
+    let err = derive(&typed(&empty), &DeriveOptions::default()).expect_err("no destination");
+    assert!(err.to_string().contains("lists no destination"), "{err}");
+}
+
+#[test]
+fn replica_counts_beyond_kubernetes_int32_are_refused_not_summed_into_an_overflow() {
+    let text = std::fs::read_to_string(fixture("replica-ratio.yaml")).expect("fixture");
+    let huge = i64::MAX.to_string();
+    // Three workloads of i64::MAX replicas behind one Service: their sum overflows u64.
+    let start = text
+        .find("apiVersion: apps/v1\nkind: StatefulSet")
+        .expect("echo-v2");
+    let end = start + text[start..].find("---").expect("a document after echo-v2");
+    let third = text[start..end].replace("name: echo-v2", "name: echo-v3");
+    let text = format!("{}---\n{third}{}", &text[..end], &text[end..])
+        .replace("replicas: 3", &format!("replicas: {huge}"))
+        .replace("replicas: 1", &format!("replicas: {huge}"));
+    let set =
+        ManifestSet::from_documents(manifests::load::parse_text(&text, "t.yaml").expect("parses"))
+            .expect("typed");
+    let err = derive(&set, &DeriveOptions::default()).expect_err("beyond int32");
+    assert_eq!(err.field, "spec.replicas", "{err}");
+    assert!(err.to_string().contains("Kubernetes' limit"), "{err}");
+    let fine = text.replace(&huge, "2147483647");
+    let set =
+        ManifestSet::from_documents(manifests::load::parse_text(&fine, "t.yaml").expect("parses"))
+            .expect("typed");
+    let d = derive(&set, &DeriveOptions::default()).expect("int32 counts derive");
+    let total: f64 = d.versions.iter().map(|v| v.share).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{:?}", split(&d));
+}

@@ -138,6 +138,13 @@ spec:
     out
 }
 
+/// `dir/plan.yaml`, one step naming `source`.
+fn write_plan(dir: &Path, source: &Path) -> PathBuf {
+    let plan = dir.join("plan.yaml");
+    write(&plan, &format!("steps:\n  - path: {}\n", source.display()));
+    plan
+}
+
 fn write(path: &Path, text: &str) {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).unwrap();
@@ -385,6 +392,24 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
     ]
     .join("---\n");
     write(&dir.join("huge.yaml"), &huge);
+    // Istio's weight is an int32: beyond it, the gateway's weights would be clamped and
+    // the rehearsed split would differ from the derived one.
+    write(
+        &dir.join("weight.yaml"),
+        &[
+            deployment("echo-stable", "stable", "one", 1).as_str(),
+            &deployment("echo-canary", "canary", "two", 1),
+            SERVICE,
+            &destination_rule(&["stable", "canary"]),
+            &virtual_service(&[(Some("stable"), 5), (Some("canary"), 1)])
+                .replace("weight: 5\n", "weight: 5000000000\n"),
+        ]
+        .join("---\n"),
+    );
+    write(
+        &dir.join("int64.yaml"),
+        &huge.replace("replicas: 1000", "replicas: 9223372036854775807"),
+    );
     let cases = [
         (
             "steps:\n  - path: ok.yaml\n    expect: one=ninety\n",
@@ -395,6 +420,11 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
             "field steps[0].weights: unknown field `weights`",
         ),
         ("steps:\n  - name: no path\n", "missing field `path`"),
+        // A name that would move the cursor or split the one-sentence summary.
+        (
+            "steps:\n  - name: \"x\\e[2Jy\\nz\"\n    path: ok.yaml\n",
+            "field steps[0].name: it holds a control character",
+        ),
         ("steps: []\n", "field steps: the plan lists no step"),
         (
             "steps: [\n",
@@ -410,6 +440,14 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
             "step 1 (step 1): its workloads run 1000 replicas in all; a rehearsal starts at most 64",
         ),
         (
+            "steps:\n  - path: int64.yaml\n",
+            "spec.replicas: 9223372036854775807 replicas is beyond Kubernetes' limit",
+        ),
+        (
+            "steps:\n  - path: weight.yaml\n",
+            "spec.tcp[0].route[0].weight: the weight 5000000000 is beyond the route API's limit",
+        ),
+        (
             "steps:\n  - path: missing.yaml\n",
             "step 1 (step 1): cannot read the manifests",
         ),
@@ -423,6 +461,28 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
         assert_eq!(lines.len(), 1, "{text}: {run:?}");
         assert!(lines[0].contains(wanted), "{text}: {}", lines[0]);
     }
+    // A Helm-style template directory (deploy/harness/templates is one): named as such.
+    let run = run_checker(&[
+        "rehearse",
+        "--plan",
+        write_plan(dir, &repo().join("deploy/harness/templates"))
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr.contains("it looks like an unrendered template")
+            && run.stderr.contains("helm template"),
+        "{run:?}"
+    );
+    // A device that never ends: the read stops at the limit.
+    let run = run_checker(&["rehearse", "--plan", "/dev/zero"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("/dev/zero: it is larger than 1024 KiB"),
+        "{run:?}"
+    );
     let run = run_checker(&[
         "rehearse",
         "--plan",
@@ -499,6 +559,9 @@ fn the_help_documents_the_plan_format() {
     for line in [
         "--plan <FILE>",
         "  route_port: 31400",
+        "  version_of:",
+        "--version-of <NAME=VERSION,...>",
+        "--route-port <PORT>",
         "  steps:",
         "    - name: canary at 10",
         "      path: overlays/2-canary-10",
@@ -606,4 +669,172 @@ fn the_kustomize_plan_passes_every_step_through_envoy() {
     // Through Envoy each weight step is a listener update that cuts held connections
     // when the drain time ends: a finding, not a loss.
     assert_kustomize_walk(&run, &doc);
+}
+
+/// A Deployment whose container shows no version (only an image tag, as a Helm chart
+/// templates it), a Service over it and a VirtualService routing port 31400 to it.
+fn unversioned_manifests() -> String {
+    let deployment = deployment("echo-stable", "stable", "unused", 1).replace(
+        "          image: tcp-canary/echo-server:0.1.0\n          args: [\"9000,9001\", \"unused\"]\n",
+        "          image: registry.invalid/echo-server:v7\n",
+    );
+    assert!(!deployment.contains("args"), "{deployment}");
+    let route = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: echo
+spec:
+  hosts: [\"*\"]
+  tcp:
+    - match: [{port: 31400}]
+      route:
+        - destination: {host: echo}
+";
+    [deployment.as_str(), SERVICE, route].join("---\n")
+}
+
+#[test]
+fn versions_the_manifests_do_not_show_come_from_the_plan_or_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(&dir.join("all.yaml"), &unversioned_manifests());
+    let plan = dir.join("plan.yaml");
+    let plan_arg = plan.to_str().unwrap();
+
+    // Nothing says the version: one sentence naming the way out, exit 2.
+    write(&plan, "steps:\n  - path: all.yaml\n");
+    let run = run_checker(&["rehearse", "--plan", plan_arg]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr.contains("give --version-of echo-stable=VERSION")
+            && run.stderr.contains("under `version_of:` in the plan"),
+        "{run:?}"
+    );
+
+    // A misspelt name would leave the version unknown: it is named, not ignored.
+    write(
+        &plan,
+        "version_of:\n  echo-stable: v7\n  echo-stabel: v7\nsteps:\n  - path: all.yaml\n",
+    );
+    let run = run_checker(&["rehearse", "--plan", plan_arg, "--version-of", "ekho=v1"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("field version_of: echo-stabel, ekho given (here or with --version-of)"),
+        "{run:?}"
+    );
+
+    // The plan's `version_of` says it: the fleet answers with it and the step passes.
+    write(
+        &plan,
+        "version_of:\n  echo-stable: v7\nsteps:\n  - path: all.yaml\n",
+    );
+    let (run, doc) = rehearse_plan(&plan, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(field(&doc, "expect"), ["v7=100"]);
+    assert_eq!(
+        events(&steps(&doc)[0]),
+        ["started Deployment/echo-stable behind echo: 1 replica(s) answering v7"]
+    );
+
+    // The command line wins over the plan, name by name, and over its route_port.
+    write(
+        &plan,
+        "route_port: 31401\nversion_of:\n  echo-stable: v7\nsteps:\n  - path: all.yaml\n",
+    );
+    let run = run_checker(&["rehearse", "--plan", plan_arg]);
+    assert_eq!(run.code, 2, "no route on the plan's port: {run:?}");
+    assert!(run.stderr.contains("port 31401"), "{run:?}");
+    let (run, doc) = rehearse_plan(
+        &plan,
+        &["--route-port", "31400", "--version-of", "echo-stable=v8"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(field(&doc, "expect"), ["v8=100"]);
+    assert_eq!(field(&doc, "outcome"), ["PASS"]);
+
+    // A plan's version that no reply could carry names its field.
+    write(
+        &plan,
+        "version_of:\n  echo-stable: 'v 7'\nsteps:\n  - path: all.yaml\n",
+    );
+    let run = run_checker(&["rehearse", "--plan", plan_arg]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("field version_of.echo-stable"),
+        "{run:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs kubectl (kubectl kustomize renders the step)"]
+fn a_failing_kustomize_build_reaches_the_user_as_one_sentence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        &dir.join("broken/kustomization.yaml"),
+        "resources: [not-there.yaml]\n",
+    );
+    let plan = dir.join("plan.yaml");
+    write(&plan, "steps:\n  - name: broken\n    path: broken\n");
+    let run = run_checker(&["rehearse", "--plan", plan.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{run:?}");
+    let line = lines[0];
+    assert!(
+        line.contains("step 1 (broken): kubectl kustomize")
+            && line.contains("failed (exit status: 1): ")
+            && line.contains("not-there.yaml"),
+        "{line}"
+    );
+    // kubectl's log header (`E1130 23:54:55.293838 16492 run.go:72]`) and its
+    // structured-log quoting are not part of the sentence.
+    assert!(!line.contains(".go:") && !line.contains("err=\""), "{line}");
+}
+
+#[test]
+fn a_deleted_canary_left_at_weight_0_in_the_route_drains_and_passes() {
+    // Harness's Canary Delete (deploy/harness/README.md): the canary subset stays in the
+    // route at weight 0 and selects no pod until the next release.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let plan = two_step_plan(dir, "one=90,two=10");
+    let deleted = dir.join("canary-deleted");
+    write(
+        &deleted.join("stable.yaml"),
+        &deployment("echo-stable", "stable", "one", 2),
+    );
+    write(&deleted.join("service.yaml"), SERVICE);
+    write(
+        &deleted.join("destinationrule.yaml"),
+        &destination_rule(&["stable", "canary"]),
+    );
+    write(
+        &deleted.join("virtualservice.yaml"),
+        &virtual_service(&[(Some("stable"), 100), (Some("canary"), 0)]),
+    );
+    let mut text = std::fs::read_to_string(&plan).unwrap();
+    text.push_str(
+        "  - name: canary deleted\n    path: canary-deleted\n    expect: one=100,two=0\n",
+    );
+    write(&plan, &text);
+    let (run, doc) = rehearse_plan(&plan, &["--hold", "2", "--grace", "1s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(field(&doc, "outcome"), ["PASS", "PASS", "PASS"]);
+    assert_eq!(field(&doc, "expect")[2], "one=100,two=0");
+    let last = &steps(&doc)[2];
+    assert_eq!(last["manifests"]["derived"], "one=100", "{last:#}");
+    assert_eq!(
+        last["gateway_weights"],
+        serde_json::json!([["stable", 100], ["canary", 0]])
+    );
+    let events = events(last);
+    assert!(
+        events.iter().any(|e| e.contains("Deployment/echo-canary")),
+        "the canary's replica is stopped: {events:?}"
+    );
 }

@@ -3,6 +3,9 @@
 //!
 //! ```yaml
 //! route_port: 31400          # optional: the gateway port whose tcp route to use
+//! version_of:                # optional: the version a subset, Service or workload
+//!   stable: one              # answers with where its manifests do not show it
+//!   canary: two
 //! steps:
 //!   - name: canary at 10     # optional (default "step N")
 //!     path: overlays/2-canary-10   # a file, a directory of YAML/JSON files, or a
@@ -14,9 +17,15 @@
 //! `kustomization.yaml`, is rendered with `kubectl kustomize`) and its split derived
 //! ([`checker_core::manifests::derive`]) before anything starts, so a plan that cannot
 //! be rehearsed stops at once with one sentence naming the step, the file and the field.
+//! `--route-port` on the command line replaces the plan's `route_port`; `--version-of`
+//! entries are merged into the plan's `version_of`, the command line's winning for a
+//! name both give.
+//!
 //! A given `expect` that disagrees with the derivation does not stop the plan: the step
 //! runs, is verified against the derived split, and fails with a sentence naming both.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -41,6 +50,10 @@ struct PlanFile {
     /// The gateway port whose tcp route to use.
     #[serde(default)]
     route_port: Option<u32>,
+    /// The version a subset, Service or workload answers with where its manifests do
+    /// not show it.
+    #[serde(default)]
+    version_of: BTreeMap<String, String>,
     /// The steps, in order.
     steps: Vec<StepEntry>,
 }
@@ -101,8 +114,7 @@ fn replicas_of(derivation: &Derivation) -> u64 {
         .destinations
         .iter()
         .flat_map(|d| &d.members)
-        .map(|m| m.replicas)
-        .sum()
+        .fold(0u64, |sum, m| sum.saturating_add(m.replicas))
 }
 
 /// Why a plan cannot be rehearsed (exit 2).
@@ -155,13 +167,18 @@ pub enum PlanError {
 }
 
 /// Reads the plan at `file`, renders and derives every step (running `kubectl` for
-/// kustomize directories).
-pub fn load(file: &Path) -> Result<ManifestPlan, PlanError> {
-    load_with(file, KUBECTL)
+/// kustomize directories); `overrides` are the command line's `--route-port` (replaces
+/// the plan's) and `--version-of` (merged into the plan's, winning per name).
+pub fn load(file: &Path, overrides: &DeriveOptions) -> Result<ManifestPlan, PlanError> {
+    load_with(file, KUBECTL, overrides)
 }
 
 /// [`load`] with another kubectl binary.
-pub fn load_with(file: &Path, kubectl: &str) -> Result<ManifestPlan, PlanError> {
+pub fn load_with(
+    file: &Path,
+    kubectl: &str,
+    overrides: &DeriveOptions,
+) -> Result<ManifestPlan, PlanError> {
     let shown = file.display().to_string();
     let text = read_plan(file).map_err(|message| PlanError::Read {
         file: shown.clone(),
@@ -185,10 +202,13 @@ pub fn load_with(file: &Path, kubectl: &str) -> Result<ManifestPlan, PlanError> 
         }
     })?;
     let base = file.parent().unwrap_or(Path::new("."));
+    let mut version_of = plan.version_of.clone();
+    version_of.extend(overrides.version_of.clone());
     let options = DeriveOptions {
-        route_port: plan.route_port,
-        ..DeriveOptions::default()
+        route_port: overrides.route_port.or(plan.route_port),
+        version_of,
     };
+    let mut unused: BTreeSet<String> = options.version_of.keys().cloned().collect();
     let mut steps = Vec::new();
     for (i, entry) in plan.steps.iter().enumerate() {
         let number = i + 1;
@@ -224,11 +244,34 @@ pub fn load_with(file: &Path, kubectl: &str) -> Result<ManifestPlan, PlanError> 
                 RenderError::Other(m) => step_error(m),
             })?
         } else {
-            manifests::read(&[path.display().to_string()])
-                .map_err(|e| step_error(format!("cannot read the manifests: {e}")))?
+            manifests::read(&[path.display().to_string()]).map_err(|e| {
+                let hint = if looks_templated(&path) {
+                    "; it looks like an unrendered template (`{{ ... }}`): render it first (`helm template`, or the tool that owns it) and name the rendered file in the plan"
+                } else {
+                    ""
+                };
+                step_error(format!("cannot read the manifests: {e}{hint}"))
+            })?
         };
-        let derivation = manifests::derive(&set, &options)
-            .map_err(|e| step_error(format!("cannot derive the split from {}: {e}", entry.path)))?;
+        let derivation = manifests::derive(&set, &options).map_err(|e| {
+            let e = e.to_string();
+            let hint = if e.contains("--version-of") {
+                " (on the command line, or under `version_of:` in the plan)"
+            } else {
+                ""
+            };
+            step_error(format!(
+                "cannot derive the split from {}: {e}{hint}",
+                entry.path
+            ))
+        })?;
+        for v in &derivation.versions {
+            for p in &v.provenance {
+                if let Some(name) = p.version_from.strip_prefix("--version-of ") {
+                    unused.remove(name);
+                }
+            }
+        }
         let derived = derivation.expectation().map_err(|e| {
             step_error(format!(
                 "the split derived from {} ({}) cannot be checked: {e}",
@@ -265,6 +308,17 @@ pub fn load_with(file: &Path, kubectl: &str) -> Result<ManifestPlan, PlanError> 
             mismatch,
         });
     }
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(String::as_str).collect();
+        return Err(PlanError::Field {
+            file: shown,
+            field: "version_of".to_owned(),
+            message: format!(
+                "{} given (here or with --version-of) but no step's route reaches a subset, Service or workload of that name; check the spelling",
+                names.join(", ")
+            ),
+        });
+    }
     Ok(ManifestPlan {
         file: file.to_path_buf(),
         steps,
@@ -282,7 +336,18 @@ fn read_plan(file: &Path) -> Result<String, String> {
             MAX_PLAN_BYTES >> 10
         ));
     }
-    std::fs::read_to_string(file).map_err(|e| e.to_string())
+    // The size above is 0 for a device or a pipe (`/dev/stdin`): the read is bounded too.
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_PLAN_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_PLAN_BYTES {
+        return Err(format!(
+            "it is larger than {} KiB, the most a plan may be",
+            MAX_PLAN_BYTES >> 10
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
 }
 
 /// Parses the plan's text: the field path and the message when it is malformed.
@@ -306,6 +371,38 @@ fn parse(text: &str) -> Result<PlanFile, (String, String)> {
             "the plan lists no step; give at least one `- path: DIR`".to_owned(),
         ));
     }
+    if let Some(port) = plan.route_port
+        && !(1..=65535).contains(&port)
+    {
+        return Err((
+            "route_port".to_owned(),
+            format!("{port} is not a TCP port (1 to 65535)"),
+        ));
+    }
+    for (name, version) in &plan.version_of {
+        if name.trim().is_empty() {
+            return Err((
+                "version_of".to_owned(),
+                "a name is empty; give a subset, Service or workload name".to_owned(),
+            ));
+        }
+        protocol::validate_version(version)
+            .map_err(|e| (format!("version_of.{name}"), e.to_string()))?;
+    }
+    for (i, step) in plan.steps.iter().enumerate() {
+        let fields = [
+            ("name", step.name.as_deref()),
+            ("path", Some(step.path.as_str())),
+        ];
+        for (key, value) in fields {
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                return Err((
+                    format!("steps[{i}].{key}"),
+                    "it holds a control character (a newline, a tab, an escape); give one line of printable text".to_owned(),
+                ));
+            }
+        }
+    }
     if let Some((i, _)) = plan
         .steps
         .iter()
@@ -318,6 +415,32 @@ fn parse(text: &str) -> Result<PlanFile, (String, String)> {
         ));
     }
     Ok(plan)
+}
+
+/// Whether the file at `path`, or a YAML/JSON file directly in the directory at `path`,
+/// holds Go template actions (`{{ .Values.x }}`): a Helm chart's or Harness's templates.
+fn looks_templated(path: &Path) -> bool {
+    let templated = |file: &Path| {
+        let mut text = String::new();
+        std::fs::File::open(file)
+            .and_then(|f| f.take(load::MAX_INPUT_BYTES).read_to_string(&mut text))
+            .is_ok()
+            && text.contains("{{")
+            && text.contains("}}")
+    };
+    if path.is_file() {
+        return templated(path);
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    entries.flatten().map(|e| e.path()).any(|p| {
+        let manifest = p
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"));
+        manifest && p.is_file() && templated(&p)
+    })
 }
 
 /// Whether `path` is a directory holding a kustomization file.
@@ -340,13 +463,10 @@ fn render(dir: &Path, kubectl: &str) -> Result<ManifestSet, RenderError> {
     };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let first = stderr
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no message");
         return Err(RenderError::Other(format!(
-            "{shown} failed ({}): {first}",
-            output.status
+            "{shown} failed ({}): {}",
+            output.status,
+            kubectl_message(&stderr)
         )));
     }
     if output.stdout.len() as u64 > load::MAX_INPUT_BYTES {
@@ -361,6 +481,53 @@ fn render(dir: &Path, kubectl: &str) -> Result<ManifestSet, RenderError> {
         .map_err(|e| RenderError::Other(format!("cannot read its output: {e}")))?;
     ManifestSet::from_documents(documents)
         .map_err(|e| RenderError::Other(format!("cannot read its output: {e}")))
+}
+
+/// The one sentence of kubectl's stderr worth showing: its first non-empty line without
+/// klog's header (`E1130 23:54:55.293838   16492 run.go:72] `), the `err="..."` text of
+/// a structured `"command failed"` line, or the text after `error: `.
+fn kubectl_message(stderr: &str) -> String {
+    let Some(line) = stderr.lines().map(str::trim).find(|l| !l.is_empty()) else {
+        return "no message on its stderr".to_owned();
+    };
+    let line = strip_klog_header(line);
+    if let Some((_, rest)) = line.split_once("err=\"") {
+        let mut text = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => text.extend(chars.next()),
+                '"' => break,
+                c => text.push(c),
+            }
+        }
+        if !text.trim().is_empty() {
+            return text;
+        }
+    }
+    for prefix in ["error: ", "Error: "] {
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return rest.to_owned();
+        }
+    }
+    line.to_owned()
+}
+
+/// `line` without a leading klog header: a severity letter, `MMDD hh:mm:ss.micros`, the
+/// thread id and `file:line] `.
+fn strip_klog_header(line: &str) -> &str {
+    let mut bytes = line.bytes();
+    let severity = bytes.next().is_some_and(|b| b"IWEF".contains(&b));
+    let date = line
+        .get(1..5)
+        .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
+    if !(severity && date) {
+        return line;
+    }
+    match line.split_once("] ") {
+        Some((header, rest)) if header.len() < 64 && !header.contains('"') => rest.trim_start(),
+        _ => line,
+    }
 }
 
 /// Whether two splits give every version the same share (absent: 0).
@@ -404,7 +571,49 @@ mod tests {
         assert!(message.contains("missing field `path`"), "{message}");
         assert_eq!(err("steps:\n  - path: ''\n").0, "steps[0].path");
         assert_eq!(err("route_port: x\nsteps: []").0, "route_port");
+        assert_eq!(
+            err("steps:\n  - name: \"a\\nb\"\n    path: a\n").0,
+            "steps[0].name"
+        );
+        assert_eq!(
+            err("steps:\n  - path: \"a\\u001b[31m\"\n").0,
+            "steps[0].path"
+        );
         assert!(parse("steps:\n  - path: base\n    expect: one=1\n").is_ok());
+    }
+
+    #[test]
+    fn kubectl_stderr_becomes_its_message() {
+        let klog = "E1130 23:54:55.293838   16492 run.go:72] \"command failed\" err=\"accumulating resources: accumulation err='from \\\"x\\\"': no such file\"\nmore\n";
+        assert_eq!(
+            kubectl_message(klog),
+            "accumulating resources: accumulation err='from \"x\"': no such file"
+        );
+        assert_eq!(
+            kubectl_message("\nerror: must build at directory: not found\n"),
+            "must build at directory: not found"
+        );
+        assert_eq!(
+            kubectl_message("W1130 00:00:00.1 1 x.go:1] something odd"),
+            "something odd"
+        );
+        assert_eq!(kubectl_message("plain text"), "plain text");
+        assert_eq!(kubectl_message("  \n"), "no message on its stderr");
+    }
+
+    #[test]
+    fn plan_level_route_port_and_versions_are_checked() {
+        let err = |t: &str| parse(t).err().unwrap();
+        assert_eq!(
+            err("route_port: 70000\nsteps:\n  - path: a\n").0,
+            "route_port"
+        );
+        assert_eq!(err("route_port: 0\nsteps:\n  - path: a\n").0, "route_port");
+        let (field, message) = err("version_of: {stable: 'o ne'}\nsteps:\n  - path: a\n");
+        assert_eq!(field, "version_of.stable");
+        assert!(!message.is_empty());
+        let plan = parse("version_of: {stable: one}\nsteps:\n  - path: a\n").unwrap();
+        assert_eq!(plan.version_of["stable"], "one");
     }
 
     #[test]

@@ -16,6 +16,12 @@ use super::model::{Labels, ManifestSet, Resource, Workload, short_host};
 use super::version;
 use crate::expect::{ExpectError, Expectation};
 
+/// The most replicas a workload may declare: Kubernetes' `spec.replicas` is an int32.
+pub const MAX_REPLICAS: u64 = i32::MAX as u64;
+
+/// The largest route weight: Istio's and Gateway API's `weight` is an int32.
+pub const MAX_WEIGHT: i64 = i32::MAX as i64;
+
 /// What the derivation may be told beyond the manifests.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeriveOptions {
@@ -270,6 +276,16 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
                 format!("the weight {} is negative", d.weight),
             );
         }
+        if d.weight > MAX_WEIGHT {
+            return fail(
+                d.resource.id(),
+                format!("{}.weight", d.field),
+                format!(
+                    "the weight {} is beyond the route API's limit ({MAX_WEIGHT}, an int32)",
+                    d.weight
+                ),
+            );
+        }
         total += d.weight as f64;
         let resolved = resolve(set, d, options, &mut notes)?;
         destinations.push(destination_of(d, &resolved, &destinations));
@@ -287,6 +303,13 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
                 }),
             }
         }
+    }
+    if route.destinations.is_empty() {
+        return fail(
+            route.resource.id(),
+            route.field.clone(),
+            "the route lists no destination: no connection would be routed",
+        );
     }
     if total <= 0.0 {
         return fail(
@@ -418,6 +441,15 @@ fn resolve(
         },
     };
     let workloads = set.selected(&selector);
+    if workloads.is_empty() && d.weight == 0 {
+        // Istio sends such a destination nothing: after a canary is deleted, its subset
+        // stays in the route at weight 0 selecting no pod until the next release.
+        notes.push(format!(
+            "{destination} ({}) has weight 0 and {selected_by} selects no workload: it gets no connection and names no version",
+            d.field
+        ));
+        return Ok(Vec::new());
+    }
     if workloads.is_empty() {
         return fail(
             d.resource.id(),
@@ -432,15 +464,27 @@ fn resolve(
     for (r, w) in workloads {
         let (version, from) = workload_version(r, w, options)?;
         let replicas = w.spec.replica_count();
+        if replicas > MAX_REPLICAS {
+            return fail(
+                r.id(),
+                "spec.replicas",
+                format!(
+                    "{replicas} replicas is beyond Kubernetes' limit ({MAX_REPLICAS}, an int32)"
+                ),
+            );
+        }
         match by_version.iter_mut().find(|(v, _, _)| *v == version) {
             Some(entry) => {
-                entry.1 += replicas;
+                entry.1 = entry.1.saturating_add(replicas);
                 entry.2.push((r, from, replicas));
             }
             None => by_version.push((version, replicas, vec![(r, from, replicas)])),
         }
     }
-    let total: u64 = by_version.iter().map(|(_, n, _)| n).sum();
+    // Saturating: spec.replicas is any i64 in a manifest, and three of them overflow.
+    let total: u64 = by_version
+        .iter()
+        .fold(0u64, |sum, (_, n, _)| sum.saturating_add(*n));
     if by_version.len() > 1 {
         if total == 0 {
             return fail(

@@ -8,6 +8,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::command::emit;
+use super::expect_from::DeriveArgs;
 use super::{OutputFormat, RuleArgs};
 use duration_arg::parse as parse_duration;
 use rehearse::envoy::{EnvoyOptions, WeightsVia};
@@ -180,6 +181,8 @@ pub struct RehearseArgs {
     /// The plan (paths relative to the plan file; deploy/kustomize/steps.yaml is one):
     ///
     ///   route_port: 31400            # optional: the gateway port whose tcp route to use
+    ///   version_of:                  # optional: the version a subset, Service or workload
+    ///     tcp-echo-canary: two       # answers with where its manifests do not show it
     ///   steps:
     ///     - name: canary at 10       # optional (default "step N")
     ///       path: overlays/2-canary-10   # a file, a directory of YAML/JSON files, or a
@@ -194,6 +197,11 @@ pub struct RehearseArgs {
     /// weights to the route's and verifies the derived split.
     #[arg(long, env = "CHECKER_REHEARSE_PLAN", value_name = "FILE", verbatim_doc_comment, conflicts_with_all = ["steps", "replicas", "chaos", "kill_replica", "shift_during"])]
     pub plan: Option<PathBuf>,
+    /// With --plan: the route port and versions the manifests do not show. --route-port
+    /// replaces the plan's `route_port`; --version-of is merged into the plan's
+    /// `version_of`, winning for a name both give. The built-in walk ignores them.
+    #[command(flatten)]
+    pub derive: DeriveArgs,
     /// Draw the whole walk to FILE.svg or FILE.html (see `checker plot`): every step's
     /// shares, expected weights, boundary and name, latency and errors.
     #[arg(long, env = "CHECKER_REHEARSE_PLOT", value_name = "FILE")]
@@ -283,13 +291,20 @@ fn stop_on_signals() -> (CancellationToken, Arc<OnceLock<i32>>) {
 pub async fn run(args: &RehearseArgs) -> i32 {
     let mut config = args.to_config();
     if let Some(file) = &args.plan {
-        match rehearse::manifest_plan::load(file) {
+        match rehearse::manifest_plan::load(file, &args.derive.options()) {
             Ok(plan) => config.plan = Some(plan),
             Err(e) => {
                 eprintln!("checker: {e}");
                 return checker_core::exit::USAGE;
             }
         }
+    }
+    if config.plan.is_none()
+        && (args.derive.route_port.is_some() || !args.derive.version_of.is_empty())
+    {
+        tracing::warn!(
+            "--route-port and --version-of apply to --plan only; the built-in walk ignores them"
+        );
     }
     let plot = match args
         .plot
