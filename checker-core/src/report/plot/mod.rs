@@ -111,7 +111,7 @@ pub enum PlotError {
     EmptyDir(PathBuf),
     /// The input holds no sample at all.
     #[error(
-        "{0} hold no samples: nothing to draw (write some with `checker verify --samples-out FILE`)"
+        "no sample in {0}: nothing to draw (write some with `checker verify --samples-out FILE`)"
     )]
     NoSamples(String),
     /// The output's extension names no known format.
