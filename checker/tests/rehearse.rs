@@ -9,12 +9,15 @@
 #![cfg(feature = "rehearse")] // the subcommand exists only with the default feature
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::assert_rehearsal_schema_valid;
 use test_support::ChildGuard;
 
 /// Longest a whole walk may take in a debug build before the test gives up.
@@ -77,17 +80,6 @@ fn rehearse_json(args: &[&str]) -> (i32, Value, String) {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
     assert_rehearsal_schema_valid(&doc);
     (code, doc, err)
-}
-
-/// Validates `doc` against checker/schema/rehearsal.schema.json, panicking with every error.
-fn assert_rehearsal_schema_valid(doc: &Value) {
-    let schema: Value = serde_json::from_str(rehearse::summary::SCHEMA).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "schema errors: {errors:#?}\n{doc:#}");
 }
 
 fn steps(doc: &Value) -> &Vec<Value> {

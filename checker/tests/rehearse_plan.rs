@@ -18,20 +18,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Guard, Run, checker, run_checker, wait_output};
+use support::{
+    Guard, Run, assert_rehearsal_schema_valid, checker, run_checker, run_checker_env, wait_output,
+};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn assert_rehearsal_schema_valid(doc: &Value) {
-    let schema: Value = serde_json::from_str(rehearse::summary::SCHEMA).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "schema errors: {errors:#?}\n{doc:#}");
 }
 
 /// `checker rehearse --plan PLAN ARGS --output json`: the run and its schema-valid document.
@@ -342,16 +334,10 @@ fn a_service_over_two_workloads_splits_by_replicas_and_a_new_version_replaces_re
 
 /// Runs `checker rehearse --plan PLAN` with PATH set to `path`.
 fn rehearse_with_path(plan: &Path, path: &Path) -> Run {
-    let child = Command::new(checker())
-        .args(["rehearse", "--plan", plan.to_str().unwrap()])
-        .env("PATH", path)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start checker");
-    wait_output(Guard(child))
+    run_checker_env(
+        &["rehearse", "--plan", plan.to_str().unwrap()],
+        &[("PATH", path.as_os_str())],
+    )
 }
 
 #[test]

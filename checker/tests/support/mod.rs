@@ -247,8 +247,15 @@ impl std::fmt::Debug for Run {
 
 /// Runs `checker <args>` to completion (bounded) and collects its output.
 pub fn run_checker(args: &[&str]) -> Run {
+    run_checker_env(args, &[])
+}
+
+/// Runs `checker <args>` with the variables `env` set, to completion (bounded), and
+/// collects its output.
+pub fn run_checker_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
     let child = Command::new(checker())
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -303,7 +310,21 @@ pub fn assert_schema_valid(document: &serde_json::Value) {
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read the schema"))
             .expect("the schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    assert_valid_against(&schema, document);
+}
+
+/// Validates `document` against checker/schema/rehearsal.schema.json (the schema the
+/// rehearse crate embeds), panicking with every error.
+#[cfg(feature = "rehearse")]
+pub fn assert_rehearsal_schema_valid(document: &serde_json::Value) {
+    let schema: serde_json::Value =
+        serde_json::from_str(rehearse::summary::SCHEMA).expect("the schema is JSON");
+    assert_valid_against(&schema, document);
+}
+
+/// Validates `document` against `schema`, panicking with every error.
+pub fn assert_valid_against(schema: &serde_json::Value, document: &serde_json::Value) {
+    let validator = jsonschema::validator_for(schema).expect("the schema compiles");
     let errors: Vec<String> = validator
         .iter_errors(document)
         .map(|e| format!("{} at {}", e, e.instance_path()))
