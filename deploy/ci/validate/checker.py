@@ -15,7 +15,7 @@ import subprocess
 
 import yaml
 
-from .common import ROOT, Unit
+from .common import Unit, cargo_binary
 
 _binary: str | None = None
 _cache: dict[str, dict] = {}
@@ -25,24 +25,8 @@ def binary() -> str:
     """The checker executable: CHECKER, else built by cargo (once)."""
     global _binary
     if _binary is None:
-        _binary = os.environ.get("CHECKER") or _build()
+        _binary = cargo_binary("checker", "CHECKER")
     return _binary
-
-
-def _build() -> str:
-    res = subprocess.run(
-        ["cargo", "build", "--quiet", "-p", "checker", "--bin", "checker",
-         "--message-format=json-render-diagnostics"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"cargo build -p checker failed (or set CHECKER): {res.stderr.strip()}")
-    for line in res.stdout.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and \
-                msg.get("target", {}).get("name") == "checker":
-            return msg["executable"]
-    raise RuntimeError("cargo build -p checker reported no checker executable (set CHECKER)")
 
 
 def lint(unit: Unit) -> dict:

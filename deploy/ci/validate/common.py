@@ -3,6 +3,9 @@ helpers over Kubernetes documents (names, selectors, pod templates)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,3 +125,22 @@ def by_kind(unit: Unit, kind: str, api_prefix: str = "") -> dict[str, dict]:
         for d in unit.docs
         if d.get("kind") == kind and str(d.get("apiVersion", "")).startswith(api_prefix)
     }
+
+
+def cargo_binary(package: str, variable: str) -> str:
+    """The path of PACKAGE's binary of the same name: $VARIABLE, else built by cargo."""
+    if os.environ.get(variable):
+        return os.environ[variable]
+    res = subprocess.run(
+        ["cargo", "build", "--quiet", "-p", package, "--bin", package,
+         "--message-format=json-render-diagnostics"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"cargo build -p {package} failed (or set {variable}): {res.stderr.strip()}")
+    for line in res.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and \
+                msg.get("target", {}).get("name") == package:
+            return msg["executable"]
+    raise RuntimeError(f"cargo build -p {package} reported no {package} executable (set {variable})")

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 
-from .common import ROOT
+from .common import cargo_binary
 
 _binary: str | None = None
 _cache: dict[tuple, tuple[dict | None, str]] = {}
@@ -22,24 +22,8 @@ def binary() -> str:
     """The echo-server executable: ECHO_SERVER_BIN, else built by cargo (once)."""
     global _binary
     if _binary is None:
-        _binary = os.environ.get("ECHO_SERVER_BIN") or _build()
+        _binary = cargo_binary("echo-server", "ECHO_SERVER_BIN")
     return _binary
-
-
-def _build() -> str:
-    res = subprocess.run(
-        ["cargo", "build", "--quiet", "-p", "echo-server", "--bin", "echo-server",
-         "--message-format=json-render-diagnostics"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"cargo build -p echo-server failed (or set ECHO_SERVER_BIN): {res.stderr.strip()}")
-    for line in res.stdout.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and \
-                msg.get("target", {}).get("name") == "echo-server":
-            return msg["executable"]
-    raise RuntimeError("cargo build -p echo-server reported no echo-server executable (set ECHO_SERVER_BIN)")
 
 
 def container_env(container: dict) -> dict[str, str]:
