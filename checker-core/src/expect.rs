@@ -99,6 +99,11 @@ impl Expectation {
         Ok(Self { versions })
     }
 
+    /// The expectation a split derived from manifests describes (`--expect-from`).
+    pub fn from_derivation(derivation: &manifests::Derivation) -> Result<Self, ExpectError> {
+        Self::new(derivation.weights())
+    }
+
     /// The versions in the order given.
     pub fn versions(&self) -> &[ExpectedVersion] {
         &self.versions

@@ -10,7 +10,6 @@ pub mod clock;
 pub mod exit;
 pub mod expect;
 pub mod hold;
-pub mod manifests;
 pub mod merge;
 pub mod report;
 pub mod sampler;

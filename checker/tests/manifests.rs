@@ -13,7 +13,7 @@ use support::{EchoServer, Guard, Run, assert_schema_valid, checker, run_checker,
 
 fn fixture(name: &str) -> String {
     repo()
-        .join("checker-core/tests/fixtures/manifests")
+        .join("manifests/tests/fixtures/manifests")
         .join(name)
         .display()
         .to_string()

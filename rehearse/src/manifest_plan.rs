@@ -15,7 +15,7 @@
 //!
 //! Every step's source is read (a kustomize directory, one holding a
 //! `kustomization.yaml`, is rendered with `kubectl kustomize`) and its split derived
-//! ([`checker_core::manifests::derive`]) before anything starts, so a plan that cannot
+//! ([`manifests::derive`]) before anything starts, so a plan that cannot
 //! be rehearsed stops at once with one sentence naming the step, the file and the field.
 //! `--route-port` on the command line replaces the plan's `route_port`; `--version-of`
 //! entries are merged into the plan's `version_of`, the command line's winning for a
@@ -32,7 +32,7 @@ use std::process::Command;
 use serde::Deserialize;
 
 use checker_core::expect::Expectation;
-use checker_core::manifests::{self, Derivation, DeriveOptions, ManifestSet, load};
+use manifests::{self, Derivation, DeriveOptions, ManifestSet, load};
 
 /// The largest plan file read, in bytes.
 pub const MAX_PLAN_BYTES: u64 = 1024 * 1024;
@@ -272,7 +272,7 @@ pub fn load_with(
                 }
             }
         }
-        let derived = derivation.expectation().map_err(|e| {
+        let derived = Expectation::from_derivation(&derivation).map_err(|e| {
             step_error(format!(
                 "the split derived from {} ({}) cannot be checked: {e}",
                 entry.path,

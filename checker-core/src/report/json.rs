@@ -85,7 +85,7 @@ pub struct Document<'a> {
     pub held: Option<&'a crate::hold::HeldReport>,
     /// The split derived from manifests (`--expect-from`), with its provenance; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected_from: Option<&'a crate::manifests::Derivation>,
+    pub expected_from: Option<&'a manifests::Derivation>,
 }
 
 /// The health checks of a run: what was asked and what came out.

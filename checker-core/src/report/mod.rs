@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod json;
+pub mod lint;
 pub mod load;
 pub mod model;
 pub mod plot;

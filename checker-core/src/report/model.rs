@@ -206,7 +206,7 @@ pub struct VerifyReport {
     pub held: Option<crate::hold::HeldReport>,
     /// The split derived from manifests (`--expect-from`), with its provenance.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected_from: Option<crate::manifests::Derivation>,
+    pub expected_from: Option<manifests::Derivation>,
 }
 
 /// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).

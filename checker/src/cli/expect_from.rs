@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 
 use checker_core::expect::Expectation;
-use checker_core::manifests::{self, Derivation, DeriveOptions};
+use manifests::{self, Derivation, DeriveOptions};
 
 /// How a split is derived from manifests (`verify --expect-from`, `lint`).
 #[derive(Debug, Clone, Args)]
@@ -45,7 +45,7 @@ pub fn derive(sources: &[String], args: &DeriveArgs) -> Result<(Expectation, Der
     let set = manifests::read(sources).map_err(|e| format!("cannot read the manifests: {e}"))?;
     let derivation = manifests::derive(&set, &args.options())
         .map_err(|e| format!("cannot derive the expected split from the manifests: {e}"))?;
-    let expectation = derivation.expectation().map_err(|e| {
+    let expectation = Expectation::from_derivation(&derivation).map_err(|e| {
         format!(
             "the split derived from the manifests ({}) cannot be checked: {e}",
             derivation.expect_text()

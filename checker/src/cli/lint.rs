@@ -3,7 +3,8 @@
 use clap::{Args, ValueEnum};
 
 use checker_core::exit;
-use checker_core::manifests::{self, lint};
+use checker_core::report::lint::LintReport;
+use manifests::{self, lint};
 
 use super::command::emit;
 use super::expect_from::DeriveArgs;
@@ -61,7 +62,7 @@ pub fn run(args: &LintArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    let report = lint::LintReport::of(&args.sources, &set, &args.derive.options());
+    let report = LintReport::of(&args.sources, &set, &args.derive.options());
     match args.output {
         LintOutput::Text => emit(&report.text()),
         LintOutput::Json => {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::load::RawDocument;
+use crate::load::RawDocument;
 
 /// Labels or a label selector's `matchLabels`.
 pub type Labels = BTreeMap<String, String>;

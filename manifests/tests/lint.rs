@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use checker_core::manifests::lint::{self, Finding, RULES};
-use checker_core::manifests::{DeriveOptions, ManifestSet, load};
+use manifests::lint::{self, Finding, RULES};
+use manifests::{DeriveOptions, ManifestSet, load};
 
 fn clean_text() -> String {
     let path =

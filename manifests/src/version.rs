@@ -95,7 +95,7 @@ fn is_port_list(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifests::model::EnvVar;
+    use crate::model::EnvVar;
 
     fn container(command: &[&str], args: &[&str], env: &[(&str, &str)]) -> Container {
         Container {

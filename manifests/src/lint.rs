@@ -6,11 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::derive::{
-    Derivation, DeriveError, DeriveOptions, RouteDestination, derive, flagger_workload, routes,
-    workload_version,
-};
-use super::model::{Kind, ManifestSet, Resource, short_host};
+use crate::derive::{DeriveOptions, RouteDestination, flagger_workload, routes, workload_version};
+use crate::model::{Kind, ManifestSet, Resource, short_host};
 
 /// One kind of finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -376,7 +373,7 @@ fn destination<'a>(
 }
 
 /// The Service port a destination uses must be TCP for Istio, and named when there are several.
-fn ports(d: &RouteDestination, svc_r: &Resource, svc: &super::model::Service, out: &mut Findings) {
+fn ports(d: &RouteDestination, svc_r: &Resource, svc: &crate::model::Service, out: &mut Findings) {
     let Some(number) = d.port else {
         if svc.ports.len() > 1 {
             out.add(
@@ -411,7 +408,7 @@ fn ports(d: &RouteDestination, svc_r: &Resource, svc: &super::model::Service, ou
     }
 }
 
-fn not_tcp(p: &super::model::ServicePort) -> String {
+fn not_tcp(p: &crate::model::ServicePort) -> String {
     format!(
         "the port {:?} ({}) is not named tcp or tcp-* and has no appProtocol: tcp, so Istio does not treat it as TCP",
         p.name,
@@ -423,7 +420,7 @@ fn not_tcp(p: &super::model::ServicePort) -> String {
 fn gateways(
     set: &ManifestSet,
     r: &Resource,
-    vs: &super::model::VirtualService,
+    vs: &crate::model::VirtualService,
     out: &mut Findings,
 ) {
     let mut servers = Vec::new();
@@ -466,104 +463,5 @@ fn gateways(
                 out.add(MATCH_PORT_NOT_ON_GATEWAY, r, format!("spec.tcp[{i}].match[{j}].port"), format!("port {port} is not a TCP server port of the VirtualService's Gateway: no connection on it reaches this route"));
             }
         }
-    }
-}
-
-/// The version of the lint document's layout (checker/schema/lint.schema.json).
-pub const SCHEMA_VERSION: u32 = 2;
-
-/// The schema the lint document follows, as kept in the repository.
-pub const SCHEMA: &str = include_str!("../../../checker/schema/lint.schema.json");
-
-/// The `checker lint --output json` document.
-#[derive(Debug, Clone, Serialize)]
-pub struct LintReport {
-    /// Layout version, [`SCHEMA_VERSION`].
-    pub schema_version: u32,
-    /// The program that wrote it.
-    pub tool: crate::report::json::Tool,
-    /// The sources read, as given.
-    pub sources: Vec<String>,
-    /// `clean` or `findings`.
-    pub outcome: &'static str,
-    /// Resources of known kinds read.
-    pub resources: usize,
-    /// Kinds that take no part in routing (`apiVersion kind`) and how many were skipped.
-    pub skipped_kinds: BTreeMap<String, usize>,
-    /// Every finding.
-    pub findings: Vec<Finding>,
-    /// The split these manifests route, derived as `verify --expect-from` derives it
-    /// (`None` when it cannot be, see `split_error`): scripts read it without sampling.
-    pub split: Option<Derivation>,
-    /// Why no split can be derived: the resource, the field and one sentence.
-    pub split_error: Option<DeriveError>,
-}
-
-impl LintReport {
-    /// Lints `set`, read from `sources`.
-    pub fn of(sources: &[String], set: &ManifestSet, options: &DeriveOptions) -> Self {
-        let findings = lint(set, options);
-        let (split, split_error) = match derive(set, options) {
-            Ok(d) => (Some(d), None),
-            Err(e) => (None, Some(e)),
-        };
-        Self {
-            schema_version: SCHEMA_VERSION,
-            tool: crate::report::json::Tool {
-                name: "checker",
-                version: env!("CARGO_PKG_VERSION"),
-            },
-            sources: sources.to_vec(),
-            outcome: if findings.is_empty() {
-                "clean"
-            } else {
-                "findings"
-            },
-            resources: set.resources.len(),
-            skipped_kinds: set.skipped.clone(),
-            findings,
-            split,
-            split_error,
-        }
-    }
-
-    /// The findings for the terminal, one line each, then a summary line.
-    pub fn text(&self) -> String {
-        let mut out = String::new();
-        for f in &self.findings {
-            let istio = f
-                .istio_code
-                .map(|c| format!(", istioctl {c}"))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "{} {}: {} ({}{istio}): {} [{}]\n",
-                f.resource, f.field, f.code, f.name, f.message, f.origin
-            ));
-        }
-        match (&self.split, &self.split_error) {
-            (Some(d), _) => out.push_str(&format!("split: {} ({})\n", d.expect_text(), d.route)),
-            (None, Some(e)) => out.push_str(&format!("split: none: {e}\n")),
-            (None, None) => {}
-        }
-        let skipped: usize = self.skipped_kinds.values().sum();
-        let skipped = if skipped == 0 {
-            String::new()
-        } else {
-            format!(", {skipped} of other kinds skipped")
-        };
-        if self.findings.is_empty() {
-            out.push_str(&format!(
-                "clean: {} resources, no findings{skipped}\n",
-                self.resources
-            ));
-        } else {
-            let n = self.findings.len();
-            let noun = if n == 1 { "finding" } else { "findings" };
-            out.push_str(&format!(
-                "{n} {noun} in {} resources{skipped}\n",
-                self.resources
-            ));
-        }
-        out
     }
 }

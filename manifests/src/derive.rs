@@ -12,9 +12,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::model::{Labels, ManifestSet, Resource, Workload, short_host};
-use super::version;
-use crate::expect::{ExpectError, Expectation};
+use crate::model::{Labels, ManifestSet, Resource, Workload, short_host};
+use crate::version;
 
 /// The most replicas a workload may declare: Kubernetes' `spec.replicas` is an int32.
 pub const MAX_REPLICAS: u64 = i32::MAX as u64;
@@ -218,7 +217,7 @@ pub(crate) fn routes(set: &ManifestSet) -> Vec<Route<'_>> {
 
 fn listener_port(set: &ManifestSet, gateway: &str, section: Option<&str>) -> Option<u32> {
     set.each(|k| match k {
-        super::model::Kind::ApiGateway(g) => Some(g),
+        crate::model::Kind::ApiGateway(g) => Some(g),
         _ => None,
     })
     .find(|(r, _)| r.meta.name == gateway)
@@ -622,9 +621,9 @@ fn labels_text(labels: &Labels) -> String {
 }
 
 impl Derivation {
-    /// The expectation this split describes, for `checker verify`.
-    pub fn expectation(&self) -> Result<Expectation, ExpectError> {
-        Expectation::new(self.versions.iter().map(|v| (v.name.clone(), v.weight)))
+    /// The split as version names and weights, in route order.
+    pub fn weights(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
+        self.versions.iter().map(|v| (v.name.as_str(), v.weight))
     }
 
     /// `one=90,two=10`: the split in `--expect` form.

@@ -1,4 +1,4 @@
-//! The manifests: Kubernetes resources read from YAML or JSON ([`load`]), typed
+//! The routing model of a TCP canary, no sockets: Kubernetes resources read from YAML or JSON ([`load`]), typed
 //! ([`model`]), the expected split derived from them with its provenance ([`derive`]),
 //! and the routing mistakes found in them ([`lint`]).
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use checker_core::manifests::{self, Derivation, DeriveOptions, ManifestSet, derive};
+use manifests::{self, Derivation, DeriveOptions, ManifestSet, derive};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

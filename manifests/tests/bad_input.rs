@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use checker_core::manifests::lint;
-use checker_core::manifests::load::{self, LoadError, MAX_INPUT_BYTES};
-use checker_core::manifests::{self, DeriveOptions, ManifestSet, ReadError};
+use manifests::lint;
+use manifests::load::{self, LoadError, MAX_INPUT_BYTES};
+use manifests::{self, DeriveOptions, ManifestSet, ReadError};
 use proptest::prelude::*;
 
 fn dir(name: &str) -> PathBuf {
@@ -21,7 +21,9 @@ fn pipeline(text: &str, name: &str) -> Result<ManifestSet, String> {
     let docs = load::parse_text(text, name).map_err(|e| e.to_string())?;
     let set = ManifestSet::from_documents(docs).map_err(|e| e.to_string())?;
     let _ = manifests::derive(&set, &DeriveOptions::default()).map(|d| d.to_string());
-    let _ = lint::LintReport::of(&[name.to_owned()], &set, &DeriveOptions::default()).text();
+    for finding in lint::lint(&set, &DeriveOptions::default()) {
+        let _ = format!("{} {} {}", finding.resource, finding.field, finding.message);
+    }
     Ok(set)
 }
 
