@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::sampler::StopReason;
+pub use crate::verdict::figures::duration_us;
 use crate::verdict::{Outcome, Plan};
 use crate::verify::{LatencySummary, VerifyReport};
 
@@ -33,17 +34,6 @@ fn p_value(p: f64) -> String {
 
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
-}
-
-/// A latency in microseconds, shortened: `85µs`, `1.25ms`, `2.10s`.
-pub fn duration_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.2}ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2}s", us as f64 / 1e6)
-    }
 }
 
 fn percentiles(l: &LatencySummary) -> String {
@@ -330,13 +320,6 @@ pub fn render(report: &VerifyReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn latencies_are_shortened() {
-        assert_eq!(duration_us(85), "85µs");
-        assert_eq!(duration_us(1250), "1.25ms");
-        assert_eq!(duration_us(2_100_000), "2.10s");
-    }
 
     #[test]
     fn table_pads_by_characters_not_bytes() {
