@@ -21,4 +21,4 @@ pub mod verdict;
 pub mod verify;
 pub mod watch;
 
-pub use verify::{VerifyConfig, VerifyError, VerifyReport, verify};
+pub use verify::{Verification, VerifyConfig, VerifyError, verify};

@@ -20,13 +20,16 @@
 //!   the estimate is the planned N.
 //! * Overall: FAIL if any version fails, else INCONCLUSIVE if any is, else PASS.
 //!
-//! See [`planner`] for how the sample count is planned.
+//! See [`planner`] for how the sample count is planned, and [`judgement`] for a whole run
+//! judged once: the split by its rule, the error budget, drift and the health checks, then
+//! the outcome and the exit code.
 
 pub mod baseline;
 pub mod chi_square;
 pub mod compare;
 pub mod figures;
 pub mod health;
+pub mod judgement;
 pub mod local;
 pub mod planner;
 mod search;

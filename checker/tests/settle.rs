@@ -63,8 +63,13 @@ async fn settle_waits_for_the_new_weights_then_the_verdict_passes_on_them() {
     assert_eq!(first.counts.get("two"), None, "{settled:#?}");
     assert!(settled.windows.len() >= 2, "{settled:#?}");
     assert!(settled.windows.last().unwrap().consistent);
-    assert_eq!(report.outcome(), Outcome::Pass, "{}", report.reason());
-    assert_eq!(report.split.outcome, Outcome::Pass);
+    assert_eq!(
+        report.outcome(),
+        Outcome::Pass,
+        "{}",
+        checker_core::report::reason::reason(&report)
+    );
+    assert_eq!(report.judgement.split.outcome, Outcome::Pass);
 
     // The JSON document carries the settling phase and follows the schema.
     let doc: serde_json::Value =

@@ -3,7 +3,7 @@
 //!
 //! [`WalkReport`] is the JSON document of `checker rehearse --output json`, described
 //! by `checker/schema/rehearsal.schema.json` ([`SCHEMA`]); each step's `verify` is the
-//! verification's report model ([`VerifyReport`]), whose parts also make up the
+//! verification as plain data ([`Verification`]), whose parts also make up the
 //! `checker verify` document (`checker_core::report::json`).
 //!
 //! Exit code of a walk: 0 when every step passed; otherwise the worst step's code,
@@ -21,8 +21,9 @@ use super::ingress::GatewayKind;
 use super::ingress::GatewayShutdown;
 use super::manifest_plan::ManifestStep;
 use checker_core::exit;
+use checker_core::report::reason::reason;
 use checker_core::verdict::{Drift, Outcome};
-use checker_core::verify::VerifyReport;
+use checker_core::verify::Verification;
 
 /// The schema of the rehearsal's JSON document, as kept in the repository.
 pub const SCHEMA: &str = include_str!("../../checker/schema/rehearsal.schema.json");
@@ -93,7 +94,7 @@ pub struct StepReport {
     /// The expected split, e.g. `one=80,two=20`.
     pub expect: String,
     /// The verification after the step (absent when it could not run).
-    pub verify: Option<VerifyReport>,
+    pub verify: Option<Verification>,
     /// Why the verification could not run.
     pub verify_error: Option<String>,
     /// Whether the split moved during sampling (windowed counts, chi-square + tolerance).
@@ -182,7 +183,7 @@ impl StepReport {
         self.off = self
             .verify
             .iter()
-            .flat_map(|r| &r.split.versions)
+            .flat_map(|r| &r.judgement.split.versions)
             .filter(|v| v.outcome == Outcome::Fail)
             .map(|v| {
                 format!(
@@ -415,10 +416,10 @@ pub fn step_causes(step: &StepReport, grace_s: f64) -> Vec<String> {
             step.verify_error.as_deref().unwrap_or("no reason given")
         )),
         Some(r) => {
-            if r.errors.outcome == Outcome::Fail {
-                causes.push(r.reason().replacen("FAIL on errors", "FAIL (errors)", 1));
-            } else if r.split.outcome == Outcome::Inconclusive {
-                causes.push(r.reason());
+            if r.judgement.errors.outcome == Outcome::Fail {
+                causes.push(reason(r).replacen("FAIL on errors", "FAIL (errors)", 1));
+            } else if r.judgement.split.outcome == Outcome::Inconclusive {
+                causes.push(reason(r));
             }
         }
     }
@@ -473,12 +474,13 @@ pub fn render_summary(walk: &WalkReport) -> String {
         let (samples, observed, errors) = match &s.verify {
             Some(r) => {
                 let obs: Vec<String> = r
+                    .judgement
                     .split
                     .versions
                     .iter()
                     .map(|v| format!("{}={:.1}", v.name, v.share * 100.0))
                     .collect();
-                let mut errors = r.errors.total.to_string();
+                let mut errors = r.judgement.errors.total.to_string();
                 if let Some(c) = r.main_error() {
                     let _ = write!(errors, " ({})", c.as_str());
                 }

@@ -849,7 +849,7 @@ async fn apply_manifests(
 }
 
 type Verified = (
-    Result<checker_core::verify::VerifyReport, verify::VerifyError>,
+    Result<checker_core::verify::Verification, verify::VerifyError>,
     Option<verdict::Drift>,
 );
 
@@ -885,7 +885,7 @@ async fn verify_step(
     let faults = inject_faults(config, step, stage, base, total, &done, events);
     let (verified, faulted) = tokio::join!(run, faults);
     faulted?;
-    let drift = verified.as_ref().ok().map(|r| r.drift.clone());
+    let drift = verified.as_ref().ok().map(|r| r.judgement.drift.clone());
     Ok((verified, drift))
 }
 

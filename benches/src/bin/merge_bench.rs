@@ -18,7 +18,7 @@ use checker_core::report::{json, load};
 use checker_core::sampler::{ErrorClass, Sample, StopReason};
 use checker_core::tally::{Tally, Windowing};
 use checker_core::verdict::local::LocalReadings;
-use checker_core::verify::{Times, VerifyConfig, VerifyReport};
+use checker_core::verify::{Times, Verification, VerifyConfig};
 use clap::Parser;
 
 /// Flags.
@@ -50,7 +50,7 @@ impl Rng {
     }
 }
 
-fn report(index: u64, samples: u64) -> VerifyReport {
+fn report(index: u64, samples: u64) -> Verification {
     let mut config = VerifyConfig::new(
         "127.0.0.1:31400",
         "one=90,two=10".parse().expect("a valid expectation"),
@@ -83,7 +83,7 @@ fn report(index: u64, samples: u64) -> VerifyReport {
             reply_head: None,
         });
     }
-    VerifyReport::build(
+    Verification::build(
         &config,
         &[addr],
         None,
@@ -151,7 +151,7 @@ fn main() -> ExitCode {
             "merged {} samples ({} to two, {} errors) into a {} kB report in {:.3} s",
             merged.attempted,
             merged.tally.versions().get("two").map_or(0, |v| v.count),
-            merged.errors.total,
+            merged.judgement.errors.total,
             document.len() / 1000,
             elapsed.as_secs_f64()
         );

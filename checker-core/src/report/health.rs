@@ -7,7 +7,7 @@ use super::text::{duration_us, mark, table};
 use crate::verdict::Outcome;
 use crate::verdict::compare::MetricComparison;
 use crate::verdict::figures::parse_key;
-use crate::verify::VerifyReport;
+use crate::verify::Verification;
 
 fn word(outcome: Outcome) -> &'static str {
     match outcome {
@@ -36,9 +36,9 @@ fn effect(m: &MetricComparison, v: f64) -> String {
 }
 
 /// The health section (empty when no health check was asked for).
-pub fn render(report: &VerifyReport) -> String {
+pub fn render(report: &Verification) -> String {
     let mut out = String::new();
-    let h = &report.health;
+    let h = &report.judgement.health;
     if let Some(c) = &h.comparison {
         let _ = writeln!(
             out,

@@ -1,7 +1,7 @@
 //! The JSON report: one stable document, described by `checker/schema/report.schema.json`.
 //!
-//! The document is a set of serde types borrowing from the report model
-//! ([`VerifyReport`]) and reusing its serialisable parts (inputs, plan, intervals,
+//! The document is a set of serde types borrowing from the result
+//! ([`Verification`]) and reusing its serialisable parts (inputs, plan, intervals,
 //! errors, drift), the same parts the rehearsal's document embeds
 //! (`checker/schema/rehearsal.schema.json`): one model, two documents.
 //!
@@ -18,11 +18,12 @@ use crate::tally::{MalformedReply, Window};
 use crate::verdict::baseline::BaselineVerdict;
 use crate::verdict::compare::Comparison;
 use crate::verdict::health::HealthRules;
+use crate::verdict::judgement::Mode;
 use crate::verdict::local::{LocalCause, LocalReadings};
 use crate::verdict::thresholds::ThresholdResult;
 use crate::verdict::{ChiSquare, Drift, Outcome, Plan, VersionVerdict};
 use crate::verify::{
-    Inputs, LatencySummary, Mode, ScheduleSummary, SequentialSummary, SettleSummary, VerifyReport,
+    Inputs, LatencySummary, ScheduleSummary, SequentialSummary, SettleSummary, Verification,
 };
 
 /// The version of the document's layout; bumped on any incompatible change.
@@ -193,8 +194,9 @@ pub struct WindowEntry<'a> {
 
 impl<'a> Document<'a> {
     /// The document of `report`.
-    pub fn of(report: &'a VerifyReport) -> Self {
-        let versions = report
+    pub fn of(report: &'a Verification) -> Self {
+        let judged = &report.judgement;
+        let versions = judged
             .split
             .versions
             .iter()
@@ -219,16 +221,16 @@ impl<'a> Document<'a> {
                 errors: w.errors,
             })
             .collect();
-        let e = &report.errors;
+        let e = &judged.errors;
         Self {
             schema_version: SCHEMA_VERSION,
             tool: Tool {
                 name: "checker",
                 version: env!("CARGO_PKG_VERSION"),
             },
-            outcome: report.outcome(),
-            exit_code: report.exit_code(),
-            reason: report.reason(),
+            outcome: judged.outcome,
+            exit_code: judged.exit_code,
+            reason: super::reason::reason(report),
             inputs: &report.inputs,
             plan: report.plan.as_ref(),
             started_at: &report.times.started_at,
@@ -241,10 +243,10 @@ impl<'a> Document<'a> {
                 errors: e.total,
             },
             split: Split {
-                outcome: report.split.outcome,
-                per_version_confidence: report.split.per_version_confidence,
-                total: report.split.total,
-                chi_square: &report.split.chi_square,
+                outcome: judged.split.outcome,
+                per_version_confidence: judged.split.per_version_confidence,
+                total: judged.split.total,
+                chi_square: &judged.split.chi_square,
             },
             versions,
             errors: Errors {
@@ -260,16 +262,16 @@ impl<'a> Document<'a> {
             },
             schedule: report.schedule.as_ref(),
             windows,
-            drift: &report.drift,
+            drift: &judged.drift,
             mode: report.mode,
             sequential: report.sequential.as_ref(),
             settle: report.settle.as_ref(),
             health: Health {
-                outcome: report.health.outcome,
-                rules: &report.config_health,
-                comparison: report.health.comparison.as_ref(),
-                thresholds: &report.health.thresholds,
-                baseline: report.health.baseline.as_ref(),
+                outcome: judged.health.outcome,
+                rules: &report.health_rules,
+                comparison: judged.health.comparison.as_ref(),
+                thresholds: &judged.health.thresholds,
+                baseline: judged.health.baseline.as_ref(),
             },
             tally: TallySnapshot::of(&report.tally),
             held: report.held.as_ref(),
@@ -279,6 +281,6 @@ impl<'a> Document<'a> {
 }
 
 /// The document of `report`, pretty-printed with a final newline.
-pub fn to_string(report: &VerifyReport) -> String {
+pub fn to_string(report: &Verification) -> String {
     serde_json::to_string_pretty(&Document::of(report)).unwrap_or_default() + "\n"
 }

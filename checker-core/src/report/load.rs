@@ -1,5 +1,6 @@
-//! Reading a JSON report back (`checker merge`, `--baseline`): its inputs, times, rules
-//! and the tally it carries, histograms included.
+//! Reading a JSON report back (`checker merge`, `--baseline`, `checker plot --report`):
+//! its inputs, times, rules and the tally it carries, histograms included, as a
+//! [`RecordedRun`].
 
 use std::path::{Path, PathBuf};
 
@@ -8,10 +9,9 @@ use serde::Deserialize;
 use super::json::SCHEMA_VERSION;
 use crate::sampler::StopReason;
 use crate::snapshot::{SnapshotError, TallySnapshot};
-use crate::tally::Tally;
 use crate::verdict::health::HealthRules;
 use crate::verdict::local::LocalReadings;
-use crate::verify::Inputs;
+use crate::verify::{Inputs, RecordedRun, Times};
 
 /// The parts of a JSON report that can be read back.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,17 +48,6 @@ pub struct ErrorsFile {
 pub struct HealthFile {
     /// The rules of the health checks.
     pub rules: HealthRules,
-}
-
-/// A report read back, with its tally rebuilt.
-#[derive(Debug, Clone)]
-pub struct LoadedReport {
-    /// The file it came from.
-    pub path: PathBuf,
-    /// The document's parts.
-    pub file: ReportFile,
-    /// The tally it carries.
-    pub tally: Tally,
 }
 
 /// Why a report cannot be read back.
@@ -101,7 +90,7 @@ pub enum LoadError {
 }
 
 /// Parses a report document from `text` (read from `path`).
-pub fn parse(path: &Path, text: &str) -> Result<LoadedReport, LoadError> {
+pub fn parse(path: &Path, text: &str) -> Result<RecordedRun, LoadError> {
     let file: ReportFile = serde_json::from_str(text).map_err(|source| LoadError::Json {
         path: path.to_owned(),
         source,
@@ -119,15 +108,23 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedReport, LoadError> {
             path: path.to_owned(),
             source,
         })?;
-    Ok(LoadedReport {
+    Ok(RecordedRun {
         path: path.to_owned(),
-        file,
+        inputs: file.inputs,
+        times: Times {
+            started_at: file.started_at,
+            finished_at: file.finished_at,
+            elapsed_s: file.elapsed_s,
+        },
+        stop_reason: file.stop_reason,
+        local_readings: file.errors.local_readings,
+        health_rules: file.health.rules,
         tally,
     })
 }
 
 /// Reads the report at `path`.
-pub fn load(path: &Path) -> Result<LoadedReport, LoadError> {
+pub fn load(path: &Path) -> Result<RecordedRun, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use crate::sampler::StopReason;
 pub use crate::verdict::figures::duration_us;
 use crate::verdict::{Outcome, Plan};
-use crate::verify::{LatencySummary, VerifyReport};
+use crate::verify::{LatencySummary, Verification};
 
 /// The mark shown before an outcome: a check, a cross or a question mark.
 pub fn mark(outcome: Outcome) -> &'static str {
@@ -160,7 +160,8 @@ pub fn sequential_plan_line(plan: &Plan, batch: u64, max_samples: u64) -> String
 }
 
 /// Renders the whole human report (the plan is printed separately, before sampling).
-pub fn render(report: &VerifyReport) -> String {
+pub fn render(report: &Verification) -> String {
+    let judged = &report.judgement;
     let mut out = String::new();
     let i = &report.inputs;
     let expect: Vec<String> = i
@@ -205,14 +206,14 @@ pub fn render(report: &VerifyReport) -> String {
         "VERSION".to_owned(),
         "EXPECTED".to_owned(),
         "OBSERVED".to_owned(),
-        format!("INTERVAL ({})", pct(report.split.per_version_confidence)),
+        format!("INTERVAL ({})", pct(judged.split.per_version_confidence)),
         "BAND".to_owned(),
         "VERDICT".to_owned(),
         "COUNT".to_owned(),
         "CONNECT p50/p90/p99/max".to_owned(),
         "REPLY p50/p90/p99/max".to_owned(),
     ]];
-    for v in &report.split.versions {
+    for v in &judged.split.versions {
         let lat = report.latency.get(&v.name);
         rows.push(vec![
             v.name.clone(),
@@ -231,7 +232,7 @@ pub fn render(report: &VerifyReport) -> String {
         ]);
     }
     out.push_str(&table(&rows));
-    for v in &report.split.versions {
+    for v in &judged.split.versions {
         if v.outcome != Outcome::Pass {
             let _ = write!(out, "  {} {}: {}", mark(v.outcome), v.name, v.reason);
             if let Some(n) = v.more_samples {
@@ -241,7 +242,7 @@ pub fn render(report: &VerifyReport) -> String {
         }
     }
     out.push('\n');
-    let e = &report.errors;
+    let e = &judged.errors;
     let _ = write!(
         out,
         "{} errors: {} of {} samples ({}, budget {})",
@@ -271,7 +272,7 @@ pub fn render(report: &VerifyReport) -> String {
             cause.message
         );
     }
-    let chi = &report.split.chi_square;
+    let chi = &judged.split.chi_square;
     let _ = write!(
         out,
         "  chi-square (information): {:.2} with {} degrees of freedom",
@@ -283,7 +284,7 @@ pub fn render(report: &VerifyReport) -> String {
         }
         None => out.push('\n'),
     }
-    let d = &report.drift;
+    let d = &judged.drift;
     if d.moved {
         let _ = writeln!(
             out,
@@ -313,7 +314,12 @@ pub fn render(report: &VerifyReport) -> String {
     if let Some(h) = &report.held {
         let _ = writeln!(out, "  {}", h.text());
     }
-    let _ = writeln!(out, "\n{} {}", mark(report.outcome()), report.reason());
+    let _ = writeln!(
+        out,
+        "\n{} {}",
+        mark(judged.outcome),
+        super::reason::reason(report)
+    );
     out
 }
 

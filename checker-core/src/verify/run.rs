@@ -1,5 +1,5 @@
 //! The run: resolve the target, plan, sample into a tally, read this machine's
-//! limits, and build the report.
+//! limits, and judge the tally once into a [`Verification`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,10 +10,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{VerifyConfig, VerifyError};
-use super::sequential::{Mode, Monitor};
+use super::sequential::Monitor;
 use super::settle;
+use super::verification::{Times, Verification};
 use crate::expect::Expectation;
-use crate::report::model::{Times, VerifyReport};
 use crate::report::progress::Progress;
 use crate::report::samples::SamplesWriter;
 use crate::sampler::{self, Sample, SamplerConfig, Sink, StopReason, Timeouts};
@@ -21,7 +21,7 @@ use crate::sync::lock;
 use crate::tally::{Tally, Windowing};
 use crate::target::{self};
 use crate::verdict::local::LocalReadings;
-use crate::verdict::sequential::{self, DEFAULT_BATCH};
+use crate::verdict::sequential::DEFAULT_BATCH;
 use crate::verdict::{self, Plan};
 
 /// How often the progress bar is refreshed.
@@ -198,11 +198,11 @@ pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
     })
 }
 
-/// Runs a whole verification; `stop` ends sampling early and the report covers what was taken.
+/// Runs a whole verification; `stop` ends sampling early and the result covers what was taken.
 pub async fn verify(
     config: &VerifyConfig,
     stop: CancellationToken,
-) -> Result<VerifyReport, VerifyError> {
+) -> Result<Verification, VerifyError> {
     prepare(config).await?.run(stop).await
 }
 
@@ -230,7 +230,7 @@ impl Prepared {
     }
 
     /// Samples until the count, the duration or `stop`, then judges what was collected.
-    pub async fn run(mut self, stop: CancellationToken) -> Result<VerifyReport, VerifyError> {
+    pub async fn run(mut self, stop: CancellationToken) -> Result<Verification, VerifyError> {
         let settled = match self.config.settle {
             Some(timeout) => Some(settle::settle(&self.config, &self.addrs, timeout, &stop).await),
             None => None,
@@ -324,7 +324,7 @@ impl Prepared {
         if decided && !stop.is_cancelled() {
             stop_reason = StopReason::Decided;
         }
-        let mut report = VerifyReport::build(
+        let mut verification = Verification::build(
             &self.config,
             &self.addrs,
             self.plan,
@@ -337,17 +337,12 @@ impl Prepared {
                 elapsed_s: elapsed.as_secs_f64(),
             },
         );
-        if let Some(monitor) = &collector.sequential {
-            report.split = sequential::judge(
-                &self.config.expect,
-                &report.tally.counts(),
-                &self.config.settings,
-            );
-            report.mode = Mode::Sequential;
-            report.sequential = Some(monitor.summary(report.split.total));
-        }
-        report.settle = settled;
-        Ok(report)
+        verification.sequential = collector
+            .sequential
+            .as_ref()
+            .map(|monitor| monitor.summary(verification.judgement.split.total));
+        verification.settle = settled;
+        Ok(verification)
     }
 }
 

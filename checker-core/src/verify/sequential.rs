@@ -29,16 +29,6 @@ impl Default for SequentialConfig {
     }
 }
 
-/// Which rule a run followed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// A fixed count (planned or `--samples`) or a duration, judged once at the end.
-    Fixed,
-    /// Batches judged as they come, stopped when decided.
-    Sequential,
-}
-
 /// What the sequential rule did, for the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SequentialSummary {

@@ -58,16 +58,16 @@ impl HealthArgs {
             None => None,
             Some(path) => {
                 let old = load::load(path).map_err(|e| format!("--baseline: {e}"))?;
-                if old.file.inputs.target != target {
+                if old.inputs.target != target {
                     return Err(format!(
                         "--baseline {} is a report of {}, not of {target}",
                         path.display(),
-                        old.file.inputs.target
+                        old.inputs.target
                     ));
                 }
                 let figures = Figures {
                     tally: &old.tally,
-                    elapsed_s: old.file.elapsed_s,
+                    elapsed_s: old.times.elapsed_s,
                 };
                 Some(BaselineRule::new(
                     path.display().to_string(),

@@ -63,31 +63,25 @@ pub struct PlotArgs {
 
 /// The span of one verify report: its expected weights from its start to its end.
 fn report_span(path: &Path) -> Result<(Span, f64), String> {
-    let report = load::load(path).map_err(|e| e.to_string())?;
-    let file = &report.file;
+    let run = load::load(path).map_err(|e| e.to_string())?;
     let time = |text: &str, what: &str| {
         checker_core::clock::unix_seconds(text)
             .ok_or_else(|| format!("the report {} has no RFC 3339 {what} time", path.display()))
     };
-    let expect = Expectation::new(
-        file.inputs
-            .expect
-            .iter()
-            .map(|e| (e.name.clone(), e.weight)),
-    )
-    .map_err(|e| {
-        format!(
-            "the report {} has no usable expectation: {e}",
-            path.display()
-        )
-    })?;
+    let expect = Expectation::new(run.inputs.expect.iter().map(|e| (e.name.clone(), e.weight)))
+        .map_err(|e| {
+            format!(
+                "the report {} has no usable expectation: {e}",
+                path.display()
+            )
+        })?;
     let span = Span {
-        from: time(&file.started_at, "start")?,
-        to: time(&file.finished_at, "end")?,
+        from: time(&run.times.started_at, "start")?,
+        to: time(&run.times.finished_at, "end")?,
         expect,
         label: None,
     };
-    Ok((span, file.inputs.confidence))
+    Ok((span, run.inputs.confidence))
 }
 
 /// Draws `samples` with `spans` into `out`; returns the line to print.
