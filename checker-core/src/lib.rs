@@ -11,6 +11,7 @@ pub mod exit;
 pub mod expect;
 pub mod hold;
 pub mod merge;
+pub mod observer;
 pub mod report;
 pub mod sampler;
 pub mod snapshot;

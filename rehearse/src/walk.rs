@@ -28,6 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -44,6 +45,7 @@ use super::manifest_plan::{ManifestPlan, ManifestStep};
 use super::plan::{PlannedStep, StepKind, manifest_steps, plan_steps};
 use super::summary::{EnvoyRun, StepManifests, StepOutcome, StepReport, Teardown, WalkReport};
 use checker_core::expect::ExpectError;
+use checker_core::report::samples::SamplesFile;
 use checker_core::verdict::{self, Settings};
 use checker_core::verify::{self, VerifyConfig};
 
@@ -868,7 +870,7 @@ async fn verify_step(
     // Thousands of short loopback connections per step: close each with a reset so the
     // rehearsal leaves no TIME_WAIT (and conntrack) entries behind.
     vc.reset_on_close = true;
-    vc.samples_out = config
+    let samples_out = config
         .samples_dir
         .as_ref()
         .map(|d| d.join(format!("step-{}.jsonl", step.number)));
@@ -878,7 +880,13 @@ async fn verify_step(
     let base = stage.ingress.accepted().await?;
     let done = CancellationToken::new();
     let run = async {
-        let r = verify::verify(&vc, stop.child_token()).await;
+        let r = match samples_out.as_deref().map(SamplesFile::create) {
+            None => verify::verify(&vc, stop.child_token()).await,
+            Some(Ok(file)) => {
+                verify::verify_observed(&vc, stop.child_token(), Arc::new(file)).await
+            }
+            Some(Err(e)) => Err(verify::VerifyError::Observer(Box::new(e))),
+        };
         done.cancel();
         r
     };

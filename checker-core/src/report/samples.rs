@@ -11,12 +11,15 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::observer::{ObserverError, RunObserver};
 use crate::sampler::{ErrorClass, Sample};
+use crate::sync::lock;
 
 /// One line of the samples file.
 #[derive(Debug, Serialize)]
@@ -103,5 +106,71 @@ impl SamplesWriter {
     pub fn finish(mut self) -> io::Result<()> {
         self.out.flush()?;
         self.out.get_ref().sync_data()
+    }
+}
+
+/// The samples file cannot be created or written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the samples file {path}: {source}")]
+pub struct SamplesError {
+    /// The file.
+    pub path: PathBuf,
+    /// The I/O error.
+    pub source: io::Error,
+}
+
+/// A samples file as a run's observer: every sample and expectation becomes a line.
+#[derive(Debug)]
+pub struct SamplesFile {
+    path: PathBuf,
+    out: Mutex<Option<SamplesWriter>>,
+}
+
+impl SamplesFile {
+    /// Creates (or truncates) the file at `path`.
+    pub fn create(path: &Path) -> Result<Self, SamplesError> {
+        let writer = SamplesWriter::create(path).map_err(|source| SamplesError {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            out: Mutex::new(Some(writer)),
+        })
+    }
+
+    fn error(&self, source: io::Error) -> ObserverError {
+        Box::new(SamplesError {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Runs `write` on the open writer (a finished file takes no more lines).
+    fn with(
+        &self,
+        write: impl FnOnce(&mut SamplesWriter) -> io::Result<()>,
+    ) -> Result<(), ObserverError> {
+        match lock(&self.out).as_mut() {
+            Some(out) => write(out).map_err(|e| self.error(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RunObserver for SamplesFile {
+    fn sample(&self, sample: &Sample) -> Result<(), ObserverError> {
+        self.with(|out| out.write(sample))
+    }
+
+    fn expectation(&self, expect: &str, at: SystemTime) -> Result<(), ObserverError> {
+        self.with(|out| out.write_expect(expect, at))
+    }
+
+    fn finished(&self) -> Result<(), ObserverError> {
+        match lock(&self.out).take() {
+            Some(out) => out.finish().map_err(|e| self.error(e)),
+            None => Ok(()),
+        }
     }
 }

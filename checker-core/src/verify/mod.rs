@@ -1,8 +1,8 @@
 //! `verify` as a library call: resolve the target, plan, sample, tally, judge once.
 //!
 //! The CLI and the rehearsal both call [`verify`] (or [`prepare`] then [`Prepared::run`]
-//! to show the plan before sampling starts). Nothing here prints except the optional
-//! progress bar on a terminal. [`config`] holds what a run needs and its validation,
+//! to show the plan before sampling starts). Nothing here prints or writes files: an
+//! optional [`crate::observer::RunObserver`] follows the sampling. [`config`] holds what a run needs and its validation,
 //! [`run`] the run itself, [`verification`] the plain-data result it returns.
 
 pub mod config;

@@ -1,12 +1,15 @@
 //! Runs one parsed subcommand: glue between the CLI, the library and the terminal.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Command, OutputFormat, VerifyArgs};
 use checker_core::exit;
 use checker_core::report;
+use checker_core::report::progress::ProgressObserver;
+use checker_core::report::samples::SamplesFile;
 use checker_core::verify;
 
 /// Runs `command` and returns the process exit code.
@@ -145,6 +148,12 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         Ok(prepared) => prepared,
         Err(e) => return fail(&with_env_source(&e), e.exit_code()),
     };
+    let samples_file = match args.samples_out.as_deref().map(SamplesFile::create) {
+        Some(Ok(file)) => Some(file),
+        Some(Err(e)) => return fail(&e, exit::USAGE),
+        None => None,
+    };
+    let observer = Arc::new((ProgressObserver::new(!args.no_progress), samples_file));
     // Opened before sampling, so that an unwritable path is a usage error at once, not
     // after a whole run whose report would then be lost.
     let mut json_file = match &args.json {
@@ -177,7 +186,7 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
         args.hold.unwrap_or(0),
         args.hold_for,
         &stop.clone(),
-        prepared.run(stop),
+        prepared.run_observed(stop, observer),
     )
     .await;
     let mut report = match held {

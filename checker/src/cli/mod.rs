@@ -226,8 +226,6 @@ impl VerifyArgs {
             max_error_rate: self.rule.max_error_rate,
             connect_timeout: self.timeouts.connect_timeout,
             reply_timeout: self.timeouts.reply_timeout,
-            samples_out: self.samples_out.clone(),
-            progress: !self.no_progress,
             reset_on_close: false,
             sequential: (!self.no_sequential && self.samples.is_none() && self.duration.is_none())
                 .then_some(verify::SequentialConfig {

@@ -11,6 +11,7 @@ use super::command::{emit, stop_token};
 use super::{RuleArgs, TimeoutArgs, parse_count_usize, parse_positive_duration, parse_rate};
 use checker_core::exit;
 use checker_core::expect::Expectation;
+use checker_core::report::samples::SamplesFile;
 use checker_core::target;
 use checker_core::watch::{self, Agreement, Period, Tick, WatchConfig};
 
@@ -144,7 +145,11 @@ pub async fn run(args: &WatchArgs) -> i32 {
         settings,
         timeouts: args.timeouts.timeouts(),
         concurrency: args.concurrency,
-        samples_out: args.samples_out.clone(),
+    };
+    let samples_file = match args.samples_out.as_deref().map(SamplesFile::create) {
+        Some(Ok(file)) => Some(file),
+        Some(Err(e)) => return fail(&e, exit::USAGE),
+        None => None,
     };
     let terminal = std::io::stdout().is_terminal();
     let print = |t: &Tick| {
@@ -157,7 +162,7 @@ pub async fn run(args: &WatchArgs) -> i32 {
             ));
         }
     };
-    let periods = match watch::run(config, text, stop_token(), print).await {
+    let periods = match watch::run(config, text, stop_token(), &samples_file, print).await {
         Ok(p) => p,
         Err(e) => return fail(&e, exit::USAGE),
     };
