@@ -4,7 +4,7 @@
 //! [`WalkReport`] is the JSON document of `checker rehearse --output json`, described
 //! by `checker/schema/rehearsal.schema.json` ([`SCHEMA`]); each step's `verify` is the
 //! verification as plain data ([`Verification`]), whose parts also make up the
-//! `checker verify` document (`checker_core::report::json`).
+//! `checker verify` document (`report::json`).
 //!
 //! Exit code of a walk: 0 when every step passed; otherwise the worst step's code,
 //! worst first: FAIL 1 (the split is wrong) > ERRORS 4 (error budget exceeded, or a
@@ -21,9 +21,9 @@ use super::ingress::GatewayKind;
 use super::ingress::GatewayShutdown;
 use super::manifest_plan::ManifestStep;
 use checker_core::exit;
-use checker_core::report::reason::reason;
 use checker_core::verdict::{Drift, Outcome};
 use checker_core::verify::Verification;
+use report::reason::reason;
 
 /// The schema of the rehearsal's JSON document, as kept in the repository.
 pub const SCHEMA: &str = include_str!("../../checker/schema/rehearsal.schema.json");
@@ -516,7 +516,7 @@ pub fn render_summary(walk: &WalkReport) -> String {
         walk.gateway_addr,
         walk.elapsed_s
     );
-    out.push_str(&checker_core::report::text::table(&rows));
+    out.push_str(&report::table::table(&rows));
     let held_kept: u64 = walk.steps.iter().map(|s| s.held.kept).sum();
     let held_lost: u64 = walk.steps.iter().map(|s| s.held.lost + s.drains.cut).sum();
     let held_cut: u64 = walk.steps.iter().map(|s| s.held.cut).sum();
@@ -638,8 +638,7 @@ mod tests {
     #[test]
     fn the_shared_schema_parts_are_the_verify_schemas() {
         let rehearsal: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
-        let report: serde_json::Value =
-            serde_json::from_str(checker_core::report::json::SCHEMA).unwrap();
+        let report: serde_json::Value = serde_json::from_str(report::json::SCHEMA).unwrap();
         let defs = &rehearsal["$defs"];
         for name in ["fraction", "outcome", "interval", "latency"] {
             assert_eq!(defs[name], report["$defs"][name], "{name}");

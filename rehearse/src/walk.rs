@@ -45,9 +45,9 @@ use super::manifest_plan::{ManifestPlan, ManifestStep};
 use super::plan::{PlannedStep, StepKind, manifest_steps, plan_steps};
 use super::summary::{EnvoyRun, StepManifests, StepOutcome, StepReport, Teardown, WalkReport};
 use checker_core::expect::ExpectError;
-use checker_core::report::samples::SamplesFile;
 use checker_core::verdict::{self, Settings};
 use checker_core::verify::{self, VerifyConfig};
+use report::samples::SamplesFile;
 
 /// The stable version's name.
 pub const STABLE_VERSION: &str = "one";

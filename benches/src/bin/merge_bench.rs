@@ -14,12 +14,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use checker_core::merge;
-use checker_core::report::{json, load};
 use checker_core::sampler::{ErrorClass, Sample, StopReason};
 use checker_core::tally::{Tally, Windowing};
 use checker_core::verdict::local::LocalReadings;
 use checker_core::verify::{Times, Verification, VerifyConfig};
 use clap::Parser;
+use report::{json, read_back};
 
 /// Flags.
 #[derive(Debug, Parser)]
@@ -134,7 +134,7 @@ fn main() -> ExitCode {
     let mut times = Vec::new();
     for _ in 0..args.rounds.max(1) {
         let start = Instant::now();
-        let loaded: Result<Vec<_>, _> = paths.iter().map(|p| load::load(p)).collect();
+        let loaded: Result<Vec<_>, _> = paths.iter().map(|p| read_back::load(p)).collect();
         let merged = match loaded
             .map_err(|e| e.to_string())
             .and_then(|l| merge::merge(&l).map_err(|e| e.to_string()))

@@ -7,10 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Command, OutputFormat, VerifyArgs};
 use checker_core::exit;
-use checker_core::report;
-use checker_core::report::progress::ProgressObserver;
-use checker_core::report::samples::SamplesFile;
 use checker_core::verify;
+use report::progress::ProgressObserver;
+use report::samples::SamplesFile;
 
 /// Runs `command` and returns the process exit code.
 pub async fn run(command: Command) -> i32 {

@@ -3,8 +3,8 @@
 use clap::{Args, ValueEnum};
 
 use checker_core::exit;
-use checker_core::report::lint::LintReport;
 use manifests::{self, lint};
+use report::lint::LintReport;
 
 use super::command::emit;
 use super::expect_from::DeriveArgs;

@@ -9,7 +9,6 @@ use super::OutputFormat;
 use super::command::emit;
 use checker_core::exit;
 use checker_core::merge;
-use checker_core::report;
 
 /// What `checker merge --help` shows after the flags.
 pub const HELP: &str =
@@ -69,7 +68,7 @@ pub fn run(args: &MergeArgs) -> i32 {
     };
     let mut loaded = Vec::with_capacity(files.len());
     for path in &files {
-        match report::load::load(path) {
+        match report::read_back::load(path) {
             Ok(r) => loaded.push(r),
             Err(e) => {
                 eprintln!("checker: {e}");

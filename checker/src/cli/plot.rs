@@ -10,8 +10,8 @@ use super::command::emit;
 use super::{parse_fraction, parse_positive_duration};
 use checker_core::exit;
 use checker_core::expect::Expectation;
-use checker_core::report::load;
-use checker_core::report::plot::{self, Format, PlotOptions, Span};
+use report::plot::{self, Format, PlotOptions, Span};
+use report::read_back;
 
 /// What `checker plot --help` shows after the flags.
 pub const HELP: &str =
@@ -63,7 +63,7 @@ pub struct PlotArgs {
 
 /// The span of one verify report: its expected weights from its start to its end.
 fn report_span(path: &Path) -> Result<(Span, f64), String> {
-    let run = load::load(path).map_err(|e| e.to_string())?;
+    let run = read_back::load(path).map_err(|e| e.to_string())?;
     let time = |text: &str, what: &str| {
         checker_core::clock::unix_seconds(text)
             .ok_or_else(|| format!("the report {} has no RFC 3339 {what} time", path.display()))

@@ -365,7 +365,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             WalkEvent::StepDone(step, total) => {
                 let mut s = summary::step_header(step, total);
                 if let Some(r) = &step.verify {
-                    s.push_str(&checker_core::report::text::render(r));
+                    s.push_str(&report::text::render(r));
                 }
                 s.push_str(&summary::step_notes(step));
                 s.push('\n');

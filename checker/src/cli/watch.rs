@@ -11,9 +11,9 @@ use super::command::{emit, stop_token};
 use super::{RuleArgs, TimeoutArgs, parse_count_usize, parse_positive_duration, parse_rate};
 use checker_core::exit;
 use checker_core::expect::Expectation;
-use checker_core::report::samples::SamplesFile;
 use checker_core::target;
 use checker_core::watch::{self, Agreement, Period, Tick, WatchConfig};
+use report::samples::SamplesFile;
 
 /// Flags of `checker watch`.
 #[derive(Debug, Clone, Args)]

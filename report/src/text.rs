@@ -2,39 +2,12 @@
 
 use std::fmt::Write;
 
-use crate::sampler::StopReason;
-pub use crate::verdict::figures::duration_us;
-use crate::verdict::{Outcome, Plan};
-use crate::verify::{LatencySummary, Verification};
+use checker_core::sampler::StopReason;
+use checker_core::verdict::figures::duration_us;
+use checker_core::verdict::{Outcome, Plan};
+use checker_core::verify::{LatencySummary, Verification};
 
-/// The mark shown before an outcome: a check, a cross or a question mark.
-pub fn mark(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Pass => "✔",
-        Outcome::Fail => "✘",
-        Outcome::Inconclusive => "?",
-    }
-}
-
-fn outcome_word(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Pass => "PASS",
-        Outcome::Fail => "FAIL",
-        Outcome::Inconclusive => "INCONCLUSIVE",
-    }
-}
-
-fn p_value(p: f64) -> String {
-    if p < 0.001 {
-        "p < 0.001".to_owned()
-    } else {
-        format!("p = {p:.3}")
-    }
-}
-
-fn pct(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
-}
+use crate::table::{mark, outcome_word, p_value, pct, table};
 
 fn percentiles(l: &LatencySummary) -> String {
     if l.count == 0 {
@@ -76,37 +49,8 @@ pub fn duration_plan_line(plan: &Plan, tolerance: f64, duration: std::time::Dura
     )
 }
 
-/// Lays out rows as left-aligned columns two spaces apart, without trailing spaces.
-pub fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            let pad = widths[c].saturating_sub(cell.chars().count());
-            line.extend(std::iter::repeat_n(' ', pad));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 /// The line saying what sequential sampling did.
-pub fn sequential_line(s: &crate::verify::SequentialSummary) -> String {
+pub fn sequential_line(s: &checker_core::verify::SequentialSummary) -> String {
     match s.deciding_batch {
         Some(batch) => format!(
             "sequential: decided at look {batch} after {} samples ({} of {} allowed; {})",
@@ -120,8 +64,8 @@ pub fn sequential_line(s: &crate::verify::SequentialSummary) -> String {
 }
 
 /// The line saying how settling went, with the split in each window.
-pub fn settle_line(s: &crate::verify::SettleSummary) -> String {
-    use crate::verify::SettleEnd;
+pub fn settle_line(s: &checker_core::verify::SettleSummary) -> String {
+    use checker_core::verify::SettleEnd;
     let how = match s.end {
         SettleEnd::Consistent => "consistent with the expectation",
         SettleEnd::StoppedMoving => "stopped moving (not as expected)",
@@ -310,7 +254,7 @@ pub fn render(report: &Verification) -> String {
             duration_us(s.lag_us.max)
         );
     }
-    out.push_str(&super::health::render(report));
+    out.push_str(&crate::health_section::render(report));
     if let Some(h) = &report.held {
         let _ = writeln!(out, "  {}", h.text());
     }
@@ -318,22 +262,7 @@ pub fn render(report: &Verification) -> String {
         out,
         "\n{} {}",
         mark(judged.outcome),
-        super::reason::reason(report)
+        crate::reason::reason(report)
     );
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_pads_by_characters_not_bytes() {
-        let t = table(&[
-            vec!["✔ PASS".into(), "x".into()],
-            vec!["INCONCLUSIVE".into(), "y".into()],
-        ]);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0].chars().count(), lines[1].chars().count());
-    }
 }

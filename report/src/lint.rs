@@ -8,11 +8,11 @@ use serde::Serialize;
 use manifests::lint::{Finding, lint};
 use manifests::{Derivation, DeriveError, DeriveOptions, ManifestSet, derive};
 
-/// The version of the lint document's layout (checker/schema/lint.schema.json).
+/// The version of the lint document's layout (report/schema/lint.schema.json).
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema the lint document follows, as kept in the repository.
-pub const SCHEMA: &str = include_str!("../../../checker/schema/lint.schema.json");
+pub const SCHEMA: &str = include_str!("../schema/lint.schema.json");
 
 /// The `checker lint --output json` document.
 #[derive(Debug, Clone, Serialize)]
@@ -20,7 +20,7 @@ pub struct LintReport {
     /// Layout version, [`SCHEMA_VERSION`].
     pub schema_version: u32,
     /// The program that wrote it.
-    pub tool: crate::report::json::Tool,
+    pub tool: crate::json::Tool,
     /// The sources read, as given.
     pub sources: Vec<String>,
     /// `clean` or `findings`.
@@ -48,7 +48,7 @@ impl LintReport {
         };
         Self {
             schema_version: SCHEMA_VERSION,
-            tool: crate::report::json::Tool {
+            tool: crate::json::Tool {
                 name: "checker",
                 version: env!("CARGO_PKG_VERSION"),
             },

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::PlotError;
-use crate::expect::Expectation;
+use super::error::PlotError;
+use checker_core::expect::Expectation;
 
 /// The longest line accepted; sample lines are about 200 bytes.
 pub const MAX_LINE: u64 = 64 * 1024;
@@ -41,7 +41,7 @@ pub enum Record<'a> {
     },
 }
 
-/// A line as written by [`crate::report::samples`]; fields a plot does not use are ignored.
+/// A line as written by [`crate::samples`]; fields a plot does not use are ignored.
 /// Timestamps and versions are plain tokens (no JSON escapes), so they are borrowed.
 #[derive(Debug, Deserialize)]
 struct Line<'a> {
@@ -123,7 +123,7 @@ pub fn parse_line<'a>(path: &Path, number: u64, text: &'a str) -> Result<Record<
     let Some(timestamp) = line.timestamp else {
         return Err(bad(path, number, "it has no timestamp"));
     };
-    let Some(at) = crate::clock::unix_seconds(timestamp) else {
+    let Some(at) = checker_core::clock::unix_seconds(timestamp) else {
         return Err(bad(
             path,
             number,

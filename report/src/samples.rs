@@ -3,7 +3,7 @@
 //! Each line: `{"id":7,"timestamp":"2026-...Z","address":"127.0.0.1:9000",
 //! "version":"one","connect_us":81,"reply_us":95,"error":null}`; on failure `version`
 //! (and the latency that was not measured) is null and `error` names the class; a
-//! malformed reply adds `"reply"`, its escaped head (see [`crate::sampler::reply_head`]).
+//! malformed reply adds `"reply"`, its escaped head (see [`checker_core::sampler::reply_head`]).
 //!
 //! `checker watch` also records its expectation, when it starts and whenever it changes,
 //! as a line of its own: `{"timestamp":"2026-...Z","expect":"one=90,two=10"}` (no `id`),
@@ -17,9 +17,12 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::observer::{ObserverError, RunObserver};
-use crate::sampler::{ErrorClass, Sample};
-use crate::sync::lock;
+use checker_core::observer::{ObserverError, RunObserver};
+use checker_core::sampler::{ErrorClass, Sample};
+use checker_core::sync::lock;
+
+/// The schema every line follows (a sample or an expectation), as kept in the repository.
+pub const SCHEMA: &str = include_str!("../schema/samples.schema.json");
 
 /// One line of the samples file.
 #[derive(Debug, Serialize)]
@@ -51,7 +54,7 @@ impl<'a> SampleLine<'a> {
     pub fn of(sample: &'a Sample) -> Self {
         Self {
             id: sample.id,
-            timestamp: crate::clock::rfc3339_nanos(sample.started_at),
+            timestamp: checker_core::clock::rfc3339_nanos(sample.started_at),
             address: sample.addr.to_string(),
             version: sample.result.as_deref().ok(),
             connect_us: sample.connect_us,
@@ -95,7 +98,7 @@ impl SamplesWriter {
     /// Appends a line saying that `expect` holds from `at` on.
     pub fn write_expect(&mut self, expect: &str, at: SystemTime) -> io::Result<()> {
         let line = ExpectLine {
-            timestamp: crate::clock::rfc3339_nanos(at),
+            timestamp: checker_core::clock::rfc3339_nanos(at),
             expect,
         };
         serde_json::to_writer(&mut self.out, &line)?;

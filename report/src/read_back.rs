@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::json::SCHEMA_VERSION;
-use crate::sampler::StopReason;
-use crate::snapshot::{SnapshotError, TallySnapshot};
-use crate::verdict::health::HealthRules;
-use crate::verdict::local::LocalReadings;
-use crate::verify::{Inputs, RecordedRun, Times};
+use crate::json::SCHEMA_VERSION;
+use checker_core::sampler::StopReason;
+use checker_core::snapshot::{SnapshotError, TallySnapshot};
+use checker_core::verdict::health::HealthRules;
+use checker_core::verdict::local::LocalReadings;
+use checker_core::verify::{Inputs, RecordedRun, Times};
 
 /// The parts of a JSON report that can be read back.
 #[derive(Debug, Clone, Deserialize)]
@@ -130,4 +130,66 @@ pub fn load(path: &Path) -> Result<RecordedRun, LoadError> {
         source,
     })?;
     parse(path, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checker_core::sampler::{ErrorClass, Sample};
+    use checker_core::tally::{Tally, Windowing};
+    use checker_core::verify::{Verification, VerifyConfig};
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_report_reads_back_into_the_same_verification() {
+        let mut config = VerifyConfig::new("127.0.0.1:9", "one=90,two=10".parse().unwrap());
+        config.samples = Some(500);
+        config.health.thresholds = vec!["two.p99_reply<5ms".parse().unwrap()];
+        let mut tally = Tally::new(Windowing::ById { total: 500 });
+        for id in 0..500 {
+            let result = match id % 25 {
+                0 => Err(ErrorClass::Refused),
+                1..=2 => Ok("two".to_owned()),
+                _ => Ok("one".to_owned()),
+            };
+            tally.record(&Sample {
+                id,
+                addr: "127.0.0.1:9".parse().unwrap(),
+                started_at: SystemTime::UNIX_EPOCH,
+                offset: Duration::ZERO,
+                connect_us: result.is_ok().then_some(40 + id % 300),
+                reply_us: result.is_ok().then_some(90 + id * 31 % 4000),
+                lag_us: None,
+                reply_head: None,
+                result,
+            });
+        }
+        let times = Times {
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: "2026-01-01T00:00:02Z".into(),
+            elapsed_s: 2.0,
+        };
+        let addrs = ["127.0.0.1:9".parse().unwrap()];
+        let v = Verification::build(
+            &config,
+            &addrs,
+            None,
+            tally,
+            StopReason::Samples,
+            LocalReadings::default(),
+            times,
+        );
+        let run = parse(Path::new("a.json"), &crate::json::to_string(&v)).unwrap();
+        assert_eq!(run.inputs, v.inputs);
+        assert_eq!(run.health_rules, v.health_rules);
+        assert_eq!(run.tally.counts(), v.tally.counts());
+        let again = checker_core::merge::merge(&[run]).unwrap();
+        assert_eq!(again.judgement, v.judgement);
+        let e = parse(Path::new("b.json"), "{\"schema_version\": 1}").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("b.json is not a checker JSON report"),
+            "{e}"
+        );
+    }
 }

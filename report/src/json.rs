@@ -1,4 +1,4 @@
-//! The JSON report: one stable document, described by `checker/schema/report.schema.json`.
+//! The JSON report: one stable document, described by `report/schema/report.schema.json`.
 //!
 //! The document is a set of serde types borrowing from the result
 //! ([`Verification`]) and reusing its serialisable parts (inputs, plan, intervals,
@@ -12,17 +12,17 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::sampler::{ErrorClass, StopReason};
-use crate::snapshot::TallySnapshot;
-use crate::tally::{MalformedReply, Window};
-use crate::verdict::baseline::BaselineVerdict;
-use crate::verdict::compare::Comparison;
-use crate::verdict::health::HealthRules;
-use crate::verdict::judgement::Mode;
-use crate::verdict::local::{LocalCause, LocalReadings};
-use crate::verdict::thresholds::ThresholdResult;
-use crate::verdict::{ChiSquare, Drift, Outcome, Plan, VersionVerdict};
-use crate::verify::{
+use checker_core::sampler::{ErrorClass, StopReason};
+use checker_core::snapshot::TallySnapshot;
+use checker_core::tally::{MalformedReply, Window};
+use checker_core::verdict::baseline::BaselineVerdict;
+use checker_core::verdict::compare::Comparison;
+use checker_core::verdict::health::HealthRules;
+use checker_core::verdict::judgement::Mode;
+use checker_core::verdict::local::{LocalCause, LocalReadings};
+use checker_core::verdict::thresholds::ThresholdResult;
+use checker_core::verdict::{ChiSquare, Drift, Outcome, Plan, VersionVerdict};
+use checker_core::verify::{
     Inputs, LatencySummary, ScheduleSummary, SequentialSummary, SettleSummary, Verification,
 };
 
@@ -30,7 +30,7 @@ use crate::verify::{
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema the document follows, as kept in the repository.
-pub const SCHEMA: &str = include_str!("../../../checker/schema/report.schema.json");
+pub const SCHEMA: &str = include_str!("../schema/report.schema.json");
 
 /// The `checker verify` JSON document.
 #[derive(Debug, Clone, Serialize)]
@@ -83,7 +83,7 @@ pub struct Document<'a> {
     pub tally: TallySnapshot,
     /// The long-lived connections of `--hold` (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub held: Option<&'a crate::hold::HeldReport>,
+    pub held: Option<&'a checker_core::hold::HeldReport>,
     /// The split derived from manifests (`--expect-from`), with its provenance; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_from: Option<&'a manifests::Derivation>,
@@ -230,7 +230,7 @@ impl<'a> Document<'a> {
             },
             outcome: judged.outcome,
             exit_code: judged.exit_code,
-            reason: super::reason::reason(report),
+            reason: crate::reason::reason(report),
             inputs: &report.inputs,
             plan: report.plan.as_ref(),
             started_at: &report.times.started_at,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::observer::{ObserverError, RunObserver};
+use checker_core::observer::{ObserverError, RunObserver};
 
 /// How long a run must last before the bar appears.
 const SHOW_AFTER: Duration = Duration::from_secs(1);

@@ -1,9 +1,9 @@
 //! The one sentence that says why a verification's outcome is what it is: the health
 //! check that decided, the errors, the split's failing or undecided versions, or PASS.
 
-use crate::sampler::{ErrorClass, StopReason};
-use crate::verdict::Outcome;
-use crate::verify::Verification;
+use checker_core::sampler::{ErrorClass, StopReason};
+use checker_core::verdict::Outcome;
+use checker_core::verify::Verification;
 
 /// The verdict line when a health check decides it (the split and the errors pass).
 fn health_reason(v: &Verification) -> Option<String> {
@@ -152,10 +152,10 @@ fn outcome_reason(r: &Verification) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampler::Sample;
-    use crate::tally::{Tally, Windowing};
-    use crate::verdict::local::LocalReadings;
-    use crate::verify::{Times, VerifyConfig};
+    use checker_core::sampler::Sample;
+    use checker_core::tally::{Tally, Windowing};
+    use checker_core::verdict::local::LocalReadings;
+    use checker_core::verify::{Times, VerifyConfig};
     use std::time::{Duration, SystemTime};
 
     fn config() -> VerifyConfig {
@@ -209,8 +209,8 @@ mod tests {
             "{}",
             reason(&report)
         );
-        assert!(crate::report::text::render(&report).contains("likely local cause"));
-        let doc = serde_json::to_value(crate::report::json::Document::of(&report)).unwrap();
+        assert!(crate::text::render(&report).contains("likely local cause"));
+        let doc = serde_json::to_value(crate::json::Document::of(&report)).unwrap();
         assert_eq!(doc["errors"]["local_cause"]["kind"], "conntrack_full");
         let calm = LocalReadings {
             conntrack_count: Some(1_000),
@@ -218,7 +218,7 @@ mod tests {
         };
         let report = refused_report(calm);
         assert!(!reason(&report).contains("machine"), "{}", reason(&report));
-        let doc = serde_json::to_value(crate::report::json::Document::of(&report)).unwrap();
+        let doc = serde_json::to_value(crate::json::Document::of(&report)).unwrap();
         assert!(doc["errors"]["local_cause"].is_null());
     }
 }
