@@ -6,14 +6,14 @@
 //! [`run`] the run itself, [`verification`] the plain-data result it returns.
 
 pub mod config;
+pub mod looks;
 pub mod run;
-pub mod sequential;
 pub mod settle;
 pub mod verification;
 
 pub use config::*;
 pub use run::*;
-pub use sequential::{SequentialConfig, SequentialSummary};
+pub use looks::{SequentialConfig, SequentialSummary};
 pub use settle::{SettleEnd, SettleSummary};
 pub use verification::{
     ExpectedInput, Inputs, LatencySummary, RecordedRun, ScheduleSummary, Times, Verification,

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{VerifyConfig, VerifyError};
-use super::sequential::Monitor;
+use super::looks::Monitor;
 use super::settle;
 use super::verification::{Times, Verification};
 use crate::expect::Expectation;

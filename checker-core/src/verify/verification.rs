@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use serde::{Serialize, Serializer};
 
 use super::config::VerifyConfig;
-use super::sequential::SequentialSummary;
+use super::looks::SequentialSummary;
 use super::settle::SettleSummary;
 use crate::hold::HeldReport;
 use crate::sampler::{ErrorClass, StopReason};

@@ -13,7 +13,7 @@ use checker_core::verify::{self, MIN_RATE, VerifyConfig};
 
 pub mod command;
 pub mod expect_from;
-pub mod health;
+pub mod health_flags;
 pub mod lint;
 pub mod merge;
 pub mod plot;
@@ -145,7 +145,7 @@ pub struct VerifyArgs {
     pub settle: Option<Duration>,
     /// Canary against stable, thresholds and a baseline.
     #[command(flatten)]
-    pub health: health::HealthArgs,
+    pub health: health_flags::HealthArgs,
     /// Exit 0 once the report is out, whatever its verdict (one share of a parallel run:
     /// `checker merge` gives the verdict); the report still carries its exit_code.
     #[arg(long, env = "CHECKER_REPORT_ONLY", value_parser = parse_bool)]

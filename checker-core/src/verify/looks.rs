@@ -1,5 +1,6 @@
-//! Sequential sampling in a run: look at the evidence after every batch and stop
-//! sampling as soon as [`crate::verdict::sequential`] decides every version.
+//! The looks of a sequential run: look at the evidence after every batch and stop
+//! sampling as soon as [`crate::verdict::sequential`] (the anytime-valid math) decides
+//! every version.
 
 use std::sync::Mutex;
 
