@@ -47,7 +47,7 @@ pub struct VerifyConfig {
     pub reset_on_close: bool,
     /// Sequential sampling: look after every batch and stop when decided (`checker
     /// verify`'s default without `--samples` or `--duration`); `None` = the fixed plan.
-    pub sequential: Option<super::SequentialConfig>,
+    pub sequential: Option<super::looks::SequentialConfig>,
     /// `--settle`: sample short windows first, up to this long, until the split is
     /// consistent with the expectation (or stopped moving); `None` = start counting at once.
     pub settle: Option<Duration>,
