@@ -17,3 +17,4 @@ pub mod reason;
 pub mod samples;
 pub mod table;
 pub mod text;
+pub mod watch;

@@ -1,4 +1,4 @@
-//! The `checker lint --output json` document and its text: the findings of
+//! The `checker lint --output json` document and its text ([`render`]): the findings of
 //! [`manifests::lint`] with the split [`manifests::derive`] reads from the same set.
 
 use std::collections::BTreeMap;
@@ -65,44 +65,44 @@ impl LintReport {
             split_error,
         }
     }
+}
 
-    /// The findings for the terminal, one line each, then a summary line.
-    pub fn text(&self) -> String {
-        let mut out = String::new();
-        for f in &self.findings {
-            let istio = f
-                .istio_code
-                .map(|c| format!(", istioctl {c}"))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "{} {}: {} ({}{istio}): {} [{}]\n",
-                f.resource, f.field, f.code, f.name, f.message, f.origin
-            ));
-        }
-        match (&self.split, &self.split_error) {
-            (Some(d), _) => out.push_str(&format!("split: {} ({})\n", d.expect_text(), d.route)),
-            (None, Some(e)) => out.push_str(&format!("split: none: {e}\n")),
-            (None, None) => {}
-        }
-        let skipped: usize = self.skipped_kinds.values().sum();
-        let skipped = if skipped == 0 {
-            String::new()
-        } else {
-            format!(", {skipped} of other kinds skipped")
-        };
-        if self.findings.is_empty() {
-            out.push_str(&format!(
-                "clean: {} resources, no findings{skipped}\n",
-                self.resources
-            ));
-        } else {
-            let n = self.findings.len();
-            let noun = if n == 1 { "finding" } else { "findings" };
-            out.push_str(&format!(
-                "{n} {noun} in {} resources{skipped}\n",
-                self.resources
-            ));
-        }
-        out
+/// The findings for the terminal, one line each, then a summary line.
+pub fn render(report: &LintReport) -> String {
+    let mut out = String::new();
+    for f in &report.findings {
+        let istio = f
+            .istio_code
+            .map(|c| format!(", istioctl {c}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{} {}: {} ({}{istio}): {} [{}]\n",
+            f.resource, f.field, f.code, f.name, f.message, f.origin
+        ));
     }
+    match (&report.split, &report.split_error) {
+        (Some(d), _) => out.push_str(&format!("split: {} ({})\n", d.expect_text(), d.route)),
+        (None, Some(e)) => out.push_str(&format!("split: none: {e}\n")),
+        (None, None) => {}
+    }
+    let skipped: usize = report.skipped_kinds.values().sum();
+    let skipped = if skipped == 0 {
+        String::new()
+    } else {
+        format!(", {skipped} of other kinds skipped")
+    };
+    if report.findings.is_empty() {
+        out.push_str(&format!(
+            "clean: {} resources, no findings{skipped}\n",
+            report.resources
+        ));
+    } else {
+        let n = report.findings.len();
+        let noun = if n == 1 { "finding" } else { "findings" };
+        out.push_str(&format!(
+            "{n} {noun} in {} resources{skipped}\n",
+            report.resources
+        ));
+    }
+    out
 }

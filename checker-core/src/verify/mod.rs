@@ -12,8 +12,8 @@ pub mod settle;
 pub mod verification;
 
 pub use config::*;
-pub use run::*;
 pub use looks::{SequentialConfig, SequentialSummary};
+pub use run::*;
 pub use settle::{SettleEnd, SettleSummary};
 pub use verification::{
     ExpectedInput, Inputs, LatencySummary, RecordedRun, ScheduleSummary, Times, Verification,

@@ -1,13 +1,13 @@
 //! `checker lint`: the routing mistakes of a TCP canary found in its manifests.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use checker_core::exit;
 use manifests::{self, lint};
 use report::lint::LintReport;
 
-use super::command::emit;
 use super::expect_from::DeriveArgs;
+use super::output::{self, OutputMode, Shown, fail};
 
 /// The help text after the flags: the codes and the exit codes.
 pub fn help() -> String {
@@ -30,15 +30,6 @@ pub fn help() -> String {
     )
 }
 
-/// Report format on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LintOutput {
-    /// One line per finding and a summary line.
-    Text,
-    /// The JSON document (checker/schema/lint.schema.json).
-    Json,
-}
-
 /// Flags of `checker lint`.
 #[derive(Debug, Clone, Args)]
 pub struct LintArgs {
@@ -46,8 +37,8 @@ pub struct LintArgs {
     #[arg(value_name = "SOURCE", required = true)]
     pub sources: Vec<String>,
     /// Report format on stdout.
-    #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = LintOutput::Text)]
-    pub output: LintOutput,
+    #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
+    pub output: OutputMode,
     /// What the manifests do not show.
     #[command(flatten)]
     pub derive: DeriveArgs,
@@ -57,18 +48,10 @@ pub struct LintArgs {
 pub fn run(args: &LintArgs) -> i32 {
     let set = match manifests::read(&args.sources) {
         Ok(set) => set,
-        Err(e) => {
-            eprintln!("checker: cannot read the manifests: {e}");
-            return exit::USAGE;
-        }
+        Err(e) => return fail(&format!("cannot read the manifests: {e}"), exit::USAGE),
     };
     let report = LintReport::of(&args.sources, &set, &args.derive.options());
-    match args.output {
-        LintOutput::Text => emit(&report.text()),
-        LintOutput::Json => {
-            emit(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"))
-        }
-    }
+    output::print(args.output, &Shown::Lint(&report));
     if report.findings.is_empty() {
         exit::PASS
     } else {

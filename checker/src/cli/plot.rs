@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::command::emit;
-use super::{parse_fraction, parse_positive_duration};
+use super::args::{parse_fraction, parse_positive_duration};
+use super::output::{emit, fail};
 use checker_core::exit;
 use checker_core::expect::Expectation;
 use report::plot::{self, Format, PlotOptions, Span};
@@ -104,13 +104,10 @@ fn draw_to(
 
 /// Runs `checker plot`: 0 when the picture was written, 2 otherwise.
 pub fn run(args: &PlotArgs) -> i32 {
-    let fail = |e: &str| {
-        eprintln!("checker: {e}");
-        exit::USAGE
-    };
+    let fail = |e: &dyn std::fmt::Display| fail(e, exit::USAGE);
     // The output's name is checked before any input is read.
     if let Err(e) = Format::of_path(&args.out) {
-        return fail(&e.to_string());
+        return fail(&e);
     }
     let mut spans = Vec::new();
     let mut report_confidence = None;
