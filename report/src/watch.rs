@@ -1,7 +1,10 @@
-//! What `checker watch` shows: a line per interval and the periods at the end, for a
-//! terminal.
+//! What `checker watch` shows: a line per interval and the periods at the end, as text
+//! for a terminal or as JSON lines (each with `schema_version`, described by
+//! `report/schema/watch.schema.json`) otherwise.
 
 use std::fmt::Write as _;
+
+use serde::Serialize;
 
 use checker_core::watch::{Agreement, Period, Tick};
 
@@ -56,4 +59,48 @@ pub fn summary_text(periods: &[Period]) -> String {
         );
     }
     out
+}
+
+/// The version of the layout of `checker watch`'s JSON lines; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The schema every JSON line of `checker watch` follows (a tick or the summary), as kept
+/// in the repository.
+pub const SCHEMA: &str = include_str!("../schema/watch.schema.json");
+
+/// One interval as a JSON line: the layout version, then the tick's fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickLine<'a> {
+    /// Layout version, [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The interval.
+    #[serde(flatten)]
+    pub tick: &'a Tick,
+}
+
+/// The last JSON line: every period of the watch.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryLine<'a> {
+    /// Layout version, [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The periods, oldest first.
+    pub summary: &'a [Period],
+}
+
+/// The JSON line of one interval, with its newline.
+pub fn tick_json(tick: &Tick) -> String {
+    let line = TickLine {
+        schema_version: SCHEMA_VERSION,
+        tick,
+    };
+    serde_json::to_string(&line).unwrap_or_default() + "\n"
+}
+
+/// The JSON line of the periods, with its newline.
+pub fn summary_json(periods: &[Period]) -> String {
+    let line = SummaryLine {
+        schema_version: SCHEMA_VERSION,
+        summary: periods,
+    };
+    serde_json::to_string(&line).unwrap_or_default() + "\n"
 }

@@ -74,8 +74,8 @@ impl Shown<'_> {
             Shown::Lint(l) => serde_json::to_string_pretty(l).unwrap_or_default() + "\n",
             #[cfg(feature = "rehearse")]
             Shown::Rehearsal(r) => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
-            Shown::WatchTick(t) => serde_json::to_string(t).unwrap_or_default() + "\n",
-            Shown::WatchSummary(p) => serde_json::json!({ "summary": p }).to_string() + "\n",
+            Shown::WatchTick(t) => report::watch::tick_json(t),
+            Shown::WatchSummary(p) => report::watch::summary_json(p),
         }
     }
 }
