@@ -1,13 +1,13 @@
 //! `--samples-out`: one JSON line per sample, for plotting a rollout over time.
 //!
-//! Each line: `{"id":7,"timestamp":"2026-...Z","address":"127.0.0.1:9000",
+//! Each line: `{"schema_version":1,"id":7,"timestamp":"2026-...Z","address":"127.0.0.1:9000",
 //! "version":"one","connect_us":81,"reply_us":95,"error":null}`; on failure `version`
 //! (and the latency that was not measured) is null and `error` names the class; a
 //! malformed reply adds `"reply"`, its escaped head (see [`checker_core::sampler::reply_head`]).
 //!
 //! `checker watch` also records its expectation, when it starts and whenever it changes,
-//! as a line of its own: `{"timestamp":"2026-...Z","expect":"one=90,two=10"}` (no `id`),
-//! so that `checker plot` can draw the expected weights as steps.
+//! as a line of its own: `{"schema_version":1,"timestamp":"2026-...Z","expect":"one=90,two=10"}`
+//! (no `id`), so that `checker plot` can draw the expected weights as steps.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -21,12 +21,17 @@ use checker_core::observer::{ObserverError, RunObserver};
 use checker_core::sampler::{ErrorClass, Sample};
 use checker_core::sync::lock;
 
+/// The version of a line's layout (every line carries it); bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// The schema every line follows (a sample or an expectation), as kept in the repository.
 pub const SCHEMA: &str = include_str!("../schema/samples.schema.json");
 
 /// One line of the samples file.
 #[derive(Debug, Serialize)]
 pub struct SampleLine<'a> {
+    /// Layout version, [`SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// The sample id sent in the probe.
     pub id: u64,
     /// RFC 3339 start time with nanoseconds (as sent in the probe).
@@ -53,6 +58,7 @@ impl<'a> SampleLine<'a> {
     /// The line for `sample`.
     pub fn of(sample: &'a Sample) -> Self {
         Self {
+            schema_version: SCHEMA_VERSION,
             id: sample.id,
             timestamp: checker_core::clock::rfc3339_nanos(sample.started_at),
             address: sample.addr.to_string(),
@@ -69,6 +75,8 @@ impl<'a> SampleLine<'a> {
 /// A line saying which expectation holds from `timestamp` on.
 #[derive(Debug, Serialize)]
 pub struct ExpectLine<'a> {
+    /// Layout version, [`SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// RFC 3339 time from which it holds, with nanoseconds.
     pub timestamp: String,
     /// The expectation, as `--expect` takes it.
@@ -98,6 +106,7 @@ impl SamplesWriter {
     /// Appends a line saying that `expect` holds from `at` on.
     pub fn write_expect(&mut self, expect: &str, at: SystemTime) -> io::Result<()> {
         let line = ExpectLine {
+            schema_version: SCHEMA_VERSION,
             timestamp: checker_core::clock::rfc3339_nanos(at),
             expect,
         };
