@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use checker_core::hold::{EXCHANGE_EVERY, HeldReport};
 use checker_core::sampler::StopReason;
 use checker_core::verdict::figures::duration_us;
 use checker_core::verdict::{Outcome, Plan};
@@ -92,6 +93,38 @@ pub fn settle_line(s: &checker_core::verify::SettleSummary) -> String {
         if n == 1 { "" } else { "s" },
         splits.join(" -> ")
     )
+}
+
+/// The line saying how the held connections of `--hold` fared.
+pub fn held_line(h: &HeldReport) -> String {
+    let mut out = format!(
+        "held connections: {} of {} survived {:.1}s of exchanging a line every {}s",
+        h.survived,
+        h.opened,
+        h.hold_for_s,
+        EXCHANGE_EVERY.as_secs_f64()
+    );
+    if h.opened < h.requested {
+        out.push_str(&format!(
+            " ({} of {} could not be opened)",
+            h.requested - h.opened,
+            h.requested
+        ));
+    }
+    if h.ended > 0 {
+        let when = match h.ended_after_s {
+            Some(t) if t.last - t.first < 0.05 => format!("{:.1}s", t.first),
+            Some(t) => format!("{:.1}s to {:.1}s", t.first, t.last),
+            None => "?".to_owned(),
+        };
+        let reasons: Vec<String> = h.reasons.iter().map(|(r, n)| format!("{r} x{n}")).collect();
+        out.push_str(&format!(
+            "; {} ended {when} after they were opened ({})",
+            h.ended,
+            reasons.join(", ")
+        ));
+    }
+    out
 }
 
 /// The line announcing a sequential run, before sampling.
@@ -256,7 +289,7 @@ pub fn render(report: &Verification) -> String {
     }
     out.push_str(&crate::health_section::render(report));
     if let Some(h) = &report.held {
-        let _ = writeln!(out, "  {}", h.text());
+        let _ = writeln!(out, "  {}", held_line(h));
     }
     let _ = writeln!(
         out,
