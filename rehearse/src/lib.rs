@@ -3,8 +3,8 @@
 //! `rehearse` feature; it uses the checker library (`checker_core`) to verify each step.
 //!
 //! In-process echo servers ([`fleet`]) stand for the stable and canary Deployments,
-//! the built-in weighted gateway ([`gateway`]) or a real HAProxy ([`haproxy`]) stands
-//! for Istio's ingress ([`ingress`]), and the walk ([`walk`]) moves the weights step by
+//! the built-in weighted gateway, a real HAProxy or a real Envoy stands for Istio's
+//! ingress ([`ingress`]), and the walk ([`walk`]) moves the weights step by
 //! step ([`plan`]) under long-lived connections ([`holders`]), verifying the split after
 //! every step, with faults injected on request ([`faults`]); [`summary`] holds the
 //! reports and their rendering. The flags and the signal handling live in the binary
@@ -21,11 +21,8 @@
 //! connections ([`holders`]) still close with FINs, since proving a clean end is their
 //! job; they are a few dozen per walk.
 
-pub mod envoy;
 pub mod faults;
 pub mod fleet;
-pub mod gateway;
-pub mod haproxy;
 pub mod holders;
 pub mod ingress;
 pub mod manifest_plan;

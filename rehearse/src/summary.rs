@@ -14,11 +14,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::envoy::WeightsVia;
 use super::fleet::DrainTotals;
 use super::holders::HeldSummary;
-use super::ingress::GatewayKind;
-use super::ingress::GatewayShutdown;
+use super::ingress::envoy::WeightsVia;
+use super::ingress::{GatewayKind, GatewayShutdown};
 use super::manifest_plan::ManifestStep;
 use checker_core::exit;
 use checker_core::verdict::{Drift, Outcome};

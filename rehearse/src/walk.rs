@@ -33,12 +33,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::envoy::{Envoy, EnvoyError, EnvoyOptions};
 use super::faults::{chaos_canary, inject_faults};
 use super::fleet::{DRAIN_DELAY, DrainTotals, Fleet, FleetError, Replica};
-use super::gateway::Gateway;
-use super::haproxy::{Haproxy, HaproxyError};
 use super::holders::{EXCHANGE_EVERY, HeldSummary, Holders, Loss};
+use super::ingress::builtin::Gateway;
+use super::ingress::envoy::{Envoy, EnvoyError, EnvoyOptions};
+use super::ingress::haproxy::{Haproxy, HaproxyError};
 use super::ingress::{GatewayKind, Ingress, IngressError};
 use super::manifest_plan::{ManifestPlan, ManifestStep};
 use super::plan::{PlannedStep, StepKind, manifest_steps, plan_steps};

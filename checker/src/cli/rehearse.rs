@@ -11,8 +11,8 @@ use super::command::emit;
 use super::expect_from::DeriveArgs;
 use super::{OutputFormat, RuleArgs};
 use duration_arg::parse as parse_duration;
-use rehearse::envoy::{EnvoyOptions, WeightsVia};
 use rehearse::ingress::GatewayKind;
+use rehearse::ingress::envoy::{EnvoyOptions, WeightsVia};
 use rehearse::summary::{self, WalkReport};
 use rehearse::walk::{self, WalkConfig, WalkEvent};
 

@@ -353,20 +353,22 @@ impl HaProxy {
     pub fn start(servers: &[(SocketAddr, u32)]) -> HaProxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let cfg = rehearse::haproxy::HaproxyConfig {
+        let cfg = rehearse::ingress::haproxy::HaproxyConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], port)),
-            balance: rehearse::haproxy::Balance::RoundRobin,
+            balance: rehearse::ingress::haproxy::Balance::RoundRobin,
             runtime_api: None,
             nolinger: false,
             servers: servers
                 .iter()
                 .enumerate()
-                .map(|(i, (addr, weight))| rehearse::haproxy::ServerLine {
-                    name: format!("s{i}"),
-                    addr: *addr,
-                    weight: *weight,
-                    disabled: false,
-                })
+                .map(
+                    |(i, (addr, weight))| rehearse::ingress::haproxy::ServerLine {
+                        name: format!("s{i}"),
+                        addr: *addr,
+                        weight: *weight,
+                        disabled: false,
+                    },
+                )
                 .collect(),
         }
         .render();
