@@ -4,8 +4,9 @@
 use checker_core::verdict::{self, Settings};
 use tokio_util::sync::CancellationToken;
 
-use super::plan::{PlannedStep, StepKind};
-use super::walk::{CANARY_GROUP, Stage, WalkConfig, WalkError, accepted_since, wait_accepted};
+use super::steps::builtin::CANARY_GROUP;
+use super::steps::{Step, StepKind};
+use super::walk::{Stage, WalkConfig, WalkError, accepted_since, wait_accepted};
 
 /// The least `--chaos` moves the canary's gateway weight from what the step expects
 /// (in tolerances); [`chaos_canary`] moves it further when the step's sample count
@@ -23,7 +24,7 @@ pub const SHIFT_POINTS: u32 = 40;
 /// Kills a canary replica or shifts the weights mid-step when the step is the one asked for.
 pub(crate) async fn inject_faults(
     config: &WalkConfig,
-    step: &PlannedStep,
+    step: &Step,
     stage: &mut Stage,
     base: u64,
     total: u64,

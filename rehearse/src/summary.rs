@@ -18,7 +18,7 @@ use super::fleet::DrainTotals;
 use super::holders::HeldSummary;
 use super::ingress::envoy::WeightsVia;
 use super::ingress::{GatewayKind, GatewayShutdown};
-use super::manifest_plan::ManifestStep;
+use super::steps::file::ManifestStep;
 use checker_core::exit;
 use checker_core::verdict::{Drift, Outcome};
 use checker_core::verify::VerifyReport;

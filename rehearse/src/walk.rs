@@ -9,7 +9,7 @@
 //! 5. `back to stable`: canary weight 0. Expect one=0,two=100.
 //! 6. `canary delete`: the canary group leaves the gateway, its replicas drain.
 //!
-//! With a plan of manifests (`--plan`, [`crate::manifest_plan`]) nothing is deployed up
+//! With a plan of manifests (`--plan`, [`crate::steps::file`]) nothing is deployed up
 //! front: every step makes the fleets and the gateway what its manifests describe (one
 //! gateway group per route destination, see `apply_manifests`) and expects the split
 //! derived from them. Everything else (held connections, drains, verification,
@@ -40,21 +40,14 @@ use super::ingress::builtin::Gateway;
 use super::ingress::envoy::{Envoy, EnvoyError, EnvoyOptions};
 use super::ingress::haproxy::{Haproxy, HaproxyError};
 use super::ingress::{GatewayKind, Ingress, IngressError};
-use super::manifest_plan::{ManifestPlan, ManifestStep};
-use super::plan::{PlannedStep, StepKind, manifest_steps, plan_steps};
+use super::steps::builtin::{self, CANARY_GROUP, CANARY_VERSION, STABLE_GROUP, STABLE_VERSION};
+use super::steps::file::{ManifestStep, StepsFile};
+use super::steps::{self, Step, StepKind};
 use super::summary::{EnvoyRun, StepManifests, StepOutcome, StepReport, Teardown, WalkReport};
 use checker_core::expect::ExpectError;
 use checker_core::verdict::{self, Settings};
 use checker_core::verify::{self, VerifyConfig};
 
-/// The stable version's name.
-pub const STABLE_VERSION: &str = "one";
-/// The canary version's name.
-pub const CANARY_VERSION: &str = "two";
-/// The gateway group of the stable Deployment.
-pub const STABLE_GROUP: &str = "stable";
-/// The gateway group of the canary Deployment.
-pub const CANARY_GROUP: &str = "canary";
 /// Pause between replacing two replicas in the rolling update.
 const ROLL_PAUSE: Duration = Duration::from_millis(100);
 /// How many extra batches of held connections may be opened to reach every group.
@@ -99,8 +92,8 @@ pub struct WalkConfig {
     pub envoy: EnvoyOptions,
     /// Whether held connections cut by the gateway fail their step (exit 1).
     pub fail_on_cut: bool,
-    /// A user's plan of manifests (`--plan`), walked instead of the built-in steps.
-    pub plan: Option<ManifestPlan>,
+    /// A user's steps file (`--plan`), walked instead of the built-in steps.
+    pub steps_file: Option<StepsFile>,
 }
 
 impl Default for WalkConfig {
@@ -123,7 +116,7 @@ impl Default for WalkConfig {
             samples_dir: None,
             envoy: EnvoyOptions::default(),
             fail_on_cut: false,
-            plan: None,
+            steps_file: None,
         }
     }
 }
@@ -175,7 +168,7 @@ impl WalkConfig {
     }
 
     /// Checks the values and the fault steps against the plan.
-    pub fn validate(&self) -> Result<Vec<PlannedStep>, WalkError> {
+    pub fn validate(&self) -> Result<Vec<Step>, WalkError> {
         let bad = |s: String| Err(WalkError::Invalid(s));
         if self.steps.is_empty() {
             return bad("--steps needs at least one canary weight, e.g. 0,10,20".into());
@@ -196,7 +189,7 @@ impl WalkConfig {
                 humantime::format_duration(DRAIN_DELAY)
             ));
         }
-        if let Some(plan) = &self.plan {
+        if let Some(plan) = &self.steps_file {
             for (flag, step) in [
                 ("--chaos", self.chaos),
                 ("--shift-during", self.shift_during),
@@ -208,9 +201,9 @@ impl WalkConfig {
                     ));
                 }
             }
-            return Ok(manifest_steps(plan));
+            return Ok(steps::of_file(plan));
         }
-        let plan = plan_steps(&self.steps)?;
+        let plan = builtin::steps(&self.steps)?;
         let weight_steps = self.steps.len();
         for (flag, step, last) in [
             ("--chaos", self.chaos, weight_steps),
@@ -247,7 +240,7 @@ pub enum WalkEvent<'a> {
         steps: usize,
     },
     /// A step is about to be verified.
-    Verifying(&'a PlannedStep, &'a [(String, u32)]),
+    Verifying(&'a Step, &'a [(String, u32)]),
     /// A step finished.
     StepDone(&'a StepReport, usize),
 }
@@ -345,12 +338,15 @@ pub async fn walk(
         gateway: config.gateway,
         gateway_addr: gateway_addr.to_string(),
         seed: (config.gateway == GatewayKind::Builtin).then_some(config.seed),
-        replicas: config.plan.as_ref().map_or(config.replicas, |p| {
+        replicas: config.steps_file.as_ref().map_or(config.replicas, |p| {
             p.steps
                 .first()
                 .map_or(0, |s| usize::try_from(s.replicas()).unwrap_or(usize::MAX))
         }),
-        plan: config.plan.as_ref().map(|p| p.file.display().to_string()),
+        plan: config
+            .steps_file
+            .as_ref()
+            .map(|p| p.file.display().to_string()),
         steps: Vec::new(),
         interrupted: false,
         teardown: Teardown::default(),
@@ -393,7 +389,7 @@ pub async fn walk(
 #[allow(clippy::too_many_arguments)]
 async fn run_steps(
     config: &WalkConfig,
-    plan: &[PlannedStep],
+    plan: &[Step],
     stage: &mut Stage,
     stop: &CancellationToken,
     report: &mut WalkReport,
@@ -402,7 +398,7 @@ async fn run_steps(
 ) -> Result<(), WalkError> {
     // Deploy the built-in walk's stable and canary Deployments, the canary at weight 0;
     // a plan of manifests deploys in its first step.
-    if config.plan.is_none() {
+    if config.steps_file.is_none() {
         for _ in 0..config.replicas {
             let r = stage.fleet.start(STABLE_VERSION, STABLE_GROUP).await?;
             stage.ingress.add_replica(STABLE_GROUP, r.addr).await?;
@@ -596,7 +592,7 @@ async fn open_holders(
 
 async fn apply_change(
     config: &WalkConfig,
-    step: &PlannedStep,
+    step: &Step,
     stage: &mut Stage,
     events: &mut Vec<String>,
 ) -> Result<(), WalkError> {
@@ -663,7 +659,7 @@ async fn apply_change(
 
 /// HAProxy's server slots (never reused): every replica the walk may start, and two spare.
 fn haproxy_slots(config: &WalkConfig) -> usize {
-    match &config.plan {
+    match &config.steps_file {
         Some(plan) => plan
             .steps
             .iter()
@@ -855,7 +851,7 @@ type Verified = (
 
 async fn verify_step(
     config: &WalkConfig,
-    step: &PlannedStep,
+    step: &Step,
     stage: &mut Stage,
     stop: &CancellationToken,
     events: &mut Vec<String>,

@@ -234,7 +234,7 @@ impl RehearseArgs {
                 admin_port: self.envoy_admin_port,
             },
             fail_on_cut: self.fail_on_cut,
-            plan: None,
+            steps_file: None,
         }
     }
 }
@@ -291,15 +291,15 @@ fn stop_on_signals() -> (CancellationToken, Arc<OnceLock<i32>>) {
 pub async fn run(args: &RehearseArgs) -> i32 {
     let mut config = args.to_config();
     if let Some(file) = &args.plan {
-        match rehearse::manifest_plan::load(file, &args.derive.options()) {
-            Ok(plan) => config.plan = Some(plan),
+        match rehearse::steps::file::load(file, &args.derive.options()) {
+            Ok(file) => config.steps_file = Some(file),
             Err(e) => {
                 eprintln!("checker: {e}");
                 return checker_core::exit::USAGE;
             }
         }
     }
-    if config.plan.is_none()
+    if config.steps_file.is_none()
         && (args.derive.route_port.is_some() || !args.derive.version_of.is_empty())
     {
         tracing::warn!(
@@ -347,7 +347,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
                 let pid = proxy_pid.map_or(String::new(), |p| {
                     format!(" ({} pid {p})", config.gateway.as_str())
                 });
-                if let Some(plan) = &config.plan {
+                if let Some(plan) = &config.steps_file {
                     emit(&format!(
                         "rehearsal: {} gateway listening on {gateway}{pid}; plan {}: {steps} steps, each deploying what its manifests describe\n\n",
                         config.gateway.as_str(),
