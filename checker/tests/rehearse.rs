@@ -213,7 +213,7 @@ fn a_misconfigured_step_fails_with_exit_1_and_names_the_version_that_is_off() {
     let (code, out, err) = rehearse(&["--chaos", "3", "--seed", "5"]);
     assert_eq!(code, 1, "{out}\n{err}");
     // The offset is planned so that the step's sample count FAILs it for certain.
-    let (canary, _) = rehearse::faults::chaos_canary(20, 1883, &Default::default());
+    let (canary, _) = rehearse::walk::faults::chaos_canary(20, 1883, &Default::default());
     assert!(
         out.contains(&format!(
             "chaos: the gateway is set to stable={} canary={canary} while the step expects one=80,two=20 ({} points off, so 1883 samples FAIL it for certain)",

@@ -15,11 +15,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::fleet::DrainTotals;
-use super::holders::HeldSummary;
 use super::ingress::envoy::WeightsVia;
 use super::ingress::{GatewayKind, GatewayShutdown};
 use super::steps::file::ManifestStep;
 use checker_core::exit;
+use checker_core::hold::HeldSummary;
 use checker_core::verdict::{Drift, Outcome};
 use checker_core::verify::VerifyReport;
 
