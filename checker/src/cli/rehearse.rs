@@ -363,11 +363,11 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             }
             WalkEvent::Verifying(..) => {}
             WalkEvent::StepDone(step, total) => {
-                let mut s = summary::step_header(step, total);
+                let mut s = summary::text::step_header(step, total);
                 if let Some(r) = &step.verify {
                     s.push_str(&checker_core::report::text::render(r));
                 }
-                s.push_str(&summary::step_notes(step));
+                s.push_str(&summary::text::step_notes(step));
                 s.push('\n');
                 emit(&s);
             }
@@ -387,9 +387,9 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         report.exit_code = 128 + signo;
     }
     if text {
-        emit(&summary::render_summary(&report));
+        emit(&summary::text::render_summary(&report));
     } else {
-        emit(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+        emit(&summary::json::render(&report).unwrap_or_default());
     }
     if let Some(plot) = plot {
         match plot.draw(&report, config.settings.confidence) {

@@ -313,12 +313,12 @@ pub fn assert_schema_valid(document: &serde_json::Value) {
     assert_valid_against(&schema, document);
 }
 
-/// Validates `document` against checker/schema/rehearsal.schema.json (the schema the
+/// Validates `document` against rehearse/schema/rehearsal.schema.json (the schema the
 /// rehearse crate embeds), panicking with every error.
 #[cfg(feature = "rehearse")]
 pub fn assert_rehearsal_schema_valid(document: &serde_json::Value) {
     let schema: serde_json::Value =
-        serde_json::from_str(rehearse::summary::SCHEMA).expect("the schema is JSON");
+        serde_json::from_str(rehearse::summary::json::SCHEMA).expect("the schema is JSON");
     assert_valid_against(&schema, document);
 }
 
