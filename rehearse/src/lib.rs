@@ -23,10 +23,12 @@
 
 pub mod fleet;
 pub mod ingress;
+pub mod setting;
 pub mod steps;
 pub mod summary;
 pub mod supervisor;
 pub mod walk;
 
+pub use setting::Setting;
 pub use summary::{StepOutcome, StepReport, WalkReport};
 pub use walk::{WalkConfig, WalkError, walk};

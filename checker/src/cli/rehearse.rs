@@ -11,8 +11,10 @@ use super::command::emit;
 use super::expect_from::DeriveArgs;
 use super::{OutputFormat, RuleArgs};
 use duration_arg::parse as parse_duration;
+use rehearse::Setting;
 use rehearse::ingress::GatewayKind;
 use rehearse::ingress::envoy::{EnvoyOptions, WeightsVia};
+use rehearse::steps::file::StepsFileError;
 use rehearse::summary::{self, WalkReport};
 use rehearse::walk::{self, WalkConfig, WalkEvent};
 
@@ -239,6 +241,35 @@ impl RehearseArgs {
     }
 }
 
+/// The flag that sets each setting the rehearse library's messages name.
+pub fn flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Steps => "--steps",
+        Setting::Replicas => "--replicas",
+        Setting::Samples => "--samples",
+        Setting::Grace => "--grace",
+        Setting::Chaos => "--chaos",
+        Setting::ShiftDuring => "--shift-during",
+        Setting::KillReplica => "--kill-replica",
+        Setting::StepsFile => "--plan",
+        Setting::VersionOf => "--version-of",
+        Setting::FailOnCut => "--fail-on-cut",
+        Setting::Gateway => "--gateway",
+        Setting::EnvoyBinary => "--envoy",
+    }
+}
+
+/// A steps file's error as the user reads it: settings named by their flags, and where
+/// the format is documented when the file is no plan at all.
+fn steps_file_message(e: &StepsFileError) -> String {
+    match e {
+        StepsFileError::Shape { .. } => {
+            format!("{} (see checker rehearse --help)", e.message(flag))
+        }
+        _ => e.message(flag),
+    }
+}
+
 /// A token cancelled by the first SIGINT, SIGTERM or SIGHUP, and the number of that
 /// signal; a second one exits at once with 128 + its number.
 ///
@@ -294,7 +325,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         match rehearse::steps::file::load(file, &args.derive.options()) {
             Ok(file) => config.steps_file = Some(file),
             Err(e) => {
-                eprintln!("checker: {e}");
+                eprintln!("checker: {}", steps_file_message(&e));
                 return checker_core::exit::USAGE;
             }
         }
@@ -367,7 +398,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
                 if let Some(r) = &step.verify {
                     s.push_str(&checker_core::report::text::render(r));
                 }
-                s.push_str(&summary::text::step_notes(step));
+                s.push_str(&summary::text::step_notes(step, flag));
                 s.push('\n');
                 emit(&s);
             }
@@ -376,7 +407,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
     let report: WalkReport = match walk::walk(&config, stop, &mut on_event).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("checker: {e}");
+            eprintln!("checker: {}", e.message(flag));
             return e.exit_code();
         }
     };
@@ -387,7 +418,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         report.exit_code = 128 + signo;
     }
     if text {
-        emit(&summary::text::render_summary(&report));
+        emit(&summary::text::render_summary(&report, flag));
     } else {
         emit(&summary::json::render(&report).unwrap_or_default());
     }

@@ -33,6 +33,7 @@ use tokio::net::UnixStream;
 
 use super::stats::{BackendStats, GatewayShutdown, GatewayStats};
 use super::weights::server_weights;
+use crate::setting::{Names, Setting};
 use crate::supervisor::{NOT_FOUND, Supervised};
 
 /// The backend's name in the generated configuration.
@@ -50,9 +51,7 @@ const ABNS_LEN: usize = 107;
 #[derive(Debug, thiserror::Error)]
 pub enum HaproxyError {
     /// The binary was not found.
-    #[error(
-        "haproxy is not installed ({binary} not found); install it (Debian: apt-get install haproxy) or use --gateway builtin"
-    )]
+    #[error("{}", self.message(Setting::words))]
     NotInstalled {
         /// The binary that was looked for.
         binary: String,
@@ -79,6 +78,19 @@ pub enum HaproxyError {
     /// Every server slot is taken.
     #[error("haproxy has no free server slot left (the configuration declares {0})")]
     NoSlot(usize),
+}
+
+impl HaproxyError {
+    /// The error as one sentence, naming the settings as `names` does (a binary: its flags).
+    pub fn message(&self, names: Names) -> String {
+        match self {
+            HaproxyError::NotInstalled { binary } => format!(
+                "haproxy is not installed ({binary} not found); install it (Debian: apt-get install haproxy) or use {} builtin",
+                names(Setting::Gateway)
+            ),
+            other => other.to_string(),
+        }
+    }
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HaproxyError {

@@ -21,6 +21,8 @@ use envoy::{Applied, Envoy, EnvoyError};
 use haproxy::{Haproxy, HaproxyError};
 pub use stats::{BackendStats, GatewayShutdown, GatewayStats};
 
+use crate::setting::Names;
+
 /// Which ingress the rehearsal routes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,6 +58,17 @@ pub enum IngressError {
     /// Envoy failed.
     #[error(transparent)]
     Envoy(#[from] EnvoyError),
+}
+
+impl IngressError {
+    /// The error as one sentence, naming the settings as `names` does (a binary: its flags).
+    pub fn message(&self, names: Names) -> String {
+        match self {
+            IngressError::Gateway(e) => e.to_string(),
+            IngressError::Haproxy(e) => e.message(names),
+            IngressError::Envoy(e) => e.message(names),
+        }
+    }
 }
 
 /// A running ingress.

@@ -35,6 +35,8 @@ use serde::Deserialize;
 use checker_core::expect::Expectation;
 use manifests::{self, Derivation, DeriveOptions, ManifestSet, load};
 
+use crate::setting::{Names, Setting};
+
 /// The largest steps file read, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// The program that renders kustomize directories.
@@ -129,6 +131,16 @@ pub enum StepsFileError {
         /// Why.
         message: String,
     },
+    /// The plan file is not a plan's YAML at all.
+    #[error(
+        "cannot read the plan {file}: {message}; a plan is a mapping with `steps:`, a list of `- path: ...`"
+    )]
+    Shape {
+        /// The plan file.
+        file: String,
+        /// The parser's reason.
+        message: String,
+    },
     /// A field of the plan is missing or wrong.
     #[error("the plan {file}, field {field}: {message}")]
     Field {
@@ -153,6 +165,14 @@ pub enum StepsFileError {
         /// The source.
         path: String,
     },
+    /// Versions were given for names that no step's route reaches.
+    #[error("{}", self.message(Setting::words))]
+    UnusedVersions {
+        /// The plan file.
+        file: String,
+        /// The names, in order.
+        names: Vec<String>,
+    },
     /// A step's manifests cannot be read, rendered or derived.
     #[error("the plan {file}, step {step} ({name}): {message}")]
     Step {
@@ -165,6 +185,23 @@ pub enum StepsFileError {
         /// What went wrong.
         message: String,
     },
+}
+
+impl StepsFileError {
+    /// The error as one sentence, naming the settings as `names` does (a binary: its flags).
+    pub fn message(&self, names: Names) -> String {
+        match self {
+            StepsFileError::UnusedVersions {
+                file,
+                names: unused,
+            } => format!(
+                "the plan {file}, field version_of: {} given (here or with {}) but no step's route reaches a subset, Service or workload of that name; check the spelling",
+                unused.join(", "),
+                names(Setting::VersionOf)
+            ),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Reads the plan at `file`, renders and derives every step (running `kubectl` for
@@ -187,12 +224,9 @@ pub fn load_with(
     })?;
     let plan = parse(&text).map_err(|(field, message)| {
         if field.is_empty() {
-            StepsFileError::Read {
+            StepsFileError::Shape {
                 file: shown.clone(),
-                message: format!(
-                    "{}; a plan is a mapping with `steps:`, a list of `- path: ...` (see checker rehearse --help)",
-                    message.replace("struct Document", "a plan")
-                ),
+                message: message.replace("struct Document", "a plan"),
             }
         } else {
             StepsFileError::Field {
@@ -258,8 +292,7 @@ pub fn load_with(
             })?
         };
         let derivation = manifests::derive(&set, &options).map_err(|e| {
-            let e = e.to_string();
-            let hint = if e.contains("--version-of") {
+            let hint = if e.wants_version() {
                 " (on the command line, or under `version_of:` in the plan)"
             } else {
                 ""
@@ -271,7 +304,7 @@ pub fn load_with(
         })?;
         for v in &derivation.versions {
             for p in &v.provenance {
-                if let Some(name) = p.version_from.strip_prefix("--version-of ") {
+                if let Some(name) = p.version_given_for() {
                     unused.remove(name);
                 }
             }
@@ -313,14 +346,9 @@ pub fn load_with(
         });
     }
     if !unused.is_empty() {
-        let names: Vec<&str> = unused.iter().map(String::as_str).collect();
-        return Err(StepsFileError::Field {
+        return Err(StepsFileError::UnusedVersions {
             file: shown,
-            field: "version_of".to_owned(),
-            message: format!(
-                "{} given (here or with --version-of) but no step's route reaches a subset, Service or workload of that name; check the spelling",
-                names.join(", ")
-            ),
+            names: unused.into_iter().collect(),
         });
     }
     Ok(StepsFile {

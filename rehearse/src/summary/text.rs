@@ -1,10 +1,12 @@
 //! The rehearsal as text: the header and notes printed around each step's verdict
-//! table as the walk goes, and the final summary table with its result line.
+//! table as the walk goes, and the final summary table with its result line. Settings
+//! are named as the caller's `names` says (the checker: its flags).
 
 use std::fmt::Write as _;
 
 use super::{StepManifests, StepOutcome, StepReport, WalkReport};
 use crate::fleet::DrainTotals;
+use crate::setting::{Names, Setting};
 use checker_core::hold::HeldSummary;
 use checker_core::verdict::Outcome;
 
@@ -66,7 +68,7 @@ pub fn step_header(step: &StepReport, total: usize) -> String {
 }
 
 /// The lines printed after a step's verdict table: events, drift, held connections.
-pub fn step_notes(step: &StepReport) -> String {
+pub fn step_notes(step: &StepReport, names: Names) -> String {
     let mut out = String::new();
     if let Some(m) = &step.manifests {
         let how = if m.kustomize {
@@ -138,9 +140,12 @@ pub fn step_notes(step: &StepReport) -> String {
             "  ! {}{}",
             cut_sentence(h, h.lost),
             if step.fail_on_cut {
-                " (--fail-on-cut: the step fails)"
+                format!(" ({}: the step fails)", names(Setting::FailOnCut))
             } else {
-                " (a finding; --fail-on-cut makes it fail the step)"
+                format!(
+                    " (a finding; {} makes it fail the step)",
+                    names(Setting::FailOnCut)
+                )
             }
         );
     }
@@ -158,8 +163,8 @@ pub fn step_notes(step: &StepReport) -> String {
 
 /// Every reason a step did not pass, one entry per cause, e.g. `FAIL: two is off by
 /// +17.2 points (...)` and `lost 2 held connection(s) (reset x2)` for the same step;
-/// `grace_s` is `--grace`, named when drains cut connections.
-pub fn step_causes(step: &StepReport, grace_s: f64) -> Vec<String> {
+/// `grace_s` is the grace period, named when drains cut connections.
+pub fn step_causes(step: &StepReport, grace_s: f64, names: Names) -> Vec<String> {
     let mut causes: Vec<String> = step.off.iter().map(|o| format!("FAIL: {o}")).collect();
     if let Some(m) = StepManifests::mismatch(step) {
         causes.push(format!("FAIL: {m}"));
@@ -179,7 +184,8 @@ pub fn step_causes(step: &StepReport, grace_s: f64) -> Vec<String> {
     }
     if step.fail_on_cut && step.held.cut > 0 {
         causes.push(format!(
-            "FAIL (--fail-on-cut): {}",
+            "FAIL ({}): {}",
+            names(Setting::FailOnCut),
             cut_sentence(&step.held, step.held.lost)
         ));
     }
@@ -198,9 +204,10 @@ pub fn step_causes(step: &StepReport, grace_s: f64) -> Vec<String> {
     }
     if step.drains.cut > 0 {
         // Held connections stay open across a whole step: a step longer than the grace
-        // period (e.g. a large --samples in a debug build) outlasts the drain.
+        // period (e.g. many samples in a debug build) outlasts the drain.
+        let grace = names(Setting::Grace);
         causes.push(format!(
-            "FAIL (errors): {} connection(s) cut at a replica's drain deadline (--grace {}; held connections stay open across a step, so steps longer than that need a longer --grace)",
+            "FAIL (errors): {} connection(s) cut at a replica's drain deadline ({grace} {}; held connections stay open across a step, so steps longer than that need a longer {grace})",
             step.drains.cut,
             humantime::format_duration(std::time::Duration::from_secs_f64(grace_s.max(0.0)))
         ));
@@ -212,7 +219,7 @@ pub fn step_causes(step: &StepReport, grace_s: f64) -> Vec<String> {
 }
 
 /// The final summary table and result line.
-pub fn render_summary(walk: &WalkReport) -> String {
+pub fn render_summary(walk: &WalkReport, names: Names) -> String {
     let mut rows = vec![vec![
         "STEP".to_owned(),
         "NAME".to_owned(),
@@ -300,7 +307,7 @@ pub fn render_summary(walk: &WalkReport) -> String {
             .iter()
             .filter(|s| s.outcome != StepOutcome::Pass)
             .flat_map(|s| {
-                step_causes(s, walk.grace_s)
+                step_causes(s, walk.grace_s, names)
                     .into_iter()
                     .map(move |c| format!("step {} ({}) {c}", s.number, s.name))
             })
@@ -325,7 +332,8 @@ pub fn render_summary(walk: &WalkReport) -> String {
         };
         let cut = if held_cut > 0 {
             format!(
-                "; {held_cut} held connection(s) were cut by the gateway after a weight change (a finding; --fail-on-cut fails such steps)"
+                "; {held_cut} held connection(s) were cut by the gateway after a weight change (a finding; {} fails such steps)",
+                names(Setting::FailOnCut)
             )
         } else {
             String::new()
@@ -351,12 +359,14 @@ mod tests {
             .add_losses(vec!["closed by the other side".to_owned(); 2]);
         s.drains.cut = 2;
         s.decide(false);
-        let causes = step_causes(&s, 30.0);
+        let causes = step_causes(&s, 30.0, Setting::words);
         assert_eq!(causes.len(), 3, "{causes:?}");
         assert!(causes[0].contains("could not run: the gateway is gone"));
         assert!(causes[1].contains("2 held connection(s) lost (closed by the other side x2)"));
         assert!(
-            causes[2].contains("2 connection(s) cut at a replica's drain deadline (--grace 30s;")
+            causes[2].contains(
+                "2 connection(s) cut at a replica's drain deadline (the grace period 30s;"
+            )
         );
     }
 }

@@ -118,7 +118,7 @@ async fn apply_manifests(
             let workload = m
                 .workload
                 .clone()
-                .unwrap_or_else(|| format!("{} (--version-of)", d.name));
+                .unwrap_or_else(|| format!("{} (version_of)", d.name));
             let n = usize::try_from(m.replicas).unwrap_or(usize::MAX);
             wanted.push((d.name.clone(), workload, m.version.clone(), n));
         }

@@ -12,6 +12,7 @@ use super::error::WalkError;
 use crate::fleet::DRAIN_DELAY;
 use crate::ingress::GatewayKind;
 use crate::ingress::envoy::EnvoyOptions;
+use crate::setting::Setting;
 use crate::steps::file::StepsFile;
 use crate::steps::{self, Step, builtin};
 
@@ -94,49 +95,73 @@ impl WalkConfig {
         }
     }
 
-    /// Checks the values and the fault steps against the plan.
+    /// Checks the values and the fault steps against the steps; the steps to walk.
     pub fn validate(&self) -> Result<Vec<Step>, WalkError> {
-        let bad = |s: String| Err(WalkError::Invalid(s));
+        let bad = |setting, value: Option<String>, reason: String| {
+            Err(WalkError::invalid(setting, value, reason))
+        };
         if self.steps.is_empty() {
-            return bad("--steps needs at least one canary weight, e.g. 0,10,20".into());
+            return bad(
+                Setting::Steps,
+                None,
+                "needs at least one canary weight, e.g. 0,10,20".into(),
+            );
         }
         if let Some(w) = self.steps.iter().find(|w| **w > 100) {
-            return bad(format!("--steps: {w} is not a percentage (0 to 100)"));
+            return bad(
+                Setting::Steps,
+                None,
+                format!("{w} is not a percentage (0 to 100)"),
+            );
         }
         if self.replicas == 0 || self.replicas > 32 {
-            return bad("--replicas must be between 1 and 32".into());
+            return bad(
+                Setting::Replicas,
+                Some(self.replicas.to_string()),
+                "must be between 1 and 32".into(),
+            );
         }
         if self.samples == Some(0) {
-            return bad("--samples must be at least 1".into());
+            return bad(
+                Setting::Samples,
+                Some("0".into()),
+                "must be at least 1".into(),
+            );
         }
         if self.grace < DRAIN_DELAY {
-            return bad(format!(
-                "--grace {}: must be at least {} (a stopping replica keeps accepting that long before its grace period can end)",
-                humantime::format_duration(self.grace),
-                humantime::format_duration(DRAIN_DELAY)
-            ));
+            return bad(
+                Setting::Grace,
+                Some(humantime::format_duration(self.grace).to_string()),
+                format!(
+                    "must be at least {} (a stopping replica keeps accepting that long before its grace period can end)",
+                    humantime::format_duration(DRAIN_DELAY)
+                ),
+            );
         }
+        let faults = [
+            (Setting::Chaos, self.chaos),
+            (Setting::ShiftDuring, self.shift_during),
+            (Setting::KillReplica, self.kill_replica),
+        ];
         if let Some(file) = &self.steps_file {
-            for (flag, step) in [
-                ("--chaos", self.chaos),
-                ("--shift-during", self.shift_during),
-                ("--kill-replica", self.kill_replica),
-            ] {
-                if step.is_some() {
-                    return bad(format!(
-                        "{flag} works on the built-in walk, not on a --plan of manifests"
-                    ));
-                }
+            if let Some((setting, Some(step))) = faults.iter().find(|(_, step)| step.is_some()) {
+                return bad(
+                    *setting,
+                    Some(step.to_string()),
+                    "works on the built-in walk, not on a steps file of manifests".into(),
+                );
             }
             return Ok(steps::of_file(file));
         }
         let steps = builtin::steps(&self.steps)?;
         let weight_steps = self.steps.len();
-        for (flag, step, last) in [
-            ("--chaos", self.chaos, weight_steps),
-            ("--shift-during", self.shift_during, weight_steps),
-            ("--kill-replica", self.kill_replica, weight_steps + 1),
-        ] {
+        for (setting, step) in faults {
+            // A canary replica can also die in the rolling update, the step after them.
+            let last = if setting == Setting::KillReplica {
+                weight_steps + 1
+            } else {
+                weight_steps
+            };
             if let Some(s) = step
                 && (s == 0 || s > last)
             {
@@ -145,9 +170,11 @@ impl WalkConfig {
                 } else {
                     ""
                 };
-                return bad(format!(
-                    "{flag} {s}: must name a step from 1 to {last} (the weight steps{also})"
-                ));
+                return bad(
+                    setting,
+                    Some(s.to_string()),
+                    format!("must name a step from 1 to {last} (the weight steps{also})"),
+                );
             }
         }
         Ok(steps)
@@ -165,15 +192,48 @@ mod tests {
         let bad = |f: fn(&mut WalkConfig)| {
             let mut c = WalkConfig::default();
             f(&mut c);
-            c.validate().unwrap_err().to_string()
+            c.validate().unwrap_err()
         };
-        assert!(bad(|c| c.chaos = Some(4)).contains("--chaos 4"));
-        assert!(bad(|c| c.shift_during = Some(0)).contains("--shift-during 0"));
-        assert!(bad(|c| c.kill_replica = Some(5)).contains("or the rolling update"));
-        assert!(bad(|c| c.steps = vec![0, 101]).contains("101"));
-        assert!(bad(|c| c.steps.clear()).contains("at least one"));
-        assert!(bad(|c| c.replicas = 0).contains("--replicas"));
-        assert!(bad(|c| c.grace = Duration::ZERO).starts_with("--grace 0s: must be at least 50ms"));
+        let flag = |s: Setting| match s {
+            Setting::Chaos => "--chaos",
+            Setting::Grace => "--grace",
+            _ => "--other",
+        };
+        assert_eq!(
+            bad(|c| c.chaos = Some(4)).message(flag),
+            "--chaos 4: must name a step from 1 to 3 (the weight steps)"
+        );
+        assert_eq!(
+            bad(|c| c.chaos = Some(4)).to_string(),
+            "the chaos step 4: must name a step from 1 to 3 (the weight steps)"
+        );
+        assert!(matches!(
+            bad(|c| c.shift_during = Some(0)),
+            WalkError::Invalid { setting: Setting::ShiftDuring, value: Some(v), .. } if v == "0"
+        ));
+        assert!(
+            bad(|c| c.kill_replica = Some(5))
+                .to_string()
+                .contains("or the rolling update")
+        );
+        assert!(bad(|c| c.steps = vec![0, 101]).to_string().contains("101"));
+        assert!(
+            bad(|c| c.steps.clear())
+                .to_string()
+                .contains("at least one")
+        );
+        assert!(matches!(
+            bad(|c| c.replicas = 0),
+            WalkError::Invalid {
+                setting: Setting::Replicas,
+                ..
+            }
+        ));
+        assert!(
+            bad(|c| c.grace = Duration::ZERO)
+                .message(flag)
+                .starts_with("--grace 0s: must be at least 50ms")
+        );
         let c = WalkConfig {
             kill_replica: Some(4),
             ..WalkConfig::default()

