@@ -222,6 +222,13 @@ pub fn load_with(
         file: shown.clone(),
         message,
     })?;
+    // The YAML parser takes time quadratic in the nesting depth: refuse a deep file first.
+    if let Some((line, what)) = load::too_deep(&text) {
+        return Err(StepsFileError::Read {
+            file: shown,
+            message: format!("line {line} nests deeper than {what}; a plan never does"),
+        });
+    }
     let plan = parse(&text).map_err(|(field, message)| {
         if field.is_empty() {
             StepsFileError::Shape {
