@@ -22,8 +22,6 @@ pub enum Setting {
     ShiftDuring,
     /// The step during whose sampling a canary replica dies.
     KillReplica,
-    /// A user's steps file, walked instead of the built-in steps.
-    StepsFile,
     /// The versions given for subsets, Services or workloads.
     VersionOf,
     /// Whether held connections cut by the gateway fail their step.
@@ -48,7 +46,6 @@ impl Setting {
             Setting::Chaos => "the chaos step",
             Setting::ShiftDuring => "the weight-shift step",
             Setting::KillReplica => "the replica-kill step",
-            Setting::StepsFile => "a steps file",
             Setting::VersionOf => "the versions given on the command line",
             Setting::FailOnCut => "failing steps on cuts",
             Setting::Gateway => "the gateway",

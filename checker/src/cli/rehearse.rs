@@ -251,7 +251,6 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::Chaos => "--chaos",
         Setting::ShiftDuring => "--shift-during",
         Setting::KillReplica => "--kill-replica",
-        Setting::StepsFile => "--plan",
         Setting::VersionOf => "--version-of",
         Setting::FailOnCut => "--fail-on-cut",
         Setting::Gateway => "--gateway",

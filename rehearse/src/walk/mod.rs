@@ -27,10 +27,10 @@
 //! losses at the servers ([`sort_losses`]), and the cuts are timed from that change.
 
 //!
-//! Its parts: [`config`] (what is asked, checked), [`stage`] (the moving parts while it
-//! runs), [`change`] (each step's change), [`faults`] (faults injected on purpose),
-//! [`held`] (the held connections) and [`verify`] (each step's verification); this
-//! module runs them in order and tears everything down.
+//! Its parts: `config` (what is asked, checked), `stage` (the moving parts while it
+//! runs), `change` (each step's change), [`faults`] (faults injected on purpose), `held`
+//! (the held connections) and `verify` (each step's verification); this module runs
+//! them in order and tears everything down.
 
 use std::time::Duration;
 

@@ -19,11 +19,11 @@
 //!
 //! Envoy's log goes to `envoy.log` in the directory; when Envoy fails, the error carries
 //! its last lines.
-
 //!
-//! The driver's parts, one job each: [`config`] writes the files (their JSON and atomic
-//! replacement), [`admin`] asks the admin interface, [`process`] runs Envoy and reads
-//! its log, and [`updates`] turns a change into files and waits until it is applied.
+//! The driver's parts, one job each: `config` writes the files (their JSON and atomic
+//! replacement), `admin` asks the admin interface, `process` runs Envoy and reads its
+//! log, and `updates` turns a change into files and waits until it is applied; this
+//! module holds the driver's operations.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
