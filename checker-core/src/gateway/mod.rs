@@ -19,3 +19,4 @@
 pub mod cluster;
 pub mod config_dump;
 pub mod input;
+pub mod mapping;
