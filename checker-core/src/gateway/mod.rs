@@ -18,5 +18,8 @@
 
 pub mod cluster;
 pub mod config_dump;
+pub mod counters;
+pub mod exposition;
 pub mod input;
 pub mod mapping;
+pub mod stats;
