@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn a_document_at_the_limit_is_read_and_one_byte_more_is_refused() {
-        let text = vec![b'x'; 100];
+        let text = [b'x'; 100];
         assert_eq!(read_bounded(&text[..], 100, "t").unwrap().len(), 100);
         let err = read_bounded(&text[..], 99, "the dump").unwrap_err();
         assert_eq!(

@@ -20,6 +20,8 @@ pub mod cluster;
 pub mod config_dump;
 pub mod counters;
 pub mod exposition;
+pub mod fetch;
 pub mod input;
 pub mod mapping;
+pub mod prometheus;
 pub mod stats;
