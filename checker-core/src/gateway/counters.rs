@@ -66,7 +66,8 @@ pub struct Delta {
 }
 
 impl Delta {
-    fn add(&mut self, other: &Delta) {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Delta) {
         self.opened = self.opened.saturating_add(other.opened);
         self.connect_fail = add_optional(self.connect_fail, other.connect_fail);
         self.destroy_remote_with_active_rq = add_optional(

@@ -217,9 +217,15 @@ fn same_destination(c: &IstioCluster, d: &DerivedDestination) -> bool {
 }
 
 fn describe(d: &DerivedDestination) -> String {
-    match &d.subset {
-        Some(s) => format!("{} subset {s}", manifests::model::short_host(&d.host)),
-        None => manifests::model::short_host(&d.host).to_owned(),
+    destination_name(&d.host, d.subset.as_deref())
+}
+
+/// A destination as people name it: `tcp-echo subset canary`, or `tcp-echo`.
+pub fn destination_name(host: &str, subset: Option<&str>) -> String {
+    let host = manifests::model::short_host(host);
+    match subset {
+        Some(s) => format!("{host} subset {s}"),
+        None => host.to_owned(),
     }
 }
 

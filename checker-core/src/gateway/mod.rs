@@ -22,6 +22,8 @@ pub mod counters;
 pub mod exposition;
 pub mod fetch;
 pub mod input;
+pub mod layers;
 pub mod mapping;
+pub mod observe;
 pub mod prometheus;
 pub mod stats;
