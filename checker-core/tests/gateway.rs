@@ -4,6 +4,8 @@
 //! the deploy/kustomize manifests (the 2-canary-10 render kept under manifests' fixtures,
 //! which a manifests test keeps current), and the bad inputs of issue 20.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
