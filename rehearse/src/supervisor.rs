@@ -11,9 +11,11 @@
 //! children and the watcher itself) as soon as that pipe reports end-of-file, which the
 //! kernel does the moment the checker exits, however it exits, or lets go of the proxy.
 //! The watcher outlives a proxy that ends by itself, so what the proxy left behind goes
-//! too. `PR_SET_PDEATHSIG` would
-//! need `unsafe` (`pre_exec`), which the workspace forbids, and it fires when the
-//! spawning *thread* ends, not the process, which a multi-threaded runtime makes fragile.
+//! too.
+//!
+//! `PR_SET_PDEATHSIG` would need `unsafe` (`pre_exec`), which the workspace forbids, and
+//! it fires when the spawning *thread* ends, not the process, which a multi-threaded
+//! runtime makes fragile.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
