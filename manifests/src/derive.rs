@@ -124,6 +124,22 @@ pub struct DeriveError {
     pub message: String,
 }
 
+impl DeriveError {
+    /// Whether the manifests do not show a version that a given one (`version_of`) would
+    /// supply: the error asks for it.
+    pub fn wants_version(&self) -> bool {
+        self.message.contains("--version-of")
+    }
+}
+
+impl Provenance {
+    /// The subset, Service or workload name whose given version (`version_of`) this
+    /// part's version is, if it came from one.
+    pub fn version_given_for(&self) -> Option<&str> {
+        self.version_from.strip_prefix("--version-of ")
+    }
+}
+
 fn fail<T>(
     resource: impl Into<String>,
     field: impl Into<String>,
