@@ -39,9 +39,10 @@ pub enum Shown<'a> {
     Verification(&'a Verification),
     /// The findings of `lint` and the split the manifests route.
     Lint(&'a LintReport),
-    /// A whole rehearsal (`rehearse`): the summary table, or the rehearsal document.
+    /// A whole rehearsal (`rehearse`): the summary table (naming settings by `names`,
+    /// their flags), or the rehearsal document.
     #[cfg(feature = "rehearse")]
-    Rehearsal(&'a rehearse::summary::WalkReport),
+    Rehearsal(&'a rehearse::summary::WalkReport, rehearse::setting::Names),
     /// One interval of `watch`: a line, or a JSON line.
     WatchTick(&'a Tick),
     /// The periods at the end of `watch`.
@@ -62,7 +63,7 @@ impl Shown<'_> {
             Shown::Verification(v) => report::text::render(v),
             Shown::Lint(l) => report::lint::render(l),
             #[cfg(feature = "rehearse")]
-            Shown::Rehearsal(r) => rehearse::summary::render_summary(r),
+            Shown::Rehearsal(r, names) => rehearse::summary::text::render_summary(r, *names),
             Shown::WatchTick(t) => format!("{}\n", report::watch::tick_line(t)),
             Shown::WatchSummary(p) => report::watch::summary_text(p),
         }
@@ -73,7 +74,7 @@ impl Shown<'_> {
             Shown::Verification(v) => report::json::to_string(v),
             Shown::Lint(l) => serde_json::to_string_pretty(l).unwrap_or_default() + "\n",
             #[cfg(feature = "rehearse")]
-            Shown::Rehearsal(r) => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
+            Shown::Rehearsal(r, _) => rehearse::summary::json::render(r).unwrap_or_default(),
             Shown::WatchTick(t) => report::watch::tick_json(t),
             Shown::WatchSummary(p) => report::watch::summary_json(p),
         }
