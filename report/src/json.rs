@@ -3,7 +3,7 @@
 //! The document is a set of serde types borrowing from the result
 //! ([`Verification`]) and reusing its serialisable parts (inputs, plan, intervals,
 //! errors, drift), the same parts the rehearsal's document embeds
-//! (`checker/schema/rehearsal.schema.json`): one model, two documents.
+//! (`rehearse/schema/rehearsal.schema.json`): one model, two documents.
 //!
 //! Field names and meanings only change together with [`SCHEMA_VERSION`]. Shares and
 //! rates are fractions in 0..=1, latencies are microseconds, times are RFC 3339.

@@ -17,7 +17,7 @@ use report::lint::LintReport;
 pub enum OutputMode {
     /// Lines and tables for people to read.
     Text,
-    /// JSON with a `schema_version`, for programs (schemas: report/schema/, checker/schema/).
+    /// JSON with a `schema_version`, for programs (schemas: report/schema/, rehearse/schema/).
     Json,
 }
 
