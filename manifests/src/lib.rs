@@ -9,7 +9,8 @@ pub mod model;
 pub mod version;
 
 pub use derive::{
-    Derivation, DeriveError, DeriveOptions, DerivedDestination, DestinationMember, derive,
+    Derivation, DeriveError, DeriveOptions, DerivedDestination, DestinationMember, OptionNames,
+    Provenance, Remedy, SelectedBy, VersionSource, derive,
 };
 pub use load::{LoadError, load_sources};
 pub use model::{ManifestSet, ModelError};

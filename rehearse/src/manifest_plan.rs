@@ -32,7 +32,7 @@ use std::process::Command;
 use serde::Deserialize;
 
 use checker_core::expect::Expectation;
-use manifests::{self, Derivation, DeriveOptions, ManifestSet, load};
+use manifests::{self, Derivation, DeriveOptions, ManifestSet, Remedy, VersionSource, load};
 
 /// The largest plan file read, in bytes.
 pub const MAX_PLAN_BYTES: u64 = 1024 * 1024;
@@ -207,6 +207,7 @@ pub fn load_with(
     let options = DeriveOptions {
         route_port: overrides.route_port.or(plan.route_port),
         version_of,
+        names: overrides.names.clone(),
     };
     let mut unused: BTreeSet<String> = options.version_of.keys().cloned().collect();
     let mut steps = Vec::new();
@@ -254,8 +255,7 @@ pub fn load_with(
             })?
         };
         let derivation = manifests::derive(&set, &options).map_err(|e| {
-            let e = e.to_string();
-            let hint = if e.contains("--version-of") {
+            let hint = if matches!(e.remedy, Some(Remedy::VersionOf { .. })) {
                 " (on the command line, or under `version_of:` in the plan)"
             } else {
                 ""
@@ -267,7 +267,7 @@ pub fn load_with(
         })?;
         for v in &derivation.versions {
             for p in &v.provenance {
-                if let Some(name) = p.version_from.strip_prefix("--version-of ") {
+                if let VersionSource::Override { name, .. } = &p.version_from {
                     unused.remove(name);
                 }
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 
 use checker_core::expect::Expectation;
-use manifests::{self, Derivation, DeriveOptions};
+use manifests::{self, Derivation, DeriveOptions, OptionNames};
 
 /// How a split is derived from manifests (`verify --expect-from`, `lint`).
 #[derive(Debug, Clone, Args)]
@@ -25,6 +25,15 @@ impl DeriveArgs {
         DeriveOptions {
             route_port: self.route_port,
             version_of: self.version_of.iter().cloned().collect::<BTreeMap<_, _>>(),
+            names: Self::names(),
+        }
+    }
+
+    /// The flags, as messages and provenance name them.
+    pub fn names() -> OptionNames {
+        OptionNames {
+            route_port: "--route-port".to_owned(),
+            version_of: "--version-of".to_owned(),
         }
     }
 }
