@@ -9,7 +9,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::{EchoServer, Guard, Run, assert_schema_valid, checker, run_checker, wait_output};
+use support::{
+    EchoServer, Guard, Run, assert_schema_valid, checker, run_checker, run_checker_env, wait_output,
+};
 
 fn fixture(name: &str) -> String {
     repo()
@@ -226,6 +228,122 @@ fn lint_exits_0_clean_and_1_with_findings_in_a_schema_valid_document() {
     let run = run_with_stdin(&["lint", "-"], &text);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.starts_with("VirtualService/echo spec.tcp[0].route[1].destination.subset: TC101 (subset-not-found, istioctl IST0101)"), "{run:?}");
+}
+
+#[test]
+fn lint_refuses_to_call_nothing_clean() {
+    // Nothing on stdin.
+    let run = run_with_stdin(&["lint", "-"], "");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("checker: nothing to lint: - held no Kubernetes object"),
+        "{run:?}"
+    );
+    // Objects, none of a kind that routes: what was skipped is named.
+    let run = run_with_stdin(
+        &["lint", "--output", "json", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "- held 1 Kubernetes object(s), none of a kind that routes TCP (1 v1 ConfigMap)"
+        ),
+        "{run:?}"
+    );
+    // A directory with no manifest file in it.
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path().display().to_string();
+    let run = run_checker(&["lint", &dir]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("held no Kubernetes object")
+            && run.stderr.contains("a directory is read for its .yaml"),
+        "{run:?}"
+    );
+}
+
+/// A kustomize directory, and a `kubectl` script (`{TMP}` stands for the folder) in a
+/// folder of its own, for PATH.
+fn fake_kubectl(script: &str) -> (tempfile::TempDir, String, std::ffi::OsString) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path().join("overlay");
+    std::fs::create_dir(&dir).expect("overlay");
+    std::fs::write(dir.join("kustomization.yaml"), "resources: [all.yaml]\n").expect("write");
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    let script = script.replace("{TMP}", &tmp.path().display().to_string());
+    std::fs::write(bin.join("kubectl"), script).expect("write");
+    std::fs::set_permissions(bin.join("kubectl"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let path = std::env::join_paths([bin.as_path(), Path::new("/usr/bin"), Path::new("/bin")])
+        .expect("PATH");
+    (tmp, dir.display().to_string(), path)
+}
+
+#[test]
+fn lint_renders_a_kustomize_directory_with_kubectl() {
+    // kubectl here prints the clean set, as `kubectl kustomize` prints a render.
+    let (_tmp, dir, path) = fake_kubectl(&format!(
+        "#!/bin/sh\n[ \"$1\" = kustomize ] || exit 3\ncat '{}'\n",
+        fixture("lint-clean.yaml")
+    ));
+    let run = run_checker_env(&["lint", "--output", "json", &dir], &[("PATH", &path)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_lint_schema_valid(&doc);
+    assert_eq!(doc["outcome"], "clean");
+    assert!(doc["resources"].as_u64().is_some_and(|n| n > 5), "{doc:#}");
+}
+
+#[test]
+fn a_kustomize_render_that_hangs_is_stopped_and_a_failing_one_named() {
+    // A remote base on a server that never answers: kubectl never finishes.
+    let (_tmp, dir, path) = fake_kubectl("#!/bin/sh\nsleep 300 &\nwait\n");
+    let run = run_checker_env(
+        &["lint", "--kustomize-timeout", "1s", &dir],
+        &[("PATH", &path)],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr.contains("kubectl kustomize")
+            && run.stderr.contains("did not finish within 1 s")
+            && run.stderr.contains("--kustomize-timeout raises the limit"),
+        "{run:?}"
+    );
+    let run = run_checker_env(
+        &["lint", &dir],
+        &[
+            ("PATH", &path),
+            ("CHECKER_KUSTOMIZE_TIMEOUT", std::ffi::OsStr::new("0.5")),
+        ],
+    );
+    assert!(
+        run.stderr.contains("did not finish within 0.5 s"),
+        "{run:?}"
+    );
+
+    // kubectl failing: its whole message, without klog's header.
+    let (_tmp, dir, path) = fake_kubectl(&format!(
+        "#!/bin/sh\ncat '{}' >&2\nexit 1\n",
+        repo()
+            .join("manifests/tests/fixtures/kubectl/duplicate-key.stderr")
+            .display()
+    ));
+    let run = run_checker_env(&["lint", &dir], &[("PATH", &path)]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr.contains("failed (exit status: 1): map[string]interface {}(nil): yaml: unmarshal errors: line 5: mapping key \"name\" already defined at line 4"),
+        "{run:?}"
+    );
 }
 
 #[test]
