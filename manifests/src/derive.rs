@@ -58,6 +58,12 @@ impl Default for OptionNames {
 pub struct Derivation {
     /// The route used: `VirtualService/tcp-echo spec.tcp[0]`.
     pub route: String,
+    /// The route's resource, `VirtualService/tcp-echo` (not part of the JSON report).
+    #[serde(skip)]
+    pub route_resource: String,
+    /// The route's field path, `spec.tcp[0]` (not part of the JSON report).
+    #[serde(skip)]
+    pub route_field: String,
     /// Each version, with its weight, share and provenance, in route order.
     pub versions: Vec<DerivedVersion>,
     /// Remarks (replica-ratio splits, defaults applied).
@@ -460,6 +466,8 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
     }
     Ok(Derivation {
         route: route_id,
+        route_resource: route.resource.id(),
+        route_field: route.field.clone(),
         versions,
         notes,
         skipped_kinds: set.skipped.clone(),
@@ -822,16 +830,17 @@ impl Derivation {
 }
 
 impl fmt::Display for Derivation {
-    /// The split and its provenance, a few lines for the terminal.
+    /// The split and its provenance, a few lines for the terminal, every line escaped
+    /// (`protocol::escape`): names, fields and files come from the manifests.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
+        let mut line = |text: String| writeln!(f, "{}", protocol::escape(text));
+        line(format!(
             "expected split from {}: {}",
             self.route,
             self.expect_text()
-        )?;
+        ))?;
         for v in &self.versions {
-            writeln!(f, "  {} {:.1}%", v.name, v.share * 100.0)?;
+            line(format!("  {} {:.1}%", v.name, v.share * 100.0))?;
             for p in &v.provenance {
                 let workload = match (&p.workload, p.replicas) {
                     (Some(w), Some(1)) => format!(" -> {w} (1 replica)"),
@@ -839,8 +848,7 @@ impl fmt::Display for Derivation {
                     (Some(w), None) => format!(" -> {w}"),
                     _ => String::new(),
                 };
-                writeln!(
-                    f,
+                line(format!(
                     "    {} {} {} weight {} -> {}{} answers {} ({})",
                     p.resource,
                     p.field,
@@ -850,11 +858,11 @@ impl fmt::Display for Derivation {
                     workload,
                     v.name,
                     p.version_from
-                )?;
+                ))?;
             }
         }
         for note in &self.notes {
-            writeln!(f, "  note: {note}")?;
+            line(format!("  note: {note}"))?;
         }
         if !self.skipped_kinds.is_empty() {
             let skipped: Vec<String> = self
@@ -862,7 +870,7 @@ impl fmt::Display for Derivation {
                 .iter()
                 .map(|(k, n)| format!("{n} {k}"))
                 .collect();
-            writeln!(f, "  skipped (not routing): {}", skipped.join(", "))?;
+            line(format!("  skipped (not routing): {}", skipped.join(", ")))?;
         }
         Ok(())
     }

@@ -89,15 +89,24 @@ pub fn parse_version_of(s: &str) -> Result<(String, String), String> {
 /// The split derived from `sources` (kustomize directories rendered), or one sentence
 /// saying why there is none.
 pub fn derive(sources: &[String], args: &DeriveArgs) -> Result<(Expectation, Derivation), String> {
-    let set = manifests::read_rendering(sources, &Kustomize::default())
-        .map_err(|e| format!("cannot read the manifests: {e}"))?;
-    let derivation = manifests::derive(&set, &args.options())
-        .map_err(|e| format!("cannot derive the expected split from the manifests: {e}"))?;
-    let expectation = Expectation::from_derivation(&derivation).map_err(|e| {
+    // The sentences quote the manifests: escaped for the terminal.
+    let set = manifests::read_rendering(sources, &Kustomize::default()).map_err(|e| {
         format!(
+            "cannot read the manifests: {}",
+            protocol::escape(e.to_string())
+        )
+    })?;
+    let derivation = manifests::derive(&set, &args.options()).map_err(|e| {
+        format!(
+            "cannot derive the expected split from the manifests: {}",
+            protocol::escape(e.to_string())
+        )
+    })?;
+    let expectation = Expectation::from_derivation(&derivation).map_err(|e| {
+        protocol::escape(format!(
             "the split derived from the manifests ({}) cannot be checked: {e}",
             derivation.expect_text()
-        )
+        ))
     })?;
     Ok((expectation, derivation))
 }

@@ -3,7 +3,9 @@
 use clap::{Args, ValueEnum};
 
 use checker_core::exit;
+use checker_core::expect::Expectation;
 use checker_core::report::lint::LintReport;
+use manifests::lint::LintOptions;
 use manifests::{self, lint};
 
 use super::command::emit;
@@ -49,6 +51,10 @@ pub struct LintArgs {
     /// Report format on stdout.
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = LintOutput::Text)]
     pub output: LintOutput,
+    /// The split the manifests must route, e.g. one=90,two=10 (as verify --expect reads
+    /// it): another split, or none, is a finding (TC127, TC118).
+    #[arg(long, env = "CHECKER_EXPECT", value_name = "NAME=WEIGHT,...")]
+    pub expect: Option<Expectation>,
     /// What the manifests do not show.
     #[command(flatten)]
     pub derive: DeriveArgs,
@@ -109,7 +115,16 @@ pub fn run(args: &LintArgs) -> i32 {
         );
         return exit::USAGE;
     }
-    let report = LintReport::of(&args.sources, &set, &args.derive.options());
+    let options = LintOptions {
+        derive: args.derive.options(),
+        expect: args.expect.as_ref().map(|e| {
+            e.versions()
+                .iter()
+                .map(|v| (v.name.clone(), v.weight))
+                .collect()
+        }),
+    };
+    let report = LintReport::of(&args.sources, &set, &options);
     match args.output {
         LintOutput::Text => emit(&report.text()),
         LintOutput::Json => {
