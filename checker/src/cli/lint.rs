@@ -27,7 +27,7 @@ pub fn help() -> String {
         })
         .collect();
     format!(
-        "Findings:\n{}\n\nExit codes:\n  0  clean: no finding\n  1  findings (each: code, resource, field path, one sentence)\n  2  usage error, or manifests that cannot be read",
+        "Findings:\n{}\n\nExit codes:\n  0  clean: no finding\n  1  findings (each: code, resource, field path, one sentence)\n  2  usage error, manifests that cannot be read or rendered, or no resource to lint",
         rules.join("\n")
     )
 }
