@@ -84,6 +84,11 @@ pub struct DerivedDestination {
     pub name: String,
     /// The destination's field path: `spec.tcp[0].route[1]`.
     pub field: String,
+    /// Its host as written (`tcp-echo`, `tcp-echo.default.svc.cluster.local`), or the
+    /// backend Service's name.
+    pub host: String,
+    /// Its subset, when it names one.
+    pub subset: Option<String>,
     /// Its weight as written (Istio's defaults applied).
     pub weight: u64,
     /// The workloads its subset or Service selects, in manifest order.
@@ -494,6 +499,8 @@ fn destination_of(
     DerivedDestination {
         name,
         field: d.field.clone(),
+        host: d.host.clone(),
+        subset: d.subset.clone(),
         weight: u64::try_from(d.weight).unwrap_or(0),
         members: resolved
             .iter()
