@@ -252,6 +252,25 @@ pub enum Remedy {
     },
 }
 
+impl DeriveError {
+    /// Whether the manifests do not show a version that a given one (`version_of`) would
+    /// supply: the error asks for it.
+    pub fn wants_version(&self) -> bool {
+        matches!(self.remedy, Some(Remedy::VersionOf { .. }))
+    }
+}
+
+impl Provenance {
+    /// The subset, Service or workload name whose given version (`version_of`) this
+    /// part's version is, if it came from one.
+    pub fn version_given_for(&self) -> Option<&str> {
+        match &self.version_from {
+            VersionSource::Override { name, .. } => Some(name),
+            VersionSource::Container { .. } => None,
+        }
+    }
+}
+
 fn fail<T>(
     resource: impl Into<String>,
     field: impl Into<String>,
