@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use manifests::lint::{Finding, lint};
-use manifests::{Derivation, DeriveError, DeriveOptions, ManifestSet, derive};
+use manifests::lint::{Finding, LintOptions, lint};
+use manifests::{Derivation, DeriveError, ManifestSet};
 
 /// The version of the lint document's layout (report/schema/lint.schema.json).
 pub const SCHEMA_VERSION: u32 = 2;
@@ -40,9 +40,10 @@ pub struct LintReport {
 
 impl LintReport {
     /// Lints `set`, read from `sources`.
-    pub fn of(sources: &[String], set: &ManifestSet, options: &DeriveOptions) -> Self {
-        let findings = lint(set, options);
-        let (split, split_error) = match derive(set, options) {
+    pub fn of(sources: &[String], set: &ManifestSet, options: &LintOptions) -> Self {
+        let linted = lint(set, options);
+        let findings = linted.findings;
+        let (split, split_error) = match linted.split {
             Ok(d) => (Some(d), None),
             Err(e) => (None, Some(e)),
         };
@@ -67,8 +68,10 @@ impl LintReport {
     }
 }
 
-/// The findings for the terminal, one line each, then a summary line.
+/// The findings for the terminal, one line each, then a summary line. What came from
+/// the manifests (names, fields, files, messages quoting them) is escaped.
 pub fn render(report: &LintReport) -> String {
+    use protocol::escape;
     let mut out = String::new();
     for f in &report.findings {
         let istio = f
@@ -77,12 +80,21 @@ pub fn render(report: &LintReport) -> String {
             .unwrap_or_default();
         out.push_str(&format!(
             "{} {}: {} ({}{istio}): {} [{}]\n",
-            f.resource, f.field, f.code, f.name, f.message, f.origin
+            escape(&f.resource),
+            escape(&f.field),
+            f.code,
+            f.name,
+            escape(&f.message),
+            escape(&f.origin)
         ));
     }
     match (&report.split, &report.split_error) {
-        (Some(d), _) => out.push_str(&format!("split: {} ({})\n", d.expect_text(), d.route)),
-        (None, Some(e)) => out.push_str(&format!("split: none: {e}\n")),
+        (Some(d), _) => out.push_str(&format!(
+            "split: {} ({})\n",
+            escape(d.expect_text()),
+            escape(&d.route)
+        )),
+        (None, Some(e)) => out.push_str(&format!("split: none: {}\n", escape(e.to_string()))),
         (None, None) => {}
     }
     let skipped: usize = report.skipped_kinds.values().sum();
