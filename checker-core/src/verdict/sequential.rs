@@ -80,6 +80,18 @@ impl Component {
         }
     }
 
+    /// A component of weight `weight` with mean `mean` (kept off 0 and 1) and the
+    /// weight of `size` prior samples: Beta(mean size, (1 - mean) size).
+    pub fn with_size(weight: f64, mean: f64, size: f64) -> Self {
+        let mean = mean.clamp(MEAN_MARGIN, 1.0 - MEAN_MARGIN);
+        let size = size.max(MIN_CONCENTRATION);
+        Self {
+            weight,
+            a: mean * size,
+            b: (1.0 - mean) * size,
+        }
+    }
+
     /// `ln` of the component's marginal likelihood ratio numerator, `B(a + k, b + n - k) / B(a, b)`.
     fn ln_marginal(&self, k: f64, n: f64) -> f64 {
         self.weight.ln() + ln_beta(self.a + k, self.b + n - k) - ln_beta(self.a, self.b)
@@ -116,7 +128,7 @@ impl Prior {
     }
 
     /// `ln` of the mixture's marginal likelihood of `k` answers in `n` (log-sum-exp).
-    fn ln_marginal(&self, k: f64, n: f64) -> f64 {
+    pub(crate) fn ln_marginal(&self, k: f64, n: f64) -> f64 {
         let terms = self.components.map(|c| c.ln_marginal(k, n));
         let top = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         top + terms.iter().map(|t| (t - top).exp()).sum::<f64>().ln()
@@ -129,16 +141,53 @@ fn ln_beta(a: f64, b: f64) -> f64 {
 
 /// `ln M_n(p)` for `count` answers out of `n` (infinite where `p` is impossible).
 pub fn log_martingale(count: u64, n: u64, p: f64, prior: Prior) -> f64 {
+    prior.ln_marginal(count as f64, n as f64) - log_likelihood(count, n, p)
+}
+
+/// `ln p^count (1 - p)^(n - count)` (minus infinity where `p` is impossible).
+fn log_likelihood(count: u64, n: u64, p: f64) -> f64 {
     let (k, n) = (count as f64, n as f64);
-    let mixture = prior.ln_marginal(k, n);
-    let likelihood = if p <= 0.0 {
+    if p <= 0.0 {
         if count > 0 { f64::NEG_INFINITY } else { 0.0 }
     } else if p >= 1.0 {
         if k < n { f64::NEG_INFINITY } else { 0.0 }
     } else {
         k * p.ln() + (n - k) * (1.0 - p).ln()
+    }
+}
+
+/// The confidence sequence `{p : M_n(p) < 1/alpha}` of a share with `count` answers
+/// out of `n`, closed at its ends (the whole 0..=1 without samples). The mixture's
+/// marginal does not depend on `p`, so it is computed once.
+pub(crate) fn share_interval(count: u64, n: u64, prior: Prior, alpha: f64) -> Interval {
+    share_interval_at(count, n, prior, (1.0 / alpha).ln())
+}
+
+fn share_interval_at(count: u64, n: u64, prior: Prior, threshold: f64) -> Interval {
+    if n == 0 {
+        return Interval {
+            low: 0.0,
+            high: 1.0,
+        };
+    }
+    let mixture = prior.ln_marginal(count as f64, n as f64);
+    let excludes = |p: f64| mixture - log_likelihood(count, n, p) >= threshold;
+    let share = count as f64 / n as f64;
+    // Between an excluded `out` and an included `inside`, find the edge.
+    let edge = |mut out: f64, mut inside: f64| {
+        for _ in 0..BISECT_STEPS {
+            let mid = 0.5 * (out + inside);
+            if excludes(mid) {
+                out = mid;
+            } else {
+                inside = mid;
+            }
+        }
+        inside
     };
-    mixture - likelihood
+    let low = if excludes(0.0) { edge(0.0, share) } else { 0.0 };
+    let high = if excludes(1.0) { edge(1.0, share) } else { 1.0 };
+    Interval { low, high }
 }
 
 /// One version's sequence at the per-version error `alpha`.
@@ -175,36 +224,7 @@ impl Sequence {
 
     /// The interval `{p : M_n(p) < 1/alpha}`, closed at its ends.
     fn interval(&self) -> Interval {
-        if self.n == 0 {
-            return Interval {
-                low: 0.0,
-                high: 1.0,
-            };
-        }
-        let share = self.share();
-        // Between an excluded `out` and an included `in_`, find the edge.
-        let edge = |mut out: f64, mut inside: f64| {
-            for _ in 0..BISECT_STEPS {
-                let mid = 0.5 * (out + inside);
-                if self.excludes(mid) {
-                    out = mid;
-                } else {
-                    inside = mid;
-                }
-            }
-            inside
-        };
-        let low = if self.excludes(0.0) {
-            edge(0.0, share)
-        } else {
-            0.0
-        };
-        let high = if self.excludes(1.0) {
-            edge(1.0, share)
-        } else {
-            1.0
-        };
-        Interval { low, high }
+        share_interval_at(self.count, self.n, self.prior, self.threshold)
     }
 
     /// The rule against `band`, without computing the interval's ends.

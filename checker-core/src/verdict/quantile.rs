@@ -1,0 +1,425 @@
+//! Distribution-free intervals for a latency quantile, read off an HdrHistogram, and
+//! the interval of the ratio of two arms' quantiles.
+//!
+//! Both intervals rest on one fact: for samples `X_1..X_n` from a continuous
+//! distribution with `q`-quantile `xi`, the count `K = #{X_i <= xi}` is
+//! Binomial(n, q), and for order statistics `X_(l) <= xi < X_(u)` holds exactly when
+//! `l <= K <= u - 1`. So any set of counts `[l, u - 1]` that holds `K` with
+//! probability `1 - alpha` gives the interval `[X_(l), X_(u))` for `xi`.
+//!
+//! * Fixed N ([`exact_ranks`]): the classic order-statistic interval with exact
+//!   binomial tails (each at most `alpha / 2`; e.g. Hahn and Meeker, *Statistical
+//!   Intervals*, 1991, section 5.2).
+//! * Sequential ([`sequence_ranks`]): the counts `l <= K_t <= u - 1` for every `t` at
+//!   once, from the beta-binomial mixture martingale of [`super::sequential`] applied
+//!   to the indicators `1{X_i <= xi}` (mean exactly `q`): by Ville's inequality
+//!   `M_t(q; K_t) < 1/alpha` for all `t` with probability at least `1 - alpha`, and the
+//!   counts where it holds are an interval (`ln M_t` is convex in the count). This is
+//!   the fixed-quantile confidence sequence of Howard and Ramdas, *Sequential
+//!   estimation of quantiles with applications to A/B-testing and best-arm
+//!   identification*, Bernoulli 28(3), 2022, section 2 (Theorem 1), with the
+//!   beta-binomial mixture boundary (their section 2.1, after Howard, Ramdas,
+//!   McAuliffe and Sekhon 2021).
+//!
+//! Reading the histograms: values are stored in buckets; a lower end is read as the
+//! lowest value of its bucket and an upper end as the highest, so the discretisation
+//! only widens the interval. Without a valid lower rank the lower end is 0; without a
+//! valid upper rank the upper end is the histogram's highest trackable value (longer
+//! latencies were clamped to it when recorded). The estimate `X_(ceil(n q))` always
+//! lies inside the interval.
+
+use hdrhistogram::Histogram;
+use statrs::distribution::{Binomial, DiscreteCDF};
+
+use super::margin::Range;
+use super::sequential::{Component, Prior};
+
+/// The ranks (1-based) of the order statistics bounding a quantile: `X_(lower) <= xi <
+/// X_(upper)`; `None` where no rank holds the confidence (the end is unbounded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRanks {
+    /// The lower end's rank.
+    pub lower: Option<u64>,
+    /// The upper end's rank.
+    pub upper: Option<u64>,
+}
+
+/// The exact order-statistic ranks for the `q`-quantile of `n` samples, each end
+/// missing the quantile with probability at most `tail`: the largest `lower` with
+/// `P(K <= lower - 1) <= tail` and the smallest `upper` with `P(K >= upper) <= tail`,
+/// `K ~ Binomial(n, q)`.
+pub fn exact_ranks(n: u64, q: f64, tail: f64) -> OrderRanks {
+    let none = OrderRanks {
+        lower: None,
+        upper: None,
+    };
+    if n == 0 || !(0.0..=1.0).contains(&q) {
+        return none;
+    }
+    let Ok(k) = Binomial::new(q, n) else {
+        return none;
+    };
+    // P(K <= r - 1) grows with r: the last r in 1..=n where it is at most `tail`.
+    let below = |r: u64| k.cdf(r - 1) <= tail;
+    let lower = below(1).then(|| last_true(1, n, below));
+    // P(K >= r) shrinks with r: the first r in 1..=n where it is at most `tail`.
+    let above = |r: u64| k.sf(r - 1) <= tail;
+    let upper = above(n).then(|| first_true(1, n, above));
+    OrderRanks { lower, upper }
+}
+
+/// The last `r` in `lo..=hi` where `pred` holds, `pred(lo)` true, `pred` true then false.
+fn last_true(mut lo: u64, mut hi: u64, pred: impl Fn(u64) -> bool) -> u64 {
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if pred(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
+/// The first `r` in `lo..=hi` where `pred` holds, `pred(hi)` true, `pred` false then true.
+fn first_true(mut lo: u64, mut hi: u64, pred: impl Fn(u64) -> bool) -> u64 {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    hi
+}
+
+/// The sample counts at which the sequential mixture is tuned to be tightest: a mixture
+/// of three Beta components around `q`, one per count, each with the prior weight
+/// that the normal-mixture rule of thumb gives for its count (Howard et al. 2021,
+/// section 3.5: `rho = t / (2 ln(1/alpha) + ln(1 + 2 ln(1/alpha)))`). Health metrics
+/// decide between a few thousand and a few hundred thousand samples per version; the
+/// mixture costs `ln 3` in the threshold and keeps the boundary near its best across
+/// that range (tuning affects how soon a verdict comes, never its validity).
+pub const TUNED_AT: [f64; 3] = [2_000.0, 10_000.0, 50_000.0];
+
+/// The mixing distribution for the indicators `1{X <= xi}` of the `q`-quantile at `alpha`.
+pub fn quantile_prior(q: f64, alpha: f64) -> Prior {
+    let l = (1.0 / alpha).ln();
+    let per = 2.0 * l + (1.0 + 2.0 * l).ln();
+    Prior {
+        components: TUNED_AT
+            .map(|t| Component::with_size(1.0 / TUNED_AT.len() as f64, q, t / per - 1.0)),
+    }
+}
+
+/// The confidence-sequence ranks for the `q`-quantile after `t` samples at the error
+/// `alpha` (valid at every `t` at once): the counts `k` with `M_t(q; k) < 1/alpha` are
+/// `k_lo..=k_hi`, and the ranks are `k_lo` (if at least 1) and `k_hi + 1` (if at most `t`).
+pub fn sequence_ranks(t: u64, q: f64, alpha: f64) -> OrderRanks {
+    let none = OrderRanks {
+        lower: None,
+        upper: None,
+    };
+    if t == 0 || !(q > 0.0 && q < 1.0) {
+        return none;
+    }
+    let prior = quantile_prior(q, alpha);
+    let threshold = (1.0 / alpha).ln();
+    let tf = t as f64;
+    let (ln_q, ln_not_q) = (q.ln(), (1.0 - q).ln());
+    let inside = |k: u64| {
+        let kf = k as f64;
+        prior.ln_marginal(kf, tf) - (kf * ln_q + (tf - kf) * ln_not_q) < threshold
+    };
+    // The martingale is at most 1 at the count nearest `t q` (the mixture's marginal
+    // is at most the maximum likelihood), so that count is inside.
+    let centre = ((tf * q).round() as u64).min(t);
+    if !inside(centre) {
+        return none;
+    }
+    let k_lo = if inside(0) {
+        0
+    } else {
+        first_true(1, centre, inside)
+    };
+    let k_hi = if inside(t) {
+        t
+    } else {
+        last_true(centre, t - 1, inside)
+    };
+    OrderRanks {
+        lower: (k_lo >= 1).then_some(k_lo),
+        upper: (k_hi < t).then_some(k_hi + 1),
+    }
+}
+
+/// A quantile's estimate and interval, in the histogram's unit (microseconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantileBounds {
+    /// The sample quantile `X_(ceil(n q))`.
+    pub estimate: f64,
+    /// The interval's lower end.
+    pub low: f64,
+    /// The interval's upper end.
+    pub high: f64,
+}
+
+/// The value of rank `rank` (1-based, at most `h.len()`) in `h`: the highest value
+/// of its bucket.
+fn value_at_rank(h: &Histogram<u64>, rank: u64) -> u64 {
+    // hdrhistogram looks up the count ceil(quantile n): half a rank below keeps it exact.
+    h.value_at_quantile((rank as f64 - 0.5) / h.len() as f64)
+}
+
+/// The `q`-quantile of `h` with the interval of `ranks`; `None` when `h` is empty.
+pub fn bounds(h: &Histogram<u64>, q: f64, ranks: OrderRanks) -> Option<QuantileBounds> {
+    if h.is_empty() {
+        return None;
+    }
+    let n = h.len();
+    let low = ranks
+        .lower
+        .filter(|&r| r <= n)
+        .map_or(0, |r| h.lowest_equivalent(value_at_rank(h, r)));
+    let high = ranks
+        .upper
+        .filter(|&r| r <= n)
+        .map_or(h.high(), |r| value_at_rank(h, r));
+    Some(QuantileBounds {
+        estimate: h.value_at_quantile(q) as f64,
+        low: low as f64,
+        high: high as f64,
+    })
+}
+
+/// The relative change `canary / stable - 1` of two quantiles with its interval from
+/// their intervals' ends: if each arm's interval holds its quantile, the ratio lies
+/// between `canary.low / stable.high` and `canary.high / stable.low` (so the ratio's
+/// error is at most the sum of the arms'). Latency is at least 1 µs, so no division by zero.
+pub fn ratio(canary: QuantileBounds, stable: QuantileBounds) -> (f64, Range) {
+    let change = |a: f64, b: f64| a / b.max(1.0) - 1.0;
+    (
+        change(canary.estimate, stable.estimate),
+        Range {
+            low: change(canary.low, stable.high),
+            high: change(canary.high, stable.low),
+        },
+    )
+}
+
+/// A histogram shaped like the tally's holding `values` (for tests).
+#[cfg(test)]
+pub(crate) fn histogram(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(
+        1,
+        crate::tally::MAX_LATENCY_US,
+        crate::tally::LATENCY_SIGFIG,
+    )
+    .expect("valid bounds");
+    for v in values {
+        h.record(v).expect("a value within the bounds");
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statrs::distribution::Discrete;
+
+    /// `P(lower <= K <= upper - 1)` for `K ~ Binomial(n, q)`, unbounded ends included:
+    /// the exact coverage of `[X_(lower), X_(upper))` for a continuous distribution.
+    fn coverage(n: u64, q: f64, r: OrderRanks) -> f64 {
+        let k = Binomial::new(q, n).unwrap();
+        let lo = r.lower.unwrap_or(0);
+        let hi = r.upper.map_or(n, |u| u - 1);
+        (lo..=hi).map(|x| k.pmf(x)).sum()
+    }
+
+    #[test]
+    fn exact_ranks_cover_and_are_the_tightest_that_do() {
+        for (n, q, tail) in [
+            (20u64, 0.5, 0.025),
+            (50, 0.9, 0.025),
+            (100, 0.99, 0.005),
+            (137, 0.95, 0.01),
+            (1000, 0.99, 0.0025),
+            (7, 0.5, 0.05),
+        ] {
+            let r = exact_ranks(n, q, tail);
+            let k = Binomial::new(q, n).unwrap();
+            // Each end misses with probability at most `tail`...
+            if let Some(l) = r.lower {
+                assert!(k.cdf(l - 1) <= tail, "n={n} q={q}: {r:?}");
+                // ...and one rank tighter would miss more often.
+                if l < n {
+                    assert!(k.cdf(l) > tail, "n={n} q={q}: {r:?}");
+                }
+            } else {
+                assert!(k.cdf(0) > tail);
+            }
+            if let Some(u) = r.upper {
+                assert!(k.sf(u - 1) <= tail, "n={n} q={q}: {r:?}");
+                if u > 1 {
+                    assert!(k.sf(u - 2) > tail, "n={n} q={q}: {r:?}");
+                }
+            } else {
+                assert!(k.sf(n - 1) > tail);
+            }
+            assert!(
+                coverage(n, q, r) >= 1.0 - 2.0 * tail - 1e-12,
+                "n={n} q={q}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn exact_ranks_match_the_textbook_median_interval() {
+        // n = 20, the median at 95%: the classic interval is [X_(6), X_(15)], coverage
+        // 1 - 2 P(K <= 5) = 0.9586 (e.g. Conover, Practical Nonparametric Statistics).
+        let r = exact_ranks(20, 0.5, 0.025);
+        assert_eq!(
+            r,
+            OrderRanks {
+                lower: Some(6),
+                upper: Some(15)
+            }
+        );
+        assert!((coverage(20, 0.5, r) - 0.958_611).abs() < 1e-6);
+        // Too few samples for a p99: both ends unbounded.
+        let r = exact_ranks(100, 0.99, 0.005);
+        assert_eq!(r.upper, None);
+    }
+
+    #[test]
+    fn sequence_ranks_are_wider_than_fixed_and_narrow_with_n() {
+        let alpha = 0.01 / 6.0;
+        for (t, q) in [
+            (5_000u64, 0.99),
+            (20_000, 0.99),
+            (2_000, 0.5),
+            (50_000, 0.95),
+        ] {
+            let fixed = exact_ranks(t, q, alpha / 2.0);
+            let seq = sequence_ranks(t, q, alpha);
+            let (fl, fu) = (fixed.lower.unwrap(), fixed.upper.unwrap());
+            let (sl, su) = (seq.lower.unwrap(), seq.upper.unwrap());
+            assert!(sl <= fl && su >= fu, "t={t} q={q}: {seq:?} vs {fixed:?}");
+            // Not absurdly wider: at most 1.6 times the fixed width at these counts.
+            assert!(
+                (su - sl) as f64 <= 1.6 * (fu - fl) as f64,
+                "t={t}: {seq:?} vs {fixed:?}"
+            );
+            // The exact coverage at this one t is at least the fixed interval's.
+            assert!(coverage(t, q, seq) >= coverage(t, q, fixed) - 1e-12);
+        }
+        let width = |t: u64| {
+            let r = sequence_ranks(t, 0.99, alpha);
+            (r.upper.unwrap() - r.lower.unwrap()) as f64 / t as f64
+        };
+        assert!(width(40_000) < width(10_000));
+        // Few samples: the upper end of a p99 is unbounded.
+        assert_eq!(sequence_ranks(300, 0.99, alpha).upper, None);
+    }
+
+    #[test]
+    fn the_mixture_holds_a_binomial_count_at_every_t_with_the_confidence() {
+        // Brute force: the chance that K_t ever leaves [lower, upper - 1] up to t = 3000,
+        // computed exactly by dynamic programming over the counts, is at most alpha.
+        let (q, alpha) = (0.9, 0.05);
+        let t_max = 3_000usize;
+        let mut alive = vec![1.0f64]; // P(K_t = k and never out so far)
+        let mut escaped = 0.0;
+        for t in 1..=t_max {
+            let mut next = vec![0.0; t + 1];
+            for (k, p) in alive.iter().enumerate() {
+                next[k] += p * (1.0 - q);
+                next[k + 1] += p * q;
+            }
+            let r = sequence_ranks(t as u64, q, alpha);
+            let lo = r.lower.unwrap_or(0) as usize;
+            let hi = r.upper.map_or(t, |u| u as usize - 1);
+            for (k, p) in next.iter_mut().enumerate() {
+                if k < lo || k > hi {
+                    escaped += *p;
+                    *p = 0.0;
+                }
+            }
+            alive = next;
+        }
+        assert!(escaped <= alpha, "escaped {escaped}");
+        assert!(escaped > 0.0);
+    }
+
+    #[test]
+    fn bounds_read_the_order_statistics_and_hold_the_estimate() {
+        let h = histogram(1..=1000);
+        let b = bounds(
+            &h,
+            0.5,
+            OrderRanks {
+                lower: Some(400),
+                upper: Some(601),
+            },
+        )
+        .unwrap();
+        assert_eq!((b.low, b.estimate, b.high), (400.0, 500.0, 601.0));
+        let open = bounds(
+            &h,
+            0.99,
+            OrderRanks {
+                lower: None,
+                upper: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(open.low, 0.0);
+        assert_eq!(open.high, h.high() as f64);
+        // Above 2048 µs buckets are 2 µs wide: ends widen to the bucket's edges.
+        let h = histogram((0..1000).map(|i| 3000 + 2 * i + 1));
+        let b = bounds(
+            &h,
+            0.5,
+            OrderRanks {
+                lower: Some(1),
+                upper: Some(1000),
+            },
+        )
+        .unwrap();
+        assert_eq!(b.low, 3000.0);
+        assert_eq!(b.high, 4999.0);
+        assert!(b.low <= b.estimate && b.estimate <= b.high);
+        assert!(
+            bounds(
+                &histogram([]),
+                0.5,
+                OrderRanks {
+                    lower: None,
+                    upper: None
+                }
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn the_ratio_interval_spans_the_ends() {
+        let c = QuantileBounds {
+            estimate: 300.0,
+            low: 240.0,
+            high: 360.0,
+        };
+        let s = QuantileBounds {
+            estimate: 200.0,
+            low: 180.0,
+            high: 240.0,
+        };
+        let (e, r) = ratio(c, s);
+        assert!((e - 0.5).abs() < 1e-12);
+        assert!(
+            (r.low - 0.0).abs() < 1e-12 && (r.high - 1.0).abs() < 1e-12,
+            "{r:?}"
+        );
+    }
+}
