@@ -33,6 +33,8 @@
 //!   then no verdict is wrong: an identical canary FAILs, and a canary beyond a margin
 //!   PASSes, with probability at most `1 - confidence` over all metrics together.
 
+use std::cell::RefCell;
+
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -416,14 +418,50 @@ pub fn per_metric_confidence(confidence: f64, metrics: usize) -> f64 {
     1.0 - (1.0 - confidence) / metrics.max(1) as f64
 }
 
-/// The effect of one metric with its interval at the metric's error `alpha`, by `method`;
-/// `None` when a side has no samples.
-pub(crate) fn effect(
+/// Order-statistic ranks by one method, each computed once per (count, quantile,
+/// error) within one judgement: an arm's connect and reply latency share their count.
+#[derive(Debug)]
+pub(crate) struct Ranker {
+    method: Method,
+    known: RefCell<Vec<(RankKey, OrderRanks)>>,
+}
+
+/// A sample count, a quantile's and an error's bits.
+type RankKey = (u64, u64, u64);
+
+impl Ranker {
+    /// A ranker for `method`.
+    pub(crate) fn new(method: Method) -> Self {
+        Self {
+            method,
+            known: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The ranks for the `q`-quantile of `n` samples, the interval at the error `alpha`.
+    fn ranks(&self, n: u64, q: f64, alpha: f64) -> OrderRanks {
+        let key = (n, q.to_bits(), alpha.to_bits());
+        if let Some((_, r)) = self.known.borrow().iter().find(|(k, _)| *k == key) {
+            return *r;
+        }
+        let r = match self.method {
+            // Two-sided at `alpha`: each end at half of it.
+            Method::Fixed => quantile::exact_ranks(n, q, alpha / 2.0),
+            Method::Sequential => quantile::sequence_ranks(n, q, alpha),
+        };
+        self.known.borrow_mut().push((key, r));
+        r
+    }
+}
+
+/// The effect's interval of one metric at the metric's error `alpha`, by the ranker's
+/// method; `None` when a side has no samples.
+pub(crate) fn interval(
     spec: &MetricSpec,
     arms: &Arms,
     alpha: f64,
-    method: Method,
-) -> Option<(f64, Range)> {
+    ranker: &Ranker,
+) -> Option<Range> {
     let (c, s) = (&arms.canary, &arms.stable);
     match spec.measure {
         Measure::ErrorRate => {
@@ -431,37 +469,46 @@ pub(crate) fn effect(
             if cn == 0 || sn == 0 {
                 return None;
             }
-            let estimate = share(c.errors, cn) - share(s.errors, sn);
-            let interval = match method {
+            Some(match ranker.method {
                 Method::Fixed => rate_difference(c.errors, cn, s.errors, sn, z_for(1.0 - alpha)),
                 Method::Sequential => {
                     compare_sequence::rate_difference(c.errors, cn, s.errors, sn, alpha)
                 }
-            };
-            Some((estimate, interval))
+            })
         }
         Measure::Latency { kind, quantile } => {
-            let (ch, sh) = (c.latency(kind)?, s.latency(kind)?);
             // Each arm at half the metric's error.
-            let ranks = |n: u64| -> OrderRanks {
-                match method {
-                    Method::Fixed => quantile::exact_ranks(n, quantile, alpha / 4.0),
-                    Method::Sequential => quantile::sequence_ranks(n, quantile, alpha / 2.0),
-                }
+            let arm = |h: &Histogram<u64>| {
+                quantile::interval(h, ranker.ranks(h.len(), quantile, alpha / 2.0))
             };
-            let cb = quantile::bounds(ch, quantile, ranks(ch.len()))?;
-            let sb = quantile::bounds(sh, quantile, ranks(sh.len()))?;
-            Some(quantile::ratio(cb, sb))
+            Some(quantile::ratio_interval(
+                arm(c.latency(kind)?)?,
+                arm(s.latency(kind)?)?,
+            ))
         }
     }
 }
 
+/// The effect of one metric (the estimate) with its [`interval`]; `None` when a side
+/// has no samples.
+fn effect(spec: &MetricSpec, arms: &Arms, alpha: f64, ranker: &Ranker) -> Option<(f64, Range)> {
+    let (c, s) = (&arms.canary, &arms.stable);
+    let estimate = match spec.measure {
+        Measure::ErrorRate => share(c.errors, c.trials()) - share(s.errors, s.trials()),
+        Measure::Latency { kind, quantile } => {
+            let value = |h: &Histogram<u64>| h.value_at_quantile(quantile) as f64;
+            quantile::change(value(c.latency(kind)?), value(s.latency(kind)?))
+        }
+    };
+    Some((estimate, interval(spec, arms, alpha, ranker)?))
+}
+
 /// Judges one metric at its error `alpha` by `method`.
-pub fn judge_metric(
+pub(crate) fn judge_metric(
     spec: &MetricSpec,
     arms: &Arms,
     alpha: f64,
-    method: Method,
+    ranker: &Ranker,
 ) -> MetricComparison {
     let (canary, stable, effect_kind) = match spec.measure {
         Measure::ErrorRate => {
@@ -476,7 +523,7 @@ pub fn judge_metric(
             (value(&arms.canary), value(&arms.stable), "ratio")
         }
     };
-    let judged = effect(spec, arms, alpha, method);
+    let judged = effect(spec, arms, alpha, ranker);
     let finding = judged.map_or(Finding::NoSamples, |(e, i)| {
         margin::judge(e, i, spec.margin, spec.direction)
     });
@@ -523,9 +570,10 @@ pub fn compare_arms(
     let specs = rule.metrics();
     let per_metric_confidence = per_metric_confidence(confidence, specs.len());
     let alpha = 1.0 - per_metric_confidence;
+    let ranker = Ranker::new(method);
     let metrics: Vec<MetricComparison> = specs
         .iter()
-        .map(|spec| judge_metric(spec, arms, alpha, method))
+        .map(|spec| judge_metric(spec, arms, alpha, &ranker))
         .collect();
     let outcome = margin::overall(metrics.iter().map(|m| (m.outcome, m.critical)), rule.strict);
     Comparison {

@@ -29,7 +29,7 @@
 //! merge` judges merged tallies with the fixed intervals.
 
 use super::Outcome;
-use super::compare::{self, Arms, CompareRule, Comparison, Method};
+use super::compare::{self, Arms, CompareRule, Comparison, Method, Ranker};
 use super::margin::{self, Range};
 use super::planner;
 use super::sequential::{Component, Prior, share_interval};
@@ -90,11 +90,12 @@ pub fn decide(tally: &Tally, rule: &CompareRule, confidence: f64) -> Outcome {
 pub fn decide_arms(arms: &Arms, rule: &CompareRule, confidence: f64) -> Outcome {
     let specs = rule.metrics();
     let alpha = 1.0 - compare::per_metric_confidence(confidence, specs.len());
+    let ranker = Ranker::new(Method::Sequential);
     let mut overall = Outcome::Pass;
     for spec in specs.iter().filter(|s| s.critical || rule.strict) {
-        let outcome = compare::effect(spec, arms, alpha, Method::Sequential)
-            .map_or(Outcome::Inconclusive, |(e, i)| {
-                margin::judge(e, i, spec.margin, spec.direction).outcome()
+        let outcome = compare::interval(spec, arms, alpha, &ranker)
+            .map_or(Outcome::Inconclusive, |i| {
+                margin::verdict(i, spec.margin, spec.direction)
             });
         if outcome == Outcome::Fail {
             return Outcome::Fail;

@@ -118,12 +118,10 @@ fn within(x: f64, margin: f64, direction: Direction) -> bool {
     }
 }
 
-/// The rule on one metric: `estimate` with its `interval` against `margin`.
-pub fn judge(estimate: f64, interval: Range, margin: f64, direction: Direction) -> Finding {
-    let low_within = within(interval.low, margin, direction);
-    let high_within = within(interval.high, margin, direction);
-    if low_within && high_within {
-        return Finding::Within;
+/// The rule's verdict on an `interval` against `margin` (the estimate does not change it).
+pub fn verdict(interval: Range, margin: f64, direction: Direction) -> Outcome {
+    if within(interval.low, margin, direction) && within(interval.high, margin, direction) {
+        return Outcome::Pass;
     }
     let wholly_beyond = match direction {
         Direction::Increase => interval.low > margin,
@@ -131,11 +129,19 @@ pub fn judge(estimate: f64, interval: Range, margin: f64, direction: Direction) 
         Direction::Either => interval.low > margin || interval.high < -margin,
     };
     if wholly_beyond {
-        Finding::Beyond
-    } else if within(estimate, margin, direction) {
-        Finding::NotProvenWithin
+        Outcome::Fail
     } else {
-        Finding::NotProvenBeyond
+        Outcome::Inconclusive
+    }
+}
+
+/// The rule on one metric: `estimate` with its `interval` against `margin`.
+pub fn judge(estimate: f64, interval: Range, margin: f64, direction: Direction) -> Finding {
+    match verdict(interval, margin, direction) {
+        Outcome::Pass => Finding::Within,
+        Outcome::Fail => Finding::Beyond,
+        Outcome::Inconclusive if within(estimate, margin, direction) => Finding::NotProvenWithin,
+        Outcome::Inconclusive => Finding::NotProvenBeyond,
     }
 }
 

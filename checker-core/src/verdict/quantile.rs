@@ -124,13 +124,13 @@ pub fn sequence_ranks(t: u64, q: f64, alpha: f64) -> OrderRanks {
     if t == 0 || !(q > 0.0 && q < 1.0) {
         return none;
     }
-    let prior = quantile_prior(q, alpha);
+    let marginal = quantile_prior(q, alpha).at(t as f64);
     let threshold = (1.0 / alpha).ln();
     let tf = t as f64;
     let (ln_q, ln_not_q) = (q.ln(), (1.0 - q).ln());
     let inside = |k: u64| {
         let kf = k as f64;
-        prior.ln_marginal(kf, tf) - (kf * ln_q + (tf - kf) * ln_not_q) < threshold
+        marginal.ln(kf) - (kf * ln_q + (tf - kf) * ln_not_q) < threshold
     };
     // The martingale is at most 1 at the count nearest `t q` (the mixture's marginal
     // is at most the maximum likelihood), so that count is inside.
@@ -138,31 +138,50 @@ pub fn sequence_ranks(t: u64, q: f64, alpha: f64) -> OrderRanks {
     if !inside(centre) {
         return none;
     }
-    let k_lo = if inside(0) {
-        0
-    } else {
-        first_true(1, centre, inside)
-    };
-    let k_hi = if inside(t) {
-        t
-    } else {
-        last_true(centre, t - 1, inside)
-    };
+    // The edges lie a few binomial standard deviations out: gallop from there.
+    let step = (3.0 * (tf * q * (1.0 - q)).sqrt()).ceil().max(1.0) as u64;
+    let k_lo = gallop_down(centre, step, inside);
+    let k_hi = gallop_up(centre, t, step, inside);
     OrderRanks {
         lower: (k_lo >= 1).then_some(k_lo),
         upper: (k_hi < t).then_some(k_hi + 1),
     }
 }
 
-/// A quantile's estimate and interval, in the histogram's unit (microseconds).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QuantileBounds {
-    /// The sample quantile `X_(ceil(n q))`.
-    pub estimate: f64,
-    /// The interval's lower end.
-    pub low: f64,
-    /// The interval's upper end.
-    pub high: f64,
+/// The smallest `k` in `0..=from` where `inside` holds, given `inside(from)` and that
+/// it holds on an interval: steps down by `step`, doubling, until outside, then bisects.
+fn gallop_down(from: u64, step: u64, inside: impl Fn(u64) -> bool) -> u64 {
+    let (mut hi, mut step) = (from, step);
+    let outside = loop {
+        if hi == 0 {
+            return 0;
+        }
+        let probe = hi.saturating_sub(step);
+        if !inside(probe) {
+            break probe;
+        }
+        hi = probe;
+        step = step.saturating_mul(2);
+    };
+    first_true(outside + 1, hi, inside)
+}
+
+/// The largest `k` in `from..=top` where `inside` holds, given `inside(from)` and that
+/// it holds on an interval (the mirror of [`gallop_down`]).
+fn gallop_up(from: u64, top: u64, step: u64, inside: impl Fn(u64) -> bool) -> u64 {
+    let (mut lo, mut step) = (from, step);
+    let outside = loop {
+        if lo == top {
+            return top;
+        }
+        let probe = lo.saturating_add(step).min(top);
+        if !inside(probe) {
+            break probe;
+        }
+        lo = probe;
+        step = step.saturating_mul(2);
+    };
+    last_true(lo, outside - 1, inside)
 }
 
 /// The value of rank `rank` (1-based, at most `h.len()`) in `h`: the highest value
@@ -172,8 +191,9 @@ fn value_at_rank(h: &Histogram<u64>, rank: u64) -> u64 {
     h.value_at_quantile((rank as f64 - 0.5) / h.len() as f64)
 }
 
-/// The `q`-quantile of `h` with the interval of `ranks`; `None` when `h` is empty.
-pub fn bounds(h: &Histogram<u64>, q: f64, ranks: OrderRanks) -> Option<QuantileBounds> {
+/// The interval `[X_(lower), X_(upper)]` of `ranks` in `h` (unbounded ends at 0 and
+/// at the highest trackable value); `None` when `h` is empty.
+pub fn interval(h: &Histogram<u64>, ranks: OrderRanks) -> Option<(f64, f64)> {
     if h.is_empty() {
         return None;
     }
@@ -186,29 +206,25 @@ pub fn bounds(h: &Histogram<u64>, q: f64, ranks: OrderRanks) -> Option<QuantileB
         .upper
         .filter(|&r| r <= n)
         .map_or(h.high(), |r| value_at_rank(h, r));
-    Some(QuantileBounds {
-        estimate: h.value_at_quantile(q) as f64,
-        low: low as f64,
-        high: high as f64,
-    })
+    Some((low as f64, high as f64))
 }
 
-/// The relative change `canary / stable - 1` of two quantiles with its interval from
-/// their intervals' ends: if each arm's interval holds its quantile, the ratio lies
-/// between `canary.low / stable.high` and `canary.high / stable.low` (so the ratio's
-/// error is at most the sum of the arms'). Latency is at least 1 µs, so no division by zero.
-pub fn ratio(canary: QuantileBounds, stable: QuantileBounds) -> (f64, Range) {
-    let change = |a: f64, b: f64| a / b.max(1.0) - 1.0;
-    (
-        change(canary.estimate, stable.estimate),
-        Range {
-            low: change(canary.low, stable.high),
-            high: change(canary.high, stable.low),
-        },
-    )
+/// The interval of the relative change `canary / stable - 1` of two quantiles from
+/// the arms' intervals `(low, high)`: if each arm's interval holds its quantile, the
+/// ratio lies between `canary low / stable high` and `canary high / stable low` (so the
+/// ratio's error is at most the sum of the arms').
+pub fn ratio_interval(canary: (f64, f64), stable: (f64, f64)) -> Range {
+    Range {
+        low: change(canary.0, stable.1),
+        high: change(canary.1, stable.0),
+    }
 }
 
-/// A histogram shaped like the tally's holding `values` (for tests).
+/// The relative change `a / b - 1` (latency is at least 1 µs: no division by zero).
+pub fn change(a: f64, b: f64) -> f64 {
+    a / b.max(1.0) - 1.0
+}
+
 #[cfg(test)]
 pub(crate) fn histogram(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
     let mut h = Histogram::new_with_bounds(
@@ -353,73 +369,48 @@ mod tests {
     }
 
     #[test]
-    fn bounds_read_the_order_statistics_and_hold_the_estimate() {
+    fn intervals_read_the_order_statistics() {
         let h = histogram(1..=1000);
-        let b = bounds(
-            &h,
-            0.5,
-            OrderRanks {
-                lower: Some(400),
-                upper: Some(601),
-            },
-        )
-        .unwrap();
-        assert_eq!((b.low, b.estimate, b.high), (400.0, 500.0, 601.0));
-        let open = bounds(
-            &h,
-            0.99,
-            OrderRanks {
-                lower: None,
-                upper: None,
-            },
-        )
-        .unwrap();
-        assert_eq!(open.low, 0.0);
-        assert_eq!(open.high, h.high() as f64);
+        let ranks = |lower, upper| OrderRanks { lower, upper };
+        assert_eq!(
+            interval(&h, ranks(Some(400), Some(601))),
+            Some((400.0, 601.0))
+        );
+        let open = interval(&h, ranks(None, None)).unwrap();
+        assert_eq!(open, (0.0, h.high() as f64));
         // Above 2048 µs buckets are 2 µs wide: ends widen to the bucket's edges.
         let h = histogram((0..1000).map(|i| 3000 + 2 * i + 1));
-        let b = bounds(
-            &h,
-            0.5,
-            OrderRanks {
-                lower: Some(1),
-                upper: Some(1000),
-            },
-        )
-        .unwrap();
-        assert_eq!(b.low, 3000.0);
-        assert_eq!(b.high, 4999.0);
-        assert!(b.low <= b.estimate && b.estimate <= b.high);
-        assert!(
-            bounds(
-                &histogram([]),
-                0.5,
-                OrderRanks {
-                    lower: None,
-                    upper: None
-                }
-            )
-            .is_none()
+        assert_eq!(
+            interval(&h, ranks(Some(1), Some(1000))),
+            Some((3000.0, 4999.0))
         );
+        assert_eq!(interval(&histogram([]), ranks(None, None)), None);
+    }
+
+    #[test]
+    fn the_estimate_lies_inside_every_interval() {
+        // The sample quantile X_(ceil(n q)) lies between the exact and the sequence
+        // ranks' ends, for any n.
+        for n in [1u64, 2, 5, 20, 99, 100, 101, 1000, 5000] {
+            let h = histogram(1..=n);
+            for q in [0.5, 0.9, 0.99, 0.999] {
+                let estimate = h.value_at_quantile(q) as f64;
+                for r in [exact_ranks(n, q, 0.0025), sequence_ranks(n, q, 0.005)] {
+                    let (low, high) = interval(&h, r).unwrap();
+                    assert!(low <= estimate && estimate <= high, "n={n} q={q} {r:?}");
+                }
+            }
+        }
     }
 
     #[test]
     fn the_ratio_interval_spans_the_ends() {
-        let c = QuantileBounds {
-            estimate: 300.0,
-            low: 240.0,
-            high: 360.0,
-        };
-        let s = QuantileBounds {
-            estimate: 200.0,
-            low: 180.0,
-            high: 240.0,
-        };
-        let (e, r) = ratio(c, s);
-        assert!((e - 0.5).abs() < 1e-12);
+        let r = ratio_interval((240.0, 360.0), (180.0, 240.0));
         assert!(
             (r.low - 0.0).abs() < 1e-12 && (r.high - 1.0).abs() < 1e-12,
             "{r:?}"
         );
+        assert!((change(300.0, 200.0) - 0.5).abs() < 1e-12);
+        assert!(change(5.0, 0.0) == 4.0);
     }
 }
