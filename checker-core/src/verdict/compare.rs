@@ -439,7 +439,7 @@ impl Ranker {
     }
 
     /// The ranks for the `q`-quantile of `n` samples, the interval at the error `alpha`.
-    fn ranks(&self, n: u64, q: f64, alpha: f64) -> OrderRanks {
+    pub(crate) fn ranks(&self, n: u64, q: f64, alpha: f64) -> OrderRanks {
         let key = (n, q.to_bits(), alpha.to_bits());
         if let Some((_, r)) = self.known.borrow().iter().find(|(k, _)| *k == key) {
             return *r;
