@@ -29,7 +29,7 @@
 //! the README). Run in release mode (a few hundred thousand looks):
 //! `cargo test --release -p checker-core --test health_calibration -- --nocapture`.
 //! In debug builds (the workspace's plain `cargo test`) the file holds no tests: the
-//! same looks take ten times longer there.
+//! same looks take about twenty times longer there (measured: 14.6 s against 0.76 s).
 #![cfg(not(debug_assertions))]
 
 use checker_core::expect::Expectation;
