@@ -114,6 +114,14 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// Whether `critical` (`p99_reply`, or a percentile `p99`) names the metric `metric`.
+fn names(critical: &str, metric: &str) -> bool {
+    critical == metric
+        || metric
+            .strip_prefix(critical)
+            .is_some_and(|rest| rest.starts_with('_'))
+}
+
 /// What `--compare CANARY=STABLE` and its margins ask.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompareRule {
@@ -160,28 +168,17 @@ impl CompareRule {
 
     /// Whether the metric `name` is critical (every one when none is named).
     pub fn is_critical(&self, name: &str) -> bool {
-        self.critical.is_empty()
-            || self.critical.iter().any(|c| {
-                c == name
-                    || name
-                        .strip_prefix(c.as_str())
-                        .is_some_and(|rest| rest.starts_with('_'))
-            })
+        self.critical.is_empty() || self.critical.iter().any(|c| names(c, name))
     }
 
     /// Checks that every critical name matches a compared metric.
     pub fn validate(&self) -> Result<(), String> {
-        let names: Vec<String> = self.metrics().into_iter().map(|m| m.name).collect();
+        let metrics: Vec<String> = self.metrics().into_iter().map(|m| m.name).collect();
         for c in &self.critical {
-            let matches = names.iter().any(|n| {
-                n == c
-                    || n.strip_prefix(c.as_str())
-                        .is_some_and(|rest| rest.starts_with('_'))
-            });
-            if !matches {
+            if !metrics.iter().any(|m| names(c, m)) {
                 return Err(format!(
                     "critical metric {c:?} is not compared: use one of {}",
-                    names.join(", ")
+                    metrics.join(", ")
                 ));
             }
         }
@@ -409,7 +406,7 @@ pub fn rate_difference(x1: u64, n1: u64, x2: u64, n2: u64, z: f64) -> Range {
     }
 }
 
-pub(crate) fn share(x: u64, n: u64) -> f64 {
+fn share(x: u64, n: u64) -> f64 {
     if n == 0 { 0.0 } else { x as f64 / n as f64 }
 }
 
@@ -503,7 +500,7 @@ fn effect(spec: &MetricSpec, arms: &Arms, alpha: f64, ranker: &Ranker) -> Option
     Some((estimate, interval(spec, arms, alpha, ranker)?))
 }
 
-/// Judges one metric at its error `alpha` by `method`.
+/// Judges one metric at its error `alpha` by the ranker's method.
 pub(crate) fn judge_metric(
     spec: &MetricSpec,
     arms: &Arms,

@@ -5,11 +5,16 @@
 //! distribution with `q`-quantile `xi`, the count `K = #{X_i <= xi}` is
 //! Binomial(n, q), and for order statistics `X_(l) <= xi < X_(u)` holds exactly when
 //! `l <= K <= u - 1`. So any set of counts `[l, u - 1]` that holds `K` with
-//! probability `1 - alpha` gives the interval `[X_(l), X_(u))` for `xi`.
+//! probability `1 - alpha` gives the interval `[X_(l), X_(u))` for `xi`. With ties
+//! (latency is recorded in whole microseconds, in buckets) the closed interval
+//! `[X_(l), X_(u)]` keeps the guarantee, at every `n` at once too: writing `X_i =
+//! F^-1(U_i)` with uniform `U_i`, `U_i <= q` implies `X_i <= xi` and `X_i < xi` implies
+//! `U_i < q`, so the counts of the `U_i` bound those of the `X_i` sample by sample.
+//! The intervals here are closed.
 //!
 //! * Fixed N ([`exact_ranks`]): the classic order-statistic interval with exact
-//!   binomial tails (each at most `alpha / 2`; e.g. Hahn and Meeker, *Statistical
-//!   Intervals*, 1991, section 5.2).
+//!   binomial tails, each at most `alpha / 2` (the textbook distribution-free interval
+//!   for a quantile, e.g. David and Nagaraja, *Order Statistics*, 3rd ed., 2003).
 //! * Sequential ([`sequence_ranks`]): the counts `l <= K_t <= u - 1` for every `t` at
 //!   once, from the beta-binomial mixture martingale of [`super::sequential`] applied
 //!   to the indicators `1{X_i <= xi}` (mean exactly `q`): by Ville's inequality
@@ -17,9 +22,11 @@
 //!   counts where it holds are an interval (`ln M_t` is convex in the count). This is
 //!   the fixed-quantile confidence sequence of Howard and Ramdas, *Sequential
 //!   estimation of quantiles with applications to A/B-testing and best-arm
-//!   identification*, Bernoulli 28(3), 2022, section 2 (Theorem 1), with the
-//!   beta-binomial mixture boundary (their section 2.1, after Howard, Ramdas,
-//!   McAuliffe and Sekhon 2021).
+//!   identification*, Bernoulli 28(3), 2022, Theorem 1 (order statistics at ranks
+//!   `t q -+ f_t` for any uniform boundary `f_t` of the centred Bernoulli sums), with
+//!   the beta-binomial mixture as the boundary (Howard, Ramdas, McAuliffe and Sekhon,
+//!   Annals of Statistics 49(2), 2021, section 3; the same mixture their confseq
+//!   library uses for fixed quantiles).
 //!
 //! Reading the histograms: values are stored in buckets; a lower end is read as the
 //! lowest value of its bucket and an upper end as the highest, so the discretisation
@@ -96,8 +103,9 @@ fn first_true(mut lo: u64, mut hi: u64, pred: impl Fn(u64) -> bool) -> u64 {
 
 /// The sample counts at which the sequential mixture is tuned to be tightest: a mixture
 /// of three Beta components around `q`, one per count, each with the prior weight
-/// that the normal-mixture rule of thumb gives for its count (Howard et al. 2021,
-/// section 3.5: `rho = t / (2 ln(1/alpha) + ln(1 + 2 ln(1/alpha)))`). Health metrics
+/// that the normal-mixture tuning rule gives for its count (Howard et al. 2021, as in
+/// their confseq library: `rho = t / (2 ln(1/alpha) + ln(1 + 2 ln(1/alpha)))`, here
+/// prior samples `rho / (q (1 - q)) - 1`). Health metrics
 /// decide between a few thousand and a few hundred thousand samples per version; the
 /// mixture costs `ln 3` in the threshold and keeps the boundary near its best across
 /// that range (tuning affects how soon a verdict comes, never its validity).
