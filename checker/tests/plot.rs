@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::{EchoServer, Guard, run_checker, wait_output};
+use support::{EchoServer, Guard, run_checker, vm_hwm_kib, wait_output};
 use test_support::fault::{Behaviour, FaultServer};
 
 /// The colour of the first version in the picture (the palette's first).
@@ -579,15 +579,6 @@ fn help_explains_the_panels_and_the_exit_codes() {
             run.stdout
         );
     }
-}
-
-/// Peak resident memory of a process, KiB (VmHWM), while it runs.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Writes `n` sample lines (two versions 80/20, one in 200 failed, latency varying) over
