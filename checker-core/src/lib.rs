@@ -14,6 +14,7 @@ pub mod exit;
 pub mod expect;
 pub mod gateway;
 pub mod hold;
+pub mod input_file;
 pub mod merge;
 pub mod observer;
 pub mod sampler;

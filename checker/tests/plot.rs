@@ -217,6 +217,33 @@ fn a_verify_run_through_the_echo_server_is_drawn_with_its_expected_steps() {
 }
 
 #[test]
+/// The protocol allows `"` and `\` in a version; JSON escapes them in the samples file,
+/// and the plot reads them back (it once borrowed the string and could not).
+fn a_version_holding_quotes_and_backslashes_is_drawn_from_its_own_samples() {
+    let version = "a\"b\\c";
+    let server = FaultServer::start(vec![Behaviour::healthy(version, 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("samples.jsonl");
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &server.target(),
+        "--expect",
+        &format!("{version}=100"),
+        "--samples",
+        "200",
+        "--samples-out",
+        samples.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(assert_samples_valid(&samples).len(), 200);
+    let out = dir.path().join("quotes.svg");
+    let drawn = plot(&[samples.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(drawn.code, 0, "{drawn:?}");
+    Svg::read(&out).assert_has(&[&format!("{version} share")]);
+}
+
+#[test]
 fn two_versions_with_errors_are_drawn_with_error_marks_as_svg_and_html() {
     let server = FaultServer::start(vec![
         Behaviour::healthy("one", 3),

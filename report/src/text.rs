@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use checker_core::hold::{EXCHANGE_EVERY, HeldReport};
 use checker_core::sampler::StopReason;
+use checker_core::tally::{MAX_TRACKED_VERSIONS, OTHER_VERSIONS};
 use checker_core::verdict::figures::duration_us;
 use checker_core::verdict::{Outcome, Plan};
 use checker_core::verify::{LatencySummary, Verification};
@@ -134,6 +135,32 @@ pub fn sequential_plan_line(plan: &Plan, batch: u64, max_samples: u64) -> String
          (at most {max_samples}; the fixed plan would take {})",
         plan.samples
     )
+}
+
+/// The clause saying which versions were counted as other versions (`count` of them,
+/// `examples` the first few names): "4968 versions beyond the 32 tracked by name are
+/// counted as "other versions" (v1, v10, v100 and 4965 more)".
+pub fn folded_clause(count: usize, examples: &[&str]) -> String {
+    let shown: Vec<String> = examples
+        .iter()
+        .take(3)
+        .map(protocol::escape)
+        .collect();
+    let more = count.saturating_sub(shown.len());
+    let list = if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    };
+    format!(
+        "{count} versions beyond the {MAX_TRACKED_VERSIONS} tracked by name are counted as \"{OTHER_VERSIONS}\" ({list})"
+    )
+}
+
+/// The line `checker merge` prints before its report when versions were folded.
+pub fn folded_line(folded: &std::collections::BTreeSet<String>) -> String {
+    let examples: Vec<&str> = folded.iter().map(String::as_str).collect();
+    format!("merge: {}\n", folded_clause(folded.len(), &examples))
 }
 
 /// Renders the whole human report (the plan is printed separately, before sampling).

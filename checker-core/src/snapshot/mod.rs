@@ -1,18 +1,27 @@
 //! A [`Tally`] as plain JSON data, carried by the JSON report so that reports from many
 //! checker processes merge exactly: every latency histogram in HdrHistogram's own V2
 //! deflate encoding, base64 in a string.
+//!
+//! Read back, a snapshot is input: [`histogram`] decodes each histogram within bounds,
+//! [`check`] refuses counts that disagree with the histograms and windows beside them
+//! (or add past 2^64-1) and folds versions beyond [`crate::tally::MAX_TRACKED_VERSIONS`],
+//! each refusal naming the field.
+
+pub mod check;
+pub mod histogram;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
 use crate::sampler::ErrorClass;
-use crate::tally::{MalformedReply, Tally, TallyParts, VersionTally, Window, Windowing};
+use crate::tally::{MalformedReply, Tally, Window, Windowing};
+pub use check::ReadBack;
+pub use histogram::HistogramError;
 
 /// The name of the histograms' encoding, written in every snapshot.
 pub const HISTOGRAM_ENCODING: &str = "hdrhistogram-v2-deflate-base64";
@@ -65,26 +74,28 @@ pub struct VersionSnapshot {
     pub reply_us: String,
 }
 
-/// Why a snapshot cannot be turned back into a tally.
+/// Why a snapshot cannot be turned back into a tally; each names the field.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// The encoding is not the one this checker writes.
     #[error("its histograms are encoded as {0:?}, not {HISTOGRAM_ENCODING:?}")]
     Encoding(String),
-    /// A histogram is not valid base64 or not a V2 histogram.
-    #[error("its {what} histogram cannot be decoded: {why}")]
+    /// A histogram cannot be decoded within bounds.
+    #[error("{field} {source}")]
     Histogram {
-        /// Which histogram.
-        what: String,
-        /// What went wrong.
+        /// The field, e.g. `tally.versions.one.reply_us`.
+        field: String,
+        /// Why.
+        source: HistogramError,
+    },
+    /// A field disagrees with the rest of the tally, or is not what the checker writes.
+    #[error("{field} {why}")]
+    Field {
+        /// The field, e.g. `tally.versions.one.count`.
+        field: String,
+        /// What is wrong, a clause after the field's name.
         why: String,
     },
-    /// An error class this checker does not know.
-    #[error("it names an unknown error class {0:?}")]
-    ErrorClass(String),
-    /// A duration that is not a positive finite number of seconds.
-    #[error("its window duration {0} is not a positive number of seconds")]
-    Duration(f64),
 }
 
 /// Encodes `h` in the V2 deflate format, base64.
@@ -100,16 +111,13 @@ pub fn encode(h: &Histogram<u64>) -> String {
     }
 }
 
-/// Decodes a histogram written by [`encode`] (V2 plain or V2 deflate, base64).
-pub fn decode(what: &str, text: &str) -> Result<Histogram<u64>, SnapshotError> {
-    let bad = |why: String| SnapshotError::Histogram {
-        what: what.to_owned(),
-        why,
-    };
-    let bytes = STANDARD.decode(text).map_err(|e| bad(e.to_string()))?;
-    Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .map_err(|e| bad(format!("{e:?}")))
+/// Decodes a histogram written by [`encode`] (V2 plain or V2 deflate, base64) within
+/// bounds, naming `field` when it cannot.
+pub fn decode(field: &str, text: &str) -> Result<Histogram<u64>, SnapshotError> {
+    histogram::decode(text).map_err(|source| SnapshotError::Histogram {
+        field: field.to_owned(),
+        source,
+    })
 }
 
 impl TallySnapshot {
@@ -147,48 +155,17 @@ impl TallySnapshot {
         }
     }
 
-    /// The tally this snapshot describes.
+    /// The tally this snapshot describes, checked (see [`check`]); versions beyond
+    /// [`crate::tally::MAX_TRACKED_VERSIONS`] are folded, the largest kept by name.
     pub fn to_tally(&self) -> Result<Tally, SnapshotError> {
-        if self.histogram_encoding != HISTOGRAM_ENCODING {
-            return Err(SnapshotError::Encoding(self.histogram_encoding.clone()));
-        }
-        let mut errors = [0; ErrorClass::ALL.len()];
-        for (name, n) in &self.errors_by_class {
-            let class = ErrorClass::ALL
-                .iter()
-                .find(|c| c.as_str() == name)
-                .ok_or_else(|| SnapshotError::ErrorClass(name.clone()))?;
-            errors[class.index()] = *n;
-        }
-        let mut versions = BTreeMap::new();
-        for (name, v) in &self.versions {
-            let tally = VersionTally {
-                count: v.count,
-                connect_us: decode(&format!("{name} connect"), &v.connect_us)?,
-                reply_us: decode(&format!("{name} reply"), &v.reply_us)?,
-            };
-            versions.insert(name.clone(), tally);
-        }
-        let windowing = match self.windowing {
-            WindowingSnapshot::Id { total } => Windowing::ById { total },
-            WindowingSnapshot::Time { duration_s } => Windowing::ByTime {
-                duration: Duration::try_from_secs_f64(duration_s)
-                    .map_err(|_| SnapshotError::Duration(duration_s))?,
-            },
-        };
-        let lag_us = match &self.lag_us {
-            Some(text) => Some(decode("schedule lag", text)?),
-            None => None,
-        };
-        Ok(Tally::from_parts(TallyParts {
-            versions,
-            errors,
-            windowing,
-            windows: self.windows.clone(),
-            lag_us,
-            malformed: self.malformed_replies.clone(),
-            version_errors: self.version_errors.clone(),
-        }))
+        self.read_back(&[]).map(|r| r.tally)
+    }
+
+    /// The tally this snapshot describes, checked; versions beyond
+    /// [`crate::tally::MAX_TRACKED_VERSIONS`] are folded, the names in `prefer` (the
+    /// expected versions) kept first, then the largest.
+    pub fn read_back(&self, prefer: &[&str]) -> Result<ReadBack, SnapshotError> {
+        check::rebuild(self, prefer)
     }
 }
 
@@ -196,7 +173,7 @@ impl TallySnapshot {
 mod tests {
     use super::*;
     use crate::sampler::Sample;
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     fn sample(id: u64) -> Sample {
         let result = match id % 7 {
@@ -248,6 +225,7 @@ mod tests {
             let mut t = Tally::new(Windowing::ByTime {
                 duration: Duration::from_secs(1),
             });
+            t.record(&sample(1));
             t.record(&sample(2));
             t
         };
@@ -257,12 +235,33 @@ mod tests {
         assert!(s.to_tally().unwrap_err().to_string().contains("csv"));
         let mut s = good.clone();
         s.versions.get_mut("two").unwrap().reply_us = "not base64!".into();
-        assert!(s.to_tally().unwrap_err().to_string().contains("two reply"));
+        let e = s.to_tally().unwrap_err().to_string();
+        assert!(
+            e.starts_with("tally.versions.two.reply_us is not base64"),
+            "{e}"
+        );
         let mut s = good.clone();
         s.errors_by_class.insert("lost".into(), 1);
-        assert!(matches!(s.to_tally(), Err(SnapshotError::ErrorClass(_))));
-        let mut s = good;
+        let e = s.to_tally().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "tally.errors_by_class names an unknown error class \"lost\""
+        );
+        let mut s = good.clone();
         s.windowing = WindowingSnapshot::Time { duration_s: -1.0 };
-        assert!(matches!(s.to_tally(), Err(SnapshotError::Duration(_))));
+        let e = s.to_tally().unwrap_err().to_string();
+        assert!(e.starts_with("tally.windowing.duration_s is -1"), "{e}");
+        let mut s = good.clone();
+        let two = s.versions.remove("two").unwrap();
+        s.versions.insert("tw\u{1b}o".into(), two);
+        let e = s.to_tally().unwrap_err().to_string();
+        assert!(e.starts_with("tally.versions holds \"tw\\x1bo\""), "{e}");
+        let mut s = good;
+        s.malformed_replies[0].reply = "\u{1b}[2J".into();
+        let e = s.to_tally().unwrap_err().to_string();
+        assert!(
+            e.starts_with("tally.malformed_replies[0].reply holds raw"),
+            "{e}"
+        );
     }
 }

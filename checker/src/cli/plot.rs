@@ -92,13 +92,17 @@ fn draw_to(
     out: &Path,
 ) -> Result<String, String> {
     let format = Format::of_path(out).map_err(|e| e.to_string())?;
-    let picture = plot::plot(samples, spans, options, format).map_err(|e| e.to_string())?;
-    std::fs::write(out, &picture)
+    let drawn = plot::plot(samples, spans, options, format).map_err(|e| e.to_string())?;
+    std::fs::write(out, &drawn.picture)
         .map_err(|e| format!("cannot write the picture {}: {e}", out.display()))?;
+    let folded = drawn
+        .folded
+        .clause()
+        .map_or_else(String::new, |c| format!("; {c}"));
     Ok(format!(
-        "plot: wrote {} ({} KiB)\n",
+        "plot: wrote {} ({} KiB){folded}\n",
         out.display(),
-        picture.len().div_ceil(1024)
+        drawn.picture.len().div_ceil(1024)
     ))
 }
 
