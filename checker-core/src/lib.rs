@@ -12,6 +12,7 @@
 pub mod clock;
 pub mod exit;
 pub mod expect;
+pub mod expect_file;
 pub mod gateway;
 pub mod hold;
 pub mod input_file;
