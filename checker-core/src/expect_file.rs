@@ -54,14 +54,8 @@ pub fn read(path: &Path) -> Result<Expectation, ExpectFileError> {
         path: name.clone(),
         why: protocol::escape(why),
     };
-    let bytes = input_file::read_bounded(path, MAX_EXPECT_FILE_BYTES, "one expectation file")
+    let text = input_file::read_text_bounded(path, MAX_EXPECT_FILE_BYTES, "one expectation file")
         .map_err(|e| read_error(e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        read_error(format!(
-            "it is not UTF-8 text (byte {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
     let text = text.trim();
     text.parse::<Expectation>()
         .map_err(|e| ExpectFileError::Parse {

@@ -22,6 +22,9 @@ pub enum InputError {
     /// It is not a regular file.
     #[error("it is {0}, not a regular file")]
     NotRegular(&'static str),
+    /// It is not UTF-8 text.
+    #[error("it is not UTF-8 text (byte {0})")]
+    NotUtf8(usize),
     /// It is longer than the limit.
     #[error("it is larger than {}, the most the checker reads from {what}", size(*.limit))]
     TooLarge {
@@ -94,6 +97,16 @@ pub fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u
     Ok(bytes)
 }
 
+/// Reads the regular file at `path` whole as UTF-8 text (see [`read_bounded`]).
+pub fn read_text_bounded(
+    path: &Path,
+    limit: u64,
+    what: &'static str,
+) -> Result<String, InputError> {
+    String::from_utf8(read_bounded(path, limit, what)?)
+        .map_err(|e| InputError::NotUtf8(e.utf8_error().valid_up_to()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +137,9 @@ mod tests {
             read_bounded(&dir.path().join("missing"), 64, "x"),
             Err(InputError::Read(_))
         ));
+        std::fs::write(&file, b"ok\xff").unwrap();
+        let e = read_text_bounded(&file, 64, "x").unwrap_err();
+        assert_eq!(e.to_string(), "it is not UTF-8 text (byte 2)");
         assert_eq!(size(16 << 20), "16 MiB");
         assert_eq!(size(64 << 10), "64 KiB");
     }

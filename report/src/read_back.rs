@@ -169,20 +169,11 @@ fn parse_keeping(path: &Path, text: &str) -> Result<(RecordedRun, TallySnapshot)
 
 /// The text of the report at `path`: a regular file of at most [`MAX_REPORT_BYTES`].
 fn read_text(path: &Path) -> Result<String, LoadError> {
-    let read_error = |source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let bytes =
-        input_file::read_bounded(path, MAX_REPORT_BYTES, "one report").map_err(read_error)?;
-    String::from_utf8(bytes).map_err(|e| {
-        read_error(InputError::Read(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "it is not UTF-8 text (byte {})",
-                e.utf8_error().valid_up_to()
-            ),
-        )))
+    input_file::read_text_bounded(path, MAX_REPORT_BYTES, "one report").map_err(|source| {
+        LoadError::Read {
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 
