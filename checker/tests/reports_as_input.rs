@@ -490,3 +490,29 @@ fn a_plot_of_20000_versions_is_folded_and_stays_small() {
     assert!(size < 2 << 20, "{size} bytes");
     assert!(peak < SMALL_KIB, "{peak} KiB");
 }
+
+#[test]
+fn what_a_report_and_a_directory_hold_reaches_the_terminal_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut doc = report(100, "2026-01-01T00:00:00Z");
+    doc["inputs"]["target"] = json!("127.0.0.1:9\u{1b}[2J\u{202e}");
+    let path = write_json(&dir.path().join("target.json"), &doc);
+    let run = run_checker(&["merge", &path]);
+    assert!(![2, 101].contains(&run.code), "{run:?}");
+    assert!(
+        !run.stdout.contains('\u{1b}') && !run.stdout.contains('\u{202e}'),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("127.0.0.1:9\\x1b[2J\\u{202e}"),
+        "{run:?}"
+    );
+    // A file name in a directory is input too.
+    let named = dir.path().join("names");
+    std::fs::create_dir(&named).unwrap();
+    std::fs::write(named.join("bad\u{1b}[2J.json"), "{").unwrap();
+    let run = run_checker(&["merge", named.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(!run.stderr.contains('\u{1b}'), "{run:?}");
+    assert!(run.stderr.contains("bad\\x1b[2J.json"), "{run:?}");
+}

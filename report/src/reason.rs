@@ -4,6 +4,7 @@
 use checker_core::sampler::{ErrorClass, StopReason};
 use checker_core::verdict::Outcome;
 use checker_core::verify::Verification;
+use protocol::escape;
 
 /// The verdict line when a health check decides it (the split and the errors pass).
 fn health_reason(v: &Verification) -> Option<String> {
@@ -13,7 +14,8 @@ fn health_reason(v: &Verification) -> Option<String> {
     match v.judgement.health.outcome {
         Outcome::Fail => Some(format!(
             "FAIL on health: the split passes, but {}",
-            v.judgement.health.failures().join("; ")
+            // Names, expressions and a baseline's path are input.
+            escape(v.judgement.health.failures().join("; "))
         )),
         Outcome::Inconclusive => {
             let c = v.judgement.health.comparison.as_ref()?;
@@ -25,8 +27,8 @@ fn health_reason(v: &Verification) -> Option<String> {
                 .collect();
             Some(format!(
                 "INCONCLUSIVE: the split passes, but the comparison of {} with {} cannot decide ({})",
-                c.canary,
-                c.stable,
+                escape(&c.canary),
+                escape(&c.stable),
                 why.join("; ")
             ))
         }
@@ -106,7 +108,7 @@ fn outcome_reason(r: &Verification) -> String {
                 .map(|v| {
                     format!(
                         "{} answered {} of {} ({}, interval {}..{}, band {}..{}): {}",
-                        v.name,
+                        escape(&v.name),
                         v.count,
                         r.judgement.split.total,
                         pct(v.share),
@@ -124,8 +126,8 @@ fn outcome_reason(r: &Verification) -> String {
             let more = pick(Outcome::Inconclusive)
                 .filter_map(|v| v.more_samples)
                 .max();
-            let names: Vec<&str> = pick(Outcome::Inconclusive)
-                .map(|v| v.name.as_str())
+            let names: Vec<String> = pick(Outcome::Inconclusive)
+                .map(|v| escape(&v.name))
                 .collect();
             let names = names.join(", ");
             match more {

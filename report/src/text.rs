@@ -10,6 +10,7 @@ use checker_core::verdict::{Outcome, Plan};
 use checker_core::verify::{LatencySummary, Verification};
 
 use crate::table::{mark, outcome_word, p_value, pct, table};
+use protocol::escape;
 
 fn percentiles(l: &LatencySummary) -> String {
     if l.count == 0 {
@@ -82,7 +83,10 @@ pub fn settle_line(s: &checker_core::verify::SettleSummary) -> String {
             let shares: Vec<String> = w
                 .counts
                 .iter()
-                .map(|(name, c)| format!("{name} {:.0}%", 100.0 * *c as f64 / total.max(1) as f64))
+                .map(|(name, c)| {
+                    let share = 100.0 * *c as f64 / total.max(1) as f64;
+                    format!("{} {share:.0}%", escape(name))
+                })
                 .collect();
             shares.join(" ")
         })
@@ -141,11 +145,7 @@ pub fn sequential_plan_line(plan: &Plan, batch: u64, max_samples: u64) -> String
 /// `examples` the first few names): "4968 versions beyond the 32 tracked by name are
 /// counted as "other versions" (v1, v10, v100 and 4965 more)".
 pub fn folded_clause(count: usize, examples: &[&str]) -> String {
-    let shown: Vec<String> = examples
-        .iter()
-        .take(3)
-        .map(protocol::escape)
-        .collect();
+    let shown: Vec<String> = examples.iter().take(3).map(protocol::escape).collect();
     let more = count.saturating_sub(shown.len());
     let list = if more > 0 {
         format!("{} and {more} more", shown.join(", "))
@@ -164,6 +164,8 @@ pub fn folded_line(folded: &std::collections::BTreeSet<String>) -> String {
 }
 
 /// Renders the whole human report (the plan is printed separately, before sampling).
+/// Every string that came from input (the target, names, a baseline's path) is escaped
+/// through [`protocol::escape`]; malformed replies are kept escaped from the start.
 pub fn render(report: &Verification) -> String {
     let judged = &report.judgement;
     let mut out = String::new();
@@ -171,13 +173,13 @@ pub fn render(report: &Verification) -> String {
     let expect: Vec<String> = i
         .expect
         .iter()
-        .map(|e| format!("{}={}", e.name, e.weight))
+        .map(|e| format!("{}={}", escape(&e.name), e.weight))
         .collect();
     let _ = writeln!(
         out,
         "target {} ({}), expected {}, {} samples in {:.1}s",
-        i.target,
-        i.addresses.join(", "),
+        escape(&i.target),
+        escape(i.addresses.join(", ")),
         expect.join(","),
         report.attempted,
         report.times.elapsed_s
@@ -220,7 +222,7 @@ pub fn render(report: &Verification) -> String {
     for v in &judged.split.versions {
         let lat = report.latency.get(&v.name);
         rows.push(vec![
-            v.name.clone(),
+            escape(&v.name),
             if v.was_expected {
                 pct(v.expected)
             } else {
@@ -238,7 +240,13 @@ pub fn render(report: &Verification) -> String {
     out.push_str(&table(&rows));
     for v in &judged.split.versions {
         if v.outcome != Outcome::Pass {
-            let _ = write!(out, "  {} {}: {}", mark(v.outcome), v.name, v.reason);
+            let _ = write!(
+                out,
+                "  {} {}: {}",
+                mark(v.outcome),
+                escape(&v.name),
+                v.reason
+            );
             if let Some(n) = v.more_samples {
                 let _ = write!(out, " (about {n} more connections would decide)");
             }
