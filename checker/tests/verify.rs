@@ -740,12 +740,22 @@ fn a_failed_json_write_still_prints_the_report_then_exits_2() {
 }
 
 #[test]
+/// The same file by any name: the same path, a `.` or `..` detour, or a symbolic link
+/// (dangling until the checker creates its target). Compared by device and inode after
+/// opening, not by spelling.
 fn json_and_samples_out_may_not_name_the_same_file() {
     let dir = tempfile::tempdir().unwrap();
-    let same = dir.path().join("out.json");
-    let same = same.to_str().unwrap();
-    let relative = format!("{}/./out.json", dir.path().display());
-    for other in [same, relative.as_str()] {
+    let d = dir.path().display();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("out3.json"), dir.path().join("link3.json"))
+        .unwrap();
+    let cases = [
+        (format!("{d}/out0.json"), format!("{d}/out0.json")),
+        (format!("{d}/out1.json"), format!("{d}/./out1.json")),
+        (format!("{d}/sub/../out2.json"), format!("{d}/out2.json")),
+        (format!("{d}/link3.json"), format!("{d}/out3.json")),
+    ];
+    for (json, samples) in &cases {
         let run = run_checker(&[
             "verify",
             "--target",
@@ -755,11 +765,11 @@ fn json_and_samples_out_may_not_name_the_same_file() {
             "--samples",
             "1",
             "--json",
-            same,
+            json,
             "--samples-out",
-            other,
+            samples,
         ]);
-        assert_eq!(run.code, 2, "{run:?}");
+        assert_eq!(run.code, 2, "{json} {samples}: {run:?}");
         assert!(run.stdout.is_empty(), "{run:?}");
         assert!(run.stderr.contains("--samples-out"), "{run:?}");
     }

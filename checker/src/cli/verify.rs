@@ -139,18 +139,6 @@ impl VerifyArgs {
     }
 }
 
-/// Whether `a` and `b` name the same regular file (or the same path, before either exists).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(ma), Ok(mb)) => ma.is_file() && ma.dev() == mb.dev() && ma.ino() == mb.ino(),
-        _ => match (std::path::absolute(a), std::path::absolute(b)) {
-            (Ok(x), Ok(y)) => x == y,
-            _ => a == b,
-        },
-    }
-}
-
 /// The error's sentence, naming the environment variable when the value it is about came
 /// from one (`--confidence must be ... (set by CHECKER_CONFIDENCE)`).
 fn with_env_source(error: &verify::VerifyError) -> String {
@@ -194,17 +182,6 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         Ok(rules) => rules,
         Err(e) => return fail(&e, exit::USAGE),
     };
-    if let (Some(json), Some(samples)) = (&args.json, &args.samples_out)
-        && same_file(json, samples)
-    {
-        return fail(
-            &format!(
-                "--json and --samples-out both name {}; give each its own file",
-                json.display()
-            ),
-            exit::USAGE,
-        );
-    }
     let prepared = match verify::prepare(&config).await {
         Ok(prepared) => prepared,
         Err(e) => return fail(&with_env_source(&e), e.exit_code()),
@@ -214,7 +191,6 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         Some(Err(e)) => return fail(&e, exit::USAGE),
         None => None,
     };
-    let observer = Arc::new((ProgressObserver::new(!args.no_progress), samples_file));
     // Opened before sampling, so that an unwritable path is a usage error at once, not
     // after a whole run whose report would then be lost.
     let mut json_file = match &args.json {
@@ -224,6 +200,20 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         },
         None => None,
     };
+    // Compared once both are open: `sub/../x` or a symbolic link name the same file as
+    // `x` whatever their spelling, and neither may exist before.
+    if let (Some((path, json)), Some(samples)) = (&json_file, &samples_file)
+        && samples.is_same_file(json)
+    {
+        return fail(
+            &format!(
+                "--json and --samples-out both name the file {}; give each its own file",
+                protocol::escape(path.as_os_str().as_encoded_bytes())
+            ),
+            exit::USAGE,
+        );
+    }
+    let observer = Arc::new((ProgressObserver::new(!args.no_progress), samples_file));
     let stop = stop_token();
     if let Some(derivation) = &derivation {
         note(args.output, &derivation.to_string());
