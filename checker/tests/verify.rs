@@ -675,6 +675,37 @@ fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> support::Run {
 }
 
 #[test]
+/// A target that accepts every connection is reachable: what went wrong after the
+/// accept is said (no reply, a reset, a close), in the verdict sentence and the text.
+fn a_target_that_accepts_then_never_answers_or_resets_is_not_called_unreachable() {
+    for (fault, says) in [
+        (
+            Fault::Silent,
+            "accepted every connection, then no reply came",
+        ),
+        (Fault::Reset, "accepted every connection, then reset it"),
+        (
+            Fault::CloseEarly,
+            "accepted every connection, then closed it without a reply",
+        ),
+    ] {
+        let server = FaultServer::start(fault);
+        let target = server.addr.to_string();
+        let extra = ["--samples", "20", "--reply-timeout", "200ms"];
+        let mut json = extra.to_vec();
+        json.extend(["--output", "json"]);
+        let run = verify(&target, "one=90,two=10", &json);
+        assert_eq!(run.code, 4, "{fault:?}: {run:?}");
+        let reason = run.json()["reason"].as_str().unwrap().to_owned();
+        assert!(reason.contains(says), "{fault:?}: {reason}");
+        assert!(!reason.contains("unreachable"), "{fault:?}: {reason}");
+        let text = verify(&target, "one=90,two=10", &extra);
+        assert!(text.stdout.contains(says), "{fault:?}: {text:?}");
+        assert!(!text.stdout.contains("unreachable"), "{fault:?}: {text:?}");
+    }
+}
+
+#[test]
 fn a_reply_in_another_format_is_named_not_called_unreachable() {
     let server = FaultServer::start(Fault::TabSeparated);
     let target = server.addr.to_string();

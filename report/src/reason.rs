@@ -54,6 +54,31 @@ pub fn reason(v: &Verification) -> String {
     reason
 }
 
+/// When every sample failed after its connection was accepted (no refusal, no connect
+/// timeout, no other failure), what the target did then, from the main such failure.
+fn accepted_then(r: &Verification) -> Option<&'static str> {
+    let after_accept = [
+        ErrorClass::ReplyTimeout,
+        ErrorClass::Reset,
+        ErrorClass::ClosedBeforeReply,
+    ];
+    let before = r
+        .judgement
+        .errors
+        .by_class
+        .iter()
+        .any(|(c, n)| *n > 0 && !after_accept.contains(c));
+    if before {
+        return None;
+    }
+    match r.main_error()? {
+        ErrorClass::ReplyTimeout => Some("no reply came"),
+        ErrorClass::Reset => Some("reset it"),
+        ErrorClass::ClosedBeforeReply => Some("closed it without a reply"),
+        _ => None,
+    }
+}
+
 fn outcome_reason(r: &Verification) -> String {
     let pct = |x: f64| format!("{:.1}%", x * 100.0);
     let errors = &r.judgement.errors;
@@ -70,6 +95,14 @@ fn outcome_reason(r: &Verification) -> String {
              replies were not `<version> <the line sent>` (e.g. {}), and no sample was attributed",
             r.attempted,
             examples.join(", ")
+        );
+    }
+    if errors.unreachable
+        && let Some(after) = accepted_then(r)
+    {
+        return format!(
+            "FAIL on errors: the target accepted every connection, then {after}: all {} samples failed (mostly {main})",
+            r.attempted
         );
     }
     if errors.unreachable {
