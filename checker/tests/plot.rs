@@ -697,3 +697,24 @@ fn a_million_samples_plot_in_bounded_memory() {
     let peak = peak_of_plot(1_000_000);
     assert!(peak < PLOT_LIMIT_KIB, "peak {peak} KiB");
 }
+
+#[test]
+/// A real time before the epoch is told as such, not as "not an RFC 3339 UTC time".
+fn a_timestamp_before_the_epoch_is_named_for_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("old.jsonl");
+    std::fs::write(
+        &samples,
+        "{\"schema_version\":1,\"id\":0,\"timestamp\":\"0001-01-01T00:00:00Z\",\"address\":\"127.0.0.1:9\",\"version\":\"one\",\"connect_us\":5,\"reply_us\":9,\"error\":null}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("old.svg");
+    let run = plot(&[samples.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("\"0001-01-01T00:00:00Z\" is before 1970-01-01T00:00:00Z, the Unix epoch"),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("not an RFC 3339"), "{run:?}");
+}

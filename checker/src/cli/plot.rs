@@ -65,8 +65,13 @@ pub struct PlotArgs {
 fn report_span(path: &Path) -> Result<(Span, f64), String> {
     let run = read_back::load(path).map_err(|e| e.to_string())?;
     let time = |text: &str, what: &str| {
-        checker_core::clock::unix_seconds(text)
-            .ok_or_else(|| format!("the report {} has no RFC 3339 {what} time", path.display()))
+        checker_core::clock::parse_utc(text).map_err(|e| {
+            format!(
+                "the report {}: its {what} \"{}\" {e}",
+                protocol::escape(path.as_os_str().as_encoded_bytes()),
+                protocol::escape(text)
+            )
+        })
     };
     let expect = Expectation::new(run.inputs.expect.iter().map(|e| (e.name.clone(), e.weight)))
         .map_err(|e| {
@@ -76,8 +81,8 @@ fn report_span(path: &Path) -> Result<(Span, f64), String> {
             )
         })?;
     let span = Span {
-        from: time(&run.times.started_at, "start")?,
-        to: time(&run.times.finished_at, "end")?,
+        from: time(&run.times.started_at, "started_at")?,
+        to: time(&run.times.finished_at, "finished_at")?,
         expect,
         label: None,
     };

@@ -141,13 +141,13 @@ pub fn parse_line<'a>(path: &Path, number: u64, text: &'a str) -> Result<Record<
     let Some(timestamp) = line.timestamp else {
         return Err(bad(path, number, "it has no timestamp"));
     };
-    let Some(at) = checker_core::clock::unix_seconds(&timestamp) else {
-        return Err(bad(
+    let at = checker_core::clock::parse_utc(&timestamp).map_err(|e| {
+        bad(
             path,
             number,
-            format!("its timestamp {timestamp:?} is not an RFC 3339 UTC time"),
-        ));
-    };
+            format!("its timestamp \"{}\" {e}", protocol::escape(&*timestamp)),
+        )
+    })?;
     if let Some(expect) = line.expect.as_deref() {
         let expect = expect
             .parse::<Expectation>()
@@ -240,6 +240,11 @@ mod tests {
         );
         let e = parse(r#"{"timestamp":"today","version":"one"}"#).unwrap_err();
         assert!(e.contains("not an RFC 3339"), "{e}");
+        let e = parse(r#"{"timestamp":"0001-01-01T00:00:00Z","version":"one"}"#).unwrap_err();
+        assert!(
+            e.ends_with("its timestamp \"0001-01-01T00:00:00Z\" is before 1970-01-01T00:00:00Z, the Unix epoch, before any run of the checker"),
+            "{e}"
+        );
         let e = parse(r#"{"timestamp":"2026-11-27T13:37:49Z"}"#).unwrap_err();
         assert!(e.ends_with("names neither a version nor an error"), "{e}");
         let e = parse(r#"{"timestamp":"2026-11-27T13:37:49Z","expect":"one=0"}"#).unwrap_err();
