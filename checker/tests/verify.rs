@@ -246,6 +246,20 @@ fn an_unexpected_version_fails_the_split() {
 }
 
 #[test]
+/// At 99.99% the intervals' confidence has two decimals, which one decimal would round
+/// to 100.0%.
+fn the_table_header_shows_the_confidence_with_enough_digits() {
+    let server = EchoServer::start("one", 1);
+    let run = verify(
+        &server.addr().to_string(),
+        "one=100,two=0",
+        &["--samples", "50", "--confidence", "99.99%"],
+    );
+    assert!(run.stdout.contains("INTERVAL (99.99%)"), "{run:?}");
+    assert!(!run.stdout.contains("INTERVAL (100.0%)"), "{run:?}");
+}
+
+#[test]
 fn a_refusing_target_is_unreachable_exit_4() {
     let addr = support::closed_port();
     let run = verify(

@@ -9,7 +9,7 @@ use checker_core::verdict::figures::duration_us;
 use checker_core::verdict::{Outcome, Plan};
 use checker_core::verify::{LatencySummary, Verification};
 
-use crate::table::{mark, outcome_word, p_value, pct, table};
+use crate::table::{confidence_pct, mark, outcome_word, p_value, pct, table};
 use protocol::escape;
 
 fn percentiles(l: &LatencySummary) -> String {
@@ -212,7 +212,10 @@ pub fn render(report: &Verification) -> String {
         "VERSION".to_owned(),
         "EXPECTED".to_owned(),
         "OBSERVED".to_owned(),
-        format!("INTERVAL ({})", pct(judged.split.per_version_confidence)),
+        format!(
+            "INTERVAL ({})",
+            confidence_pct(judged.split.per_version_confidence)
+        ),
         "BAND".to_owned(),
         "VERDICT".to_owned(),
         "COUNT".to_owned(),

@@ -228,11 +228,10 @@ pub struct Drawn {
     pub folded: Folded,
 }
 
-/// `x` (a fraction) as a percentage with at most two decimals, e.g. `99.5%`.
+/// A confidence as a percentage, as the table shows it but without a bare `.0`: `99.5%`,
+/// `99%`, and never `100%` for less.
 fn percent(x: f64) -> String {
-    let text = format!("{:.2}", 100.0 * x);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}%")
+    crate::table::confidence_pct(x).replace(".0%", "%")
 }
 
 fn seconds(s: f64) -> String {
@@ -413,5 +412,6 @@ mod tests {
         assert!(clause.starts_with("10 versions beyond the 32"), "{clause}");
         assert_eq!(percent(0.995), "99.5%");
         assert_eq!(percent(0.99), "99%");
+        assert_eq!(percent(0.99995), "99.995%");
     }
 }
