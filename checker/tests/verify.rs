@@ -260,6 +260,56 @@ fn the_table_header_shows_the_confidence_with_enough_digits() {
 }
 
 #[test]
+/// `--flag -1` gets the flag's own sentence, as `--flag=-1` does, not "unexpected
+/// argument '-1'".
+fn a_negative_number_as_a_separate_argument_gets_the_flags_own_sentence() {
+    let verify_args = ["verify", "--target", "127.0.0.1:9", "--expect", "one=1"];
+    for (args, flag) in [
+        (&verify_args[..], "--hold"),
+        (&verify_args[..], "--samples"),
+        (&verify_args[..], "--concurrency"),
+        (&["rehearse"][..], "--replicas"),
+    ] {
+        for form in [
+            vec![flag.to_owned(), "-1".to_owned()],
+            vec![format!("{flag}=-1")],
+        ] {
+            let mut all: Vec<&str> = args.to_vec();
+            all.extend(form.iter().map(String::as_str));
+            let run = run_checker(&all);
+            assert_eq!(run.code, 2, "{all:?}: {run:?}");
+            assert!(
+                run.stderr.contains(&format!("\"-1\" for {flag}")),
+                "{all:?}: {run:?}"
+            );
+            assert!(!run.stderr.contains("unexpected argument"), "{run:?}");
+        }
+    }
+}
+
+#[test]
+/// `--hold` opens every connection at once before sampling: capped, with the cap said.
+fn hold_is_capped_with_a_clear_sentence() {
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &support::closed_port().to_string(),
+        "--expect",
+        "one=1",
+        "--samples",
+        "5",
+        "--hold",
+        "100000",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("invalid value \"100000\" for --hold: must be a whole number from 1 to 1000"),
+        "{run:?}"
+    );
+}
+
+#[test]
 fn a_refusing_target_is_unreachable_exit_4() {
     let addr = support::closed_port();
     let run = verify(

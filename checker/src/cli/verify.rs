@@ -98,7 +98,8 @@ pub struct VerifyArgs {
     /// Hold K long-lived connections open through the target, exchanging a line every
     /// second, from before sampling until --hold-for has passed; the report says how
     /// many survived and when the others ended (does the gateway cut open connections?).
-    #[arg(long, env = "CHECKER_HOLD", value_name = "K", value_parser = parse_count_usize)]
+    /// At most 1000.
+    #[arg(long, env = "CHECKER_HOLD", value_name = "K", value_parser = parse_hold)]
     pub hold: Option<usize>,
     /// How long to hold them, e.g. 60s after a weight step [default: the sampling time].
     #[arg(long, env = "CHECKER_HOLD_FOR", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
@@ -136,6 +137,17 @@ impl VerifyArgs {
             // Completed by run_verify, which reads the baseline report.
             health: Default::default(),
         }
+    }
+}
+
+/// Parses `--hold`: a whole number from 1 to [`checker_core::hold::MAX_HELD`].
+fn parse_hold(s: &str) -> Result<usize, String> {
+    let max = checker_core::hold::MAX_HELD;
+    match parse_count_usize(s) {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "must be a whole number from 1 to {max}: each held connection is a socket kept open through the gateway for the whole run, all opened at once"
+        )),
     }
 }
 
