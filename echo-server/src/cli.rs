@@ -43,7 +43,7 @@ need; if the hard limit is lower, one warning says so (--strict-limits: exit 2 i
 variables take 1/0, true/false, yes/no, on/off. Exit codes: 0 after a clean shutdown, 1 when a \
 port cannot be bound or serving fails, 2 for bad arguments. --print-config prints the resolved \
 configuration (flags, environment variables, the positional form and the defaults) as one JSON \
-object and exits 0, or 2 when it is invalid.", duration_arg::RULE)
+object and exits 0, or 2 when it is invalid.", cli_support::duration::RULE)
 )]
 pub struct Cli {
     /// Istio's form: the echo ports, comma-separated (e.g. 9000,9001).

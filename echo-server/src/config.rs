@@ -193,10 +193,10 @@ pub fn parse_ports(list: &str) -> Result<Vec<u16>, ConfigError> {
         .collect()
 }
 
-/// Parses a duration by the rule both binaries share (see [`duration_arg`]); the message
-/// names the value, as every echo-server value parser's does.
+/// Parses a duration by the rule both binaries share (see [`cli_support::duration`]); the
+/// message names the value, as every echo-server value parser's does.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    duration_arg::parse(text).map_err(|e| format!("{e}, not {:?}", text.trim()))
+    cli_support::duration::parse(text).map_err(|e| format!("{e}, not {:?}", text.trim()))
 }
 
 /// Parses a whole number from `MIN` to `MAX`; anything else, negative numbers and
@@ -215,15 +215,10 @@ pub fn port_number(text: &str) -> Result<u16, String> {
     u16::try_from(port).map_err(|_| format!("must be a whole number from 0 to 65535, not {text:?}"))
 }
 
-/// Parses a boolean in the usual spellings: 1/0, true/false, yes/no, on/off (any case).
+/// Parses a boolean by the rule both binaries share (see [`cli_support::boolean`]); the
+/// message names the value, as every echo-server value parser's does.
 pub fn parse_bool(text: &str) -> Result<bool, String> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "y" | "on" => Ok(true),
-        "0" | "false" | "no" | "n" | "off" | "" => Ok(false),
-        _ => Err(format!(
-            "must be 1/0, true/false, yes/no or on/off, not {text:?}"
-        )),
-    }
+    cli_support::boolean::parse(text).map_err(|e| format!("{e}, not {text:?}"))
 }
 
 #[cfg(test)]

@@ -46,14 +46,14 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
-    #[command(after_help = format!("Durations (D): {}.\n\n{}", duration_arg::RULE, exit::HELP))]
+    #[command(after_help = format!("Durations (D): {}.\n\n{}", cli_support::duration::RULE, exit::HELP))]
     Verify(Box<VerifyArgs>),
     /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
     #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
     Rehearse(rehearse::RehearseArgs),
     /// Sample continuously at a modest rate and show the split over time, with when it stops and starts agreeing.
-    #[command(after_help = format!("Durations (D): {}.\n\nExit: 0 when the split agreed at the end, 1 when it disagreed, 3 when undecided, 2 usage, 4 unresolvable target.", duration_arg::RULE))]
+    #[command(after_help = format!("Durations (D): {}.\n\nExit: 0 when the split agreed at the end, 1 when it disagreed, 3 when undecided, 2 usage, 4 unresolvable target.", cli_support::duration::RULE))]
     Watch(watch::WatchArgs),
     /// Merge JSON reports of one check taken by many processes into one report and verdict.
     #[command(after_help = merge::HELP)]
@@ -282,17 +282,11 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses a yes/no value in the usual spellings: 1/0, true/false, yes/no, on/off (any case).
-pub fn parse_bool(s: &str) -> Result<bool, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "y" | "on" => Ok(true),
-        "0" | "false" | "no" | "n" | "off" | "" => Ok(false),
-        _ => Err("must be 1/0, true/false, yes/no or on/off".to_owned()),
-    }
-}
+/// Parses a yes/no value by the rule both binaries share: see [`cli_support::boolean`].
+pub use cli_support::boolean::parse as parse_bool;
 
-/// Parses a duration by the rule both binaries share: see [`duration_arg`].
-pub use duration_arg::parse_positive as parse_positive_duration;
+/// Parses a duration by the rule both binaries share: see [`cli_support::duration`].
+pub use cli_support::duration::parse_positive as parse_positive_duration;
 
 /// Turns a command-line parse error into the message and exit code the user sees.
 ///
@@ -369,15 +363,6 @@ mod tests {
         assert!(parse_fraction("150%").is_err());
         assert!(parse_fraction("2").is_err());
         assert!(parse_fraction("x").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration_arg::parse("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(duration_arg::parse("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(duration_arg::parse("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(duration_arg::parse("-1").is_err());
-        assert!(duration_arg::parse("soon").is_err());
     }
 
     #[test]

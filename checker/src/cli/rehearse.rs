@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::command::emit;
 use super::expect_from::DeriveArgs;
 use super::{OutputFormat, RuleArgs};
-use duration_arg::parse as parse_duration;
+use cli_support::duration::parse as parse_duration;
 use rehearse::envoy::{EnvoyOptions, WeightsVia};
 use rehearse::ingress::GatewayKind;
 use rehearse::summary::{self, WalkReport};
