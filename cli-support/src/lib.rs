@@ -8,5 +8,7 @@
 //! command-line parts are behind features the binaries turn on: `clap` for
 //! [`bad_value`], `signals` for [`signals`] (tokio).
 
+#[cfg(feature = "clap")]
+pub mod bad_value;
 pub mod boolean;
 pub mod duration;

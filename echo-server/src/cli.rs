@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use cli_support::bad_value::{self, Why};
 use echo_server::admin::{self, AdminLimits};
 use echo_server::config::{
     Config, ConfigError, DEFAULT_ADMIN_PORT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
@@ -208,33 +208,22 @@ impl Cli {
 /// environment variable when it came from there.
 pub fn argument_error(err: &clap::Error) -> String {
     let text = err.to_string();
-    if !matches!(
-        err.kind(),
-        ErrorKind::ValueValidation | ErrorKind::InvalidValue
-    ) {
-        return text;
-    }
-    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
-        err.get(ContextKind::InvalidArg),
-        err.get(ContextKind::InvalidValue),
-    ) else {
+    let Some(bad) = bad_value::from_clap(err, &Cli::command(), &argv()) else {
         return text;
     };
-    // "--max-connections <MAX_CONNECTIONS>" -> "--max-connections"
-    let flag = arg.split_whitespace().next().unwrap_or(arg);
-    let source = env_source(flag).unwrap_or_else(|| flag.to_owned());
-    if err.kind() == ErrorKind::InvalidValue {
-        let valid = match err.get(ContextKind::ValidValue) {
-            Some(ContextValue::Strings(valid)) => valid.join(", "),
-            _ => String::new(),
-        };
-        return format!("{source} must be one of {valid}, not {value:?}");
-    }
-    match std::error::Error::source(err).map(ToString::to_string) {
+    let Some(value) = bad.value else {
+        return text;
+    };
+    let source = bad.env.unwrap_or(bad.flag);
+    match bad.why {
+        Why::OneOf(valid) => format!(
+            "{source} must be one of {}, not {value:?}",
+            valid.join(", ")
+        ),
         // Our parsers say "must be ..., not \"value\"".
-        Some(reason) if reason.starts_with("must ") => format!("{source} {reason}"),
-        Some(reason) => format!("{source}: {value:?} is not valid ({reason})"),
-        None => text,
+        Why::Parser(reason) if reason.starts_with("must ") => format!("{source} {reason}"),
+        Why::Parser(reason) => format!("{source}: {value:?} is not valid ({reason})"),
+        Why::Unknown => text,
     }
 }
 
@@ -259,25 +248,14 @@ pub fn config_error(cli: &Cli, err: &ConfigError) -> String {
 /// The environment variable a flag's bad value came from: the flag is absent from the
 /// command line and its variable is set.
 fn env_source(flag: &str) -> Option<String> {
-    let long = flag.strip_prefix("--")?;
-    let on_command_line = std::env::args_os().skip(1).any(|a| {
-        a.to_str().is_some_and(|a| {
-            a == flag
-                || a.strip_prefix(flag)
-                    .is_some_and(|rest| rest.starts_with('='))
-        })
-    });
-    if on_command_line {
-        return None;
-    }
-    let command = Cli::command();
-    let name = command
-        .get_arguments()
-        .find(|a| a.get_long() == Some(long))?
-        .get_env()?
-        .to_str()?
-        .to_owned();
-    std::env::var_os(&name).is_some().then_some(name)
+    bad_value::env_source(&Cli::command(), flag, &argv())
+}
+
+/// The process's arguments, program name first (lossy: a flag is ASCII).
+fn argv() -> Vec<String> {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 #[cfg(test)]

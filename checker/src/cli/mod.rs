@@ -294,28 +294,15 @@ pub use cli_support::duration::parse_positive as parse_positive_duration;
 /// that does not parse becomes one sentence naming the flag, or the environment
 /// variable it came from when the flag was not given.
 pub fn parse_error(error: &clap::Error, argv: &[String]) -> Option<String> {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if !matches!(
-        error.kind(),
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation
-    ) {
-        return None;
-    }
-    let text = |kind| match error.get(kind) {
-        Some(ContextValue::String(s)) => Some(s.clone()),
-        _ => None,
+    use cli_support::bad_value::{self, Why};
+    let bad = bad_value::from_clap(error, &<Cli as clap::CommandFactory>::command(), argv)?;
+    let (flag, value) = (&bad.flag, bad.value.unwrap_or_default());
+    let why = match bad.why {
+        Why::OneOf(valid) => format!("must be one of {}", valid.join(", ")),
+        Why::Parser(reason) => reason,
+        Why::Unknown => "is not valid".to_owned(),
     };
-    let arg = text(ContextKind::InvalidArg)?;
-    let value = text(ContextKind::InvalidValue).unwrap_or_default();
-    let flag = arg.split_whitespace().next().unwrap_or(&arg).to_owned();
-    let why = match (error.kind(), error.get(ContextKind::ValidValue)) {
-        (ErrorKind::InvalidValue, Some(ContextValue::Strings(valid))) => {
-            format!("must be one of {}", valid.join(", "))
-        }
-        _ => std::error::Error::source(error)
-            .map_or_else(|| "is not valid".to_owned(), ToString::to_string),
-    };
-    Some(match env_source(&flag, argv) {
+    Some(match bad.env {
         Some(name) => format!(
             "invalid value {value:?} in the environment variable {name} (for {flag}): {why}"
         ),
@@ -326,29 +313,7 @@ pub fn parse_error(error: &clap::Error, argv: &[String]) -> Option<String> {
 /// The environment variable that set `flag` (e.g. `--samples`), when the flag is not on
 /// the command line `argv` and its variable is set.
 pub fn env_source(flag: &str, argv: &[String]) -> Option<String> {
-    let on_command_line = argv
-        .iter()
-        .take_while(|a| a.as_str() != "--")
-        .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-    if on_command_line {
-        return None;
-    }
-    env_of(flag).filter(|name| std::env::var_os(name).is_some())
-}
-
-/// The environment variable behind a long flag such as `--samples`, in any subcommand.
-fn env_of(flag: &str) -> Option<String> {
-    use clap::CommandFactory;
-    let long = flag.strip_prefix("--")?;
-    let command = Cli::command();
-    let mut commands = vec![&command];
-    commands.extend(command.get_subcommands());
-    commands
-        .iter()
-        .flat_map(|c| c.get_arguments())
-        .find(|a| a.get_long() == Some(long))
-        .and_then(|a| a.get_env())
-        .map(|e| e.to_string_lossy().into_owned())
+    cli_support::bad_value::env_source(&<Cli as clap::CommandFactory>::command(), flag, argv)
 }
 
 #[cfg(test)]
