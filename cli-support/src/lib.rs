@@ -12,3 +12,5 @@
 pub mod bad_value;
 pub mod boolean;
 pub mod duration;
+#[cfg(feature = "signals")]
+pub mod signals;
