@@ -63,31 +63,6 @@ fn fail(error: &dyn std::fmt::Display, code: i32) -> i32 {
     code
 }
 
-/// The error's sentence, naming the environment variable when the value it is about came
-/// from one (`--confidence must be ... (set by CHECKER_CONFIDENCE)`).
-fn with_env_source(error: &verify::VerifyError) -> String {
-    let text = error.to_string();
-    let flag = match error {
-        verify::VerifyError::Invalid(message) => message
-            .split_whitespace()
-            .next()
-            .filter(|w| w.starts_with("--"))
-            .map(str::to_owned),
-        verify::VerifyError::Target(
-            checker_core::target::TargetError::Syntax(_)
-            | checker_core::target::TargetError::PortZero(_),
-        ) => Some("--target".to_owned()),
-        _ => None,
-    };
-    let argv: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    match flag.and_then(|f| super::env_source(&f, &argv)) {
-        Some(name) => format!("{text} (set by the environment variable {name})"),
-        None => text,
-    }
-}
-
 fn json_error(path: &std::path::Path, e: &std::io::Error) -> String {
     format!("cannot write the JSON report {}: {e}", path.display())
 }
@@ -119,7 +94,15 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
     }
     let prepared = match verify::prepare(&config).await {
         Ok(prepared) => prepared,
-        Err(e) => return fail(&with_env_source(&e), e.exit_code()),
+        Err(e) => {
+            let argv: Vec<String> = std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            return fail(
+                &super::verify_text::error_sentence(&e, &argv),
+                e.exit_code(),
+            );
+        }
     };
     // Opened before sampling, so that an unwritable path is a usage error at once, not
     // after a whole run whose report would then be lost.

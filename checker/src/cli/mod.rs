@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use checker_core::exit;
 use checker_core::expect::Expectation;
 use checker_core::verdict::Settings;
 use checker_core::verify::{self, MIN_RATE, VerifyConfig};
@@ -19,6 +18,7 @@ pub mod merge;
 pub mod plot;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
+pub mod verify_text;
 pub mod watch;
 
 /// Verifies that live TCP traffic follows the expected canary weights.
@@ -46,7 +46,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
-    #[command(after_help = format!("Durations (D): {}.\n\n{}", cli_support::duration::RULE, exit::HELP))]
+    #[command(after_help = format!("Durations (D): {}.\n\n{}", cli_support::duration::RULE, verify_text::EXIT_HELP))]
     Verify(Box<VerifyArgs>),
     /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
     #[cfg(feature = "rehearse")]
