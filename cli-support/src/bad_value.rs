@@ -48,7 +48,7 @@ pub fn from_clap(
         Some(ContextValue::String(s)) => Some(s.clone()),
         _ => None,
     };
-    // "--samples <N>" -> "--samples"
+    // "--name <VALUE>" -> "--name"
     let arg = text(ContextKind::InvalidArg)?;
     let flag = arg.split_whitespace().next().unwrap_or(&arg).to_owned();
     let why = match (error.kind(), error.get(ContextKind::ValidValue)) {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 
@@ -26,21 +27,30 @@ def set_root(path: str) -> None:
     ROOT = os.path.abspath(path)
 
 
-def strip(text: str, keep_strings: bool = False) -> str:
-    """`text` with comments blanked (and string/char literals too, unless keep_strings);
-    line breaks and offsets are kept, so positions still map to lines."""
+def strip(text: str, keep_strings: bool = False, keep_plain_comments: bool = False) -> str:
+    """`text` with comments blanked (and string/char literals too, unless keep_strings;
+    with keep_plain_comments only doc comments are blanked: `///`, `//!`, `/** */`,
+    `/*! */`); line breaks and offsets are kept, so positions still map to lines."""
     out = []
     i, n = 0, len(text)
 
     def blank(s: str) -> str:
         return "".join(c if c == "\n" else " " for c in s)
 
+    def is_doc(comment: str) -> bool:
+        if comment.startswith("//"):
+            return comment.startswith("//!") or (comment.startswith("///") and not comment.startswith("////"))
+        return comment.startswith("/*!") or (
+            comment.startswith("/**") and not comment.startswith("/***") and not comment.startswith("/**/")
+        )
+
     while i < n:
         c = text[i]
         if text.startswith("//", i):
             j = text.find("\n", i)
             j = n if j < 0 else j
-            out.append(blank(text[i:j]))
+            keep = keep_plain_comments and not is_doc(text[i:j])
+            out.append(text[i:j] if keep else blank(text[i:j]))
             i = j
         elif text.startswith("/*", i):
             depth, j = 1, i + 2
@@ -51,7 +61,8 @@ def strip(text: str, keep_strings: bool = False) -> str:
                     depth, j = depth - 1, j + 2
                 else:
                     j += 1
-            out.append(blank(text[i:j]))
+            keep = keep_plain_comments and not is_doc(text[i:j])
+            out.append(text[i:j] if keep else blank(text[i:j]))
             i = j
         elif c in "rb" and re.match(r'(?:br|rb|r)#*"', text[i:i + 260]) and not _ident_before(text, i):
             m = re.match(r'(?:br|rb|r)(#*)"', text[i:])
@@ -90,8 +101,8 @@ def _ident_before(text: str, i: int) -> bool:
 _CFG_TEST = re.compile(r"#\[cfg\(\s*test\s*\)\]")
 
 
-def skip_test_items(code: str) -> str:
-    """`code` (already stripped) with every item under `#[cfg(test)]` blanked."""
+def test_spans(code: str) -> list[tuple[int, int]]:
+    """Where the items under `#[cfg(test)]` are in `code` (already stripped)."""
     spans = []
     for m in _CFG_TEST.finditer(code):
         i = m.end()
@@ -112,14 +123,24 @@ def skip_test_items(code: str) -> str:
                 break
             j += 1
         spans.append((m.start(), j))
+    return spans
+
+
+def blank_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with the spans blanked (line breaks kept)."""
     if not spans:
-        return code
-    chars = list(code)
+        return text
+    chars = list(text)
     for a, b in spans:
         for k in range(a, min(b, len(chars))):
             if chars[k] != "\n":
                 chars[k] = " "
     return "".join(chars)
+
+
+def skip_test_items(code: str) -> str:
+    """`code` (already stripped) with every item under `#[cfg(test)]` blanked."""
+    return blank_spans(code, test_spans(code))
 
 
 def line_of(text: str, offset: int) -> int:
@@ -295,5 +316,6 @@ def select(crates: list[Crate], names: list[str], script: str) -> list[Crate]:
     known = {c.name: c for c in crates}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise SystemExit(f"{script}: no workspace crate named {', '.join(unknown)} (crates: {', '.join(known)})")
+        print(f"{script}: no workspace crate named {', '.join(unknown)} (crates: {', '.join(known)})", file=sys.stderr)
+        sys.exit(2)
     return [known[n] for n in names]
