@@ -94,15 +94,7 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
     }
     let prepared = match verify::prepare(&config).await {
         Ok(prepared) => prepared,
-        Err(e) => {
-            let argv: Vec<String> = std::env::args_os()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            return fail(
-                &super::verify_text::error_sentence(&e, &argv),
-                e.exit_code(),
-            );
-        }
+        Err(e) => return fail(&super::verify_text::error_sentence(&e), e.exit_code()),
     };
     // Opened before sampling, so that an unwritable path is a usage error at once, not
     // after a whole run whose report would then be lost.

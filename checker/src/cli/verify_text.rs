@@ -40,9 +40,16 @@ pub fn flag(field: Field) -> &'static str {
 
 /// The error's sentence in the command line's words: the flag in place of the setting,
 /// and the environment variable when the value came from one (`--confidence must be ...
-/// (set by the environment variable CHECKER_CONFIDENCE)`). `argv` is the command line,
-/// program name first.
-pub fn error_sentence(error: &VerifyError, argv: &[String]) -> String {
+/// (set by the environment variable CHECKER_CONFIDENCE)`).
+pub fn error_sentence(error: &VerifyError) -> String {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    sentence(error, &argv)
+}
+
+/// [`error_sentence`] for the command line `argv` (program name first).
+fn sentence(error: &VerifyError, argv: &[String]) -> String {
     let (text, flag) = match error {
         VerifyError::Invalid { field, reason } => {
             let flag = flag(*field);
@@ -103,9 +110,6 @@ mod tests {
             reason: "must be at least 1".to_owned(),
         };
         let argv = ["checker", "verify", "--samples", "0"].map(str::to_owned);
-        assert_eq!(
-            error_sentence(&error, &argv),
-            "--samples must be at least 1"
-        );
+        assert_eq!(sentence(&error, &argv), "--samples must be at least 1");
     }
 }
