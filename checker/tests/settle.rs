@@ -12,7 +12,7 @@ use std::time::Duration;
 use checker_core::verdict::Outcome;
 use checker_core::verify::{self, SequentialConfig, SettleEnd, VerifyConfig};
 use rehearse::fleet::Fleet;
-use rehearse::gateway::Gateway;
+use rehearse::ingress::builtin::Gateway;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,6 +55,11 @@ pub struct DerivedDestination {
     pub name: String,
     /// The destination's field path: `spec.tcp[0].route[1]`.
     pub field: String,
+    /// Its host as written (`tcp-echo`, `tcp-echo.default.svc.cluster.local`), or the
+    /// backend Service's name.
+    pub host: String,
+    /// Its subset, when it names one.
+    pub subset: Option<String>,
     /// Its weight as written (Istio's defaults applied).
     pub weight: u64,
     /// The workloads its subset or Service selects, in manifest order.
@@ -117,6 +122,22 @@ pub struct DeriveError {
     pub field: String,
     /// What is missing or wrong.
     pub message: String,
+}
+
+impl DeriveError {
+    /// Whether the manifests do not show a version that a given one (`version_of`) would
+    /// supply: the error asks for it.
+    pub fn wants_version(&self) -> bool {
+        self.message.contains("--version-of")
+    }
+}
+
+impl Provenance {
+    /// The subset, Service or workload name whose given version (`version_of`) this
+    /// part's version is, if it came from one.
+    pub fn version_given_for(&self) -> Option<&str> {
+        self.version_from.strip_prefix("--version-of ")
+    }
 }
 
 fn fail<T>(
@@ -348,6 +369,8 @@ fn destination_of(
     DerivedDestination {
         name,
         field: d.field.clone(),
+        host: d.host.clone(),
+        subset: d.subset.clone(),
         weight: u64::try_from(d.weight).unwrap_or(0),
         members: resolved
             .iter()

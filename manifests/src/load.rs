@@ -229,17 +229,30 @@ pub fn parse_text(text: &str, name: &str) -> Result<Vec<RawDocument>, LoadError>
 }
 
 /// Refuses text nesting deeper than the limits before a parser spends its time on it.
-/// Brackets inside quoted text count too: that over-estimates, never under-estimates.
 fn check_depth(text: &str, name: &str) -> Result<(), LoadError> {
+    match too_deep(text) {
+        Some((line, what)) => Err(LoadError::TooDeep {
+            origin: format!("{name}, line {line}"),
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Where `text` first nests deeper than [`MAX_FLOW_DEPTH`] brackets or [`MAX_INDENT`]
+/// columns of indentation, if it does: the 1-based line and which limit. Brackets inside
+/// quoted text count too: that over-estimates, never under-estimates. Any YAML read
+/// into a struct (a rehearsal's steps file) is checked with it first, since the YAML
+/// parser takes time quadratic in the depth to refuse it.
+pub fn too_deep(text: &str) -> Option<(usize, String)> {
     let mut depth = 0usize;
     for (number, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
-        let too_deep = |what: String| LoadError::TooDeep {
-            origin: format!("{name}, line {}", number + 1),
-            what,
-        };
         if indent > MAX_INDENT {
-            return Err(too_deep(format!("an indentation of {MAX_INDENT} columns")));
+            return Some((
+                number + 1,
+                format!("an indentation of {MAX_INDENT} columns"),
+            ));
         }
         for b in line.bytes() {
             match b {
@@ -248,11 +261,11 @@ fn check_depth(text: &str, name: &str) -> Result<(), LoadError> {
                 _ => {}
             }
             if depth > MAX_FLOW_DEPTH {
-                return Err(too_deep(format!("{MAX_FLOW_DEPTH} levels of brackets")));
+                return Some((number + 1, format!("{MAX_FLOW_DEPTH} levels of brackets")));
             }
         }
     }
-    Ok(())
+    None
 }
 
 fn expand(

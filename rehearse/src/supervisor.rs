@@ -1,13 +1,21 @@
-//! A child proxy (HAProxy, Envoy) that never outlives the checker.
+//! A child proxy (HAProxy, Envoy) that never outlives the checker, nor does anything it
+//! started.
 //!
 //! The proxy must die with the checker even when the checker is killed with SIGKILL (no
-//! destructor runs then). It is started under a small `sh` supervisor in its own
-//! process group (so a terminal's Ctrl-C reaches the checker, which stops it in order):
-//! the supervisor's stdin is a pipe whose only writer is the checker, and a watcher in
-//! the supervisor kills the proxy as soon as that pipe reports end-of-file, which the
-//! kernel does the moment the checker exits, however it exits. `PR_SET_PDEATHSIG` would
-//! need `unsafe` (`pre_exec`), which the workspace forbids, and it fires when the
-//! spawning *thread* ends, not the process, which a multi-threaded runtime makes fragile.
+//! destructor runs then), and so must its own children: a `--haproxy-bin` wrapper script
+//! that runs HAProxy without `exec` leaves HAProxy a grandchild of the supervisor. The
+//! proxy is started under a small `sh` supervisor in a process group of its own (so a
+//! terminal's Ctrl-C reaches the checker, which stops it in order), which everything the
+//! proxy starts joins: the supervisor's stdin is a pipe whose only writer is the checker,
+//! and a watcher in the supervisor kills the whole group (the supervisor, the proxy, its
+//! children and the watcher itself) as soon as that pipe reports end-of-file, which the
+//! kernel does the moment the checker exits, however it exits, or lets go of the proxy.
+//! The watcher outlives a proxy that ends by itself, so what the proxy left behind goes
+//! too.
+//!
+//! `PR_SET_PDEATHSIG` would need `unsafe` (`pre_exec`), which the workspace forbids, and
+//! it fires when the spawning *thread* ends, not the process, which a multi-threaded
+//! runtime makes fragile.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -22,13 +30,16 @@ pub const OUTPUT_LINES: usize = 50;
 /// The exit status of the supervisor when the shell found no such command.
 pub const NOT_FOUND: i32 = 127;
 
-/// The supervisor, run as `sh -c SUPERVISOR NAME INPUT DIR PROGRAM ARGS...`.
+/// The supervisor, run as `sh -c SUPERVISOR NAME INPUT DIR PROGRAM ARGS...` as the
+/// leader of a new process group.
 ///
 /// It starts the program with INPUT (and a newline) on its stdin, prints the program's
-/// pid, then waits for it; meanwhile a watcher reads the supervisor's stdin (the
-/// checker's pipe) and at end-of-file removes DIR (when not empty: the child's private
-/// files, which a killed checker cannot remove) and kills the program. The program's
-/// own output goes to stderr.
+/// pid, then waits for it and exits with its status; meanwhile a watcher reads the
+/// supervisor's stdin (the checker's pipe) and at end-of-file removes DIR (when not
+/// empty: the child's private files, which a killed checker cannot remove) and kills
+/// the process group: the supervisor, the program, whatever the program started (none
+/// of them leaves the group: the proxies run in the foreground) and itself. The
+/// program's own output goes to stderr.
 const SUPERVISOR: &str = r#"exec 3<&0 </dev/null
 input=$1
 dir=$2
@@ -36,13 +47,9 @@ shift 2
 printf '%s\n' "$input" | "$@" 3<&- 1>&2 &
 hp=$!
 echo "$hp"
-{ while read -r _; do :; done; [ -n "$dir" ] && rm -rf -- "$dir"; kill -KILL "$hp" 2>/dev/null; } <&3 >/dev/null 2>&1 &
-watcher=$!
+{ while read -r _; do :; done; [ -n "$dir" ] && rm -rf -- "$dir"; kill -KILL 0; } <&3 >/dev/null 2>&1 &
 exec 3<&-
 wait "$hp"
-status=$?
-kill "$watcher" 2>/dev/null
-exit "$status"
 "#;
 
 /// A supervised child: the `sh` supervisor, the pipe it watches, the child's pid and output.
@@ -122,7 +129,8 @@ impl Supervised {
         self.supervisor.try_wait().ok().flatten()
     }
 
-    /// Closes the lifeline and waits (bounded) for the supervisor, which reaps the child.
+    /// Closes the lifeline, whose watcher kills the child's whole process group, and
+    /// waits (bounded) for the supervisor to end; past the bound, kills the group itself.
     pub fn stop(&mut self) {
         self.lifeline.take();
         let end = std::time::Instant::now() + STOP_TIMEOUT;
@@ -132,6 +140,13 @@ impl Supervised {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        // The supervisor still runs (it is not reaped), so its pid still names the group.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.supervisor.id())])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.supervisor.kill();
         let _ = self.supervisor.wait();
     }

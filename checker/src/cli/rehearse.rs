@@ -12,8 +12,10 @@ use super::expect_from::DeriveArgs;
 use super::{OutputFormat, RuleArgs};
 use cli_support::duration::parse as parse_duration;
 use cli_support::signals::{Signals, Stop};
-use rehearse::envoy::{EnvoyOptions, WeightsVia};
+use rehearse::Setting;
 use rehearse::ingress::GatewayKind;
+use rehearse::ingress::envoy::{EnvoyOptions, WeightsVia};
+use rehearse::steps::file::StepsFileError;
 use rehearse::summary::{self, WalkReport};
 use rehearse::walk::{self, WalkConfig, WalkEvent};
 
@@ -235,8 +237,36 @@ impl RehearseArgs {
                 admin_port: self.envoy_admin_port,
             },
             fail_on_cut: self.fail_on_cut,
-            plan: None,
+            steps_file: None,
         }
+    }
+}
+
+/// The flag that sets each setting the rehearse library's messages name.
+pub fn flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Steps => "--steps",
+        Setting::Replicas => "--replicas",
+        Setting::Samples => "--samples",
+        Setting::Grace => "--grace",
+        Setting::Chaos => "--chaos",
+        Setting::ShiftDuring => "--shift-during",
+        Setting::KillReplica => "--kill-replica",
+        Setting::VersionOf => "--version-of",
+        Setting::FailOnCut => "--fail-on-cut",
+        Setting::Gateway => "--gateway",
+        Setting::EnvoyBinary => "--envoy",
+    }
+}
+
+/// A steps file's error as the user reads it: settings named by their flags, and where
+/// the format is documented when the file is no plan at all.
+fn steps_file_message(e: &StepsFileError) -> String {
+    match e {
+        StepsFileError::Shape { .. } => {
+            format!("{} (see checker rehearse --help)", e.message(flag))
+        }
+        _ => e.message(flag),
     }
 }
 
@@ -264,15 +294,15 @@ fn stop_on_signals() -> (CancellationToken, Arc<OnceLock<Stop>>) {
 pub async fn run(args: &RehearseArgs) -> i32 {
     let mut config = args.to_config();
     if let Some(file) = &args.plan {
-        match rehearse::manifest_plan::load(file, &args.derive.options()) {
-            Ok(plan) => config.plan = Some(plan),
+        match rehearse::steps::file::load(file, &args.derive.options()) {
+            Ok(file) => config.steps_file = Some(file),
             Err(e) => {
-                eprintln!("checker: {e}");
+                eprintln!("checker: {}", steps_file_message(&e));
                 return checker_core::exit::USAGE;
             }
         }
     }
-    if config.plan.is_none()
+    if config.steps_file.is_none()
         && (args.derive.route_port.is_some() || !args.derive.version_of.is_empty())
     {
         tracing::warn!(
@@ -320,7 +350,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
                 let pid = proxy_pid.map_or(String::new(), |p| {
                     format!(" ({} pid {p})", config.gateway.as_str())
                 });
-                if let Some(plan) = &config.plan {
+                if let Some(plan) = &config.steps_file {
                     emit(&format!(
                         "rehearsal: {} gateway listening on {gateway}{pid}; plan {}: {steps} steps, each deploying what its manifests describe\n\n",
                         config.gateway.as_str(),
@@ -336,11 +366,11 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             }
             WalkEvent::Verifying(..) => {}
             WalkEvent::StepDone(step, total) => {
-                let mut s = summary::step_header(step, total);
+                let mut s = summary::text::step_header(step, total);
                 if let Some(r) = &step.verify {
                     s.push_str(&checker_core::report::text::render(r));
                 }
-                s.push_str(&summary::step_notes(step));
+                s.push_str(&summary::text::step_notes(step, flag));
                 s.push('\n');
                 emit(&s);
             }
@@ -349,7 +379,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
     let report: WalkReport = match walk::walk(&config, stop, &mut on_event).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("checker: {e}");
+            eprintln!("checker: {}", e.message(flag));
             return e.exit_code();
         }
     };
@@ -360,9 +390,9 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         report.exit_code = signal.exit_code();
     }
     if text {
-        emit(&summary::render_summary(&report));
+        emit(&summary::text::render_summary(&report, flag));
     } else {
-        emit(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+        emit(&summary::json::render(&report).unwrap_or_default());
     }
     if let Some(plot) = plot {
         match plot.draw(&report, config.settings.confidence) {

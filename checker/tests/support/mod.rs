@@ -313,12 +313,12 @@ pub fn assert_schema_valid(document: &serde_json::Value) {
     assert_valid_against(&schema, document);
 }
 
-/// Validates `document` against checker/schema/rehearsal.schema.json (the schema the
+/// Validates `document` against rehearse/schema/rehearsal.schema.json (the schema the
 /// rehearse crate embeds), panicking with every error.
 #[cfg(feature = "rehearse")]
 pub fn assert_rehearsal_schema_valid(document: &serde_json::Value) {
     let schema: serde_json::Value =
-        serde_json::from_str(rehearse::summary::SCHEMA).expect("the schema is JSON");
+        serde_json::from_str(rehearse::summary::json::SCHEMA).expect("the schema is JSON");
     assert_valid_against(&schema, document);
 }
 
@@ -353,20 +353,22 @@ impl HaProxy {
     pub fn start(servers: &[(SocketAddr, u32)]) -> HaProxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let cfg = rehearse::haproxy::HaproxyConfig {
+        let cfg = rehearse::ingress::haproxy::HaproxyConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], port)),
-            balance: rehearse::haproxy::Balance::RoundRobin,
+            balance: rehearse::ingress::haproxy::Balance::RoundRobin,
             runtime_api: None,
             nolinger: false,
             servers: servers
                 .iter()
                 .enumerate()
-                .map(|(i, (addr, weight))| rehearse::haproxy::ServerLine {
-                    name: format!("s{i}"),
-                    addr: *addr,
-                    weight: *weight,
-                    disabled: false,
-                })
+                .map(
+                    |(i, (addr, weight))| rehearse::ingress::haproxy::ServerLine {
+                        name: format!("s{i}"),
+                        addr: *addr,
+                        weight: *weight,
+                        disabled: false,
+                    },
+                )
                 .collect(),
         }
         .render();

@@ -7,7 +7,7 @@
 //! split). Its runtime API listens on an abstract unix socket (`abns@`), which has no
 //! file and vanishes with the process, so the rehearsal leaves nothing on disk.
 //!
-//! HAProxy runs under the shared supervisor ([`super::supervisor`]), so it dies with
+//! HAProxy runs under the shared supervisor ([`crate::supervisor`]), so it dies with
 //! the checker however the checker ends, even on SIGKILL.
 //!
 //! The backend declares a fixed number of server slots, all disabled; a replica takes a
@@ -31,15 +31,15 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use super::ingress::{BackendStats, GatewayShutdown, GatewayStats};
-use super::supervisor::{NOT_FOUND, Supervised};
+use super::stats::{BackendStats, GatewayShutdown, GatewayStats};
+use super::weights::server_weights;
+use crate::setting::{Names, Setting};
+use crate::supervisor::{NOT_FOUND, Supervised};
 
 /// The backend's name in the generated configuration.
 const BACKEND: &str = "be";
 /// The frontend's name in the generated configuration.
 const FRONTEND: &str = "fe";
-/// HAProxy's largest server weight.
-const MAX_WEIGHT: u64 = 256;
 /// How long HAProxy may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one runtime API command may take.
@@ -51,9 +51,7 @@ const ABNS_LEN: usize = 107;
 #[derive(Debug, thiserror::Error)]
 pub enum HaproxyError {
     /// The binary was not found.
-    #[error(
-        "haproxy is not installed ({binary} not found); install it (Debian: apt-get install haproxy) or use --gateway builtin"
-    )]
+    #[error("{}", self.message(Setting::words))]
     NotInstalled {
         /// The binary that was looked for.
         binary: String,
@@ -80,6 +78,19 @@ pub enum HaproxyError {
     /// Every server slot is taken.
     #[error("haproxy has no free server slot left (the configuration declares {0})")]
     NoSlot(usize),
+}
+
+impl HaproxyError {
+    /// The error as one sentence, naming the settings as `names` does (a binary: its flags).
+    pub fn message(&self, names: Names) -> String {
+        match self {
+            HaproxyError::NotInstalled { binary } => format!(
+                "haproxy is not installed ({binary} not found); install it (Debian: apt-get install haproxy) or use {} builtin",
+                names(Setting::Gateway)
+            ),
+            other => other.to_string(),
+        }
+    }
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HaproxyError {
@@ -535,61 +546,9 @@ fn render_config(api: &str, addr: SocketAddr, slots: &[Slot]) -> String {
     .render()
 }
 
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
-}
-
-/// Per-server weights such that each group's servers together get `weight / total`.
-///
-/// Exact when the scaled integers fit HAProxy's 0..=256, and then multiplied up to use
-/// as much of that range as possible (the hash ring's resolution); otherwise scaled
-/// down and rounded (never to 0 for a group with traffic).
-pub fn server_weights(
-    weights: &BTreeMap<String, u32>,
-    replicas: &BTreeMap<&str, u64>,
-) -> BTreeMap<String, u64> {
-    let live: Vec<(&str, u64, u64)> = replicas
-        .iter()
-        .map(|(g, n)| (*g, u64::from(weights.get(*g).copied().unwrap_or(0)), *n))
-        .filter(|(_, _, n)| *n > 0)
-        .collect();
-    let lcm = live
-        .iter()
-        .filter(|(_, w, _)| *w > 0)
-        .fold(1u64, |l, (_, _, n)| l / gcd(l, *n) * n);
-    let raw: Vec<(&str, u64)> = live.iter().map(|(g, w, n)| (*g, w * lcm / n)).collect();
-    let divisor = raw.iter().fold(0, |d, (_, r)| gcd(d, *r)).max(1);
-    let mut out: BTreeMap<String, u64> = raw
-        .iter()
-        .map(|(g, r)| ((*g).to_owned(), r / divisor))
-        .collect();
-    let max = out.values().copied().max().unwrap_or(0);
-    if max > MAX_WEIGHT {
-        for v in out.values_mut() {
-            if *v > 0 {
-                *v = ((*v * MAX_WEIGHT) as f64 / max as f64).round().max(1.0) as u64;
-            }
-        }
-    } else if let Some(scale) = MAX_WEIGHT.checked_div(max) {
-        // `balance random` draws on a consistent-hash ring whose points per server grow
-        // with its weight and are placed by hashing: with small weights a server's arcs
-        // add up to a share several points off its weight (80/20 with 2 canary servers at weight 3
-        // against 3 stable at 8 measured 85.0/15.0, the same in every run). The largest
-        // exact multiple that fits 256 gives every server as many points as possible.
-        for v in out.values_mut() {
-            *v *= scale;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn weights(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
-        pairs.iter().map(|(g, w)| ((*g).to_owned(), *w)).collect()
-    }
 
     #[test]
     fn one_writer_renders_both_configurations() {
@@ -622,37 +581,5 @@ mod tests {
         assert!(rehearsal.contains("    stats socket abns@api level admin\n"));
         assert!(rehearsal.contains("    balance random(1)\n    option nolinger\n"));
         assert!(rehearsal.contains("    server x0 127.0.0.1:1 weight 1 disabled\n"));
-    }
-
-    #[test]
-    fn group_shares_survive_uneven_replica_counts() {
-        let w = weights(&[("stable", 80), ("canary", 20)]);
-        let r: BTreeMap<&str, u64> = [("stable", 4), ("canary", 3)].into();
-        let s = server_weights(&w, &r);
-        // 4 servers x 3 = 12 for stable, 3 servers x 1 = 3 for canary: 80/20, scaled
-        // up to HAProxy's largest weights (the ring's resolution).
-        assert_eq!((s["stable"], s["canary"]), (255, 85));
-        let w = weights(&[("stable", 90), ("canary", 10)]);
-        let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 3)].into();
-        let s = server_weights(&w, &r);
-        assert_eq!((s["stable"], s["canary"]), (252, 28));
-        // A canary replica gone: the two left share the canary's 20 points.
-        let w = weights(&[("stable", 80), ("canary", 20)]);
-        let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 2)].into();
-        let s = server_weights(&w, &r);
-        assert_eq!((s["stable"], s["canary"]), (256, 96));
-        assert_eq!(3 * 256 * 20, 2 * 96 * 80);
-    }
-
-    #[test]
-    fn zero_weights_and_oversized_weights() {
-        let w = weights(&[("stable", 100), ("canary", 0)]);
-        let r: BTreeMap<&str, u64> = [("stable", 3), ("canary", 3)].into();
-        let s = server_weights(&w, &r);
-        assert_eq!((s["stable"], s["canary"]), (256, 0));
-        let w = weights(&[("stable", 999), ("canary", 1)]);
-        let r: BTreeMap<&str, u64> = [("stable", 1), ("canary", 1)].into();
-        let s = server_weights(&w, &r);
-        assert_eq!((s["stable"], s["canary"]), (256, 1));
     }
 }

@@ -1,5 +1,6 @@
-//! A user's rollout plan (`checker rehearse --plan FILE`): a YAML file listing the steps,
-//! each a manifest source and optionally the split the user expects after it.
+//! A user's steps file (`checker rehearse --plan FILE`, "the plan" to its users): a YAML
+//! file listing the rollout's steps, each a manifest source and optionally the split the
+//! user expects after it.
 //!
 //! ```yaml
 //! route_port: 31400          # optional: the gateway port whose tcp route to use
@@ -34,8 +35,10 @@ use serde::Deserialize;
 use checker_core::expect::Expectation;
 use manifests::{self, Derivation, DeriveOptions, ManifestSet, load};
 
-/// The largest plan file read, in bytes.
-pub const MAX_PLAN_BYTES: u64 = 1024 * 1024;
+use crate::setting::{Names, Setting};
+
+/// The largest steps file read, in bytes.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// The program that renders kustomize directories.
 pub const KUBECTL: &str = "kubectl";
 /// The most replicas one step may run: each is an echo server on this machine.
@@ -43,10 +46,10 @@ pub const MAX_STEP_REPLICAS: u64 = 64;
 /// The files that make a directory a kustomization.
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// The plan file as written.
+/// The steps file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PlanFile {
+struct Document {
     /// The gateway port whose tcp route to use.
     #[serde(default)]
     route_port: Option<u32>,
@@ -72,9 +75,9 @@ struct StepEntry {
     expect: Option<String>,
 }
 
-/// A plan read and derived, ready to rehearse.
+/// A steps file read and derived, ready to rehearse.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ManifestPlan {
+pub struct StepsFile {
     /// The plan file.
     pub file: PathBuf,
     /// Its steps, in order.
@@ -119,13 +122,23 @@ fn replicas_of(derivation: &Derivation) -> u64 {
 
 /// Why a plan cannot be rehearsed (exit 2).
 #[derive(Debug, thiserror::Error)]
-pub enum PlanError {
+pub enum StepsFileError {
     /// The plan file cannot be read.
     #[error("cannot read the plan {file}: {message}")]
     Read {
         /// The plan file.
         file: String,
         /// Why.
+        message: String,
+    },
+    /// The plan file is not a plan's YAML at all.
+    #[error(
+        "cannot read the plan {file}: {message}; a plan is a mapping with `steps:`, a list of `- path: ...`"
+    )]
+    Shape {
+        /// The plan file.
+        file: String,
+        /// The parser's reason.
         message: String,
     },
     /// A field of the plan is missing or wrong.
@@ -152,6 +165,14 @@ pub enum PlanError {
         /// The source.
         path: String,
     },
+    /// Versions were given for names that no step's route reaches.
+    #[error("{}", self.message(Setting::words))]
+    UnusedVersions {
+        /// The plan file.
+        file: String,
+        /// The names, in order.
+        names: Vec<String>,
+    },
     /// A step's manifests cannot be read, rendered or derived.
     #[error("the plan {file}, step {step} ({name}): {message}")]
     Step {
@@ -166,10 +187,27 @@ pub enum PlanError {
     },
 }
 
+impl StepsFileError {
+    /// The error as one sentence, naming the settings as `names` does (a binary: its flags).
+    pub fn message(&self, names: Names) -> String {
+        match self {
+            StepsFileError::UnusedVersions {
+                file,
+                names: unused,
+            } => format!(
+                "the plan {file}, field version_of: {} given (here or with {}) but no step's route reaches a subset, Service or workload of that name; check the spelling",
+                unused.join(", "),
+                names(Setting::VersionOf)
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Reads the plan at `file`, renders and derives every step (running `kubectl` for
 /// kustomize directories); `overrides` are the command line's `--route-port` (replaces
 /// the plan's) and `--version-of` (merged into the plan's, winning per name).
-pub fn load(file: &Path, overrides: &DeriveOptions) -> Result<ManifestPlan, PlanError> {
+pub fn load(file: &Path, overrides: &DeriveOptions) -> Result<StepsFile, StepsFileError> {
     load_with(file, KUBECTL, overrides)
 }
 
@@ -178,23 +216,27 @@ pub fn load_with(
     file: &Path,
     kubectl: &str,
     overrides: &DeriveOptions,
-) -> Result<ManifestPlan, PlanError> {
+) -> Result<StepsFile, StepsFileError> {
     let shown = file.display().to_string();
-    let text = read_plan(file).map_err(|message| PlanError::Read {
+    let text = read_file(file).map_err(|message| StepsFileError::Read {
         file: shown.clone(),
         message,
     })?;
+    // The YAML parser takes time quadratic in the nesting depth: refuse a deep file first.
+    if let Some((line, what)) = load::too_deep(&text) {
+        return Err(StepsFileError::Read {
+            file: shown,
+            message: format!("line {line} nests deeper than {what}; a plan never does"),
+        });
+    }
     let plan = parse(&text).map_err(|(field, message)| {
         if field.is_empty() {
-            PlanError::Read {
+            StepsFileError::Shape {
                 file: shown.clone(),
-                message: format!(
-                    "{}; a plan is a mapping with `steps:`, a list of `- path: ...` (see checker rehearse --help)",
-                    message.replace("struct PlanFile", "a plan")
-                ),
+                message: message.replace("struct Document", "a plan"),
             }
         } else {
-            PlanError::Field {
+            StepsFileError::Field {
                 file: shown.clone(),
                 field,
                 message,
@@ -218,14 +260,17 @@ pub fn load_with(
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| format!("step {number}"));
         let given = match &entry.expect {
-            Some(text) => Some(text.parse::<Expectation>().map_err(|e| PlanError::Field {
-                file: shown.clone(),
-                field: format!("steps[{i}].expect"),
-                message: e.to_string(),
-            })?),
+            Some(text) => Some(
+                text.parse::<Expectation>()
+                    .map_err(|e| StepsFileError::Field {
+                        file: shown.clone(),
+                        field: format!("steps[{i}].expect"),
+                        message: e.to_string(),
+                    })?,
+            ),
             None => None,
         };
-        let step_error = |message: String| PlanError::Step {
+        let step_error = |message: String| StepsFileError::Step {
             file: shown.clone(),
             step: number,
             name: name.clone(),
@@ -235,7 +280,7 @@ pub fn load_with(
         let kustomize = is_kustomization(&path);
         let set = if kustomize {
             render(&path, kubectl).map_err(|e| match e {
-                RenderError::NoKubectl => PlanError::NoKubectl {
+                RenderError::NoKubectl => StepsFileError::NoKubectl {
                     file: shown.clone(),
                     step: number,
                     name: name.clone(),
@@ -254,8 +299,7 @@ pub fn load_with(
             })?
         };
         let derivation = manifests::derive(&set, &options).map_err(|e| {
-            let e = e.to_string();
-            let hint = if e.contains("--version-of") {
+            let hint = if e.wants_version() {
                 " (on the command line, or under `version_of:` in the plan)"
             } else {
                 ""
@@ -267,7 +311,7 @@ pub fn load_with(
         })?;
         for v in &derivation.versions {
             for p in &v.provenance {
-                if let Some(name) = p.version_from.strip_prefix("--version-of ") {
+                if let Some(name) = p.version_given_for() {
                     unused.remove(name);
                 }
             }
@@ -309,51 +353,46 @@ pub fn load_with(
         });
     }
     if !unused.is_empty() {
-        let names: Vec<&str> = unused.iter().map(String::as_str).collect();
-        return Err(PlanError::Field {
+        return Err(StepsFileError::UnusedVersions {
             file: shown,
-            field: "version_of".to_owned(),
-            message: format!(
-                "{} given (here or with --version-of) but no step's route reaches a subset, Service or workload of that name; check the spelling",
-                names.join(", ")
-            ),
+            names: unused.into_iter().collect(),
         });
     }
-    Ok(ManifestPlan {
+    Ok(StepsFile {
         file: file.to_path_buf(),
         steps,
     })
 }
 
-fn read_plan(file: &Path) -> Result<String, String> {
+fn read_file(file: &Path) -> Result<String, String> {
     let meta = std::fs::metadata(file).map_err(|e| e.to_string())?;
     if meta.is_dir() {
         return Err("it is a directory; name the plan's YAML file".to_owned());
     }
-    if meta.len() > MAX_PLAN_BYTES {
+    if meta.len() > MAX_FILE_BYTES {
         return Err(format!(
             "it is larger than {} KiB, the most a plan may be",
-            MAX_PLAN_BYTES >> 10
+            MAX_FILE_BYTES >> 10
         ));
     }
     // The size above is 0 for a device or a pipe (`/dev/stdin`): the read is bounded too.
     let mut bytes = Vec::new();
     std::fs::File::open(file)
-        .and_then(|f| f.take(MAX_PLAN_BYTES + 1).read_to_end(&mut bytes))
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_PLAN_BYTES {
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!(
             "it is larger than {} KiB, the most a plan may be",
-            MAX_PLAN_BYTES >> 10
+            MAX_FILE_BYTES >> 10
         ));
     }
     String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
 }
 
 /// Parses the plan's text: the field path and the message when it is malformed.
-fn parse(text: &str) -> Result<PlanFile, (String, String)> {
+fn parse(text: &str) -> Result<Document, (String, String)> {
     let de = yaml_serde::Deserializer::from_str(text);
-    let plan: PlanFile = serde_path_to_error::deserialize(de).map_err(|e| {
+    let plan: Document = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         // No path: the text is not YAML of the plan's shape at all.
         let field = if path == "." { String::new() } else { path };

@@ -27,7 +27,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use checker_core::sync::lock;
 
-use crate::ingress::{BackendStats, GatewayShutdown, GatewayStats};
+use super::stats::{BackendStats, GatewayShutdown, GatewayStats};
 
 /// The listening socket's accept queue. `TcpListener::bind` gave 128 here (seen with
 /// `ss -ltn`); a burst beyond it has SYNs dropped and retried a second later, which a

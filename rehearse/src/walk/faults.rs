@@ -4,8 +4,11 @@
 use checker_core::verdict::{self, Settings};
 use tokio_util::sync::CancellationToken;
 
-use super::plan::{PlannedStep, StepKind};
-use super::walk::{CANARY_GROUP, Stage, WalkConfig, WalkError, accepted_since, wait_accepted};
+use super::config::WalkConfig;
+use super::error::WalkError;
+use super::stage::{Stage, accepted_since, wait_accepted};
+use crate::steps::builtin::CANARY_GROUP;
+use crate::steps::{Step, StepKind};
 
 /// The least `--chaos` moves the canary's gateway weight from what the step expects
 /// (in tolerances); [`chaos_canary`] moves it further when the step's sample count
@@ -21,9 +24,9 @@ const CHAOS_PROXY_BIAS: f64 = 0.02;
 pub const SHIFT_POINTS: u32 = 40;
 
 /// Kills a canary replica or shifts the weights mid-step when the step is the one asked for.
-pub(crate) async fn inject_faults(
+pub(super) async fn inject_faults(
     config: &WalkConfig,
-    step: &PlannedStep,
+    step: &Step,
     stage: &mut Stage,
     base: u64,
     total: u64,

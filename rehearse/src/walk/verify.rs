@@ -1,0 +1,56 @@
+//! A step's verification through the ingress, with the faults asked for injected
+//! while it samples.
+
+use checker_core::verdict;
+use checker_core::verify::{self, VerifyConfig};
+use tokio_util::sync::CancellationToken;
+
+use super::config::WalkConfig;
+use super::error::WalkError;
+use super::faults::inject_faults;
+use super::stage::Stage;
+use crate::steps::Step;
+
+/// A step's verification, or why it could not run, and its drift.
+pub(super) type Verified = (
+    Result<checker_core::verify::VerifyReport, verify::VerifyError>,
+    Option<verdict::Drift>,
+);
+
+/// Verifies the step through the ingress, injecting the faults asked for meanwhile;
+/// the verification (or why it could not run) and its drift.
+pub(super) async fn verify_step(
+    config: &WalkConfig,
+    step: &Step,
+    stage: &mut Stage,
+    stop: &CancellationToken,
+    events: &mut Vec<String>,
+) -> Result<Verified, WalkError> {
+    let mut vc = VerifyConfig::new(stage.ingress.addr().to_string(), step.expect.clone());
+    vc.samples = config.samples;
+    vc.concurrency = config.concurrency;
+    vc.settings = config.settings;
+    vc.max_error_rate = config.max_error_rate;
+    // Thousands of short loopback connections per step: close each with a reset so the
+    // rehearsal leaves no TIME_WAIT (and conntrack) entries behind.
+    vc.reset_on_close = true;
+    vc.samples_out = config
+        .samples_dir
+        .as_ref()
+        .map(|d| d.join(format!("step-{}.jsonl", step.number)));
+    let total = config
+        .samples
+        .unwrap_or_else(|| verdict::plan(&step.expect, &config.settings).samples);
+    let base = stage.ingress.accepted().await?;
+    let done = CancellationToken::new();
+    let run = async {
+        let r = verify::verify(&vc, stop.child_token()).await;
+        done.cancel();
+        r
+    };
+    let faults = inject_faults(config, step, stage, base, total, &done, events);
+    let (verified, faulted) = tokio::join!(run, faults);
+    faulted?;
+    let drift = verified.as_ref().ok().map(|r| r.drift.clone());
+    Ok((verified, drift))
+}
