@@ -94,7 +94,13 @@ pub async fn run_verify(args: &VerifyArgs) -> i32 {
     }
     let prepared = match verify::prepare(&config).await {
         Ok(prepared) => prepared,
-        Err(e) => return fail(&super::verify_text::error_sentence(&e), e.exit_code()),
+        Err(e) => {
+            let command = <super::Cli as clap::CommandFactory>::command();
+            return fail(
+                &super::verify_text::error_sentence(&e, &command),
+                e.exit_code(),
+            );
+        }
     };
     // Opened before sampling, so that an unwritable path is a usage error at once, not
     // after a whole run whose report would then be lost.

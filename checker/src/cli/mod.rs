@@ -310,12 +310,6 @@ pub fn parse_error(error: &clap::Error, argv: &[String]) -> Option<String> {
     })
 }
 
-/// The environment variable that set `flag` (e.g. `--samples`), when the flag is not on
-/// the command line `argv` and its variable is set.
-pub fn env_source(flag: &str, argv: &[String]) -> Option<String> {
-    cli_support::bad_value::env_source(&<Cli as clap::CommandFactory>::command(), flag, argv)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,16 +40,17 @@ pub fn flag(field: Field) -> &'static str {
 
 /// The error's sentence in the command line's words: the flag in place of the setting,
 /// and the environment variable when the value came from one (`--confidence must be ...
-/// (set by the environment variable CHECKER_CONFIDENCE)`).
-pub fn error_sentence(error: &VerifyError) -> String {
+/// (set by the environment variable CHECKER_CONFIDENCE)`). `command` is the checker's
+/// (`Cli::command()`), where the flags' variables are looked up.
+pub fn error_sentence(error: &VerifyError, command: &clap::Command) -> String {
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    sentence(error, &argv)
+    sentence(error, command, &argv)
 }
 
 /// [`error_sentence`] for the command line `argv` (program name first).
-fn sentence(error: &VerifyError, argv: &[String]) -> String {
+fn sentence(error: &VerifyError, command: &clap::Command, argv: &[String]) -> String {
     let (text, flag) = match error {
         VerifyError::Invalid { field, reason } => {
             let flag = flag(*field);
@@ -60,7 +61,7 @@ fn sentence(error: &VerifyError, argv: &[String]) -> String {
         }
         _ => (error.to_string(), None),
     };
-    match flag.and_then(|f| super::env_source(f, argv)) {
+    match flag.and_then(|f| cli_support::bad_value::env_source(command, f, argv)) {
         Some(name) => format!("{text} (set by the environment variable {name})"),
         None => text,
     }
@@ -110,6 +111,10 @@ mod tests {
             reason: "must be at least 1".to_owned(),
         };
         let argv = ["checker", "verify", "--samples", "0"].map(str::to_owned);
-        assert_eq!(sentence(&error, &argv), "--samples must be at least 1");
+        let command = <super::super::Cli as clap::CommandFactory>::command();
+        assert_eq!(
+            sentence(&error, &command, &argv),
+            "--samples must be at least 1"
+        );
     }
 }
