@@ -184,7 +184,7 @@ pub const REPLY_HEAD_BYTES: usize = 48;
 /// What stands for the probe line inside a malformed reply's head.
 pub const LINE_SENT: &str = "<line sent>";
 
-/// The first [`REPLY_HEAD_BYTES`] of `reply`, escaped as in Rust byte strings (`\t`,
+/// The first [`REPLY_HEAD_BYTES`] of `reply`, escaped by [`protocol::escape`] (`\t`,
 /// `\n`, `\x00`), with `...` when cut: printable on any terminal and in JSON. The probe
 /// line (`sent` without its newline) is replaced by [`LINE_SENT`], so that the same
 /// mistake gives the same head on every sample.
@@ -203,9 +203,7 @@ pub fn reply_head(reply: &[u8], sent: &[u8]) -> String {
         None => reply.to_vec(),
     };
     let cut = normalised.len() > REPLY_HEAD_BYTES;
-    let mut head = normalised[..normalised.len().min(REPLY_HEAD_BYTES)]
-        .escape_ascii()
-        .to_string();
+    let mut head = protocol::escape(&normalised[..normalised.len().min(REPLY_HEAD_BYTES)]);
     if cut {
         head.push_str("...");
     }
@@ -946,7 +944,7 @@ mod tests {
     fn reply_heads_are_escaped_and_cut() {
         let sent = b"tcp-canary 7 2026-11-29T18:20:34.905862957Z\n";
         assert_eq!(reply_head(b"one\thello\n", sent), "one\\thello\\n");
-        assert_eq!(reply_head(b"\x00\xff\"", sent), "\\x00\\xff\\\"");
+        assert_eq!(reply_head(b"\x00\xff\"", sent), "\\x00\\xff\"");
         let long = vec![b'a'; 100];
         assert_eq!(
             reply_head(&long, sent),

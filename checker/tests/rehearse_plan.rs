@@ -367,6 +367,46 @@ fn a_kustomize_step_without_kubectl_is_one_sentence_and_exit_2() {
 }
 
 #[test]
+fn a_kustomize_step_that_never_renders_is_stopped_at_the_timeout() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        &dir.join("base/kustomization.yaml"),
+        "resources: [https://example.invalid/never]\n",
+    );
+    let plan = dir.join("plan.yaml");
+    write(&plan, "steps:\n  - name: first\n    path: base\n");
+    // kubectl waiting on a remote base that never answers (and on git, its child).
+    let bin = dir.join("bin");
+    write(&bin.join("kubectl"), "#!/bin/sh\nsleep 300 &\nwait\n");
+    std::fs::set_permissions(bin.join("kubectl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path =
+        std::env::join_paths([bin.as_path(), Path::new("/usr/bin"), Path::new("/bin")]).unwrap();
+    let run = run_checker_env(
+        &[
+            "rehearse",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--kustomize-timeout",
+            "1s",
+        ],
+        &[("PATH", path.as_os_str())],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{run:?}");
+    assert!(
+        lines[0].contains("step 1 (first): ")
+            && lines[0].contains("kubectl kustomize")
+            && lines[0].contains("did not finish within 1 s"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
 fn a_malformed_plan_is_exit_2_naming_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

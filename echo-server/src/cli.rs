@@ -491,4 +491,50 @@ mod tests {
             assert!(text.starts_with("--"), "{error}: {text}");
         }
     }
+
+    /// The manifests crate reads a container's version out of these arguments with its
+    /// own copy of what takes a value (it does not depend on the server): this keeps
+    /// the copy in step with the clap command.
+    #[test]
+    fn the_manifest_reader_knows_every_flag_that_takes_no_value() {
+        use manifests::version::{FLAGS_WITHOUT_VALUE, VERSION_ENV, VERSION_FLAG};
+
+        let mut command = Cli::command();
+        command.build();
+        let mut without_value: Vec<String> = Vec::new();
+        for arg in command.get_arguments() {
+            if arg.is_positional() || arg.get_action().takes_values() {
+                continue;
+            }
+            without_value.extend(arg.get_long().map(|l| format!("--{l}")));
+            without_value.extend(arg.get_short().map(|s| format!("-{s}")));
+        }
+        without_value.sort();
+        let mut copied: Vec<String> = FLAGS_WITHOUT_VALUE
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect();
+        copied.sort();
+        assert_eq!(
+            copied, without_value,
+            "manifests::version::FLAGS_WITHOUT_VALUE differs from echo-server's flags that take no value"
+        );
+
+        let version = command
+            .get_arguments()
+            .find(|a| {
+                a.get_long()
+                    .is_some_and(|l| format!("--{l}") == VERSION_FLAG)
+            })
+            .expect("echo-server has the version flag manifests reads");
+        assert!(
+            version.get_action().takes_values(),
+            "{VERSION_FLAG} takes a value"
+        );
+        assert_eq!(
+            version.get_env().and_then(|e| e.to_str()),
+            Some(VERSION_ENV),
+            "the version's environment variable"
+        );
+    }
 }

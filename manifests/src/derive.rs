@@ -28,6 +28,29 @@ pub struct DeriveOptions {
     pub route_port: Option<u32>,
     /// `--version-of NAME=VERSION`: a subset, Service or workload name and its version.
     pub version_of: BTreeMap<String, String>,
+    /// How messages and provenance name the two options above.
+    pub names: OptionNames,
+}
+
+/// How the caller names the derivation's options in what it shows its users: the
+/// checker its flags (`--route-port`, `--version-of`), a rollout plan its keys. The
+/// library names no command line of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionNames {
+    /// The name of [`DeriveOptions::route_port`].
+    pub route_port: String,
+    /// The name of [`DeriveOptions::version_of`].
+    pub version_of: String,
+}
+
+impl Default for OptionNames {
+    /// The options' own names: `route_port`, `version_of`.
+    fn default() -> Self {
+        Self {
+            route_port: "route_port".to_owned(),
+            version_of: "version_of".to_owned(),
+        }
+    }
 }
 
 /// The derived split.
@@ -35,6 +58,12 @@ pub struct DeriveOptions {
 pub struct Derivation {
     /// The route used: `VirtualService/tcp-echo spec.tcp[0]`.
     pub route: String,
+    /// The route's resource, `VirtualService/tcp-echo` (not part of the JSON report).
+    #[serde(skip)]
+    pub route_resource: String,
+    /// The route's field path, `spec.tcp[0]` (not part of the JSON report).
+    #[serde(skip)]
+    pub route_field: String,
     /// Each version, with its weight, share and provenance, in route order.
     pub versions: Vec<DerivedVersion>,
     /// Remarks (replica-ratio splits, defaults applied).
@@ -103,13 +132,95 @@ pub struct Provenance {
     /// The part of the destination's weight that goes to this version.
     pub weight: f64,
     /// What selects the pods: `DestinationRule/tcp-echo subset canary`, `Service/x`, or `--version-of`.
-    pub selected_by: String,
+    #[serde(serialize_with = "as_text")]
+    pub selected_by: SelectedBy,
     /// The workload answering, when read from the manifests.
     pub workload: Option<String>,
     /// Its replica count (replica-ratio splits use it).
     pub replicas: Option<u64>,
     /// Where the version was read: `args[1] of container echo-server`, `--version-of NAME`.
-    pub version_from: String,
+    #[serde(serialize_with = "as_text")]
+    pub version_from: VersionSource,
+}
+
+/// What selects a destination's pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectedBy {
+    /// A DestinationRule's subset (with its host's Service selector):
+    /// `DestinationRule/tcp-echo subset canary`.
+    Subset {
+        /// The rule, `DestinationRule/name`.
+        rule: String,
+        /// The subset's name.
+        subset: String,
+    },
+    /// A Service's selector: `Service/tcp-echo`.
+    Service {
+        /// The Service, `Service/name`.
+        service: String,
+    },
+    /// A Flagger Canary's target, when the Services Flagger generates are not in the
+    /// manifests: `Canary/tcp-echo targetRef tcp-echo-primary`.
+    CanaryTarget {
+        /// The Canary, `Canary/name`.
+        canary: String,
+        /// The workload's name.
+        target: String,
+    },
+    /// Nothing read: the caller gave the subset's or Service's version; shown as the
+    /// option's name (the checker's `--version-of`).
+    Override {
+        /// The subset or Service name given.
+        name: String,
+        /// The option's name, from [`OptionNames::version_of`].
+        option: String,
+    },
+}
+
+impl fmt::Display for SelectedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SelectedBy::Subset { rule, subset } => write!(f, "{rule} subset {subset}"),
+            SelectedBy::Service { service } => f.write_str(service),
+            SelectedBy::CanaryTarget { canary, target } => write!(f, "{canary} targetRef {target}"),
+            SelectedBy::Override { option, .. } => f.write_str(option),
+        }
+    }
+}
+
+/// Where a version was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSource {
+    /// A container's command line or environment: `args[1] of container echo-server`.
+    Container {
+        /// The container's name (`containers[N]` when it has none).
+        container: String,
+        /// Where in it.
+        place: version::Place,
+    },
+    /// The caller's: `--version-of NAME`.
+    Override {
+        /// The subset, Service or workload name given.
+        name: String,
+        /// The option's name, from [`OptionNames::version_of`].
+        option: String,
+    },
+}
+
+impl fmt::Display for VersionSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VersionSource::Container { container, place } => {
+                write!(f, "{place} of container {container}")
+            }
+            VersionSource::Override { name, option } => write!(f, "{option} {name}"),
+        }
+    }
+}
+
+/// Serialises a value as its text, as the report and lint documents carry provenance.
+fn as_text<T: fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
 }
 
 /// Why no split can be derived: the resource and field, and one sentence.
@@ -120,15 +231,32 @@ pub struct DeriveError {
     pub resource: String,
     /// The field path.
     pub field: String,
-    /// What is missing or wrong.
+    /// What is missing or wrong, and the way out (naming the options as
+    /// [`DeriveOptions::names`] says).
     pub message: String,
+    /// The way out the message names, for callers that add words of their own.
+    #[serde(skip)]
+    pub remedy: Option<Remedy>,
+}
+
+/// What the caller can tell the derivation to get past a [`DeriveError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remedy {
+    /// Choose the route by its gateway port ([`DeriveOptions::route_port`]).
+    RoutePort,
+    /// Give the version of a subset, Service or workload ([`DeriveOptions::version_of`]):
+    /// of `name`, or of whichever fits when `None`.
+    VersionOf {
+        /// The name whose version is missing, when one is.
+        name: Option<String>,
+    },
 }
 
 impl DeriveError {
     /// Whether the manifests do not show a version that a given one (`version_of`) would
     /// supply: the error asks for it.
     pub fn wants_version(&self) -> bool {
-        self.message.contains("--version-of")
+        matches!(self.remedy, Some(Remedy::VersionOf { .. }))
     }
 }
 
@@ -136,7 +264,10 @@ impl Provenance {
     /// The subset, Service or workload name whose given version (`version_of`) this
     /// part's version is, if it came from one.
     pub fn version_given_for(&self) -> Option<&str> {
-        self.version_from.strip_prefix("--version-of ")
+        match &self.version_from {
+            VersionSource::Override { name, .. } => Some(name),
+            VersionSource::Container { .. } => None,
+        }
     }
 }
 
@@ -149,6 +280,20 @@ fn fail<T>(
         resource: resource.into(),
         field: field.into(),
         message: message.into(),
+        remedy: None,
+    })
+}
+
+/// [`fail`] with the way out the message names.
+fn fail_with<T>(
+    resource: impl Into<String>,
+    field: impl Into<String>,
+    message: impl Into<String>,
+    remedy: Remedy,
+) -> Result<T, DeriveError> {
+    fail(resource, field, message).map_err(|e| DeriveError {
+        remedy: Some(remedy),
+        ..e
     })
 }
 
@@ -272,14 +417,16 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
                 .iter()
                 .map(|r| format!("{} {} (ports {:?})", r.resource.id(), r.field, r.ports))
                 .collect();
-            return fail(
+            return fail_with(
                 "the manifests",
                 "spec.tcp",
                 format!(
-                    "{} tcp routes ({}); choose one with --route-port PORT",
+                    "{} tcp routes ({}); choose one with {} PORT",
                     several.len(),
-                    names.join(", ")
+                    names.join(", "),
+                    options.names.route_port
                 ),
+                Remedy::RoutePort,
             );
         }
     };
@@ -343,6 +490,8 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
     }
     Ok(Derivation {
         route: route_id,
+        route_resource: route.resource.id(),
+        route_field: route.field.clone(),
         versions,
         notes,
         skipped_kinds: set.skipped.clone(),
@@ -396,15 +545,15 @@ fn resolve(
         Some(s) => format!("{short} subset {s}"),
         None => short.clone(),
     };
-    let base = Provenance {
+    let provenance = |selected_by, workload, replicas, version_from| Provenance {
         resource: d.resource.id(),
         field: d.field.clone(),
         destination: destination.clone(),
         weight,
-        selected_by: String::new(),
-        workload: None,
-        replicas: None,
-        version_from: String::new(),
+        selected_by,
+        workload,
+        replicas,
+        version_from,
     };
     let given = d
         .subset
@@ -415,14 +564,22 @@ fn resolve(
         });
     if let Some(name) = given {
         let version = options.version_of[name].clone();
+        let option = options.names.version_of.clone();
         return Ok(vec![(
             version,
             weight,
-            Provenance {
-                selected_by: "--version-of".to_owned(),
-                version_from: format!("--version-of {name}"),
-                ..base
-            },
+            provenance(
+                SelectedBy::Override {
+                    name: name.clone(),
+                    option: option.clone(),
+                },
+                None,
+                None,
+                VersionSource::Override {
+                    name: name.clone(),
+                    option,
+                },
+            ),
         )]);
     }
     let host_field = if d.backend {
@@ -431,33 +588,48 @@ fn resolve(
         format!("{}.destination.host", d.field)
     };
     let service = set.service(&d.host);
-    let (selector, selected_by): (Labels, String) = match (&d.subset, service) {
+    let version_of = &options.names.version_of;
+    let (selector, selected_by): (Labels, SelectedBy) = match (&d.subset, service) {
         (Some(subset), service) => {
             let Some((dr, s, _)) = set.subset(&d.host, subset) else {
-                return fail(
+                return fail_with(
                     d.resource.id(),
                     format!("{}.destination.subset", d.field),
                     format!(
-                        "the subset {subset:?} is defined in no DestinationRule for host {short} in the manifests (give --version-of {subset}=VERSION if it lives elsewhere)"
+                        "the subset {} is defined in no DestinationRule for host {short} in the manifests (give {version_of} {subset}=VERSION if it lives elsewhere)",
+                        quoted(subset)
                     ),
+                    Remedy::VersionOf {
+                        name: Some(subset.clone()),
+                    },
                 );
             };
             let mut labels = service
                 .map(|(_, svc)| svc.selector.clone())
                 .unwrap_or_default();
             labels.extend(s.labels.clone());
-            (labels, format!("{} subset {subset}", dr.id()))
+            (
+                labels,
+                SelectedBy::Subset {
+                    rule: dr.id(),
+                    subset: subset.clone(),
+                },
+            )
         }
-        (None, Some((r, svc))) => (svc.selector.clone(), r.id()),
+        (None, Some((r, svc))) => (
+            svc.selector.clone(),
+            SelectedBy::Service { service: r.id() },
+        ),
         (None, None) => match flagger_workload(set, &short) {
             Some((labels, by)) => (labels, by),
             None => {
-                return fail(
+                return fail_with(
                     d.resource.id(),
                     host_field,
                     format!(
-                        "no Service named {short} in the manifests (give --version-of {short}=VERSION)"
+                        "no Service named {short} in the manifests (give {version_of} {short}=VERSION)"
                     ),
+                    Remedy::VersionOf { name: Some(short) },
                 );
             }
         },
@@ -473,13 +645,14 @@ fn resolve(
         return Ok(Vec::new());
     }
     if workloads.is_empty() {
-        return fail(
+        return fail_with(
             d.resource.id(),
             host_field,
             format!(
-                "{selected_by} selects no workload in the manifests (labels {}); give --version-of NAME=VERSION",
+                "{selected_by} selects no workload in the manifests (labels {}); give {version_of} NAME=VERSION",
                 labels_text(&selector)
             ),
+            Remedy::VersionOf { name: None },
         );
     }
     let mut by_version: Vec<(String, u64, Vec<Member>)> = Vec::new();
@@ -541,13 +714,7 @@ fn resolve(
             out.push((
                 version.clone(),
                 weight * fraction * member_fraction,
-                Provenance {
-                    selected_by: selected_by.clone(),
-                    workload: Some(r.id()),
-                    replicas: Some(*n),
-                    version_from: from.clone(),
-                    ..base.clone()
-                },
+                provenance(selected_by.clone(), Some(r.id()), Some(*n), from.clone()),
             ));
         }
     }
@@ -555,7 +722,7 @@ fn resolve(
 }
 
 /// A workload behind a destination: the resource, where its version was read, its replicas.
-type Member<'a> = (&'a Resource, String, u64);
+type Member<'a> = (&'a Resource, VersionSource, u64);
 
 /// With one version (or no replicas at all), the destination's whole weight goes to it.
 fn by_version_single(total: u64, replicas: u64) -> bool {
@@ -566,7 +733,7 @@ fn by_version_single(total: u64, replicas: u64) -> bool {
 /// Canary's `spec.service.name`, by default its target's name); when those Services are
 /// not in the set, the Canary says which workloads they are: the target and its
 /// `-primary` copy.
-pub(crate) fn flagger_workload(set: &ManifestSet, host: &str) -> Option<(Labels, String)> {
+pub(crate) fn flagger_workload(set: &ManifestSet, host: &str) -> Option<(Labels, SelectedBy)> {
     let (base, primary) = match (host.strip_suffix("-primary"), host.strip_suffix("-canary")) {
         (Some(b), _) => (b, true),
         (_, Some(b)) => (b, false),
@@ -584,7 +751,10 @@ pub(crate) fn flagger_workload(set: &ManifestSet, host: &str) -> Option<(Labels,
     let (_, w) = set.workloads().find(|(r, _)| r.meta.name == target)?;
     Some((
         w.spec.template.metadata.labels.clone(),
-        format!("{} targetRef {target}", canary.id()),
+        SelectedBy::CanaryTarget {
+            canary: canary.id(),
+            target,
+        },
     ))
 }
 
@@ -593,37 +763,56 @@ pub(crate) fn workload_version(
     r: &Resource,
     w: &Workload,
     options: &DeriveOptions,
-) -> Result<(String, String), DeriveError> {
+) -> Result<(String, VersionSource), DeriveError> {
+    let version_of = &options.names.version_of;
     if let Some(v) = options.version_of.get(&r.meta.name) {
-        return Ok((v.clone(), format!("--version-of {}", r.meta.name)));
+        return Ok((
+            v.clone(),
+            VersionSource::Override {
+                name: r.meta.name.clone(),
+                option: version_of.clone(),
+            },
+        ));
     }
-    let mut found: Vec<(String, String)> = Vec::new();
+    let mut found: Vec<(String, VersionSource)> = Vec::new();
     for (i, c) in w.spec.template.spec.containers.iter().enumerate() {
         if let Some(read) = version::read(c) {
-            let name = if c.name.is_empty() {
+            let container = if c.name.is_empty() {
                 format!("containers[{i}]")
             } else {
                 c.name.clone()
             };
-            found.push((read.version, format!("{} of container {name}", read.source)));
+            found.push((
+                read.version,
+                VersionSource::Container {
+                    container,
+                    place: read.source,
+                },
+            ));
         }
     }
+    let remedy = Remedy::VersionOf {
+        name: Some(r.meta.name.clone()),
+    };
     match found.as_slice() {
-        [] => fail(
+        [] => fail_with(
             r.id(),
             "spec.template.spec.containers",
             format!(
-                "no container shows the version it answers with (echo-server arguments `PORTS VERSION`, --version or ECHO_SERVER_VERSION); give --version-of {}=VERSION",
+                "no container shows the version it answers with (echo-server arguments `PORTS VERSION`, {} or {}); give {version_of} {}=VERSION",
+                version::VERSION_FLAG,
+                version::VERSION_ENV,
                 r.meta.name
             ),
+            remedy,
         ),
         [(v, from)] => Ok((v.clone(), from.clone())),
         [(v, from), rest @ ..] if rest.iter().all(|(x, _)| x == v) => Ok((v.clone(), from.clone())),
-        several => fail(
+        several => fail_with(
             r.id(),
             "spec.template.spec.containers",
             format!(
-                "its containers answer with different versions ({}): the checker cannot tell them apart; give --version-of {}=VERSION",
+                "its containers answer with different versions ({}): the checker cannot tell them apart; give {version_of} {}=VERSION",
                 several
                     .iter()
                     .map(|(v, f)| format!("{v} from {f}"))
@@ -631,8 +820,15 @@ pub(crate) fn workload_version(
                     .join(", "),
                 r.meta.name
             ),
+            remedy,
         ),
     }
+}
+
+/// `"text"`: a name from the manifests quoted in a message, raw (the JSON documents carry
+/// it as it is; text output escapes it, see `protocol::escape`).
+pub(crate) fn quoted(text: &str) -> String {
+    format!("\"{text}\"")
 }
 
 fn labels_text(labels: &Labels) -> String {
@@ -660,16 +856,17 @@ impl Derivation {
 }
 
 impl fmt::Display for Derivation {
-    /// The split and its provenance, a few lines for the terminal.
+    /// The split and its provenance, a few lines for the terminal, every line escaped
+    /// (`protocol::escape`): names, fields and files come from the manifests.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
+        let mut line = |text: String| writeln!(f, "{}", protocol::escape(text));
+        line(format!(
             "expected split from {}: {}",
             self.route,
             self.expect_text()
-        )?;
+        ))?;
         for v in &self.versions {
-            writeln!(f, "  {} {:.1}%", v.name, v.share * 100.0)?;
+            line(format!("  {} {:.1}%", v.name, v.share * 100.0))?;
             for p in &v.provenance {
                 let workload = match (&p.workload, p.replicas) {
                     (Some(w), Some(1)) => format!(" -> {w} (1 replica)"),
@@ -677,8 +874,7 @@ impl fmt::Display for Derivation {
                     (Some(w), None) => format!(" -> {w}"),
                     _ => String::new(),
                 };
-                writeln!(
-                    f,
+                line(format!(
                     "    {} {} {} weight {} -> {}{} answers {} ({})",
                     p.resource,
                     p.field,
@@ -688,11 +884,11 @@ impl fmt::Display for Derivation {
                     workload,
                     v.name,
                     p.version_from
-                )?;
+                ))?;
             }
         }
         for note in &self.notes {
-            writeln!(f, "  note: {note}")?;
+            line(format!("  note: {note}"))?;
         }
         if !self.skipped_kinds.is_empty() {
             let skipped: Vec<String> = self
@@ -700,7 +896,7 @@ impl fmt::Display for Derivation {
                 .iter()
                 .map(|(k, n)| format!("{n} {k}"))
                 .collect();
-            writeln!(f, "  skipped (not routing): {}", skipped.join(", "))?;
+            line(format!("  skipped (not routing): {}", skipped.join(", ")))?;
         }
         Ok(())
     }

@@ -1,13 +1,19 @@
 //! The routing mistakes of a TCP canary found in its manifests, all of them at once:
 //! each finding has a stable code, the resource and field path, one sentence, and the
-//! matching `istioctl analyze` code where there is one.
+//! matching `istioctl analyze` code where there is one. Istio (Gateway, VirtualService,
+//! DestinationRule, Service), Gateway API (Gateway, TCPRoute), Argo Rollouts' traffic
+//! routing and Flagger's Canary are read; the split the set routes is derived too, and a
+//! split that cannot be derived, or differs from the one expected, is a finding.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::derive::{DeriveOptions, RouteDestination, flagger_workload, routes, workload_version};
-use crate::model::{Kind, ManifestSet, Resource, short_host};
+use crate::derive::{
+    Derivation, DeriveError, DeriveOptions, Remedy, RouteDestination, derive, flagger_workload,
+    quoted, routes, workload_version,
+};
+use crate::model::{Kind, Labels, ManifestSet, Resource, selects, short_host};
 
 /// One kind of finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,6 +55,16 @@ rules! {
     VERSION_UNKNOWN = "TC115", "version-unknown", None;
     DUPLICATE_RESOURCE = "TC116", "duplicate-resource", None;
     CANARY_NOT_TCP = "TC117", "flagger-canary-not-tcp", None;
+    SPLIT_NOT_DERIVED = "TC118", "split-not-derived", None;
+    GATEWAY_PORT_NOT_ON_SERVICE = "TC119", "gateway-port-not-on-gateway-service", Some("IST0162");
+    DESTINATION_RULE_HOST_NOT_FOUND = "TC120", "destination-rule-host-not-found", None;
+    HTTP_ROUTE_TO_TCP_PORT = "TC121", "http-route-to-tcp-port", None;
+    LISTENER_DISALLOWS_TCPROUTE = "TC122", "listener-disallows-tcproute", None;
+    BACKEND_PORT_NOT_ON_SERVICE = "TC123", "backend-port-not-on-service", None;
+    ROLLOUT_REFERENCE_NOT_FOUND = "TC124", "rollout-reference-not-found", None;
+    ROLLOUT_TCP_ROUTE_NOT_MATCHED = "TC125", "rollout-tcp-route-not-matched", None;
+    ROLLOUT_SUBSET_NOT_FOUND = "TC126", "rollout-subset-not-found", None;
+    SPLIT_NOT_EXPECTED = "TC127", "split-not-expected", None;
 }
 
 /// One finding.
@@ -70,6 +86,26 @@ pub struct Finding {
     pub origin: String,
 }
 
+/// What [`lint`] is told beyond the manifests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LintOptions {
+    /// How the split is derived: the route's port, versions given by hand.
+    pub derive: DeriveOptions,
+    /// The split the caller expects, as version names and weights (`checker lint
+    /// --expect`): a derived split with other shares is a finding
+    /// ([`SPLIT_NOT_EXPECTED`]).
+    pub expect: Option<Vec<(String, f64)>>,
+}
+
+/// What [`lint`] found: every finding, and the split the set routes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linted {
+    /// Every finding, in reading order of the routes and resources.
+    pub findings: Vec<Finding>,
+    /// The split derived as `verify --expect-from` derives it, or why there is none.
+    pub split: Result<Derivation, DeriveError>,
+}
+
 struct Findings(Vec<Finding>);
 
 impl Findings {
@@ -80,14 +116,25 @@ impl Findings {
         field: impl Into<String>,
         message: impl Into<String>,
     ) {
+        self.push(rule, r.id(), field.into(), message.into(), r.origin.clone());
+    }
+
+    fn push(
+        &mut self,
+        rule: Rule,
+        resource: String,
+        field: String,
+        message: String,
+        origin: String,
+    ) {
         let f = Finding {
             code: rule.code,
             name: rule.name,
             istio_code: rule.istio_code,
-            resource: r.id(),
-            field: field.into(),
-            message: message.into(),
-            origin: r.origin.clone(),
+            resource,
+            field,
+            message,
+            origin,
         };
         if !self
             .0
@@ -99,10 +146,21 @@ impl Findings {
     }
 }
 
-/// Every finding in `set`, in reading order of the routes and resources.
-pub fn lint(set: &ManifestSet, options: &DeriveOptions) -> Vec<Finding> {
+/// Every finding in `set` and the split it routes.
+pub fn lint(set: &ManifestSet, options: &LintOptions) -> Linted {
     let mut out = Findings(Vec::new());
-    duplicates(set, &mut out);
+    routing(set, &options.derive, &mut out);
+    let split = derive(set, &options.derive);
+    split_findings(set, &split, options.expect.as_deref(), &mut out);
+    Linted {
+        findings: out.0,
+        split,
+    }
+}
+
+/// The findings about how connections are routed, every rule but the split's.
+fn routing(set: &ManifestSet, options: &DeriveOptions, out: &mut Findings) {
+    duplicates(set, out);
     for route in routes(set) {
         let weights: Vec<i64> = route.destinations.iter().map(|d| d.weight).collect();
         for d in &route.destinations {
@@ -135,7 +193,7 @@ pub fn lint(set: &ManifestSet, options: &DeriveOptions) -> Vec<Finding> {
         }
         let mut versions: Vec<(String, &Resource, Vec<String>, String)> = Vec::new();
         for d in &route.destinations {
-            for (version, workload, images) in destination(set, d, options, &mut out) {
+            for (version, workload, images) in destination(set, d, options, out) {
                 let key = d.subset.clone().unwrap_or_else(|| d.host.clone());
                 if let Some((_, other, other_images, _)) =
                     versions.iter().find(|(v, w, imgs, k)| {
@@ -147,11 +205,12 @@ pub fn lint(set: &ManifestSet, options: &DeriveOptions) -> Vec<Finding> {
                         workload,
                         "spec.template.spec.containers",
                         format!(
-                            "{} and {} run different images ({} and {}) but both answer with the version {version:?}: the checker could not tell them apart",
+                            "{} and {} run different images ({} and {}) but both answer with the version {}: the checker could not tell them apart",
                             other.id(),
                             workload.id(),
                             other_images.join(","),
-                            images.join(",")
+                            images.join(","),
+                            quoted(&version)
                         ),
                     );
                 }
@@ -160,9 +219,13 @@ pub fn lint(set: &ManifestSet, options: &DeriveOptions) -> Vec<Finding> {
         }
     }
     for (r, vs) in set.virtual_services() {
-        gateways(set, r, vs, &mut out);
+        gateways(set, r, vs, out);
+        http_routes(set, r, vs, out);
     }
-    canaries(set, &mut out);
+    gateway_services(set, out);
+    destination_rules(set, out);
+    canaries(set, out);
+    rollouts(set, out);
     for (r, route) in set.tcp_routes() {
         for (i, p) in route.parent_refs.iter().enumerate() {
             let gateway = set
@@ -188,6 +251,33 @@ pub fn lint(set: &ManifestSet, options: &DeriveOptions) -> Vec<Finding> {
                         && p.port.is_none_or(|port| l.port == Some(port))
                 })
                 .collect();
+            if let Some(l) = listeners.iter().find(|l| {
+                !l.allowed_routes.kinds.is_empty()
+                    && !l.allowed_routes.kinds.iter().any(|k| {
+                        k.kind == "TCPRoute"
+                            && k.group
+                                .as_deref()
+                                .is_none_or(|g| g == "gateway.networking.k8s.io")
+                    })
+            }) {
+                let kinds: Vec<&str> = l
+                    .allowed_routes
+                    .kinds
+                    .iter()
+                    .map(|k| k.kind.as_str())
+                    .collect();
+                out.add(
+                    LISTENER_DISALLOWS_TCPROUTE,
+                    r,
+                    format!("spec.parentRefs[{i}]"),
+                    format!(
+                        "the listener {} of Gateway {} allows only {} routes (allowedRoutes.kinds): the TCPRoute does not attach to it",
+                        l.name,
+                        p.name,
+                        kinds.join(", ")
+                    ),
+                );
+            }
             if listeners.is_empty() {
                 out.add(
                     LISTENER_NOT_TCP,
@@ -207,12 +297,97 @@ pub fn lint(set: &ManifestSet, options: &DeriveOptions) -> Vec<Finding> {
                     LISTENER_NOT_TCP,
                     r,
                     format!("spec.parentRefs[{i}].sectionName"),
-                    format!("the parent listener {} of Gateway {} has protocol {:?}, not TCP: a TCPRoute does not attach to it", l.name, p.name, l.protocol),
+                    format!("the parent listener {} of Gateway {} has protocol {}, not TCP: a TCPRoute does not attach to it", l.name, p.name, quoted(&l.protocol)),
                 );
             }
         }
     }
-    out.0
+}
+
+/// A derived split, or why there is none, as findings: a split that cannot be derived
+/// when nothing else explains it ([`SPLIT_NOT_DERIVED`]), one that differs from the
+/// expected split ([`SPLIT_NOT_EXPECTED`]).
+fn split_findings(
+    set: &ManifestSet,
+    split: &Result<Derivation, DeriveError>,
+    expect: Option<&[(String, f64)]>,
+    out: &mut Findings,
+) {
+    let origin_of = |resource: &str| {
+        set.resources
+            .iter()
+            .find(|r| r.id() == resource)
+            .map_or_else(|| "the manifests".to_owned(), |r| r.origin.clone())
+    };
+    match split {
+        Err(e) => {
+            // Several routes: not a mistake, the caller chooses one by its port. No route
+            // beside a Flagger Canary: Flagger writes it. Other findings: they say why.
+            let chosen_by_port = matches!(e.remedy, Some(Remedy::RoutePort));
+            let flagger_writes_it = routes(set).is_empty() && set.canaries().next().is_some();
+            if chosen_by_port || flagger_writes_it || !out.0.is_empty() {
+                return;
+            }
+            out.push(
+                SPLIT_NOT_DERIVED,
+                e.resource.clone(),
+                e.field.clone(),
+                format!(
+                    "the split these manifests route cannot be derived: {}",
+                    e.message
+                ),
+                origin_of(&e.resource),
+            );
+        }
+        Ok(d) => {
+            let Some(expect) = expect else { return };
+            let derived: Vec<(&str, f64)> = d.weights().collect();
+            let expected: Vec<(&str, f64)> = expect.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+            if shares_agree(&derived, &expected) {
+                return;
+            }
+            out.push(
+                SPLIT_NOT_EXPECTED,
+                d.route_resource.clone(),
+                d.route_field.clone(),
+                format!(
+                    "the route sends {}, not the expected {}",
+                    split_text(&derived),
+                    split_text(&expected)
+                ),
+                origin_of(&d.route_resource),
+            );
+        }
+    }
+}
+
+/// Whether two splits give every version the same share (absent: 0).
+pub fn shares_agree(a: &[(&str, f64)], b: &[(&str, f64)]) -> bool {
+    let total = |s: &[(&str, f64)]| s.iter().map(|(_, w)| w).sum::<f64>();
+    let (ta, tb) = (total(a), total(b));
+    let share = |s: &[(&str, f64)], t: f64, name: &str| {
+        if t > 0.0 {
+            s.iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, w)| w)
+                .sum::<f64>()
+                / t
+        } else {
+            0.0
+        }
+    };
+    a.iter()
+        .chain(b)
+        .all(|(name, _)| (share(a, ta, name) - share(b, tb, name)).abs() < 1e-9)
+}
+
+/// `one=90,two=10`.
+fn split_text(split: &[(&str, f64)]) -> String {
+    split
+        .iter()
+        .map(|(n, w)| format!("{n}={w}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A Flagger Canary on Istio writes a `tcp` route only when `spec.service.appProtocol`
@@ -233,7 +408,7 @@ fn canaries(set: &ManifestSet, out: &mut Findings) {
                 .service
                 .app_protocol
                 .as_deref()
-                .map_or_else(|| "absent".to_owned(), |p| format!("{p:?}"));
+                .map_or_else(|| "absent".to_owned(), quoted);
             out.add(
                 CANARY_NOT_TCP,
                 r,
@@ -294,6 +469,7 @@ fn destination<'a>(
             );
             return Vec::new();
         };
+        backend_port(d, svc_r, svc, out);
         if set.selected(&svc.selector).is_empty() {
             out.add(
                 SERVICE_SELECTS_NOTHING,
@@ -324,12 +500,20 @@ fn destination<'a>(
         match &d.subset {
             Some(subset) => {
                 let Some((dr, s, i)) = set.subset(&d.host, subset) else {
-                    out.add(SUBSET_NOT_FOUND, d.resource, format!("{}.destination.subset", d.field), format!("the subset {subset:?} is defined in no DestinationRule for host {short}"));
+                    out.add(
+                        SUBSET_NOT_FOUND,
+                        d.resource,
+                        format!("{}.destination.subset", d.field),
+                        format!(
+                            "the subset {} is defined in no DestinationRule for host {short}",
+                            quoted(subset)
+                        ),
+                    );
                     return Vec::new();
                 };
                 selector.extend(s.labels.clone());
                 if set.selected(&selector).is_empty() {
-                    out.add(SUBSET_SELECTS_NOTHING, dr, format!("spec.subsets[{i}].labels"), format!("the subset {subset:?} (with Service {short}'s selector) selects no workload in the manifests"));
+                    out.add(SUBSET_SELECTS_NOTHING, dr, format!("spec.subsets[{i}].labels"), format!("the subset {} (with Service {short}'s selector) selects no workload in the manifests", quoted(subset)));
                     return Vec::new();
                 }
             }
@@ -410,8 +594,8 @@ fn ports(d: &RouteDestination, svc_r: &Resource, svc: &crate::model::Service, ou
 
 fn not_tcp(p: &crate::model::ServicePort) -> String {
     format!(
-        "the port {:?} ({}) is not named tcp or tcp-* and has no appProtocol: tcp, so Istio does not treat it as TCP",
-        p.name,
+        "the port {} ({}) is not named tcp or tcp-* and has no appProtocol: tcp, so Istio does not treat it as TCP",
+        quoted(&p.name),
         p.port
             .map_or_else(|| "no number".to_owned(), |n| n.to_string())
     )
@@ -461,6 +645,326 @@ fn gateways(
             });
             if !tcp {
                 out.add(MATCH_PORT_NOT_ON_GATEWAY, r, format!("spec.tcp[{i}].match[{j}].port"), format!("port {port} is not a TCP server port of the VirtualService's Gateway: no connection on it reaches this route"));
+            }
+        }
+    }
+}
+
+/// A TCPRoute's Service backend needs a port, one of the Service's.
+fn backend_port(
+    d: &RouteDestination,
+    svc_r: &Resource,
+    svc: &crate::model::Service,
+    out: &mut Findings,
+) {
+    let field = format!("{}.port", d.field);
+    match d.port {
+        None => out.add(
+            BACKEND_PORT_NOT_ON_SERVICE,
+            d.resource,
+            field,
+            format!(
+                "the backend Service {} has no port given: Gateway API requires one for a Service backend",
+                svc_r.meta.name
+            ),
+        ),
+        Some(port) if !svc.ports.iter().any(|p| p.port == Some(port)) => out.add(
+            BACKEND_PORT_NOT_ON_SERVICE,
+            d.resource,
+            field,
+            format!(
+                "port {port} is not a port of Service {} ({}): no connection reaches the backend",
+                svc_r.meta.name,
+                port_list(svc)
+            ),
+        ),
+        Some(_) => {}
+    }
+}
+
+/// `9000, 9001`: a Service's port numbers, for messages.
+fn port_list(svc: &crate::model::Service) -> String {
+    let ports: Vec<String> = svc
+        .ports
+        .iter()
+        .filter_map(|p| p.port.map(|n| n.to_string()))
+        .collect();
+    if ports.is_empty() {
+        "it has none".to_owned()
+    } else {
+        format!("ports {}", ports.join(", "))
+    }
+}
+
+/// An http route never carries a TCP connection: one whose destination is a Service port
+/// Istio treats as TCP routes nothing.
+fn http_routes(
+    set: &ManifestSet,
+    r: &Resource,
+    vs: &crate::model::VirtualService,
+    out: &mut Findings,
+) {
+    for (i, rule) in vs.http.iter().enumerate() {
+        for (j, d) in rule.route.iter().enumerate() {
+            let Some((svc_r, svc)) = set.service(&d.destination.host) else {
+                continue;
+            };
+            let number = d.destination.port.as_ref().and_then(|p| p.number);
+            let port = match number {
+                Some(n) => svc.ports.iter().find(|p| p.port == Some(n)),
+                None if svc.ports.len() == 1 => svc.ports.first(),
+                None => None,
+            };
+            if let Some(p) = port.filter(|p| p.is_tcp_for_istio()) {
+                out.add(
+                    HTTP_ROUTE_TO_TCP_PORT,
+                    r,
+                    format!("spec.http[{i}].route[{j}].destination"),
+                    format!(
+                        "the port {} of Service {} is TCP for Istio, so this http route never carries a connection to it: route it under spec.tcp",
+                        quoted(&p.name),
+                        svc_r.meta.name
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Every server port of an Istio Gateway must be a port of the Service in front of the
+/// gateway pods it configures, when that Service is in the set (IST0162): the default
+/// ingress gateway Service has only 15021, 80 and 443.
+fn gateway_services(set: &ManifestSet, out: &mut Findings) {
+    for (r, gw) in set.each(|k| match k {
+        Kind::IstioGateway(g) => Some(g),
+        _ => None,
+    }) {
+        if gw.selector.is_empty() {
+            continue;
+        }
+        // The Services whose pods carry every label the Gateway selects by.
+        let fronting: Vec<(&Resource, &crate::model::Service)> = set
+            .services()
+            .filter(|(_, svc)| !svc.selector.is_empty() && selects(&gw.selector, &svc.selector))
+            .collect();
+        if fronting.is_empty() {
+            continue;
+        }
+        for (i, server) in gw.servers.iter().enumerate() {
+            let Some(number) = server.port.number else {
+                continue;
+            };
+            if fronting
+                .iter()
+                .any(|(_, svc)| svc.ports.iter().any(|p| p.port == Some(number)))
+            {
+                continue;
+            }
+            let names: Vec<String> = fronting
+                .iter()
+                .map(|(s, svc)| format!("{} ({})", s.id(), port_list(svc)))
+                .collect();
+            out.add(
+                GATEWAY_PORT_NOT_ON_SERVICE,
+                r,
+                format!("spec.servers[{i}].port.number"),
+                format!(
+                    "port {number} is not a port of the gateway's Service {}: connections to it never reach the gateway; add it to the Service",
+                    names.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// The Service name of a host that names one in the cluster (`tcp-echo`,
+/// `tcp-echo.prod.svc.cluster.local`), or `None` for an external or wildcard host.
+fn cluster_service(host: &str) -> Option<&str> {
+    let in_cluster = !host.contains('.') || host.split('.').nth(2) == Some("svc");
+    (in_cluster && !host.contains('*')).then(|| short_host(host))
+}
+
+/// A DestinationRule's host must be a Service of the set, and each of its subsets
+/// (with the Service's selector) must select a workload (IST0173), routed to or not.
+fn destination_rules(set: &ManifestSet, out: &mut Findings) {
+    for (r, dr) in set.destination_rules() {
+        let Some(name) = cluster_service(&dr.host) else {
+            continue;
+        };
+        let service = set.service(name);
+        if service.is_none() && flagger_workload(set, name).is_none() {
+            out.add(
+                DESTINATION_RULE_HOST_NOT_FOUND,
+                r,
+                "spec.host",
+                format!(
+                    "the host {} matches no Service in the manifests: its subsets and traffic policy apply to nothing",
+                    dr.host
+                ),
+            );
+            continue;
+        }
+        let base: Labels = service
+            .map(|(_, svc)| svc.selector.clone())
+            .or_else(|| flagger_workload(set, name).map(|(labels, _)| labels))
+            .unwrap_or_default();
+        for (i, subset) in dr.subsets.iter().enumerate() {
+            let mut selector = base.clone();
+            selector.extend(subset.labels.clone());
+            if set.selected(&selector).is_empty() {
+                out.add(
+                    SUBSET_SELECTS_NOTHING,
+                    r,
+                    format!("spec.subsets[{i}].labels"),
+                    format!(
+                        "the subset {} (with Service {name}'s selector) selects no workload in the manifests",
+                        quoted(&subset.name)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Argo Rollouts' Istio traffic routing: the VirtualService and DestinationRule it names
+/// must be in the set, its `tcpRoutes` must match the VirtualService's tcp routes by
+/// port (without them Argo moves only http weights, and TCP connections never reach the
+/// canary), and its stable and canary subsets must be the DestinationRule's and those
+/// routes' destinations.
+fn rollouts(set: &ManifestSet, out: &mut Findings) {
+    const AT: &str = "spec.strategy.canary.trafficRouting.istio";
+    for (r, w) in set.workloads() {
+        let Some(istio) = w
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .and_then(|c| c.traffic_routing.as_ref())
+            .and_then(|t| t.istio.as_ref())
+        else {
+            continue;
+        };
+        let subsets = istio.destination_rule.as_ref().map(|d| {
+            [
+                ("stableSubsetName", d.stable_subset_name.as_str()),
+                ("canarySubsetName", d.canary_subset_name.as_str()),
+            ]
+        });
+        let refs = istio
+            .virtual_service
+            .iter()
+            .map(|v| (format!("{AT}.virtualService"), v))
+            .chain(
+                istio
+                    .virtual_services
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| (format!("{AT}.virtualServices[{k}]"), v)),
+            );
+        for (field, reference) in refs {
+            let name = reference.name.split('.').next().unwrap_or_default();
+            let Some((_, vs)) = set.virtual_services().find(|(v, _)| v.meta.name == name) else {
+                out.add(
+                    ROLLOUT_REFERENCE_NOT_FOUND,
+                    r,
+                    format!("{field}.name"),
+                    format!(
+                        "the VirtualService {} is not in the manifests: the Rollout cannot set its weights",
+                        reference.name
+                    ),
+                );
+                continue;
+            };
+            if vs.tcp.is_empty() {
+                continue;
+            }
+            if reference.tcp_routes.is_empty() {
+                out.add(
+                    ROLLOUT_TCP_ROUTE_NOT_MATCHED,
+                    r,
+                    format!("{field}.tcpRoutes"),
+                    format!(
+                        "VirtualService {name} has tcp routes but the Rollout lists no tcpRoutes: Argo Rollouts sets only the http routes' weights, and no TCP connection reaches the canary"
+                    ),
+                );
+            }
+            for (k, t) in reference.tcp_routes.iter().enumerate() {
+                let matched: Vec<&crate::model::TcpRouteRule> = vs
+                    .tcp
+                    .iter()
+                    .filter(|rule| {
+                        rule.matches
+                            .iter()
+                            .any(|m| m.port.is_some() && m.port == t.port)
+                    })
+                    .collect();
+                if matched.is_empty() {
+                    let ports: Vec<String> = vs
+                        .tcp
+                        .iter()
+                        .flat_map(|rule| rule.matches.iter().filter_map(|m| m.port))
+                        .map(|p| p.to_string())
+                        .collect();
+                    out.add(
+                        ROLLOUT_TCP_ROUTE_NOT_MATCHED,
+                        r,
+                        format!("{field}.tcpRoutes[{k}].port"),
+                        format!(
+                            "port {} matches no tcp route of VirtualService {name} (its match ports: {}): Argo Rollouts sets no TCP weight",
+                            t.port.map_or_else(|| "(none)".to_owned(), |p| p.to_string()),
+                            if ports.is_empty() { "none".to_owned() } else { ports.join(", ") }
+                        ),
+                    );
+                    continue;
+                }
+                for (key, subset) in subsets.iter().flatten() {
+                    let routed = matched.iter().any(|rule| {
+                        rule.route
+                            .iter()
+                            .any(|d| d.destination.subset.as_deref() == Some(*subset))
+                    });
+                    if !routed {
+                        out.add(
+                            ROLLOUT_SUBSET_NOT_FOUND,
+                            r,
+                            format!("{AT}.destinationRule.{key}"),
+                            format!(
+                                "the tcp route of VirtualService {name} on port {} has no destination with the subset {}: Argo Rollouts cannot set its weight",
+                                t.port.unwrap_or_default(),
+                                quoted(subset)
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        let Some(reference) = &istio.destination_rule else {
+            continue;
+        };
+        let name = reference.name.split('.').next().unwrap_or_default();
+        let Some((_, dr)) = set.destination_rules().find(|(d, _)| d.meta.name == name) else {
+            out.add(
+                ROLLOUT_REFERENCE_NOT_FOUND,
+                r,
+                format!("{AT}.destinationRule.name"),
+                format!(
+                    "the DestinationRule {} is not in the manifests: the Rollout cannot point its subsets at its ReplicaSets",
+                    reference.name
+                ),
+            );
+            continue;
+        };
+        for (key, subset) in subsets.iter().flatten() {
+            if !dr.subsets.iter().any(|s| s.name == *subset) {
+                out.add(
+                    ROLLOUT_SUBSET_NOT_FOUND,
+                    r,
+                    format!("{AT}.destinationRule.{key}"),
+                    format!(
+                        "the subset {} is not a subset of DestinationRule {name}",
+                        quoted(subset)
+                    ),
+                );
             }
         }
     }

@@ -95,6 +95,17 @@ pub struct VirtualService {
     pub gateways: Vec<String>,
     /// `spec.tcp`.
     pub tcp: Vec<TcpRouteRule>,
+    /// `spec.http`: only where its destinations go (an http route never carries a TCP
+    /// connection).
+    pub http: Vec<HttpRouteRule>,
+}
+
+/// One `spec.http[]` entry: its destinations.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct HttpRouteRule {
+    /// `route`.
+    pub route: Vec<RouteDestination>,
 }
 
 /// One `spec.tcp[]` entry.
@@ -274,6 +285,77 @@ pub struct WorkloadSpec {
     pub replicas: Option<i64>,
     /// `spec.template`.
     pub template: PodTemplate,
+    /// `spec.strategy`: an Argo Rollout's canary traffic routing (a Deployment's
+    /// `type`/`rollingUpdate` are not read).
+    pub strategy: Strategy,
+}
+
+/// `spec.strategy` of a workload.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Strategy {
+    /// `canary` (Argo Rollouts).
+    pub canary: Option<CanaryStrategy>,
+}
+
+/// An Argo Rollout's `spec.strategy.canary`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CanaryStrategy {
+    /// `trafficRouting`.
+    pub traffic_routing: Option<TrafficRouting>,
+}
+
+/// An Argo Rollout's `trafficRouting`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TrafficRouting {
+    /// `istio`.
+    pub istio: Option<IstioTrafficRouting>,
+}
+
+/// An Argo Rollout's `trafficRouting.istio`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct IstioTrafficRouting {
+    /// `virtualService`.
+    pub virtual_service: Option<RolloutVirtualService>,
+    /// `virtualServices`.
+    pub virtual_services: Vec<RolloutVirtualService>,
+    /// `destinationRule`.
+    pub destination_rule: Option<RolloutDestinationRule>,
+}
+
+/// A VirtualService whose weights an Argo Rollout sets.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RolloutVirtualService {
+    /// `name`.
+    pub name: String,
+    /// `routes`: the http routes, by name.
+    pub routes: Vec<String>,
+    /// `tcpRoutes`: the tcp routes, by match port.
+    pub tcp_routes: Vec<RolloutTcpRoute>,
+}
+
+/// One of a Rollout's `tcpRoutes`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RolloutTcpRoute {
+    /// `port`: the tcp route whose match has this port.
+    pub port: Option<u32>,
+}
+
+/// The DestinationRule whose subsets an Argo Rollout points at its ReplicaSets.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RolloutDestinationRule {
+    /// `name`.
+    pub name: String,
+    /// `canarySubsetName`.
+    pub canary_subset_name: String,
+    /// `stableSubsetName`.
+    pub stable_subset_name: String,
 }
 
 impl WorkloadSpec {
@@ -345,6 +427,27 @@ pub struct Listener {
     pub port: Option<u32>,
     /// `protocol`.
     pub protocol: String,
+    /// `allowedRoutes`.
+    #[serde(rename = "allowedRoutes")]
+    pub allowed_routes: AllowedRoutes,
+}
+
+/// A listener's `allowedRoutes`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AllowedRoutes {
+    /// `kinds`: the route kinds that may attach (empty: those of the listener's protocol).
+    pub kinds: Vec<RouteKind>,
+}
+
+/// One of a listener's `allowedRoutes.kinds`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RouteKind {
+    /// `group` (absent: gateway.networking.k8s.io).
+    pub group: Option<String>,
+    /// `kind`.
+    pub kind: String,
 }
 
 /// Gateway API `TCPRoute` spec.

@@ -3,10 +3,15 @@
 //! (`9000,9001 one`, also behind a `command` such as `/bin/tcp-echo`), `--version X`,
 //! `--version=X`, or `ECHO_SERVER_VERSION`.
 
+use std::fmt;
+
 use super::model::Container;
 
-/// echo-server flags that take no value; every other `--flag` takes one (`--flag V` or `--flag=V`).
-const FLAGS_WITHOUT_VALUE: &[&str] = &[
+/// echo-server flags that take no value; every other `--flag` takes one (`--flag V` or
+/// `--flag=V`). A copy of echo-server's command line (this crate does not depend on the
+/// server): echo-server's tests derive the list from its clap command and fail when the
+/// two differ.
+pub const FLAGS_WITHOUT_VALUE: &[&str] = &[
     "--no-admin",
     "--strict-limits",
     "--print-config",
@@ -14,13 +19,53 @@ const FLAGS_WITHOUT_VALUE: &[&str] = &[
     "-h",
 ];
 
+/// echo-server's flag that names the version (`--version V` or `--version=V`); checked
+/// against its clap command like [`FLAGS_WITHOUT_VALUE`].
+pub const VERSION_FLAG: &str = "--version";
+
+/// echo-server's environment variable that names the version.
+pub const VERSION_ENV: &str = "ECHO_SERVER_VERSION";
+
 /// A version read from a container, and where it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadVersion {
     /// The version string.
     pub version: String,
-    /// Where: `args[1]`, `command[2]`, `--version in args`, `env ECHO_SERVER_VERSION`.
-    pub source: String,
+    /// Where: `args[1]`, `command[2]`, `--version args[3]`, `env ECHO_SERVER_VERSION`.
+    pub source: Place,
+}
+
+/// Where in a container's command line or environment a version was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Istio's positional form, the word at `field`: `args[1]`, `command[2]`.
+    Positional {
+        /// `args[N]` or `command[N]`.
+        field: String,
+    },
+    /// The value after the version flag, at `field`: `--version args[3]`.
+    Flag {
+        /// `args[N]` or `command[N]`.
+        field: String,
+    },
+    /// The version flag with its value, `--version=V`, at `field`: `--version= args[0]`.
+    FlagWithValue {
+        /// `args[N]` or `command[N]`.
+        field: String,
+    },
+    /// The environment variable: `env ECHO_SERVER_VERSION`.
+    Env,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Positional { field } => f.write_str(field),
+            Place::Flag { field } => write!(f, "{VERSION_FLAG} {field}"),
+            Place::FlagWithValue { field } => write!(f, "{VERSION_FLAG}= {field}"),
+            Place::Env => write!(f, "env {VERSION_ENV}"),
+        }
+    }
 }
 
 /// The version `container` answers with, or `None` when its command line does not show one.
@@ -43,17 +88,22 @@ pub fn read(container: &Container) -> Option<ReadVersion> {
     let mut i = 0;
     while i < words.len() {
         let (place, word) = (&words[i].0, words[i].1);
-        if word == "--version" {
+        if word == VERSION_FLAG {
             if let Some((p, v)) = words.get(i + 1) {
                 return Some(ReadVersion {
                     version: (*v).to_owned(),
-                    source: format!("--version {p}"),
+                    source: Place::Flag { field: p.clone() },
                 });
             }
-        } else if let Some(v) = word.strip_prefix("--version=") {
+        } else if let Some(v) = word
+            .strip_prefix(VERSION_FLAG)
+            .and_then(|rest| rest.strip_prefix('='))
+        {
             return Some(ReadVersion {
                 version: v.to_owned(),
-                source: format!("--version= {place}"),
+                source: Place::FlagWithValue {
+                    field: place.clone(),
+                },
             });
         } else if word.starts_with('-') {
             if !word.contains('=') && !FLAGS_WITHOUT_VALUE.contains(&word) {
@@ -70,18 +120,20 @@ pub fn read(container: &Container) -> Option<ReadVersion> {
     if let Some((place, v)) = start.and_then(|s| positional.get(s + 1)) {
         return Some(ReadVersion {
             version: (*v).to_owned(),
-            source: place.clone(),
+            source: Place::Positional {
+                field: place.clone(),
+            },
         });
     }
     container
         .env
         .iter()
         .rev()
-        .find(|e| e.name == "ECHO_SERVER_VERSION")
+        .find(|e| e.name == VERSION_ENV)
         .and_then(|e| e.value.clone())
         .map(|version| ReadVersion {
             version,
-            source: "env ECHO_SERVER_VERSION".to_owned(),
+            source: Place::Env,
         })
 }
 
@@ -113,7 +165,7 @@ mod tests {
     }
 
     fn version(c: &Container) -> Option<(String, String)> {
-        read(c).map(|r| (r.version, r.source))
+        read(c).map(|r| (r.version, r.source.to_string()))
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use manifests::lint;
+use manifests::lint::{self, LintOptions};
 use manifests::load::{self, LoadError, MAX_INPUT_BYTES};
 use manifests::{self, DeriveOptions, ManifestSet, ReadError};
 use proptest::prelude::*;
@@ -21,7 +21,7 @@ fn pipeline(text: &str, name: &str) -> Result<ManifestSet, String> {
     let docs = load::parse_text(text, name).map_err(|e| e.to_string())?;
     let set = ManifestSet::from_documents(docs).map_err(|e| e.to_string())?;
     let _ = manifests::derive(&set, &DeriveOptions::default()).map(|d| d.to_string());
-    for finding in lint::lint(&set, &DeriveOptions::default()) {
+    for finding in lint::lint(&set, &LintOptions::default()).findings {
         let _ = format!("{} {} {}", finding.resource, finding.field, finding.message);
     }
     Ok(set)
@@ -105,7 +105,7 @@ fn a_list_of_10000_items_loads_and_lints() {
     );
     let set = pipeline(&text, "big.json").expect("loads");
     assert_eq!(set.resources.len(), 10_000);
-    let findings = lint::lint(&set, &DeriveOptions::default());
+    let findings = lint::lint(&set, &LintOptions::default()).findings;
     // 1,000 names appear twice: each second one is a duplicate.
     assert_eq!(findings.iter().filter(|f| f.code == "TC116").count(), 1_000);
     assert_eq!(findings[0].origin, "big.json, items[9000]");

@@ -5,7 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use manifests::{self, Derivation, DeriveOptions, ManifestSet, derive};
+use manifests::version::Place;
+use manifests::{
+    self, Derivation, DeriveOptions, ManifestSet, OptionNames, Remedy, SelectedBy, VersionSource,
+    derive,
+};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,10 +49,39 @@ fn the_kustomize_canary_step_derives_90_10_with_provenance() {
     assert_eq!(d.route, "VirtualService/tcp-echo spec.tcp[0]");
     let one = &d.versions[0].provenance[0];
     assert_eq!(one.field, "spec.tcp[0].route[0]");
-    assert_eq!(one.selected_by, "DestinationRule/tcp-echo subset stable");
+    assert_eq!(
+        one.selected_by,
+        SelectedBy::Subset {
+            rule: "DestinationRule/tcp-echo".to_owned(),
+            subset: "stable".to_owned()
+        }
+    );
+    assert_eq!(
+        one.selected_by.to_string(),
+        "DestinationRule/tcp-echo subset stable"
+    );
     assert_eq!(one.workload.as_deref(), Some("Deployment/tcp-echo-stable"));
     assert_eq!(one.replicas, Some(2));
-    assert_eq!(one.version_from, "args[1] of container echo-server");
+    assert_eq!(
+        one.version_from,
+        VersionSource::Container {
+            container: "echo-server".to_owned(),
+            place: Place::Positional {
+                field: "args[1]".to_owned()
+            }
+        }
+    );
+    assert_eq!(
+        one.version_from.to_string(),
+        "args[1] of container echo-server"
+    );
+    // The JSON documents carry provenance as text, as they always have.
+    let json = serde_json::to_value(one).expect("serialises");
+    assert_eq!(
+        json["selected_by"],
+        "DestinationRule/tcp-echo subset stable"
+    );
+    assert_eq!(json["version_from"], "args[1] of container echo-server");
     let two = &d.versions[1].provenance[0];
     assert_eq!(two.workload.as_deref(), Some("Deployment/tcp-echo-canary"));
     let text = d.to_string();
@@ -80,7 +113,7 @@ fn gateway_api_backends_resolve_through_their_services() {
     assert_eq!(split(&d), pairs(&[("one", 90.0), ("two", 10.0)]));
     assert_eq!(d.route, "TCPRoute/tcp-echo spec.rules[0]");
     assert_eq!(
-        d.versions[1].provenance[0].selected_by,
+        d.versions[1].provenance[0].selected_by.to_string(),
         "Service/tcp-echo-canary"
     );
 }
@@ -97,7 +130,7 @@ fn a_replica_ratio_canary_splits_by_replicas_and_says_so() {
         d.notes
     );
     assert_eq!(
-        d.versions[1].provenance[0].version_from,
+        d.versions[1].provenance[0].version_from.to_string(),
         "env ECHO_SERVER_VERSION of container echo"
     );
     assert_eq!(
@@ -119,7 +152,7 @@ fn flaggers_generated_routing_resolves_primary_and_canary() {
         Some("Deployment/tcp-echo-primary")
     );
     assert_eq!(
-        d.versions[1].provenance[0].selected_by,
+        d.versions[1].provenance[0].selected_by.to_string(),
         "Canary/tcp-echo targetRef tcp-echo"
     );
 }
@@ -134,20 +167,50 @@ fn version_of_fills_in_what_the_manifests_do_not_show() {
     let err = derive(&set, &DeriveOptions::default()).expect_err("no version for echo-v1");
     assert_eq!(err.resource, "Deployment/echo-v1");
     assert_eq!(err.field, "spec.template.spec.containers");
+    assert_eq!(
+        err.remedy,
+        Some(Remedy::VersionOf {
+            name: Some("echo-v1".to_owned())
+        })
+    );
+    // The library names its options by their own names; a caller by its own words.
     assert!(
-        err.to_string().contains("--version-of echo-v1=VERSION"),
+        err.to_string().contains("give version_of echo-v1=VERSION"),
+        "{err}"
+    );
+    let flags = OptionNames {
+        route_port: "--route-port".to_owned(),
+        version_of: "--version-of".to_owned(),
+    };
+    let err = derive(
+        &set,
+        &DeriveOptions {
+            names: flags.clone(),
+            ..DeriveOptions::default()
+        },
+    )
+    .expect_err("no version for echo-v1");
+    assert!(
+        err.to_string()
+            .contains("give --version-of echo-v1=VERSION"),
         "{err}"
     );
     let options = DeriveOptions {
         version_of: BTreeMap::from([("echo-v1".to_owned(), "one".to_owned())]),
+        names: flags,
         ..DeriveOptions::default()
     };
     let d = derive(&set, &options).expect("derives");
     assert_eq!(split(&d), pairs(&[("one", 75.0), ("two", 25.0)]));
+    let given = &d.versions[0].provenance[0];
     assert_eq!(
-        d.versions[0].provenance[0].version_from,
-        "--version-of echo-v1"
+        given.version_from,
+        VersionSource::Override {
+            name: "echo-v1".to_owned(),
+            option: "--version-of".to_owned()
+        }
     );
+    assert_eq!(given.version_from.to_string(), "--version-of echo-v1");
 }
 
 #[test]
@@ -209,7 +272,8 @@ fn several_tcp_routes_need_route_port() {
         ManifestSet::from_documents(manifests::load::parse_text(&text, "t.yaml").expect("parses"))
             .expect("typed");
     let err = derive(&set, &DeriveOptions::default()).expect_err("two routes");
-    assert!(err.to_string().contains("--route-port"), "{err}");
+    assert_eq!(err.remedy, Some(Remedy::RoutePort));
+    assert!(err.to_string().contains("with route_port PORT"), "{err}");
     let d = derive(
         &set,
         &DeriveOptions {

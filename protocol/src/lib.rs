@@ -13,8 +13,15 @@
 //! The checker's probe line is `tcp-canary <sample id> <RFC 3339 timestamp>\n`; any
 //! server speaking this protocol echoes it, so the checker can tell which version
 //! answered and that the reply belongs to the request it sent.
+//!
+//! What arrives from outside is shown through [`escape`], the project's one escaping
+//! function for text bound for a terminal.
 
 use bytes::{BufMut, BytesMut};
+
+mod escape;
+
+pub use escape::escape;
 
 /// The byte that ends a line.
 pub const NEWLINE: u8 = b'\n';

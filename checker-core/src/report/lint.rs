@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use manifests::lint::{Finding, lint};
-use manifests::{Derivation, DeriveError, DeriveOptions, ManifestSet, derive};
+use manifests::lint::{Finding, LintOptions, lint};
+use manifests::{Derivation, DeriveError, ManifestSet};
 
 /// The version of the lint document's layout (checker/schema/lint.schema.json).
 pub const SCHEMA_VERSION: u32 = 2;
@@ -40,9 +40,10 @@ pub struct LintReport {
 
 impl LintReport {
     /// Lints `set`, read from `sources`.
-    pub fn of(sources: &[String], set: &ManifestSet, options: &DeriveOptions) -> Self {
-        let findings = lint(set, options);
-        let (split, split_error) = match derive(set, options) {
+    pub fn of(sources: &[String], set: &ManifestSet, options: &LintOptions) -> Self {
+        let linted = lint(set, options);
+        let findings = linted.findings;
+        let (split, split_error) = match linted.split {
             Ok(d) => (Some(d), None),
             Err(e) => (None, Some(e)),
         };
@@ -66,8 +67,10 @@ impl LintReport {
         }
     }
 
-    /// The findings for the terminal, one line each, then a summary line.
+    /// The findings for the terminal, one line each, then a summary line. What came from
+    /// the manifests (names, fields, files, messages quoting them) is escaped.
     pub fn text(&self) -> String {
+        use protocol::escape;
         let mut out = String::new();
         for f in &self.findings {
             let istio = f
@@ -76,12 +79,21 @@ impl LintReport {
                 .unwrap_or_default();
             out.push_str(&format!(
                 "{} {}: {} ({}{istio}): {} [{}]\n",
-                f.resource, f.field, f.code, f.name, f.message, f.origin
+                escape(&f.resource),
+                escape(&f.field),
+                f.code,
+                f.name,
+                escape(&f.message),
+                escape(&f.origin)
             ));
         }
         match (&self.split, &self.split_error) {
-            (Some(d), _) => out.push_str(&format!("split: {} ({})\n", d.expect_text(), d.route)),
-            (None, Some(e)) => out.push_str(&format!("split: none: {e}\n")),
+            (Some(d), _) => out.push_str(&format!(
+                "split: {} ({})\n",
+                escape(d.expect_text()),
+                escape(&d.route)
+            )),
+            (None, Some(e)) => out.push_str(&format!("split: none: {}\n", escape(e.to_string()))),
             (None, None) => {}
         }
         let skipped: usize = self.skipped_kinds.values().sum();

@@ -2,11 +2,13 @@
 //! instead of typed by hand, printed with its provenance before sampling.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use clap::Args;
 
 use checker_core::expect::Expectation;
-use manifests::{self, Derivation, DeriveOptions};
+use manifests::kustomize::{self, Kustomize};
+use manifests::{self, Derivation, DeriveOptions, OptionNames};
 
 /// How a split is derived from manifests (`verify --expect-from`, `lint`).
 #[derive(Debug, Clone, Args)]
@@ -25,7 +27,51 @@ impl DeriveArgs {
         DeriveOptions {
             route_port: self.route_port,
             version_of: self.version_of.iter().cloned().collect::<BTreeMap<_, _>>(),
+            names: Self::names(),
         }
+    }
+
+    /// The flags, as messages and provenance name them.
+    pub fn names() -> OptionNames {
+        OptionNames {
+            route_port: "--route-port".to_owned(),
+            version_of: "--version-of".to_owned(),
+        }
+    }
+}
+
+/// How kustomize directories are rendered (`lint`, `rehearse --plan`).
+#[derive(Debug, Clone, Args)]
+pub struct KustomizeArgs {
+    /// How long `kubectl kustomize` may take to render one kustomize directory; then it,
+    /// and what it started (git for a remote base), is stopped and the run fails.
+    #[arg(long, env = "CHECKER_KUSTOMIZE_TIMEOUT", value_name = "D", default_value = KUSTOMIZE_TIMEOUT,
+        value_parser = super::parse_positive_duration, allow_negative_numbers = true)]
+    pub kustomize_timeout: Duration,
+}
+
+/// The default of `--kustomize-timeout`: [`kustomize::DEFAULT_TIMEOUT`] (a test keeps
+/// them equal).
+const KUSTOMIZE_TIMEOUT: &str = "60s";
+
+impl KustomizeArgs {
+    /// The renderer these flags describe.
+    pub fn kustomize(&self) -> Kustomize {
+        Kustomize {
+            timeout: self.kustomize_timeout,
+            ..Kustomize::default()
+        }
+    }
+}
+
+/// One sentence for a kustomize render that ran out of time: the library's, and the flag
+/// that raises the limit.
+pub fn render_hint(e: &manifests::ReadError) -> &'static str {
+    match e {
+        manifests::ReadError::Render(kustomize::RenderError::TimedOut { .. }) => {
+            " (--kustomize-timeout raises the limit)"
+        }
+        _ => "",
     }
 }
 
@@ -40,16 +86,40 @@ pub fn parse_version_of(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The split derived from `sources`, or one sentence saying why there is none.
+/// The split derived from `sources` (kustomize directories rendered), or one sentence
+/// saying why there is none.
 pub fn derive(sources: &[String], args: &DeriveArgs) -> Result<(Expectation, Derivation), String> {
-    let set = manifests::read(sources).map_err(|e| format!("cannot read the manifests: {e}"))?;
-    let derivation = manifests::derive(&set, &args.options())
-        .map_err(|e| format!("cannot derive the expected split from the manifests: {e}"))?;
-    let expectation = Expectation::from_derivation(&derivation).map_err(|e| {
+    // The sentences quote the manifests: escaped for the terminal.
+    let set = manifests::read_rendering(sources, &Kustomize::default()).map_err(|e| {
         format!(
-            "the split derived from the manifests ({}) cannot be checked: {e}",
-            derivation.expect_text()
+            "cannot read the manifests: {}",
+            protocol::escape(e.to_string())
         )
     })?;
+    let derivation = manifests::derive(&set, &args.options()).map_err(|e| {
+        format!(
+            "cannot derive the expected split from the manifests: {}",
+            protocol::escape(e.to_string())
+        )
+    })?;
+    let expectation = Expectation::from_derivation(&derivation).map_err(|e| {
+        protocol::escape(format!(
+            "the split derived from the manifests ({}) cannot be checked: {e}",
+            derivation.expect_text()
+        ))
+    })?;
     Ok((expectation, derivation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kustomize_timeout_defaults_to_the_librarys() {
+        assert_eq!(
+            super::super::parse_positive_duration(KUSTOMIZE_TIMEOUT),
+            Ok(kustomize::DEFAULT_TIMEOUT)
+        );
+    }
 }

@@ -3,11 +3,13 @@
 use clap::{Args, ValueEnum};
 
 use checker_core::exit;
+use checker_core::expect::Expectation;
 use checker_core::report::lint::LintReport;
+use manifests::lint::LintOptions;
 use manifests::{self, lint};
 
 use super::command::emit;
-use super::expect_from::DeriveArgs;
+use super::expect_from::{DeriveArgs, KustomizeArgs, render_hint};
 
 /// The help text after the flags: the codes and the exit codes.
 pub fn help() -> String {
@@ -25,7 +27,7 @@ pub fn help() -> String {
         })
         .collect();
     format!(
-        "Findings:\n{}\n\nExit codes:\n  0  clean: no finding\n  1  findings (each: code, resource, field path, one sentence)\n  2  usage error, or manifests that cannot be read",
+        "Findings:\n{}\n\nExit codes:\n  0  clean: no finding\n  1  findings (each: code, resource, field path, one sentence)\n  2  usage error, manifests that cannot be read or rendered, or no resource to lint",
         rules.join("\n")
     )
 }
@@ -42,27 +44,87 @@ pub enum LintOutput {
 /// Flags of `checker lint`.
 #[derive(Debug, Clone, Args)]
 pub struct LintArgs {
-    /// Kubernetes manifests: YAML or JSON files, directories of them, or - (stdin).
+    /// Kubernetes manifests: YAML or JSON files, directories of them, kustomize
+    /// directories (rendered with `kubectl kustomize`), or - (stdin).
     #[arg(value_name = "SOURCE", required = true)]
     pub sources: Vec<String>,
     /// Report format on stdout.
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = LintOutput::Text)]
     pub output: LintOutput,
+    /// The split the manifests must route, e.g. one=90,two=10 (as verify --expect reads
+    /// it): another split, or none, is a finding (TC127, TC118).
+    #[arg(long, env = "CHECKER_EXPECT", value_name = "NAME=WEIGHT,...")]
+    pub expect: Option<Expectation>,
     /// What the manifests do not show.
     #[command(flatten)]
     pub derive: DeriveArgs,
+    /// How a kustomize directory is rendered.
+    #[command(flatten)]
+    pub kustomize: KustomizeArgs,
+}
+
+/// What was read when no resource of a kind the checker reads was: the sources, the
+/// documents skipped, and where a directory's files come from.
+fn nothing_read(args: &LintArgs, set: &manifests::ManifestSet) -> String {
+    let sources = args.sources.join(", ");
+    let skipped: usize = set.skipped.values().sum();
+    let what = if skipped == 0 {
+        format!("{sources} held no Kubernetes object")
+    } else {
+        let kinds: Vec<String> = set
+            .skipped
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        format!(
+            "{sources} held {skipped} Kubernetes object(s), none of a kind that routes TCP ({})",
+            kinds.join(", ")
+        )
+    };
+    let directory = args
+        .sources
+        .iter()
+        .any(|s| s != "-" && std::path::Path::new(s).is_dir());
+    let hint = if directory {
+        "; a directory is read for its .yaml, .yml and .json files (not its subdirectories), a kustomize directory rendered"
+    } else {
+        ""
+    };
+    format!(
+        "{what}{hint}; the checker reads VirtualService, DestinationRule, Gateway, TCPRoute, Service, Deployment, StatefulSet, Rollout and Canary"
+    )
 }
 
 /// Runs `checker lint`; returns the exit code.
 pub fn run(args: &LintArgs) -> i32 {
-    let set = match manifests::read(&args.sources) {
+    let set = match manifests::read_rendering(&args.sources, &args.kustomize.kustomize()) {
         Ok(set) => set,
         Err(e) => {
-            eprintln!("checker: cannot read the manifests: {e}");
+            eprintln!(
+                "checker: cannot read the manifests: {}{}",
+                protocol::escape(e.to_string()),
+                render_hint(&e)
+            );
             return exit::USAGE;
         }
     };
-    let report = LintReport::of(&args.sources, &set, &args.derive.options());
+    if set.resources.is_empty() {
+        eprintln!(
+            "checker: nothing to lint: {}",
+            protocol::escape(nothing_read(args, &set))
+        );
+        return exit::USAGE;
+    }
+    let options = LintOptions {
+        derive: args.derive.options(),
+        expect: args.expect.as_ref().map(|e| {
+            e.versions()
+                .iter()
+                .map(|v| (v.name.clone(), v.weight))
+                .collect()
+        }),
+    };
+    let report = LintReport::of(&args.sources, &set, &options);
     match args.output {
         LintOutput::Text => emit(&report.text()),
         LintOutput::Json => {

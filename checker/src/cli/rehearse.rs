@@ -8,7 +8,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::command::emit;
-use super::expect_from::DeriveArgs;
+use super::expect_from::{DeriveArgs, KustomizeArgs};
 use super::{OutputFormat, RuleArgs};
 use cli_support::duration::parse as parse_duration;
 use cli_support::signals::{Signals, Stop};
@@ -205,6 +205,9 @@ pub struct RehearseArgs {
     /// `version_of`, winning for a name both give. The built-in walk ignores them.
     #[command(flatten)]
     pub derive: DeriveArgs,
+    /// How a step's kustomize directory is rendered.
+    #[command(flatten)]
+    pub kustomize: KustomizeArgs,
     /// Draw the whole walk to FILE.svg or FILE.html (see `checker plot`): every step's
     /// shares, expected weights, boundary and name, latency and errors.
     #[arg(long, env = "CHECKER_REHEARSE_PLOT", value_name = "FILE")]
@@ -294,7 +297,8 @@ fn stop_on_signals() -> (CancellationToken, Arc<OnceLock<Stop>>) {
 pub async fn run(args: &RehearseArgs) -> i32 {
     let mut config = args.to_config();
     if let Some(file) = &args.plan {
-        match rehearse::steps::file::load(file, &args.derive.options()) {
+        match rehearse::steps::file::load(file, &args.derive.options(), &args.kustomize.kustomize())
+        {
             Ok(file) => config.steps_file = Some(file),
             Err(e) => {
                 eprintln!("checker: {}", steps_file_message(&e));

@@ -15,14 +15,15 @@ What it does, in order:
      security context, grace period vs. the server's shutdown settings (the echo-server
      binary resolves each container's args and env with --print-config; ECHO_SERVER_BIN,
      else cargo builds it)                                               [policy, server]
-     Gateway ports present on the ingress gateway Service patch/values, VirtualService
-     subsets present in a DestinationRule and selecting pods some workload carries, the
-     weights, the Harness skip-file line                                      [istio]
-     `checker lint --output json` on every render but Harness's: no finding, and the
-     split the checker derives for each step of the walk equals the step's expect (the
-     checker is the one derivation: CHECKER, else cargo builds it)          [checker]
+     every routing rule is the checker's: `checker lint --output json` on every render
+     (Harness's as it deploys, one Deployment per track) has no finding, with `--expect`
+     the split each walk step, Gateway API render and Flagger's example must route, and
+     with the ingress gateway Service of each deploy/ingress-gateway configuration no
+     Gateway port missing from it (IST0162) (CHECKER, else cargo builds it)  [checker]
+     what the checks need from deploy/ and what is not routing: the documented splits,
+     Argo's analysis args, the Harness renders' weights                       [istio]
      Flagger's generated example is what Flagger generates from deploy/flagger's Canary
-     and Deployments, and the checker derives the Canary's weights from it  [flagger]
+     and Deployments                                                        [flagger]
   4. with --self-test, breaks copies of the renders on purpose and asserts that each
      breakage is reported (so these checks can fail)                       [selftest]
 
@@ -41,17 +42,16 @@ from pathlib import Path
 
 import yaml
 
-from .checker import check_lint
+from .checker import check_ingress_ports, check_lint
 from .ci_examples import check_ci_examples
 from .common import DEPLOY, ROOT, Report, Unit
 from .flagger import check_flagger
 from .istio import (
     check_argo,
-    check_gateway_api,
     check_harness_weights,
-    check_istio,
-    check_walk,
-    gateway_service_ports,
+    documented_expects,
+    ingress_gateway_services,
+    walk_expects,
 )
 from .policy import check_harness_static, check_services, check_workloads
 from .render import render_all, workspace_images
@@ -62,24 +62,24 @@ from .selftest import self_test
 def run_checks(units: dict[str, Unit], steps: list[dict], crds: dict, readme: str) -> Report:
     rep = Report()
     images = workspace_images()
-    gw_ports = gateway_service_ports()
+    ingress = ingress_gateway_services()
+    # The split each render must route, where deploy/ says it.
+    expects = walk_expects(units, steps, readme, rep)
+    expects.update(documented_expects(units, rep))
+    expects.update(check_flagger(units, rep))
     for unit in units.values():
         validate_schema(unit, crds, rep)
         check_workloads(unit, rep, images)
         check_services(unit, rep)
-        check_istio(unit, rep, gw_ports)
-        check_gateway_api(unit, rep)
         check_argo(unit, rep)
-        # Harness adds the track label to the pods at deploy time, which the rendered
-        # manifests do not show: the checker would find subsets selecting no workload.
-        if unit.kind != "harness":
-            check_lint(unit, rep)
+        # The checker Jobs route nothing: there is nothing for lint to read.
+        if unit.kind != "jobs":
+            check_lint(unit, rep, expects.get(unit.name))
+            check_ingress_ports(unit, rep, ingress)
         if unit.kind == "harness":
             m = re.search(r"canary=(\d+) stable=(\d+)", unit.name)
             if m:
                 check_harness_weights(unit, int(m.group(1)), int(m.group(2)), rep)
-    check_walk(units, steps, readme, rep)
-    check_flagger(units, rep)
     check_harness_static(rep)
     check_ci_examples(rep)
     return rep

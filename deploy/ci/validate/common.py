@@ -31,7 +31,7 @@ class Unit:
     # Labels a controller adds to pods at run time, one dict per variant
     # (Harness adds harness.io/track; Argo adds rollouts-pod-template-hash to subsets).
     implied_pod_labels: list[dict] = field(default_factory=lambda: [{}])
-    kind: str = "plain"  # plain | harness | argo
+    kind: str = "plain"  # plain | harness | argo | jobs
 
 
 class Report:
@@ -47,19 +47,6 @@ class Report:
         else:
             self.failures.append(f"{where}: {what}")
         return ok
-
-
-def parse_expect(text: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in text.split(","):
-        name, _, weight = item.partition("=")
-        out[name.strip()] = float(weight)
-    return out
-
-
-def shares(weights: dict[str, float]) -> dict[str, float]:
-    total = sum(weights.values())
-    return {k: round(100.0 * v / total, 6) for k, v in weights.items()} if total else {}
 
 
 def load_docs(text: str, where: str) -> list[dict]:

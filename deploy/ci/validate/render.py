@@ -19,7 +19,7 @@ from .common import DEPLOY, HARNESS_STEPS, ROOT, Unit, load_docs
 
 def kustomize(path: Path) -> str:
     out = subprocess.run(
-        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=False
+        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=False, timeout=120,
     )
     if out.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {path} failed: {out.stderr.strip()}")
@@ -115,7 +115,7 @@ def render_all(tmp: Path) -> tuple[dict[str, Unit], list[dict]]:
         units[name] = Unit(name, list_items(load_docs(f.read_text(), name), name))
     for f in sorted((DEPLOY / "jobs").glob("*.yaml")):
         name = f"jobs/{f.name}"
-        units[name] = Unit(name, load_docs(f.read_text(), name))
+        units[name] = Unit(name, load_docs(f.read_text(), name), kind="jobs")
     for canary, stable in sorted(set(HARNESS_STEPS)):
         name = f"harness canary={canary} stable={stable}"
         units[name] = Unit(

@@ -28,23 +28,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Deserialize;
 
 use checker_core::expect::Expectation;
-use manifests::{self, Derivation, DeriveOptions, ManifestSet, load};
+use manifests::kustomize::{Kustomize, RenderError, is_kustomization};
+use manifests::{self, Derivation, DeriveOptions, load};
 
 use crate::setting::{Names, Setting};
 
 /// The largest steps file read, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
-/// The program that renders kustomize directories.
-pub const KUBECTL: &str = "kubectl";
 /// The most replicas one step may run: each is an echo server on this machine.
 pub const MAX_STEP_REPLICAS: u64 = 64;
-/// The files that make a directory a kustomization.
-const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// The steps file as written.
 #[derive(Debug, Deserialize)]
@@ -204,18 +200,13 @@ impl StepsFileError {
     }
 }
 
-/// Reads the plan at `file`, renders and derives every step (running `kubectl` for
-/// kustomize directories); `overrides` are the command line's `--route-port` (replaces
-/// the plan's) and `--version-of` (merged into the plan's, winning per name).
-pub fn load(file: &Path, overrides: &DeriveOptions) -> Result<StepsFile, StepsFileError> {
-    load_with(file, KUBECTL, overrides)
-}
-
-/// [`load`] with another kubectl binary.
-pub fn load_with(
+/// Reads the plan at `file`, renders and derives every step (rendering kustomize
+/// directories with `kustomize`); `overrides` are the command line's `--route-port`
+/// (replaces the plan's) and `--version-of` (merged into the plan's, winning per name).
+pub fn load(
     file: &Path,
-    kubectl: &str,
     overrides: &DeriveOptions,
+    kustomize: &Kustomize,
 ) -> Result<StepsFile, StepsFileError> {
     let shown = file.display().to_string();
     let text = read_file(file).map_err(|message| StepsFileError::Read {
@@ -249,6 +240,7 @@ pub fn load_with(
     let options = DeriveOptions {
         route_port: overrides.route_port.or(plan.route_port),
         version_of,
+        names: overrides.names.clone(),
     };
     let mut unused: BTreeSet<String> = options.version_of.keys().cloned().collect();
     let mut steps = Vec::new();
@@ -277,17 +269,21 @@ pub fn load_with(
             message,
         };
         let path = base.join(&entry.path);
-        let kustomize = is_kustomization(&path);
-        let set = if kustomize {
-            render(&path, kubectl).map_err(|e| match e {
-                RenderError::NoKubectl => StepsFileError::NoKubectl {
-                    file: shown.clone(),
-                    step: number,
-                    name: name.clone(),
-                    path: entry.path.clone(),
+        let rendered = is_kustomization(&path);
+        let set = if rendered {
+            manifests::read_rendering(&[path.display().to_string()], kustomize).map_err(
+                |e| match e {
+                    manifests::ReadError::Render(RenderError::NoKubectl { .. }) => {
+                        StepsFileError::NoKubectl {
+                            file: shown.clone(),
+                            step: number,
+                            name: name.clone(),
+                            path: entry.path.clone(),
+                        }
+                    }
+                    other => step_error(other.to_string()),
                 },
-                RenderError::Other(m) => step_error(m),
-            })?
+            )?
         } else {
             manifests::read(&[path.display().to_string()]).map_err(|e| {
                 let hint = if looks_templated(&path) {
@@ -345,7 +341,7 @@ pub fn load_with(
         steps.push(ManifestStep {
             name,
             source: entry.path.clone(),
-            kustomize,
+            kustomize: rendered,
             given,
             derivation,
             expect,
@@ -482,93 +478,6 @@ fn looks_templated(path: &Path) -> bool {
     })
 }
 
-/// Whether `path` is a directory holding a kustomization file.
-pub fn is_kustomization(path: &Path) -> bool {
-    path.is_dir() && KUSTOMIZATION_FILES.iter().any(|f| path.join(f).is_file())
-}
-
-enum RenderError {
-    NoKubectl,
-    Other(String),
-}
-
-/// Renders a kustomize directory with `kubectl kustomize` and reads the result.
-fn render(dir: &Path, kubectl: &str) -> Result<ManifestSet, RenderError> {
-    let shown = format!("kubectl kustomize {}", dir.display());
-    let output = match Command::new(kubectl).arg("kustomize").arg(dir).output() {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(RenderError::NoKubectl),
-        Err(e) => return Err(RenderError::Other(format!("cannot run {shown}: {e}"))),
-    };
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(RenderError::Other(format!(
-            "{shown} failed ({}): {}",
-            output.status,
-            kubectl_message(&stderr)
-        )));
-    }
-    if output.stdout.len() as u64 > load::MAX_INPUT_BYTES {
-        return Err(RenderError::Other(format!(
-            "{shown} printed more than {} MiB",
-            load::MAX_INPUT_BYTES >> 20
-        )));
-    }
-    let text = String::from_utf8(output.stdout)
-        .map_err(|_| RenderError::Other(format!("{shown} printed text that is not UTF-8")))?;
-    let documents = load::parse_text(&text, &shown)
-        .map_err(|e| RenderError::Other(format!("cannot read its output: {e}")))?;
-    ManifestSet::from_documents(documents)
-        .map_err(|e| RenderError::Other(format!("cannot read its output: {e}")))
-}
-
-/// The one sentence of kubectl's stderr worth showing: its first non-empty line without
-/// klog's header (`E1130 23:54:55.293838   16492 run.go:72] `), the `err="..."` text of
-/// a structured `"command failed"` line, or the text after `error: `.
-fn kubectl_message(stderr: &str) -> String {
-    let Some(line) = stderr.lines().map(str::trim).find(|l| !l.is_empty()) else {
-        return "no message on its stderr".to_owned();
-    };
-    let line = strip_klog_header(line);
-    if let Some((_, rest)) = line.split_once("err=\"") {
-        let mut text = String::new();
-        let mut chars = rest.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => text.extend(chars.next()),
-                '"' => break,
-                c => text.push(c),
-            }
-        }
-        if !text.trim().is_empty() {
-            return text;
-        }
-    }
-    for prefix in ["error: ", "Error: "] {
-        if let Some(rest) = line.strip_prefix(prefix) {
-            return rest.to_owned();
-        }
-    }
-    line.to_owned()
-}
-
-/// `line` without a leading klog header: a severity letter, `MMDD hh:mm:ss.micros`, the
-/// thread id and `file:line] `.
-fn strip_klog_header(line: &str) -> &str {
-    let mut bytes = line.bytes();
-    let severity = bytes.next().is_some_and(|b| b"IWEF".contains(&b));
-    let date = line
-        .get(1..5)
-        .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
-    if !(severity && date) {
-        return line;
-    }
-    match line.split_once("] ") {
-        Some((header, rest)) if header.len() < 64 && !header.contains('"') => rest.trim_start(),
-        _ => line,
-    }
-}
-
 /// Whether two splits give every version the same share (absent: 0).
 pub fn agree(a: &Expectation, b: &Expectation) -> bool {
     let share = |e: &Expectation, n: &str| e.share_of(n).unwrap_or(0.0);
@@ -619,25 +528,6 @@ mod tests {
             "steps[0].path"
         );
         assert!(parse("steps:\n  - path: base\n    expect: one=1\n").is_ok());
-    }
-
-    #[test]
-    fn kubectl_stderr_becomes_its_message() {
-        let klog = "E1130 23:54:55.293838   16492 run.go:72] \"command failed\" err=\"accumulating resources: accumulation err='from \\\"x\\\"': no such file\"\nmore\n";
-        assert_eq!(
-            kubectl_message(klog),
-            "accumulating resources: accumulation err='from \"x\"': no such file"
-        );
-        assert_eq!(
-            kubectl_message("\nerror: must build at directory: not found\n"),
-            "must build at directory: not found"
-        );
-        assert_eq!(
-            kubectl_message("W1130 00:00:00.1 1 x.go:1] something odd"),
-            "something odd"
-        );
-        assert_eq!(kubectl_message("plain text"), "plain text");
-        assert_eq!(kubectl_message("  \n"), "no message on its stderr");
     }
 
     #[test]
