@@ -106,7 +106,7 @@ impl VerifyConfig {
                 "must be at least one connection per hour (0.000278 per second)",
             );
         }
-        // The rule is Settings::validate's; the words are those of a whole percentage.
+        // The rule is Settings::validate's; the words speak of percentages, as people give them.
         match self.settings.validate() {
             Ok(()) => {}
             Err(SettingsError::Confidence(_)) => {
