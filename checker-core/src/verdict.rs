@@ -25,10 +25,15 @@
 pub mod baseline;
 pub mod chi_square;
 pub mod compare;
+pub mod compare_plan;
+pub mod compare_sequence;
+pub mod explain;
 pub mod figures;
 pub mod health;
 pub mod local;
+pub mod margin;
 pub mod planner;
+pub mod quantile;
 mod search;
 pub mod sequential;
 pub mod thresholds;
