@@ -24,8 +24,9 @@
 
 use statrs::function::gamma::ln_gamma;
 
+use super::split::{judge as judge_fixed, more_until};
 use super::wilson::{band, wilson};
-use super::{Interval, Outcome, Settings, SplitVerdict, judge as judge_fixed, planner};
+use super::{Interval, Outcome, Settings, SplitVerdict, planner};
 use crate::expect::Expectation;
 
 /// The method's name, as shown in reports.
@@ -384,7 +385,7 @@ pub fn decide(expect: &Expectation, counts: &[(String, u64)], settings: &Setting
 }
 
 /// The full verdict on the counts so far, with each version's confidence-sequence
-/// interval in place of the Wilson interval (everything else as [`super::judge`]).
+/// interval in place of the Wilson interval (everything else as [`super::split::judge`]).
 pub fn judge(expect: &Expectation, counts: &[(String, u64)], settings: &Settings) -> SplitVerdict {
     let mut verdict = judge_fixed(expect, counts, settings);
     let total = verdict.total;
@@ -405,7 +406,7 @@ pub fn judge(expect: &Expectation, counts: &[(String, u64)], settings: &Settings
             Outcome::Inconclusive => {
                 let share = v.count as f64 / total as f64;
                 let band = v.band;
-                let more = super::more_until(total, |n| {
+                let more = more_until(total, |n| {
                     let count = (share * n as f64).round() as u64;
                     Sequence::new(count, n, prior, alpha).classify(band) != Outcome::Inconclusive
                 });
@@ -491,7 +492,7 @@ mod tests {
 
     #[test]
     fn the_interval_is_wider_than_wilson_and_shrinks_with_n() {
-        let fixed = super::super::judge(
+        let fixed = super::super::split::judge(
             &"one=80,two=20".parse().unwrap(),
             &counts(&[("one", 800), ("two", 200)]),
             &Settings::default(),
