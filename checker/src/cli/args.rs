@@ -1,12 +1,15 @@
 //! The flags and value parsers several subcommands share: the verdict's rule, the
-//! per-connection timeouts, fractions, counts, rates, yes/no values and durations.
+//! per-connection timeouts, fractions, counts, rates, yes/no values and durations, and
+//! the reading back of a report file named on the command line.
 
+use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
 
 use checker_core::verdict::Settings;
-use checker_core::verify::MIN_RATE;
+use checker_core::verify::{MIN_RATE, RecordedRun};
+use report::read_back::{self, LoadError};
 
 /// The per-connection timeouts, shared by `verify` and `watch`.
 #[derive(Debug, Clone, Args)]
@@ -92,6 +95,18 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
             "must be a number of connections per second of at least one per hour ({MIN_RATE:.6})"
         )),
     }
+}
+
+/// Reads back a verify report named on the command line (`--baseline`, `plot --report`,
+/// `merge`'s files); a file that is not one says which of verify's flags write one.
+pub fn load_report(path: &Path) -> Result<RecordedRun, String> {
+    read_back::load(path).map_err(|e| match e {
+        LoadError::Json { path, source } => format!(
+            "{} is not a checker JSON report with histograms (written by `checker verify --output json` or --json): {source}",
+            path.display()
+        ),
+        e => e.to_string(),
+    })
 }
 
 /// Parses a yes/no value by the rule both binaries share: see [`cli_support::boolean`].
