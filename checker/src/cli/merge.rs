@@ -64,7 +64,7 @@ pub fn run(args: &MergeArgs) -> i32 {
     };
     let mut loaded = Vec::with_capacity(files.len());
     for path in &files {
-        match report::read_back::load(path) {
+        match super::args::load_report(path) {
             Ok(r) => loaded.push(r),
             Err(e) => return fail(&e, exit::USAGE),
         }
