@@ -73,9 +73,7 @@ pub enum LoadError {
         source: InputError,
     },
     /// The file is not a checker JSON report of this layout.
-    #[error(
-        "{} is not a checker JSON report with histograms (written by `checker verify --output json` or --json): {source}", shown(.path)
-    )]
+    #[error("{} is not a checker JSON report with histograms: {source}", shown(.path))]
     Json {
         /// The file.
         path: PathBuf,

@@ -63,7 +63,7 @@ pub fn run(args: &MergeArgs) -> i32 {
         Ok(files) => files,
         Err(e) => return fail(&e, exit::USAGE),
     };
-    let loaded = match report::read_back::load_all(&files) {
+    let loaded = match report::read_back::load_all(&files).map_err(super::args::report_error) {
         Ok(loaded) => loaded,
         Err(e) => return fail(&e, exit::USAGE),
     };
