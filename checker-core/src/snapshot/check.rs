@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::{HISTOGRAM_ENCODING, SnapshotError, TallySnapshot, WindowingSnapshot, decode};
+use super::model::{HISTOGRAM_ENCODING, SnapshotError, TallySnapshot, WindowingSnapshot, decode};
 use crate::sampler::ErrorClass;
 use crate::tally::{
     MALFORMED_KEPT, MAX_TRACKED_VERSIONS, OTHER_VERSIONS, Tally, TallyParts, VersionTally, WINDOWS,
