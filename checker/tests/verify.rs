@@ -288,6 +288,24 @@ fn a_negative_number_as_a_separate_argument_gets_the_flags_own_sentence() {
 }
 
 #[test]
+/// A duration too long for a duration is told so, with the limit, not "must be longer
+/// than zero".
+fn a_duration_too_long_is_told_so_with_the_limit() {
+    let run = support::run_checker_env(
+        &["verify", "--target", "127.0.0.1:9", "--expect", "one=1"],
+        &[("CHECKER_DURATION", std::ffi::OsStr::new("1e99"))],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "invalid value \"1e99\" in the environment variable CHECKER_DURATION (for --duration): is too long: a duration must be shorter than 2^64 seconds"
+        ),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("longer than zero"), "{run:?}");
+}
+
+#[test]
 /// `--hold` opens every connection at once before sampling: capped, with the cap said.
 fn hold_is_capped_with_a_clear_sentence() {
     let run = run_checker(&[
