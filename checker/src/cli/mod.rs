@@ -69,14 +69,7 @@ pub enum Command {
 /// parser and its sentence (as `--hold=-1` does) instead of "unexpected argument '-1'".
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
-    fn negatives(arg: clap::Arg) -> clap::Arg {
-        if arg.get_action().takes_values() && !arg.is_positional() {
-            arg.allow_negative_numbers(true)
-        } else {
-            arg
-        }
-    }
-    Cli::command().mut_subcommands(|sub| sub.mut_args(negatives))
+    cli_support::negative_numbers::allowed(Cli::command())
 }
 
 /// Parses the process's command line by [`command`].
