@@ -231,6 +231,7 @@ fn a_histogram_that_claims_4_gb_is_refused_in_one_sentence_and_small_memory() {
             &run,
             &[&path, "tally.versions.two.reply_us", "4294967295"],
         );
+        eprintln!("4 GB claim, {what}: peak {peak} KiB: {}", run.stderr.trim());
         assert!(peak < SMALL_KIB, "{what}: {peak} KiB");
     }
 }
@@ -238,15 +239,23 @@ fn a_histogram_that_claims_4_gb_is_refused_in_one_sentence_and_small_memory() {
 #[test]
 fn a_deflate_bomb_is_refused_in_small_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let mut doc = report(500, "2026-01-01T00:00:00Z");
-    let gib = 1u64 << 30;
-    let bomb = zlib_bomb(&v2_header(gib as u32), gib);
-    assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
-    doc["tally"]["versions"]["two"]["connect_us"] = json!(v2_deflate(&bomb));
-    let path = write_json(&dir.path().join("bomb.json"), &doc);
-    for (what, run, peak) in every_reader(dir.path(), &path) {
-        assert_refused(what, &run, &[&path, "tally.versions.two.connect_us"]);
-        assert!(peak < SMALL_KIB, "{what}: {peak} KiB");
+    // 1 GiB of zero counts (about 1 MB deflated: longer than any histogram's text), and
+    // 64 MiB (about 64 KB: within the text's bound, stopped by the inflation limit).
+    for (mib, says) in [(1024u64, "characters long"), (64, "inflates to more than")] {
+        let mut doc = report(500, "2026-01-01T00:00:00Z");
+        let zeros = mib << 20;
+        let bomb = zlib_bomb(&v2_header(zeros as u32), zeros);
+        assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
+        doc["tally"]["versions"]["two"]["connect_us"] = json!(v2_deflate(&bomb));
+        let path = write_json(&dir.path().join(format!("bomb-{mib}.json")), &doc);
+        for (what, run, peak) in every_reader(dir.path(), &path) {
+            assert_refused(what, &run, &[&path, "tally.versions.two.connect_us", says]);
+            eprintln!(
+                "deflate bomb of {mib} MiB, {what}: peak {peak} KiB: {}",
+                run.stderr.trim()
+            );
+            assert!(peak < SMALL_KIB, "{what}: {peak} KiB");
+        }
     }
 }
 
@@ -313,6 +322,7 @@ fn files_that_are_no_reports_are_refused_with_a_message_not_read_or_waited_on() 
     for (path, says) in cases {
         for (what, run, peak) in every_reader(dir.path(), path) {
             assert_refused(&format!("{what} {path}"), &run, &[path, says]);
+            eprintln!("{what} {path}: peak {peak} KiB: {}", run.stderr.trim());
             assert!(peak < SMALL_KIB, "{what} {path}: {peak} KiB");
         }
     }
@@ -458,6 +468,10 @@ fn a_merge_of_5000_versions_is_folded_to_32_in_small_memory_and_says_so() {
     assert_eq!(doc["counts"]["attributed"], 5000);
     assert!(run.stderr.contains("4968 versions"), "{run:?}");
     assert!(run.stderr.contains("other versions"), "{run:?}");
+    eprintln!(
+        "merge of 5000 versions: peak {peak} KiB; {}",
+        run.stderr.trim()
+    );
     assert!(peak < SMALL_KIB, "{peak} KiB");
 }
 
@@ -487,6 +501,10 @@ fn a_plot_of_20000_versions_is_folded_and_stays_small() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("19968 versions"), "{run:?}");
     let size = std::fs::metadata(&svg).unwrap().len();
+    eprintln!(
+        "plot of 20000 versions: peak {peak} KiB, SVG {size} bytes; {}",
+        run.stdout.trim()
+    );
     assert!(size < 2 << 20, "{size} bytes");
     assert!(peak < SMALL_KIB, "{peak} KiB");
 }
