@@ -10,6 +10,7 @@
 pub mod health_section;
 pub mod json;
 pub mod lint;
+pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod read_back;
