@@ -9,6 +9,7 @@
 
 pub mod health_section;
 pub mod json;
+pub mod junit;
 pub mod lint;
 pub mod metrics;
 pub mod plot;
