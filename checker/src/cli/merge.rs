@@ -27,6 +27,9 @@ pub struct MergeArgs {
     /// Report format on stdout.
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
     pub output: OutputMode,
+    /// How --output junit shows INCONCLUSIVE.
+    #[command(flatten)]
+    pub junit: output::JunitArgs,
 }
 
 /// The report files named by `paths`: files as given, directories as their `*.json`
@@ -75,6 +78,6 @@ pub fn run(args: &MergeArgs) -> i32 {
     if !folded.is_empty() {
         output::note(args.output, &report::text::folded_line(&folded));
     }
-    output::print(args.output, &Shown::Verification(&merged));
+    output::print_as(args.output, &args.junit, &Shown::Verification(&merged));
     merged.exit_code()
 }

