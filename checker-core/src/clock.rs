@@ -38,10 +38,56 @@ pub fn rfc3339_nanos(t: SystemTime) -> String {
 /// Seconds since the Unix epoch of an RFC 3339 UTC timestamp such as
 /// `2026-11-27T13:37:49.123456789Z` (as written above); `None` when it is not one.
 pub fn unix_seconds(text: &str) -> Option<f64> {
-    humantime::parse_rfc3339(text)
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+    parse_utc(text).ok()
+}
+
+/// Why a timestamp cannot be read; a clause after the timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// Not RFC 3339 in UTC.
+    #[error("is not an RFC 3339 time in UTC such as 2026-11-27T13:37:49Z ({0})")]
+    Format(String),
+    /// A real time, but before the Unix epoch: no run of the checker took place then.
+    #[error("is before 1970-01-01T00:00:00Z, the Unix epoch, before any run of the checker")]
+    BeforeEpoch,
+}
+
+/// [`unix_seconds`], saying why not.
+pub fn parse_utc(text: &str) -> Result<f64, TimeError> {
+    let t = humantime::parse_rfc3339(text).map_err(|e| {
+        // humantime reads only the years it can represent (1970 on): a time of the
+        // right form before then is out of its range, not malformed.
+        if year_before_1970(text) {
+            TimeError::BeforeEpoch
+        } else {
+            TimeError::Format(e.to_string())
+        }
+    })?;
+    t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
+        .map_err(|_| TimeError::BeforeEpoch)
+}
+
+/// Whether `text` has the form `YYYY-MM-DDTHH:MM:SS[.frac]Z` with a year before 1970.
+fn year_before_1970(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let form = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b.last() == Some(&b'Z')
+        && (b.len() == 20 || (b[19] == b'.' && digits(20..b.len() - 1)));
+    form && text[..4].parse::<u32>().is_ok_and(|year| year < 1970)
 }
 
 #[cfg(test)]
@@ -63,6 +109,14 @@ mod tests {
         );
         assert_eq!(unix_seconds(&rfc3339_micros(whole)), Some(1_700_000_000.0));
         assert_eq!(unix_seconds("yesterday"), None);
+        assert_eq!(
+            parse_utc("0001-01-01T00:00:00Z"),
+            Err(TimeError::BeforeEpoch)
+        );
+        assert!(matches!(
+            parse_utc("2026-11-27T13:37:49+02:00"),
+            Err(TimeError::Format(_))
+        ));
     }
 
     #[test]

@@ -12,8 +12,10 @@
 pub mod clock;
 pub mod exit;
 pub mod expect;
+pub mod expect_file;
 pub mod gateway;
 pub mod hold;
+pub mod input_file;
 pub mod merge;
 pub mod observer;
 pub mod sampler;

@@ -3,10 +3,12 @@
 //! exactly, and every interval, comparison, threshold and verdict is recomputed from
 //! the merged tally, as if one process had taken all the samples.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use crate::expect::{ExpectError, Expectation};
 use crate::sampler::StopReason;
+use crate::tally::OTHER_VERSIONS;
 use crate::verdict::local::LocalReadings;
 use crate::verdict::{self, Settings};
 use crate::verify::{RecordedRun, Times, Verification, VerifyConfig};
@@ -30,6 +32,14 @@ pub enum MergeError {
         theirs: String,
         /// The first report's value.
         ours: String,
+    },
+    /// The counts of the reports add up past 2^64-1.
+    #[error("cannot merge {path} with the reports before it: {what} add up to more than 2^64-1")]
+    Overflow {
+        /// The report whose counts did not fit.
+        path: String,
+        /// What adds up: "their counts", "their sample counts", "their concurrencies".
+        what: &'static str,
     },
     /// The expectation in a report is not valid.
     #[error("the expectation in {path} is not valid: {source}")]
@@ -96,12 +106,40 @@ fn peak(a: LocalReadings, b: LocalReadings) -> LocalReadings {
     }
 }
 
-/// Sums `f` over every report, or `None` if any has none.
-fn sum_all<T: std::iter::Sum<T>>(
+/// Sums `f` over every report, or `None` if any has none; a sum past 2^64-1 is an
+/// error naming the report where it passed and `what` adds up.
+fn sum_all(
     reports: &[RecordedRun],
-    f: impl Fn(&RecordedRun) -> Option<T>,
-) -> Option<T> {
-    reports.iter().map(f).sum()
+    what: &'static str,
+    f: impl Fn(&RecordedRun) -> Option<u64>,
+) -> Result<Option<u64>, MergeError> {
+    let mut sum = Some(0u64);
+    for r in reports {
+        sum = match (sum, f(r)) {
+            (Some(a), Some(b)) => Some(a.checked_add(b).ok_or_else(|| MergeError::Overflow {
+                path: r.path.display().to_string(),
+                what,
+            })?),
+            _ => None,
+        };
+    }
+    Ok(sum)
+}
+
+/// The versions of `reports` that `merged` counts as other versions: folded when a
+/// report was read back, or when the reports together named more than
+/// [`crate::tally::MAX_TRACKED_VERSIONS`].
+pub fn folded_versions(reports: &[RecordedRun], merged: &Verification) -> BTreeSet<String> {
+    let mut folded = BTreeSet::new();
+    for r in reports {
+        folded.extend(r.folded.iter().cloned());
+        for name in r.tally.versions().keys() {
+            if name != OTHER_VERSIONS && !merged.tally.versions().contains_key(name) {
+                folded.insert(name.clone());
+            }
+        }
+    }
+    folded
 }
 
 /// Merges `reports` (the runs of one check) into one report.
@@ -117,12 +155,17 @@ pub fn merge(reports: &[RecordedRun]) -> Result<Verification, MergeError> {
             source,
         })?;
     let mut config = VerifyConfig::new(inputs.target.clone(), expect);
-    config.samples = sum_all(reports, |r| r.inputs.samples);
+    config.samples = sum_all(reports, "their sample counts", |r| r.inputs.samples)?;
     config.duration = inputs
         .duration_s
         .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok());
-    config.concurrency = reports.iter().map(|r| r.inputs.concurrency).sum();
-    config.rate = sum_all(reports, |r| r.inputs.rate);
+    let concurrency = sum_all(reports, "their concurrencies", |r| {
+        u64::try_from(r.inputs.concurrency).ok()
+    })?;
+    config.concurrency = concurrency
+        .and_then(|c| usize::try_from(c).ok())
+        .unwrap_or(usize::MAX);
+    config.rate = reports.iter().map(|r| r.inputs.rate).sum();
     config.settings = Settings {
         confidence: inputs.confidence,
         tolerance: inputs.tolerance,
@@ -136,7 +179,10 @@ pub fn merge(reports: &[RecordedRun]) -> Result<Verification, MergeError> {
     let mut addrs: Vec<SocketAddr> = Vec::new();
     let mut readings = first.local_readings;
     for r in &reports[1..] {
-        tally.merge(&r.tally);
+        tally.merge(&r.tally).map_err(|_| MergeError::Overflow {
+            path: r.path.display().to_string(),
+            what: "their counts",
+        })?;
         readings = peak(readings, r.local_readings);
     }
     for r in reports {
@@ -248,6 +294,7 @@ mod tests {
             local_readings: r.judgement.errors.local_readings,
             health_rules: r.health_rules.clone(),
             tally: TallySnapshot::of(&r.tally).to_tally().unwrap(),
+            folded: Vec::new(),
         }
     }
 

@@ -30,10 +30,17 @@ pub struct MalformedReply {
     pub count: u64,
 }
 
+/// Two tallies whose counts add up past 2^64-1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("their counts add up to more than 2^64-1")]
+pub struct CountOverflow;
+
 /// How many consecutive windows a run is split into for the drift check.
 pub const WINDOWS: usize = 10;
 
-fn histogram() -> Histogram<u64> {
+/// An empty latency histogram of the tally's bounds (1 µs to [`MAX_LATENCY_US`] at
+/// [`LATENCY_SIGFIG`] digits).
+pub fn new_histogram() -> Histogram<u64> {
     // Constant bounds, checked by a unit test: this cannot fail at run time.
     Histogram::new_with_bounds(1, MAX_LATENCY_US, LATENCY_SIGFIG)
         .expect("constant histogram bounds are valid")
@@ -54,8 +61,8 @@ impl Default for VersionTally {
     fn default() -> Self {
         Self {
             count: 0,
-            connect_us: histogram(),
-            reply_us: histogram(),
+            connect_us: new_histogram(),
+            reply_us: new_histogram(),
         }
     }
 }
@@ -156,7 +163,7 @@ impl Tally {
         let window = &mut self.windows[self.windowing.index(sample)];
         if let Some(lag) = sample.lag_us {
             self.lag_us
-                .get_or_insert_with(histogram)
+                .get_or_insert_with(new_histogram)
                 .saturating_record(lag.max(1));
         }
         match &sample.result {
@@ -203,7 +210,8 @@ impl Tally {
     /// [`MALFORMED_KEPT`] distinct ones.
     fn keep_malformed(&mut self, head: &str, n: u64) {
         if let Some(kept) = self.malformed.iter_mut().find(|m| m.reply == head) {
-            kept.count += n;
+            // At most the malformed replies counted, whose sum is checked.
+            kept.count = kept.count.saturating_add(n);
         } else if self.malformed.len() < MALFORMED_KEPT {
             self.malformed.push(MalformedReply {
                 reply: head.to_owned(),
@@ -217,26 +225,56 @@ impl Tally {
         &self.malformed
     }
 
-    /// Adds everything in `other` (same windowing) to this tally.
-    pub fn merge(&mut self, other: &Tally) {
+    /// The name `version` is counted under here: its own while fewer than
+    /// [`MAX_TRACKED_VERSIONS`] are tracked (or it already is), else [`OTHER_VERSIONS`].
+    fn tracked_name<'a>(&self, version: &'a str) -> &'a str {
+        if self.versions.contains_key(version) || self.versions.len() < MAX_TRACKED_VERSIONS {
+            version
+        } else {
+            OTHER_VERSIONS
+        }
+    }
+
+    /// Adds everything in `other` (same windowing) to this tally, its versions beyond
+    /// [`MAX_TRACKED_VERSIONS`] counted as [`OTHER_VERSIONS`]. Every count adds checked:
+    /// a sum past 2^64-1 is an error (and this tally is then partly merged: drop it).
+    pub fn merge(&mut self, other: &Tally) -> Result<(), CountOverflow> {
+        let add = |a: &mut u64, b: u64| -> Result<(), CountOverflow> {
+            *a = a.checked_add(b).ok_or(CountOverflow)?;
+            Ok(())
+        };
+        // Every name of `other` maps once, so its windows fold as its versions do.
+        let names: BTreeMap<&str, String> = other
+            .versions
+            .keys()
+            .map(|name| (name.as_str(), self.tracked_name(name).to_owned()))
+            .collect();
         for (name, theirs) in &other.versions {
-            let ours = self.versions.entry(name.clone()).or_default();
-            ours.count += theirs.count;
-            // Same bounds on both sides, so adding cannot fail.
+            let ours = self
+                .versions
+                .entry(names[name.as_str()].clone())
+                .or_default();
+            add(&mut ours.count, theirs.count)?;
+            // Same bounds on both sides (a report's are checked when read back), so
+            // adding cannot fail.
             let _ = ours.connect_us.add(&theirs.connect_us);
             let _ = ours.reply_us.add(&theirs.reply_us);
         }
         for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
-            *mine += theirs;
+            add(mine, theirs)?;
         }
         for (mine, theirs) in self.windows.iter_mut().zip(&other.windows) {
-            mine.errors += theirs.errors;
+            add(&mut mine.errors, theirs.errors)?;
             for (name, n) in &theirs.counts {
-                *mine.counts.entry(name.clone()).or_default() += n;
+                let name = names
+                    .get(name.as_str())
+                    .map_or(OTHER_VERSIONS, String::as_str);
+                add(mine.counts.entry(name.to_owned()).or_default(), *n)?;
             }
         }
+        self.checked_attempted().ok_or(CountOverflow)?;
         if let Some(theirs) = &other.lag_us {
-            let _ = self.lag_us.get_or_insert_with(histogram).add(theirs);
+            let _ = self.lag_us.get_or_insert_with(new_histogram).add(theirs);
         }
         for m in &other.malformed {
             self.keep_malformed(&m.reply, m.count);
@@ -244,6 +282,16 @@ impl Tally {
         for (version, n) in &other.version_errors {
             self.count_version_error(version, *n);
         }
+        Ok(())
+    }
+
+    /// All finished samples, or `None` when they add up past 2^64-1.
+    pub fn checked_attempted(&self) -> Option<u64> {
+        let mut total = 0u64;
+        for n in self.versions.values().map(|v| v.count).chain(self.errors) {
+            total = total.checked_add(n)?;
+        }
+        Some(total)
     }
 
     /// Counts `n` attributable errors of `version` (capped like the versions).
@@ -255,7 +303,9 @@ impl Tally {
         } else {
             OTHER_VERSIONS
         };
-        *self.version_errors.entry(name.to_owned()).or_default() += n;
+        let sum = self.version_errors.entry(name.to_owned()).or_default();
+        // At most the malformed replies counted, whose sum is checked.
+        *sum = sum.saturating_add(n);
     }
 
     /// Malformed replies per version named by their first word: a reply that carries a
@@ -305,14 +355,19 @@ impl Tally {
             .collect()
     }
 
-    /// Samples attributed to a version.
+    /// Samples attributed to a version (a tally read back or merged is checked to fit;
+    /// this never wraps).
     pub fn attributed(&self) -> u64 {
-        self.versions.values().map(|v| v.count).sum()
+        self.versions
+            .values()
+            .fold(0u64, |sum, v| sum.saturating_add(v.count))
     }
 
-    /// Samples that failed, all classes.
+    /// Samples that failed, all classes (never wraps, as [`Tally::attributed`]).
     pub fn errors(&self) -> u64 {
-        self.errors.iter().sum()
+        self.errors
+            .iter()
+            .fold(0u64, |sum, n| sum.saturating_add(*n))
     }
 
     /// Samples that failed with `class`.
@@ -320,9 +375,9 @@ impl Tally {
         self.errors[class.index()]
     }
 
-    /// All finished samples.
+    /// All finished samples (never wraps, as [`Tally::attributed`]).
     pub fn attempted(&self) -> u64 {
-        self.attributed() + self.errors()
+        self.attributed().saturating_add(self.errors())
     }
 
     /// Counts per consecutive window, oldest first.
@@ -410,7 +465,7 @@ mod tests {
             if id % 2 == 0 { &mut a } else { &mut b }.record(&s);
             all.record(&s);
         }
-        a.merge(&b);
+        a.merge(&b).unwrap();
         assert_eq!(a.counts(), all.counts());
         assert_eq!(a.errors(), all.errors());
         assert_eq!(a.windows(), all.windows());
@@ -454,8 +509,8 @@ mod tests {
             ]
         );
         let mut merged = Tally::new(Windowing::ById { total: 50 });
-        merged.merge(&t);
-        merged.merge(&t);
+        merged.merge(&t).unwrap();
+        merged.merge(&t).unwrap();
         assert_eq!(merged.malformed()[0].count, 20);
     }
 }

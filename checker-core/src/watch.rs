@@ -7,10 +7,17 @@
 //! starts afresh, so a later change is seen as soon as its own evidence decides. A change
 //! of state, or of the expectation (re-read from `--expect-file` when the file changes),
 //! starts a new [`Period`]; the summary lists them all.
+//!
+//! The expectation file never judges in silence: unreadable or not an expectation at the
+//! start, the watch does not start ([`WatchError::ExpectFile`]); later, the last good
+//! expectation is kept, the tick after each change of the file says why
+//! ([`Tick::expect_file_error_is_new`]), and every interval judged on the kept one is
+//! marked ([`Tick::expect_file_error`]). The file is read bounded and without blocking
+//! ([`crate::expect_file`]), so signals and the duration always end the watch.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::expect::Expectation;
+use crate::expect_file::{self, ExpectFileError};
 use crate::observer::{ObserverError, RunObserver};
 use crate::sampler::{self, Sample, SamplerConfig, Timeouts};
 use crate::verdict::{Interval, Outcome, Settings, sequential};
@@ -60,8 +68,16 @@ pub struct Tick {
     pub intervals: BTreeMap<String, Interval>,
     /// The state after this interval.
     pub state: Agreement,
-    /// Set when the state changed in this interval (or the expectation did).
+    /// Set when the state changed in this interval, or the expectation did, or the
+    /// expectation file could not be used (several joined by "; ").
     pub event: Option<String>,
+    /// Set while the expectation file cannot be used: why, and the expectation kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_file_error: Option<String>,
+    /// Whether [`Tick::expect_file_error`] is new in this interval (the file changed
+    /// into something unusable): to say so once, e.g. on stderr.
+    #[serde(skip)]
+    pub expect_file_error_is_new: bool,
 }
 
 /// A span of the watch with one expectation and one state.
@@ -92,6 +108,10 @@ pub struct Watcher {
     periods: Vec<Period>,
     /// The event to show on the next tick after a change of expectation.
     expect_changed: Option<String>,
+    /// Why the expectation file cannot be used, while it cannot.
+    file_error: Option<String>,
+    /// Whether `file_error` is new since the last tick.
+    file_error_is_new: bool,
 }
 
 impl Watcher {
@@ -112,6 +132,8 @@ impl Watcher {
             state: Agreement::Undecided,
             evidence: BTreeMap::new(),
             expect_changed: None,
+            file_error: None,
+            file_error_is_new: false,
         }
     }
 
@@ -133,7 +155,28 @@ impl Watcher {
         self.state = Agreement::Undecided;
         self.evidence.clear();
         self.expect_changed = Some(format!("expectation now {}", self.expect_text));
+        self.file_error = None;
         self.start_period(at_s);
+    }
+
+    /// The expectation file holds the expectation in force again (after it could not be
+    /// used): the evidence goes on.
+    pub fn expect_file_usable(&mut self) {
+        if self.file_error.take().is_some() {
+            self.note(format!(
+                "expectation file usable again: {}",
+                self.expect_text
+            ));
+        }
+    }
+
+    /// The expectation file changed into something unusable: the current expectation is
+    /// kept, and the next tick says why (and so does every tick until it is fixed).
+    pub fn expect_file_failed(&mut self, error: &ExpectFileError) {
+        let text = format!("{error}; keeping {}", self.expect_text);
+        self.note(text.clone());
+        self.file_error = Some(text);
+        self.file_error_is_new = true;
     }
 
     /// Takes one interval's counts and errors, ending `at_s` seconds after the start.
@@ -172,14 +215,16 @@ impl Watcher {
         if let Some(state) = decided {
             self.evidence.clear();
             if state != self.state {
-                event = Some(
-                    match state {
-                        Agreement::Agrees if self.state == Agreement::Disagrees => "agrees again",
-                        Agreement::Agrees => "agrees",
-                        _ => "stopped agreeing",
-                    }
-                    .to_owned(),
-                );
+                let changed = match state {
+                    Agreement::Agrees if self.state == Agreement::Disagrees => "agrees again",
+                    Agreement::Agrees => "agrees",
+                    _ => "stopped agreeing",
+                };
+                // Said together with a change of expectation in the same interval.
+                event = Some(match event {
+                    Some(before) => format!("{before}; {changed}"),
+                    None => changed.to_owned(),
+                });
                 self.state = state;
                 // The deciding interval closes the old period; the new one starts after it.
                 self.start_period(at_s);
@@ -195,12 +240,17 @@ impl Watcher {
             intervals,
             state: self.state,
             event,
+            expect_file_error: self.file_error.clone(),
+            expect_file_error_is_new: std::mem::take(&mut self.file_error_is_new),
         }
     }
 
-    /// Shows `message` as the next tick's event.
+    /// Shows `message` as the next tick's event (after any event already due).
     pub fn note(&mut self, message: String) {
-        self.expect_changed = Some(message);
+        self.expect_changed = Some(match self.expect_changed.take() {
+            Some(before) => format!("{before}; {message}"),
+            None => message,
+        });
     }
 
     /// Every period so far, oldest first.
@@ -243,24 +293,19 @@ pub enum WatchError {
     /// The observer failed (e.g. the samples file cannot be written).
     #[error("{0}")]
     Observer(ObserverError),
+    /// The expectation file cannot be used at the start.
+    #[error("{0}")]
+    ExpectFile(ExpectFileError),
 }
 
-/// The expectation in `path` (`Err` says why not, for the next tick's event).
-fn read_expect(path: &PathBuf) -> Result<(Expectation, String), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let text = text.trim().to_owned();
-    text.parse::<Expectation>().map(|e| (e, text)).map_err(|e| {
-        format!(
-            "{} is not an expectation ({e}); keeping the current one",
-            path.display()
-        )
-    })
-}
+/// What identifies one version of a file: its modification time, length and inode
+/// (`None` while it cannot be looked at, e.g. deleted).
+type Stamp = Option<(SystemTime, u64, u64)>;
 
-/// The modification time of `path`, when readable.
-fn modified(path: &PathBuf) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
 /// Tells `observer` that `expect` holds from now on.
@@ -279,24 +324,14 @@ pub async fn run(
     observer: &dyn RunObserver,
     mut on_tick: impl FnMut(&Tick),
 ) -> Result<Vec<Period>, WatchError> {
-    let mut expect_mtime = None;
     let mut watcher = Watcher::new(config.expect.clone(), expect_text, config.settings);
-    // The expectation in force goes to the observer too (for `checker plot`); not
-    // the placeholder of an expectation file that could not be read yet.
-    let mut expect_known = config.expect_file.is_none();
+    let mut expect_stamp = None;
     if let Some(path) = &config.expect_file {
-        expect_mtime = modified(path);
-        match read_expect(path) {
-            Ok((e, text)) => {
-                watcher = Watcher::new(e, text, config.settings);
-                expect_known = true;
-            }
-            Err(why) => watcher.note(why),
-        }
+        expect_stamp = stamp(path);
+        let e = expect_file::read(path).map_err(WatchError::ExpectFile)?;
+        watcher = Watcher::new(e.clone(), e.to_string(), config.settings);
     }
-    if expect_known {
-        record_expect(observer, &watcher.expect_text)?;
-    }
+    record_expect(observer, &watcher.expect_text)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
     let sampling = stop.child_token();
     let sampler = tokio::spawn(sampler::run(
@@ -337,19 +372,20 @@ pub async fn run(
         }
         let at_s = start.elapsed().as_secs_f64();
         if let Some(path) = &config.expect_file
-            && let Some(mtime) = modified(path)
-            && Some(mtime) != expect_mtime
+            && stamp(path) != expect_stamp
         {
-            expect_mtime = Some(mtime);
-            match read_expect(path) {
-                Ok((e, text)) => {
+            expect_stamp = stamp(path);
+            match expect_file::read(path) {
+                Ok(e) if e == watcher.expect => watcher.expect_file_usable(),
+                Ok(e) => {
+                    let text = e.to_string();
                     if let Err(e) = record_expect(observer, &text) {
                         sampling.cancel();
                         return Err(e);
                     }
                     watcher.set_expect(e, text, at_s);
                 }
-                Err(why) => watcher.note(why),
+                Err(e) => watcher.expect_file_failed(&e),
             }
         }
         let at = crate::clock::rfc3339_micros(SystemTime::now());

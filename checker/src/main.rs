@@ -6,8 +6,7 @@ use std::process::ExitCode;
 mod cli;
 mod metrics_http;
 
-use clap::Parser;
-use cli::{Cli, LogFormat};
+use cli::LogFormat;
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -27,7 +26,7 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => match cli::parse_error(&e, &argv) {
             Some(message) => {

@@ -10,18 +10,10 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{BOUND, EchoServer, Guard, wait_output};
+use support::{BOUND, EchoServer, Guard, vm_hwm_kib, wait_output};
 
 /// The ceiling from the issue: 32 MiB.
 const LIMIT_KIB: u64 = 32 * 1024;
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 /// Runs the checker for `samples` samples, polling its peak RSS; returns (peak KiB, report).
 fn peak_of_run(samples: u64, deadline: Duration) -> (u64, serde_json::Value) {

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::{EchoServer, Guard, run_checker, wait_output};
+use support::{EchoServer, Guard, run_checker, vm_hwm_kib, wait_output};
 use test_support::fault::{Behaviour, FaultServer};
 
 /// The colour of the first version in the picture (the palette's first).
@@ -214,6 +214,33 @@ fn a_verify_run_through_the_echo_server_is_drawn_with_its_expected_steps() {
                 .iter()
                 .any(|t| t.starts_with("600 samples, 0 failed;"))
     );
+}
+
+#[test]
+/// The protocol allows `"` and `\` in a version; JSON escapes them in the samples file,
+/// and the plot reads them back (it once borrowed the string and could not).
+fn a_version_holding_quotes_and_backslashes_is_drawn_from_its_own_samples() {
+    let version = "a\"b\\c";
+    let server = FaultServer::start(vec![Behaviour::healthy(version, 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("samples.jsonl");
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &server.target(),
+        "--expect",
+        &format!("{version}=100"),
+        "--samples",
+        "200",
+        "--samples-out",
+        samples.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(assert_samples_valid(&samples).len(), 200);
+    let out = dir.path().join("quotes.svg");
+    let drawn = plot(&[samples.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(drawn.code, 0, "{drawn:?}");
+    Svg::read(&out).assert_has(&[&format!("{version} share")]);
 }
 
 #[test]
@@ -581,15 +608,6 @@ fn help_explains_the_panels_and_the_exit_codes() {
     }
 }
 
-/// Peak resident memory of a process, KiB (VmHWM), while it runs.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// Writes `n` sample lines (two versions 80/20, one in 200 failed, latency varying) over
 /// an hour, out of time order within each second as a concurrent sampler writes them.
 fn write_samples(path: &Path, n: u64) {
@@ -678,4 +696,25 @@ fn a_large_samples_file_plots_in_bounded_memory() {
 fn a_million_samples_plot_in_bounded_memory() {
     let peak = peak_of_plot(1_000_000);
     assert!(peak < PLOT_LIMIT_KIB, "peak {peak} KiB");
+}
+
+#[test]
+/// A real time before the epoch is told as such, not as "not an RFC 3339 UTC time".
+fn a_timestamp_before_the_epoch_is_named_for_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("old.jsonl");
+    std::fs::write(
+        &samples,
+        "{\"schema_version\":1,\"id\":0,\"timestamp\":\"0001-01-01T00:00:00Z\",\"address\":\"127.0.0.1:9\",\"version\":\"one\",\"connect_us\":5,\"reply_us\":9,\"error\":null}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("old.svg");
+    let run = plot(&[samples.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("\"0001-01-01T00:00:00Z\" is before 1970-01-01T00:00:00Z, the Unix epoch"),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("not an RFC 3339"), "{run:?}");
 }

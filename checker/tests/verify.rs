@@ -246,6 +246,88 @@ fn an_unexpected_version_fails_the_split() {
 }
 
 #[test]
+/// At 99.99% the intervals' confidence has two decimals, which one decimal would round
+/// to 100.0%.
+fn the_table_header_shows_the_confidence_with_enough_digits() {
+    let server = EchoServer::start("one", 1);
+    let run = verify(
+        &server.addr().to_string(),
+        "one=100,two=0",
+        &["--samples", "50", "--confidence", "99.99%"],
+    );
+    assert!(run.stdout.contains("INTERVAL (99.99%)"), "{run:?}");
+    assert!(!run.stdout.contains("INTERVAL (100.0%)"), "{run:?}");
+}
+
+#[test]
+/// `--flag -1` gets the flag's own sentence, as `--flag=-1` does, not "unexpected
+/// argument '-1'".
+fn a_negative_number_as_a_separate_argument_gets_the_flags_own_sentence() {
+    let verify_args = ["verify", "--target", "127.0.0.1:9", "--expect", "one=1"];
+    for (args, flag) in [
+        (&verify_args[..], "--hold"),
+        (&verify_args[..], "--samples"),
+        (&verify_args[..], "--concurrency"),
+        (&["rehearse"][..], "--replicas"),
+    ] {
+        for form in [
+            vec![flag.to_owned(), "-1".to_owned()],
+            vec![format!("{flag}=-1")],
+        ] {
+            let mut all: Vec<&str> = args.to_vec();
+            all.extend(form.iter().map(String::as_str));
+            let run = run_checker(&all);
+            assert_eq!(run.code, 2, "{all:?}: {run:?}");
+            assert!(
+                run.stderr.contains(&format!("\"-1\" for {flag}")),
+                "{all:?}: {run:?}"
+            );
+            assert!(!run.stderr.contains("unexpected argument"), "{run:?}");
+        }
+    }
+}
+
+#[test]
+/// A duration too long for a duration is told so, with the limit, not "must be longer
+/// than zero".
+fn a_duration_too_long_is_told_so_with_the_limit() {
+    let run = support::run_checker_env(
+        &["verify", "--target", "127.0.0.1:9", "--expect", "one=1"],
+        &[("CHECKER_DURATION", std::ffi::OsStr::new("1e99"))],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "invalid value \"1e99\" in the environment variable CHECKER_DURATION (for --duration): is too long: a duration must be shorter than 2^64 seconds"
+        ),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("longer than zero"), "{run:?}");
+}
+
+#[test]
+/// `--hold` opens every connection at once before sampling: capped, with the cap said.
+fn hold_is_capped_with_a_clear_sentence() {
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &support::closed_port().to_string(),
+        "--expect",
+        "one=1",
+        "--samples",
+        "5",
+        "--hold",
+        "100000",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("invalid value \"100000\" for --hold: must be a whole number from 1 to 1000"),
+        "{run:?}"
+    );
+}
+
+#[test]
 fn a_refusing_target_is_unreachable_exit_4() {
     let addr = support::closed_port();
     let run = verify(
@@ -675,6 +757,37 @@ fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> support::Run {
 }
 
 #[test]
+/// A target that accepts every connection is reachable: what went wrong after the
+/// accept is said (no reply, a reset, a close), in the verdict sentence and the text.
+fn a_target_that_accepts_then_never_answers_or_resets_is_not_called_unreachable() {
+    for (fault, says) in [
+        (
+            Fault::Silent,
+            "accepted every connection, then no reply came",
+        ),
+        (Fault::Reset, "accepted every connection, then reset it"),
+        (
+            Fault::CloseEarly,
+            "accepted every connection, then closed it without a reply",
+        ),
+    ] {
+        let server = FaultServer::start(fault);
+        let target = server.addr.to_string();
+        let extra = ["--samples", "20", "--reply-timeout", "200ms"];
+        let mut json = extra.to_vec();
+        json.extend(["--output", "json"]);
+        let run = verify(&target, "one=90,two=10", &json);
+        assert_eq!(run.code, 4, "{fault:?}: {run:?}");
+        let reason = run.json()["reason"].as_str().unwrap().to_owned();
+        assert!(reason.contains(says), "{fault:?}: {reason}");
+        assert!(!reason.contains("unreachable"), "{fault:?}: {reason}");
+        let text = verify(&target, "one=90,two=10", &extra);
+        assert!(text.stdout.contains(says), "{fault:?}: {text:?}");
+        assert!(!text.stdout.contains("unreachable"), "{fault:?}: {text:?}");
+    }
+}
+
+#[test]
 fn a_reply_in_another_format_is_named_not_called_unreachable() {
     let server = FaultServer::start(Fault::TabSeparated);
     let target = server.addr.to_string();
@@ -740,12 +853,22 @@ fn a_failed_json_write_still_prints_the_report_then_exits_2() {
 }
 
 #[test]
+/// The same file by any name: the same path, a `.` or `..` detour, or a symbolic link
+/// (dangling until the checker creates its target). Compared by device and inode after
+/// opening, not by spelling.
 fn json_and_samples_out_may_not_name_the_same_file() {
     let dir = tempfile::tempdir().unwrap();
-    let same = dir.path().join("out.json");
-    let same = same.to_str().unwrap();
-    let relative = format!("{}/./out.json", dir.path().display());
-    for other in [same, relative.as_str()] {
+    let d = dir.path().display();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("out3.json"), dir.path().join("link3.json"))
+        .unwrap();
+    let cases = [
+        (format!("{d}/out0.json"), format!("{d}/out0.json")),
+        (format!("{d}/out1.json"), format!("{d}/./out1.json")),
+        (format!("{d}/sub/../out2.json"), format!("{d}/out2.json")),
+        (format!("{d}/link3.json"), format!("{d}/out3.json")),
+    ];
+    for (json, samples) in &cases {
         let run = run_checker(&[
             "verify",
             "--target",
@@ -755,11 +878,11 @@ fn json_and_samples_out_may_not_name_the_same_file() {
             "--samples",
             "1",
             "--json",
-            same,
+            json,
             "--samples-out",
-            other,
+            samples,
         ]);
-        assert_eq!(run.code, 2, "{run:?}");
+        assert_eq!(run.code, 2, "{json} {samples}: {run:?}");
         assert!(run.stdout.is_empty(), "{run:?}");
         assert!(run.stderr.contains("--samples-out"), "{run:?}");
     }

@@ -3,6 +3,8 @@
 //! report/schema/watch.schema.json), the expectation changed through `--expect-file`
 //! while it runs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -133,4 +135,170 @@ fn watch_marks_disagreement_follows_the_expect_file_and_summarises_the_periods()
         .sum();
     assert!(recorded.lines().count() as u64 >= counted, "{counted}");
     assert!(counted > 0);
+}
+
+/// `checker watch --expect-file FILE` with `extra` arguments, stdout piped.
+fn watch_with_file(target: &str, file: &std::path::Path, extra: &[&str]) -> Guard {
+    let mut args = vec![
+        "watch",
+        "--target",
+        target,
+        "--expect-file",
+        file.to_str().unwrap(),
+        "--rate",
+        "200",
+        "--interval",
+        "100ms",
+    ];
+    args.extend_from_slice(extra);
+    let child = Command::new(checker())
+        .args(&args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Guard(child)
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_bad_missing_or_endless_expectation_file_at_start_is_a_usage_error_naming_it() {
+    let server = EchoServer::start("one", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "one=abc\n").unwrap();
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let cases = [
+        (bad.clone(), "\"abc\""),
+        (dir.path().join("missing"), "No such file"),
+        (std::path::PathBuf::from("/dev/zero"), "character device"),
+        (fifo.clone(), "FIFO"),
+    ];
+    for (file, says) in cases {
+        let guard = watch_with_file(&server.addr().to_string(), &file, &["--duration", "5s"]);
+        let (run, peak) = support::wait_output_measured(guard, Some(256 * 1024));
+        assert_eq!(run.code, 2, "{file:?}: {run:?}");
+        assert_eq!(
+            run.stdout, "",
+            "no line is judged without an expectation: {run:?}"
+        );
+        assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+        assert!(run.stderr.contains(file.to_str().unwrap()), "{run:?}");
+        assert!(
+            run.stderr.contains(says),
+            "{file:?}: no {says:?} in {run:?}"
+        );
+        assert!(peak < 64 * 1024, "{file:?}: {peak} KiB");
+    }
+}
+
+#[test]
+fn a_bad_expectation_file_later_keeps_the_last_good_one_says_so_once_and_marks_each_interval() {
+    let server = EchoServer::start("one", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("expect");
+    std::fs::write(&file, "one=100\n").unwrap();
+    let mut guard = watch_with_file(&server.addr().to_string(), &file, &["--duration", "100s"]);
+    let stdout = guard.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut ticks: Vec<Value> = Vec::new();
+    let mut next = || -> Value {
+        let line = lines.next().expect("a line before the end").unwrap();
+        let t: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        ticks.push(t.clone());
+        t
+    };
+    while next()["state"] != "agrees" {}
+    // A bad expectation: kept the last good one, every interval marked, the state kept.
+    std::fs::write(&file, "one=abc\n").unwrap();
+    let mut marked = 0;
+    while marked < 5 {
+        let t = next();
+        if t["expect_file_error"].is_string() {
+            marked += 1;
+            assert_eq!(t["expect"], "one=100", "{t}");
+            assert_eq!(t["state"], "agrees", "{t}");
+            assert!(
+                t["expect_file_error"].as_str().unwrap().contains("\"abc\""),
+                "{t}"
+            );
+        }
+    }
+    // A FIFO in its place: refused without blocking, the intervals go on.
+    std::fs::remove_file(&file).unwrap();
+    mkfifo(&file);
+    let mut marked = 0;
+    while marked < 5 {
+        let t = next();
+        if t["expect_file_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("FIFO"))
+        {
+            marked += 1;
+        }
+    }
+    // Fixed: the new expectation holds, the mark goes.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, "one=100,two=0\n").unwrap();
+    loop {
+        let t = next();
+        if t["expect"] == "one=100,two=0" {
+            assert!(t["expect_file_error"].is_null(), "{t}");
+            assert_eq!(t["event"], "expectation now one=100,two=0", "{t}");
+            break;
+        }
+    }
+    // Broken again, as a FIFO: the first SIGTERM still ends the watch with its summary.
+    std::fs::remove_file(&file).unwrap();
+    mkfifo(&file);
+    while !next()["expect_file_error"].is_string() {}
+    let pid = guard.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut rest = Vec::new();
+    for line in lines.by_ref() {
+        rest.push(line.unwrap());
+    }
+    let run = wait_output(guard);
+    assert!(
+        rest.last().is_some_and(|l| l.contains("\"summary\"")),
+        "{rest:?}"
+    );
+    let schema: Value = serde_json::from_str(report::watch::SCHEMA).unwrap();
+    for t in &ticks {
+        assert_valid_against(&schema, t);
+    }
+    // On stderr, once per change of the file: the bad text, the FIFO, the FIFO again
+    // (beside the log line of the signal).
+    let said: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("checker: "))
+        .collect();
+    assert_eq!(said.len(), 3, "{run:?}");
+    assert!(
+        said[0].contains("\"abc\"") && said[0].contains("keeping one=100"),
+        "{run:?}"
+    );
+    assert!(
+        said[1].contains("FIFO") && said[1].contains("keeping one=100"),
+        "{run:?}"
+    );
+    assert!(
+        said[2].contains("FIFO") && said[2].contains("keeping one=100,two=0"),
+        "{run:?}"
+    );
 }

@@ -3,8 +3,10 @@
 //!
 //! A duration is either a number with units, as humantime reads it (`500ms`, `1.5s`,
 //! `2m`, `1m30s`, `1h`), or a bare number of seconds, which may have a fraction
-//! (`5`, `1.5`). Surrounding spaces are ignored. Negative, infinite and not-a-number
-//! values are refused.
+//! (`5`, `1.5`), shorter than 2^64 seconds (what a duration holds). Surrounding spaces
+//! are ignored.
+//! Negative, too long, infinite and not-a-number values are refused, each with its own
+//! reason.
 
 use std::time::Duration;
 
@@ -12,22 +14,59 @@ use std::time::Duration;
 pub const RULE: &str =
     "a duration such as 500ms, 1.5s, 2m or 1m30s, or a bare number of seconds (fractions allowed)";
 
-/// Parses a duration by the crate's rule; the error is the end of a sentence naming the
-/// flag (`must be ...`), without the value, which each binary shows its own way.
-pub fn parse(text: &str) -> Result<Duration, String> {
+/// Why a duration is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// Less than zero.
+    Negative,
+    /// As long as 2^64 seconds or longer: more than a duration holds.
+    TooLong,
+}
+
+/// The end of the sentence for a duration of 2^64 seconds or more.
+fn too_long() -> String {
+    "is too long: a duration must be shorter than 2^64 seconds (about 584 billion years)".to_owned()
+}
+
+/// Parses `text`, saying why not.
+fn read(text: &str) -> Result<Duration, Result<Refused, String>> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds)
-            .map_err(|_| "must be a duration of zero or more seconds".to_owned());
+        if seconds.is_nan() {
+            return Err(Err(format!("must be {RULE}")));
+        }
+        if seconds < 0.0 {
+            return Err(Ok(Refused::Negative));
+        }
+        return Duration::try_from_secs_f64(seconds).map_err(|_| Ok(Refused::TooLong));
     }
-    humantime::parse_duration(text).map_err(|e| format!("must be {RULE} ({e})"))
+    match humantime::parse_duration(text) {
+        Ok(d) => Ok(d),
+        Err(humantime::DurationError::NumberOverflow) => Err(Ok(Refused::TooLong)),
+        Err(e) => Err(Err(format!("must be {RULE} ({e})"))),
+    }
+}
+
+/// Parses a duration by the crate's rule; the error is the end of a sentence naming the
+/// flag (`must be ...`, `is too long: ...`), without the value, which each binary shows
+/// its own way.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    read(text).map_err(|why| match why {
+        Ok(Refused::Negative) => "must be a duration of zero or more seconds".to_owned(),
+        Ok(Refused::TooLong) => too_long(),
+        Err(why) => why,
+    })
 }
 
 /// Parses a duration longer than zero (see [`parse`]).
 pub fn parse_positive(text: &str) -> Result<Duration, String> {
-    match parse(text) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err("must be a duration longer than zero, such as 30s, 2m or 1.5".to_owned()),
+    let zero = || "must be a duration longer than zero, such as 30s, 2m or 1.5".to_owned();
+    match read(text) {
+        Ok(d) if d.is_zero() => Err(zero()),
+        Ok(d) => Ok(d),
+        Err(Ok(Refused::Negative)) => Err(zero()),
+        Err(Ok(Refused::TooLong)) => Err(too_long()),
+        Err(Err(why)) => Err(why),
     }
 }
 
@@ -48,10 +87,29 @@ mod tests {
 
     #[test]
     fn nonsense_and_negative_values_are_refused() {
-        for bad in ["-1", "-1s", "soon", "", "NaN", "inf", "5 parsecs"] {
+        for bad in ["-1", "-1s", "soon", "", "NaN", "5 parsecs"] {
             let e = parse(bad).expect_err(bad);
             assert!(e.starts_with("must be a duration"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn too_long_is_said_with_the_limit() {
+        let said = Err(
+            "is too long: a duration must be shorter than 2^64 seconds (about 584 billion years)"
+                .to_owned(),
+        );
+        for bad in [
+            "1e99",
+            "inf",
+            "18446744073709551616",
+            "99999999999999999999999s",
+        ] {
+            assert_eq!(parse(bad), said, "{bad}");
+            assert_eq!(parse_positive(bad), said, "{bad}");
+        }
+        // Absurd but representable: the echo server saturates such timeouts.
+        assert!(parse_positive("500000000y").is_ok());
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! [`duration`] and [`boolean`] need nothing but the standard library and humantime, so a
 //! library that reads user text (a threshold's `20ms`) uses the same rule. The
 //! command-line parts are behind features the binaries turn on: `clap` for
-//! [`bad_value`], `signals` for [`signals`] (tokio).
+//! [`bad_value`] and [`negative_numbers`], `signals` for [`signals`] (tokio).
 
 #[cfg(feature = "clap")]
 pub mod bad_value;
 pub mod boolean;
 pub mod duration;
+#[cfg(feature = "clap")]
+pub mod negative_numbers;
 #[cfg(feature = "signals")]
 pub mod signals;

@@ -204,6 +204,14 @@ impl Cli {
     }
 }
 
+/// Parses the process's command line, a negative number taken as a separate argument
+/// by every flag (see [`cli_support::negative_numbers`]).
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut matches = cli_support::negative_numbers::allowed(Cli::command()).try_get_matches()?;
+    Cli::from_arg_matches_mut(&mut matches)
+}
+
 /// The one sentence for a command-line error; a bad value names its flag, or its
 /// environment variable when it came from there.
 pub fn argument_error(err: &clap::Error) -> String {

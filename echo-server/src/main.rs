@@ -6,14 +6,13 @@ mod cli;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
 use cli::{Cli, LogFormat, argument_error, config_error};
 use cli_support::signals::{Signals, Stop};
 use echo_server::{Config, EXIT_FAILURE, EXIT_USAGE, Server, ServerHandle, descriptors};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(err)
             if matches!(

@@ -350,6 +350,17 @@ fn negative_numbers_get_the_same_sentence_as_other_out_of_range_values() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         String::from_utf8_lossy(&out.stderr).trim().to_owned()
     };
+    // Durations too: `--idle-timeout -1` said "unexpected argument '-1'".
+    for flag in ["--idle-timeout", "--admin-idle-timeout", "--drain-delay"] {
+        let separate = message(&[flag, "-1"]);
+        let joined = message(&[&format!("{flag}=-1")]);
+        assert_eq!(separate, joined, "{flag}");
+        assert!(
+            separate.contains(flag) && separate.contains("must be"),
+            "{separate}"
+        );
+        assert!(!separate.contains("unexpected argument"), "{separate}");
+    }
     for flag in ["--max-connections", "--max-line", "--threads"] {
         let zero_or_huge = if flag == "--threads" { "100000" } else { "0" };
         let out_of_range = message(&[flag, zero_or_huge]);

@@ -8,6 +8,7 @@ use checker_core::verdict::figures::{duration_us, parse_key};
 use checker_core::verify::Verification;
 
 use crate::table::{mark, outcome_word as word, table};
+use protocol::escape;
 
 /// A metric's value: a rate as a percentage, a latency shortened.
 fn value(m: &MetricComparison, v: Option<f64>) -> String {
@@ -36,8 +37,8 @@ pub fn render(report: &Verification) -> String {
             out,
             "\n{} canary {} against stable {} (each metric at {:.2}% confidence; {} errors no reply attributes to a version count in the error budget only)",
             mark(c.outcome),
-            c.canary,
-            c.stable,
+            escape(&c.canary),
+            escape(&c.stable),
             c.per_metric_confidence * 100.0,
             c.unattributed_errors
         );
@@ -70,7 +71,13 @@ pub fn render(report: &Verification) -> String {
     if !h.thresholds.is_empty() {
         out.push_str("\nthresholds:\n");
         for t in &h.thresholds {
-            let _ = writeln!(out, "  {} {} ({})", mark(t.outcome), t.expression, t.shown);
+            let _ = writeln!(
+                out,
+                "  {} {} ({})",
+                mark(t.outcome),
+                escape(&t.expression),
+                t.shown
+            );
         }
     }
     if let Some(b) = &h.baseline {
@@ -78,7 +85,7 @@ pub fn render(report: &Verification) -> String {
             out,
             "\n{} against the baseline {}:",
             mark(b.outcome),
-            b.source
+            escape(&b.source)
         );
         let mut rows = vec![
             ["FIGURE", "BASELINE", "NOW", "CHANGE", "MARGIN", "VERDICT"]
@@ -89,7 +96,7 @@ pub fn render(report: &Verification) -> String {
             let metric = parse_key(&f.figure).ok().map(|(_, m)| m);
             let show = |v: f64| metric.map_or_else(|| format!("{v}"), |m| m.show(v));
             rows.push(vec![
-                f.figure.clone(),
+                escape(&f.figure),
                 show(f.baseline),
                 f.current.map_or("-".to_owned(), show),
                 f.shown.clone(),

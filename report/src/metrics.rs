@@ -386,6 +386,8 @@ mod tests {
                 .collect(),
             state,
             event: None,
+            expect_file_error: None,
+            expect_file_error_is_new: false,
         }
     }
 

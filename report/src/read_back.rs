@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::json::SCHEMA_VERSION;
+use checker_core::input_file::{self, InputError};
 use checker_core::sampler::StopReason;
 use checker_core::snapshot::{SnapshotError, TallySnapshot};
 use checker_core::verdict::health::HealthRules;
@@ -50,19 +51,31 @@ pub struct HealthFile {
     pub rules: HealthRules,
 }
 
+/// The largest report read back, bytes. A real report is small: 15.6 KB for a run of
+/// 100,000 samples of one version (its two histograms about 5 KB of base64 each), so
+/// about 350 KB for the most versions a report holds (33); 16 MiB is over 40 times
+/// that. (Only a report whose 66 histograms each used all 23,552 counts with distinct
+/// values, billions of samples spread over 1 us to 1 h, could come near it.)
+pub const MAX_REPORT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A path as shown in a message: escaped, since a directory's file names are input too.
+fn shown(path: &Path) -> String {
+    protocol::escape(path.as_os_str().as_encoded_bytes())
+}
+
 /// Why a report cannot be read back.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The file cannot be read.
-    #[error("cannot read the report {path}: {source}")]
+    /// The file cannot be read (missing, not a regular file, too large).
+    #[error("cannot read the report {}: {source}", shown(.path))]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// Why.
+        source: InputError,
     },
     /// The file is not a checker JSON report of this layout.
-    #[error("{path} is not a checker JSON report with histograms: {source}")]
+    #[error("{} is not a checker JSON report with histograms: {source}", shown(.path))]
     Json {
         /// The file.
         path: PathBuf,
@@ -70,25 +83,51 @@ pub enum LoadError {
         source: serde_json::Error,
     },
     /// The layout version differs.
-    #[error("{path} has layout version {found}; this checker reads version {SCHEMA_VERSION}")]
+    #[error("{} has layout version {found}; this checker reads version {SCHEMA_VERSION}", shown(.path))]
     Version {
         /// The file.
         path: PathBuf,
         /// Its version.
         found: u32,
     },
-    /// The tally cannot be rebuilt.
-    #[error("the report {path} cannot be read back: {source}")]
+    /// The tally cannot be rebuilt, or a field disagrees with the rest.
+    #[error("the report {} cannot be read back: {source}", shown(.path))]
     Snapshot {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// Why, naming the field.
         source: SnapshotError,
+    },
+    /// The same file was given twice (by two names, or inside a directory and alone).
+    #[error(
+        "{} is {} again: a report given twice would count its samples twice; give each report once", shown(.second), shown(.first)
+    )]
+    Twice {
+        /// Where it was named first.
+        first: PathBuf,
+        /// Where it was named again.
+        second: PathBuf,
+    },
+    /// Two files hold the same run (a copy).
+    #[error(
+        "{} holds the same run as {} (the same start, target and tally): a copy would count its samples twice; give each report once", shown(.second), shown(.first)
+    )]
+    Copy {
+        /// The first file.
+        first: PathBuf,
+        /// The copy.
+        second: PathBuf,
     },
 }
 
-/// Parses a report document from `text` (read from `path`).
+/// Parses a report document from `text` (read from `path`), checking its tally (see
+/// [`checker_core::snapshot::check`]).
 pub fn parse(path: &Path, text: &str) -> Result<RecordedRun, LoadError> {
+    parse_keeping(path, text).map(|(run, _)| run)
+}
+
+/// [`parse`], also returning the tally as the file holds it (to compare runs).
+fn parse_keeping(path: &Path, text: &str) -> Result<(RecordedRun, TallySnapshot), LoadError> {
     let file: ReportFile = serde_json::from_str(text).map_err(|source| LoadError::Json {
         path: path.to_owned(),
         source,
@@ -99,14 +138,19 @@ pub fn parse(path: &Path, text: &str) -> Result<RecordedRun, LoadError> {
             found: file.schema_version,
         });
     }
-    let tally = file
-        .tally
-        .to_tally()
-        .map_err(|source| LoadError::Snapshot {
-            path: path.to_owned(),
-            source,
-        })?;
-    Ok(RecordedRun {
+    let snapshot_error = |source| LoadError::Snapshot {
+        path: path.to_owned(),
+        source,
+    };
+    if file.elapsed_s.is_nan() || file.elapsed_s < 0.0 {
+        return Err(snapshot_error(SnapshotError::Field {
+            field: "elapsed_s".to_owned(),
+            why: format!("is {}, not a number of seconds", file.elapsed_s),
+        }));
+    }
+    let prefer: Vec<&str> = file.inputs.expect.iter().map(|e| e.name.as_str()).collect();
+    let back = file.tally.read_back(&prefer).map_err(snapshot_error)?;
+    let run = RecordedRun {
         path: path.to_owned(),
         inputs: file.inputs,
         times: Times {
@@ -117,17 +161,53 @@ pub fn parse(path: &Path, text: &str) -> Result<RecordedRun, LoadError> {
         stop_reason: file.stop_reason,
         local_readings: file.errors.local_readings,
         health_rules: file.health.rules,
-        tally,
+        tally: back.tally,
+        folded: back.folded,
+    };
+    Ok((run, file.tally))
+}
+
+/// The text of the report at `path`: a regular file of at most [`MAX_REPORT_BYTES`].
+fn read_text(path: &Path) -> Result<String, LoadError> {
+    input_file::read_text_bounded(path, MAX_REPORT_BYTES, "one report").map_err(|source| {
+        LoadError::Read {
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 
 /// Reads the report at `path`.
 pub fn load(path: &Path) -> Result<RecordedRun, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse(path, &text)
+    parse(path, &read_text(path)?)
+}
+
+/// Reads the reports at `paths` for one merge, refusing one counted twice: the same file
+/// by two names, or a copy (the same start, target and tally).
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<RecordedRun>, LoadError> {
+    let mut seen: Vec<(Option<PathBuf>, RecordedRun, TallySnapshot)> = Vec::new();
+    for path in paths {
+        let canonical = std::fs::canonicalize(path).ok();
+        if let Some(first) = seen.iter().find(|(c, ..)| c.is_some() && *c == canonical) {
+            return Err(LoadError::Twice {
+                first: first.1.path.clone(),
+                second: path.clone(),
+            });
+        }
+        let (run, snapshot) = parse_keeping(path, &read_text(path)?)?;
+        if let Some(first) = seen.iter().find(|(_, r, s)| {
+            r.times.started_at == run.times.started_at
+                && r.inputs.target == run.inputs.target
+                && *s == snapshot
+        }) {
+            return Err(LoadError::Copy {
+                first: first.1.path.clone(),
+                second: path.clone(),
+            });
+        }
+        seen.push((canonical, run, snapshot));
+    }
+    Ok(seen.into_iter().map(|(_, run, _)| run).collect())
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use checker_core::sampler::{ErrorClass, StopReason};
 use checker_core::verdict::Outcome;
 use checker_core::verify::Verification;
+use protocol::escape;
 
 /// The verdict line when a health check decides it (the split and the errors pass).
 fn health_reason(v: &Verification) -> Option<String> {
@@ -13,7 +14,8 @@ fn health_reason(v: &Verification) -> Option<String> {
     match v.judgement.health.outcome {
         Outcome::Fail => Some(format!(
             "FAIL on health: the split passes, but {}",
-            v.judgement.health.failures().join("; ")
+            // Names, expressions and a baseline's path are input.
+            escape(v.judgement.health.failures().join("; "))
         )),
         Outcome::Inconclusive => {
             let c = v.judgement.health.comparison.as_ref()?;
@@ -25,8 +27,8 @@ fn health_reason(v: &Verification) -> Option<String> {
                 .collect();
             Some(format!(
                 "INCONCLUSIVE: the split passes, but the comparison of {} with {} cannot decide ({})",
-                c.canary,
-                c.stable,
+                escape(&c.canary),
+                escape(&c.stable),
                 why.join("; ")
             ))
         }
@@ -52,6 +54,31 @@ pub fn reason(v: &Verification) -> String {
     reason
 }
 
+/// When every sample failed after its connection was accepted (no refusal, no connect
+/// timeout, no other failure), what the target did then, from the main such failure.
+fn accepted_then(r: &Verification) -> Option<&'static str> {
+    let after_accept = [
+        ErrorClass::ReplyTimeout,
+        ErrorClass::Reset,
+        ErrorClass::ClosedBeforeReply,
+    ];
+    let before = r
+        .judgement
+        .errors
+        .by_class
+        .iter()
+        .any(|(c, n)| *n > 0 && !after_accept.contains(c));
+    if before {
+        return None;
+    }
+    match r.main_error()? {
+        ErrorClass::ReplyTimeout => Some("no reply came"),
+        ErrorClass::Reset => Some("reset it"),
+        ErrorClass::ClosedBeforeReply => Some("closed it without a reply"),
+        _ => None,
+    }
+}
+
 fn outcome_reason(r: &Verification) -> String {
     let pct = |x: f64| format!("{:.1}%", x * 100.0);
     let errors = &r.judgement.errors;
@@ -68,6 +95,14 @@ fn outcome_reason(r: &Verification) -> String {
              replies were not `<version> <the line sent>` (e.g. {}), and no sample was attributed",
             r.attempted,
             examples.join(", ")
+        );
+    }
+    if errors.unreachable
+        && let Some(after) = accepted_then(r)
+    {
+        return format!(
+            "FAIL on errors: the target accepted every connection, then {after}: all {} samples failed (mostly {main})",
+            r.attempted
         );
     }
     if errors.unreachable {
@@ -106,7 +141,7 @@ fn outcome_reason(r: &Verification) -> String {
                 .map(|v| {
                     format!(
                         "{} answered {} of {} ({}, interval {}..{}, band {}..{}): {}",
-                        v.name,
+                        escape(&v.name),
                         v.count,
                         r.judgement.split.total,
                         pct(v.share),
@@ -124,8 +159,8 @@ fn outcome_reason(r: &Verification) -> String {
             let more = pick(Outcome::Inconclusive)
                 .filter_map(|v| v.more_samples)
                 .max();
-            let names: Vec<&str> = pick(Outcome::Inconclusive)
-                .map(|v| v.name.as_str())
+            let names: Vec<String> = pick(Outcome::Inconclusive)
+                .map(|v| escape(&v.name))
                 .collect();
             let names = names.join(", ");
             match more {

@@ -151,6 +151,20 @@ impl SamplesFile {
         })
     }
 
+    /// Whether `other` is open on this very file (the same device and inode), whatever
+    /// the names they were opened by: `sub/../x`, a symbolic link.
+    pub fn is_same_file(&self, other: &File) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let ours = match lock(&self.out).as_ref() {
+            Some(out) => out.out.get_ref().metadata(),
+            None => return false,
+        };
+        match (ours, other.metadata()) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+
     fn error(&self, source: io::Error) -> ObserverError {
         Box::new(SamplesError {
             path: self.path.clone(),

@@ -35,6 +35,28 @@ pub fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
+/// A confidence as a percentage with as many decimals as it takes not to round to 100%
+/// (or 0%), at least one: `99.5%`, `99.0%`, `99.99%`, `99.995%` (never `100.0%` for less).
+pub fn confidence_pct(x: f64) -> String {
+    let scaled = x * 100.0;
+    let mut shown = format!("{scaled:.1}");
+    for decimals in 1..=12 {
+        shown = format!("{scaled:.decimals$}");
+        let back: f64 = shown.parse().unwrap_or(scaled);
+        let rounded_up = x < 1.0 && back >= 100.0;
+        let rounded_down = x > 0.0 && back <= 0.0;
+        if !rounded_up && !rounded_down {
+            break;
+        }
+    }
+    if let Some((whole, fraction)) = shown.split_once('.') {
+        let fraction = fraction.trim_end_matches('0');
+        let fraction = if fraction.is_empty() { "0" } else { fraction };
+        shown = format!("{whole}.{fraction}");
+    }
+    format!("{shown}%")
+}
+
 /// Lays out rows as left-aligned columns two spaces apart, without trailing spaces.
 pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -67,6 +89,17 @@ pub fn table(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_confidence_never_rounds_to_100_percent() {
+        assert_eq!(confidence_pct(0.995), "99.5%");
+        assert_eq!(confidence_pct(0.99), "99.0%");
+        assert_eq!(confidence_pct(0.9999), "99.99%");
+        assert_eq!(confidence_pct(0.99995), "99.995%");
+        assert_eq!(confidence_pct(0.999_999_5), "99.9999%");
+        assert_eq!(confidence_pct(1.0), "100.0%");
+        assert_eq!(confidence_pct(0.00001), "0.001%");
+    }
 
     #[test]
     fn table_pads_by_characters_not_bytes() {

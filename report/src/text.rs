@@ -4,11 +4,13 @@ use std::fmt::Write;
 
 use checker_core::hold::{EXCHANGE_EVERY, HeldReport};
 use checker_core::sampler::StopReason;
+use checker_core::tally::{MAX_TRACKED_VERSIONS, OTHER_VERSIONS};
 use checker_core::verdict::figures::duration_us;
 use checker_core::verdict::{Outcome, Plan};
 use checker_core::verify::{LatencySummary, Verification};
 
-use crate::table::{mark, outcome_word, p_value, pct, table};
+use crate::table::{confidence_pct, mark, outcome_word, p_value, pct, table};
+use protocol::escape;
 
 fn percentiles(l: &LatencySummary) -> String {
     if l.count == 0 {
@@ -81,7 +83,10 @@ pub fn settle_line(s: &checker_core::verify::SettleSummary) -> String {
             let shares: Vec<String> = w
                 .counts
                 .iter()
-                .map(|(name, c)| format!("{name} {:.0}%", 100.0 * *c as f64 / total.max(1) as f64))
+                .map(|(name, c)| {
+                    let share = 100.0 * *c as f64 / total.max(1) as f64;
+                    format!("{} {share:.0}%", escape(name))
+                })
                 .collect();
             shares.join(" ")
         })
@@ -136,7 +141,31 @@ pub fn sequential_plan_line(plan: &Plan, batch: u64, max_samples: u64) -> String
     )
 }
 
+/// The clause saying which versions were counted as other versions (`count` of them,
+/// `examples` the first few names): "4968 versions beyond the 32 tracked by name are
+/// counted as "other versions" (v1, v10, v100 and 4965 more)".
+pub fn folded_clause(count: usize, examples: &[&str]) -> String {
+    let shown: Vec<String> = examples.iter().take(3).map(protocol::escape).collect();
+    let more = count.saturating_sub(shown.len());
+    let list = if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    };
+    format!(
+        "{count} versions beyond the {MAX_TRACKED_VERSIONS} tracked by name are counted as \"{OTHER_VERSIONS}\" ({list})"
+    )
+}
+
+/// The line `checker merge` prints before its report when versions were folded.
+pub fn folded_line(folded: &std::collections::BTreeSet<String>) -> String {
+    let examples: Vec<&str> = folded.iter().map(String::as_str).collect();
+    format!("merge: {}\n", folded_clause(folded.len(), &examples))
+}
+
 /// Renders the whole human report (the plan is printed separately, before sampling).
+/// Every string that came from input (the target, names, a baseline's path) is escaped
+/// through [`protocol::escape`]; malformed replies are kept escaped from the start.
 pub fn render(report: &Verification) -> String {
     let judged = &report.judgement;
     let mut out = String::new();
@@ -144,13 +173,13 @@ pub fn render(report: &Verification) -> String {
     let expect: Vec<String> = i
         .expect
         .iter()
-        .map(|e| format!("{}={}", e.name, e.weight))
+        .map(|e| format!("{}={}", escape(&e.name), e.weight))
         .collect();
     let _ = writeln!(
         out,
         "target {} ({}), expected {}, {} samples in {:.1}s",
-        i.target,
-        i.addresses.join(", "),
+        escape(&i.target),
+        escape(i.addresses.join(", ")),
         expect.join(","),
         report.attempted,
         report.times.elapsed_s
@@ -183,7 +212,10 @@ pub fn render(report: &Verification) -> String {
         "VERSION".to_owned(),
         "EXPECTED".to_owned(),
         "OBSERVED".to_owned(),
-        format!("INTERVAL ({})", pct(judged.split.per_version_confidence)),
+        format!(
+            "INTERVAL ({})",
+            confidence_pct(judged.split.per_version_confidence)
+        ),
         "BAND".to_owned(),
         "VERDICT".to_owned(),
         "COUNT".to_owned(),
@@ -193,7 +225,7 @@ pub fn render(report: &Verification) -> String {
     for v in &judged.split.versions {
         let lat = report.latency.get(&v.name);
         rows.push(vec![
-            v.name.clone(),
+            escape(&v.name),
             if v.was_expected {
                 pct(v.expected)
             } else {
@@ -211,7 +243,13 @@ pub fn render(report: &Verification) -> String {
     out.push_str(&table(&rows));
     for v in &judged.split.versions {
         if v.outcome != Outcome::Pass {
-            let _ = write!(out, "  {} {}: {}", mark(v.outcome), v.name, v.reason);
+            let _ = write!(
+                out,
+                "  {} {}: {}",
+                mark(v.outcome),
+                escape(&v.name),
+                v.reason
+            );
             if let Some(n) = v.more_samples {
                 let _ = write!(out, " (about {n} more connections would decide)");
             }

@@ -9,20 +9,27 @@ use serde::Serialize;
 use checker_core::watch::{Agreement, Period, Tick};
 
 use crate::table::pct;
+use protocol::escape;
 
-/// One interval as a terminal line (without its newline).
+/// One interval as a terminal line (without its newline). Names come from replies and
+/// the expectation from a file: escaped (see [`protocol::escape`]).
 pub fn tick_line(t: &Tick) -> String {
     let total: u64 = t.window.values().sum();
     let mut line = format!("{:>7.1}s ", t.elapsed_s);
     for (name, count) in &t.window {
-        let _ = write!(line, " {name} {}", pct(*count as f64 / total.max(1) as f64));
+        let _ = write!(
+            line,
+            " {} {}",
+            escape(name),
+            pct(*count as f64 / total.max(1) as f64)
+        );
     }
     if t.errors > 0 {
         let _ = write!(line, "  errors {}", t.errors);
     }
     let _ = write!(line, "  | running ({} samples):", t.evidence);
     for (name, i) in &t.intervals {
-        let _ = write!(line, " {name} {}..{}", pct(i.low), pct(i.high));
+        let _ = write!(line, " {} {}..{}", escape(name), pct(i.low), pct(i.high));
     }
     let state = match t.state {
         Agreement::Undecided => "? undecided",
@@ -31,7 +38,17 @@ pub fn tick_line(t: &Tick) -> String {
     };
     let _ = write!(line, "  {state}");
     if let Some(event) = &t.event {
+        // Made of escaped parts (names, the file's name and text).
         let _ = write!(line, "  <- {event}");
+    }
+    if t.expect_file_error.is_some() && !t.expect_file_error_is_new {
+        // Each interval judged on a kept expectation is marked; the first (its event)
+        // says why.
+        let _ = write!(
+            line,
+            "  ⚠ judged on the kept expectation {}",
+            escape(&t.expect)
+        );
     }
     line
 }
@@ -44,14 +61,14 @@ pub fn summary_text(periods: &[Period]) -> String {
         let shares: Vec<String> = p
             .counts
             .iter()
-            .map(|(n, c)| format!("{n} {}", pct(*c as f64 / total.max(1) as f64)))
+            .map(|(n, c)| format!("{} {}", escape(n), pct(*c as f64 / total.max(1) as f64)))
             .collect();
         let _ = writeln!(
             out,
             "  {:>7.1}s .. {:>7.1}s  expect {}  {:?}  {} samples ({}), {} errors",
             p.from_s,
             p.to_s,
-            p.expect,
+            escape(&p.expect),
             p.state,
             total,
             shares.join(" "),

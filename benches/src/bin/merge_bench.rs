@@ -134,7 +134,8 @@ fn main() -> ExitCode {
     let mut times = Vec::new();
     for _ in 0..args.rounds.max(1) {
         let start = Instant::now();
-        let loaded: Result<Vec<_>, _> = paths.iter().map(|p| read_back::load(p)).collect();
+        // As `checker merge` reads them: checked, duplicates refused.
+        let loaded = read_back::load_all(&paths);
         let merged = match loaded
             .map_err(|e| e.to_string())
             .and_then(|l| merge::merge(&l).map_err(|e| e.to_string()))

@@ -353,4 +353,7 @@ pub struct RecordedRun {
     pub health_rules: HealthRules,
     /// Everything counted.
     pub tally: Tally,
+    /// The versions counted as other versions when it was read back (more than
+    /// [`crate::tally::MAX_TRACKED_VERSIONS`] were named), by name.
+    pub folded: Vec<String>,
 }

@@ -100,13 +100,19 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
 /// Reads back a verify report named on the command line (`--baseline`, `plot --report`,
 /// `merge`'s files); a file that is not one says which of verify's flags write one.
 pub fn load_report(path: &Path) -> Result<RecordedRun, String> {
-    read_back::load(path).map_err(|e| match e {
+    read_back::load(path).map_err(report_error)
+}
+
+/// A report that cannot be read back, as the user is told: a file that is not one says
+/// which of verify's flags write one.
+pub fn report_error(e: LoadError) -> String {
+    match e {
         LoadError::Json { path, source } => format!(
             "{} is not a checker JSON report with histograms (written by `checker verify --output json` or --json): {source}",
-            path.display()
+            protocol::escape(path.as_os_str().as_encoded_bytes())
         ),
         e => e.to_string(),
-    })
+    }
 }
 
 /// Parses a yes/no value by the rule both binaries share: see [`cli_support::boolean`].

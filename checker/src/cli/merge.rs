@@ -33,7 +33,8 @@ pub struct MergeArgs {
 }
 
 /// The report files named by `paths`: files as given, directories as their `*.json`
-/// files in name order.
+/// entries in name order (whatever they are: one that is no report, a FIFO or a loop of
+/// symbolic links say, is named by the reader rather than skipped in silence).
 fn report_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for path in paths {
@@ -45,7 +46,7 @@ fn report_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             .map_err(|e| format!("cannot list the directory {}: {e}", path.display()))?;
         let mut inside: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| !p.is_dir() && p.extension().is_some_and(|x| x == "json"))
             .collect();
         if inside.is_empty() {
             return Err(format!(
@@ -65,17 +66,18 @@ pub fn run(args: &MergeArgs) -> i32 {
         Ok(files) => files,
         Err(e) => return fail(&e, exit::USAGE),
     };
-    let mut loaded = Vec::with_capacity(files.len());
-    for path in &files {
-        match super::args::load_report(path) {
-            Ok(r) => loaded.push(r),
-            Err(e) => return fail(&e, exit::USAGE),
-        }
-    }
+    let loaded = match report::read_back::load_all(&files).map_err(super::args::report_error) {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(&e, exit::USAGE),
+    };
     let merged = match merge::merge(&loaded) {
         Ok(merged) => merged,
         Err(e) => return fail(&e, exit::USAGE),
     };
+    let folded = merge::folded_versions(&loaded, &merged);
+    if !folded.is_empty() {
+        output::note(args.output, &report::text::folded_line(&folded));
+    }
     output::print_as(args.output, &args.junit, &Shown::Verification(&merged));
     merged.exit_code()
 }

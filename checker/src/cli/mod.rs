@@ -64,6 +64,21 @@ pub enum Command {
     Lint(lint::LintArgs),
 }
 
+/// The command line as parsed: [`Cli`]'s, every flag that takes a value also taking one
+/// that starts with `-` when it is a number, so that `--hold -1` reaches the flag's own
+/// parser and its sentence (as `--hold=-1` does) instead of "unexpected argument '-1'".
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    cli_support::negative_numbers::allowed(Cli::command())
+}
+
+/// Parses the process's command line by [`command`].
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut matches = command().try_get_matches()?;
+    Cli::from_arg_matches_mut(&mut matches)
+}
+
 /// Turns a command-line parse error into the message and exit code the user sees.
 ///
 /// Help and version requests and structural errors keep clap's own output. A value
@@ -92,8 +107,33 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    /// `--flag -1` must reach the flag's own parser (and its sentence), not read as an
+    /// unknown flag "-1": every flag that takes a value, in every subcommand, accepts a
+    /// value starting with `-` as `--flag=-1` does.
+    #[test]
+    fn every_flag_with_a_value_takes_a_negative_number_as_a_separate_argument() {
+        let mut command = command();
+        command.build();
+        let mut missing = Vec::new();
+        for sub in command.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let takes_value = arg.get_action().takes_values();
+                if !takes_value || arg.is_positional() || !arg.get_possible_values().is_empty() {
+                    continue;
+                }
+                if !(arg.is_allow_negative_numbers_set() || arg.is_allow_hyphen_values_set()) {
+                    missing.push(format!(
+                        "{} --{}",
+                        sub.get_name(),
+                        arg.get_long().unwrap_or("?")
+                    ));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
     }
 
     #[test]

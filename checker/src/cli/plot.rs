@@ -64,8 +64,13 @@ pub struct PlotArgs {
 fn report_span(path: &Path) -> Result<(Span, f64), String> {
     let run = load_report(path)?;
     let time = |text: &str, what: &str| {
-        checker_core::clock::unix_seconds(text)
-            .ok_or_else(|| format!("the report {} has no RFC 3339 {what} time", path.display()))
+        checker_core::clock::parse_utc(text).map_err(|e| {
+            format!(
+                "the report {}: its {what} \"{}\" {e}",
+                protocol::escape(path.as_os_str().as_encoded_bytes()),
+                protocol::escape(text)
+            )
+        })
     };
     let expect = Expectation::new(run.inputs.expect.iter().map(|e| (e.name.clone(), e.weight)))
         .map_err(|e| {
@@ -75,8 +80,8 @@ fn report_span(path: &Path) -> Result<(Span, f64), String> {
             )
         })?;
     let span = Span {
-        from: time(&run.times.started_at, "start")?,
-        to: time(&run.times.finished_at, "end")?,
+        from: time(&run.times.started_at, "started_at")?,
+        to: time(&run.times.finished_at, "finished_at")?,
         expect,
         label: None,
     };
@@ -91,18 +96,22 @@ fn draw_to(
     out: &Path,
 ) -> Result<String, String> {
     let format = Format::of_path(out).map_err(|e| e.to_string())?;
-    let picture = plot::plot(samples, spans, options, format).map_err(|e| match e {
+    let drawn = plot::plot(samples, spans, options, format).map_err(|e| match e {
         PlotError::NoSamples(_) => {
             format!("{e} (write some with `checker verify --samples-out FILE`)")
         }
         e => e.to_string(),
     })?;
-    std::fs::write(out, &picture)
+    std::fs::write(out, &drawn.picture)
         .map_err(|e| format!("cannot write the picture {}: {e}", out.display()))?;
+    let folded = drawn
+        .folded
+        .clause()
+        .map_or_else(String::new, |c| format!("; {c}"));
     Ok(format!(
-        "plot: wrote {} ({} KiB)\n",
+        "plot: wrote {} ({} KiB){folded}\n",
         out.display(),
-        picture.len().div_ceil(1024)
+        drawn.picture.len().div_ceil(1024)
     ))
 }
 

@@ -102,7 +102,8 @@ pub struct VerifyArgs {
     /// Hold K long-lived connections open through the target, exchanging a line every
     /// second, from before sampling until --hold-for has passed; the report says how
     /// many survived and when the others ended (does the gateway cut open connections?).
-    #[arg(long, env = "CHECKER_HOLD", value_name = "K", value_parser = parse_count_usize)]
+    /// At most 1000.
+    #[arg(long, env = "CHECKER_HOLD", value_name = "K", value_parser = parse_hold)]
     pub hold: Option<usize>,
     /// How long to hold them, e.g. 60s after a weight step [default: the sampling time].
     #[arg(long, env = "CHECKER_HOLD_FOR", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
@@ -143,15 +144,14 @@ impl VerifyArgs {
     }
 }
 
-/// Whether `a` and `b` name the same regular file (or the same path, before either exists).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(ma), Ok(mb)) => ma.is_file() && ma.dev() == mb.dev() && ma.ino() == mb.ino(),
-        _ => match (std::path::absolute(a), std::path::absolute(b)) {
-            (Ok(x), Ok(y)) => x == y,
-            _ => a == b,
-        },
+/// Parses `--hold`: a whole number from 1 to [`checker_core::hold::MAX_HELD`].
+fn parse_hold(s: &str) -> Result<usize, String> {
+    let max = checker_core::hold::MAX_HELD;
+    match parse_count_usize(s) {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "must be a whole number from 1 to {max}: each held connection is a socket kept open through the gateway for the whole run, all opened at once"
+        )),
     }
 }
 
@@ -236,17 +236,6 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         Ok(rules) => rules,
         Err(e) => return fail(&e, exit::USAGE),
     };
-    if let (Some(json), Some(samples)) = (&args.json, &args.samples_out)
-        && same_file(json, samples)
-    {
-        return fail(
-            &format!(
-                "--json and --samples-out both name {}; give each its own file",
-                json.display()
-            ),
-            exit::USAGE,
-        );
-    }
     let prepared = match verify::prepare(&config).await {
         Ok(prepared) => prepared,
         Err(e) => return fail(&error_sentence(&e), e.exit_code()),
@@ -256,7 +245,6 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         Some(Err(e)) => return fail(&e, exit::USAGE),
         None => None,
     };
-    let observer = Arc::new((ProgressObserver::new(!args.no_progress), samples_file));
     // Opened before sampling, so that an unwritable path is a usage error at once, not
     // after a whole run whose report would then be lost.
     let mut json_file = match &args.json {
@@ -266,6 +254,20 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         },
         None => None,
     };
+    // Compared once both are open: `sub/../x` or a symbolic link name the same file as
+    // `x` whatever their spelling, and neither may exist before.
+    if let (Some((path, json)), Some(samples)) = (&json_file, &samples_file)
+        && samples.is_same_file(json)
+    {
+        return fail(
+            &format!(
+                "--json and --samples-out both name the file {}; give each its own file",
+                protocol::escape(path.as_os_str().as_encoded_bytes())
+            ),
+            exit::USAGE,
+        );
+    }
+    let observer = Arc::new((ProgressObserver::new(!args.no_progress), samples_file));
     let stop = stop_token();
     if let Some(derivation) = &derivation {
         note(args.output, &derivation.to_string());

@@ -33,7 +33,10 @@ pub struct WatchArgs {
         required_unless_present = "expect_file"
     )]
     pub expect: Option<Expectation>,
-    /// Read the expectation from this file, and again whenever it changes (one line, as --expect).
+    /// Read the expectation from this file, and again whenever it changes (one line, as
+    /// --expect; a regular file of at most 64 KiB). Unusable at the start: exit 2; later:
+    /// the last good expectation is kept, stderr says why once per change of the file,
+    /// and every interval judged on the kept one is marked.
     #[arg(long, env = "CHECKER_EXPECT_FILE", value_name = "FILE")]
     pub expect_file: Option<PathBuf>,
     /// Connections per second.
@@ -131,14 +134,17 @@ pub async fn run(args: &WatchArgs) -> i32 {
         Ok(a) => a,
         Err(e) => return fail(&e, exit::ERRORS),
     };
-    let (expect, text) = match &args.expect {
-        Some(e) => (e.clone(), e.to_string()),
-        // Read by the watch itself; an empty placeholder until then.
-        None => match "unknown=1".parse::<Expectation>() {
-            Ok(e) => (e, "(from the file)".to_owned()),
+    // The file's expectation, when there is one, is read before anything starts: a bad
+    // or missing one is a usage error, never a phantom expectation judged in silence.
+    let expect = match (&args.expect_file, &args.expect) {
+        (Some(path), _) => match checker_core::expect_file::read(path) {
+            Ok(e) => e,
             Err(e) => return fail(&e, exit::USAGE),
         },
+        (None, Some(e)) => e.clone(),
+        (None, None) => return fail(&"give --expect or --expect-file", exit::USAGE),
     };
+    let text = expect.to_string();
     let config = WatchConfig {
         addrs,
         expect,
@@ -165,6 +171,11 @@ pub async fn run(args: &WatchArgs) -> i32 {
     };
     let mode = OutputMode::for_stdout();
     let on_tick = |t: &Tick| {
+        if t.expect_file_error_is_new
+            && let Some(error) = &t.expect_file_error
+        {
+            eprintln!("checker: {error}");
+        }
         if let Some(m) = &metrics {
             m.tick(t);
         }

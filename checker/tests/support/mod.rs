@@ -252,6 +252,11 @@ pub fn run_checker(args: &[&str]) -> Run {
 /// Runs `checker <args>` with the variables `env` set, to completion (bounded), and
 /// collects its output.
 pub fn run_checker_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
+    wait_output(spawn_checker(args, env))
+}
+
+/// Starts `checker <args>` with the variables `env` set, its output piped.
+fn spawn_checker(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Guard {
     let child = Command::new(checker())
         .args(args)
         .envs(env.iter().copied())
@@ -261,11 +266,32 @@ pub fn run_checker_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start checker");
-    wait_output(Guard(child))
+    Guard(child)
 }
 
 /// Waits (bounded by [`BOUND`]) for a spawned checker and collects its piped output (stdout may have been taken).
-pub fn wait_output(mut guard: Guard) -> Run {
+pub fn wait_output(guard: Guard) -> Run {
+    wait_output_measured(guard, None).0
+}
+
+/// Runs `checker <args>` to completion (bounded), watching its peak resident memory
+/// (VmHWM); a checker that grows past `ceiling_kib` is killed and the test fails, so a
+/// regression cannot exhaust the shared machine. Returns the run and its peak, KiB.
+pub fn run_checker_measured(args: &[&str], ceiling_kib: u64) -> (Run, u64) {
+    wait_output_measured(spawn_checker(args, &[]), Some(ceiling_kib))
+}
+
+/// The peak resident memory (VmHWM) of process `pid`, KiB, while it runs.
+pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// [`wait_output`], polling the peak resident memory (see [`run_checker_measured`]).
+pub fn wait_output_measured(mut guard: Guard, ceiling_kib: Option<u64>) -> (Run, u64) {
     let stdout = guard.0.stdout.take();
     let mut stderr = guard.0.stderr.take().expect("stderr piped");
     let out = std::thread::spawn(move || {
@@ -281,9 +307,20 @@ pub fn wait_output(mut guard: Guard) -> Run {
         s
     });
     let deadline = Instant::now() + BOUND;
+    let pid = guard.0.id();
+    let mut peak = 0;
     let status = loop {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak = peak.max(kib);
+        }
         if let Some(status) = guard.0.try_wait().expect("wait for checker") {
             break status;
+        }
+        if let Some(ceiling) = ceiling_kib {
+            assert!(
+                peak <= ceiling,
+                "checker grew to {peak} KiB, over {ceiling} KiB"
+            );
         }
         assert!(
             Instant::now() < deadline,
@@ -296,11 +333,12 @@ pub fn wait_output(mut guard: Guard) -> Run {
         stdout: out.join().expect("stdout reader").into_bytes(),
         stderr: err.join().expect("stderr reader").into_bytes(),
     };
-    Run {
+    let run = Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    };
+    (run, peak)
 }
 
 /// Validates `document` against report/schema/report.schema.json, panicking with every error.

@@ -104,4 +104,77 @@ mod tests {
             SCHEMA_VERSION
         );
     }
+
+    /// Every byte the protocol allows in a version survives the document: written
+    /// escaped by JSON, read back as written (the names of the gateway weights, the
+    /// expectation and the embedded verification's versions).
+    #[test]
+    fn versions_with_every_allowed_byte_read_back_as_written() {
+        use checker_core::sampler::{Sample, StopReason};
+        use checker_core::tally::{Tally, Windowing};
+        use checker_core::verdict::local::LocalReadings;
+        use checker_core::verify::{Times, Verification, VerifyConfig};
+        let every: String = (0x21u8..=0x7e).map(char::from).collect();
+        let mut names: Vec<String> = every
+            .as_bytes()
+            .chunks(protocol::MAX_VERSION_LEN)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        names.extend(["\"", "\\", "a\"b\\c"].map(str::to_owned));
+        let expect =
+            checker_core::expect::Expectation::new(names.iter().map(|n| (n.clone(), 1.0))).unwrap();
+        let mut config = VerifyConfig::new("127.0.0.1:9", expect.clone());
+        config.samples = Some(50);
+        let mut tally = Tally::new(Windowing::ById { total: 50 });
+        for id in 0..50u64 {
+            tally.record(&Sample {
+                id,
+                addr: "127.0.0.1:9".parse().unwrap(),
+                started_at: std::time::SystemTime::UNIX_EPOCH,
+                offset: std::time::Duration::ZERO,
+                result: Ok(names[id as usize % names.len()].clone()),
+                connect_us: Some(50),
+                reply_us: Some(90),
+                lag_us: None,
+                reply_head: None,
+            });
+        }
+        let verification = Verification::build(
+            &config,
+            &["127.0.0.1:9".parse().unwrap()],
+            None,
+            tally,
+            StopReason::Samples,
+            LocalReadings::default(),
+            Times {
+                started_at: "2026-01-01T00:00:00Z".into(),
+                finished_at: "2026-01-01T00:00:01Z".into(),
+                elapsed_s: 1.0,
+            },
+        );
+        let mut w = walk(&[StepOutcome::Pass], false);
+        w.steps[0].gateway_weights = names.iter().map(|n| (n.clone(), 1)).collect();
+        w.steps[0].expect = expect.to_string();
+        w.steps[0].verify = Some(verification);
+        let doc: serde_json::Value = serde_json::from_str(&render(&w).unwrap()).unwrap();
+        let step = &doc["steps"][0];
+        assert_eq!(step["expect"], expect.to_string());
+        let weights: Vec<&str> = step["gateway_weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_str().unwrap())
+            .collect();
+        assert_eq!(weights, names);
+        let mut judged: Vec<&str> = step["verify"]["split"]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        judged.sort_unstable();
+        let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        assert_eq!(judged, sorted);
+    }
 }

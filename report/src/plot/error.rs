@@ -13,6 +13,14 @@ pub enum PlotError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A samples file is not a regular file, or cannot be opened.
+    #[error("cannot read {}: {why}", protocol::escape(.path.as_os_str().as_encoded_bytes()))]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: checker_core::input_file::InputError,
+    },
     /// A line is not a samples line.
     #[error("{path} line {line} is not a samples line: {why}")]
     Line {

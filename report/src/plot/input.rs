@@ -1,7 +1,7 @@
 //! Reading samples files (`--samples-out`) for a plot, one line at a time: a file of a
 //! million samples is never held in memory.
 
-use std::fs::File;
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -16,12 +16,13 @@ use checker_core::expect::Expectation;
 pub const MAX_LINE: u64 = 64 * 1024;
 
 /// One sample as a plot needs it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SampleRecord<'a> {
     /// Start time, seconds since the Unix epoch.
     pub at: f64,
-    /// The version that answered (`None` for a failed sample).
-    pub version: Option<&'a str>,
+    /// The version that answered (`None` for a failed sample); borrowed from the line
+    /// unless it had to be unescaped (a version may hold `"` and `\`).
+    pub version: Option<Cow<'a, str>>,
     /// Connect latency, microseconds.
     pub connect_us: Option<u64>,
     /// Reply latency, microseconds.
@@ -43,16 +44,17 @@ pub enum Record<'a> {
 }
 
 /// A line as written by [`crate::samples`]; fields a plot does not use are ignored.
-/// Timestamps and versions are plain tokens (no JSON escapes), so they are borrowed.
+/// Strings are borrowed from the line when they hold no JSON escape, and unescaped into
+/// their own when they do (a version may hold `"` or `\`, which JSON escapes).
 #[derive(Debug, Deserialize)]
 struct Line<'a> {
     /// Absent in files written before lines carried it.
     #[serde(default)]
     schema_version: Option<u32>,
     #[serde(borrow, default)]
-    timestamp: Option<&'a str>,
+    timestamp: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    version: Option<&'a str>,
+    version: Option<Cow<'a, str>>,
     #[serde(default)]
     connect_us: Option<u64>,
     #[serde(default)]
@@ -80,7 +82,10 @@ pub fn for_each_record(
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(read_error)?;
+    let file = checker_core::input_file::open_regular(path).map_err(|why| PlotError::Input {
+        path: path.to_owned(),
+        why,
+    })?;
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut text = String::new();
     let mut number = 0u64;
@@ -136,13 +141,13 @@ pub fn parse_line<'a>(path: &Path, number: u64, text: &'a str) -> Result<Record<
     let Some(timestamp) = line.timestamp else {
         return Err(bad(path, number, "it has no timestamp"));
     };
-    let Some(at) = checker_core::clock::unix_seconds(timestamp) else {
-        return Err(bad(
+    let at = checker_core::clock::parse_utc(&timestamp).map_err(|e| {
+        bad(
             path,
             number,
-            format!("its timestamp {timestamp:?} is not an RFC 3339 UTC time"),
-        ));
-    };
+            format!("its timestamp \"{}\" {e}", protocol::escape(&*timestamp)),
+        )
+    })?;
     if let Some(expect) = line.expect.as_deref() {
         let expect = expect
             .parse::<Expectation>()
@@ -175,7 +180,7 @@ pub fn sample_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PlotError> {
         })?;
         let mut inside: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "jsonl"))
+            .filter(|p| !p.is_dir() && p.extension().is_some_and(|x| x == "jsonl"))
             .collect();
         if inside.is_empty() {
             return Err(PlotError::EmptyDir(path.clone()));
@@ -200,7 +205,7 @@ mod tests {
         let Record::Sample(s) = ok else {
             panic!("{ok:?}")
         };
-        assert_eq!(s.version, Some("one"));
+        assert_eq!(s.version.as_deref(), Some("one"));
         assert_eq!((s.connect_us, s.reply_us), (Some(81), Some(95)));
         assert!((s.at - 1_795_786_669.5).abs() < 1e-6, "{}", s.at);
         let failed = parse(r#"{"id":8,"timestamp":"2026-11-27T13:37:49Z","address":"a","version":null,"connect_us":null,"reply_us":null,"error":"refused"}"#).unwrap();
@@ -235,6 +240,11 @@ mod tests {
         );
         let e = parse(r#"{"timestamp":"today","version":"one"}"#).unwrap_err();
         assert!(e.contains("not an RFC 3339"), "{e}");
+        let e = parse(r#"{"timestamp":"0001-01-01T00:00:00Z","version":"one"}"#).unwrap_err();
+        assert!(
+            e.ends_with("its timestamp \"0001-01-01T00:00:00Z\" is before 1970-01-01T00:00:00Z, the Unix epoch, before any run of the checker"),
+            "{e}"
+        );
         let e = parse(r#"{"timestamp":"2026-11-27T13:37:49Z"}"#).unwrap_err();
         assert!(e.ends_with("names neither a version nor an error"), "{e}");
         let e = parse(r#"{"timestamp":"2026-11-27T13:37:49Z","expect":"one=0"}"#).unwrap_err();

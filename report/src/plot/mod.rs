@@ -15,11 +15,12 @@ pub mod error;
 pub mod input;
 pub mod series;
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use checker_core::expect::Expectation;
+use checker_core::tally::{MAX_TRACKED_VERSIONS, OTHER_VERSIONS};
 use checker_core::verdict::planner::per_version_confidence;
 use checker_core::verdict::wilson::z_for;
 pub use error::PlotError;
@@ -28,6 +29,11 @@ use series::{Bins, Layout};
 
 /// Rolling windows per picture by default: the window is the time range over this.
 pub const DEFAULT_WINDOWS: f64 = 40.0;
+
+/// The most distinct versions counted by name in the first pass (a few MiB); samples of
+/// further names still count, as other versions. The picture itself draws at most
+/// [`MAX_TRACKED_VERSIONS`] by name, as a run tracks them.
+pub const SURVEY_VERSIONS: usize = 65_536;
 
 /// What the picture is written as, from the output file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +100,10 @@ struct Survey {
     errors: u64,
     first: f64,
     last: f64,
-    versions: BTreeSet<String>,
+    /// Samples per version, for the first [`SURVEY_VERSIONS`] names.
+    versions: HashMap<String, u64>,
+    /// Whether more names came than were counted.
+    more_versions: bool,
     expects: Vec<(f64, Expectation)>,
 }
 
@@ -111,11 +120,15 @@ fn survey(files: &[PathBuf]) -> Result<Survey, PlotError> {
                     s.samples += 1;
                     s.first = s.first.min(sample.at);
                     s.last = s.last.max(sample.at);
-                    match sample.version {
-                        Some(v) if !s.versions.contains(v) => {
-                            s.versions.insert(v.to_owned());
-                        }
-                        Some(_) => {}
+                    let room = s.versions.len() < SURVEY_VERSIONS;
+                    match sample.version.as_deref() {
+                        Some(v) => match s.versions.get_mut(v) {
+                            Some(n) => *n += 1,
+                            None if room => {
+                                s.versions.insert(v.to_owned(), 1);
+                            }
+                            None => s.more_versions = true,
+                        },
                         None => s.errors += 1,
                     }
                 }
@@ -145,29 +158,80 @@ fn spans_of_lines(mut lines: Vec<(f64, Expectation)>, end: f64) -> Vec<Span> {
         .collect()
 }
 
-/// Versions in colour order: as the expectations name them, then the others by name.
-fn version_order(spans: &[Span], seen: &BTreeSet<String>) -> Vec<String> {
+/// The versions drawn, in colour order: as the expectations name them, then the others
+/// by samples (most first, then by name), at most [`MAX_TRACKED_VERSIONS`] by name; the
+/// rest are drawn together as [`OTHER_VERSIONS`], last. Returns them and the folded names
+/// (all of them unless the survey ran out of room: see [`Folded::more`]).
+fn version_order(spans: &[Span], survey: &Survey) -> (Vec<String>, Folded) {
     let mut order: Vec<String> = Vec::new();
     for span in spans {
         for v in span.expect.versions() {
-            if !order.contains(&v.name) {
+            if !order.contains(&v.name) && order.len() < MAX_TRACKED_VERSIONS {
                 order.push(v.name.clone());
             }
         }
     }
-    for v in seen {
-        if !order.contains(v) {
-            order.push(v.clone());
+    let mut seen: Vec<(&String, u64)> = survey.versions.iter().map(|(n, c)| (n, *c)).collect();
+    seen.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut folded = Folded {
+        names: Vec::new(),
+        more: survey.more_versions,
+    };
+    for (name, _) in seen {
+        if order.contains(name) {
+            continue;
+        }
+        if order.len() < MAX_TRACKED_VERSIONS {
+            order.push(name.clone());
+        } else {
+            folded.names.push(name.clone());
         }
     }
-    order
+    if !folded.names.is_empty() || folded.more {
+        folded.names.sort();
+        order.push(OTHER_VERSIONS.to_owned());
+    }
+    (order, folded)
 }
 
-/// `x` (a fraction) as a percentage with at most two decimals, e.g. `99.5%`.
+/// The versions a picture draws together as [`OTHER_VERSIONS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Folded {
+    /// Their names, sorted.
+    pub names: Vec<String>,
+    /// Whether there were more than these (more names than [`SURVEY_VERSIONS`]).
+    pub more: bool,
+}
+
+impl Folded {
+    /// The clause saying so, or `None` when nothing was folded.
+    pub fn clause(&self) -> Option<String> {
+        if self.names.is_empty() && !self.more {
+            return None;
+        }
+        let examples: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let clause = crate::text::folded_clause(self.names.len(), &examples);
+        Some(if self.more {
+            format!("{clause}, and samples of still more names")
+        } else {
+            clause
+        })
+    }
+}
+
+/// A picture and what it folded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drawn {
+    /// The SVG or HTML text.
+    pub picture: String,
+    /// The versions drawn as [`OTHER_VERSIONS`].
+    pub folded: Folded,
+}
+
+/// A confidence as a percentage, as the table shows it but without a bare `.0`: `99.5%`,
+/// `99%`, and never `100%` for less.
 fn percent(x: f64) -> String {
-    let text = format!("{:.2}", 100.0 * x);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}%")
+    crate::table::confidence_pct(x).replace(".0%", "%")
 }
 
 fn seconds(s: f64) -> String {
@@ -187,7 +251,7 @@ pub fn plot(
     spans: Vec<Span>,
     options: &PlotOptions,
     format: Format,
-) -> Result<String, PlotError> {
+) -> Result<Drawn, PlotError> {
     if !(options.confidence > 0.0 && options.confidence < 1.0) {
         return Err(PlotError::Confidence(options.confidence));
     }
@@ -214,7 +278,7 @@ pub fn plot(
         |w| w.as_secs_f64(),
     );
     let layout = Layout::new(t0, t1, window_s);
-    let versions = version_order(&spans, &survey.versions);
+    let (versions, folded) = version_order(&spans, &survey);
     let mut bins = Bins::new(layout, versions.clone());
     for file in &files {
         input::for_each_record(file, |record| {
@@ -265,10 +329,11 @@ pub fn plot(
         interval_label: format!("{} interval", percent(per_version)),
     };
     let svg = draw::render(&picture)?;
-    Ok(match format {
+    let picture = match format {
         Format::Svg => svg,
         Format::Html => html(&picture.title, &svg),
-    })
+    };
+    Ok(Drawn { picture, folded })
 }
 
 /// `names` joined, the third and later ones counted rather than listed.
@@ -322,9 +387,31 @@ mod tests {
             [(10.0, 20.0), (20.0, 30.0)]
         );
         assert_eq!(spans[1].expect, b);
-        let seen: BTreeSet<String> = ["zeta".to_owned(), "two".to_owned()].into();
-        assert_eq!(version_order(&spans, &seen), ["one", "two", "zeta"]);
+        let survey = Survey {
+            versions: [("zeta".to_owned(), 9), ("two".to_owned(), 1)].into(),
+            ..Survey::default()
+        };
+        let (order, folded) = version_order(&spans, &survey);
+        assert_eq!(order, ["one", "two", "zeta"]);
+        assert_eq!(folded, Folded::default());
+        let many = Survey {
+            versions: (0..40).map(|i| (format!("v{i:02}"), 100 - i)).collect(),
+            ..Survey::default()
+        };
+        let (order, folded) = version_order(&spans, &many);
+        assert_eq!(order.len(), MAX_TRACKED_VERSIONS + 1);
+        assert_eq!(&order[..3], ["one", "two", "v00"]);
+        assert_eq!(order.last().map(String::as_str), Some(OTHER_VERSIONS));
+        assert_eq!(
+            folded.names,
+            [
+                "v30", "v31", "v32", "v33", "v34", "v35", "v36", "v37", "v38", "v39"
+            ]
+        );
+        let clause = folded.clause().unwrap();
+        assert!(clause.starts_with("10 versions beyond the 32"), "{clause}");
         assert_eq!(percent(0.995), "99.5%");
         assert_eq!(percent(0.99), "99%");
+        assert_eq!(percent(0.99995), "99.995%");
     }
 }

@@ -7,6 +7,7 @@
 use hdrhistogram::Histogram;
 
 use super::input::SampleRecord;
+use checker_core::tally::OTHER_VERSIONS;
 use checker_core::verdict::Interval;
 use checker_core::verdict::wilson::wilson;
 
@@ -130,7 +131,8 @@ pub struct Bins {
 }
 
 impl Bins {
-    /// Empty bins over `layout` for `versions` (samples of other versions are ignored).
+    /// Empty bins over `layout` for `versions` (samples of other versions count as
+    /// [`OTHER_VERSIONS`] when it is one of them, else are ignored).
     pub fn new(layout: Layout, versions: Vec<String>) -> Self {
         Self {
             bins: vec![Bin::default(); layout.bins],
@@ -148,11 +150,12 @@ impl Bins {
     pub fn add(&mut self, sample: &SampleRecord<'_>) {
         let k = self.versions.len();
         let bin = &mut self.bins[self.layout.bin_of(sample.at)];
-        let Some(name) = sample.version else {
+        let Some(name) = sample.version.as_deref() else {
             bin.errors += 1;
             return;
         };
-        let Some(v) = self.versions.iter().position(|n| n == name) else {
+        let position = |name: &str| self.versions.iter().position(|n| n == name);
+        let Some(v) = position(name).or_else(|| position(OTHER_VERSIONS)) else {
             return;
         };
         if bin.counts.is_empty() {
@@ -259,7 +262,7 @@ mod tests {
     fn sample(at: f64, version: Option<&str>, us: u64) -> SampleRecord<'_> {
         SampleRecord {
             at,
-            version,
+            version: version.map(std::borrow::Cow::Borrowed),
             connect_us: version.map(|_| us),
             reply_us: version.map(|_| 2 * us),
         }
