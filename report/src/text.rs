@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use checker_core::hold::{EXCHANGE_EVERY, HeldReport};
 use checker_core::sampler::StopReason;
+use checker_core::verdict::compare_plan::{self, MetricPlan};
 use checker_core::verdict::figures::duration_us;
 use checker_core::verdict::{Outcome, Plan};
 use checker_core::verify::{LatencySummary, Verification};
@@ -134,6 +135,41 @@ pub fn sequential_plan_line(plan: &Plan, batch: u64, max_samples: u64) -> String
          (at most {max_samples}; the fixed plan would take {})",
         plan.samples
     )
+}
+
+/// The line announcing a sequential run with a comparison of `canary` with `stable`,
+/// before sampling: it stops only once both the split and the comparison are decided.
+pub fn sequential_compare_plan_line(
+    plan: &Plan,
+    batch: u64,
+    max_samples: u64,
+    canary: &str,
+    stable: &str,
+) -> String {
+    format!(
+        "plan: sequential, a look every {batch} samples, stopping as soon as every version and \
+         the comparison of {canary} with {stable} are decided (confidence sequences for both; at \
+         most {} connections, what the comparison may need; the split's fixed plan would take {})",
+        crate::explain::grouped(max_samples),
+        crate::explain::grouped(plan.samples)
+    )
+}
+
+/// What a fixed count can decide of the comparison, a line per metric (empty without
+/// any), before sampling.
+pub fn health_plan_lines(plans: &[MetricPlan]) -> String {
+    if plans.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "health plan (for latency shaped like a lognormal of spread {} and {}% errors):\n",
+        compare_plan::REFERENCE_SIGMA,
+        compare_plan::REFERENCE_ERROR_RATE * 100.0
+    );
+    for p in plans {
+        let _ = writeln!(out, "  {}", crate::explain::plan_sentence(p));
+    }
+    out
 }
 
 /// Renders the whole human report (the plan is printed separately, before sampling).
