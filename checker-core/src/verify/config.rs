@@ -129,6 +129,8 @@ impl VerifyConfig {
                     )));
                 }
             }
+            rule.validate()
+                .map_err(|e| VerifyError::Invalid(format!("--critical {e}")))?;
         }
         Ok(())
     }
@@ -211,5 +213,21 @@ mod tests {
         let mut c = config();
         c.target = "nohost".into();
         assert_eq!(c.validate().unwrap_err().exit_code(), exit::USAGE);
+    }
+
+    #[test]
+    fn a_critical_metric_must_be_compared() {
+        let mut c = config();
+        let mut rule = crate::verdict::compare::CompareRule::parse_pair("two=one").unwrap();
+        rule.critical = vec!["p99".to_owned(), "error_rate".to_owned()];
+        c.health.compare = Some(rule.clone());
+        assert!(c.validate().is_ok());
+        rule.critical = vec!["p50_reply".to_owned()];
+        c.health.compare = Some(rule);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("--critical \"p50_reply\" is not a compared metric: use one of error_rate, p99_connect, p99_reply"),
+            "{e}"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::{self, OutputMode, Shown, fail};
+use super::output::{self, OutputMode, Shown, fail, note};
 use checker_core::exit;
 use checker_core::merge;
 
@@ -15,7 +15,14 @@ pub const HELP: &str =
 (confidence, tolerance, error budget) and health checks; anything else is refused
 (exit 2). Counts add, latency histograms merge exactly, and every interval, comparison,
 threshold and verdict is recomputed, as if one process had taken every sample. The
+comparison (--compare) is judged with the fixed rule, confidence intervals for the samples
+taken, even when the runs were sequential: the state of their looks does not merge. The
 exit code is the merged verdict's, as for `checker verify`.";
+
+/// What a merge of reports with a comparison says before the report.
+const FIXED_RULE: &str = "merge: the comparison is recomputed from the merged tallies with the \
+fixed rule (confidence intervals for the samples taken): the sequential state of each run does \
+not merge";
 
 /// Flags of `checker merge`.
 #[derive(Debug, Clone, Args)]
@@ -73,6 +80,9 @@ pub fn run(args: &MergeArgs) -> i32 {
         Ok(merged) => merged,
         Err(e) => return fail(&e, exit::USAGE),
     };
+    if merged.health_rules.compare.is_some() {
+        note(args.output, &format!("{FIXED_RULE}\n"));
+    }
     output::print(args.output, &Shown::Verification(&merged));
     merged.exit_code()
 }
