@@ -81,6 +81,8 @@ pub struct Monitor {
     settings: Settings,
     /// With `--compare`: the health gate must be decided too.
     compare: Option<CompareRule>,
+    /// The error budget: errors surely above it decide the run (exit 4) whatever else.
+    max_error_rate: f64,
     batch: u64,
     max_samples: u64,
     state: Mutex<State>,
@@ -99,6 +101,7 @@ impl Monitor {
             expect,
             settings,
             compare: None,
+            max_error_rate: 1.0,
             batch: batch.max(1),
             max_samples,
             state: Mutex::new(State::default()),
@@ -108,6 +111,15 @@ impl Monitor {
     /// This monitor, also waiting for the comparison `rule` to be decided.
     pub fn with_compare(mut self, rule: Option<CompareRule>) -> Self {
         self.compare = rule;
+        self
+    }
+
+    /// This monitor, also stopping once the share of failed samples is surely above
+    /// `max_error_rate` (the lower end of its confidence sequence is): errors then fail
+    /// the run whatever the split and the health say, and a target that accepts
+    /// connections only to drop them is not sampled up to the cap.
+    pub fn with_error_budget(mut self, max_error_rate: f64) -> Self {
+        self.max_error_rate = max_error_rate;
         self
     }
 
@@ -132,10 +144,21 @@ impl Monitor {
         false
     }
 
-    /// Whether the evidence in `tally` decides the run: the split PASSes and the health
-    /// gate is decided (PASS or FAIL), or the split FAILs (exit 1 whatever the health
-    /// says). Each look is judged afresh, as the final judgement judges the last one.
+    /// Whether the evidence in `tally` decides the run: the errors are surely over their
+    /// budget (exit 4: the rate judged at this look is at least the sequence's lower
+    /// end), the split FAILs (exit 1 whatever the health says), or the split PASSes and
+    /// the health gate is decided (PASS or FAIL). Each look is judged afresh, as the
+    /// final judgement judges the last one.
     fn decides(&self, tally: &Tally) -> bool {
+        let errors = sequential::share_interval(
+            tally.errors(),
+            tally.attempted(),
+            compare_sequence::rate_prior(),
+            1.0 - self.settings.confidence,
+        );
+        if errors.low > self.max_error_rate {
+            return true;
+        }
         match sequential::decide(&self.expect, &tally.counts(), &self.settings) {
             Outcome::Inconclusive => false,
             Outcome::Fail => true,
@@ -256,6 +279,36 @@ mod tests {
             "the median FAILs long before the split decides"
         );
         assert_eq!(compare_sequence::decide(&t, &rule, 0.99), Outcome::Fail);
+    }
+
+    #[test]
+    fn errors_surely_over_their_budget_decide_the_run() {
+        let expect: Expectation = "one=50,two=50".parse().unwrap();
+        let rule = CompareRule::parse_pair("two=one").unwrap();
+        // A target that accepts every connection and drops it: no version ever answers.
+        let dropped = |monitor: &Monitor, limit: u64| {
+            let mut tally = Tally::new(Windowing::ById { total: limit });
+            for id in 0..limit {
+                let mut s = sample(id, "one");
+                s.result = Err(crate::sampler::ErrorClass::ClosedBeforeReply);
+                tally.record(&s);
+                if !monitor.look(&tally) {
+                    return Some(id + 1);
+                }
+            }
+            None
+        };
+        let budget = Monitor::new(expect.clone(), Settings::default(), 20, 10_000)
+            .with_compare(Some(rule.clone()))
+            .with_error_budget(0.01);
+        assert_eq!(dropped(&budget, 10_000), Some(20), "the first look decides");
+        let none =
+            Monitor::new(expect.clone(), Settings::default(), 20, 10_000).with_compare(Some(rule));
+        assert_eq!(
+            dropped(&none, 2_000),
+            None,
+            "without a budget nothing decides"
+        );
     }
 
     #[test]

@@ -315,6 +315,7 @@ impl Prepared {
                 let batch = self.config.sequential.map_or(DEFAULT_BATCH, |s| s.batch);
                 Monitor::new(self.config.expect.clone(), self.config.settings, batch, max)
                     .with_compare(self.config.health.compare.clone())
+                    .with_error_budget(self.config.max_error_rate)
             }),
         });
         let mut sampler = tokio::spawn(sampler::run(
