@@ -57,6 +57,8 @@ pub struct HealthArgs {
 
 /// Latency margins as one clap value (a list in one flag).
 pub type LatencyMargins = Vec<compare::LatencyMargin>;
+/// Regression margins as one clap value (a list in one flag).
+pub type RegressionMargins = Vec<baseline::RegressionMargin>;
 /// One `--direction` value: a metric and which way its change is bad.
 pub type MetricDirection = (String, Direction);
 
@@ -70,8 +72,6 @@ fn parse_direction(s: &str) -> Result<MetricDirection, String> {
         .ok_or_else(|| format!("{s:?} is not METRIC=DIRECTION such as p99=either"))?;
     Ok((metric.to_owned(), direction.parse()?))
 }
-/// Regression margins as one clap value (a list in one flag).
-pub type RegressionMargins = Vec<baseline::RegressionMargin>;
 
 impl HealthArgs {
     /// The rules these flags describe; reads the baseline report. `target` must match
