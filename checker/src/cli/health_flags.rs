@@ -28,7 +28,7 @@ pub struct HealthArgs {
     /// With --compare: which way a change of a metric is bad, e.g. p99=either,error_rate=decrease. METRIC is error_rate or a percentile of --max-latency-increase (p99: its connect and reply latency); DIR is increase (the default: only a slower or more failing canary is bad), decrease (only a drop is bad) or either (a change beyond the margin either way is bad). Repeatable.
     #[arg(long = "direction", env = "CHECKER_DIRECTION", value_name = "METRIC=DIR", value_delimiter = ',', value_parser = parse_direction)]
     pub directions: Vec<MetricDirection>,
-    /// With --compare: a metric whose FAIL fails the run (exit 5) even when the others pass: error_rate, p99_reply, p99_connect, or a percentile p99 for both. Once any is named, the others are reported and only fail the run with --strict-health; without it, every metric is critical. Repeatable.
+    /// With --compare: a metric whose FAIL fails the run (exit 5) even when the others pass: error_rate, p99_reply, p99_connect, or a percentile p99 for both. Once any is named, the others are reported and only fail the run with --strict-health; when none is named, every metric is critical. Repeatable.
     #[arg(
         long = "critical",
         env = "CHECKER_CRITICAL",
