@@ -29,7 +29,6 @@ pub mod chi_square;
 pub mod compare;
 pub mod compare_plan;
 pub mod compare_sequence;
-pub mod explain;
 pub mod figures;
 pub mod health;
 pub mod judgement;

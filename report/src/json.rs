@@ -16,7 +16,7 @@ use checker_core::sampler::{ErrorClass, StopReason};
 use checker_core::snapshot::TallySnapshot;
 use checker_core::tally::{MalformedReply, Window};
 use checker_core::verdict::baseline::BaselineVerdict;
-use checker_core::verdict::compare::Comparison;
+use checker_core::verdict::compare::{Comparison, Method, MetricComparison};
 use checker_core::verdict::health::HealthRules;
 use checker_core::verdict::judgement::Mode;
 use checker_core::verdict::local::{LocalCause, LocalReadings};
@@ -98,11 +98,67 @@ pub struct Health<'a> {
     /// The rules (`--compare`, `--threshold`, `--baseline`), for `checker merge`.
     pub rules: &'a HealthRules,
     /// The canary against the stable.
-    pub comparison: Option<&'a Comparison>,
+    pub comparison: Option<ComparisonEntry<'a>>,
     /// Every threshold with its outcome.
     pub thresholds: &'a [ThresholdResult],
     /// This run against the baseline.
     pub baseline: Option<&'a BaselineVerdict>,
+}
+
+/// The canary against the stable: the comparison's plain data, every metric with its
+/// verdict in a sentence.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonEntry<'a> {
+    /// The canary's name.
+    pub canary: &'a str,
+    /// The stable's name.
+    pub stable: &'a str,
+    /// `fixed` or `sequential`: how the intervals were made.
+    pub method: Method,
+    /// Confidence of each metric's interval (Bonferroni over the metrics).
+    pub per_metric_confidence: f64,
+    /// Every compared metric with its reason.
+    pub metrics: Vec<MetricEntry<'a>>,
+    /// Failed samples no reply attributes to a version.
+    pub unattributed_errors: u64,
+    /// Whether non-critical metrics count too.
+    pub strict: bool,
+    /// The worst verdict among the metrics that count.
+    pub outcome: Outcome,
+}
+
+/// One compared metric (its fields inline: estimate, interval, margin, direction,
+/// critical, outcome, finding, more_samples) and its verdict in a sentence.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricEntry<'a> {
+    /// The metric's plain data, serialised inline.
+    #[serde(flatten)]
+    pub metric: &'a MetricComparison,
+    /// Why, in a sentence ([`crate::explain::metric_sentence`]).
+    pub reason: String,
+}
+
+impl<'a> ComparisonEntry<'a> {
+    /// The entry of `c`.
+    pub fn of(c: &'a Comparison) -> Self {
+        Self {
+            canary: &c.canary,
+            stable: &c.stable,
+            method: c.method,
+            per_metric_confidence: c.per_metric_confidence,
+            metrics: c
+                .metrics
+                .iter()
+                .map(|m| MetricEntry {
+                    metric: m,
+                    reason: crate::explain::metric_sentence(m),
+                })
+                .collect(),
+            unattributed_errors: c.unattributed_errors,
+            strict: c.strict,
+            outcome: c.outcome,
+        }
+    }
 }
 
 /// The program that wrote the document.
@@ -269,7 +325,7 @@ impl<'a> Document<'a> {
             health: Health {
                 outcome: judged.health.outcome,
                 rules: &report.health_rules,
-                comparison: judged.health.comparison.as_ref(),
+                comparison: judged.health.comparison.as_ref().map(ComparisonEntry::of),
                 thresholds: &judged.health.thresholds,
                 baseline: judged.health.baseline.as_ref(),
             },
@@ -283,4 +339,47 @@ impl<'a> Document<'a> {
 /// The document of `report`, pretty-printed with a final newline.
 pub fn to_string(report: &Verification) -> String {
     serde_json::to_string_pretty(&Document::of(report)).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health_section::tests::compared;
+
+    #[test]
+    fn the_comparison_follows_the_schema_with_a_sentence_per_metric() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        for sequential in [false, true] {
+            let v = compared(3000, 2, 20, sequential);
+            let doc = serde_json::to_value(Document::of(&v)).unwrap();
+            let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{errors:#?}");
+            let c = &doc["health"]["comparison"];
+            let method = if sequential { "sequential" } else { "fixed" };
+            assert_eq!(c["method"], method);
+            let judged = v.judgement.health.comparison.as_ref().unwrap();
+            for (m, j) in c["metrics"].as_array().unwrap().iter().zip(&judged.metrics) {
+                assert_eq!(m["metric"], j.metric.as_str());
+                assert_eq!(m["reason"], crate::explain::metric_sentence(j).as_str());
+                for key in [
+                    "effect",
+                    "interval",
+                    "margin",
+                    "direction",
+                    "critical",
+                    "outcome",
+                    "finding",
+                    "more_samples",
+                ] {
+                    assert!(m.get(key).is_some(), "{key}: {m:#}");
+                }
+            }
+            // The rule as given, for checker merge.
+            assert_eq!(
+                doc["health"]["rules"]["compare"]["critical"],
+                serde_json::json!(["p50"])
+            );
+        }
+    }
 }

@@ -325,7 +325,7 @@ pub fn verification(v: &Verification) -> Suite {
     let checked =
         health.comparison.is_some() || !health.thresholds.is_empty() || health.baseline.is_some();
     if checked {
-        let failures = health.failures();
+        let failures = crate::reason::health_failures(health);
         cases.push(Case {
             name: "health".to_owned(),
             classname: "checker.verify.health".to_owned(),

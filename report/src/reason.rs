@@ -3,30 +3,70 @@
 
 use checker_core::sampler::{ErrorClass, StopReason};
 use checker_core::verdict::Outcome;
+use checker_core::verdict::health::HealthVerdict;
 use checker_core::verify::Verification;
 use protocol::escape;
+
+use crate::explain;
+
+/// What failed the health checks, in a sentence each (empty when nothing did): the
+/// comparison's metrics that count (critical ones, or every one when strict), the
+/// thresholds that do not hold, the figures that regressed against the baseline.
+pub fn health_failures(h: &HealthVerdict) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(c) = &h.comparison {
+        for m in c
+            .metrics
+            .iter()
+            .filter(|m| m.outcome == Outcome::Fail && (m.critical || c.strict))
+        {
+            out.push(format!(
+                "canary {} against stable {}: {}",
+                c.canary,
+                c.stable,
+                explain::metric_sentence(m)
+            ));
+        }
+    }
+    for t in h.thresholds.iter().filter(|t| t.outcome == Outcome::Fail) {
+        out.push(format!(
+            "threshold {} does not hold ({})",
+            t.expression, t.shown
+        ));
+    }
+    if let Some(b) = &h.baseline {
+        for f in b.figures.iter().filter(|f| f.outcome == Outcome::Fail) {
+            out.push(format!(
+                "{} regressed {} against the baseline {}",
+                f.figure, f.shown, b.source
+            ));
+        }
+    }
+    out
+}
 
 /// The verdict line when a health check decides it (the split and the errors pass).
 fn health_reason(v: &Verification) -> Option<String> {
     if v.judgement.errors.outcome == Outcome::Fail || v.judgement.split.outcome != Outcome::Pass {
         return None;
     }
-    match v.judgement.health.outcome {
+    let h = &v.judgement.health;
+    match h.outcome {
         Outcome::Fail => Some(format!(
             "FAIL on health: the split passes, but {}",
             // Names, expressions and a baseline's path are input.
-            escape(v.judgement.health.failures().join("; "))
+            escape(health_failures(h).join("; "))
         )),
         Outcome::Inconclusive => {
-            let c = v.judgement.health.comparison.as_ref()?;
+            let c = h.comparison.as_ref()?;
             let why: Vec<String> = c
                 .metrics
                 .iter()
-                .filter(|m| m.outcome == Outcome::Inconclusive)
-                .map(|m| format!("{}: {}", m.metric, m.reason))
+                .filter(|m| m.outcome == Outcome::Inconclusive && (m.critical || c.strict))
+                .map(explain::metric_sentence)
                 .collect();
             Some(format!(
-                "INCONCLUSIVE: the split passes, but the comparison of {} with {} cannot decide ({})",
+                "INCONCLUSIVE: the split passes, but the comparison of {} with {} cannot decide: {}",
                 escape(&c.canary),
                 escape(&c.stable),
                 why.join("; ")

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use checker_core::hold::{EXCHANGE_EVERY, HeldReport};
 use checker_core::sampler::StopReason;
 use checker_core::tally::{MAX_TRACKED_VERSIONS, OTHER_VERSIONS};
+use checker_core::verdict::compare_plan::{self, MetricPlan};
 use checker_core::verdict::figures::duration_us;
 use checker_core::verdict::{Outcome, Plan};
 use checker_core::verify::{LatencySummary, Verification};
@@ -161,6 +162,41 @@ pub fn folded_clause(count: usize, examples: &[&str]) -> String {
 pub fn folded_line(folded: &std::collections::BTreeSet<String>) -> String {
     let examples: Vec<&str> = folded.iter().map(String::as_str).collect();
     format!("merge: {}\n", folded_clause(folded.len(), &examples))
+}
+
+/// The line announcing a sequential run with a comparison of `canary` with `stable`,
+/// before sampling: it stops only once both the split and the comparison are decided.
+pub fn sequential_compare_plan_line(
+    plan: &Plan,
+    batch: u64,
+    max_samples: u64,
+    canary: &str,
+    stable: &str,
+) -> String {
+    format!(
+        "plan: sequential, a look every {batch} samples, stopping as soon as every version and \
+         the comparison of {canary} with {stable} are decided (confidence sequences for both; at \
+         most {} connections, what the comparison may need; the split's fixed plan would take {})",
+        crate::explain::grouped(max_samples),
+        crate::explain::grouped(plan.samples)
+    )
+}
+
+/// What a fixed count can decide of the comparison, a line per metric (empty without
+/// any), before sampling.
+pub fn health_plan_lines(plans: &[MetricPlan]) -> String {
+    if plans.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "health plan (for latency shaped like a lognormal of spread {} and {}% errors):\n",
+        compare_plan::REFERENCE_SIGMA,
+        compare_plan::REFERENCE_ERROR_RATE * 100.0
+    );
+    for p in plans {
+        let _ = writeln!(out, "  {}", crate::explain::plan_sentence(p));
+    }
+    out
 }
 
 /// Renders the whole human report (the plan is printed separately, before sampling).

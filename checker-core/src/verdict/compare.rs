@@ -177,11 +177,48 @@ impl CompareRule {
         for c in &self.critical {
             if !metrics.iter().any(|m| names(c, m)) {
                 return Err(format!(
-                    "critical metric {c:?} is not compared: use one of {}",
+                    "{c:?} is not a compared metric: use one of {} (or a percentile such as p99 for both)",
                     metrics.join(", ")
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Sets which way a change of `metric` is bad: `error_rate`, or a percentile of the
+    /// latency margins (`p99`: its connect and reply latency together, which share a margin).
+    pub fn set_direction(&mut self, metric: &str, direction: Direction) -> Result<(), String> {
+        if metric == ERROR_RATE {
+            self.error_direction = direction;
+            return Ok(());
+        }
+        let percentiles: Vec<String> = self
+            .max_latency_increase
+            .iter()
+            .map(|m| format!("p{}", m.percentile))
+            .collect();
+        let unknown = || {
+            format!(
+                "{metric:?} is not a compared metric: use {ERROR_RATE} or a percentile with a latency margin ({})",
+                percentiles.join(", ")
+            )
+        };
+        // `p99_reply` names a metric, but its direction is its percentile's.
+        let percentile = metric
+            .strip_suffix("_reply")
+            .or_else(|| metric.strip_suffix("_connect"))
+            .map_or(Ok(metric), |p| {
+                Err(format!(
+                    "{metric:?}: a direction applies to a percentile's connect and reply latency together, give {p}"
+                ))
+            })?;
+        let p = parse_percentile(percentile).map_err(|_| unknown())?;
+        let margin = self
+            .max_latency_increase
+            .iter_mut()
+            .find(|m| m.percentile == p)
+            .ok_or_else(unknown)?;
+        margin.direction = direction;
         Ok(())
     }
 
@@ -277,10 +314,8 @@ pub struct MetricComparison {
     pub critical: bool,
     /// PASS within the margin, FAIL wholly beyond it, else INCONCLUSIVE.
     pub outcome: Outcome,
-    /// Why, as data.
+    /// Why, as data (the report words it).
     pub finding: Finding,
-    /// Why, in a few words.
-    pub reason: String,
     /// For INCONCLUSIVE: about how many more connections (all versions) would decide
     /// it if the estimate stayed; `None` when none would or too many.
     pub more_samples: Option<u64>,
@@ -536,7 +571,6 @@ pub(crate) fn judge_metric(
         critical: spec.critical,
         outcome: finding.outcome(),
         finding,
-        reason: finding.words().to_owned(),
         more_samples: None,
     };
     m.more_samples = m
@@ -544,16 +578,6 @@ pub(crate) fn judge_metric(
         .map(|g| (arms.attempted as f64 * (g - 1.0)).ceil())
         .filter(|&more| more >= 1.0 && more <= planner::MAX_PLANNED_SAMPLES as f64)
         .map(|more| more as u64);
-    if finding == Finding::NoSamples {
-        m.reason = if arms.canary.trials() == 0 {
-            "the canary has no samples"
-        } else if arms.stable.trials() == 0 {
-            "the stable has no samples"
-        } else {
-            "no latency recorded"
-        }
-        .to_owned();
-    }
     m
 }
 
@@ -720,6 +744,34 @@ mod tests {
     }
 
     #[test]
+    fn directions_are_set_per_percentile_or_for_the_error_rate() {
+        let mut r = rule();
+        r.max_latency_increase = parse_latency_margins("p50=10%,p99=20%").unwrap();
+        r.set_direction("error_rate", Direction::Either).unwrap();
+        r.set_direction("p99", Direction::Decrease).unwrap();
+        assert_eq!(r.error_direction, Direction::Either);
+        let directions: Vec<(String, Direction)> = r
+            .metrics()
+            .into_iter()
+            .map(|m| (m.name, m.direction))
+            .collect();
+        assert_eq!(
+            directions[1],
+            ("p50_connect".to_owned(), Direction::Increase)
+        );
+        assert_eq!(
+            directions[3],
+            ("p99_connect".to_owned(), Direction::Decrease)
+        );
+        assert_eq!(directions[4], ("p99_reply".to_owned(), Direction::Decrease));
+        let e = r.set_direction("p90", Direction::Either).unwrap_err();
+        assert!(e.contains("p50, p99"), "{e}");
+        let e = r.set_direction("p99_reply", Direction::Either).unwrap_err();
+        assert!(e.contains("give p99"), "{e}");
+        assert!(r.set_direction("latency", Direction::Either).is_err());
+    }
+
+    #[test]
     fn newcombe_matches_the_published_example() {
         // Newcombe (1998), example (a): 56/70 against 48/80 gives 0.0524 .. 0.3339 at 95%.
         let r = rate_difference(56, 70, 48, 80, z_for(0.95));
@@ -845,7 +897,10 @@ mod tests {
         let c = compare(&t, &rule(), 0.99);
         assert_eq!(c.outcome, Outcome::Inconclusive);
         assert_eq!(c.metrics[0].finding, Finding::NoSamples);
-        assert_eq!(c.metrics[0].reason, "the canary has no samples");
+        assert_eq!(
+            (c.metrics[0].canary, c.metrics[0].stable),
+            (None, Some(0.0))
+        );
         assert_eq!(c.metrics[0].more_samples, None);
     }
 

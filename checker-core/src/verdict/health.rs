@@ -1,12 +1,15 @@
 //! The health verdict beyond the split: the canary against the stable
-//! ([`super::compare`]), thresholds ([`super::thresholds`]) and a baseline
-//! ([`super::baseline`]). All recomputed from a tally, so a merged report gets them too.
+//! ([`super::compare`], or [`super::compare_sequence`] in a sequential run), thresholds
+//! ([`super::thresholds`]) and a baseline ([`super::baseline`]). All recomputed from a
+//! tally, so a merged report gets them too (with the fixed rule: the sequential state
+//! does not merge). Plain data: the report crate words what failed and why.
 
 use serde::{Deserialize, Serialize};
 
 use super::Outcome;
 use super::baseline::{self, BaselineRule, BaselineVerdict};
-use super::compare::{self, CompareRule, Comparison};
+use super::compare::{self, CompareRule, Comparison, Method};
+use super::compare_sequence;
 use super::figures::Figures;
 use super::thresholds::{self, Threshold, ThresholdResult};
 use crate::tally::Tally;
@@ -43,13 +46,21 @@ pub struct HealthVerdict {
     pub outcome: Outcome,
 }
 
-/// Runs every health check of `rules` on `tally` (a run of `elapsed_s` seconds).
-pub fn judge(tally: &Tally, elapsed_s: f64, rules: &HealthRules, confidence: f64) -> HealthVerdict {
+/// Runs every health check of `rules` on `tally` (a run of `elapsed_s` seconds); the
+/// comparison with the intervals of `method`: confidence sequences when the run looked
+/// after every batch, fixed intervals for a fixed count or merged reports.
+pub fn judge(
+    tally: &Tally,
+    elapsed_s: f64,
+    rules: &HealthRules,
+    confidence: f64,
+    method: Method,
+) -> HealthVerdict {
     let figures = Figures { tally, elapsed_s };
-    let comparison = rules
-        .compare
-        .as_ref()
-        .map(|rule| compare::compare(tally, rule, confidence));
+    let comparison = rules.compare.as_ref().map(|rule| match method {
+        Method::Fixed => compare::compare(tally, rule, confidence),
+        Method::Sequential => compare_sequence::judge(tally, rule, confidence),
+    });
     let thresholds = thresholds::check(&rules.thresholds, &figures);
     let baseline = rules
         .baseline
@@ -67,56 +78,5 @@ pub fn judge(tally: &Tally, elapsed_s: f64, rules: &HealthRules, confidence: f64
         thresholds,
         baseline,
         outcome,
-    }
-}
-
-impl HealthVerdict {
-    /// What failed, in a few words each (empty when nothing did).
-    pub fn failures(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let pct = |x: f64| format!("{:+.1}%", x * 100.0);
-        if let Some(c) = &self.comparison {
-            // Only failures that fail the gate: critical metrics, or all when strict.
-            let counted = |m: &&compare::MetricComparison| m.critical || c.strict;
-            for m in c
-                .metrics
-                .iter()
-                .filter(|m| m.outcome == Outcome::Fail)
-                .filter(counted)
-            {
-                let (effect, low, margin) = match (m.effect, m.interval) {
-                    (Some(e), Some(i)) if m.effect_kind == "difference" => (
-                        format!("{:+.2}pp", e * 100.0),
-                        format!("{:+.2}pp", i.low * 100.0),
-                        format!("{:.2}pp", m.margin * 100.0),
-                    ),
-                    (Some(e), Some(i)) => (pct(e), pct(i.low), format!("{:.0}%", m.margin * 100.0)),
-                    _ => continue,
-                };
-                out.push(format!(
-                    "canary {} {} is {effect} against {} (at least {low}, margin {margin})",
-                    c.canary, m.metric, c.stable
-                ));
-            }
-        }
-        for t in self
-            .thresholds
-            .iter()
-            .filter(|t| t.outcome == Outcome::Fail)
-        {
-            out.push(format!(
-                "threshold {} does not hold ({})",
-                t.expression, t.shown
-            ));
-        }
-        if let Some(b) = &self.baseline {
-            for f in b.figures.iter().filter(|f| f.outcome == Outcome::Fail) {
-                out.push(format!(
-                    "{} regressed {} against the baseline {}",
-                    f.figure, f.shown, b.source
-                ));
-            }
-        }
-        out
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::compare::Method;
 use super::health::{self, HealthRules, HealthVerdict};
 use super::local::{self, LocalCause, LocalReadings};
 use super::{Drift, Outcome, Settings, SplitVerdict, drift, judge, sequential};
@@ -95,7 +96,18 @@ pub fn judge_run(
         Mode::Fixed => judge(rules.expect, &counts, &rules.settings),
         Mode::Sequential => sequential::judge(rules.expect, &counts, &rules.settings),
     };
-    let health = health::judge(tally, elapsed_s, rules.health, rules.settings.confidence);
+    // The comparison by the run's rule too: a sequential run looked at it after every batch.
+    let method = match rules.mode {
+        Mode::Fixed => Method::Fixed,
+        Mode::Sequential => Method::Sequential,
+    };
+    let health = health::judge(
+        tally,
+        elapsed_s,
+        rules.health,
+        rules.settings.confidence,
+        method,
+    );
     let window_counts: Vec<Vec<(String, u64)>> = tally
         .windows()
         .iter()
@@ -252,5 +264,39 @@ mod tests {
             (few.outcome, few.exit_code),
             (Outcome::Inconclusive, exit::INCONCLUSIVE)
         );
+    }
+
+    #[test]
+    fn the_comparison_is_judged_by_the_runs_rule_too() {
+        use crate::verdict::compare::{self, CompareRule, Method};
+        use crate::verdict::compare_sequence;
+        let t = tally(&[("one", 2700), ("two", 300)], 0);
+        let expect: Expectation = "one=90,two=10".parse().unwrap();
+        let rule = CompareRule::parse_pair("two=one").unwrap();
+        let health = HealthRules {
+            compare: Some(rule.clone()),
+            ..HealthRules::default()
+        };
+        for (mode, want) in [
+            (Mode::Fixed, compare::compare(&t, &rule, 0.99)),
+            (Mode::Sequential, compare_sequence::judge(&t, &rule, 0.99)),
+        ] {
+            let rules = Rules {
+                expect: &expect,
+                settings: Settings::default(),
+                max_error_rate: 0.01,
+                mode,
+                health: &health,
+            };
+            let j = judge_run(&t, &rules, 1.0, LocalReadings::default());
+            let c = j.health.comparison.expect("a comparison");
+            assert_eq!(c, want);
+            let method = if mode == Mode::Fixed {
+                Method::Fixed
+            } else {
+                Method::Sequential
+            };
+            assert_eq!(c.method, method);
+        }
     }
 }

@@ -59,8 +59,7 @@ impl std::str::FromStr for Direction {
     }
 }
 
-/// Why a metric got its verdict, as plain data (the text layer words it, see
-/// [`super::explain`]).
+/// Why a metric got its verdict, as plain data (the report crate words it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Finding {
@@ -85,17 +84,6 @@ impl Finding {
             Finding::NotProvenWithin | Finding::NotProvenBeyond | Finding::NoSamples => {
                 Outcome::Inconclusive
             }
-        }
-    }
-
-    /// A few words (the `reason` of a metric in reports).
-    pub fn words(self) -> &'static str {
-        match self {
-            Finding::Within => "within the margin",
-            Finding::Beyond => "beyond the margin",
-            Finding::NotProvenWithin => "could be beyond the margin: not proven within it",
-            Finding::NotProvenBeyond => "could be beyond the margin: not proven",
-            Finding::NoSamples => "no samples to compare",
         }
     }
 }

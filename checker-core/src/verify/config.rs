@@ -145,6 +145,9 @@ impl VerifyConfig {
                     );
                 }
             }
+            if let Err(reason) = rule.validate() {
+                return bad(Field::Critical, &reason);
+            }
         }
         Ok(())
     }
@@ -178,11 +181,13 @@ pub enum Field {
     Settle,
     /// The versions compared by the health rules ([`HealthRules::compare`]).
     Compare,
+    /// The comparison's critical metrics ([`crate::verdict::compare::CompareRule::critical`]).
+    Critical,
 }
 
 impl Field {
     /// Every field, for callers that map each to a name of their own.
-    pub const ALL: [Field; 12] = [
+    pub const ALL: [Field; 13] = [
         Field::Samples,
         Field::Duration,
         Field::Concurrency,
@@ -195,6 +200,7 @@ impl Field {
         Field::MaxSamples,
         Field::Settle,
         Field::Compare,
+        Field::Critical,
     ];
 }
 
@@ -213,6 +219,7 @@ impl std::fmt::Display for Field {
             Field::MaxSamples => "the sequential runs' largest number of samples",
             Field::Settle => "the settling time",
             Field::Compare => "the comparison of canary and stable",
+            Field::Critical => "the comparison's critical metrics",
         })
     }
 }
@@ -313,6 +320,29 @@ mod tests {
     }
 
     #[test]
+    fn a_critical_metric_must_be_compared() {
+        let mut c = config();
+        let mut rule = crate::verdict::compare::CompareRule::parse_pair("two=one").unwrap();
+        rule.critical = vec!["p99".to_owned(), "error_rate".to_owned()];
+        c.health.compare = Some(rule.clone());
+        assert!(c.validate().is_ok());
+        rule.critical = vec!["p50_reply".to_owned()];
+        c.health.compare = Some(rule);
+        match c.validate() {
+            Err(VerifyError::Invalid {
+                field: Field::Critical,
+                reason,
+            }) => assert!(
+                reason.starts_with(
+                    "\"p50_reply\" is not a compared metric: use one of error_rate, p99_connect, p99_reply"
+                ),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn every_field_is_in_all_once() {
         // The match is exhaustive: a new field fails to compile here until ALL has it.
         let position = |field: Field| match field {
@@ -328,6 +358,7 @@ mod tests {
             Field::MaxSamples => 9,
             Field::Settle => 10,
             Field::Compare => 11,
+            Field::Critical => 12,
         };
         for (i, field) in Field::ALL.into_iter().enumerate() {
             assert_eq!(position(field), i, "{field}");

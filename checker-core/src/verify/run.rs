@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{VerifyConfig, VerifyError};
-use super::looks::Monitor;
+use super::looks::{self, Monitor};
 use super::settle;
 use super::verification::{Times, Verification};
 use crate::expect::Expectation;
@@ -19,6 +19,8 @@ use crate::sampler::{self, Sample, SamplerConfig, Sink, StopReason, Timeouts};
 use crate::sync::lock;
 use crate::tally::{Tally, Windowing};
 use crate::target::{self};
+use crate::verdict::compare::Method;
+use crate::verdict::compare_plan::{self, Assumptions, MetricPlan};
 use crate::verdict::local::LocalReadings;
 use crate::verdict::sequential::DEFAULT_BATCH;
 use crate::verdict::{self, Plan};
@@ -157,6 +159,8 @@ pub struct Prepared {
     plan: Option<Plan>,
     /// Sequential mode: the cap on samples.
     max_samples: Option<u64>,
+    /// What a fixed count can decide of the comparison.
+    health_plan: Vec<MetricPlan>,
 }
 
 /// Resolves the target and plans the count when none is given.
@@ -169,16 +173,48 @@ pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
     };
     let max_samples = config.sequential.map(|s| {
         s.max_samples.unwrap_or_else(|| {
-            let fixed = plan.as_ref().map_or(0, |p| p.samples);
-            fixed.saturating_mul(crate::verdict::sequential::MAX_SAMPLES_FACTOR)
+            looks::default_max_samples(
+                &config.expect,
+                &config.settings,
+                plan.as_ref(),
+                config.health.compare.as_ref(),
+            )
         })
     });
+    let health_plan = health_plan(config, plan.as_ref());
     Ok(Prepared {
         config: config.clone(),
         addrs,
         plan,
         max_samples,
+        health_plan,
     })
+}
+
+/// What a fixed count can decide of the comparison (`--samples N`, or the planned count
+/// with `--no-sequential`), metric by metric, for the plan line; empty without
+/// `--compare`, for a sequential run (its cap says it) and for a duration (no count).
+fn health_plan(config: &VerifyConfig, plan: Option<&Plan>) -> Vec<MetricPlan> {
+    let (Some(rule), None) = (&config.health.compare, config.sequential) else {
+        return Vec::new();
+    };
+    let samples = match (config.samples, config.duration) {
+        (Some(n), _) => n,
+        (None, None) => match plan {
+            Some(p) => p.samples,
+            None => return Vec::new(),
+        },
+        (None, Some(_)) => return Vec::new(),
+    };
+    let share = |name: &str| config.expect.share_of(name).unwrap_or(0.0);
+    compare_plan::plan(
+        rule,
+        config.settings.confidence,
+        Method::Fixed,
+        samples,
+        (share(&rule.canary), share(&rule.stable)),
+        Assumptions::reference(),
+    )
 }
 
 /// Runs a whole verification; `stop` ends sampling early and the result covers what was taken.
@@ -207,6 +243,12 @@ impl Prepared {
     /// Sequential mode: the most samples the run will take.
     pub fn max_samples(&self) -> Option<u64> {
         self.max_samples
+    }
+
+    /// What the fixed count can decide of the comparison, per metric (empty without
+    /// `--compare`, in sequential mode and with a duration).
+    pub fn health_plan(&self) -> &[MetricPlan] {
+        &self.health_plan
     }
 
     /// The number of samples the run will take (at most, in sequential mode), when bounded by count.
@@ -272,6 +314,8 @@ impl Prepared {
             sequential: self.max_samples.map(|max| {
                 let batch = self.config.sequential.map_or(DEFAULT_BATCH, |s| s.batch);
                 Monitor::new(self.config.expect.clone(), self.config.settings, batch, max)
+                    .with_compare(self.config.health.compare.clone())
+                    .with_error_budget(self.config.max_error_rate)
             }),
         });
         let mut sampler = tokio::spawn(sampler::run(
@@ -352,6 +396,33 @@ mod tests {
         let want: Vec<(String, u64)> =
             vec![("two".into(), 0), ("one".into(), 5), ("three".into(), 1)];
         assert_eq!(shown, want);
+    }
+
+    #[test]
+    fn a_fixed_count_plans_what_it_can_decide_of_the_comparison() {
+        let mut c = VerifyConfig::new("127.0.0.1:1", "one=50,two=50".parse().unwrap());
+        c.health.compare =
+            Some(crate::verdict::compare::CompareRule::parse_pair("two=one").unwrap());
+        c.samples = Some(2000);
+        let plans = health_plan(&c, None);
+        let names: Vec<&str> = plans.iter().map(|p| p.metric.as_str()).collect();
+        assert_eq!(names, ["error_rate", "p99_connect", "p99_reply"]);
+        assert!(
+            plans
+                .iter()
+                .all(|p| p.samples == 2000 && !p.identical_passes)
+        );
+        // A duration has no count, a sequential run its cap: nothing to plan.
+        c.samples = None;
+        c.duration = Some(std::time::Duration::from_secs(1));
+        assert!(health_plan(&c, None).is_empty());
+        c.duration = None;
+        c.sequential = Some(super::super::SequentialConfig::default());
+        let plan = verdict::plan(&c.expect, &c.settings);
+        assert!(health_plan(&c, Some(&plan)).is_empty());
+        // The planned count of a fixed run (--no-sequential).
+        c.sequential = None;
+        assert_eq!(health_plan(&c, Some(&plan))[0].samples, plan.samples);
     }
 
     #[test]

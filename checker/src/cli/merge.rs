@@ -15,7 +15,14 @@ pub const HELP: &str =
 (confidence, tolerance, error budget) and health checks; anything else is refused
 (exit 2). Counts add, latency histograms merge exactly, and every interval, comparison,
 threshold and verdict is recomputed, as if one process had taken every sample. The
+comparison (--compare) is judged with the fixed rule, confidence intervals for the samples
+taken, even when the runs were sequential: the state of their looks does not merge. The
 exit code is the merged verdict's, as for `checker verify`.";
+
+/// What a merge of reports with a comparison says before the report.
+const FIXED_RULE: &str = "merge: the comparison is recomputed from the merged tallies with the \
+fixed rule (confidence intervals for the samples taken): the sequential state of each run does \
+not merge";
 
 /// Flags of `checker merge`.
 #[derive(Debug, Clone, Args)]
@@ -77,6 +84,9 @@ pub fn run(args: &MergeArgs) -> i32 {
     let folded = merge::folded_versions(&loaded, &merged);
     if !folded.is_empty() {
         output::note(args.output, &report::text::folded_line(&folded));
+    }
+    if merged.health_rules.compare.is_some() {
+        output::note(args.output, &format!("{FIXED_RULE}\n"));
     }
     output::print_as(args.output, &args.junit, &Shown::Verification(&merged));
     merged.exit_code()

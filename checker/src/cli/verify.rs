@@ -79,7 +79,7 @@ pub struct VerifyArgs {
     /// Sample the fixed planned count instead of stopping as soon as the evidence decides (the variable takes 1/0, true/false, yes/no, on/off).
     #[arg(long, env = "CHECKER_NO_SEQUENTIAL", value_parser = parse_bool)]
     pub no_sequential: bool,
-    /// Sequential runs stop INCONCLUSIVE after this many connections [default: three times the fixed plan].
+    /// Sequential runs stop INCONCLUSIVE after this many connections [default: three times the fixed plan; with --compare, at least twice what the health gate needs to decide, in 95% of runs, both an identical canary and one worse by twice the margins, for latency like a lognormal of spread 0.5 and 0.1% errors: 99,092 at 50/50 with the default margins, since a p99 rests on the slowest 1% of the connections and proving it within 20% takes many of them. The plan line says the cap].
     #[arg(
         long,
         env = "CHECKER_MAX_SAMPLES",
@@ -185,6 +185,7 @@ pub fn flag(field: Field) -> &'static str {
         Field::MaxSamples => "--max-samples",
         Field::Settle => "--settle",
         Field::Compare => "--compare",
+        Field::Critical => "--critical",
     }
 }
 
@@ -273,13 +274,24 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         note(args.output, &derivation.to_string());
     }
     if let Some(plan) = prepared.plan() {
+        let compare = config.health.compare.as_ref();
         let line = match (config.duration, prepared.max_samples(), config.sequential) {
             (Some(d), _, _) => report::text::duration_plan_line(plan, config.settings.tolerance, d),
-            (None, Some(max), Some(s)) => report::text::sequential_plan_line(plan, s.batch, max),
+            (None, Some(max), Some(s)) => match compare {
+                Some(c) => report::text::sequential_compare_plan_line(
+                    plan, s.batch, max, &c.canary, &c.stable,
+                ),
+                None => report::text::sequential_plan_line(plan, s.batch, max),
+            },
             _ => report::text::plan_line(plan, config.settings.tolerance),
         };
         note(args.output, &format!("{line}\n"));
     }
+    // What a fixed count can decide of the comparison (nothing in a sequential run).
+    note(
+        args.output,
+        &report::text::health_plan_lines(prepared.health_plan()),
+    );
     let held = checker_core::hold::hold_while(
         &config.target,
         args.hold.unwrap_or(0),

@@ -1,14 +1,15 @@
 //! The health gate's verdicts in words: one sentence per metric from its plain-data
-//! reason ([`MetricComparison`]), and the plan line of a fixed sample count
-//! ([`MetricPlan`]). Text only; where it is shown is the report's business.
+//! finding ([`MetricComparison`]), the plan line of a fixed sample count
+//! ([`MetricPlan`]), and a margin with its direction. The health section, the verdict
+//! line and the JSON report's `reason` of each metric all take their words from here.
 
-use super::Outcome;
-use super::compare::{Direction, Finding, MetricComparison};
-use super::compare_plan::MetricPlan;
+use checker_core::verdict::Outcome;
+use checker_core::verdict::compare::{Direction, Finding, MetricComparison};
+use checker_core::verdict::compare_plan::MetricPlan;
 
 /// Interval ends beyond this relative change (a thousandfold) are shown as unbounded:
 /// the order statistic did not exist and the histogram's limit stood in.
-const UNBOUNDED: f64 = 999.0;
+pub const UNBOUNDED: f64 = 999.0;
 
 /// `p99_reply` as `p99 reply`.
 fn name(metric: &str) -> String {
@@ -28,17 +29,38 @@ fn change(kind: &str, x: f64) -> String {
     }
 }
 
-/// A margin with its direction: `the 20% margin`, `the -20% margin`, `the ±20% margin`.
-fn margin(kind: &str, margin: f64, direction: Direction) -> String {
+/// A margin with its direction, as the table shows it: `20%` (an increase), `-20%` (a
+/// decrease), `±20%` (either way); `0.5pp` for a rate difference.
+pub fn signed_margin(kind: &str, margin: f64, direction: Direction) -> String {
     let size = if kind == "difference" {
         format!("{}pp", trim(margin * 100.0))
     } else {
         format!("{}%", trim(margin * 100.0))
     };
     match direction {
-        Direction::Increase => format!("the {size} margin"),
-        Direction::Decrease => format!("the -{size} margin"),
-        Direction::Either => format!("the ±{size} margin"),
+        Direction::Increase => size,
+        Direction::Decrease => format!("-{size}"),
+        Direction::Either => format!("±{size}"),
+    }
+}
+
+/// A margin in a sentence: `the 20% margin`, `the -20% margin`, `the ±20% margin`.
+fn margin(kind: &str, margin: f64, direction: Direction) -> String {
+    format!("the {} margin", signed_margin(kind, margin, direction))
+}
+
+/// Why a metric has no verdict: which side lacks samples (a rate needs samples, a
+/// percentile needs latency recorded, which failed samples do not have).
+fn missing(m: &MetricComparison) -> String {
+    let side = if m.canary.is_none() {
+        "the canary"
+    } else {
+        "the stable"
+    };
+    if m.effect_kind == "difference" {
+        format!("{side} has no samples")
+    } else {
+        format!("{side} has no latency recorded")
     }
 }
 
@@ -49,7 +71,7 @@ fn trim(x: f64) -> String {
 }
 
 /// A count with thousands separators: `17,680`.
-fn grouped(n: u64) -> String {
+pub fn grouped(n: u64) -> String {
     let plain = n.to_string();
     let mut out = String::new();
     for (i, c) in plain.chars().enumerate() {
@@ -92,7 +114,7 @@ pub fn metric_sentence(m: &MetricComparison) -> String {
                 _ => format!("{shown} could be beyond {margin}: not proven"),
             }
         }
-        _ => format!("{what}: {}", m.reason),
+        _ => format!("{what}: {}", missing(m)),
     };
     if m.outcome == Outcome::Inconclusive && m.effect.is_some() && m.interval.is_some() {
         out.push_str(&match (m.more_samples, m.growth_to_decide()) {
@@ -147,7 +169,7 @@ pub fn plan_sentence(p: &MetricPlan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::compare::Range;
+    use checker_core::verdict::compare::Range;
 
     fn issue_example() -> MetricComparison {
         MetricComparison {
@@ -165,7 +187,6 @@ mod tests {
             critical: true,
             outcome: Outcome::Inconclusive,
             finding: Finding::NotProvenBeyond,
-            reason: Finding::NotProvenBeyond.words().to_owned(),
             more_samples: Some(8_712),
         }
     }
@@ -213,10 +234,18 @@ mod tests {
         m.outcome = Outcome::Inconclusive;
         m.effect = None;
         m.interval = None;
-        m.reason = "the canary has no samples".to_owned();
+        m.canary = None;
         assert_eq!(
             metric_sentence(&m),
             "error rate: the canary has no samples (not critical)"
+        );
+        // A percentile needs latency, which failed samples do not record.
+        let mut m = issue_example();
+        (m.stable, m.effect, m.interval, m.more_samples) = (None, None, None, None);
+        m.finding = Finding::NoSamples;
+        assert_eq!(
+            metric_sentence(&m),
+            "p99 reply: the stable has no latency recorded"
         );
         // Unbounded ends and an estimate on the edge.
         let mut m = issue_example();
