@@ -7,6 +7,7 @@
 //! JSON or SVG; nothing here samples or judges. The progress bar and the samples file
 //! follow a run as [`checker_core::observer::RunObserver`]s.
 
+pub mod gateway;
 pub mod health_section;
 pub mod json;
 pub mod lint;

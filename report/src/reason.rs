@@ -36,7 +36,12 @@ fn health_reason(v: &Verification) -> Option<String> {
 
 /// One sentence saying why the outcome is what it is.
 pub fn reason(v: &Verification) -> String {
-    let mut reason = health_reason(v).unwrap_or_else(|| outcome_reason(v));
+    let mut reason = crate::gateway::reason(v)
+        .or_else(|| health_reason(v))
+        .unwrap_or_else(|| outcome_reason(v));
+    if let Some(note) = crate::gateway::cross_check_note(v) {
+        reason.push_str(&note);
+    }
     if let Some(cause) = &v.judgement.errors.local_cause {
         reason.push_str(&format!(
             "; the errors' likely cause is on this machine, not the target: {}",

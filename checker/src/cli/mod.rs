@@ -10,6 +10,7 @@ use checker_core::exit;
 pub mod args;
 pub mod command;
 pub mod expect_from;
+pub mod gateway_flags;
 pub mod health_flags;
 pub mod lint;
 pub mod merge;

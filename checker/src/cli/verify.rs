@@ -13,7 +13,7 @@ use super::args::{
 };
 use super::output::{self, OutputMode, Shown, fail, note};
 use super::signals::stop_token;
-use super::{expect_from, health_flags};
+use super::{expect_from, gateway_flags, health_flags};
 use checker_core::exit;
 use checker_core::expect::Expectation;
 use checker_core::verify::{self, VerifyConfig};
@@ -109,6 +109,9 @@ pub struct VerifyArgs {
     /// How the split is derived from the manifests.
     #[command(flatten)]
     pub derive: expect_from::DeriveArgs,
+    /// The gateway's own view: what it was told, what it counted.
+    #[command(flatten)]
+    pub gateway: gateway_flags::GatewayArgs,
 }
 
 impl VerifyArgs {
@@ -135,6 +138,8 @@ impl VerifyArgs {
             settle: self.settle,
             // Completed by run_verify, which reads the baseline report.
             health: Default::default(),
+            // Completed by run_verify, which reads the saved config dump.
+            gateway: None,
         }
     }
 }
@@ -194,6 +199,18 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         Ok(rules) => rules,
         Err(e) => return fail(&e, exit::USAGE),
     };
+    config.gateway = match args
+        .gateway
+        .config(
+            &args.derive,
+            derivation.as_ref(),
+            gateway_flags::target_port(&config.target),
+        )
+        .await
+    {
+        Ok(gateway) => gateway,
+        Err((message, code)) => return fail(&message, code),
+    };
     if let (Some(json), Some(samples)) = (&args.json, &args.samples_out)
         && same_file(json, samples)
     {
@@ -207,6 +224,10 @@ pub async fn run(args: &VerifyArgs) -> i32 {
     }
     let prepared = match verify::prepare(&config).await {
         Ok(prepared) => prepared,
+        Err(verify::VerifyError::Gateway(e)) => {
+            let (message, code) = gateway_flags::view_failure(&e);
+            return fail(&message, code);
+        }
         Err(e) => return fail(&with_env_source(&e), e.exit_code()),
     };
     let samples_file = match args.samples_out.as_deref().map(SamplesFile::create) {
@@ -228,6 +249,13 @@ pub async fn run(args: &VerifyArgs) -> i32 {
     if let Some(derivation) = &derivation {
         note(args.output, &derivation.to_string());
     }
+    if let Some((intent, programmed)) = prepared.gateway_layers() {
+        let settling = config.settle.is_some() && !args.gateway.gateway_admin.is_empty();
+        note(
+            args.output,
+            &report::gateway::layers_note(&intent, programmed, settling),
+        );
+    }
     if let Some(plan) = prepared.plan() {
         let line = match (config.duration, prepared.max_samples(), config.sequential) {
             (Some(d), _, _) => report::text::duration_plan_line(plan, config.settings.tolerance, d),
@@ -248,6 +276,10 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         Ok((Ok(mut verification), held)) => {
             verification.held = held;
             verification
+        }
+        Ok((Err(verify::VerifyError::Gateway(e)), _)) => {
+            let (message, code) = gateway_flags::view_failure(&e);
+            return fail(&message, code);
         }
         Ok((Err(e), _)) => return fail(&e, e.exit_code()),
         Err(e) => return fail(&e, exit::USAGE),
