@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod health_section;
 pub mod json;
 pub mod lint;
+pub mod observe;
 pub mod plot;
 pub mod progress;
 pub mod read_back;

@@ -2,7 +2,7 @@
 //! check that decided, the errors, the split's failing or undecided versions, or PASS.
 
 use checker_core::sampler::{ErrorClass, StopReason};
-use checker_core::verdict::Outcome;
+use checker_core::verdict::{Outcome, SplitVerdict};
 use checker_core::verify::Verification;
 
 /// The verdict line when a health check decides it (the split and the errors pass).
@@ -57,6 +57,32 @@ pub fn reason(v: &Verification) -> String {
     reason
 }
 
+/// Every failed version of `split`: `two answered 600 of 3000 (20.0%, interval
+/// ..., band ...): why`, joined by `; `.
+pub fn failed_versions(split: &SplitVerdict) -> String {
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let why: Vec<String> = split
+        .versions
+        .iter()
+        .filter(|v| v.outcome == Outcome::Fail)
+        .map(|v| {
+            format!(
+                "{} answered {} of {} ({}, interval {}..{}, band {}..{}): {}",
+                v.name,
+                v.count,
+                split.total,
+                pct(v.share),
+                pct(v.interval.low),
+                pct(v.interval.high),
+                pct(v.band.low),
+                pct(v.band.high),
+                v.reason
+            )
+        })
+        .collect();
+    why.join("; ")
+}
+
 fn outcome_reason(r: &Verification) -> String {
     let pct = |x: f64| format!("{:.1}%", x * 100.0);
     let errors = &r.judgement.errors;
@@ -106,25 +132,7 @@ fn outcome_reason(r: &Verification) -> String {
             .filter(move |v| v.outcome == o)
     };
     match r.judgement.split.outcome {
-        Outcome::Fail => {
-            let why: Vec<String> = pick(Outcome::Fail)
-                .map(|v| {
-                    format!(
-                        "{} answered {} of {} ({}, interval {}..{}, band {}..{}): {}",
-                        v.name,
-                        v.count,
-                        r.judgement.split.total,
-                        pct(v.share),
-                        pct(v.interval.low),
-                        pct(v.interval.high),
-                        pct(v.band.low),
-                        pct(v.band.high),
-                        v.reason
-                    )
-                })
-                .collect();
-            format!("FAIL: {}", why.join("; "))
-        }
+        Outcome::Fail => format!("FAIL: {}", failed_versions(&r.judgement.split)),
         Outcome::Inconclusive => {
             let more = pick(Outcome::Inconclusive)
                 .filter_map(|v| v.more_samples)

@@ -32,7 +32,7 @@ pub struct GatewayArgs {
     /// What the gateway was told, saved: Envoy's /config_dump, or the array `istioctl proxy-config listener POD --port P -o json` prints; - reads standard input.
     #[arg(long, env = "CHECKER_CONFIG_DUMP", value_name = "FILE|-")]
     pub config_dump: Option<String>,
-    /// The gateway listener's port [default: --route-port, else the port the manifests' route matches, else the target's port].
+    /// The gateway listener's port [default: --route-port, else the port the manifests' route matches, else (verify) the target's port].
     #[arg(long, env = "CHECKER_LISTENER_PORT", value_name = "PORT", value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub listener_port: Option<u32>,
     /// How long one request to an admin (or a scrape, or Prometheus) may take.

@@ -47,6 +47,8 @@ pub enum Shown<'a> {
     WatchTick(&'a Tick),
     /// The periods at the end of `watch`.
     WatchSummary(&'a [Period]),
+    /// A finished `observe`: the table and verdict line, or the observe document.
+    Observation(&'a report::observe::Observation<'a>),
 }
 
 impl Shown<'_> {
@@ -66,6 +68,7 @@ impl Shown<'_> {
             Shown::Rehearsal(r, names) => rehearse::summary::text::render_summary(r, *names),
             Shown::WatchTick(t) => format!("{}\n", report::watch::tick_line(t)),
             Shown::WatchSummary(p) => report::watch::summary_text(p),
+            Shown::Observation(o) => report::observe::render(o),
         }
     }
 
@@ -77,6 +80,7 @@ impl Shown<'_> {
             Shown::Rehearsal(r, _) => rehearse::summary::json::render(r).unwrap_or_default(),
             Shown::WatchTick(t) => report::watch::tick_json(t),
             Shown::WatchSummary(p) => report::watch::summary_json(p),
+            Shown::Observation(o) => report::observe::to_json(o),
         }
     }
 }

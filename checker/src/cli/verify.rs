@@ -85,7 +85,7 @@ pub struct VerifyArgs {
         value_parser = parse_count_u64
     )]
     pub max_samples: Option<u64>,
-    /// Before counting, sample short windows for up to this long until the split matches the expectation (or stops moving), e.g. 30s: for a check run right after a weight change.
+    /// Before counting, sample short windows for up to this long until the split matches the expectation (or stops moving), e.g. 30s: for a check run right after a weight change. With --gateway-admin, ask the admins instead until every gateway is programmed as expected, and report how long the control plane took.
     #[arg(long, env = "CHECKER_SETTLE", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
     pub settle: Option<Duration>,
     /// Canary against stable, thresholds and a baseline.
