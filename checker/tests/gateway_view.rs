@@ -45,8 +45,10 @@ fn programmed_otherwise_than_the_manifests_is_a_control_plane_fail() {
         &envoy.admin,
         "--listener-port",
         &port(&envoy),
+        // Enough that 80/20 traffic passes against what Envoy was told (a deviation of
+        // five standard errors would be needed to leave it undecided).
         "--samples",
-        "2000",
+        "4000",
     ]);
     eprintln!("{run:?}");
     assert_eq!(run.code, 1, "{run:?}");
@@ -78,7 +80,9 @@ fn programmed_otherwise_than_the_manifests_is_a_control_plane_fail() {
 fn programmed_as_expected_passes_with_three_layers_and_counters_that_agree() {
     let envoy = Envoy::start(&[("stable", "one", 70), ("canary", "two", 30)]);
     let target = envoy.addr().to_string();
-    for mode in [&["--samples", "1500"][..], &[][..]] {
+    // The fixed plan and the sequential default: each passes a correct split with the
+    // probability its plan states (far above 99%), and the cross-check is exact in both.
+    for mode in [&["--no-sequential"][..], &[][..]] {
         let mut args = vec![
             "verify",
             "--target",
@@ -137,8 +141,6 @@ fn programmed_as_expected_passes_with_three_layers_and_counters_that_agree() {
         "stable=one,canary=two",
         "--gateway-admin",
         &envoy.admin,
-        "--samples",
-        "1500",
     ]);
     println!("{}", run.stdout);
     assert_eq!(run.code, 0, "{run:?}");

@@ -10,7 +10,9 @@
 pub mod gateway;
 pub mod health_section;
 pub mod json;
+pub mod junit;
 pub mod lint;
+pub mod metrics;
 pub mod observe;
 pub mod plot;
 pub mod progress;

@@ -223,6 +223,84 @@ pub fn to_json(o: &Observation<'_>) -> String {
     serde_json::to_string_pretty(&Document::of(o)).unwrap_or_default() + "\n"
 }
 
+/// The JUnit suite of an observation: a case per version's share, the error budget
+/// (when a source shows failed connects) and the verdict.
+pub fn junit_suite(o: &Observation<'_>) -> crate::junit::Suite {
+    use crate::junit::{Case, Suite, Verdict, kind};
+    let r = o.result;
+    let v = &r.verdict;
+    let mut cases: Vec<Case> = v
+        .versions
+        .iter()
+        .map(|x| Case {
+            name: format!("share of {}", x.name),
+            classname: "checker.observe.split".to_owned(),
+            time_s: 0.0,
+            verdict: Verdict::of(
+                x.outcome,
+                kind::FAIL,
+                format!(
+                    "{} got {} of {} connections the gateway opened ({}, interval {}..{}, band {}..{}): {}",
+                    x.name,
+                    x.count,
+                    v.total,
+                    pct(x.share),
+                    pct(x.interval.low),
+                    pct(x.interval.high),
+                    pct(x.band.low),
+                    pct(x.band.high),
+                    x.reason
+                ),
+            ),
+        })
+        .collect();
+    if let (Some(failed), Some(rate)) = (r.errors.connect_fail, r.errors.rate) {
+        cases.push(Case {
+            name: "error budget".to_owned(),
+            classname: "checker.observe.errors".to_owned(),
+            time_s: 0.0,
+            verdict: Verdict::of(
+                r.errors.outcome,
+                kind::ERRORS,
+                format!(
+                    "{failed} of {} connections failed to connect upstream ({}, budget {})",
+                    r.errors.opened,
+                    pct(rate),
+                    pct(r.errors.max_rate)
+                ),
+            ),
+        });
+    }
+    let elapsed = r.last.elapsed.as_secs_f64();
+    cases.push(Case {
+        name: "verdict".to_owned(),
+        classname: "checker.observe".to_owned(),
+        time_s: elapsed,
+        verdict: Verdict::of(r.outcome, kind::FAIL, reason(o)),
+    });
+    let sources: Vec<&str> = o.config.sources.sources.iter().map(|s| s.url()).collect();
+    Suite {
+        name: format!("checker observe {}", sources.join(" ")),
+        package: "checker.observe".to_owned(),
+        timestamp: o.started_at.to_owned(),
+        time_s: elapsed,
+        properties: vec![
+            ("expect".to_owned(), o.config.expect.to_string()),
+            (
+                "confidence".to_owned(),
+                o.config.settings.confidence.to_string(),
+            ),
+            (
+                "tolerance".to_owned(),
+                o.config.settings.tolerance.to_string(),
+            ),
+            ("exit_code".to_owned(), r.exit_code.to_string()),
+        ],
+        cases,
+        system_out: render(o),
+    }
+}
+
 /// What a source is, in words.
 fn source_words(s: &CounterSource) -> String {
     let what = match s {

@@ -100,6 +100,9 @@ pub struct ObserveArgs {
     /// Report format on stdout.
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
     pub output: OutputMode,
+    /// How --output junit shows INCONCLUSIVE.
+    #[command(flatten)]
+    pub junit: output::JunitArgs,
 }
 
 /// Parses `LABEL=VALUE`.
@@ -312,7 +315,7 @@ pub async fn run(args: &ObserveArgs) -> i32 {
         started_at: &started_at,
         programmed: &programmed,
     };
-    output::print(args.output, &Shown::Observation(&observation));
+    output::print_as(args.output, &args.junit, &Shown::Observation(&observation));
     result.exit_code
 }
 
