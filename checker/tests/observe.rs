@@ -472,18 +472,25 @@ fn fixture(name: &str) -> String {
     .unwrap()
 }
 
-/// A recorded Istio gateway's scrape with the stable and canary counts raised.
+/// A recorded Istio gateway's scrape with the stable and canary counts raised, in
+/// Istio's metric and in Envoy's per-cluster one alike.
 fn istio_scrape(extra_one: u64, extra_two: u64) -> String {
+    let stable = [
+        "destination_workload=\"tcp-echo-stable\"".to_owned(),
+        format!("cluster_name=\"{}\"", cluster("stable")),
+    ];
+    let canary = [
+        "destination_workload=\"tcp-echo-canary\"".to_owned(),
+        format!("cluster_name=\"{}\"", cluster("canary")),
+    ];
     fixture("istio-gateway-stats-prometheus.txt")
         .lines()
         .map(|l| {
-            let raise = if l.starts_with("istio_tcp_connections_opened_total")
-                && l.contains("destination_workload=\"tcp-echo-stable\"")
-            {
+            let counter = l.starts_with("istio_tcp_connections_opened_total")
+                || l.starts_with("envoy_cluster_upstream_cx_total");
+            let raise = if counter && stable.iter().any(|s| l.contains(s.as_str())) {
                 extra_one
-            } else if l.starts_with("istio_tcp_connections_opened_total")
-                && l.contains("destination_workload=\"tcp-echo-canary\"")
-            {
+            } else if counter && canary.iter().any(|s| l.contains(s.as_str())) {
                 extra_two
             } else {
                 0
@@ -572,6 +579,56 @@ fn istio_metric_through_the_manifests_counts_only_the_routes_service() {
         run.stderr.contains("destination_version=\"unknown\""),
         "{run:?}"
     );
+}
+
+#[test]
+fn a_recorded_istio_dump_and_scrape_map_through_the_kustomize_manifests() {
+    // The gateway's recorded /config_dump (listeners on 8080, 31400 and 15443) and its
+    // :15090 scrape: the clusters of the route's port, mapped to versions through the
+    // manifests, counted by envoy_cluster_upstream_cx_total (cluster_name, as Istio tags it).
+    let fake = FakeAdmin::start(|_, n| {
+        if n == 0 {
+            istio_scrape(0, 0)
+        } else {
+            istio_scrape(1800, 200)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("config_dump.json");
+    std::fs::write(&dump, fixture("istio-gateway-config-dump.json")).unwrap();
+    let rendered = format!(
+        "{}/../manifests/tests/fixtures/manifests/kustomize-2-canary-10.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let run = run_checker(&[
+        "observe",
+        "--expect-from",
+        &rendered,
+        "--config-dump",
+        &dump.to_string_lossy(),
+        "--scrape",
+        &format!("{}/stats/prometheus", fake.url),
+        "--duration",
+        "200ms",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(doc["inputs"]["sources"][0]["kind"], "envoy_scrape");
+    assert_eq!(doc["programmed"][0]["listener"], "0.0.0.0_31400");
+    assert_eq!(doc["programmed"][0]["agrees"], true, "{doc:#}");
+    assert_eq!(doc["clusters"][1]["cluster"], cluster("stable"));
+    assert!(
+        doc["clusters"][1]["from"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment/tcp-echo-stable"),
+        "{doc:#}"
+    );
+    assert_eq!(doc["counts"]["one"]["opened"], 1800);
+    assert_eq!(doc["counts"]["two"]["opened"], 200);
 }
 
 /// A config dump with the listener on 31400 over the Istio clusters of stable and canary.

@@ -163,12 +163,13 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 /// The exit codes as shown at the end of `checker verify --help`.
 pub const EXIT_HELP: &str = "Exit codes:
   0  PASS: every version's share is inside its tolerance band
-  1  FAIL: the split is wrong (a share outside its band, a zero-weight or unexpected version answered)
+  1  FAIL: the split is wrong (a share outside its band, a zero-weight or unexpected version answered),
+     or a gateway was programmed otherwise than the intent (--gateway-admin, --config-dump)
   2  usage error (bad flags or values, a report file that cannot be written: the report
      is still printed on stdout first)
   3  INCONCLUSIVE: not enough samples to decide; the report says how many more would
-  4  FAIL on errors: the target is unreachable (or its name does not resolve) or the error
-     rate exceeds --max-error-rate; decided before the split
+  4  FAIL on errors: the target is unreachable (or its name does not resolve), a gateway
+     admin does not answer, or the error rate exceeds --max-error-rate; decided before the split
   5  FAIL on health: the canary is worse than the stable beyond a margin (--compare), a
      --threshold does not hold, or the run regressed against --baseline; a failed split
      (1) or error budget (4) still wins
