@@ -571,6 +571,131 @@ impl<'a> GatewaySection<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use checker_core::gateway::view::{IntentVersion, ProgrammedCluster, ProgrammedVersion};
+    use checker_core::sampler::{Sample, StopReason};
+    use checker_core::tally::{Tally, Windowing};
+    use checker_core::verdict::local::LocalReadings;
+    use checker_core::verify::{Times, VerifyConfig};
+    use std::time::{Duration, SystemTime};
+
+    /// A fixed run of `answers` expected 70/30, through a gateway programmed `told`.
+    fn report(answers: &[(&str, u64)], told: &[(&str, u64)]) -> Verification {
+        let mut config = VerifyConfig::new("127.0.0.1:1", "one=70,two=30".parse().unwrap());
+        config.samples = Some(answers.iter().map(|a| a.1).sum());
+        let mut tally = Tally::new(Windowing::ById { total: 10_000 });
+        let mut id = 0;
+        for (version, n) in answers {
+            for _ in 0..*n {
+                id += 1;
+                tally.record(&Sample {
+                    id,
+                    addr: "127.0.0.1:1".parse().unwrap(),
+                    started_at: SystemTime::UNIX_EPOCH,
+                    offset: Duration::ZERO,
+                    result: Ok((*version).to_owned()),
+                    connect_us: Some(10),
+                    reply_us: Some(10),
+                    lag_us: None,
+                    reply_head: None,
+                });
+            }
+        }
+        let times = Times {
+            started_at: String::new(),
+            finished_at: String::new(),
+            elapsed_s: 1.0,
+        };
+        let mut v = Verification::build(
+            &config,
+            &["127.0.0.1:1".parse().unwrap()],
+            None,
+            tally,
+            StopReason::Samples,
+            LocalReadings::default(),
+            times,
+        );
+        let total: u64 = told.iter().map(|t| t.1).sum();
+        let versions: Vec<ProgrammedVersion> = told
+            .iter()
+            .map(|&(name, weight)| ProgrammedVersion {
+                name: name.to_owned(),
+                weight,
+                share: weight as f64 / total as f64,
+            })
+            .collect();
+        let layer = ProgrammedLayer {
+            source: "http://127.0.0.1:15000".into(),
+            listener: "0.0.0.0_31400".into(),
+            version_info: Some("2025-06-01T10:00:00Z/42".into()),
+            last_updated: Some("2025-06-01T10:00:01Z".into()),
+            chain: "filter chain 0 (any connection)".into(),
+            clusters: told
+                .iter()
+                .map(|&(name, weight)| ProgrammedCluster {
+                    name: format!("outbound|9000|{name}|tcp-echo.default.svc.cluster.local"),
+                    weight,
+                    version: name.to_owned(),
+                    from: "given".into(),
+                })
+                .collect(),
+            agrees: checker_core::gateway::view::agrees(&versions, &config.expect),
+            versions,
+            destinations: None,
+        };
+        let view = GatewayView {
+            port: 31400,
+            intent: Intent {
+                from: IntentSource::Expectation,
+                route: None,
+                versions: vec![
+                    IntentVersion {
+                        name: "one".into(),
+                        weight: 70.0,
+                        share: 0.7,
+                    },
+                    IntentVersion {
+                        name: "two".into(),
+                        weight: 30.0,
+                        share: 0.3,
+                    },
+                ],
+            },
+            programmed: vec![layer],
+            settle: None,
+            counters: None,
+            counters_error: None,
+        };
+        v.attach_gateway(view, &config);
+        v
+    }
+
+    #[test]
+    fn the_data_plane_is_named_when_the_gateway_was_told_right() {
+        // Emissary's bug: 70/30 configured, 77/23 delivered.
+        let v = report(&[("one", 3080), ("two", 920)], &[("one", 70), ("two", 30)]);
+        assert_eq!(v.exit_code(), 1);
+        let sentence = crate::reason::reason(&v);
+        assert!(
+            sentence.starts_with(
+                "FAIL on the data plane: the gateway is programmed one 70% / two 30% and traffic follows one 77% / two 23%: the data plane does not follow its own configuration (one 3080 of 4000"
+            ),
+            "{sentence}"
+        );
+        let doc = serde_json::to_value(crate::json::Document::of(&v)).unwrap();
+        assert_eq!(doc["gateway"]["layer"], "data_plane");
+        assert_eq!(doc["gateway"]["control_plane"], "PASS");
+    }
+
+    #[test]
+    fn the_control_plane_is_named_when_the_gateway_was_told_otherwise() {
+        let v = report(&[("one", 4000)], &[("one", 100)]);
+        let sentence = crate::reason::reason(&v);
+        assert_eq!(
+            sentence,
+            "FAIL on the control plane: the expectation is one 70% / two 30% but the gateway is programmed one 100%: the control plane has not applied it (listener 0.0.0.0_31400, version 2025-06-01T10:00:00Z/42, updated 2025-06-01T10:00:01Z); traffic follows the gateway's configuration (one 100%)"
+        );
+        assert!(crate::text::render(&v).contains("✘ programmed  100%  0%"));
+    }
 
     #[test]
     fn splits_read_as_people_write_them() {
