@@ -133,6 +133,24 @@ pub struct Sample {
 pub trait Sink: Send + Sync + 'static {
     /// Takes one finished sample; returning false stops this sampling task.
     fn accept(&self, sample: Sample) -> bool;
+
+    /// A sample in flight was abandoned by the stop (its task aborted): it never reaches
+    /// [`Sink::accept`], though its connection may have reached the target.
+    fn abandoned(&self) {}
+}
+
+/// Tells the sink about a sample dropped before it finished (see [`Sink::abandoned`]).
+struct InFlight<'a, S: Sink> {
+    out: &'a S,
+    finished: bool,
+}
+
+impl<S: Sink> Drop for InFlight<'_, S> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.out.abandoned();
+        }
+    }
 }
 
 /// A channel is a sink (handy in tests and for callers that want every sample).
@@ -444,6 +462,10 @@ impl<S: Sink> Shared<S> {
     async fn take(&self, id: u64, lag_us: Option<u64>, buffers: &mut ProbeBuffers) -> (bool, bool) {
         let addr = self.addr_for(id);
         let begun = Instant::now();
+        let mut in_flight = InFlight {
+            out: &*self.out,
+            finished: false,
+        };
         let taken = probe_closing(
             addr,
             id,
@@ -452,6 +474,7 @@ impl<S: Sink> Shared<S> {
             self.config.reset_on_close,
         )
         .await;
+        in_flight.finished = true;
         let failed = self.note_connect(taken.connect_us.is_some());
         let sample = Sample {
             id,
@@ -470,7 +493,8 @@ impl<S: Sink> Shared<S> {
 
 /// Runs the sampler until the count, the duration or `stop`, handing every sample to `out`.
 ///
-/// Samples in flight when `stop` fires are abandoned (their tasks aborted), not reported.
+/// Samples in flight when `stop` fires are abandoned (their tasks aborted), not reported
+/// to [`Sink::accept`]; each is counted by [`Sink::abandoned`].
 pub async fn run<S: Sink>(
     config: SamplerConfig,
     stop: CancellationToken,
@@ -796,8 +820,19 @@ mod tests {
                 held.push(s);
             }
         });
+        /// Counts the samples abandoned in flight, finished ones go to the channel.
+        struct Counting(mpsc::UnboundedSender<Sample>, AtomicU64);
+        impl Sink for Counting {
+            fn accept(&self, sample: Sample) -> bool {
+                self.0.accept(sample)
+            }
+            fn abandoned(&self) {
+                self.1.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         for rate in [None, Some(1000.0)] {
             let (tx, mut rx) = mpsc::unbounded_channel();
+            let sink = Arc::new(Counting(tx, AtomicU64::new(0)));
             let stop = CancellationToken::new();
             let config = SamplerConfig {
                 addrs: vec![addr],
@@ -811,7 +846,7 @@ mod tests {
                 },
                 reset_on_close: false,
             };
-            let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
+            let run = tokio::spawn(run(config, stop.clone(), Arc::clone(&sink)));
             tokio::time::sleep(Duration::from_millis(100)).await;
             stop.cancel();
             let reason = tokio::time::timeout(Duration::from_secs(60), run)
@@ -819,6 +854,9 @@ mod tests {
                 .expect("the run ended after stop")
                 .unwrap();
             assert_eq!(reason, StopReason::Interrupted);
+            // Every slot held a sample when the stop came: each is counted as abandoned.
+            assert_eq!(sink.1.load(Ordering::Relaxed), 4, "rate {rate:?}");
+            drop(sink);
             assert!(rx.recv().await.is_none(), "no sample finished");
         }
     }

@@ -231,7 +231,7 @@ fn envoy_the_programmed_weights_and_the_counters_through_stats_and_prometheus_te
     assert_eq!(by_admin.counts.opened(), pairs(&tally));
     assert_eq!(by_scrape.counts.opened(), pairs(&tally));
     assert_eq!(by_admin.counts.versions["one"].connect_fail, Some(0));
-    assert!(layers::cross_check(&by_admin.counts.opened(), &pairs(&tally), 0).agrees);
+    assert!(layers::cross_check(&by_admin.counts.opened(), &pairs(&tally), 0, 0).agrees);
 
     // Judged as observe judges: the true split PASSes, a wrong expectation FAILs.
     let settings = Settings::default();
@@ -258,11 +258,15 @@ fn envoy_the_programmed_weights_and_the_counters_through_stats_and_prometheus_te
         }),
         expect: right,
         settings,
+        max_error_rate: 0.01,
         schedule: Schedule::Once {
             duration: Duration::from_millis(300),
         },
     };
-    let result = rt.block_on(observe::observe(&config, |_, _| {})).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let result = rt
+        .block_on(observe::observe(&config, &stop, |_, _| {}))
+        .unwrap();
     assert_eq!(
         (result.looks, result.verdict.total, result.verdict.outcome),
         (1, 0, Outcome::Inconclusive)

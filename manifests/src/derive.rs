@@ -64,6 +64,10 @@ pub struct Derivation {
     /// The route's field path, `spec.tcp[0]` (not part of the JSON report).
     #[serde(skip)]
     pub route_field: String,
+    /// The gateway ports the route matches (a VirtualService's `match[].port`, a
+    /// TCPRoute's parent listener), where the manifests say (not part of the JSON report).
+    #[serde(skip)]
+    pub route_ports: Vec<u32>,
     /// Each version, with its weight, share and provenance, in route order.
     pub versions: Vec<DerivedVersion>,
     /// Remarks (replica-ratio splits, defaults applied).
@@ -492,6 +496,7 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
         route: route_id,
         route_resource: route.resource.id(),
         route_field: route.field.clone(),
+        route_ports: route.ports.clone(),
         versions,
         notes,
         skipped_kinds: set.skipped.clone(),

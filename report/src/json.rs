@@ -87,6 +87,9 @@ pub struct Document<'a> {
     /// The split derived from manifests (`--expect-from`), with its provenance; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_from: Option<&'a manifests::Derivation>,
+    /// The gateway's own view (`--gateway-admin`, `--config-dump`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<crate::gateway::GatewaySection<'a>>,
 }
 
 /// The health checks of a run: what was asked and what came out.
@@ -332,6 +335,7 @@ impl<'a> Document<'a> {
             tally: TallySnapshot::of(&report.tally),
             held: report.held.as_ref(),
             expected_from: report.expected_from.as_ref(),
+            gateway: crate::gateway::GatewaySection::of(report),
         }
     }
 }

@@ -18,6 +18,7 @@ use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
 use checker_core::verdict::Outcome;
+use checker_core::verdict::judgement::{GatewayJudgement, Layer};
 use checker_core::verify::Verification;
 
 use crate::lint::LintReport;
@@ -341,6 +342,9 @@ pub fn verification(v: &Verification) -> Suite {
             ),
         });
     }
+    if let Some(gateway) = &v.judgement.gateway {
+        cases.push(gateway_case(v, gateway));
+    }
     // The overall verdict decides the exit code: a case of its own, so that a report
     // whose parts all pass can never hide a run that did not.
     cases.push(Case {
@@ -373,6 +377,21 @@ pub fn verification(v: &Verification) -> Suite {
         ],
         cases,
         system_out: crate::text::render(v),
+    }
+}
+
+/// The case of the control plane (`--gateway-admin`, `--config-dump`): every gateway
+/// programmed as intended.
+fn gateway_case(v: &Verification, judged: &GatewayJudgement) -> Case {
+    let sentence = match judged.layer {
+        Some(Layer::ControlPlane) => crate::gateway::reason(v).unwrap_or_default(),
+        _ => "every gateway was programmed as intended".to_owned(),
+    };
+    Case {
+        name: "gateway programmed as intended".to_owned(),
+        classname: "checker.verify.gateway".to_owned(),
+        time_s: 0.0,
+        verdict: Verdict::of(judged.control_plane, kind::FAIL, sentence),
     }
 }
 

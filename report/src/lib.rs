@@ -8,11 +8,13 @@
 //! follow a run as [`checker_core::observer::RunObserver`]s.
 
 pub mod explain;
+pub mod gateway;
 pub mod health_section;
 pub mod json;
 pub mod junit;
 pub mod lint;
 pub mod metrics;
+pub mod observe;
 pub mod plot;
 pub mod progress;
 pub mod read_back;

@@ -2,8 +2,8 @@
 //! check that decided, the errors, the split's failing or undecided versions, or PASS.
 
 use checker_core::sampler::{ErrorClass, StopReason};
-use checker_core::verdict::Outcome;
 use checker_core::verdict::health::HealthVerdict;
+use checker_core::verdict::{Outcome, SplitVerdict};
 use checker_core::verify::Verification;
 use protocol::escape;
 
@@ -78,7 +78,12 @@ fn health_reason(v: &Verification) -> Option<String> {
 
 /// One sentence saying why the outcome is what it is.
 pub fn reason(v: &Verification) -> String {
-    let mut reason = health_reason(v).unwrap_or_else(|| outcome_reason(v));
+    let mut reason = crate::gateway::reason(v)
+        .or_else(|| health_reason(v))
+        .unwrap_or_else(|| outcome_reason(v));
+    if let Some(note) = crate::gateway::cross_check_note(v) {
+        reason.push_str(&note);
+    }
     if let Some(cause) = &v.judgement.errors.local_cause {
         reason.push_str(&format!(
             "; the errors' likely cause is on this machine, not the target: {}",
@@ -117,6 +122,32 @@ fn accepted_then(r: &Verification) -> Option<&'static str> {
         ErrorClass::ClosedBeforeReply => Some("closed it without a reply"),
         _ => None,
     }
+}
+
+/// Every failed version of `split`: `two answered 600 of 3000 (20.0%, interval
+/// ..., band ...): why`, joined by `; `.
+pub fn failed_versions(split: &SplitVerdict) -> String {
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let why: Vec<String> = split
+        .versions
+        .iter()
+        .filter(|v| v.outcome == Outcome::Fail)
+        .map(|v| {
+            format!(
+                "{} answered {} of {} ({}, interval {}..{}, band {}..{}): {}",
+                escape(&v.name),
+                v.count,
+                split.total,
+                pct(v.share),
+                pct(v.interval.low),
+                pct(v.interval.high),
+                pct(v.band.low),
+                pct(v.band.high),
+                v.reason
+            )
+        })
+        .collect();
+    why.join("; ")
 }
 
 fn outcome_reason(r: &Verification) -> String {
@@ -176,25 +207,7 @@ fn outcome_reason(r: &Verification) -> String {
             .filter(move |v| v.outcome == o)
     };
     match r.judgement.split.outcome {
-        Outcome::Fail => {
-            let why: Vec<String> = pick(Outcome::Fail)
-                .map(|v| {
-                    format!(
-                        "{} answered {} of {} ({}, interval {}..{}, band {}..{}): {}",
-                        escape(&v.name),
-                        v.count,
-                        r.judgement.split.total,
-                        pct(v.share),
-                        pct(v.interval.low),
-                        pct(v.interval.high),
-                        pct(v.band.low),
-                        pct(v.band.high),
-                        v.reason
-                    )
-                })
-                .collect();
-            format!("FAIL: {}", why.join("; "))
-        }
+        Outcome::Fail => format!("FAIL: {}", failed_versions(&r.judgement.split)),
         Outcome::Inconclusive => {
             let more = pick(Outcome::Inconclusive)
                 .filter_map(|v| v.more_samples)

@@ -362,6 +362,7 @@ pub fn render(report: &Verification) -> String {
         );
     }
     out.push_str(&crate::health_section::render(report));
+    out.push_str(&crate::gateway::render(report));
     if let Some(h) = &report.held {
         let _ = writeln!(out, "  {}", held_line(h));
     }

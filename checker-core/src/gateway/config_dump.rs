@@ -345,12 +345,16 @@ fn path_text(path: &str) -> String {
     }
 }
 
-fn ports_text(ports: &[u32]) -> String {
-    if ports.is_empty() {
-        return "no port at all".to_owned();
+/// `port 31400`, `ports 8080, 31400`, or `no port at all`.
+pub fn ports_text(ports: &[u32]) -> String {
+    match ports {
+        [] => "no port at all".to_owned(),
+        [one] => format!("port {one}"),
+        several => {
+            let ports: Vec<String> = several.iter().map(u32::to_string).collect();
+            format!("ports {}", ports.join(", "))
+        }
     }
-    let ports: Vec<String> = ports.iter().map(u32::to_string).collect();
-    format!("ports {}", ports.join(", "))
 }
 
 fn list_text(items: &[String]) -> String {
@@ -1042,7 +1046,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no listener on port 31401: the gateway's listeners are on ports 31400"
+            "no listener on port 31401: the gateway's listeners are on port 31400"
         );
     }
 

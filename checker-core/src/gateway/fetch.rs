@@ -135,6 +135,11 @@ fn target(url: &str) -> Result<(String, u16, String, String), FetchError> {
     Ok((host, port, authority.as_str().to_owned(), path))
 }
 
+/// Checks that `url` can be asked (plain `http://`, a host, no credentials) without asking it.
+pub fn check_url(url: &str) -> Result<(), FetchError> {
+    target(url).map(|_| ())
+}
+
 /// GETs `url` within `limits`; the body of a 2xx answer.
 pub async fn get(url: &str, limits: Limits) -> Result<Vec<u8>, FetchError> {
     let (host, port, authority, path) = target(url)?;

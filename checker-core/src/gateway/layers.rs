@@ -210,19 +210,25 @@ pub struct CrossCheck {
     /// Connections the checker opened but did not judge (in flight when the verdict
     /// was reached, or failed before a reply): the gateway counted them, no version was seen.
     pub opened_not_judged: u64,
+    /// Connections abandoned in flight when sampling stopped (a sequential verdict or the
+    /// stop signal): each may or may not have reached the gateway before it was dropped.
+    pub in_flight: u64,
     /// Whether the two agree exactly: no version judged more often than the gateway
-    /// opened it, and the gateway's surplus is exactly the connections not judged.
+    /// opened it, and the gateway's surplus is the connections not judged, plus at most
+    /// those abandoned in flight.
     pub agrees: bool,
     /// Why not, in one sentence.
     pub disagreement: Option<String>,
 }
 
 /// Compares the gateway's per-version counts with the checker's judged counts, the
-/// checker's opened-but-not-judged connections counted apart.
+/// checker's opened-but-not-judged connections counted apart, and up to `in_flight`
+/// abandoned ones allowed for.
 pub fn cross_check(
     gateway: &[(String, u64)],
     judged: &[(String, u64)],
     opened_not_judged: u64,
+    in_flight: u64,
 ) -> CrossCheck {
     let mut by: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for (v, n) in gateway {
@@ -259,12 +265,17 @@ pub fn cross_check(
             "the checker saw more answers than the gateway opened connections for {}: replies are attributed to the wrong version, or the counters are of another listener",
             over.join(", ")
         ))
-    } else if gateway_total > explained {
+    } else if gateway_total > explained.saturating_add(in_flight) {
         Some(format!(
-            "the gateway opened {} connections more than the checker made ({} judged, {} not judged): another client used the gateway in the window",
-            gateway_total - explained,
+            "the gateway opened {} connections more than the checker made ({} judged, {} not judged{}): another client used the gateway in the window",
+            gateway_total - explained.saturating_add(in_flight),
             checker_judged,
-            opened_not_judged
+            opened_not_judged,
+            if in_flight > 0 {
+                format!(", {in_flight} abandoned in flight")
+            } else {
+                String::new()
+            }
         ))
     } else if gateway_total < explained {
         Some(format!(
@@ -282,6 +293,7 @@ pub fn cross_check(
         gateway_total,
         checker_judged,
         opened_not_judged,
+        in_flight,
         disagreement,
     }
 }
@@ -376,6 +388,7 @@ mod tests {
             &pairs(&[("one", 1506), ("two", 377)]),
             &pairs(&[("one", 1506), ("two", 377)]),
             0,
+            0,
         );
         assert!(c.agrees);
         // Sequential run: 31 opened, still in flight at the verdict.
@@ -383,6 +396,7 @@ mod tests {
             &pairs(&[("one", 1200), ("two", 311)]),
             &pairs(&[("one", 1180), ("two", 300)]),
             31,
+            0,
         );
         assert!(c.agrees, "{:?}", c.disagreement);
         assert_eq!((c.gateway_total, c.checker_judged), (1511, 1480));
@@ -390,6 +404,7 @@ mod tests {
             &pairs(&[("one", 1300), ("two", 311)]),
             &pairs(&[("one", 1180), ("two", 300)]),
             31,
+            0,
         );
         assert_eq!(
             c.disagreement.as_deref(),
@@ -400,6 +415,38 @@ mod tests {
         let c = cross_check(
             &pairs(&[("one", 10), ("two", 10)]),
             &pairs(&[("one", 12), ("two", 8)]),
+            0,
+            0,
+        );
+        assert!(
+            c.disagreement
+                .unwrap()
+                .contains("attributed to the wrong version")
+        );
+        // Abandoned in flight: the gateway may have counted any number of them, no more.
+        let c = cross_check(
+            &pairs(&[("one", 1190), ("two", 302)]),
+            &pairs(&[("one", 1180), ("two", 300)]),
+            5,
+            8,
+        );
+        assert!(c.agrees, "{:?}", c.disagreement);
+        let c = cross_check(
+            &pairs(&[("one", 1190), ("two", 303)]),
+            &pairs(&[("one", 1180), ("two", 300)]),
+            5,
+            6,
+        );
+        assert_eq!(
+            c.disagreement.as_deref(),
+            Some(
+                "the gateway opened 2 connections more than the checker made (1480 judged, 5 not judged, 6 abandoned in flight): another client used the gateway in the window"
+            )
+        );
+        let c = cross_check(
+            &pairs(&[("one", 10), ("two", 10)]),
+            &pairs(&[("one", 12), ("two", 8)]),
+            0,
             0,
         );
         assert!(

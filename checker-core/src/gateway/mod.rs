@@ -12,6 +12,8 @@
 //! added up) → [`observe`] (the split of every connection the gateway opened, judged)
 //! and [`layers`] (intent vs programmed vs counted). [`fetch`] is the bounded HTTP GET
 //! client for admin and scrape URLs, [`prometheus`] the Prometheus server's query API.
+//! [`view`] puts them together for one check: the programmed layer of every gateway set
+//! against the intent, waiting until it is programmed, and the counters around sampling.
 //!
 //! Everything here returns plain data and typed errors; nothing prints, and no message
 //! names a command-line flag (the binary adds those).
@@ -27,3 +29,4 @@ pub mod mapping;
 pub mod observe;
 pub mod prometheus;
 pub mod stats;
+pub mod view;

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::counters::{Snapshot, SourceDelta, VersionCounts, by_version, delta};
 use super::exposition::{self, ExpositionError};
@@ -317,8 +318,86 @@ pub struct ObserveConfig {
     pub expect: Expectation,
     /// Confidence and tolerance.
     pub settings: Settings,
+    /// The largest share of the gateway's connections that may fail to connect upstream
+    /// (where a source shows `upstream_cx_connect_fail`), as verify's error budget.
+    pub max_error_rate: f64,
     /// When to look.
     pub schedule: Schedule,
+}
+
+/// The gateway's failed upstream connects against the error budget.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GatewayErrors {
+    /// Connections opened (the split's total).
+    pub opened: u64,
+    /// Of them, failed to connect upstream; `None` when no source shows it (Istio's metric).
+    pub connect_fail: Option<u64>,
+    /// `connect_fail` over `opened` (0 when nothing was opened); `None` when not shown.
+    pub rate: Option<f64>,
+    /// The budget.
+    pub max_rate: f64,
+    /// FAIL when over budget, else PASS (PASS when not shown: nothing to judge).
+    pub outcome: Outcome,
+}
+
+/// Judges the look's failed upstream connects against `max_rate`.
+pub fn judge_errors(look: &Look, max_rate: f64) -> GatewayErrors {
+    let opened = look.counts.total_opened();
+    let connect_fail = look
+        .counts
+        .versions
+        .values()
+        .filter_map(|d| d.connect_fail)
+        .reduce(u64::saturating_add);
+    let rate = connect_fail.map(|f| {
+        if opened == 0 {
+            0.0
+        } else {
+            f as f64 / opened as f64
+        }
+    });
+    GatewayErrors {
+        opened,
+        connect_fail,
+        rate,
+        max_rate,
+        outcome: if rate.is_some_and(|r| r > max_rate) {
+            Outcome::Fail
+        } else {
+            Outcome::Pass
+        },
+    }
+}
+
+/// One look in brief: what a running display or a metrics endpoint shows of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LookSummary {
+    /// Seconds since the start.
+    pub at_s: f64,
+    /// Connections opened per version since the start.
+    pub opened: BTreeMap<String, u64>,
+    /// All of them.
+    pub total: u64,
+    /// Failed upstream connects since the start, where shown.
+    pub connect_fail: Option<u64>,
+    /// The split's verdict at this look.
+    pub outcome: Outcome,
+    /// Counter resets seen so far.
+    pub resets: usize,
+}
+
+impl LookSummary {
+    /// The summary of `look` judged `verdict`.
+    pub fn of(look: &Look, verdict: &SplitVerdict) -> Self {
+        Self {
+            at_s: look.elapsed.as_secs_f64(),
+            opened: look.counts.opened().into_iter().collect(),
+            total: look.counts.total_opened(),
+            connect_fail: judge_errors(look, 1.0).connect_fail,
+            outcome: verdict.outcome,
+            resets: look.counts.resets.len(),
+        }
+    }
 }
 
 /// The result of an observation: plain data for the report.
@@ -328,10 +407,20 @@ pub struct ObserveResult {
     pub method: String,
     /// How many looks were taken.
     pub looks: usize,
+    /// Every look in brief, oldest first.
+    pub history: Vec<LookSummary>,
     /// The last look.
     pub last: Look,
     /// The verdict on the last look.
     pub verdict: SplitVerdict,
+    /// The gateway's failed upstream connects against the budget.
+    pub errors: GatewayErrors,
+    /// Whether the stop signal ended the window early (the last look was taken then).
+    pub interrupted: bool,
+    /// FAIL when the errors or the split fail, else INCONCLUSIVE when the split is undecided, else PASS.
+    pub outcome: Outcome,
+    /// As verify's: 4 errors, 1 FAIL, 3 INCONCLUSIVE, 0 PASS.
+    pub exit_code: i32,
     /// What the counts stand for, and any resets.
     pub notes: Vec<String>,
 }
@@ -363,17 +452,20 @@ pub fn notes(look: &Look) -> Vec<String> {
     notes
 }
 
-/// Observes on `config.schedule`, calling `on_look` after every look with its verdict.
-pub async fn observe(
+/// Observes on `config.schedule` from a window started by [`Observer::start`], calling
+/// `on_look` after every look with its verdict. `stop` ends the window early: the last
+/// look is taken at once and judged.
+pub async fn observe_from(
+    observer: Observer,
     config: &ObserveConfig,
+    stop: &CancellationToken,
     mut on_look: impl FnMut(&Look, &SplitVerdict),
 ) -> Result<ObserveResult, ObserveError> {
-    let observer = Observer::start(config.sources.clone()).await?;
     let (method, sequential_rule) = match config.schedule {
         Schedule::Once { .. } => ("fixed".to_owned(), false),
         Schedule::Every { .. } => (sequential::METHOD.to_owned(), true),
     };
-    let mut looks = 0usize;
+    let mut history = Vec::new();
     loop {
         let wait = match config.schedule {
             Schedule::Once { duration } => duration.saturating_sub(observer.started.elapsed()),
@@ -381,32 +473,66 @@ pub async fn observe(
                 interval, duration, ..
             } => interval.min(duration.saturating_sub(observer.started.elapsed())),
         };
-        tokio::time::sleep(wait).await;
-        let look = observer.look().await?;
-        looks += 1;
-        let verdict = judge(&look, &config.expect, &config.settings, sequential_rule);
-        on_look(&look, &verdict);
-        let done = match config.schedule {
-            Schedule::Once { .. } => true,
-            Schedule::Every {
-                duration,
-                stop_when_decided,
-                ..
-            } => {
-                look.elapsed >= duration
-                    || (stop_when_decided && verdict.outcome != Outcome::Inconclusive)
-            }
+        let interrupted = tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            () = stop.cancelled() => true,
         };
+        let look = observer.look().await?;
+        let verdict = judge(&look, &config.expect, &config.settings, sequential_rule);
+        history.push(LookSummary::of(&look, &verdict));
+        on_look(&look, &verdict);
+        let done = interrupted
+            || match config.schedule {
+                Schedule::Once { .. } => true,
+                Schedule::Every {
+                    duration,
+                    stop_when_decided,
+                    ..
+                } => {
+                    look.elapsed >= duration
+                        || (stop_when_decided && verdict.outcome != Outcome::Inconclusive)
+                }
+            };
         if done {
+            let errors = judge_errors(&look, config.max_error_rate);
+            let (outcome, exit_code) = outcome_of(&errors, &verdict);
             return Ok(ObserveResult {
                 method,
-                looks,
+                looks: history.len(),
+                history,
                 notes: notes(&look),
                 last: look,
                 verdict,
+                errors,
+                interrupted,
+                outcome,
+                exit_code,
             });
         }
     }
+}
+
+/// [`observe_from`] a window that starts now.
+pub async fn observe(
+    config: &ObserveConfig,
+    stop: &CancellationToken,
+    on_look: impl FnMut(&Look, &SplitVerdict),
+) -> Result<ObserveResult, ObserveError> {
+    let observer = Observer::start(config.sources.clone()).await?;
+    observe_from(observer, config, stop, on_look).await
+}
+
+/// The outcome and exit code, as verify's: errors decide first, then the split.
+fn outcome_of(errors: &GatewayErrors, split: &SplitVerdict) -> (Outcome, i32) {
+    if errors.outcome == Outcome::Fail {
+        return (Outcome::Fail, crate::exit::ERRORS);
+    }
+    let code = match split.outcome {
+        Outcome::Pass => crate::exit::PASS,
+        Outcome::Fail => crate::exit::FAIL,
+        Outcome::Inconclusive => crate::exit::INCONCLUSIVE,
+    };
+    (split.outcome, code)
 }
 
 #[cfg(test)]
@@ -534,6 +660,47 @@ mod tests {
             n[1].starts_with("http://gw-a:15000 upstream_cx_total of c1 went down from 900 to 30"),
             "{}",
             n[1]
+        );
+    }
+
+    #[test]
+    fn failed_connects_decide_before_the_split() {
+        let mut counts = VersionCounts::default();
+        for (v, opened, failed) in [("one", 900, 5), ("two", 100, 10)] {
+            counts.versions.insert(
+                v.into(),
+                Delta {
+                    opened,
+                    connect_fail: Some(failed),
+                    ..Delta::default()
+                },
+            );
+        }
+        let look = Look {
+            elapsed: Duration::from_secs(1),
+            counts,
+            sources: vec![],
+            queries: vec![],
+        };
+        let e = judge_errors(&look, 0.01);
+        assert_eq!((e.opened, e.connect_fail), (1000, Some(15)));
+        assert_eq!(e.outcome, Outcome::Fail);
+        let expect: Expectation = "one=90,two=10".parse().unwrap();
+        let v = judge(&look, &expect, &Settings::default(), false);
+        assert_eq!(outcome_of(&e, &v), (Outcome::Fail, crate::exit::ERRORS));
+        let e = judge_errors(&look, 0.02);
+        assert_eq!(e.outcome, Outcome::Pass);
+        assert_eq!(outcome_of(&e, &v).0, v.outcome);
+        assert_ne!(outcome_of(&e, &v).1, crate::exit::ERRORS);
+        // Istio's metric shows no connect failures: nothing to judge.
+        let mut plain = look.clone();
+        for d in plain.counts.versions.values_mut() {
+            d.connect_fail = None;
+        }
+        let e = judge_errors(&plain, 0.0);
+        assert_eq!(
+            (e.connect_fail, e.rate, e.outcome),
+            (None, None, Outcome::Pass)
         );
     }
 

@@ -81,6 +81,81 @@ pub struct Judgement {
     /// split (1), then a failed health check (5), then an undecided split or comparison
     /// (3), else 0.
     pub exit_code: i32,
+    /// The gateway's view judged (with `--gateway-admin` or `--config-dump`): a gateway
+    /// programmed otherwise than the intent fails the run (1) after the errors.
+    pub gateway: Option<GatewayJudgement>,
+}
+
+/// Which layer a wrong split comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// A gateway was programmed otherwise than the intent: the control plane did not
+    /// apply it (not bound, rejected, stale).
+    ControlPlane,
+    /// The gateways were programmed as intended, yet traffic does not follow: the data
+    /// plane does not follow its own configuration.
+    DataPlane,
+}
+
+/// The gateway's view judged: intent against programmed (exact), and programmed against
+/// observed (the run's own split verdict, or one against what the gateway was told).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GatewayJudgement {
+    /// FAIL when a gateway was programmed otherwise than the intent, else PASS.
+    pub control_plane: Outcome,
+    /// Where a wrong split comes from; `None` when nothing is wrong or undecided.
+    pub layer: Option<Layer>,
+    /// When a gateway was programmed otherwise: the observed split judged against what
+    /// it was told (does traffic at least follow the gateway's configuration?).
+    pub observed_vs_programmed: Option<SplitVerdict>,
+}
+
+/// What the gateways were told, for [`judge_gateway`].
+#[derive(Debug, Clone, Copy)]
+pub struct Programmed<'a> {
+    /// Whether every gateway was told exactly the intent.
+    pub as_intended: bool,
+    /// The split of the first gateway told otherwise (`None` when all agree, or when its
+    /// weights are all zero).
+    pub split: Option<&'a Expectation>,
+}
+
+/// Adds the gateway's view to `judgement` of the run counted in `tally` under `rules`:
+/// a gateway programmed otherwise than the intent is a FAIL (exit 1), decided after
+/// the errors (4) and before everything else.
+pub fn judge_gateway(
+    judgement: &mut Judgement,
+    tally: &Tally,
+    rules: &Rules<'_>,
+    programmed: Programmed<'_>,
+) {
+    let counts = tally.counts();
+    let observed_vs_programmed = programmed.split.map(|expect| match rules.mode {
+        Mode::Fixed => judge(expect, &counts, &rules.settings),
+        Mode::Sequential => sequential::judge(expect, &counts, &rules.settings),
+    });
+    let control_plane = if programmed.as_intended {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    };
+    let layer = if control_plane == Outcome::Fail {
+        Some(Layer::ControlPlane)
+    } else if judgement.split.outcome == Outcome::Fail {
+        Some(Layer::DataPlane)
+    } else {
+        None
+    };
+    if control_plane == Outcome::Fail && judgement.errors.outcome != Outcome::Fail {
+        judgement.outcome = Outcome::Fail;
+        judgement.exit_code = exit::FAIL;
+    }
+    judgement.gateway = Some(GatewayJudgement {
+        control_plane,
+        layer,
+        observed_vs_programmed,
+    });
 }
 
 /// Judges the run whose samples are in `tally` (it lasted `elapsed_s` seconds; this
@@ -124,6 +199,7 @@ pub fn judge_run(
         health,
         outcome,
         exit_code,
+        gateway: None,
     }
 }
 
@@ -239,6 +315,56 @@ mod tests {
         let j = judged(&tally(&[], 10), Mode::Fixed);
         assert!(j.errors.unreachable);
         assert_eq!(j.exit_code, exit::ERRORS);
+    }
+
+    #[test]
+    fn a_gateway_programmed_otherwise_fails_after_the_errors() {
+        let expect: Expectation = "one=90,two=10".parse().unwrap();
+        let told: Expectation = "one=80,two=20".parse().unwrap();
+        let rules = Rules {
+            expect: &expect,
+            settings: Settings::default(),
+            max_error_rate: 0.01,
+            mode: Mode::Fixed,
+            health: &HealthRules::default(),
+        };
+        // Traffic follows what the gateway was told, not the intent.
+        let t = tally(&[("one", 2400), ("two", 600)], 0);
+        let mut j = judge_run(&t, &rules, 1.0, LocalReadings::default());
+        let told_otherwise = Programmed {
+            as_intended: false,
+            split: Some(&told),
+        };
+        judge_gateway(&mut j, &t, &rules, told_otherwise);
+        assert_eq!((j.outcome, j.exit_code), (Outcome::Fail, exit::FAIL));
+        let g = j.gateway.unwrap();
+        assert_eq!(
+            (g.control_plane, g.layer),
+            (Outcome::Fail, Some(Layer::ControlPlane))
+        );
+        assert_eq!(g.observed_vs_programmed.unwrap().outcome, Outcome::Pass);
+        // Errors still decide first.
+        let t = tally(&[("one", 2400), ("two", 600)], 300);
+        let mut j = judge_run(&t, &rules, 1.0, LocalReadings::default());
+        judge_gateway(&mut j, &t, &rules, told_otherwise);
+        assert_eq!(j.exit_code, exit::ERRORS);
+        // Programmed as intended, traffic off: the data plane.
+        let t = tally(&[("one", 2310), ("two", 690)], 0);
+        let mut j = judge_run(&t, &rules, 1.0, LocalReadings::default());
+        let as_intended = Programmed {
+            as_intended: true,
+            split: None,
+        };
+        judge_gateway(&mut j, &t, &rules, as_intended);
+        assert_eq!(j.exit_code, exit::FAIL);
+        let g = j.gateway.unwrap();
+        assert_eq!(g.layer, Some(Layer::DataPlane));
+        assert!(g.observed_vs_programmed.is_none());
+        // Programmed as intended, traffic follows: nothing to blame.
+        let t = tally(&[("one", 2700), ("two", 300)], 0);
+        let mut j = judge_run(&t, &rules, 1.0, LocalReadings::default());
+        judge_gateway(&mut j, &t, &rules, as_intended);
+        assert_eq!((j.exit_code, j.gateway.unwrap().layer), (exit::PASS, None));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::exit;
 use crate::expect::Expectation;
+use crate::gateway::view::{GatewayConfig, ViewError};
 use crate::target::{self, TargetError};
 use crate::verdict::health::HealthRules;
 use crate::verdict::{Settings, SettingsError};
@@ -53,6 +54,9 @@ pub struct VerifyConfig {
     pub settle: Option<Duration>,
     /// Health checks beyond the split: canary against stable, thresholds, baseline.
     pub health: HealthRules,
+    /// The gateway's own view (`--gateway-admin`, `--config-dump`): what it was told and
+    /// what it counted, beside the samples; `None` = the samples alone.
+    pub gateway: Option<GatewayConfig>,
 }
 
 impl VerifyConfig {
@@ -73,6 +77,7 @@ impl VerifyConfig {
             sequential: None,
             settle: None,
             health: HealthRules::default(),
+            gateway: None,
         }
     }
 
@@ -245,6 +250,10 @@ pub enum VerifyError {
     /// The sampler task died unexpectedly.
     #[error("the sampler stopped unexpectedly: {0}")]
     Sampler(String),
+    /// The gateway's view could not be read (an admin does not answer, a dump does not
+    /// hold the route, a cluster has no version).
+    #[error(transparent)]
+    Gateway(#[from] ViewError),
 }
 
 impl VerifyError {
@@ -255,6 +264,7 @@ impl VerifyError {
                 exit::ERRORS
             }
             VerifyError::Sampler(_) => exit::ERRORS,
+            VerifyError::Gateway(e) => e.exit_code(),
             _ => exit::USAGE,
         }
     }

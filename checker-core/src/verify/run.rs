@@ -14,6 +14,7 @@ use super::looks::{self, Monitor};
 use super::settle;
 use super::verification::{Times, Verification};
 use crate::expect::Expectation;
+use crate::gateway::view::{self, CheckerConnections, GatewayView, Intent, ProgrammedLayer};
 use crate::observer::{ObserverError, RunObserver, Unobserved};
 use crate::sampler::{self, Sample, SamplerConfig, Sink, StopReason, Timeouts};
 use crate::sync::lock;
@@ -39,6 +40,11 @@ struct Collector {
     sampling: CancellationToken,
     done: AtomicU64,
     errors: AtomicU64,
+    /// Samples that connected and finished without a version in the tally (failed after
+    /// connecting, or finished after the sequential verdict): for the gateway's cross-check.
+    opened_not_judged: AtomicU64,
+    /// Samples abandoned in flight when sampling stopped.
+    abandoned: AtomicU64,
     /// Sequential sampling: looks after every batch, stops sampling once decided.
     sequential: Option<Monitor>,
 }
@@ -62,7 +68,11 @@ impl Collector {
 
 impl Sink for Collector {
     fn accept(&self, sample: Sample) -> bool {
-        let Some(more) = self.record(&sample) else {
+        let recorded = self.record(&sample);
+        if sample.connect_us.is_some() && (recorded.is_none() || sample.result.is_err()) {
+            self.opened_not_judged.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(more) = recorded else {
             return false;
         };
         if !more {
@@ -78,6 +88,10 @@ impl Sink for Collector {
             return false;
         }
         more
+    }
+
+    fn abandoned(&self) {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -151,7 +165,8 @@ fn peak(a: LocalReadings, b: LocalReadings) -> LocalReadings {
     }
 }
 
-/// A verification ready to sample: the target resolved and the count planned.
+/// A verification ready to sample: the target resolved, the count planned and, with the
+/// gateway's view, what each gateway was told.
 #[derive(Debug)]
 pub struct Prepared {
     config: VerifyConfig,
@@ -161,12 +176,19 @@ pub struct Prepared {
     max_samples: Option<u64>,
     /// What a fixed count can decide of the comparison.
     health_plan: Vec<MetricPlan>,
+    /// What each gateway was told, read before sampling.
+    programmed: Vec<ProgrammedLayer>,
 }
 
-/// Resolves the target and plans the count when none is given.
+/// Resolves the target, plans the count when none is given and reads what each gateway
+/// was told (with the gateway's view).
 pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
     config.validate()?;
     let addrs = target::resolve(&config.target).await?;
+    let programmed = match &config.gateway {
+        Some(gateway) => view::read_programmed(gateway, &config.expect).await?,
+        None => Vec::new(),
+    };
     let plan = match config.samples {
         None => Some(verdict::plan(&config.expect, &config.settings)),
         Some(_) => None,
@@ -188,6 +210,7 @@ pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
         plan,
         max_samples,
         health_plan,
+        programmed,
     })
 }
 
@@ -251,6 +274,16 @@ impl Prepared {
         &self.health_plan
     }
 
+    /// With the gateway's view: the intent, and what each gateway was told before
+    /// sampling (and before `--settle` waits for it).
+    pub fn gateway_layers(&self) -> Option<(Intent, &[ProgrammedLayer])> {
+        let gateway = self.config.gateway.as_ref()?;
+        Some((
+            Intent::of(&self.config.expect, gateway.derivation.as_ref()),
+            &self.programmed,
+        ))
+    }
+
     /// The number of samples the run will take (at most, in sequential mode), when bounded by count.
     pub fn sample_count(&self) -> Option<u64> {
         if self.max_samples.is_some() {
@@ -274,8 +307,25 @@ impl Prepared {
         stop: CancellationToken,
         observer: Arc<dyn RunObserver>,
     ) -> Result<Verification, VerifyError> {
-        let settled = match self.config.settle {
-            Some(timeout) => Some(settle::settle(&self.config, &self.addrs, timeout, &stop).await),
+        let gateway = self.config.gateway.as_ref();
+        let by_admin = gateway.filter(|g| !g.admins.is_empty());
+        let mut programmed = self.programmed.clone();
+        let mut programmed_settle = None;
+        let settled = match (self.config.settle, by_admin) {
+            (Some(timeout), Some(gateway)) => {
+                let (waited, layers) =
+                    view::settle_programmed(gateway, &self.config.expect, timeout, &stop).await?;
+                programmed = layers;
+                programmed_settle = Some(waited);
+                None
+            }
+            (Some(timeout), None) => {
+                Some(settle::settle(&self.config, &self.addrs, timeout, &stop).await)
+            }
+            (None, _) => None,
+        };
+        let counters = match gateway {
+            Some(gateway) => view::start_counters(gateway, &programmed).await?,
             None => None,
         };
         let count = self.sample_count();
@@ -311,6 +361,8 @@ impl Prepared {
             sampling: sampling.clone(),
             done: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            opened_not_judged: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
             sequential: self.max_samples.map(|max| {
                 let batch = self.config.sequential.map_or(DEFAULT_BATCH, |s| s.batch);
                 Monitor::new(self.config.expect.clone(), self.config.settings, batch, max)
@@ -344,6 +396,11 @@ impl Prepared {
             }
         };
         let readings = peak(readings, read_local());
+        // The gateways' counters at once, before anything else passes them.
+        let looked = match &counters {
+            Some(observer) => Some(observer.look().await),
+            None => None,
+        };
         let mut stop_reason = finished.map_err(|e| VerifyError::Sampler(e.to_string()))?;
         let finished = observer.finished();
         let tally = std::mem::replace(&mut *lock(&collector.tally), Tally::new(windowing));
@@ -377,6 +434,27 @@ impl Prepared {
             .as_ref()
             .map(|monitor| monitor.summary(verification.judgement.split.total));
         verification.settle = settled;
+        if let Some(gateway) = gateway {
+            let checker = CheckerConnections {
+                judged: verification.tally.counts(),
+                opened_not_judged: collector.opened_not_judged.load(Ordering::Relaxed),
+                in_flight: collector.abandoned.load(Ordering::Relaxed),
+            };
+            let (counters, counters_error) = match looked {
+                Some(Ok(look)) => (Some(view::counters_of(&look, &checker)), None),
+                Some(Err(e)) => (None, Some(e.to_string())),
+                None => (None, None),
+            };
+            let view = GatewayView {
+                port: gateway.port,
+                intent: Intent::of(&self.config.expect, gateway.derivation.as_ref()),
+                programmed,
+                settle: programmed_settle,
+                counters,
+                counters_error,
+            };
+            verification.attach_gateway(view, &self.config);
+        }
         Ok(verification)
     }
 }

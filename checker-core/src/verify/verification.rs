@@ -12,6 +12,7 @@ use serde::{Serialize, Serializer};
 use super::config::VerifyConfig;
 use super::looks::SequentialSummary;
 use super::settle::SettleSummary;
+use crate::gateway::view::GatewayView;
 use crate::hold::HeldReport;
 use crate::sampler::{ErrorClass, StopReason};
 use crate::tally::{Tally, Window};
@@ -173,6 +174,24 @@ pub struct Verification {
     pub held: Option<HeldReport>,
     /// The split derived from manifests (`--expect-from`), with its provenance.
     pub expected_from: Option<manifests::Derivation>,
+    /// The gateway's own view (`--gateway-admin`, `--config-dump`): intent, programmed,
+    /// counted; judged in [`Judgement::gateway`].
+    pub gateway: Option<GatewayView>,
+}
+
+/// The rules `config` judges a run by.
+fn rules_of(config: &VerifyConfig) -> Rules<'_> {
+    Rules {
+        expect: &config.expect,
+        settings: config.settings,
+        max_error_rate: config.max_error_rate,
+        mode: if config.sequential.is_some() {
+            Mode::Sequential
+        } else {
+            Mode::Fixed
+        },
+        health: &config.health,
+    }
 }
 
 /// A sample starting later than this after its scheduled time counts as late (tokio timers tick per millisecond).
@@ -191,18 +210,8 @@ impl Verification {
         readings: LocalReadings,
         times: Times,
     ) -> Self {
-        let mode = if config.sequential.is_some() {
-            Mode::Sequential
-        } else {
-            Mode::Fixed
-        };
-        let rules = Rules {
-            expect: &config.expect,
-            settings: config.settings,
-            max_error_rate: config.max_error_rate,
-            mode,
-            health: &config.health,
-        };
+        let rules = rules_of(config);
+        let mode = rules.mode;
         let judgement = judgement::judge_run(&tally, &rules, times.elapsed_s, readings);
         let latency = tally
             .versions()
@@ -265,7 +274,25 @@ impl Verification {
             judgement,
             held: None,
             expected_from: None,
+            gateway: None,
         }
+    }
+
+    /// Adds the gateway's view, judged by `config`'s rules (see
+    /// [`judgement::judge_gateway`]): a gateway programmed otherwise than the intent FAILs.
+    pub fn attach_gateway(&mut self, view: GatewayView, config: &VerifyConfig) {
+        let told = view.first_disagreeing().and_then(|l| l.expectation());
+        let programmed = judgement::Programmed {
+            as_intended: view.programmed_as_intended(),
+            split: told.as_ref(),
+        };
+        judgement::judge_gateway(
+            &mut self.judgement,
+            &self.tally,
+            &rules_of(config),
+            programmed,
+        );
+        self.gateway = Some(view);
     }
 
     /// The overall outcome (the judgement's).

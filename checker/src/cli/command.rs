@@ -9,6 +9,7 @@ pub async fn run(command: Command) -> i32 {
         #[cfg(feature = "rehearse")]
         Command::Rehearse(args) => super::rehearse::run(&args).await,
         Command::Watch(args) => super::watch::run(&args).await,
+        Command::Observe(args) => super::observe::run(&args).await,
         Command::Merge(args) => super::merge::run(&args),
         Command::Lint(args) => super::lint::run(&args),
         Command::Plot(args) => super::plot::run(&args),

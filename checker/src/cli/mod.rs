@@ -1,6 +1,6 @@
 //! The command line: subcommands and their flags (clap derive), every flag with an
 //! environment fallback. One file per subcommand (verify, rehearse, watch, merge, plot,
-//! lint) holds its flags and its run; [`command`] dispatches, [`output`] prints,
+//! lint, observe) holds its flags and its run; [`command`] dispatches, [`output`] prints,
 //! [`args`] holds the flags they share.
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -8,9 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub mod args;
 pub mod command;
 pub mod expect_from;
+pub mod gateway_flags;
 pub mod health_flags;
 pub mod lint;
 pub mod merge;
+pub mod observe;
 pub mod output;
 pub mod plot;
 #[cfg(feature = "rehearse")]
@@ -53,6 +55,9 @@ pub enum Command {
     /// Sample continuously at a modest rate and show the split over time, with when it stops and starts agreeing.
     #[command(after_help = format!("Durations (D): {}.\n\nExit: 0 when the split agreed at the end, 1 when it disagreed, 3 when undecided, 2 usage, 4 unresolvable target.", cli_support::duration::RULE))]
     Watch(watch::WatchArgs),
+    /// Judge the split of every connection the gateway opened (real users' included) from its own counters: no load of our own.
+    #[command(after_help = format!("Durations (D): {}.\n\n{}", cli_support::duration::RULE, observe::HELP))]
+    Observe(Box<observe::ObserveArgs>),
     /// Merge JSON reports of one check taken by many processes into one report and verdict.
     #[command(after_help = merge::HELP)]
     Merge(merge::MergeArgs),

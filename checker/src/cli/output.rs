@@ -87,6 +87,8 @@ pub enum Shown<'a> {
     WatchTick(&'a Tick),
     /// The periods at the end of `watch`.
     WatchSummary(&'a [Period]),
+    /// A finished `observe`: the table and verdict line, or the observe document.
+    Observation(&'a report::observe::Observation<'a>),
 }
 
 impl Shown<'_> {
@@ -114,6 +116,7 @@ impl Shown<'_> {
             #[cfg(feature = "rehearse")]
             Shown::Rehearsal(r, names) => rehearse::summary::junit::suite(r, *names, &now),
             Shown::WatchTick(_) | Shown::WatchSummary(_) => return self.json(),
+            Shown::Observation(o) => report::observe::junit_suite(o),
         };
         report::junit::render(&[suite], options)
     }
@@ -126,6 +129,7 @@ impl Shown<'_> {
             Shown::Rehearsal(r, names) => rehearse::summary::text::render_summary(r, *names),
             Shown::WatchTick(t) => format!("{}\n", report::watch::tick_line(t)),
             Shown::WatchSummary(p) => report::watch::summary_text(p),
+            Shown::Observation(o) => report::observe::render(o),
         }
     }
 
@@ -137,6 +141,7 @@ impl Shown<'_> {
             Shown::Rehearsal(r, _) => rehearse::summary::json::render(r).unwrap_or_default(),
             Shown::WatchTick(t) => report::watch::tick_json(t),
             Shown::WatchSummary(p) => report::watch::summary_json(p),
+            Shown::Observation(o) => report::observe::to_json(o),
         }
     }
 }

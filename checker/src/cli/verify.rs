@@ -13,7 +13,7 @@ use super::args::{
 };
 use super::output::{self, OutputMode, Shown, fail, note};
 use super::signals::stop_token;
-use super::{expect_from, health_flags};
+use super::{expect_from, gateway_flags, health_flags};
 use checker_core::exit;
 use checker_core::expect::Expectation;
 use checker_core::target::TargetError;
@@ -89,7 +89,7 @@ pub struct VerifyArgs {
         value_parser = parse_count_u64
     )]
     pub max_samples: Option<u64>,
-    /// Before counting, sample short windows for up to this long until the split matches the expectation (or stops moving), e.g. 30s: for a check run right after a weight change.
+    /// Before counting, sample short windows for up to this long until the split matches the expectation (or stops moving), e.g. 30s: for a check run right after a weight change. With --gateway-admin, ask the admins instead until every gateway is programmed as expected, and report how long the control plane took.
     #[arg(long, env = "CHECKER_SETTLE", value_name = "D", value_parser = parse_positive_duration, allow_negative_numbers = true)]
     pub settle: Option<Duration>,
     /// Canary against stable, thresholds and a baseline.
@@ -114,6 +114,9 @@ pub struct VerifyArgs {
     /// How the split is derived from the manifests.
     #[command(flatten)]
     pub derive: expect_from::DeriveArgs,
+    /// The gateway's own view: what it was told, what it counted.
+    #[command(flatten)]
+    pub gateway: gateway_flags::GatewayArgs,
 }
 
 impl VerifyArgs {
@@ -140,6 +143,8 @@ impl VerifyArgs {
             settle: self.settle,
             // Completed by run_verify, which reads the baseline report.
             health: Default::default(),
+            // Completed by run_verify, which reads the saved config dump.
+            gateway: None,
         }
     }
 }
@@ -158,12 +163,13 @@ fn parse_hold(s: &str) -> Result<usize, String> {
 /// The exit codes as shown at the end of `checker verify --help`.
 pub const EXIT_HELP: &str = "Exit codes:
   0  PASS: every version's share is inside its tolerance band
-  1  FAIL: the split is wrong (a share outside its band, a zero-weight or unexpected version answered)
+  1  FAIL: the split is wrong (a share outside its band, a zero-weight or unexpected version answered),
+     or a gateway was programmed otherwise than the intent (--gateway-admin, --config-dump)
   2  usage error (bad flags or values, a report file that cannot be written: the report
      is still printed on stdout first)
   3  INCONCLUSIVE: not enough samples to decide; the report says how many more would
-  4  FAIL on errors: the target is unreachable (or its name does not resolve) or the error
-     rate exceeds --max-error-rate; decided before the split
+  4  FAIL on errors: the target is unreachable (or its name does not resolve), a gateway
+     admin does not answer, or the error rate exceeds --max-error-rate; decided before the split
   5  FAIL on health: the canary is worse than the stable beyond a margin (--compare), a
      --threshold does not hold, or the run regressed against --baseline; a failed split
      (1) or error budget (4) still wins
@@ -237,8 +243,24 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         Ok(rules) => rules,
         Err(e) => return fail(&e, exit::USAGE),
     };
+    config.gateway = match args
+        .gateway
+        .config(
+            &args.derive,
+            derivation.as_ref(),
+            gateway_flags::target_port(&config.target),
+        )
+        .await
+    {
+        Ok(gateway) => gateway,
+        Err((message, code)) => return fail(&message, code),
+    };
     let prepared = match verify::prepare(&config).await {
         Ok(prepared) => prepared,
+        Err(verify::VerifyError::Gateway(e)) => {
+            let (message, code) = gateway_flags::view_failure(&e);
+            return fail(&message, code);
+        }
         Err(e) => return fail(&error_sentence(&e), e.exit_code()),
     };
     let samples_file = match args.samples_out.as_deref().map(SamplesFile::create) {
@@ -273,6 +295,13 @@ pub async fn run(args: &VerifyArgs) -> i32 {
     if let Some(derivation) = &derivation {
         note(args.output, &derivation.to_string());
     }
+    if let Some((intent, programmed)) = prepared.gateway_layers() {
+        let settling = config.settle.is_some() && !args.gateway.gateway_admin.is_empty();
+        note(
+            args.output,
+            &report::gateway::layers_note(&intent, programmed, settling),
+        );
+    }
     if let Some(plan) = prepared.plan() {
         let compare = config.health.compare.as_ref();
         let line = match (config.duration, prepared.max_samples(), config.sequential) {
@@ -304,6 +333,10 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         Ok((Ok(mut verification), held)) => {
             verification.held = held;
             verification
+        }
+        Ok((Err(verify::VerifyError::Gateway(e)), _)) => {
+            let (message, code) = gateway_flags::view_failure(&e);
+            return fail(&message, code);
         }
         Ok((Err(e), _)) => return fail(&e, e.exit_code()),
         Err(e) => return fail(&e, exit::USAGE),

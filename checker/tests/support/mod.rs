@@ -11,6 +11,8 @@
 //! every listener binds port 0 (or a port just handed out by the kernel).
 #![allow(dead_code)]
 
+pub mod envoy;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,775 @@
+//! `checker observe`: the split of every connection the gateway opened, from its own
+//! counters, with no load of the checker's. The traffic is made by a plain client loop in
+//! the test. Against a real Envoy (ignored, "needs envoy"): the true split PASSes and a
+//! wrong expectation FAILs, through the admin's /stats and its /stats/prometheus alike,
+//! every count equal to the loop's own tally; against a real Prometheus scraping Envoy
+//! (ignored, "needs envoy and prometheus"): the API's counts are the admin's within one
+//! scrape interval. Without either: a recorded Istio scrape through the manifests, a
+//! counter that went down, an admin that does not answer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::envoy::{Envoy, cluster, connect_loop, http_get};
+use support::{BOUND, Guard, Run, assert_valid_against, run_checker};
+
+fn assert_observe_schema_valid(doc: &Value) {
+    let schema: Value = serde_json::from_str(report::observe::SCHEMA).unwrap();
+    assert_valid_against(&schema, doc);
+}
+
+/// A checker started in the background whose output is read as it comes, so that a
+/// test can wait for the window to open (the note is on stdout in text mode, on stderr
+/// in JSON mode) before it makes traffic.
+struct Background {
+    child: Guard,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+fn collect(pipe: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
+    let text = Arc::new(Mutex::new(String::new()));
+    let into = Arc::clone(&text);
+    let reader = std::thread::spawn(move || {
+        let mut pipe = BufReader::new(pipe);
+        let mut line = String::new();
+        while matches!(pipe.read_line(&mut line), Ok(n) if n > 0) {
+            into.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+    (text, reader)
+}
+
+impl Background {
+    fn start(args: &[&str]) -> Background {
+        let mut child: Child = Command::new(support::checker())
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (stdout, out_reader) = collect(child.stdout.take().unwrap());
+        let (stderr, err_reader) = collect(child.stderr.take().unwrap());
+        Background {
+            child: Guard(child),
+            stdout,
+            stderr,
+            readers: vec![out_reader, err_reader],
+        }
+    }
+
+    /// Waits until the checker says the window is open (its first reading is taken).
+    fn wait_open(&mut self) {
+        let deadline = Instant::now() + BOUND;
+        let open = |b: &Background| {
+            b.stdout.lock().unwrap().contains("observing for")
+                || b.stderr.lock().unwrap().contains("observing for")
+        };
+        while !open(self) {
+            if let Some(status) = self.child.0.try_wait().unwrap() {
+                panic!(
+                    "observe ended ({status}) before its window opened: {}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            assert!(Instant::now() < deadline, "the window never opened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Ctrl-C: the last look is taken at once; the report and the exit code.
+    fn interrupt(mut self) -> Run {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + BOUND;
+        let code = loop {
+            if let Some(s) = self.child.0.try_wait().unwrap() {
+                break s.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "observe did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for r in self.readers.drain(..) {
+            r.join().unwrap();
+        }
+        let text = |t: &Arc<Mutex<String>>| t.lock().unwrap().clone();
+        Run {
+            code,
+            stdout: text(&self.stdout),
+            stderr: text(&self.stderr),
+        }
+    }
+}
+
+fn pairs(tally: &BTreeMap<String, u64>) -> Value {
+    Value::Object(
+        tally
+            .iter()
+            .map(|(v, n)| (v.clone(), Value::from(*n)))
+            .collect(),
+    )
+}
+
+fn opened(doc: &Value) -> Value {
+    Value::Object(
+        doc["counts"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(v, d)| (v.clone(), d["opened"].clone()))
+            .collect(),
+    )
+}
+
+/// The admin's /config_dump, saved to a file (what `istioctl proxy-config` users have).
+fn save_dump(envoy: &Envoy, dir: &tempfile::TempDir) -> String {
+    let (_, body) = http_get(&format!("{}/config_dump", envoy.admin)).unwrap();
+    let path = dir.path().join("config_dump.json");
+    std::fs::write(&path, body).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+#[ignore = "needs envoy: .ci/run installs it"]
+fn observe_judges_real_traffic_from_the_admin_and_the_prometheus_text() {
+    let envoy = Envoy::start(&[("stable", "one", 80), ("canary", "two", 20)]);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = save_dump(&envoy, &dir);
+    let port = envoy.listener_port.to_string();
+    let scrape = format!("{}/stats/prometheus", envoy.admin);
+    let common = |expect: &'static str| {
+        vec![
+            "observe",
+            "--expect",
+            expect,
+            "--version-of",
+            "stable=one,canary=two",
+            "--listener-port",
+            &port,
+            "--duration",
+            "10m",
+            "--output",
+            "json",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<String>>()
+    };
+    let start = |mut args: Vec<String>, extra: &[&str]| {
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Background::start(&refs)
+    };
+    let right = start(common("one=80,two=20"), &["--gateway-admin", &envoy.admin]);
+    let wrong = start(common("one=90,two=10"), &["--gateway-admin", &envoy.admin]);
+    let scraped = start(
+        common("one=80,two=20"),
+        &["--scrape", &scrape, "--config-dump", &dump],
+    );
+    let running = Background::start(&[
+        "observe",
+        "--expect",
+        "one=80,two=20",
+        "--version-of",
+        "stable=one,canary=two",
+        "--gateway-admin",
+        &envoy.admin,
+        "--listener-port",
+        &port,
+        "--duration",
+        "10m",
+        "--interval",
+        "300ms",
+        "--full-window",
+    ]);
+    let (mut right, mut wrong, mut scraped, mut running) = (right, wrong, scraped, running);
+    for b in [&mut right, &mut wrong, &mut scraped, &mut running] {
+        b.wait_open();
+    }
+    // 5,000 connections: a correct 80/20 leaves the running (sequential) interval's band
+    // only after a deviation of about five standard errors.
+    let tally = connect_loop(envoy.addr(), 5000);
+    eprintln!("the loop's own tally: {tally:?}");
+
+    let run = right.interrupt();
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(opened(&doc), pairs(&tally), "{doc:#}");
+    assert_eq!(doc["interrupted"], true);
+    assert_eq!(doc["errors"]["connect_fail"], 0);
+    assert_eq!(doc["clusters"][0]["cluster"], cluster("canary"));
+    assert_eq!(doc["programmed"][0]["agrees"], true);
+    assert!(
+        doc["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("real users' included"),
+        "{doc:#}"
+    );
+    println!("observe --gateway-admin (JSON reason): {}", doc["reason"]);
+
+    let run = wrong.interrupt();
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(opened(&doc), pairs(&tally));
+    assert!(
+        doc["reason"].as_str().unwrap().starts_with("FAIL: "),
+        "{doc:#}"
+    );
+    assert_eq!(doc["programmed"][0]["agrees"], false);
+
+    let run = scraped.interrupt();
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(doc["inputs"]["sources"][0]["kind"], "envoy_scrape");
+    assert_eq!(
+        opened(&doc),
+        pairs(&tally),
+        "/stats/prometheus counts the same"
+    );
+
+    let run = running.interrupt();
+    println!("{}", run.stdout);
+    assert_eq!(run.code, 0, "{run:?}");
+    let looks = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("connections") && l.trim_start().starts_with(char::is_numeric))
+        .count();
+    assert!(looks >= 1, "a line per look: {run:?}");
+    assert!(
+        run.stdout
+            .contains("✔ PASS: every version within 5.0 points"),
+        "{run:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs envoy and prometheus: .ci/run installs them"]
+fn observe_prometheus_counts_what_the_admin_counts_within_one_scrape_interval() {
+    let envoy = Envoy::start(&[("stable", "one", 70), ("canary", "two", 30)]);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = save_dump(&envoy, &dir);
+    let port = support::free_port();
+    let admin_addr = envoy.admin.trim_start_matches("http://");
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: envoy\n    metrics_path: /stats/prometheus\n    static_configs:\n      - targets: ['{admin_addr}']\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus on PATH (Debian's prometheus package)");
+    let _prometheus = Guard(child);
+    let base = format!("http://127.0.0.1:{port}");
+    // Ready once Envoy has been scraped.
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let up = http_get(&format!(
+            "{base}/api/v1/query?query=up%7Bjob%3D%22envoy%22%7D%3D%3D1"
+        ));
+        if matches!(&up, Ok((200, body)) if body.contains("\"value\"")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus never scraped Envoy: {}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let listener = envoy.listener_port.to_string();
+    let args = |source: &[&str]| {
+        let mut a = vec![
+            "observe",
+            "--expect",
+            "one=70,two=30",
+            "--version-of",
+            "stable=one,canary=two",
+            "--listener-port",
+            &listener,
+            "--duration",
+            "10m",
+            "--output",
+            "json",
+        ];
+        a.extend_from_slice(source);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let start = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        Background::start(&refs)
+    };
+    let mut by_admin = start(args(&["--gateway-admin", &envoy.admin]));
+    let mut by_api = start(args(&["--prometheus", &base, "--config-dump", &dump]));
+    by_admin.wait_open();
+    by_api.wait_open();
+    // A scrape inside the window before the traffic, and two after it; the traffic spread
+    // over a few scrape intervals, so that one interval's worth is a real bound.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut starts = Vec::new();
+    let mut tally: BTreeMap<String, u64> = BTreeMap::new();
+    for _ in 0..1000 {
+        starts.push(Instant::now());
+        for (v, n) in connect_loop(envoy.addr(), 1) {
+            *tally.entry(v).or_default() += n;
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let admin = by_admin.interrupt();
+    let api = by_api.interrupt();
+    // 1,000 connections may not decide 70/30 at 5 points: the counts are the point here.
+    assert!([0, 3].contains(&admin.code), "{admin:?}");
+    assert_eq!(admin.code, api.code, "{api:?}");
+    let (admin, api) = (admin.json(), api.json());
+    assert_observe_schema_valid(&admin);
+    assert_observe_schema_valid(&api);
+    assert_eq!(opened(&admin), pairs(&tally));
+    let per_interval = starts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            starts[i..]
+                .iter()
+                .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0) as u64;
+    eprintln!(
+        "admin {}, Prometheus {}, one interval's worth {per_interval}",
+        opened(&admin),
+        opened(&api)
+    );
+    for (v, a) in opened(&admin).as_object().unwrap() {
+        let (a, p) = (
+            a.as_u64().unwrap(),
+            api["counts"][v]["opened"].as_u64().unwrap(),
+        );
+        assert!(
+            p <= a && a - p <= per_interval,
+            "{v}: admin {a}, Prometheus {p}, one interval {per_interval}"
+        );
+    }
+    let query = api["queries"][0].as_str().unwrap();
+    assert!(
+        query.starts_with(
+            "sum by (cluster_name) (increase(envoy_cluster_upstream_cx_total{cluster_name=~"
+        ),
+        "{query}"
+    );
+    assert_eq!(api["inputs"]["sources"][0]["kind"], "prometheus");
+}
+
+/// A fake gateway admin / scrape endpoint on loopback: answers each GET with what
+/// `answer(path, n)` gives for the n-th request of that path (from 0). Stops on drop.
+struct FakeAdmin {
+    url: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for FakeAdmin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl FakeAdmin {
+    fn start(answer: impl Fn(&str, usize) -> String + Send + 'static) -> FakeAdmin {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let counts: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let Ok((mut s, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut request = String::new();
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                if reader.read_line(&mut request).is_err() {
+                    continue;
+                }
+                let mut header = String::new();
+                while matches!(reader.read_line(&mut header), Ok(n) if n > 2) {
+                    header.clear();
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let key = path.split('?').next().unwrap_or("/").to_owned();
+                let n = {
+                    let mut c = counts.lock().unwrap();
+                    let e = c.entry(key.clone()).or_default();
+                    *e += 1;
+                    *e - 1
+                };
+                let body = answer(&key, n);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FakeAdmin {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../checker-core/tests/fixtures/gateway/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// A recorded Istio gateway's scrape with the stable and canary counts raised, in
+/// Istio's metric and in Envoy's per-cluster one alike.
+fn istio_scrape(extra_one: u64, extra_two: u64) -> String {
+    let stable = [
+        "destination_workload=\"tcp-echo-stable\"".to_owned(),
+        format!("cluster_name=\"{}\"", cluster("stable")),
+    ];
+    let canary = [
+        "destination_workload=\"tcp-echo-canary\"".to_owned(),
+        format!("cluster_name=\"{}\"", cluster("canary")),
+    ];
+    fixture("istio-gateway-stats-prometheus.txt")
+        .lines()
+        .map(|l| {
+            let counter = l.starts_with("istio_tcp_connections_opened_total")
+                || l.starts_with("envoy_cluster_upstream_cx_total");
+            let raise = if counter && stable.iter().any(|s| l.contains(s.as_str())) {
+                extra_one
+            } else if counter && canary.iter().any(|s| l.contains(s.as_str())) {
+                extra_two
+            } else {
+                0
+            };
+            match l.rsplit_once(' ') {
+                Some((series, value)) if raise > 0 => {
+                    format!("{series} {}\n", value.parse::<u64>().unwrap() + raise)
+                }
+                _ => format!("{l}\n"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn istio_metric_through_the_manifests_counts_only_the_routes_service() {
+    // Two reads: the start, and the end with 900 more to stable and 100 to canary (the
+    // recorded scrape also holds a `db` Service with destination_version="unknown", which
+    // the default matcher leaves out).
+    let served = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&served);
+    let fake = FakeAdmin::start(move |path, n| {
+        assert_eq!(path, "/stats/prometheus");
+        seen.fetch_add(1, Ordering::SeqCst);
+        if n == 0 {
+            istio_scrape(0, 0)
+        } else {
+            istio_scrape(900, 100)
+        }
+    });
+    let manifests = format!(
+        "{}/../deploy/kustomize/overlays/2-canary-10",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let rendered = format!(
+        "{}/../manifests/tests/fixtures/manifests/kustomize-2-canary-10.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let source = if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok()
+    {
+        manifests
+    } else {
+        rendered
+    };
+    let scrape = format!("{}/stats/prometheus", fake.url);
+    let run = run_checker(&[
+        "observe",
+        "--expect-from",
+        &source,
+        "--scrape",
+        &scrape,
+        "--duration",
+        "200ms",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(doc["inputs"]["sources"][0]["kind"], "istio_scrape");
+    assert_eq!(
+        doc["inputs"]["sources"][0]["matchers"]["destination_service_name"],
+        "tcp-echo"
+    );
+    assert_eq!(doc["counts"]["one"]["opened"], 900);
+    assert_eq!(doc["counts"]["two"]["opened"], 100);
+    assert_eq!(doc["errors"]["connect_fail"], Value::Null);
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+
+    // Without the matcher the unlabelled `db` pods make the counts unattributable.
+    let run = run_checker(&[
+        "observe",
+        "--expect",
+        "one=90,two=10",
+        "--scrape",
+        &scrape,
+        "--duration",
+        "200ms",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("destination_version=\"unknown\""),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_recorded_istio_dump_and_scrape_map_through_the_kustomize_manifests() {
+    // The gateway's recorded /config_dump (listeners on 8080, 31400 and 15443) and its
+    // :15090 scrape: the clusters of the route's port, mapped to versions through the
+    // manifests, counted by envoy_cluster_upstream_cx_total (cluster_name, as Istio tags it).
+    let fake = FakeAdmin::start(|_, n| {
+        if n == 0 {
+            istio_scrape(0, 0)
+        } else {
+            istio_scrape(1800, 200)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("config_dump.json");
+    std::fs::write(&dump, fixture("istio-gateway-config-dump.json")).unwrap();
+    let rendered = format!(
+        "{}/../manifests/tests/fixtures/manifests/kustomize-2-canary-10.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let run = run_checker(&[
+        "observe",
+        "--expect-from",
+        &rendered,
+        "--config-dump",
+        &dump.to_string_lossy(),
+        "--scrape",
+        &format!("{}/stats/prometheus", fake.url),
+        "--duration",
+        "200ms",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(doc["inputs"]["sources"][0]["kind"], "envoy_scrape");
+    assert_eq!(doc["programmed"][0]["listener"], "0.0.0.0_31400");
+    assert_eq!(doc["programmed"][0]["agrees"], true, "{doc:#}");
+    assert_eq!(doc["clusters"][1]["cluster"], cluster("stable"));
+    assert!(
+        doc["clusters"][1]["from"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment/tcp-echo-stable"),
+        "{doc:#}"
+    );
+    assert_eq!(doc["counts"]["one"]["opened"], 1800);
+    assert_eq!(doc["counts"]["two"]["opened"], 200);
+}
+
+/// A config dump with the listener on 31400 over the Istio clusters of stable and canary.
+fn dump_json() -> String {
+    serde_json::json!({"configs": [{
+        "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+        "static_listeners": [{"listener": {
+            "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+            "name": "0.0.0.0_31400",
+            "address": {"socket_address": {"address": "0.0.0.0", "port_value": 31400}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                "stat_prefix": "tcp-echo",
+                "weighted_clusters": {"clusters": [
+                    {"name": cluster("stable"), "weight": 90}, {"name": cluster("canary"), "weight": 10}]}}}]}]},
+            "last_updated": "2025-06-01T10:00:01.123Z"}]
+    }]})
+    .to_string()
+}
+
+#[test]
+fn a_counter_that_went_down_is_a_reset_never_a_negative_count() {
+    // The stable cluster's counter falls from 5000 to 40 between the reads (the gateway
+    // restarted): 40 counted after it, the reset said, nothing negative.
+    let fake = FakeAdmin::start(|path, n| match path {
+        "/config_dump" => dump_json(),
+        "/stats" => {
+            // Every run reads twice: its start, then its end.
+            let (one, two) = if n % 2 == 0 { (5000, 600) } else { (40, 610) };
+            format!(
+                "cluster.{}.upstream_cx_total: {one}\ncluster.{}.upstream_cx_total: {two}\n",
+                cluster("stable"),
+                cluster("canary")
+            )
+        }
+        _ => String::new(),
+    });
+    let run = run_checker(&[
+        "observe",
+        "--expect",
+        "one=90,two=10",
+        "--version-of",
+        "stable=one,canary=two",
+        "--gateway-admin",
+        &fake.url,
+        "--route-port",
+        "31400",
+        "--duration",
+        "200ms",
+        "--output",
+        "json",
+    ]);
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(doc["counts"]["one"]["opened"], 40, "{doc:#}");
+    assert_eq!(doc["counts"]["two"]["opened"], 10);
+    let reset = &doc["resets"][0];
+    assert_eq!(
+        (reset["before"].as_u64(), reset["after"].as_u64()),
+        (Some(5000), Some(40))
+    );
+    assert_eq!(reset["key"], cluster("stable"));
+    assert!(
+        doc["notes"][1]
+            .as_str()
+            .unwrap()
+            .contains("went down from 5000 to 40")
+    );
+    assert_eq!(run.code, 3, "50 connections cannot decide: {run:?}");
+
+    // The same as text: the reset on its own line.
+    let run = run_checker(&[
+        "observe",
+        "--expect",
+        "one=90,two=10",
+        "--version-of",
+        "stable=one,canary=two",
+        "--gateway-admin",
+        &fake.url,
+        "--route-port",
+        "31400",
+        "--duration",
+        "200ms",
+    ]);
+    assert!(run.stdout.contains("went down from"), "{run:?}");
+}
+
+#[test]
+fn observe_bad_inputs_get_one_sentence_and_their_exit_code() {
+    let closed = format!("http://{}", support::closed_port());
+    let base = ["observe", "--expect", "one=90,two=10", "--duration", "1s"];
+    let with = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend_from_slice(extra);
+        run_checker(&a)
+    };
+    let one_line = |run: &Run| {
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{run:?}");
+        lines[0].to_owned()
+    };
+    // An admin that does not answer: 4.
+    let run = with(&["--gateway-admin", &closed, "--route-port", "31400"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(one_line(&run).contains("does not answer"), "{run:?}");
+    // A scrape that does not answer: 4.
+    let run = with(&["--scrape", &format!("{closed}/stats/prometheus")]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(one_line(&run).contains("does not answer"), "{run:?}");
+    // Nothing to observe, a bad URL, the envoy metric without clusters: 2.
+    let run = with(&[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(one_line(&run).contains("nothing to observe"), "{run:?}");
+    let run = with(&["--prometheus", "prometheus:9090"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        one_line(&run).starts_with("checker: --prometheus: the URL prometheus:9090 cannot be used"),
+        "{run:?}"
+    );
+    let run = with(&["--scrape", &closed, "--metric", "envoy"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        one_line(&run).contains("--metric envoy counts per cluster"),
+        "{run:?}"
+    );
+    // An admin with no port to read: the sentence names the ports its listeners bind.
+    let fake = FakeAdmin::start(|path, _| match path {
+        "/config_dump" => dump_json(),
+        _ => String::new(),
+    });
+    let run = with(&["--gateway-admin", &fake.url]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        one_line(&run).contains("name the gateway listener's port with --listener-port or --route-port (the gateway's listeners are on port 31400)"),
+        "{run:?}"
+    );
+    // A cluster with no version.
+    let run = with(&["--gateway-admin", &fake.url, "--route-port", "31400"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        one_line(&run).contains("cannot be mapped to a version"),
+        "{run:?}"
+    );
+}
