@@ -13,15 +13,18 @@ use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::probe::Probe;
+
 /// Why a sample produced no version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// The connection was refused (nothing listening, or the gateway refused it).
@@ -36,6 +39,14 @@ pub enum ErrorClass {
     ReplyTimeout,
     /// The reply was not `<version> <the line sent>`: garbage, a wrong echo or too long.
     MalformedReply,
+    /// A probe's reply arrived but named no version: the pattern did not match, or what
+    /// it captured is not a version name (see [`Sample::reason`]).
+    NoVersion,
+    /// The TLS handshake failed (the peer closed or refused it, no route for the SNI
+    /// name, not a TLS service, or no handshake within the connect timeout).
+    TlsHandshake,
+    /// The server's certificate was refused (unknown issuer, expired, wrong name).
+    TlsCertificate,
     /// No local address or port was free for a new connection (EADDRNOTAVAIL).
     LocalAddressExhausted,
     /// Any other failure (unreachable network, permission, ...).
@@ -44,13 +55,16 @@ pub enum ErrorClass {
 
 impl ErrorClass {
     /// Every class, in report order.
-    pub const ALL: [ErrorClass; 8] = [
+    pub const ALL: [ErrorClass; 11] = [
         ErrorClass::Refused,
         ErrorClass::ConnectTimeout,
         ErrorClass::Reset,
         ErrorClass::ClosedBeforeReply,
         ErrorClass::ReplyTimeout,
         ErrorClass::MalformedReply,
+        ErrorClass::NoVersion,
+        ErrorClass::TlsHandshake,
+        ErrorClass::TlsCertificate,
         ErrorClass::LocalAddressExhausted,
         ErrorClass::Other,
     ];
@@ -64,6 +78,9 @@ impl ErrorClass {
             ErrorClass::ClosedBeforeReply => "closed_before_reply",
             ErrorClass::ReplyTimeout => "reply_timeout",
             ErrorClass::MalformedReply => "malformed_reply",
+            ErrorClass::NoVersion => "no_version",
+            ErrorClass::TlsHandshake => "tls_handshake",
+            ErrorClass::TlsCertificate => "tls_certificate",
             ErrorClass::LocalAddressExhausted => "local_address_exhausted",
             ErrorClass::Other => "other",
         }
@@ -121,12 +138,17 @@ pub struct Sample {
     pub result: Result<String, ErrorClass>,
     /// Microseconds to establish the connection, when it was established.
     pub connect_us: Option<u64>,
+    /// With TLS: microseconds from the connection to the completed handshake.
+    pub handshake_us: Option<u64>,
     /// Microseconds from sending the probe to the complete reply, when one arrived.
     pub reply_us: Option<u64>,
     /// With `--rate`: microseconds between the scheduled and the actual start.
     pub lag_us: Option<u64>,
-    /// For a malformed reply: its first bytes, escaped (see [`reply_head`]).
+    /// For a malformed or no-version reply: its first bytes, escaped (see [`reply_head`]).
     pub reply_head: Option<String>,
+    /// Why the sample failed, when its class alone does not say: the TLS failure, or a
+    /// captured value that is no version name. One line, escaped.
+    pub reason: Option<String>,
 }
 
 /// Where finished samples go.
@@ -154,9 +176,11 @@ pub struct Timeouts {
 /// Reusable buffers of one worker, so that a sample allocates almost nothing.
 #[derive(Debug, Default)]
 pub struct ProbeBuffers {
-    probe: BytesMut,
-    reply: Vec<u8>,
-    timestamp: String,
+    pub(crate) probe: BytesMut,
+    pub(crate) reply: Vec<u8>,
+    pub(crate) timestamp: String,
+    /// A line probe's capture slots, made on its first sample.
+    pub(crate) locs: Option<regex::bytes::CaptureLocations>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -172,10 +196,14 @@ pub struct ProbeResult {
     pub result: Result<String, ErrorClass>,
     /// Microseconds to connect, when connected.
     pub connect_us: Option<u64>,
+    /// With TLS: microseconds from connected to the completed handshake.
+    pub handshake_us: Option<u64>,
     /// Microseconds from sending to the complete reply, when one arrived.
     pub reply_us: Option<u64>,
-    /// For a malformed reply: its first bytes, escaped.
+    /// For a malformed or no-version reply: its first bytes, escaped.
     pub reply_head: Option<String>,
+    /// Why the sample failed, when the class alone does not say.
+    pub reason: Option<String>,
 }
 
 /// How many bytes of a malformed reply are kept (escaped) for the report.
@@ -210,121 +238,119 @@ pub fn reply_head(reply: &[u8], sent: &[u8]) -> String {
     head
 }
 
-/// Takes one sample: connect, send the probe, read one reply line, close.
+/// Takes one sample: connect, shake hands when the probe has TLS, exchange, close.
 pub async fn probe(
     addr: SocketAddr,
     id: u64,
+    probe: &Probe,
     timeouts: Timeouts,
     buffers: &mut ProbeBuffers,
 ) -> ProbeResult {
-    probe_closing(addr, id, timeouts, buffers, false).await
+    probe_closing(addr, id, probe, timeouts, buffers, false).await
 }
 
 /// Like [`probe`]; with `reset_on_close` the connection is closed with a reset
 /// (`SO_LINGER` 0) instead of a FIN, which leaves no TIME_WAIT behind (see
 /// [`SamplerConfig::reset_on_close`]).
+///
+/// The TLS handshake is bounded by the connect timeout; the exchange after it by the
+/// reply timeout, and the reply time counts from the end of the handshake.
 pub async fn probe_closing(
     addr: SocketAddr,
     id: u64,
+    probe: &Probe,
     timeouts: Timeouts,
     buffers: &mut ProbeBuffers,
     reset_on_close: bool,
 ) -> ProbeResult {
-    let failed = |started_at, class| ProbeResult {
-        started_at,
-        result: Err(class),
-        connect_us: None,
-        reply_us: None,
-        reply_head: None,
-    };
     let started_at = SystemTime::now();
     let start = Instant::now();
+    let mut taken = ProbeResult {
+        started_at,
+        result: Err(ErrorClass::Other),
+        connect_us: None,
+        handshake_us: None,
+        reply_us: None,
+        reply_head: None,
+        reason: None,
+    };
     let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return failed(started_at, ErrorClass::from_connect_error(&e)),
-        Err(_) => return failed(started_at, ErrorClass::ConnectTimeout),
+        Ok(Err(e)) => {
+            taken.result = Err(ErrorClass::from_connect_error(&e));
+            return taken;
+        }
+        Err(_) => {
+            taken.result = Err(ErrorClass::ConnectTimeout);
+            return taken;
+        }
     };
     let connected = Instant::now();
-    let connect_us = Some(micros(connected - start));
+    taken.connect_us = Some(micros(connected - start));
 
-    buffers.timestamp.clear();
-    crate::clock::write_rfc3339_nanos(started_at, &mut buffers.timestamp);
-    buffers.probe.clear();
-    protocol::encode_probe(id, &buffers.timestamp, &mut buffers.probe);
-    let limit = protocol::max_reply_len(buffers.probe.len());
-    buffers.reply.clear();
-    buffers.reply.resize(limit, 0);
-
-    let mut stream = stream;
-    let exchange = exchange(&mut stream, &buffers.probe, &mut buffers.reply);
-    let mut reply_head = None;
-    let result = match tokio::time::timeout(timeouts.reply, exchange).await {
-        Ok(Ok(len)) => match protocol::parse_reply(&buffers.reply[..len], &buffers.probe) {
-            Ok(version) => Ok(version.to_owned()),
-            Err(_) => {
-                reply_head = Some(self::reply_head(&buffers.reply[..len], &buffers.probe));
-                Err(ErrorClass::MalformedReply)
-            }
-        },
-        Ok(Err((class, len))) => {
-            if class == ErrorClass::MalformedReply {
-                reply_head = Some(self::reply_head(&buffers.reply[..len], &buffers.probe));
-            }
-            Err(class)
+    let Some(tls) = probe.tls() else {
+        let mut stream = stream;
+        let exchanged = probe
+            .exchange(&mut stream, id, started_at, timeouts.reply, buffers)
+            .await;
+        taken.reply_us = exchanged
+            .result
+            .as_ref()
+            .is_ok_and(Option::is_some)
+            .then(|| micros(connected.elapsed()));
+        if reset_on_close {
+            // Best effort: without it the close is an ordinary FIN.
+            let _ = stream.set_zero_linger();
         }
-        Err(_) => Err(ErrorClass::ReplyTimeout),
+        drop(stream);
+        taken.result = exchanged
+            .result
+            .and_then(|v| v.ok_or(ErrorClass::NoVersion));
+        taken.reply_head = exchanged.reply_head;
+        taken.reason = exchanged.reason;
+        return taken;
     };
-    let reply_us = result.as_ref().ok().map(|_| micros(connected.elapsed()));
+
     if reset_on_close {
-        // Best effort: without it the close is an ordinary FIN.
+        // Set before the handshake, which takes the stream: SO_LINGER acts at the close.
         let _ = stream.set_zero_linger();
     }
+    let mut stream = match tls.handshake(stream, timeouts.connect).await {
+        Ok(stream) => stream,
+        Err(failure) => {
+            taken.result = Err(failure.class);
+            taken.reason = Some(failure.reason);
+            return taken;
+        }
+    };
+    let shaken = Instant::now();
+    taken.handshake_us = Some(micros(shaken - connected));
+    let from_cert = tls
+        .version_from()
+        .map(|field| tls.certificate_value(field, &stream));
+    let exchanged = probe
+        .exchange(&mut stream, id, started_at, timeouts.reply, buffers)
+        .await;
     drop(stream);
-    ProbeResult {
-        started_at,
-        result,
-        connect_us,
-        reply_us,
-        reply_head,
+    if exchanged.result.as_ref().is_ok_and(Option::is_some) {
+        taken.reply_us = Some(micros(shaken.elapsed()));
     }
-}
-
-/// Sends `line` and reads one reply line into `reply` (whose length is the limit).
-///
-/// Returns the reply's length; on failure the class and the bytes read so far. The
-/// caller closes the stream.
-async fn exchange(
-    stream: &mut TcpStream,
-    line: &[u8],
-    reply: &mut [u8],
-) -> Result<usize, (ErrorClass, usize)> {
-    stream
-        .write_all(line)
-        .await
-        .map_err(|e| (ErrorClass::from_exchange_error(&e), 0))?;
-    let mut filled = 0;
-    loop {
-        if filled == reply.len() {
-            return Err((ErrorClass::MalformedReply, filled));
-        }
-        let n = stream
-            .read(&mut reply[filled..])
-            .await
-            .map_err(|e| (ErrorClass::from_exchange_error(&e), filled))?;
-        if n == 0 {
-            return Err((ErrorClass::ClosedBeforeReply, filled));
-        }
-        let fresh = &reply[filled..filled + n];
-        filled += n;
-        if let Some(pos) = fresh.iter().position(|&b| b == protocol::NEWLINE) {
-            // Bytes after the reply line mean the peer is not answering our one line.
-            return if pos + 1 == n {
-                Ok(filled)
-            } else {
-                Err((ErrorClass::MalformedReply, filled))
-            };
-        }
-    }
+    taken.reply_head = exchanged.reply_head;
+    taken.reason = exchanged.reason;
+    taken.result = match (exchanged.result, from_cert) {
+        (Err(class), _) => Err(class),
+        // The probe answered; the certificate names the version.
+        (Ok(_), Some(value)) => match value.and_then(|v| probe.name_of(v.as_bytes())) {
+            Ok(name) => Ok(name),
+            Err(reason) => {
+                taken.reason = Some(reason);
+                Err(ErrorClass::NoVersion)
+            }
+        },
+        (Ok(Some(version)), None) => Ok(version),
+        (Ok(None), None) => Err(ErrorClass::NoVersion),
+    };
+    taken
 }
 
 /// What the sampler is asked to do.
@@ -347,6 +373,8 @@ pub struct SamplerConfig {
     /// connection; the rehearsal's tens of thousands of loopback connections would fill
     /// the kernel's table. Real targets keep the graceful close (false).
     pub reset_on_close: bool,
+    /// What each sample does once connected (the echo protocol by default), and TLS.
+    pub probe: Probe,
 }
 
 /// Why sampling stopped.
@@ -447,6 +475,7 @@ impl<S: Sink> Shared<S> {
         let taken = probe_closing(
             addr,
             id,
+            &self.config.probe,
             self.config.timeouts,
             buffers,
             self.config.reset_on_close,
@@ -460,9 +489,11 @@ impl<S: Sink> Shared<S> {
             offset: begun - self.start,
             result: taken.result,
             connect_us: taken.connect_us,
+            handshake_us: taken.handshake_us,
             reply_us: taken.reply_us,
             lag_us,
             reply_head: taken.reply_head,
+            reason: taken.reason,
         };
         (failed, self.out.accept(sample))
     }
@@ -611,6 +642,7 @@ async fn run_paced<S: Sink>(shared: &Arc<Shared<S>>, rate: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     async fn server(reply: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
@@ -687,7 +719,14 @@ mod tests {
     #[tokio::test]
     async fn a_correct_echo_gives_its_version() {
         let addr = server(|line| [b"two ".as_slice(), line].concat()).await;
-        let taken = probe(addr, 7, timeouts(), &mut ProbeBuffers::default()).await;
+        let taken = probe(
+            addr,
+            7,
+            &Probe::echo(),
+            timeouts(),
+            &mut ProbeBuffers::default(),
+        )
+        .await;
         assert_eq!(taken.result, Ok("two".to_owned()));
         assert!(taken.connect_us.is_some() && taken.reply_us.is_some());
     }
@@ -719,8 +758,15 @@ mod tests {
             }
         });
         for (reset, expected) in [(false, "fin"), (true, "reset")] {
-            let taken =
-                probe_closing(addr, 1, timeouts(), &mut ProbeBuffers::default(), reset).await;
+            let taken = probe_closing(
+                addr,
+                1,
+                &Probe::echo(),
+                timeouts(),
+                &mut ProbeBuffers::default(),
+                reset,
+            )
+            .await;
             assert_eq!(taken.result, Ok("one".to_owned()));
             assert_eq!(rx.recv().await, Some(expected));
         }
@@ -731,7 +777,14 @@ mod tests {
         let garbage = server(|_| b"HTTP/1.1 400 Bad Request\r\n".to_vec()).await;
         let extra = server(|line| [b"one ".as_slice(), line, b"more\n"].concat()).await;
         for addr in [garbage, extra] {
-            let taken = probe(addr, 1, timeouts(), &mut ProbeBuffers::default()).await;
+            let taken = probe(
+                addr,
+                1,
+                &Probe::echo(),
+                timeouts(),
+                &mut ProbeBuffers::default(),
+            )
+            .await;
             assert_eq!(taken.result, Err(ErrorClass::MalformedReply));
             assert_eq!(taken.reply_us, None);
         }
@@ -749,6 +802,7 @@ mod tests {
             rate: None,
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         let run = tokio::spawn(run(config, CancellationToken::new(), Arc::new(tx)));
         let mut ids = Vec::new();
@@ -773,6 +827,7 @@ mod tests {
             rate: Some(2000.0),
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         let run = tokio::spawn(run(config, CancellationToken::new(), Arc::new(tx)));
         let mut n = 0;
@@ -810,6 +865,7 @@ mod tests {
                     reply: Duration::from_secs(3600),
                 },
                 reset_on_close: false,
+                probe: Probe::echo(),
             };
             let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -836,6 +892,7 @@ mod tests {
             rate: None,
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         let reason = run(config, CancellationToken::new(), Arc::new(tx)).await;
         assert_eq!(reason, StopReason::Samples);
@@ -855,6 +912,7 @@ mod tests {
             rate: Some(1e-30),
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
         let first = tokio::time::timeout(Duration::from_secs(60), rx.recv())
@@ -883,6 +941,7 @@ mod tests {
             rate: None,
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
         let mut n = 0;
@@ -920,6 +979,7 @@ mod tests {
             rate: None,
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         // Without giving up this run would last an hour; the guard only bounds a failing test.
         let reason = tokio::time::timeout(

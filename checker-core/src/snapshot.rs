@@ -165,6 +165,7 @@ impl TallySnapshot {
             let tally = VersionTally {
                 count: v.count,
                 connect_us: decode(&format!("{name} connect"), &v.connect_us)?,
+                handshake_us: VersionTally::default().handshake_us,
                 reply_us: decode(&format!("{name} reply"), &v.reply_us)?,
             };
             versions.insert(name.clone(), tally);
@@ -188,6 +189,7 @@ impl TallySnapshot {
             lag_us,
             malformed: self.malformed_replies.clone(),
             version_errors: self.version_errors.clone(),
+            reasons: Vec::new(),
         }))
     }
 }
@@ -214,6 +216,8 @@ mod tests {
             connect_us: Some(10 + id * 13 % 5000),
             reply_us: result.is_ok().then_some(100 + id * 7919 % 90_000),
             lag_us: Some(id % 3),
+            handshake_us: None,
+            reason: None,
             result,
         }
     }

@@ -20,6 +20,19 @@ pub const MAX_TRACKED_VERSIONS: usize = 32;
 pub const OTHER_VERSIONS: &str = "other versions";
 /// How many distinct malformed replies are kept (with their counts) to show in reports.
 pub const MALFORMED_KEPT: usize = 3;
+/// How many distinct failure reasons (TLS, captured values) are kept with their counts.
+pub const REASONS_KEPT: usize = 3;
+
+/// One distinct reason a sample failed for, and how many samples failed so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureReason {
+    /// The error class's name.
+    pub class: ErrorClass,
+    /// The reason, one line, escaped (see [`Sample::reason`]).
+    pub reason: String,
+    /// Samples that failed with exactly this class and reason.
+    pub count: u64,
+}
 
 /// One distinct malformed reply and how many samples got it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +59,8 @@ pub struct VersionTally {
     pub count: u64,
     /// Connect latency, microseconds.
     pub connect_us: Histogram<u64>,
+    /// TLS handshake latency (connected to handshake done), microseconds; empty without TLS.
+    pub handshake_us: Histogram<u64>,
     /// Reply latency (probe sent to reply complete), microseconds.
     pub reply_us: Histogram<u64>,
 }
@@ -55,6 +70,7 @@ impl Default for VersionTally {
         Self {
             count: 0,
             connect_us: histogram(),
+            handshake_us: histogram(),
             reply_us: histogram(),
         }
     }
@@ -122,6 +138,8 @@ pub struct TallyParts {
     pub malformed: Vec<MalformedReply>,
     /// Attributable errors per version.
     pub version_errors: BTreeMap<String, u64>,
+    /// The first few distinct failure reasons.
+    pub reasons: Vec<FailureReason>,
 }
 
 /// Everything kept about a run's samples.
@@ -135,6 +153,7 @@ pub struct Tally {
     malformed: Vec<MalformedReply>,
     /// Malformed replies whose first word names a version (attributable errors).
     version_errors: BTreeMap<String, u64>,
+    reasons: Vec<FailureReason>,
 }
 
 impl Tally {
@@ -148,6 +167,7 @@ impl Tally {
             lag_us: None,
             malformed: Vec::new(),
             version_errors: BTreeMap::new(),
+            reasons: Vec::new(),
         }
     }
 
@@ -176,6 +196,9 @@ impl Tally {
                 if let Some(us) = sample.connect_us {
                     entry.connect_us.saturating_record(us.max(1));
                 }
+                if let Some(us) = sample.handshake_us {
+                    entry.handshake_us.saturating_record(us.max(1));
+                }
                 if let Some(us) = sample.reply_us {
                     entry.reply_us.saturating_record(us.max(1));
                 }
@@ -191,9 +214,15 @@ impl Tally {
                 window.errors += 1;
                 if let Some(head) = &sample.reply_head {
                     self.keep_malformed(head, 1);
-                    if let Some(version) = attributed_version(head) {
+                    // Only an echo's first word is a version; another protocol's is not.
+                    if *class == ErrorClass::MalformedReply
+                        && let Some(version) = attributed_version(head)
+                    {
                         self.count_version_error(version, 1);
                     }
+                }
+                if let Some(reason) = &sample.reason {
+                    self.keep_reason(*class, reason, 1);
                 }
             }
         }
@@ -217,6 +246,29 @@ impl Tally {
         &self.malformed
     }
 
+    /// Counts `n` samples that failed with `class` for `reason`, keeping the first
+    /// [`REASONS_KEPT`] distinct ones.
+    fn keep_reason(&mut self, class: ErrorClass, reason: &str, n: u64) {
+        if let Some(kept) = self
+            .reasons
+            .iter_mut()
+            .find(|r| r.class == class && r.reason == reason)
+        {
+            kept.count += n;
+        } else if self.reasons.len() < REASONS_KEPT {
+            self.reasons.push(FailureReason {
+                class,
+                reason: reason.to_owned(),
+                count: n,
+            });
+        }
+    }
+
+    /// The first few distinct failure reasons, in the order first seen, with counts.
+    pub fn reasons(&self) -> &[FailureReason] {
+        &self.reasons
+    }
+
     /// Adds everything in `other` (same windowing) to this tally.
     pub fn merge(&mut self, other: &Tally) {
         for (name, theirs) in &other.versions {
@@ -224,6 +276,7 @@ impl Tally {
             ours.count += theirs.count;
             // Same bounds on both sides, so adding cannot fail.
             let _ = ours.connect_us.add(&theirs.connect_us);
+            let _ = ours.handshake_us.add(&theirs.handshake_us);
             let _ = ours.reply_us.add(&theirs.reply_us);
         }
         for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
@@ -243,6 +296,9 @@ impl Tally {
         }
         for (version, n) in &other.version_errors {
             self.count_version_error(version, *n);
+        }
+        for r in &other.reasons {
+            self.keep_reason(r.class, &r.reason, r.count);
         }
     }
 
@@ -281,6 +337,8 @@ impl Tally {
         windows.resize(WINDOWS, Window::default());
         let mut malformed = parts.malformed;
         malformed.truncate(MALFORMED_KEPT);
+        let mut reasons = parts.reasons;
+        reasons.truncate(REASONS_KEPT);
         Self {
             versions: parts.versions,
             errors: parts.errors,
@@ -289,6 +347,7 @@ impl Tally {
             lag_us: parts.lag_us,
             malformed,
             version_errors: parts.version_errors,
+            reasons,
         }
     }
 
@@ -348,10 +407,12 @@ mod tests {
             offset: Duration::from_millis(id),
             result: result.map(str::to_owned),
             connect_us: Some(100 + id),
+            handshake_us: None,
             reply_us: result.ok().map(|_| 200),
             lag_us: None,
             reply_head: (result == Err(ErrorClass::MalformedReply))
                 .then(|| format!("garbage {}\\n", id % 5)),
+            reason: None,
         }
     }
 
@@ -432,6 +493,34 @@ mod tests {
             t.versions()[OTHER_VERSIONS].count,
             100 - MAX_TRACKED_VERSIONS as u64
         );
+    }
+
+    #[test]
+    fn handshakes_reasons_and_no_version_heads_are_kept_apart() {
+        let mut t = Tally::new(Windowing::ById { total: 20 });
+        for id in 0..10 {
+            let mut s = sample(id, Ok("canary"));
+            s.handshake_us = Some(300 + id);
+            t.record(&s);
+        }
+        for id in 10..20 {
+            let mut s = sample(id, Err(ErrorClass::NoVersion));
+            // A banner's first word is no echo prefix: not that version's error.
+            s.reply_head = Some("SSH-2.0-OpenSSH_9.2p1 canary\\r\\n".into());
+            s.reason = Some(format!("captured \"x{}\" is not a version name", id % 5));
+            t.record(&s);
+        }
+        assert_eq!(t.versions()["canary"].handshake_us.len(), 10);
+        assert_eq!(t.versions()["canary"].handshake_us.min(), 300);
+        assert!(t.version_errors().is_empty());
+        assert_eq!(t.malformed()[0].count, 10);
+        let kept: Vec<(ErrorClass, u64)> = t.reasons().iter().map(|r| (r.class, r.count)).collect();
+        assert_eq!(kept, vec![(ErrorClass::NoVersion, 2); REASONS_KEPT]);
+        let mut merged = Tally::new(Windowing::ById { total: 20 });
+        merged.merge(&t);
+        merged.merge(&t);
+        assert_eq!(merged.reasons()[0].count, 4);
+        assert_eq!(merged.versions()["canary"].handshake_us.len(), 20);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::expect::Expectation;
+use crate::probe::Probe;
 use crate::report::samples::SamplesWriter;
 use crate::sampler::{self, Sample, SamplerConfig, Timeouts};
 use crate::verdict::{Interval, Outcome, Settings, sequential};
@@ -237,6 +238,8 @@ pub struct WatchConfig {
     pub concurrency: usize,
     /// Write every sample here.
     pub samples_out: Option<PathBuf>,
+    /// What each sample does once connected (the echo protocol by default), and TLS.
+    pub probe: Probe,
 }
 
 /// Why a watch could not go on.
@@ -334,6 +337,7 @@ pub async fn run(
             rate: Some(config.rate),
             timeouts: config.timeouts,
             reset_on_close: false,
+            probe: config.probe.clone(),
         },
         sampling.clone(),
         Arc::new(tx),

@@ -533,6 +533,8 @@ mod tests {
                 connect_us: None,
                 reply_us: None,
                 lag_us: None,
+                handshake_us: None,
+                reason: None,
                 reply_head: None,
             });
         }

@@ -382,6 +382,8 @@ mod tests {
             connect_us: Some(reply_us / 2 + 1),
             reply_us: (!malformed).then_some(reply_us),
             lag_us: None,
+            handshake_us: None,
+            reason: None,
             reply_head: malformed.then(|| format!("{version} <line sent>x\\n")),
         });
     }
@@ -476,6 +478,8 @@ mod tests {
             connect_us: None,
             reply_us: None,
             lag_us: None,
+            handshake_us: None,
+            reason: None,
             reply_head: None,
         });
         let c = compare(&t, &rule(), 0.99);

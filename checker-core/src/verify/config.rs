@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::exit;
 use crate::expect::Expectation;
+use crate::probe::{ProbeError, ProbeSpec};
 use crate::target::{self, TargetError};
 use crate::verdict::health::HealthRules;
 use crate::verdict::{Settings, SettingsError};
@@ -58,6 +59,8 @@ pub struct VerifyConfig {
     pub settle: Option<Duration>,
     /// Health checks beyond the split: canary against stable, thresholds, baseline.
     pub health: HealthRules,
+    /// What each sample does once connected (the echo protocol by default), and TLS.
+    pub probe: ProbeSpec,
 }
 
 impl VerifyConfig {
@@ -80,6 +83,7 @@ impl VerifyConfig {
             sequential: None,
             settle: None,
             health: HealthRules::default(),
+            probe: ProbeSpec::default(),
         }
     }
 
@@ -158,6 +162,9 @@ pub enum VerifyError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The probe cannot be used (a bad pattern, an unreadable CA file, ...).
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
     /// The sampler task died unexpectedly.
     #[error("the sampler stopped unexpectedly: {0}")]
     Sampler(String),

@@ -13,6 +13,7 @@ use super::config::{VerifyConfig, VerifyError};
 use super::sequential::{Mode, Monitor};
 use super::settle;
 use crate::expect::Expectation;
+use crate::probe::Probe;
 use crate::report::model::{Times, VerifyReport};
 use crate::report::progress::Progress;
 use crate::report::samples::SamplesWriter;
@@ -158,6 +159,7 @@ fn peak(a: LocalReadings, b: LocalReadings) -> LocalReadings {
 pub struct Prepared {
     config: VerifyConfig,
     addrs: Vec<SocketAddr>,
+    probe: Probe,
     plan: Option<Plan>,
     samples_out: Option<SamplesWriter>,
     /// Sequential mode: the cap on samples.
@@ -167,6 +169,7 @@ pub struct Prepared {
 /// Resolves the target, plans the count when none is given and opens the samples file.
 pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
     config.validate()?;
+    let probe = Probe::new(&config.probe, &config.target)?;
     let addrs = target::resolve(&config.target).await?;
     let plan = match config.samples {
         None => Some(verdict::plan(&config.expect, &config.settings)),
@@ -192,6 +195,7 @@ pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
     Ok(Prepared {
         config: config.clone(),
         addrs,
+        probe,
         plan,
         samples_out,
         max_samples,
@@ -232,7 +236,9 @@ impl Prepared {
     /// Samples until the count, the duration or `stop`, then judges what was collected.
     pub async fn run(mut self, stop: CancellationToken) -> Result<VerifyReport, VerifyError> {
         let settled = match self.config.settle {
-            Some(timeout) => Some(settle::settle(&self.config, &self.addrs, timeout, &stop).await),
+            Some(timeout) => {
+                Some(settle::settle(&self.config, &self.addrs, &self.probe, timeout, &stop).await)
+            }
             None => None,
         };
         let count = self.sample_count();
@@ -257,6 +263,7 @@ impl Prepared {
                 reply: self.config.reply_timeout,
             },
             reset_on_close: self.config.reset_on_close,
+            probe: self.probe.clone(),
         };
         let started_at = SystemTime::now();
         let start = Instant::now();

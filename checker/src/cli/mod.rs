@@ -237,6 +237,7 @@ impl VerifyArgs {
             settle: self.settle,
             // Completed by run_verify, which reads the baseline report.
             health: Default::default(),
+            probe: Default::default(),
         }
     }
 }

@@ -145,6 +145,7 @@ pub async fn run(args: &WatchArgs) -> i32 {
         timeouts: args.timeouts.timeouts(),
         concurrency: args.concurrency,
         samples_out: args.samples_out.clone(),
+        probe: Default::default(),
     };
     let terminal = std::io::stdout().is_terminal();
     let print = |t: &Tick| {
