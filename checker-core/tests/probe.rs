@@ -16,23 +16,17 @@ use checker_core::probe::{
     BannerSpec, DEFAULT_MAX_REPLY, HttpSpec, LineSpec, Probe, ProbeKind, ProbeSpec, RedisSpec,
     VersionMap,
 };
-use checker_core::sampler::{self, ErrorClass, ProbeBuffers, Sample, SamplerConfig, Timeouts};
-use checker_core::tally::{Tally, Windowing};
+use checker_core::sampler::{self, ErrorClass, ProbeBuffers, Timeouts};
 use checker_core::tls::{CertField, TlsSpec, Verify};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use test_support::tls::{ServerCert, TestCa, self_signed};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 
-fn timeouts() -> Timeouts {
-    Timeouts {
-        connect: Duration::from_secs(5),
-        reply: Duration::from_secs(2),
-    }
-}
+mod support;
+
+use support::{sample, timeouts};
 
 /// What an in-process server does with one accepted connection, as `version`.
 type Handler = fn(Box<dyn Stream>, &'static str) -> Served;
@@ -173,39 +167,17 @@ fn close(_: Box<dyn Stream>, _: &'static str) -> Served {
     Box::pin(async {})
 }
 
-/// Runs `count` samples over `addrs` (used in turn) with `probe`; the tally and the samples.
-async fn run(addrs: Vec<SocketAddr>, probe: &Probe, count: u64) -> (Tally, Vec<Sample>) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let config = SamplerConfig {
-        addrs,
-        samples: Some(count),
-        duration: None,
-        concurrency: 4,
-        rate: None,
-        timeouts: timeouts(),
-        reset_on_close: true,
-        probe: probe.clone(),
-    };
-    sampler::run(config, CancellationToken::new(), Arc::new(tx)).await;
-    let mut tally = Tally::new(Windowing::ById { total: count });
-    let mut samples = Vec::new();
-    while let Some(s) = rx.recv().await {
-        tally.record(&s);
-        samples.push(s);
-    }
-    (tally, samples)
-}
-
-fn counts(tally: &Tally) -> BTreeMap<String, u64> {
-    tally.counts().into_iter().collect()
-}
-
 fn compile(spec: ProbeSpec, target: &str) -> Probe {
     Probe::new(&spec, target).unwrap()
 }
 
+/// One sample; a reply that does not come is waited for one second.
 async fn one(addr: SocketAddr, probe: &Probe) -> sampler::ProbeResult {
-    sampler::probe(addr, 1, probe, timeouts(), &mut ProbeBuffers::default()).await
+    let timeouts = Timeouts {
+        reply: Duration::from_secs(1),
+        ..timeouts()
+    };
+    sampler::probe(addr, 1, probe, timeouts, &mut ProbeBuffers::default()).await
 }
 
 #[tokio::test]
@@ -222,9 +194,9 @@ async fn the_banner_preset_splits_two_servers_by_their_greeting() {
         },
         "127.0.0.1:1",
     );
-    let (tally, _) = run(vec![stable, canary], &probe, 40).await;
+    let (counts, tally, _) = sample(vec![stable, canary], &probe, 40).await;
     assert_eq!(
-        counts(&tally),
+        counts,
         BTreeMap::from([("canary".into(), 20), ("stable".into(), 20)])
     );
     assert_eq!(tally.errors(), 0);
@@ -281,10 +253,10 @@ async fn the_redis_preset_reads_info_server_and_names_it_with_the_map() {
         tls: None,
     };
     let probe = compile(spec.clone(), "127.0.0.1:1");
-    let (tally, samples) = run(vec![stable, canary], &probe, 20).await;
+    let (counts, _, samples) = sample(vec![stable, canary], &probe, 20).await;
     // An unnamed capture keeps its own name (an unexpected version, as today).
     assert_eq!(
-        counts(&tally),
+        counts,
         BTreeMap::from([("7.2.4".into(), 10), ("stable".into(), 10)])
     );
     assert!(
@@ -317,11 +289,8 @@ async fn the_http_preset_reads_a_header_or_the_body() {
         ..ProbeSpec::default()
     };
     let header = compile(spec("/version", None), &target);
-    let (tally, _) = run(vec![one_addr, two_addr], &header, 10).await;
-    assert_eq!(
-        counts(&tally),
-        BTreeMap::from([("v1".into(), 5), ("v2".into(), 5)])
-    );
+    let (counts, _, _) = sample(vec![one_addr, two_addr], &header, 10).await;
+    assert_eq!(counts, BTreeMap::from([("v1".into(), 5), ("v2".into(), 5)]));
     let body = compile(spec("/version", Some(r#""version":"([^"]+)""#)), &target);
     assert_eq!(one(two_addr, &body).await.result, Ok("v2".to_owned()));
     // A 404 has no x-version header: no version, its head shown.
@@ -402,9 +371,9 @@ async fn echo_inside_tls_is_verified_with_the_ca_file_and_timed() {
         ),
         "127.0.0.1:1",
     );
-    let (tally, samples) = run(vec![stable, canary], &probe, 40).await;
+    let (counts, tally, samples) = sample(vec![stable, canary], &probe, 40).await;
     assert_eq!(
-        counts(&tally),
+        counts,
         BTreeMap::from([("canary".into(), 20), ("stable".into(), 20)])
     );
     assert!(
@@ -434,9 +403,9 @@ async fn the_certificate_names_the_version_by_serial_subject_or_fingerprint() {
         )
     };
 
-    let (tally, samples) = run(vec![stable, canary], &by(CertField::Subject), 10).await;
+    let (counts, _, samples) = sample(vec![stable, canary], &by(CertField::Subject), 10).await;
     assert_eq!(
-        counts(&tally),
+        counts,
         BTreeMap::from([("CN=canary".into(), 5), ("CN=stable".into(), 5)])
     );
     // Nothing is exchanged: no reply time, a handshake time.
