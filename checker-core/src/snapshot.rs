@@ -12,7 +12,9 @@ use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerial
 use serde::{Deserialize, Serialize};
 
 use crate::sampler::ErrorClass;
-use crate::tally::{MalformedReply, Tally, TallyParts, VersionTally, Window, Windowing};
+use crate::tally::{
+    FailureReason, MalformedReply, Tally, TallyParts, VersionTally, Window, Windowing,
+};
 
 /// The name of the histograms' encoding, written in every snapshot.
 pub const HISTOGRAM_ENCODING: &str = "hdrhistogram-v2-deflate-base64";
@@ -36,6 +38,9 @@ pub struct TallySnapshot {
     pub lag_us: Option<String>,
     /// The first few distinct malformed replies.
     pub malformed_replies: Vec<MalformedReply>,
+    /// The first few distinct failure reasons (TLS, captured values); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure_reasons: Vec<FailureReason>,
 }
 
 /// How samples were assigned to windows.
@@ -61,6 +66,9 @@ pub struct VersionSnapshot {
     pub count: u64,
     /// Connect latency histogram, encoded.
     pub connect_us: String,
+    /// TLS handshake latency histogram, encoded; absent without TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_us: Option<String>,
     /// Reply latency histogram, encoded.
     pub reply_us: String,
 }
@@ -131,6 +139,7 @@ impl TallySnapshot {
                     let snapshot = VersionSnapshot {
                         count: v.count,
                         connect_us: encode(&v.connect_us),
+                        handshake_us: (!v.handshake_us.is_empty()).then(|| encode(&v.handshake_us)),
                         reply_us: encode(&v.reply_us),
                     };
                     (name.clone(), snapshot)
@@ -144,6 +153,7 @@ impl TallySnapshot {
             windows: tally.windows().to_vec(),
             lag_us: tally.lag_us().map(encode),
             malformed_replies: tally.malformed().to_vec(),
+            failure_reasons: tally.reasons().to_vec(),
         }
     }
 
@@ -165,7 +175,10 @@ impl TallySnapshot {
             let tally = VersionTally {
                 count: v.count,
                 connect_us: decode(&format!("{name} connect"), &v.connect_us)?,
-                handshake_us: VersionTally::default().handshake_us,
+                handshake_us: match &v.handshake_us {
+                    Some(text) => decode(&format!("{name} handshake"), text)?,
+                    None => VersionTally::default().handshake_us,
+                },
                 reply_us: decode(&format!("{name} reply"), &v.reply_us)?,
             };
             versions.insert(name.clone(), tally);
@@ -189,7 +202,7 @@ impl TallySnapshot {
             lag_us,
             malformed: self.malformed_replies.clone(),
             version_errors: self.version_errors.clone(),
-            reasons: Vec::new(),
+            reasons: self.failure_reasons.clone(),
         }))
     }
 }
@@ -243,6 +256,32 @@ mod tests {
         for (name, v) in tally.versions() {
             assert_eq!(again.versions()[name].reply_us, v.reply_us);
             assert_eq!(again.versions()[name].connect_us, v.connect_us);
+        }
+        // Without TLS or reasons the snapshot has no key for them (older readers agree).
+        assert!(!json.contains("handshake_us") && !json.contains("failure_reasons"));
+    }
+
+    #[test]
+    fn handshake_times_and_failure_reasons_round_trip() {
+        let mut tally = Tally::new(Windowing::ById { total: 100 });
+        for id in 0..100 {
+            let mut s = sample(id);
+            if s.result.is_ok() {
+                s.handshake_us = Some(200 + id);
+            } else {
+                s.result = Err(ErrorClass::TlsCertificate);
+                s.reason = Some(format!("invalid peer certificate: case {}", id % 2));
+            }
+            tally.record(&s);
+        }
+        let json = serde_json::to_string(&TallySnapshot::of(&tally)).unwrap();
+        let back: TallySnapshot = serde_json::from_str(&json).unwrap();
+        let again = back.to_tally().unwrap();
+        assert_eq!(again.reasons(), tally.reasons());
+        assert_eq!(again.reasons().len(), 2);
+        for (name, v) in tally.versions() {
+            assert!(!v.handshake_us.is_empty());
+            assert_eq!(again.versions()[name].handshake_us, v.handshake_us);
         }
     }
 

@@ -11,7 +11,8 @@
 //! - [`line`]: send a text, read until a pattern's first group names the version;
 //! - presets, each a line probe: [`banner`] (servers that speak first), [`redis`]
 //!   (`INFO server`), [`http`] (`GET PATH`, a header or a pattern);
-//! - [`version_map`]: names for captured values.
+//! - [`version_map`]: names for captured values; [`naming`]: whether expected names
+//!   can come out of a probe.
 //!
 //! A reply that arrives but names no version is [`ErrorClass::NoVersion`], its head kept
 //! (escaped) like a malformed echo's; it never counts for a version.
@@ -20,6 +21,7 @@ pub mod banner;
 pub mod echo;
 pub mod http;
 pub mod line;
+pub mod naming;
 pub mod pattern;
 pub mod redis;
 pub mod version_map;
