@@ -36,7 +36,7 @@ use support::sample;
 const SAMPLES: u64 = 2000;
 
 /// `checker verify` as a library call: `target`, `expect`, `probe`, a fixed count.
-async fn check(target: SocketAddr, expect: &str, probe: ProbeSpec) -> checker_core::VerifyReport {
+async fn check(target: SocketAddr, expect: &str, probe: ProbeSpec) -> checker_core::Verification {
     let mut config = VerifyConfig::new(target.to_string(), expect.parse().unwrap());
     config.samples = Some(SAMPLES);
     config.concurrency = 8;
@@ -85,7 +85,7 @@ async fn the_redis_preset_reads_the_running_servers_version() {
         tls: None,
     };
     let report = check(redis.addr, &format!("{version}=100"), redis_spec("")).await;
-    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.split);
+    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.judgement);
     assert_eq!(report.attributed, SAMPLES);
     // Named by the map, the same server is `stable`.
     let report = check(
@@ -94,7 +94,7 @@ async fn the_redis_preset_reads_the_running_servers_version() {
         redis_spec(&format!("{version}=stable")),
     )
     .await;
-    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.split);
+    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.judgement);
     // And a split that expects another version fails.
     let report = check(
         redis.addr,
@@ -126,7 +126,7 @@ async fn the_banner_preset_splits_two_sshd_by_their_version_addendum() {
     // Behind HAProxy at 3:1, the banner verifies the split.
     let proxy = servers::haproxy_tcp(dir.path(), "haproxy", &[(stable.addr, 3), (canary.addr, 1)]);
     let report = check(proxy.addr, "stable=75,canary=25", banner.clone()).await;
-    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.split);
+    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.judgement);
     let report = check(proxy.addr, "stable=50,canary=50", banner).await;
     assert_eq!(report.outcome(), Outcome::Fail);
 }
@@ -147,10 +147,10 @@ async fn the_http_preset_verifies_nginx_behind_haproxy() {
         }))
     };
     let report = check(proxy.addr, "v1=80,v2=20", http(None)).await;
-    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.split);
+    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.judgement);
     let body = http(Some(r#""version":"([^"]+)""#));
     let report = check(proxy.addr, "v1=80,v2=20", body).await;
-    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.split);
+    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.judgement);
     let report = check(proxy.addr, "v1=50,v2=50", http(None)).await;
     assert_eq!(report.outcome(), Outcome::Fail);
 }
@@ -194,7 +194,7 @@ async fn tls_passthrough_through_envoy_follows_the_sni_routes_weights() {
         tls: Some(tls(sni, None)),
     };
     let report = check(envoy.addr, "v1=80,v2=20", http("canary.test")).await;
-    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.split);
+    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.judgement);
     let handshakes: u64 = report
         .tally
         .versions()
@@ -212,7 +212,7 @@ async fn tls_passthrough_through_envoy_follows_the_sni_routes_weights() {
         tls: Some(tls("canary.test", Some(CertField::Subject))),
     };
     let report = check(envoy.addr, "stable=80,canary=20", by_cert).await;
-    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.split);
+    assert_eq!(report.outcome(), Outcome::Pass, "{:?}", report.judgement);
 
     // An SNI no route matches: Envoy finds no filter chain and closes; every sample is
     // a handshake error whose reason names the SNI.
