@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::Command;
 
 use checker_core::probe::{
     BannerSpec, DEFAULT_MAX_REPLY, HttpSpec, Probe, ProbeKind, ProbeSpec, RedisSpec,
@@ -23,8 +22,7 @@ use checker_core::sampler::ErrorClass;
 use checker_core::tls::{CertField, TlsSpec, Verify};
 use checker_core::verdict::Outcome;
 use checker_core::verify::{VerifyConfig, verify};
-use test_support::servers::{self, SniRoute, TlsFiles};
-use test_support::tls::TestCa;
+use test_support::servers::{self, Passthrough};
 use tokio_util::sync::CancellationToken;
 
 mod support;
@@ -58,24 +56,7 @@ async fn the_redis_preset_reads_the_running_servers_version() {
     let dir = tempfile::tempdir().unwrap();
     let redis = servers::redis(dir.path(), "redis");
     // The version as redis-cli reads it from the running server, not written here.
-    let info = Command::new("redis-cli")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &redis.addr.port().to_string(),
-            "INFO",
-            "server",
-        ])
-        .output()
-        .expect("run redis-cli");
-    let info = String::from_utf8(info.stdout).unwrap();
-    let version = info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .expect("redis_version in INFO server")
-        .trim()
-        .to_owned();
+    let version = servers::redis_version(redis.addr);
     let redis_spec = |map: &str| ProbeSpec {
         kind: ProbeKind::Redis(RedisSpec {
             version_from: None,
@@ -159,25 +140,8 @@ async fn the_http_preset_verifies_nginx_behind_haproxy() {
 #[ignore = "needs nginx (nginx-full) and Envoy (ENVOY): .ci/run installs them"]
 async fn tls_passthrough_through_envoy_follows_the_sni_routes_weights() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new();
-    let ca_file = ca.write(dir.path());
-    let files = |cn: &str, serial| {
-        let cert = ca.issue(&["canary.test"], cn, serial).write(dir.path(), cn);
-        TlsFiles {
-            cert: cert.cert,
-            key: cert.key,
-        }
-    };
-    let stable = servers::nginx(dir.path(), "stable", "v1", Some(&files("stable", 1)));
-    let canary = servers::nginx(dir.path(), "canary", "v2", Some(&files("canary", 2)));
-    let envoy = servers::envoy_sni(
-        dir.path(),
-        "envoy",
-        &[SniRoute {
-            names: vec!["canary.test".into()],
-            backends: vec![(stable.addr, 80), (canary.addr, 20)],
-        }],
-    );
+    let passthrough = Passthrough::start(dir.path(), 80, 20);
+    let (envoy, ca_file) = (&passthrough.envoy, passthrough.ca_file.clone());
     let tls = |sni: &str, from: Option<CertField>| TlsSpec {
         verify: Verify::CaFile(ca_file.clone()),
         sni: Some(sni.into()),

@@ -307,3 +307,70 @@ pub fn envoy_sni(dir: &Path, name: &str, routes: &[SniRoute]) -> Server {
         .arg(addr.port().to_string());
     start(command, addr, &home.join("envoy.log"))
 }
+
+/// The version of the redis-server at `addr`, as `redis-cli INFO server` reads it from
+/// the running server (`redis_version`).
+///
+/// # Panics
+/// When redis-cli cannot run or its answer has no `redis_version`.
+pub fn redis_version(addr: SocketAddr) -> String {
+    let info = Command::new("redis-cli")
+        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .args(["INFO", "server"])
+        .output()
+        .expect("run redis-cli");
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    info.lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or_else(|| panic!("no redis_version in redis-cli's answer: {info}"))
+        .trim()
+        .to_owned()
+}
+
+/// An Istio-like TLS passthrough: two nginx with TLS for `canary.test` (certificates
+/// `CN=stable` answering `v1` and `CN=canary` answering `v2`, signed by a new CA), behind
+/// Envoy's SNI route for `canary.test` at `stable`/`canary` weights.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub struct Passthrough {
+    /// Envoy, the gateway.
+    pub envoy: Server,
+    /// The CA file that verifies both servers.
+    pub ca_file: PathBuf,
+    /// The two nginx, stable then canary.
+    pub backends: Vec<Server>,
+}
+
+#[cfg(feature = "tls")]
+impl Passthrough {
+    /// Starts it all in `dir`.
+    ///
+    /// # Panics
+    /// When a server cannot start (see [`start`]).
+    pub fn start(dir: &Path, stable: u32, canary: u32) -> Self {
+        let ca = crate::tls::TestCa::new();
+        let ca_file = ca.write(dir);
+        let files = |cn: &str, serial| {
+            let written = ca.issue(&["canary.test"], cn, serial).write(dir, cn);
+            TlsFiles {
+                cert: written.cert,
+                key: written.key,
+            }
+        };
+        let one = nginx(dir, "stable", "v1", Some(&files("stable", 1)));
+        let two = nginx(dir, "canary", "v2", Some(&files("canary", 2)));
+        let envoy = envoy_sni(
+            dir,
+            "envoy",
+            &[SniRoute {
+                names: vec!["canary.test".into()],
+                backends: vec![(one.addr, stable), (two.addr, canary)],
+            }],
+        );
+        Self {
+            envoy,
+            ca_file,
+            backends: vec![one, two],
+        }
+    }
+}

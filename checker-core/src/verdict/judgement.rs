@@ -12,7 +12,7 @@ use super::{Drift, Outcome, Settings, SplitVerdict, drift, judge, sequential};
 use crate::exit;
 use crate::expect::Expectation;
 use crate::sampler::ErrorClass;
-use crate::tally::{MalformedReply, Tally};
+use crate::tally::{FailureReason, MalformedReply, Tally};
 
 /// Which rule a run followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,6 +56,8 @@ pub struct ErrorVerdict {
     pub outcome: Outcome,
     /// The first few distinct malformed replies (escaped, cut), with counts.
     pub malformed_replies: Vec<MalformedReply>,
+    /// The first few distinct reasons of failures (TLS, captured values), with counts.
+    pub failure_reasons: Vec<FailureReason>,
     /// The conntrack table, port range and sockets seen on this machine during the run.
     pub local_readings: LocalReadings,
     /// A likely cause of the errors on this machine rather than at the target.
@@ -140,6 +142,7 @@ fn judge_errors(tally: &Tally, max_error_rate: f64, readings: LocalReadings) -> 
             Outcome::Pass
         },
         malformed_replies: tally.malformed().to_vec(),
+        failure_reasons: tally.reasons().to_vec(),
         local_readings: readings,
         local_cause: local::likely_cause(
             &readings,

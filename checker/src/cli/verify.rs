@@ -13,7 +13,7 @@ use super::args::{
 };
 use super::output::{self, OutputMode, Shown, fail, note};
 use super::signals::stop_token;
-use super::{expect_from, health_flags};
+use super::{expect_from, health_flags, probe_flags};
 use checker_core::exit;
 use checker_core::expect::Expectation;
 use checker_core::verify::{self, VerifyConfig};
@@ -109,6 +109,9 @@ pub struct VerifyArgs {
     /// How the split is derived from the manifests.
     #[command(flatten)]
     pub derive: expect_from::DeriveArgs,
+    /// What each connection sends and reads (your own service's protocol), and TLS.
+    #[command(flatten)]
+    pub probe: probe_flags::ProbeArgs,
 }
 
 impl VerifyArgs {
@@ -191,6 +194,17 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         },
     };
     let mut config = args.to_config(expect);
+    config.probe = match args.probe.spec() {
+        Ok(spec) => spec,
+        Err(message) => return fail(&message, exit::USAGE),
+    };
+    if args.hold.is_some() && config.probe != checker_core::probe::ProbeSpec::default() {
+        return fail(
+            &"--hold speaks the echo protocol over plain TCP: it cannot go with --probe or --tls",
+            exit::USAGE,
+        );
+    }
+    args.probe.warn();
     config.health = match args.health.rules(&config.target) {
         Ok(rules) => rules,
         Err(e) => return fail(&e, exit::USAGE),
@@ -228,6 +242,9 @@ pub async fn run(args: &VerifyArgs) -> i32 {
     let stop = stop_token();
     if let Some(derivation) = &derivation {
         note(args.output, &derivation.to_string());
+        if let Some(names) = expect_from::probe_names_note(&config.probe, &config.expect) {
+            note(args.output, &names);
+        }
     }
     if let Some(plan) = prepared.plan() {
         let line = match (config.duration, prepared.max_samples(), config.sequential) {

@@ -7,9 +7,11 @@ use clap::Args;
 
 use super::args::{RuleArgs, TimeoutArgs, parse_count_usize, parse_positive_duration, parse_rate};
 use super::output::{self, OutputMode, Shown, fail};
+use super::probe_flags::ProbeArgs;
 use super::signals::stop_token;
 use checker_core::exit;
 use checker_core::expect::Expectation;
+use checker_core::probe::Probe;
 use checker_core::target;
 use checker_core::watch::{self, Agreement, Tick, WatchConfig};
 use report::samples::SamplesFile;
@@ -52,6 +54,9 @@ pub struct WatchArgs {
     /// How long one connection may wait for its connect and its reply.
     #[command(flatten)]
     pub timeouts: TimeoutArgs,
+    /// What each connection sends and reads (your own service's protocol), and TLS.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
 }
 
 /// Runs `checker watch`; the exit code follows the last state: 0 agrees, 1 disagrees, 3 undecided.
@@ -63,6 +68,14 @@ pub async fn run(args: &WatchArgs) -> i32 {
     if let Err(e) = settings.validate() {
         return fail(&e, exit::USAGE);
     }
+    let probe = match args.probe.spec() {
+        Ok(spec) => match Probe::new(&spec, &args.target) {
+            Ok(probe) => probe,
+            Err(e) => return fail(&e, exit::USAGE),
+        },
+        Err(message) => return fail(&message, exit::USAGE),
+    };
+    args.probe.warn();
     let addrs = match target::resolve(&args.target).await {
         Ok(a) => a,
         Err(e) => return fail(&e, exit::ERRORS),
@@ -85,7 +98,7 @@ pub async fn run(args: &WatchArgs) -> i32 {
         settings,
         timeouts: args.timeouts.timeouts(),
         concurrency: args.concurrency,
-        probe: Default::default(),
+        probe,
     };
     let samples_file = match args.samples_out.as_deref().map(SamplesFile::create) {
         Some(Ok(file)) => Some(file),
