@@ -18,7 +18,7 @@ pub struct HealthArgs {
     /// Judge the canary's attributed errors and latency against the stable's, e.g. two=one.
     #[arg(long, env = "CHECKER_COMPARE", value_name = "CANARY=STABLE", value_parser = CompareRule::parse_pair)]
     pub compare: Option<CompareRule>,
-    /// With --compare: how much higher the canary's latency percentiles may be (connect and reply).
+    /// With --compare: how much higher the canary's latency percentiles may be (connect and reply; the handshake too with --tls).
     #[arg(long, env = "CHECKER_MAX_LATENCY_INCREASE", value_name = "pNN=P%,...", default_value = compare::DEFAULT_MAX_LATENCY_INCREASE, value_parser = compare::parse_latency_margins)]
     pub max_latency_increase: LatencyMargins,
     /// With --compare: how much higher the canary's attributed error rate may be, in points.

@@ -209,6 +209,10 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         Ok(rules) => rules,
         Err(e) => return fail(&e, exit::USAGE),
     };
+    // With TLS, --compare judges the handshake latency too.
+    if let Some(rule) = config.health.compare.as_mut() {
+        rule.handshake = config.probe.tls.is_some();
+    }
     if let (Some(json), Some(samples)) = (&args.json, &args.samples_out)
         && same_file(json, samples)
     {
