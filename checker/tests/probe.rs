@@ -193,9 +193,22 @@ fn tls_passthrough_through_envoy_passes_the_right_split_and_names_an_unknown_sni
     }
     assert!(doc["tally"]["versions"]["v1"]["handshake_us"].is_string());
 
-    let run = https("v1=50,v2=50", "canary.test", &[]);
+    let samples = dir.path().join("samples.jsonl");
+    let samples = samples.to_str().unwrap();
+    let run = https("v1=50,v2=50", "canary.test", &["--samples-out", samples]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("HANDSHAKE p50/p90/p99/max"), "{run:?}");
+    // Every sample line has its handshake time; the plot draws a handshake panel.
+    let lines = std::fs::read_to_string(samples).unwrap();
+    assert!(
+        lines.lines().all(|l| l.contains("\"handshake_us\":")),
+        "{lines}"
+    );
+    let svg = dir.path().join("plot.svg");
+    let plot = run_checker(&["plot", samples, "--out", svg.to_str().unwrap()]);
+    assert_eq!(plot.code, 0, "{plot:?}");
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(svg.contains("TLS handshake latency"), "no handshake panel");
 
     // No route for the name: Envoy closes; every sample is a named handshake error (exit
     // 4: errors only, nothing attributed).
