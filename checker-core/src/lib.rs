@@ -10,6 +10,7 @@
 //! command line, installs signal handlers, prints or exits.
 
 pub mod clock;
+pub mod error_class;
 pub mod exit;
 pub mod expect;
 pub mod gateway;

@@ -5,13 +5,11 @@
 //! [`Sink`] as a [`Sample`] and the sink decides what to keep. The sink is called on
 //! the sampling task itself (no channel, no task wake-up per sample), so it must be quick.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use bytes::BytesMut;
 use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
@@ -19,109 +17,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::error_class::ErrorClass;
 use crate::probe::Probe;
-
-/// Why a sample produced no version.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// The connection was refused (nothing listening, or the gateway refused it).
-    Refused,
-    /// The connection was not established within the connect timeout.
-    ConnectTimeout,
-    /// The connection was reset by the peer.
-    Reset,
-    /// The peer closed the connection before a complete reply line arrived.
-    ClosedBeforeReply,
-    /// No complete reply line arrived within the reply timeout.
-    ReplyTimeout,
-    /// The reply was not `<version> <the line sent>`: garbage, a wrong echo or too long.
-    MalformedReply,
-    /// A probe's reply arrived but named no version: the pattern did not match, or what
-    /// it captured is not a version name (see [`Sample::reason`]).
-    NoVersion,
-    /// The TLS handshake failed (the peer closed or refused it, no route for the SNI
-    /// name, not a TLS service, or no handshake within the connect timeout).
-    TlsHandshake,
-    /// The server's certificate was refused (unknown issuer, expired, wrong name).
-    TlsCertificate,
-    /// No local address or port was free for a new connection (EADDRNOTAVAIL).
-    LocalAddressExhausted,
-    /// Any other failure (unreachable network, permission, ...).
-    Other,
-}
-
-impl ErrorClass {
-    /// Every class, in report order.
-    pub const ALL: [ErrorClass; 11] = [
-        ErrorClass::Refused,
-        ErrorClass::ConnectTimeout,
-        ErrorClass::Reset,
-        ErrorClass::ClosedBeforeReply,
-        ErrorClass::ReplyTimeout,
-        ErrorClass::MalformedReply,
-        ErrorClass::NoVersion,
-        ErrorClass::TlsHandshake,
-        ErrorClass::TlsCertificate,
-        ErrorClass::LocalAddressExhausted,
-        ErrorClass::Other,
-    ];
-
-    /// The stable name used in reports and sample files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Refused => "refused",
-            ErrorClass::ConnectTimeout => "connect_timeout",
-            ErrorClass::Reset => "reset",
-            ErrorClass::ClosedBeforeReply => "closed_before_reply",
-            ErrorClass::ReplyTimeout => "reply_timeout",
-            ErrorClass::MalformedReply => "malformed_reply",
-            ErrorClass::NoVersion => "no_version",
-            ErrorClass::TlsHandshake => "tls_handshake",
-            ErrorClass::TlsCertificate => "tls_certificate",
-            ErrorClass::LocalAddressExhausted => "local_address_exhausted",
-            ErrorClass::Other => "other",
-        }
-    }
-
-    /// The position of this class in [`ErrorClass::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Classifies an I/O error from connecting.
-    pub fn from_connect_error(error: &io::Error) -> Self {
-        match error.kind() {
-            io::ErrorKind::ConnectionRefused => ErrorClass::Refused,
-            io::ErrorKind::TimedOut => ErrorClass::ConnectTimeout,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ErrorClass::Reset,
-            io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => {
-                ErrorClass::LocalAddressExhausted
-            }
-            _ => ErrorClass::Other,
-        }
-    }
-
-    /// Classifies an I/O error from writing the probe or reading the reply.
-    pub fn from_exchange_error(error: &io::Error) -> Self {
-        match error.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe => ErrorClass::Reset,
-            io::ErrorKind::UnexpectedEof => ErrorClass::ClosedBeforeReply,
-            io::ErrorKind::TimedOut => ErrorClass::ReplyTimeout,
-            _ => ErrorClass::Other,
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::probe::buffers::ProbeBuffers;
+pub use crate::probe::head::{LINE_SENT, REPLY_HEAD_BYTES, reply_head};
 
 /// One finished sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,16 +72,6 @@ pub struct Timeouts {
     pub reply: Duration,
 }
 
-/// Reusable buffers of one worker, so that a sample allocates almost nothing.
-#[derive(Debug, Default)]
-pub struct ProbeBuffers {
-    pub(crate) probe: BytesMut,
-    pub(crate) reply: Vec<u8>,
-    pub(crate) timestamp: String,
-    /// A line probe's capture slots, made on its first sample.
-    pub(crate) locs: Option<regex::bytes::CaptureLocations>,
-}
-
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -204,38 +93,6 @@ pub struct ProbeResult {
     pub reply_head: Option<String>,
     /// Why the sample failed, when the class alone does not say.
     pub reason: Option<String>,
-}
-
-/// How many bytes of a malformed reply are kept (escaped) for the report.
-pub const REPLY_HEAD_BYTES: usize = 48;
-
-/// What stands for the probe line inside a malformed reply's head.
-pub const LINE_SENT: &str = "<line sent>";
-
-/// The first [`REPLY_HEAD_BYTES`] of `reply`, escaped by [`protocol::escape`] (`\t`,
-/// `\n`, `\x00`), with `...` when cut: printable on any terminal and in JSON. The probe
-/// line (`sent` without its newline) is replaced by [`LINE_SENT`], so that the same
-/// mistake gives the same head on every sample.
-pub fn reply_head(reply: &[u8], sent: &[u8]) -> String {
-    let body = sent.strip_suffix(b"\n").unwrap_or(sent);
-    let normalised: Vec<u8> = match (!body.is_empty())
-        .then(|| reply.windows(body.len()).position(|w| w == body))
-        .flatten()
-    {
-        Some(at) => [
-            &reply[..at],
-            LINE_SENT.as_bytes(),
-            &reply[at + body.len()..],
-        ]
-        .concat(),
-        None => reply.to_vec(),
-    };
-    let cut = normalised.len() > REPLY_HEAD_BYTES;
-    let mut head = protocol::escape(&normalised[..normalised.len().min(REPLY_HEAD_BYTES)]);
-    if cut {
-        head.push_str("...");
-    }
-    head
 }
 
 /// Takes one sample: connect, shake hands when the probe has TLS, exchange, close.
@@ -750,7 +607,7 @@ mod tests {
                         .await;
                     let end = match s.read(&mut buf).await {
                         Ok(0) => "fin",
-                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset",
                         _ => "other",
                     };
                     let _ = tx.send(end);
@@ -998,19 +855,5 @@ mod tests {
             (GIVE_UP_AFTER..GIVE_UP_AFTER + 4).contains(&n),
             "{n} samples"
         );
-    }
-
-    #[test]
-    fn reply_heads_are_escaped_and_cut() {
-        let sent = b"tcp-canary 7 2026-11-29T18:20:34.905862957Z\n";
-        assert_eq!(reply_head(b"one\thello\n", sent), "one\\thello\\n");
-        assert_eq!(reply_head(b"\x00\xff\"", sent), "\\x00\\xff\"");
-        let long = vec![b'a'; 100];
-        assert_eq!(
-            reply_head(&long, sent),
-            format!("{}...", "a".repeat(REPLY_HEAD_BYTES))
-        );
-        let tab = [b"one\t".as_slice(), sent].concat();
-        assert_eq!(reply_head(&tab, sent), "one\\t<line sent>\\n");
     }
 }

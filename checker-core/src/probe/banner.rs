@@ -2,7 +2,7 @@
 //! IMAP greetings): nothing is sent; the first line the server sends (without its line
 //! end) holds the version, and the pattern picks the part of it that tells versions apart.
 
-use super::ProbeError;
+use super::error::ProbeError;
 use super::line::LineProbe;
 use super::pattern::{Matcher, compile};
 

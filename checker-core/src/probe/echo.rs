@@ -4,7 +4,7 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::sampler::ErrorClass;
+use crate::error_class::ErrorClass;
 
 /// Sends `line` and reads one reply line into `reply` (whose length is the limit).
 ///

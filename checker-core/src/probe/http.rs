@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::ProbeError;
+use super::error::ProbeError;
 use super::line::LineProbe;
 use super::pattern::{Matcher, compile};
 

@@ -8,9 +8,9 @@ use regex::bytes::CaptureLocations;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::ProbeError;
+use super::error::ProbeError;
 use super::pattern::{Matcher, Search};
-use crate::sampler::ErrorClass;
+use crate::error_class::ErrorClass;
 
 /// The default most bytes of a reply read before giving up on finding the version.
 pub const DEFAULT_MAX_REPLY: usize = 64 * 1024;
@@ -63,7 +63,10 @@ pub fn parse_send(text: &str) -> Result<Vec<u8>, ProbeError> {
         out.push(escaped);
     }
     if out.len() > MAX_SEND {
-        return Err(ProbeError::SendTooLong(out.len()));
+        return Err(ProbeError::SendTooLong {
+            len: out.len(),
+            max: MAX_SEND,
+        });
     }
     Ok(out)
 }
@@ -73,7 +76,10 @@ pub fn check_max_reply(max_reply: usize) -> Result<(), ProbeError> {
     if (1..=MAX_MAX_REPLY).contains(&max_reply) {
         Ok(())
     } else {
-        Err(ProbeError::MaxReply(max_reply))
+        Err(ProbeError::MaxReply {
+            got: max_reply,
+            max: MAX_MAX_REPLY,
+        })
     }
 }
 
@@ -102,7 +108,10 @@ impl LineProbe {
     pub fn new(send: Vec<u8>, matcher: Matcher, max_reply: usize) -> Result<Self, ProbeError> {
         check_max_reply(max_reply)?;
         if send.len() > MAX_SEND {
-            return Err(ProbeError::SendTooLong(send.len()));
+            return Err(ProbeError::SendTooLong {
+                len: send.len(),
+                max: MAX_SEND,
+            });
         }
         Ok(Self {
             send,

@@ -18,12 +18,16 @@
 //! (escaped) like a malformed echo's; it never counts for a version.
 
 pub mod banner;
+pub mod buffers;
 pub mod echo;
+pub mod error;
+pub mod head;
 pub mod http;
 pub mod line;
 pub mod naming;
 pub mod pattern;
 pub mod redis;
+pub mod spec;
 pub mod version_map;
 
 use std::sync::Arc;
@@ -32,96 +36,17 @@ use std::time::{Duration, SystemTime};
 use regex::bytes::CaptureLocations;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::sampler::{ErrorClass, ProbeBuffers, reply_head};
-use crate::tls::{Tls, TlsError, TlsSpec};
+use crate::error_class::ErrorClass;
+use crate::tls::Tls;
 pub use banner::BannerSpec;
+pub use buffers::ProbeBuffers;
+pub use error::ProbeError;
+use head::reply_head;
 pub use http::HttpSpec;
 pub use line::{DEFAULT_MAX_REPLY, LineProbe, LineSpec, parse_send};
 pub use redis::RedisSpec;
+pub use spec::{ProbeKind, ProbeSpec};
 pub use version_map::{VersionMap, VersionMapError};
-
-/// What a sample does once connected, as the user asked for it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ProbeSpec {
-    /// What is sent and how the version is read.
-    pub kind: ProbeKind,
-    /// Names for captured values (`7.0.15=stable`); values it does not name keep their own.
-    pub version_map: VersionMap,
-    /// A TLS handshake on every sample connection before the probe.
-    pub tls: Option<TlsSpec>,
-}
-
-/// The probe kinds and presets.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum ProbeKind {
-    /// The tcp-canary echo protocol (the default).
-    #[default]
-    Echo,
-    /// Send a text, read the version with a pattern.
-    Line(LineSpec),
-    /// Send nothing; the version is in the server's first line.
-    Banner(BannerSpec),
-    /// `INFO server`; the version from `redis_version`.
-    Redis(RedisSpec),
-    /// `GET PATH HTTP/1.1`; the version from a header or a pattern.
-    Http(HttpSpec),
-    /// Send and read nothing: the TLS handshake is the whole sample and the server
-    /// certificate names the version.
-    Handshake,
-}
-
-impl ProbeKind {
-    /// The kind's name, as in the command line and the reports.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ProbeKind::Echo => "echo",
-            ProbeKind::Line(_) => "line",
-            ProbeKind::Banner(_) => "banner",
-            ProbeKind::Redis(_) => "redis",
-            ProbeKind::Http(_) => "http",
-            ProbeKind::Handshake => "handshake",
-        }
-    }
-}
-
-/// Why a probe cannot be used (found before any connection is made).
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    /// The text to send has a bad escape.
-    #[error(
-        "the text to send, {0:?}, has an unknown escape: use \\n, \\r, \\t, \\0, \\\\ or \\xNN"
-    )]
-    Escape(String),
-    /// The text to send is too long.
-    #[error("the text to send is {0} bytes long, the limit is {max}", max = line::MAX_SEND)]
-    SendTooLong(usize),
-    /// A version pattern cannot be used.
-    #[error("the version pattern {pattern:?} cannot be used: {reason}")]
-    Pattern {
-        /// The pattern (escaped, cut).
-        pattern: String,
-        /// Why.
-        reason: String,
-    },
-    /// The reply limit is out of range.
-    #[error("the reply limit must be 1 to {max} bytes, got {0}", max = line::MAX_MAX_REPLY)]
-    MaxReply(usize),
-    /// An HTTP path that would not make a request line.
-    #[error("the HTTP path {0:?} must start with / and hold no spaces or control characters")]
-    Path(String),
-    /// An HTTP host that would not make a header.
-    #[error("the HTTP host {0:?} must be printable without spaces")]
-    Host(String),
-    /// An HTTP header name that is not a token.
-    #[error("{0:?} is not an HTTP header name")]
-    Header(String),
-    /// Only a TLS handshake with attribution by certificate has nothing to exchange.
-    #[error("a probe that exchanges nothing needs TLS with the version read from the certificate")]
-    NothingToRead,
-    /// The TLS client cannot be set up.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-}
 
 /// The compiled probe, shared by every sample of a run (cloning it is cheap).
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! name must be captured as it is, which the certificate fields make impossible for
 //! names of the wrong shape.
 
-use super::{ProbeKind, ProbeSpec};
+use super::spec::{ProbeKind, ProbeSpec};
 use crate::tls::CertField;
 
 /// How one expected name can come out of the probe.
@@ -48,7 +48,8 @@ pub fn fit(spec: &ProbeSpec, name: &str) -> NameFit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{DEFAULT_MAX_REPLY, RedisSpec};
+    use crate::probe::line::DEFAULT_MAX_REPLY;
+    use crate::probe::redis::RedisSpec;
     use crate::tls::TlsSpec;
 
     fn redis(map: &str) -> ProbeSpec {

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
 
-use super::ProbeError;
+use super::error::ProbeError;
 
 /// The longest pattern accepted, in bytes.
 pub const MAX_PATTERN_LEN: usize = 4096;

@@ -2,7 +2,7 @@
 //! the version from the `redis_version:` line of the reply (or another pattern).
 //! A server that wants a password answers `-NOAUTH ...`: a `no_version` sample showing it.
 
-use super::ProbeError;
+use super::error::ProbeError;
 use super::line::LineProbe;
 use super::pattern::{Matcher, compile};
 

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::sampler::ErrorClass;
+use crate::error_class::ErrorClass;
 pub use cert::CertField;
 
 /// The largest CA file read, in bytes (a whole public bundle is about 200 KiB).
