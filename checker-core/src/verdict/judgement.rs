@@ -56,7 +56,9 @@ pub struct ErrorVerdict {
     pub outcome: Outcome,
     /// The first few distinct malformed replies (escaped, cut), with counts.
     pub malformed_replies: Vec<MalformedReply>,
-    /// The first few distinct reasons of failures (TLS, captured values), with counts.
+    /// The first few distinct reasons of failures (TLS, captured values), with counts;
+    /// absent from the rehearsal's document when none (its schema predates them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failure_reasons: Vec<FailureReason>,
     /// The conntrack table, port range and sockets seen on this machine during the run.
     pub local_readings: LocalReadings,
