@@ -10,6 +10,7 @@
 //! command line, installs signal handlers, prints or exits.
 
 pub mod clock;
+pub mod error_class;
 pub mod exit;
 pub mod expect;
 pub mod expect_file;
@@ -18,11 +19,13 @@ pub mod hold;
 pub mod input_file;
 pub mod merge;
 pub mod observer;
+pub mod probe;
 pub mod sampler;
 pub mod snapshot;
 pub mod sync;
 pub mod tally;
 pub mod target;
+pub mod tls;
 pub mod verdict;
 pub mod verify;
 pub mod watch;

@@ -264,6 +264,8 @@ mod tests {
             connect_us: result.is_ok().then_some(50 + id * 37 % 900),
             reply_us: result.is_ok().then_some(100 + id * 7919 % 9000),
             lag_us: None,
+            handshake_us: None,
+            reason: None,
             result,
         }
     }

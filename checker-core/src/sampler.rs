@@ -5,106 +5,22 @@
 //! [`Sink`] as a [`Sample`] and the sink decides what to keep. The sink is called on
 //! the sampling task itself (no channel, no task wake-up per sample), so it must be quick.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use bytes::BytesMut;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Why a sample produced no version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// The connection was refused (nothing listening, or the gateway refused it).
-    Refused,
-    /// The connection was not established within the connect timeout.
-    ConnectTimeout,
-    /// The connection was reset by the peer.
-    Reset,
-    /// The peer closed the connection before a complete reply line arrived.
-    ClosedBeforeReply,
-    /// No complete reply line arrived within the reply timeout.
-    ReplyTimeout,
-    /// The reply was not `<version> <the line sent>`: garbage, a wrong echo or too long.
-    MalformedReply,
-    /// No local address or port was free for a new connection (EADDRNOTAVAIL).
-    LocalAddressExhausted,
-    /// Any other failure (unreachable network, permission, ...).
-    Other,
-}
-
-impl ErrorClass {
-    /// Every class, in report order.
-    pub const ALL: [ErrorClass; 8] = [
-        ErrorClass::Refused,
-        ErrorClass::ConnectTimeout,
-        ErrorClass::Reset,
-        ErrorClass::ClosedBeforeReply,
-        ErrorClass::ReplyTimeout,
-        ErrorClass::MalformedReply,
-        ErrorClass::LocalAddressExhausted,
-        ErrorClass::Other,
-    ];
-
-    /// The stable name used in reports and sample files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Refused => "refused",
-            ErrorClass::ConnectTimeout => "connect_timeout",
-            ErrorClass::Reset => "reset",
-            ErrorClass::ClosedBeforeReply => "closed_before_reply",
-            ErrorClass::ReplyTimeout => "reply_timeout",
-            ErrorClass::MalformedReply => "malformed_reply",
-            ErrorClass::LocalAddressExhausted => "local_address_exhausted",
-            ErrorClass::Other => "other",
-        }
-    }
-
-    /// The position of this class in [`ErrorClass::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Classifies an I/O error from connecting.
-    pub fn from_connect_error(error: &io::Error) -> Self {
-        match error.kind() {
-            io::ErrorKind::ConnectionRefused => ErrorClass::Refused,
-            io::ErrorKind::TimedOut => ErrorClass::ConnectTimeout,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ErrorClass::Reset,
-            io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => {
-                ErrorClass::LocalAddressExhausted
-            }
-            _ => ErrorClass::Other,
-        }
-    }
-
-    /// Classifies an I/O error from writing the probe or reading the reply.
-    pub fn from_exchange_error(error: &io::Error) -> Self {
-        match error.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe => ErrorClass::Reset,
-            io::ErrorKind::UnexpectedEof => ErrorClass::ClosedBeforeReply,
-            io::ErrorKind::TimedOut => ErrorClass::ReplyTimeout,
-            _ => ErrorClass::Other,
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::error_class::ErrorClass;
+use crate::probe::Probe;
+pub use crate::probe::buffers::ProbeBuffers;
+pub use crate::probe::head::{LINE_SENT, REPLY_HEAD_BYTES, reply_head};
 
 /// One finished sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,12 +37,17 @@ pub struct Sample {
     pub result: Result<String, ErrorClass>,
     /// Microseconds to establish the connection, when it was established.
     pub connect_us: Option<u64>,
+    /// With TLS: microseconds from the connection to the completed handshake.
+    pub handshake_us: Option<u64>,
     /// Microseconds from sending the probe to the complete reply, when one arrived.
     pub reply_us: Option<u64>,
     /// With `--rate`: microseconds between the scheduled and the actual start.
     pub lag_us: Option<u64>,
-    /// For a malformed reply: its first bytes, escaped (see [`reply_head`]).
+    /// For a malformed or no-version reply: its first bytes, escaped (see [`reply_head`]).
     pub reply_head: Option<String>,
+    /// Why the sample failed, when its class alone does not say: the TLS failure, or a
+    /// captured value that is no version name. One line, escaped.
+    pub reason: Option<String>,
 }
 
 /// Where finished samples go.
@@ -169,14 +90,6 @@ pub struct Timeouts {
     pub reply: Duration,
 }
 
-/// Reusable buffers of one worker, so that a sample allocates almost nothing.
-#[derive(Debug, Default)]
-pub struct ProbeBuffers {
-    probe: BytesMut,
-    reply: Vec<u8>,
-    timestamp: String,
-}
-
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -190,159 +103,129 @@ pub struct ProbeResult {
     pub result: Result<String, ErrorClass>,
     /// Microseconds to connect, when connected.
     pub connect_us: Option<u64>,
+    /// With TLS: microseconds from connected to the completed handshake.
+    pub handshake_us: Option<u64>,
     /// Microseconds from sending to the complete reply, when one arrived.
     pub reply_us: Option<u64>,
-    /// For a malformed reply: its first bytes, escaped.
+    /// For a malformed or no-version reply: its first bytes, escaped.
     pub reply_head: Option<String>,
+    /// Why the sample failed, when the class alone does not say.
+    pub reason: Option<String>,
 }
 
-/// How many bytes of a malformed reply are kept (escaped) for the report.
-pub const REPLY_HEAD_BYTES: usize = 48;
-
-/// What stands for the probe line inside a malformed reply's head.
-pub const LINE_SENT: &str = "<line sent>";
-
-/// The first [`REPLY_HEAD_BYTES`] of `reply`, escaped by [`protocol::escape`] (`\t`,
-/// `\n`, `\x00`), with `...` when cut: printable on any terminal and in JSON. The probe
-/// line (`sent` without its newline) is replaced by [`LINE_SENT`], so that the same
-/// mistake gives the same head on every sample.
-pub fn reply_head(reply: &[u8], sent: &[u8]) -> String {
-    let body = sent.strip_suffix(b"\n").unwrap_or(sent);
-    let normalised: Vec<u8> = match (!body.is_empty())
-        .then(|| reply.windows(body.len()).position(|w| w == body))
-        .flatten()
-    {
-        Some(at) => [
-            &reply[..at],
-            LINE_SENT.as_bytes(),
-            &reply[at + body.len()..],
-        ]
-        .concat(),
-        None => reply.to_vec(),
-    };
-    let cut = normalised.len() > REPLY_HEAD_BYTES;
-    let mut head = protocol::escape(&normalised[..normalised.len().min(REPLY_HEAD_BYTES)]);
-    if cut {
-        head.push_str("...");
-    }
-    head
-}
-
-/// Takes one sample: connect, send the probe, read one reply line, close.
+/// Takes one sample: connect, shake hands when the probe has TLS, exchange, close.
 pub async fn probe(
     addr: SocketAddr,
     id: u64,
+    probe: &Probe,
     timeouts: Timeouts,
     buffers: &mut ProbeBuffers,
 ) -> ProbeResult {
-    probe_closing(addr, id, timeouts, buffers, false).await
+    probe_closing(addr, id, probe, timeouts, buffers, false).await
 }
 
 /// Like [`probe`]; with `reset_on_close` the connection is closed with a reset
 /// (`SO_LINGER` 0) instead of a FIN, which leaves no TIME_WAIT behind (see
 /// [`SamplerConfig::reset_on_close`]).
+///
+/// The TLS handshake is bounded by the connect timeout; the exchange after it by the
+/// reply timeout, and the reply time counts from the end of the handshake.
 pub async fn probe_closing(
     addr: SocketAddr,
     id: u64,
+    probe: &Probe,
     timeouts: Timeouts,
     buffers: &mut ProbeBuffers,
     reset_on_close: bool,
 ) -> ProbeResult {
-    let failed = |started_at, class| ProbeResult {
-        started_at,
-        result: Err(class),
-        connect_us: None,
-        reply_us: None,
-        reply_head: None,
-    };
     let started_at = SystemTime::now();
     let start = Instant::now();
+    let mut taken = ProbeResult {
+        started_at,
+        result: Err(ErrorClass::Other),
+        connect_us: None,
+        handshake_us: None,
+        reply_us: None,
+        reply_head: None,
+        reason: None,
+    };
     let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return failed(started_at, ErrorClass::from_connect_error(&e)),
-        Err(_) => return failed(started_at, ErrorClass::ConnectTimeout),
+        Ok(Err(e)) => {
+            taken.result = Err(ErrorClass::from_connect_error(&e));
+            return taken;
+        }
+        Err(_) => {
+            taken.result = Err(ErrorClass::ConnectTimeout);
+            return taken;
+        }
     };
     let connected = Instant::now();
-    let connect_us = Some(micros(connected - start));
+    taken.connect_us = Some(micros(connected - start));
 
-    buffers.timestamp.clear();
-    crate::clock::write_rfc3339_nanos(started_at, &mut buffers.timestamp);
-    buffers.probe.clear();
-    protocol::encode_probe(id, &buffers.timestamp, &mut buffers.probe);
-    let limit = protocol::max_reply_len(buffers.probe.len());
-    buffers.reply.clear();
-    buffers.reply.resize(limit, 0);
-
-    let mut stream = stream;
-    let exchange = exchange(&mut stream, &buffers.probe, &mut buffers.reply);
-    let mut reply_head = None;
-    let result = match tokio::time::timeout(timeouts.reply, exchange).await {
-        Ok(Ok(len)) => match protocol::parse_reply(&buffers.reply[..len], &buffers.probe) {
-            Ok(version) => Ok(version.to_owned()),
-            Err(_) => {
-                reply_head = Some(self::reply_head(&buffers.reply[..len], &buffers.probe));
-                Err(ErrorClass::MalformedReply)
-            }
-        },
-        Ok(Err((class, len))) => {
-            if class == ErrorClass::MalformedReply {
-                reply_head = Some(self::reply_head(&buffers.reply[..len], &buffers.probe));
-            }
-            Err(class)
+    let Some(tls) = probe.tls() else {
+        let mut stream = stream;
+        let exchanged = probe
+            .exchange(&mut stream, id, started_at, timeouts.reply, buffers)
+            .await;
+        taken.reply_us = exchanged
+            .result
+            .as_ref()
+            .is_ok_and(Option::is_some)
+            .then(|| micros(connected.elapsed()));
+        if reset_on_close {
+            // Best effort: without it the close is an ordinary FIN.
+            let _ = stream.set_zero_linger();
         }
-        Err(_) => Err(ErrorClass::ReplyTimeout),
+        drop(stream);
+        taken.result = exchanged
+            .result
+            .and_then(|v| v.ok_or(ErrorClass::NoVersion));
+        taken.reply_head = exchanged.reply_head;
+        taken.reason = exchanged.reason;
+        return taken;
     };
-    let reply_us = result.as_ref().ok().map(|_| micros(connected.elapsed()));
+
     if reset_on_close {
-        // Best effort: without it the close is an ordinary FIN.
+        // Set before the handshake, which takes the stream: SO_LINGER acts at the close.
         let _ = stream.set_zero_linger();
     }
+    let mut stream = match tls.handshake(stream, timeouts.connect).await {
+        Ok(stream) => stream,
+        Err(failure) => {
+            taken.result = Err(failure.class);
+            taken.reason = Some(failure.reason);
+            return taken;
+        }
+    };
+    let shaken = Instant::now();
+    taken.handshake_us = Some(micros(shaken - connected));
+    let from_cert = tls
+        .version_from()
+        .map(|field| tls.certificate_value(field, &stream));
+    let exchanged = probe
+        .exchange(&mut stream, id, started_at, timeouts.reply, buffers)
+        .await;
     drop(stream);
-    ProbeResult {
-        started_at,
-        result,
-        connect_us,
-        reply_us,
-        reply_head,
+    if exchanged.result.as_ref().is_ok_and(Option::is_some) {
+        taken.reply_us = Some(micros(shaken.elapsed()));
     }
-}
-
-/// Sends `line` and reads one reply line into `reply` (whose length is the limit).
-///
-/// Returns the reply's length; on failure the class and the bytes read so far. The
-/// caller closes the stream.
-async fn exchange(
-    stream: &mut TcpStream,
-    line: &[u8],
-    reply: &mut [u8],
-) -> Result<usize, (ErrorClass, usize)> {
-    stream
-        .write_all(line)
-        .await
-        .map_err(|e| (ErrorClass::from_exchange_error(&e), 0))?;
-    let mut filled = 0;
-    loop {
-        if filled == reply.len() {
-            return Err((ErrorClass::MalformedReply, filled));
-        }
-        let n = stream
-            .read(&mut reply[filled..])
-            .await
-            .map_err(|e| (ErrorClass::from_exchange_error(&e), filled))?;
-        if n == 0 {
-            return Err((ErrorClass::ClosedBeforeReply, filled));
-        }
-        let fresh = &reply[filled..filled + n];
-        filled += n;
-        if let Some(pos) = fresh.iter().position(|&b| b == protocol::NEWLINE) {
-            // Bytes after the reply line mean the peer is not answering our one line.
-            return if pos + 1 == n {
-                Ok(filled)
-            } else {
-                Err((ErrorClass::MalformedReply, filled))
-            };
-        }
-    }
+    taken.reply_head = exchanged.reply_head;
+    taken.reason = exchanged.reason;
+    taken.result = match (exchanged.result, from_cert) {
+        (Err(class), _) => Err(class),
+        // The probe answered; the certificate names the version.
+        (Ok(_), Some(value)) => match value.and_then(|v| probe.name_of(v.as_bytes())) {
+            Ok(name) => Ok(name),
+            Err(reason) => {
+                taken.reason = Some(reason);
+                Err(ErrorClass::NoVersion)
+            }
+        },
+        (Ok(Some(version)), None) => Ok(version),
+        (Ok(None), None) => Err(ErrorClass::NoVersion),
+    };
+    taken
 }
 
 /// What the sampler is asked to do.
@@ -365,6 +248,8 @@ pub struct SamplerConfig {
     /// connection; the rehearsal's tens of thousands of loopback connections would fill
     /// the kernel's table. Real targets keep the graceful close (false).
     pub reset_on_close: bool,
+    /// What each sample does once connected (the echo protocol by default), and TLS.
+    pub probe: Probe,
 }
 
 /// Why sampling stopped.
@@ -469,6 +354,7 @@ impl<S: Sink> Shared<S> {
         let taken = probe_closing(
             addr,
             id,
+            &self.config.probe,
             self.config.timeouts,
             buffers,
             self.config.reset_on_close,
@@ -483,9 +369,11 @@ impl<S: Sink> Shared<S> {
             offset: begun - self.start,
             result: taken.result,
             connect_us: taken.connect_us,
+            handshake_us: taken.handshake_us,
             reply_us: taken.reply_us,
             lag_us,
             reply_head: taken.reply_head,
+            reason: taken.reason,
         };
         (failed, self.out.accept(sample))
     }
@@ -635,6 +523,7 @@ async fn run_paced<S: Sink>(shared: &Arc<Shared<S>>, rate: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     async fn server(reply: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
@@ -711,7 +600,14 @@ mod tests {
     #[tokio::test]
     async fn a_correct_echo_gives_its_version() {
         let addr = server(|line| [b"two ".as_slice(), line].concat()).await;
-        let taken = probe(addr, 7, timeouts(), &mut ProbeBuffers::default()).await;
+        let taken = probe(
+            addr,
+            7,
+            &Probe::echo(),
+            timeouts(),
+            &mut ProbeBuffers::default(),
+        )
+        .await;
         assert_eq!(taken.result, Ok("two".to_owned()));
         assert!(taken.connect_us.is_some() && taken.reply_us.is_some());
     }
@@ -735,7 +631,7 @@ mod tests {
                         .await;
                     let end = match s.read(&mut buf).await {
                         Ok(0) => "fin",
-                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset",
                         _ => "other",
                     };
                     let _ = tx.send(end);
@@ -743,8 +639,15 @@ mod tests {
             }
         });
         for (reset, expected) in [(false, "fin"), (true, "reset")] {
-            let taken =
-                probe_closing(addr, 1, timeouts(), &mut ProbeBuffers::default(), reset).await;
+            let taken = probe_closing(
+                addr,
+                1,
+                &Probe::echo(),
+                timeouts(),
+                &mut ProbeBuffers::default(),
+                reset,
+            )
+            .await;
             assert_eq!(taken.result, Ok("one".to_owned()));
             assert_eq!(rx.recv().await, Some(expected));
         }
@@ -755,7 +658,14 @@ mod tests {
         let garbage = server(|_| b"HTTP/1.1 400 Bad Request\r\n".to_vec()).await;
         let extra = server(|line| [b"one ".as_slice(), line, b"more\n"].concat()).await;
         for addr in [garbage, extra] {
-            let taken = probe(addr, 1, timeouts(), &mut ProbeBuffers::default()).await;
+            let taken = probe(
+                addr,
+                1,
+                &Probe::echo(),
+                timeouts(),
+                &mut ProbeBuffers::default(),
+            )
+            .await;
             assert_eq!(taken.result, Err(ErrorClass::MalformedReply));
             assert_eq!(taken.reply_us, None);
         }
@@ -773,6 +683,7 @@ mod tests {
             rate: None,
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         let run = tokio::spawn(run(config, CancellationToken::new(), Arc::new(tx)));
         let mut ids = Vec::new();
@@ -797,6 +708,7 @@ mod tests {
             rate: Some(2000.0),
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         let run = tokio::spawn(run(config, CancellationToken::new(), Arc::new(tx)));
         let mut n = 0;
@@ -845,6 +757,7 @@ mod tests {
                     reply: Duration::from_secs(3600),
                 },
                 reset_on_close: false,
+                probe: Probe::echo(),
             };
             let run = tokio::spawn(run(config, stop.clone(), Arc::clone(&sink)));
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -874,6 +787,7 @@ mod tests {
             rate: None,
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         let reason = run(config, CancellationToken::new(), Arc::new(tx)).await;
         assert_eq!(reason, StopReason::Samples);
@@ -893,6 +807,7 @@ mod tests {
             rate: Some(1e-30),
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
         let first = tokio::time::timeout(Duration::from_secs(60), rx.recv())
@@ -921,6 +836,7 @@ mod tests {
             rate: None,
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         let run = tokio::spawn(run(config, stop.clone(), Arc::new(tx)));
         let mut n = 0;
@@ -958,6 +874,7 @@ mod tests {
             rate: None,
             timeouts: timeouts(),
             reset_on_close: false,
+            probe: Probe::echo(),
         };
         // Without giving up this run would last an hour; the guard only bounds a failing test.
         let reason = tokio::time::timeout(
@@ -976,19 +893,5 @@ mod tests {
             (GIVE_UP_AFTER..GIVE_UP_AFTER + 4).contains(&n),
             "{n} samples"
         );
-    }
-
-    #[test]
-    fn reply_heads_are_escaped_and_cut() {
-        let sent = b"tcp-canary 7 2026-11-29T18:20:34.905862957Z\n";
-        assert_eq!(reply_head(b"one\thello\n", sent), "one\\thello\\n");
-        assert_eq!(reply_head(b"\x00\xff\"", sent), "\\x00\\xff\"");
-        let long = vec![b'a'; 100];
-        assert_eq!(
-            reply_head(&long, sent),
-            format!("{}...", "a".repeat(REPLY_HEAD_BYTES))
-        );
-        let tab = [b"one\t".as_slice(), sent].concat();
-        assert_eq!(reply_head(&tab, sent), "one\\t<line sent>\\n");
     }
 }

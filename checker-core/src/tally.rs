@@ -20,6 +20,19 @@ pub const MAX_TRACKED_VERSIONS: usize = 32;
 pub const OTHER_VERSIONS: &str = "other versions";
 /// How many distinct malformed replies are kept (with their counts) to show in reports.
 pub const MALFORMED_KEPT: usize = 3;
+/// How many distinct failure reasons (TLS, captured values) are kept with their counts.
+pub const REASONS_KEPT: usize = 3;
+
+/// One distinct reason a sample failed for, and how many samples failed so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureReason {
+    /// The error class's name.
+    pub class: ErrorClass,
+    /// The reason, one line, escaped (see [`Sample::reason`]).
+    pub reason: String,
+    /// Samples that failed with exactly this class and reason.
+    pub count: u64,
+}
 
 /// One distinct malformed reply and how many samples got it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +66,8 @@ pub struct VersionTally {
     pub count: u64,
     /// Connect latency, microseconds.
     pub connect_us: Histogram<u64>,
+    /// TLS handshake latency (connected to handshake done), microseconds; empty without TLS.
+    pub handshake_us: Histogram<u64>,
     /// Reply latency (probe sent to reply complete), microseconds.
     pub reply_us: Histogram<u64>,
 }
@@ -62,6 +77,7 @@ impl Default for VersionTally {
         Self {
             count: 0,
             connect_us: new_histogram(),
+            handshake_us: new_histogram(),
             reply_us: new_histogram(),
         }
     }
@@ -129,6 +145,8 @@ pub struct TallyParts {
     pub malformed: Vec<MalformedReply>,
     /// Attributable errors per version.
     pub version_errors: BTreeMap<String, u64>,
+    /// The first few distinct failure reasons.
+    pub reasons: Vec<FailureReason>,
 }
 
 /// Everything kept about a run's samples.
@@ -142,6 +160,7 @@ pub struct Tally {
     malformed: Vec<MalformedReply>,
     /// Malformed replies whose first word names a version (attributable errors).
     version_errors: BTreeMap<String, u64>,
+    reasons: Vec<FailureReason>,
 }
 
 impl Tally {
@@ -155,6 +174,7 @@ impl Tally {
             lag_us: None,
             malformed: Vec::new(),
             version_errors: BTreeMap::new(),
+            reasons: Vec::new(),
         }
     }
 
@@ -183,6 +203,9 @@ impl Tally {
                 if let Some(us) = sample.connect_us {
                     entry.connect_us.saturating_record(us.max(1));
                 }
+                if let Some(us) = sample.handshake_us {
+                    entry.handshake_us.saturating_record(us.max(1));
+                }
                 if let Some(us) = sample.reply_us {
                     entry.reply_us.saturating_record(us.max(1));
                 }
@@ -198,9 +221,15 @@ impl Tally {
                 window.errors += 1;
                 if let Some(head) = &sample.reply_head {
                     self.keep_malformed(head, 1);
-                    if let Some(version) = attributed_version(head) {
+                    // Only an echo's first word is a version; another protocol's is not.
+                    if *class == ErrorClass::MalformedReply
+                        && let Some(version) = attributed_version(head)
+                    {
                         self.count_version_error(version, 1);
                     }
+                }
+                if let Some(reason) = &sample.reason {
+                    self.keep_reason(*class, reason, 1);
                 }
             }
         }
@@ -223,6 +252,29 @@ impl Tally {
     /// The first few distinct malformed replies, in the order first seen, with counts.
     pub fn malformed(&self) -> &[MalformedReply] {
         &self.malformed
+    }
+
+    /// Counts `n` samples that failed with `class` for `reason`, keeping the first
+    /// [`REASONS_KEPT`] distinct ones.
+    fn keep_reason(&mut self, class: ErrorClass, reason: &str, n: u64) {
+        if let Some(kept) = self
+            .reasons
+            .iter_mut()
+            .find(|r| r.class == class && r.reason == reason)
+        {
+            kept.count = kept.count.saturating_add(n);
+        } else if self.reasons.len() < REASONS_KEPT {
+            self.reasons.push(FailureReason {
+                class,
+                reason: reason.to_owned(),
+                count: n,
+            });
+        }
+    }
+
+    /// The first few distinct failure reasons, in the order first seen, with counts.
+    pub fn reasons(&self) -> &[FailureReason] {
+        &self.reasons
     }
 
     /// The name `version` is counted under here: its own while fewer than
@@ -258,6 +310,7 @@ impl Tally {
             // Same bounds on both sides (a report's are checked when read back), so
             // adding cannot fail.
             let _ = ours.connect_us.add(&theirs.connect_us);
+            let _ = ours.handshake_us.add(&theirs.handshake_us);
             let _ = ours.reply_us.add(&theirs.reply_us);
         }
         for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
@@ -281,6 +334,9 @@ impl Tally {
         }
         for (version, n) in &other.version_errors {
             self.count_version_error(version, *n);
+        }
+        for r in &other.reasons {
+            self.keep_reason(r.class, &r.reason, r.count);
         }
         Ok(())
     }
@@ -331,6 +387,8 @@ impl Tally {
         windows.resize(WINDOWS, Window::default());
         let mut malformed = parts.malformed;
         malformed.truncate(MALFORMED_KEPT);
+        let mut reasons = parts.reasons;
+        reasons.truncate(REASONS_KEPT);
         Self {
             versions: parts.versions,
             errors: parts.errors,
@@ -339,6 +397,7 @@ impl Tally {
             lag_us: parts.lag_us,
             malformed,
             version_errors: parts.version_errors,
+            reasons,
         }
     }
 
@@ -403,10 +462,12 @@ mod tests {
             offset: Duration::from_millis(id),
             result: result.map(str::to_owned),
             connect_us: Some(100 + id),
+            handshake_us: None,
             reply_us: result.ok().map(|_| 200),
             lag_us: None,
             reply_head: (result == Err(ErrorClass::MalformedReply))
                 .then(|| format!("garbage {}\\n", id % 5)),
+            reason: None,
         }
     }
 
@@ -487,6 +548,34 @@ mod tests {
             t.versions()[OTHER_VERSIONS].count,
             100 - MAX_TRACKED_VERSIONS as u64
         );
+    }
+
+    #[test]
+    fn handshakes_reasons_and_no_version_heads_are_kept_apart() {
+        let mut t = Tally::new(Windowing::ById { total: 20 });
+        for id in 0..10 {
+            let mut s = sample(id, Ok("canary"));
+            s.handshake_us = Some(300 + id);
+            t.record(&s);
+        }
+        for id in 10..20 {
+            let mut s = sample(id, Err(ErrorClass::NoVersion));
+            // A banner's first word is no echo prefix: not that version's error.
+            s.reply_head = Some("SSH-2.0-OpenSSH_9.2p1 canary\\r\\n".into());
+            s.reason = Some(format!("captured \"x{}\" is not a version name", id % 5));
+            t.record(&s);
+        }
+        assert_eq!(t.versions()["canary"].handshake_us.len(), 10);
+        assert_eq!(t.versions()["canary"].handshake_us.min(), 300);
+        assert!(t.version_errors().is_empty());
+        assert_eq!(t.malformed()[0].count, 10);
+        let kept: Vec<(ErrorClass, u64)> = t.reasons().iter().map(|r| (r.class, r.count)).collect();
+        assert_eq!(kept, vec![(ErrorClass::NoVersion, 2); REASONS_KEPT]);
+        let mut merged = Tally::new(Windowing::ById { total: 20 });
+        merged.merge(&t).expect("counts fit");
+        merged.merge(&t).expect("counts fit");
+        assert_eq!(merged.reasons()[0].count, 4);
+        assert_eq!(merged.versions()["canary"].handshake_us.len(), 20);
     }
 
     #[test]

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::expect::Expectation;
 use crate::expect_file::{self, ExpectFileError};
 use crate::observer::{ObserverError, RunObserver};
+use crate::probe::Probe;
 use crate::sampler::{self, Sample, SamplerConfig, Timeouts};
 use crate::verdict::{Interval, Outcome, Settings, sequential};
 
@@ -285,6 +286,8 @@ pub struct WatchConfig {
     pub timeouts: Timeouts,
     /// Most connections in flight.
     pub concurrency: usize,
+    /// What each sample does once connected (the echo protocol by default), and TLS.
+    pub probe: Probe,
 }
 
 /// Why a watch could not go on.
@@ -343,6 +346,7 @@ pub async fn run(
             rate: Some(config.rate),
             timeouts: config.timeouts,
             reset_on_close: false,
+            probe: config.probe.clone(),
         },
         sampling.clone(),
         Arc::new(tx),

@@ -51,6 +51,8 @@ fn report(samples: u64, started_at: &str) -> Value {
             connect_us: result.is_ok().then_some(40 + id % 300),
             reply_us: result.is_ok().then_some(90 + id * 31 % 4000),
             lag_us: None,
+            handshake_us: None,
+            reason: None,
             reply_head: None,
             result,
         });
@@ -427,6 +429,8 @@ fn report_of_many_versions(versions: usize) -> Value {
         connect_us: Some(50),
         reply_us: Some(90),
         lag_us: None,
+        handshake_us: None,
+        reason: None,
         reply_head: None,
         result: Ok("x".to_owned()),
     });

@@ -179,6 +179,8 @@ pub(crate) mod tests {
                     connect_us: Some(us / 2),
                     reply_us: (!fails).then_some(us),
                     lag_us: None,
+                    handshake_us: None,
+                    reason: None,
                     reply_head: fails.then(|| format!("{version} corrupted")),
                 });
             }

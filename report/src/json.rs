@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use checker_core::sampler::{ErrorClass, StopReason};
 use checker_core::snapshot::TallySnapshot;
-use checker_core::tally::{MalformedReply, Window};
+use checker_core::tally::{FailureReason, MalformedReply, Window};
 use checker_core::verdict::baseline::BaselineVerdict;
 use checker_core::verdict::compare::{Comparison, Method, MetricComparison};
 use checker_core::verdict::health::HealthRules;
@@ -208,11 +208,14 @@ pub struct VersionEntry<'a> {
     pub latency_us: LatencyEntry,
 }
 
-/// Connect and reply latency of one version (all zero when it never answered).
+/// Connect, handshake and reply latency of one version (all zero when it never answered).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct LatencyEntry {
     /// Time to establish the connection.
     pub connect: LatencySummary,
+    /// With TLS: time from the connection to the completed handshake (absent without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<LatencySummary>,
     /// Time from sending the probe to the complete reply.
     pub reply: LatencySummary,
 }
@@ -234,6 +237,9 @@ pub struct Errors<'a> {
     pub by_class: &'a BTreeMap<ErrorClass, u64>,
     /// The first few distinct malformed replies.
     pub malformed_replies: &'a [MalformedReply],
+    /// The first few distinct failure reasons (TLS, captured values); absent when none.
+    #[serde(skip_serializing_if = "<[FailureReason]>::is_empty")]
+    pub failure_reasons: &'a [FailureReason],
     /// This machine's conntrack table, port range and sockets.
     pub local_readings: &'a LocalReadings,
     /// A likely cause of the errors on this machine.
@@ -265,6 +271,7 @@ impl<'a> Document<'a> {
                     verdict: v,
                     latency_us: LatencyEntry {
                         connect: lat.map_or(LatencySummary::EMPTY, |l| l.connect),
+                        handshake: lat.and_then(|l| l.handshake),
                         reply: lat.map_or(LatencySummary::EMPTY, |l| l.reply),
                     },
                 }
@@ -316,6 +323,7 @@ impl<'a> Document<'a> {
                 outcome: e.outcome,
                 by_class: &e.by_class,
                 malformed_replies: &e.malformed_replies,
+                failure_reasons: &e.failure_reasons,
                 local_readings: &e.local_readings,
                 local_cause: e.local_cause.as_ref(),
             },

@@ -358,9 +358,11 @@ mod tests {
             offset: Duration::ZERO,
             result: result.map(str::to_owned),
             connect_us: Some(1_500),
+            handshake_us: None,
             reply_us: Some(20_000),
             lag_us: None,
             reply_head: None,
+            reason: None,
         }
     }
 

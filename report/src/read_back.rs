@@ -238,6 +238,8 @@ mod tests {
                 connect_us: result.is_ok().then_some(40 + id % 300),
                 reply_us: result.is_ok().then_some(90 + id * 31 % 4000),
                 lag_us: None,
+                handshake_us: None,
+                reason: None,
                 reply_head: None,
                 result,
             });

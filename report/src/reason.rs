@@ -168,6 +168,32 @@ fn outcome_reason(r: &Verification) -> String {
             examples.join(", ")
         );
     }
+    let answered_but = [
+        ErrorClass::NoVersion,
+        ErrorClass::TlsHandshake,
+        ErrorClass::TlsCertificate,
+    ];
+    if errors.unreachable
+        && let Some(class) = r.main_error().filter(|c| answered_but.contains(c))
+    {
+        let example = errors
+            .failure_reasons
+            .iter()
+            .find(|f| f.class == class)
+            .map(|f| escape(&f.reason))
+            .or_else(|| {
+                errors
+                    .malformed_replies
+                    .first()
+                    .map(|m| format!("\"{}\"", m.reply))
+            })
+            .unwrap_or_default();
+        return format!(
+            "FAIL on errors: connections were made but no sample was attributed: all {} samples \
+             failed, mostly {class} (e.g. {example})",
+            r.attempted
+        );
+    }
     if errors.unreachable
         && let Some(after) = accepted_then(r)
     {
@@ -262,6 +288,8 @@ mod tests {
                 connect_us: None,
                 reply_us: None,
                 lag_us: None,
+                handshake_us: None,
+                reason: None,
                 reply_head: None,
             });
         }

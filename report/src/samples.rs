@@ -3,7 +3,9 @@
 //! Each line: `{"schema_version":1,"id":7,"timestamp":"2026-...Z","address":"127.0.0.1:9000",
 //! "version":"one","connect_us":81,"reply_us":95,"error":null}`; on failure `version`
 //! (and the latency that was not measured) is null and `error` names the class; a
-//! malformed reply adds `"reply"`, its escaped head (see [`checker_core::sampler::reply_head`]).
+//! malformed or no-version reply adds `"reply"`, its escaped head (see
+//! [`checker_core::sampler::reply_head`]), a failure with a reason `"reason"`, and a
+//! TLS sample `"handshake_us"`.
 //!
 //! `checker watch` also records its expectation, when it starts and whenever it changes,
 //! as a line of its own: `{"schema_version":1,"timestamp":"2026-...Z","expect":"one=90,two=10"}`
@@ -42,6 +44,9 @@ pub struct SampleLine<'a> {
     pub version: Option<&'a str>,
     /// Connect latency, microseconds.
     pub connect_us: Option<u64>,
+    /// TLS handshake latency, microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_us: Option<u64>,
     /// Reply latency, microseconds.
     pub reply_us: Option<u64>,
     /// With `--rate`: lag behind the schedule, microseconds.
@@ -52,6 +57,9 @@ pub struct SampleLine<'a> {
     /// For a malformed reply: its first bytes, escaped, the line sent shown as `<line sent>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<&'a str>,
+    /// Why the sample failed, when the class alone does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
 }
 
 impl<'a> SampleLine<'a> {
@@ -64,10 +72,12 @@ impl<'a> SampleLine<'a> {
             address: sample.addr.to_string(),
             version: sample.result.as_deref().ok(),
             connect_us: sample.connect_us,
+            handshake_us: sample.handshake_us,
             reply_us: sample.reply_us,
             lag_us: sample.lag_us,
             error: sample.result.as_ref().err().copied(),
             reply: sample.reply_head.as_deref(),
+            reason: sample.reason.as_deref(),
         }
     }
 }

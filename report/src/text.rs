@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use checker_core::hold::{EXCHANGE_EVERY, HeldReport};
-use checker_core::sampler::StopReason;
+use checker_core::sampler::{ErrorClass, StopReason};
 use checker_core::tally::{MAX_TRACKED_VERSIONS, OTHER_VERSIONS};
 use checker_core::verdict::compare_plan::{self, MetricPlan};
 use checker_core::verdict::figures::duration_us;
@@ -258,6 +258,11 @@ pub fn render(report: &Verification) -> String {
         "CONNECT p50/p90/p99/max".to_owned(),
         "REPLY p50/p90/p99/max".to_owned(),
     ]];
+    // With TLS, the handshake between the two (a column only when any was timed).
+    let tls = report.latency.values().any(|l| l.handshake.is_some());
+    if tls {
+        rows[0].insert(8, "HANDSHAKE p50/p90/p99/max".to_owned());
+    }
     for v in &judged.split.versions {
         let lat = report.latency.get(&v.name);
         rows.push(vec![
@@ -275,6 +280,14 @@ pub fn render(report: &Verification) -> String {
             lat.map_or("-".to_owned(), |l| percentiles(&l.connect)),
             lat.map_or("-".to_owned(), |l| percentiles(&l.reply)),
         ]);
+        if tls {
+            let handshake = lat
+                .and_then(|l| l.handshake)
+                .map_or("-".to_owned(), |h| percentiles(&h));
+            if let Some(row) = rows.last_mut() {
+                row.insert(8, handshake);
+            }
+        }
     }
     out.push_str(&table(&rows));
     for v in &judged.split.versions {
@@ -314,7 +327,19 @@ pub fn render(report: &Verification) -> String {
     }
     out.push('\n');
     for m in &e.malformed_replies {
-        let _ = writeln!(out, "  malformed reply ({}x): \"{}\"", m.count, m.reply);
+        let what = if e
+            .by_class
+            .get(&ErrorClass::NoVersion)
+            .is_some_and(|n| *n > 0)
+        {
+            "reply without a version"
+        } else {
+            "malformed reply"
+        };
+        let _ = writeln!(out, "  {what} ({}x): \"{}\"", m.count, m.reply);
+    }
+    for r in &e.failure_reasons {
+        let _ = writeln!(out, "  {} ({}x): {}", r.class, r.count, r.reason);
     }
     if let Some(cause) = &e.local_cause {
         let _ = writeln!(

@@ -64,6 +64,8 @@ fn the_verify_text_escapes_every_string_from_input() {
             connect_us: Some(50),
             reply_us: Some(90 + id),
             lag_us: None,
+            handshake_us: None,
+            reason: None,
             reply_head: None,
         });
     }

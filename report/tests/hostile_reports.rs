@@ -60,6 +60,8 @@ fn real_report() -> Value {
             connect_us: result.is_ok().then_some(40 + id % 300),
             reply_us: result.is_ok().then_some(90 + id * 31 % 4000),
             lag_us: None,
+            handshake_us: None,
+            reason: None,
             result,
         });
     }
@@ -386,6 +388,7 @@ fn consistent_report(counts: &[(u64, u64)], errors: &[u64]) -> Value {
             VersionTally {
                 count: *count,
                 connect_us: h.clone(),
+                handshake_us: VersionTally::default().handshake_us,
                 reply_us: h,
             },
         );
@@ -412,6 +415,7 @@ fn consistent_report(counts: &[(u64, u64)], errors: &[u64]) -> Value {
         lag_us: None,
         malformed: Vec::new(),
         version_errors: BTreeMap::new(),
+        reasons: Vec::new(),
     });
     let mut doc = real_report();
     doc["tally"] = serde_json::to_value(TallySnapshot::of(&tally)).unwrap();

@@ -54,6 +54,8 @@ fn sample(id: u64, version: &str) -> Sample {
         connect_us: Some(40 + id),
         reply_us: Some(90 + id),
         lag_us: None,
+        handshake_us: None,
+        reason: None,
         reply_head: None,
     }
 }

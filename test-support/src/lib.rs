@@ -4,13 +4,20 @@
 //! [`fault`] holds an in-process echo server that serves several versions in turn
 //! and can be slowed or made to corrupt replies on purpose.
 //!
-//! It depends on nothing, so any package can use it without building another copy of
-//! the workspace's libraries.
+//! [`servers`] (feature `servers`) starts real servers (nginx, redis-server, sshd,
+//! HAProxy, Envoy) on loopback ports for the probe tests. [`tls`] (feature `tls`) makes a CA and server certificates for the TLS tests.
+//!
+//! It depends on no workspace library, so any package can use it without building
+//! another copy of them; its features add rcgen and serde_json.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::Child;
 
 pub mod fault;
+#[cfg(feature = "servers")]
+pub mod servers;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// A child process that is killed and reaped when dropped, also when a test panics.
 #[derive(Debug)]

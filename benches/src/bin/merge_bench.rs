@@ -80,6 +80,8 @@ fn report(index: u64, samples: u64) -> Verification {
             reply_us: result.is_ok().then_some(latency),
             result,
             lag_us: None,
+            handshake_us: None,
+            reason: None,
             reply_head: None,
         });
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::model::{HISTOGRAM_ENCODING, SnapshotError, TallySnapshot, WindowingSnapshot, decode};
 use crate::sampler::ErrorClass;
 use crate::tally::{
-    MALFORMED_KEPT, MAX_TRACKED_VERSIONS, OTHER_VERSIONS, Tally, TallyParts, VersionTally, WINDOWS,
-    Window, Windowing,
+    MALFORMED_KEPT, MAX_TRACKED_VERSIONS, OTHER_VERSIONS, REASONS_KEPT, Tally, TallyParts,
+    VersionTally, WINDOWS, Window, Windowing,
 };
 
 /// A tally read back, with the versions folded to keep it bounded.
@@ -165,6 +165,21 @@ fn versions(
         let at = |what: &str| format!("tally.versions.{name}.{what}");
         let connect_us = decode(&at("connect_us"), &v.connect_us)?;
         let reply_us = decode(&at("reply_us"), &v.reply_us)?;
+        let handshake_us = match &v.handshake_us {
+            Some(text) => decode(&at("handshake_us"), text)?,
+            None => VersionTally::default().handshake_us,
+        };
+        // A handshake is timed on every sample of a TLS run, none without TLS.
+        if !handshake_us.is_empty() && handshake_us.len() != v.count {
+            return Err(field(
+                at("count"),
+                format!(
+                    "is {}, but its handshake_us histogram holds {} samples",
+                    v.count,
+                    handshake_us.len()
+                ),
+            ));
+        }
         for (what, h) in [("connect_us", &connect_us), ("reply_us", &reply_us)] {
             if h.len() != v.count {
                 return Err(field(
@@ -193,6 +208,7 @@ fn versions(
                     VersionTally {
                         count: v.count,
                         connect_us,
+                        handshake_us,
                         reply_us,
                     },
                 );
@@ -203,6 +219,7 @@ fn versions(
                 let same = into
                     .connect_us
                     .add(&connect_us)
+                    .and_then(|()| into.handshake_us.add(&handshake_us))
                     .and_then(|()| into.reply_us.add(&reply_us));
                 same.map_err(|_| field(at("connect_us"), "cannot be added to the others"))?;
             }
@@ -282,6 +299,43 @@ fn check_malformed(s: &TallySnapshot, malformed: u64) -> Result<(), SnapshotErro
     Ok(())
 }
 
+/// The failure reasons: at most [`REASONS_KEPT`], escaped as the checker writes them, and
+/// none counting more samples than failed with its class.
+fn check_reasons(s: &TallySnapshot, errors: &[u64]) -> Result<(), SnapshotError> {
+    if s.failure_reasons.len() > REASONS_KEPT {
+        return Err(field(
+            "tally.failure_reasons",
+            format!(
+                "holds {} reasons; the checker keeps at most {REASONS_KEPT}",
+                s.failure_reasons.len()
+            ),
+        ));
+    }
+    let mut by_class = vec![0u64; errors.len()];
+    for (i, r) in s.failure_reasons.iter().enumerate() {
+        if protocol::escape(&r.reason) != r.reason.replace('\\', "\\\\") {
+            return Err(field(
+                format!("tally.failure_reasons[{i}].reason"),
+                "holds raw control characters; the checker writes reasons escaped",
+            ));
+        }
+        let sum = &mut by_class[r.class.index()];
+        *sum = add(*sum, r.count, "tally.failure_reasons")?;
+        if *sum > errors[r.class.index()] {
+            return Err(field(
+                format!("tally.failure_reasons[{i}].count"),
+                format!(
+                    "counts {} samples failing with {}, more than the {} of tally.errors_by_class",
+                    *sum,
+                    r.class.as_str(),
+                    errors[r.class.index()]
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The malformed replies per version, the versions beyond [`MAX_TRACKED_VERSIONS`]
 /// counted as [`OTHER_VERSIONS`] (their sum fits: checked by [`check_malformed`]).
 fn fold_version_errors(s: &TallySnapshot) -> BTreeMap<String, u64> {
@@ -328,6 +382,7 @@ pub(super) fn rebuild(s: &TallySnapshot, prefer: &[&str]) -> Result<ReadBack, Sn
         .checked_add(failed)
         .ok_or_else(|| field("tally", "counts more than 2^64-1 samples in all"))?;
     check_malformed(s, errors[ErrorClass::MalformedReply.index()])?;
+    check_reasons(s, &errors)?;
     let lag_us = match &s.lag_us {
         Some(text) => {
             let lag = decode("tally.lag_us", text)?;
@@ -352,6 +407,7 @@ pub(super) fn rebuild(s: &TallySnapshot, prefer: &[&str]) -> Result<ReadBack, Sn
         lag_us,
         malformed: s.malformed_replies.clone(),
         version_errors: fold_version_errors(s),
+        reasons: s.failure_reasons.clone(),
     });
     Ok(ReadBack { tally, folded })
 }

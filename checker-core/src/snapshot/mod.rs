@@ -58,6 +58,8 @@ mod tests {
             connect_us: Some(10 + id * 13 % 5000),
             reply_us: result.is_ok().then_some(100 + id * 7919 % 90_000),
             lag_us: Some(id % 3),
+            handshake_us: None,
+            reason: None,
             result,
         }
     }
@@ -83,6 +85,33 @@ mod tests {
         for (name, v) in tally.versions() {
             assert_eq!(again.versions()[name].reply_us, v.reply_us);
             assert_eq!(again.versions()[name].connect_us, v.connect_us);
+        }
+        // Without TLS or reasons the snapshot has no key for them (older readers agree).
+        assert!(!json.contains("handshake_us") && !json.contains("failure_reasons"));
+    }
+
+    #[test]
+    fn handshake_times_and_failure_reasons_round_trip() {
+        let mut tally = Tally::new(Windowing::ById { total: 100 });
+        for id in 0..100 {
+            let mut s = sample(id);
+            if s.result.is_ok() {
+                s.handshake_us = Some(200 + id);
+            } else {
+                s.result = Err(ErrorClass::TlsCertificate);
+                s.reply_head = None;
+                s.reason = Some(format!("invalid peer certificate: case {}", id % 2));
+            }
+            tally.record(&s);
+        }
+        let json = serde_json::to_string(&TallySnapshot::of(&tally)).unwrap();
+        let back: TallySnapshot = serde_json::from_str(&json).unwrap();
+        let again = back.to_tally().unwrap();
+        assert_eq!(again.reasons(), tally.reasons());
+        assert_eq!(again.reasons().len(), 2);
+        for (name, v) in tally.versions() {
+            assert!(!v.handshake_us.is_empty());
+            assert_eq!(again.versions()[name].handshake_us, v.handshake_us);
         }
     }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram::{self, HistogramError};
 use crate::sampler::ErrorClass;
-use crate::tally::{MalformedReply, Tally, Window, Windowing};
+use crate::tally::{FailureReason, MalformedReply, Tally, Window, Windowing};
 
 /// The name of the histograms' encoding, written in every snapshot.
 pub const HISTOGRAM_ENCODING: &str = "hdrhistogram-v2-deflate-base64";
@@ -34,6 +34,9 @@ pub struct TallySnapshot {
     pub lag_us: Option<String>,
     /// The first few distinct malformed replies.
     pub malformed_replies: Vec<MalformedReply>,
+    /// The first few distinct failure reasons (TLS, captured values); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure_reasons: Vec<FailureReason>,
 }
 
 /// How samples were assigned to windows.
@@ -59,6 +62,9 @@ pub struct VersionSnapshot {
     pub count: u64,
     /// Connect latency histogram, encoded.
     pub connect_us: String,
+    /// TLS handshake latency histogram, encoded; absent without TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_us: Option<String>,
     /// Reply latency histogram, encoded.
     pub reply_us: String,
 }
@@ -128,6 +134,7 @@ impl TallySnapshot {
                     let snapshot = VersionSnapshot {
                         count: v.count,
                         connect_us: encode(&v.connect_us),
+                        handshake_us: (!v.handshake_us.is_empty()).then(|| encode(&v.handshake_us)),
                         reply_us: encode(&v.reply_us),
                     };
                     (name.clone(), snapshot)
@@ -141,6 +148,7 @@ impl TallySnapshot {
             windows: tally.windows().to_vec(),
             lag_us: tally.lag_us().map(encode),
             malformed_replies: tally.malformed().to_vec(),
+            failure_reasons: tally.reasons().to_vec(),
         }
     }
 }

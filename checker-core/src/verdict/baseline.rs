@@ -224,6 +224,8 @@ mod tests {
                 connect_us: Some(100),
                 reply_us: Some(reply_us),
                 lag_us: None,
+                handshake_us: None,
+                reason: None,
                 reply_head: None,
             });
         }

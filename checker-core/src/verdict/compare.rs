@@ -143,6 +143,9 @@ pub struct CompareRule {
     /// Whether a non-critical metric's FAIL fails the gate too.
     #[serde(default, skip_serializing_if = "is_false")]
     pub strict: bool,
+    /// Whether the TLS handshake latency is compared too (the run shakes hands).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub handshake: bool,
 }
 
 impl CompareRule {
@@ -163,6 +166,7 @@ impl CompareRule {
             error_direction: Direction::Increase,
             critical: Vec::new(),
             strict: false,
+            handshake: false,
         })
     }
 
@@ -232,8 +236,17 @@ impl CompareRule {
             direction: self.error_direction,
             critical: self.is_critical(ERROR_RATE),
         }];
+        let kinds: &[LatencyKind] = if self.handshake {
+            &[
+                LatencyKind::Connect,
+                LatencyKind::Handshake,
+                LatencyKind::Reply,
+            ]
+        } else {
+            &LatencyKind::ALL
+        };
         for m in &self.max_latency_increase {
-            for kind in LatencyKind::ALL {
+            for &kind in kinds {
                 let name = format!("p{}_{}", m.percentile, kind.as_str());
                 out.push(MetricSpec {
                     critical: self.is_critical(&name),
@@ -375,6 +388,8 @@ pub struct Arm<'a> {
     pub connect_us: Option<&'a Histogram<u64>>,
     /// Its reply latency.
     pub reply_us: Option<&'a Histogram<u64>>,
+    /// Its TLS handshake latency.
+    pub handshake_us: Option<&'a Histogram<u64>>,
 }
 
 impl<'a> Arm<'a> {
@@ -388,6 +403,7 @@ impl<'a> Arm<'a> {
         match kind {
             LatencyKind::Connect => self.connect_us,
             LatencyKind::Reply => self.reply_us,
+            LatencyKind::Handshake => self.handshake_us,
         }
         .filter(|h| !h.is_empty())
     }
@@ -417,6 +433,7 @@ impl<'a> Arms<'a> {
                 errors: tally.version_errors().get(name).copied().unwrap_or(0),
                 connect_us: v.map(|v| &v.connect_us),
                 reply_us: v.map(|v| &v.reply_us),
+                handshake_us: v.map(|v| &v.handshake_us),
             }
         };
         let attributed_errors: u64 = tally.version_errors().values().sum();
@@ -643,6 +660,8 @@ mod tests {
             connect_us: Some(reply_us / 2 + 1),
             reply_us: (!malformed).then_some(reply_us),
             lag_us: None,
+            handshake_us: None,
+            reason: None,
             reply_head: malformed.then(|| format!("{version} <line sent>x\\n")),
         });
     }
@@ -880,6 +899,8 @@ mod tests {
             connect_us: None,
             reply_us: None,
             lag_us: None,
+            handshake_us: None,
+            reason: None,
             reply_head: None,
         });
         let c = compare(&t, &rule(), 0.99);
@@ -944,5 +965,51 @@ mod tests {
         // rests on the last 1% of the samples: the interval needs a few thousand.)
         let (far, _) = rates(&mut rng, 3000, 3.0, 0.01, 0.06);
         assert!(far.iter().all(|&r| r >= 0.95), "far beyond: {far:?}");
+    }
+
+    #[test]
+    fn with_tls_the_handshake_percentiles_are_compared_too() {
+        let mut rule = CompareRule::parse_pair("two=one").unwrap();
+        let names = |r: &CompareRule| r.metrics().into_iter().map(|m| m.name).collect::<Vec<_>>();
+        assert!(!names(&rule).iter().any(|n| n.ends_with("_handshake")));
+        rule.handshake = true;
+        let with = names(&rule);
+        assert!(with.iter().any(|n| n == "p99_handshake"), "{with:?}");
+        // A canary whose handshakes take twice as long fails that metric alone.
+        let mut t = Tally::new(Windowing::ById { total: 4000 });
+        for id in 0..4000 {
+            let (version, handshake) = if id % 2 == 0 {
+                ("one", 1_000)
+            } else {
+                ("two", 2_000)
+            };
+            t.record(&Sample {
+                id,
+                addr: "127.0.0.1:1".parse().unwrap(),
+                started_at: SystemTime::UNIX_EPOCH,
+                offset: Duration::ZERO,
+                result: Ok(version.to_owned()),
+                connect_us: Some(100 + id % 50),
+                handshake_us: Some(handshake + id % 100),
+                reply_us: Some(500 + id % 100),
+                lag_us: None,
+                reply_head: None,
+                reason: None,
+            });
+        }
+        let compared = compare(&t, &rule, 0.99);
+        let outcome = |name: &str| {
+            compared
+                .metrics
+                .iter()
+                .find(|m| m.metric == name)
+                .map(|m| m.outcome)
+        };
+        assert_eq!(
+            outcome("p99_handshake"),
+            Some(Outcome::Fail),
+            "{compared:#?}"
+        );
+        assert_eq!(outcome("p99_reply"), Some(Outcome::Pass), "{compared:#?}");
     }
 }

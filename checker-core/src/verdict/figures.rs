@@ -14,10 +14,12 @@ pub enum LatencyKind {
     Connect,
     /// Time from sending the probe to the complete reply.
     Reply,
+    /// With TLS: time from the connection to the completed handshake.
+    Handshake,
 }
 
 impl LatencyKind {
-    /// Both kinds, in report order.
+    /// The kinds every run has, in report order ([`LatencyKind::Handshake`] only with TLS).
     pub const ALL: [LatencyKind; 2] = [LatencyKind::Connect, LatencyKind::Reply];
 
     /// `connect` or `reply`.
@@ -25,6 +27,16 @@ impl LatencyKind {
         match self {
             LatencyKind::Connect => "connect",
             LatencyKind::Reply => "reply",
+            LatencyKind::Handshake => "handshake",
+        }
+    }
+
+    /// The histogram of this kind in `v`.
+    pub fn of(self, v: &crate::tally::VersionTally) -> &Histogram<u64> {
+        match self {
+            LatencyKind::Connect => &v.connect_us,
+            LatencyKind::Reply => &v.reply_us,
+            LatencyKind::Handshake => &v.handshake_us,
         }
     }
 }
@@ -68,12 +80,15 @@ impl std::str::FromStr for Metric {
             _ => {}
         }
         let unknown = || {
-            format!("unknown figure {s:?}: use pNN_reply, pNN_connect, error_rate or samples_per_s")
+            format!(
+                "unknown figure {s:?}: use pNN_reply, pNN_connect, pNN_handshake, error_rate or samples_per_s"
+            )
         };
         let (percentile, kind) = s.split_once('_').ok_or_else(unknown)?;
         let kind = match kind {
             "reply" => LatencyKind::Reply,
             "connect" => LatencyKind::Connect,
+            "handshake" => LatencyKind::Handshake,
             _ => return Err(unknown()),
         };
         if !percentile.starts_with('p') {
@@ -166,19 +181,12 @@ impl Figures<'_> {
         match (metric, version) {
             (Metric::Latency { kind, percentile }, Some(v)) => {
                 let v = t.versions().get(v)?;
-                let h = match kind {
-                    LatencyKind::Connect => &v.connect_us,
-                    LatencyKind::Reply => &v.reply_us,
-                };
-                percentile_of(h, *percentile)
+                percentile_of(kind.of(v), *percentile)
             }
             (Metric::Latency { kind, percentile }, None) => {
                 let mut all: Option<Histogram<u64>> = None;
                 for v in t.versions().values() {
-                    let h = match kind {
-                        LatencyKind::Connect => &v.connect_us,
-                        LatencyKind::Reply => &v.reply_us,
-                    };
+                    let h = kind.of(v);
                     match &mut all {
                         // Same bounds in one tally: adding cannot fail.
                         Some(sum) => {

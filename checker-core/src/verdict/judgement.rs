@@ -13,7 +13,7 @@ use super::{Drift, Outcome, Settings, SplitVerdict, drift, judge, sequential};
 use crate::exit;
 use crate::expect::Expectation;
 use crate::sampler::ErrorClass;
-use crate::tally::{MalformedReply, Tally};
+use crate::tally::{FailureReason, MalformedReply, Tally};
 
 /// Which rule a run followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,6 +57,10 @@ pub struct ErrorVerdict {
     pub outcome: Outcome,
     /// The first few distinct malformed replies (escaped, cut), with counts.
     pub malformed_replies: Vec<MalformedReply>,
+    /// The first few distinct reasons of failures (TLS, captured values), with counts;
+    /// absent from the rehearsal's document when none (its schema predates them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failure_reasons: Vec<FailureReason>,
     /// The conntrack table, port range and sockets seen on this machine during the run.
     pub local_readings: LocalReadings,
     /// A likely cause of the errors on this machine rather than at the target.
@@ -228,6 +232,7 @@ fn judge_errors(tally: &Tally, max_error_rate: f64, readings: LocalReadings) -> 
             Outcome::Pass
         },
         malformed_replies: tally.malformed().to_vec(),
+        failure_reasons: tally.reasons().to_vec(),
         local_readings: readings,
         local_cause: local::likely_cause(
             &readings,
@@ -281,6 +286,8 @@ mod tests {
                 connect_us: Some(10),
                 reply_us: Some(10),
                 lag_us: None,
+                handshake_us: None,
+                reason: None,
                 reply_head: None,
             });
         };

@@ -214,6 +214,8 @@ mod tests {
                 connect_us: Some(100),
                 reply_us: Some(if id % 2 == 0 { 1_000 } else { 30_000 }),
                 lag_us: None,
+                handshake_us: None,
+                reason: None,
                 reply_head: None,
             });
         }

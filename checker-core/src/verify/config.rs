@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::exit;
 use crate::expect::Expectation;
 use crate::gateway::view::{GatewayConfig, ViewError};
+use crate::probe::{ProbeError, ProbeSpec};
 use crate::target::{self, TargetError};
 use crate::verdict::health::HealthRules;
 use crate::verdict::{Settings, SettingsError};
@@ -57,6 +58,8 @@ pub struct VerifyConfig {
     /// The gateway's own view (`--gateway-admin`, `--config-dump`): what it was told and
     /// what it counted, beside the samples; `None` = the samples alone.
     pub gateway: Option<GatewayConfig>,
+    /// What each sample does once connected (the echo protocol by default), and TLS.
+    pub probe: ProbeSpec,
 }
 
 impl VerifyConfig {
@@ -78,6 +81,7 @@ impl VerifyConfig {
             settle: None,
             health: HealthRules::default(),
             gateway: None,
+            probe: ProbeSpec::default(),
         }
     }
 
@@ -244,6 +248,9 @@ pub enum VerifyError {
     /// The target is malformed or cannot be resolved.
     #[error(transparent)]
     Target(#[from] TargetError),
+    /// The probe cannot be used (a bad pattern, an unreadable CA file, ...).
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
     /// The run's observer failed (e.g. the samples file cannot be written); sampling stopped.
     #[error("{0}")]
     Observer(crate::observer::ObserverError),

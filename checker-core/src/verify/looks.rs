@@ -201,6 +201,8 @@ mod tests {
             connect_us: Some(10),
             reply_us: Some(10),
             lag_us: None,
+            handshake_us: None,
+            reason: None,
             reply_head: None,
         }
     }

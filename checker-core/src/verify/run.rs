@@ -16,6 +16,7 @@ use super::verification::{Times, Verification};
 use crate::expect::Expectation;
 use crate::gateway::view::{self, CheckerConnections, GatewayView, Intent, ProgrammedLayer};
 use crate::observer::{ObserverError, RunObserver, Unobserved};
+use crate::probe::Probe;
 use crate::sampler::{self, Sample, SamplerConfig, Sink, StopReason, Timeouts};
 use crate::sync::lock;
 use crate::tally::{Tally, Windowing};
@@ -171,6 +172,7 @@ fn peak(a: LocalReadings, b: LocalReadings) -> LocalReadings {
 pub struct Prepared {
     config: VerifyConfig,
     addrs: Vec<SocketAddr>,
+    probe: Probe,
     plan: Option<Plan>,
     /// Sequential mode: the cap on samples.
     max_samples: Option<u64>,
@@ -184,6 +186,7 @@ pub struct Prepared {
 /// was told (with the gateway's view).
 pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
     config.validate()?;
+    let probe = Probe::new(&config.probe, &config.target)?;
     let addrs = target::resolve(&config.target).await?;
     let programmed = match &config.gateway {
         Some(gateway) => view::read_programmed(gateway, &config.expect).await?,
@@ -207,6 +210,7 @@ pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
     Ok(Prepared {
         config: config.clone(),
         addrs,
+        probe,
         plan,
         max_samples,
         health_plan,
@@ -320,7 +324,7 @@ impl Prepared {
                 None
             }
             (Some(timeout), None) => {
-                Some(settle::settle(&self.config, &self.addrs, timeout, &stop).await)
+                Some(settle::settle(&self.config, &self.addrs, &self.probe, timeout, &stop).await)
             }
             (None, _) => None,
         };
@@ -350,6 +354,7 @@ impl Prepared {
                 reply: self.config.reply_timeout,
             },
             reset_on_close: self.config.reset_on_close,
+            probe: self.probe.clone(),
         };
         let started_at = SystemTime::now();
         let start = Instant::now();

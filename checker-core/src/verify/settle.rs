@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::VerifyConfig;
 use crate::expect::Expectation;
+use crate::probe::Probe;
 use crate::sampler::{self, SamplerConfig, Timeouts};
 use crate::verdict::{Settings, drift, wilson::band};
 
@@ -111,6 +112,7 @@ fn stopped_moving(windows: &[SettleWindow], settings: &Settings) -> bool {
 pub async fn settle(
     config: &VerifyConfig,
     addrs: &[SocketAddr],
+    probe: &Probe,
     timeout: Duration,
     stop: &CancellationToken,
 ) -> SettleSummary {
@@ -136,6 +138,7 @@ pub async fn settle(
                 reply: config.reply_timeout,
             },
             reset_on_close: config.reset_on_close,
+            probe: probe.clone(),
         };
         sampler::run(window_config, stop.child_token(), Arc::new(tx)).await;
         let mut counts = BTreeMap::new();

@@ -106,11 +106,14 @@ impl LatencySummary {
     }
 }
 
-/// Connect and reply latency of one version.
+/// Connect, TLS handshake and reply latency of one version.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct VersionLatency {
     /// Time to establish the connection.
     pub connect: LatencySummary,
+    /// With TLS: time from the connection to the completed handshake (absent without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<LatencySummary>,
     /// Time from sending the probe to the complete reply.
     pub reply: LatencySummary,
 }
@@ -219,6 +222,8 @@ impl Verification {
             .map(|(name, v)| {
                 let l = VersionLatency {
                     connect: LatencySummary::of(&v.connect_us),
+                    handshake: (!v.handshake_us.is_empty())
+                        .then(|| LatencySummary::of(&v.handshake_us)),
                     reply: LatencySummary::of(&v.reply_us),
                 };
                 (name.clone(), l)

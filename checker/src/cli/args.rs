@@ -14,7 +14,7 @@ use report::read_back::{self, LoadError};
 /// The per-connection timeouts, shared by `verify` and `watch`.
 #[derive(Debug, Clone, Args)]
 pub struct TimeoutArgs {
-    /// Longest wait for a connection, e.g. 3s, 500ms.
+    /// Longest wait for a connection, e.g. 3s, 500ms (with --tls, for its handshake too).
     #[arg(long, env = "CHECKER_CONNECT_TIMEOUT", value_name = "D", default_value = "3s", value_parser = parse_positive_duration, allow_negative_numbers = true)]
     pub connect_timeout: Duration,
     /// Longest wait for the reply line after sending the probe.

@@ -2,11 +2,14 @@
 //! instead of typed by hand, printed with its provenance before sampling.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use clap::Args;
 
 use checker_core::expect::Expectation;
+use checker_core::probe::naming::{self, NameFit};
+use checker_core::probe::{ProbeKind, ProbeSpec};
 use manifests::kustomize::{self, Kustomize};
 use manifests::{self, Derivation, DeriveOptions, OptionNames};
 
@@ -109,6 +112,50 @@ pub fn derive(sources: &[String], args: &DeriveArgs) -> Result<(Expectation, Der
         ))
     })?;
     Ok((expectation, derivation))
+}
+
+/// What the derivation output says about its version names when a probe other than the
+/// echo reads the versions: the names must be what the probe captures, or what
+/// `--version-map` calls the captures. `None` for the echo protocol without a map.
+pub fn probe_names_note(spec: &ProbeSpec, expect: &Expectation) -> Option<String> {
+    if spec.kind == ProbeKind::Echo && spec.tls.is_none() && spec.version_map.is_empty() {
+        return None;
+    }
+    let source = match spec.tls.as_ref().and_then(|t| t.version_from) {
+        Some(field) => format!("--tls-version-from {field}"),
+        None => format!("--probe {}", spec.kind.name()),
+    };
+    let (mut named, mut as_is, mut never) = (Vec::new(), Vec::new(), Vec::new());
+    for v in expect.versions() {
+        match naming::fit(spec, &v.name) {
+            NameFit::Named => named.push(v.name.as_str()),
+            NameFit::CapturedAsIs => as_is.push(v.name.as_str()),
+            NameFit::CannotMatch(why) => never.push(format!("{} ({why})", v.name)),
+        }
+    }
+    let mut out = String::new();
+    if !named.is_empty() {
+        let _ = writeln!(
+            out,
+            "versions {} are named by the probe or --version-map",
+            named.join(", ")
+        );
+    }
+    if !as_is.is_empty() {
+        let _ = writeln!(
+            out,
+            "versions {} count only if {source} captures exactly these values: no --version-map entry names them",
+            as_is.join(", ")
+        );
+    }
+    if !never.is_empty() {
+        let _ = writeln!(
+            out,
+            "⚠ versions {} cannot match what {source} reads; name the values with --version-map VALUE=NAME",
+            never.join(", ")
+        );
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub struct HealthArgs {
     /// Judge the canary's attributed errors and latency against the stable's, e.g. two=one: a metric PASSes only when its whole interval lies within its margin, FAILs (exit 5) when the interval lies wholly beyond it, and is INCONCLUSIVE (exit 3) otherwise, with about how many more connections would decide it.
     #[arg(long, env = "CHECKER_COMPARE", value_name = "CANARY=STABLE", value_parser = CompareRule::parse_pair)]
     pub compare: Option<CompareRule>,
-    /// With --compare: how much the canary's latency percentiles may change (connect and reply), e.g. p99=20%,p50=10%; an increase unless --direction says otherwise.
+    /// With --compare: how much the canary's latency percentiles may change (connect and reply; the handshake too with --tls), e.g. p99=20%,p50=10%; an increase unless --direction says otherwise.
     #[arg(long, env = "CHECKER_MAX_LATENCY_INCREASE", value_name = "pNN=P%,...", default_value = compare::DEFAULT_MAX_LATENCY_INCREASE, value_parser = compare::parse_latency_margins)]
     pub max_latency_increase: LatencyMargins,
     /// With --compare: how much the canary's attributed error rate may change, in points; an increase unless --direction says otherwise.

@@ -15,6 +15,7 @@ pub mod merge;
 pub mod observe;
 pub mod output;
 pub mod plot;
+pub mod probe_flags;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;
 pub mod signals;

@@ -13,7 +13,7 @@ use super::args::{
 };
 use super::output::{self, OutputMode, Shown, fail, note};
 use super::signals::stop_token;
-use super::{expect_from, gateway_flags, health_flags};
+use super::{expect_from, gateway_flags, health_flags, probe_flags};
 use checker_core::exit;
 use checker_core::expect::Expectation;
 use checker_core::target::TargetError;
@@ -117,6 +117,9 @@ pub struct VerifyArgs {
     /// The gateway's own view: what it was told, what it counted.
     #[command(flatten)]
     pub gateway: gateway_flags::GatewayArgs,
+    /// What each connection sends and reads (your own service's protocol), and TLS.
+    #[command(flatten)]
+    pub probe: probe_flags::ProbeArgs,
 }
 
 impl VerifyArgs {
@@ -145,6 +148,7 @@ impl VerifyArgs {
             health: Default::default(),
             // Completed by run_verify, which reads the saved config dump.
             gateway: None,
+            probe: Default::default(),
         }
     }
 }
@@ -239,10 +243,25 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         },
     };
     let mut config = args.to_config(expect);
+    config.probe = match args.probe.spec() {
+        Ok(spec) => spec,
+        Err(message) => return fail(&message, exit::USAGE),
+    };
+    if args.hold.is_some() && config.probe != checker_core::probe::ProbeSpec::default() {
+        return fail(
+            &"--hold speaks the echo protocol over plain TCP: it cannot go with --probe or --tls",
+            exit::USAGE,
+        );
+    }
+    args.probe.warn();
     config.health = match args.health.rules(&config.target) {
         Ok(rules) => rules,
         Err(e) => return fail(&e, exit::USAGE),
     };
+    // With TLS, --compare judges the handshake latency too.
+    if let Some(rule) = config.health.compare.as_mut() {
+        rule.handshake = config.probe.tls.is_some();
+    }
     config.gateway = match args
         .gateway
         .config(
@@ -294,6 +313,9 @@ pub async fn run(args: &VerifyArgs) -> i32 {
     let stop = stop_token();
     if let Some(derivation) = &derivation {
         note(args.output, &derivation.to_string());
+        if let Some(names) = expect_from::probe_names_note(&config.probe, &config.expect) {
+            note(args.output, &names);
+        }
     }
     if let Some((intent, programmed)) = prepared.gateway_layers() {
         let settling = config.settle.is_some() && !args.gateway.gateway_admin.is_empty();

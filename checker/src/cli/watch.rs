@@ -8,9 +8,11 @@ use clap::Args;
 
 use super::args::{RuleArgs, TimeoutArgs, parse_count_usize, parse_positive_duration, parse_rate};
 use super::output::{self, OutputMode, Shown, fail};
+use super::probe_flags::ProbeArgs;
 use super::signals::stop_token;
 use checker_core::exit;
 use checker_core::expect::Expectation;
+use checker_core::probe::Probe;
 use checker_core::target;
 use checker_core::watch::{self, Agreement, Tick, WatchConfig};
 use report::metrics::WatchMetrics;
@@ -60,6 +62,9 @@ pub struct WatchArgs {
     /// How long one connection may wait for its connect and its reply.
     #[command(flatten)]
     pub timeouts: TimeoutArgs,
+    /// What each connection sends and reads (your own service's protocol), and TLS.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
     /// Serve Prometheus metrics (/metrics) and /healthz on this address while watching:
     /// PORT or the bare flag listen on loopback (127.0.0.1, port 9464 by default); any
     /// other address must be written out as an IP (0.0.0.0:9464 in a pod), never a name.
@@ -130,6 +135,14 @@ pub async fn run(args: &WatchArgs) -> i32 {
     if let Err(e) = settings.validate() {
         return fail(&e, exit::USAGE);
     }
+    let probe = match args.probe.spec() {
+        Ok(spec) => match Probe::new(&spec, &args.target) {
+            Ok(probe) => probe,
+            Err(e) => return fail(&e, exit::USAGE),
+        },
+        Err(message) => return fail(&message, exit::USAGE),
+    };
+    args.probe.warn();
     let addrs = match target::resolve(&args.target).await {
         Ok(a) => a,
         Err(e) => return fail(&e, exit::ERRORS),
@@ -155,6 +168,7 @@ pub async fn run(args: &WatchArgs) -> i32 {
         settings,
         timeouts: args.timeouts.timeouts(),
         concurrency: args.concurrency,
+        probe,
     };
     let samples_file = match args.samples_out.as_deref().map(SamplesFile::create) {
         Some(Ok(file)) => Some(file),

@@ -136,6 +136,8 @@ mod tests {
                 connect_us: Some(50),
                 reply_us: Some(90),
                 lag_us: None,
+                handshake_us: None,
+                reason: None,
                 reply_head: None,
             });
         }

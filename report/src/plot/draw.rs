@@ -1,6 +1,7 @@
 //! The drawing: three panels over one time axis (shares with their intervals, the
-//! expected weights as steps and the errors; connect latency; reply latency), each with
-//! its legend on the right, drawn with plotters' SVG backend.
+//! expected weights as steps and the errors; connect latency; reply latency), four with
+//! TLS samples (the handshake latency between connect and reply), each with its legend
+//! on the right, drawn with plotters' SVG backend.
 //!
 //! Every series has a legend entry only when it has something drawn, so the legend text
 //! names exactly what the picture shows.
@@ -244,11 +245,25 @@ pub fn render(p: &Picture) -> Result<String, PlotError> {
                 ("sans-serif", 13).into_font().color(&BLACK),
             ))
             .map_err(failed)?;
-        let latency_h = (HEIGHT - TITLE - SHARE_PANEL) / 2;
+        // With TLS samples, a handshake panel between connect and reply.
+        let tls = p
+            .runs
+            .iter()
+            .flatten()
+            .any(|w| w.handshake.iter().any(Option::is_some));
+        let panels = if tls { 3 } else { 2 };
+        let latency_h = (HEIGHT - TITLE - SHARE_PANEL) / panels;
         let (share_row, latency_rows) = rest.split_vertically(SHARE_PANEL);
-        let (connect_row, reply_row) = latency_rows.split_vertically(latency_h);
+        let (connect_row, rest_rows) = latency_rows.split_vertically(latency_h);
         share_panel(p, &share_row)?;
         latency_panel(p, &connect_row, "connect", |w, v| w.connect[v])?;
+        let reply_row = if tls {
+            let (handshake_row, reply_row) = rest_rows.split_vertically(latency_h);
+            latency_panel(p, &handshake_row, "TLS handshake", |w, v| w.handshake[v])?;
+            reply_row
+        } else {
+            rest_rows
+        };
         latency_panel(p, &reply_row, "reply", |w, v| w.reply[v])?;
         root.present().map_err(failed)?;
     }

@@ -25,6 +25,8 @@ pub struct SampleRecord<'a> {
     pub version: Option<Cow<'a, str>>,
     /// Connect latency, microseconds.
     pub connect_us: Option<u64>,
+    /// TLS handshake latency, microseconds (samples taken with TLS).
+    pub handshake_us: Option<u64>,
     /// Reply latency, microseconds.
     pub reply_us: Option<u64>,
 }
@@ -57,6 +59,8 @@ struct Line<'a> {
     version: Option<Cow<'a, str>>,
     #[serde(default)]
     connect_us: Option<u64>,
+    #[serde(default)]
+    handshake_us: Option<u64>,
     #[serde(default)]
     reply_us: Option<u64>,
     #[serde(default)]
@@ -161,6 +165,7 @@ pub fn parse_line<'a>(path: &Path, number: u64, text: &'a str) -> Result<Record<
         at,
         version: line.version,
         connect_us: line.connect_us,
+        handshake_us: line.handshake_us,
         reply_us: line.reply_us,
     }))
 }

@@ -35,6 +35,7 @@ struct Bin {
     counts: Vec<u64>,
     errors: u64,
     connect: Vec<Option<Latency>>,
+    handshake: Vec<Option<Latency>>,
     reply: Vec<Option<Latency>>,
 }
 
@@ -118,6 +119,8 @@ pub struct WindowPoint {
     pub shares: Vec<Option<Share>>,
     /// Per version: connect latency, when it answered.
     pub connect: Vec<Option<Quantiles>>,
+    /// Per version: TLS handshake latency, when it answered through TLS.
+    pub handshake: Vec<Option<Quantiles>>,
     /// Per version: reply latency, when it answered.
     pub reply: Vec<Option<Quantiles>>,
 }
@@ -161,11 +164,15 @@ impl Bins {
         if bin.counts.is_empty() {
             bin.counts = vec![0; k];
             bin.connect = vec![None; k];
+            bin.handshake = vec![None; k];
             bin.reply = vec![None; k];
         }
         bin.counts[v] += 1;
         if let Some(us) = sample.connect_us {
             record(bin.connect[v].get_or_insert_with(new_latency), us);
+        }
+        if let Some(us) = sample.handshake_us {
+            record(bin.handshake[v].get_or_insert_with(new_latency), us);
         }
         if let Some(us) = sample.reply_us {
             record(bin.reply[v].get_or_insert_with(new_latency), us);
@@ -201,12 +208,14 @@ impl Bins {
             let mut counts = vec![0u64; k];
             let mut errors = 0;
             let mut connect: Vec<Option<Latency>> = vec![None; k];
+            let mut handshake: Vec<Option<Latency>> = vec![None; k];
             let mut reply: Vec<Option<Latency>> = vec![None; k];
             for b in window {
                 errors += b.errors;
                 for v in 0..b.counts.len() {
                     counts[v] += b.counts[v];
                     merge(&mut connect[v], b.connect[v].as_ref());
+                    merge(&mut handshake[v], b.handshake[v].as_ref());
                     merge(&mut reply[v], b.reply[v].as_ref());
                 }
             }
@@ -229,6 +238,7 @@ impl Bins {
                 errors,
                 shares,
                 connect: connect.iter().map(quantiles).collect(),
+                handshake: handshake.iter().map(quantiles).collect(),
                 reply: reply.iter().map(quantiles).collect(),
             });
         }
@@ -264,6 +274,7 @@ mod tests {
             at,
             version: version.map(std::borrow::Cow::Borrowed),
             connect_us: version.map(|_| us),
+            handshake_us: None,
             reply_us: version.map(|_| 2 * us),
         }
     }

@@ -1,0 +1,343 @@
+//! `checker verify` and `checker watch` with probes and TLS, end to end: the real binary
+//! against the servers users run (nginx, redis-server, sshd; HAProxy and Envoy as the
+//! gateway), started by the test on loopback ports, and the flags that do not fit.
+//!
+//! The tests that need those servers are ignored for plain `cargo test` (`.ci/run`
+//! installs them and runs them); certificates come from a CA the test makes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use std::path::Path;
+
+use support::{assert_schema_valid, run_checker};
+use test_support::servers::{self, Passthrough};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+}
+
+/// `checker verify` of `target` against `expect`, `samples` connections, without the
+/// progress bar, with `extra` flags.
+fn verify(target: &str, expect: &str, samples: u32, extra: &[&str]) -> support::Run {
+    let samples = samples.to_string();
+    let mut args = vec![
+        "verify",
+        "--target",
+        target,
+        "--expect",
+        expect,
+        "--samples",
+        &samples,
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    run_checker(&args)
+}
+
+#[test]
+fn flags_that_do_not_fit_the_probe_are_usage_errors() {
+    let base = ["verify", "--target", "127.0.0.1:9", "--expect", "one=100"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--send", "x"], "--send is for --probe line"),
+        (&["--probe", "line"], "--probe line needs --version-from"),
+        (
+            &["--probe", "redis", "--path", "/"],
+            "--path is for --probe http",
+        ),
+        (
+            &["--version-from", "v(\\d+)"],
+            "--version-from is for --probe",
+        ),
+        (
+            &["--probe", "line", "--version-from", "(unclosed"],
+            "the version pattern",
+        ),
+        (
+            &["--probe", "line", "--version-from", "no group"],
+            "no capture group",
+        ),
+        (
+            &["--probe", "line", "--send", "\\q", "--version-from", "(x)"],
+            "unknown escape",
+        ),
+        (
+            &["--probe", "banner", "--hold", "2"],
+            "--hold speaks the echo protocol",
+        ),
+        (&["--sni", "a.test"], "--tls"),
+        (
+            &["--tls", "--ca-file", "/nonexistent/ca.pem"],
+            "cannot be opened",
+        ),
+        (
+            &["--tls", "--tls-version-from", "cert:issuer"],
+            "cert:serial, cert:subject or cert:fingerprint",
+        ),
+        (
+            &["--probe", "redis", "--version-map", "7.0.15=a b"],
+            "printable ASCII",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
+        let run = run_checker(&args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(expected), "{args:?}: {run:?}");
+    }
+}
+
+#[test]
+fn the_help_says_what_each_probe_sends_and_reads() {
+    let run = run_checker(&["verify", "--help"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for text in [
+        "Probe (your own service) and TLS",
+        "Sends `INFO server`; reads the `redis_version` field",
+        "Sends nothing; reads the server's first line",
+        "Sends `GET --path HTTP/1.1` with Host --host",
+        "--tls-version-from <cert:FIELD>",
+        "CHECKER_VERSION_MAP",
+    ] {
+        assert!(
+            run.stdout.contains(text),
+            "{text:?} not in:\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn expect_from_says_which_derived_names_a_probe_can_give() {
+    // one=90,two=10 from the manifests; redis captures a version like 7.0.15.
+    let fixture = repo().join("manifests/tests/fixtures/manifests/kustomize-2-canary-10.yaml");
+    let fixture = fixture.to_str().unwrap();
+    let common = [
+        "verify",
+        "--target",
+        "127.0.0.1:9",
+        "--samples",
+        "3",
+        "--no-progress",
+        "--expect-from",
+        fixture,
+    ];
+    let args: Vec<&str> = common
+        .iter()
+        .copied()
+        .chain(["--probe", "redis", "--version-map", "7.0.15=one"])
+        .collect();
+    let run = run_checker(&args);
+    assert!(
+        run.stdout
+            .contains("versions one are named by the probe or --version-map"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("versions two count only if --probe redis captures exactly these values"),
+        "{run:?}"
+    );
+    let args: Vec<&str> = common
+        .iter()
+        .copied()
+        .chain([
+            "--tls",
+            "--insecure",
+            "--tls-version-from",
+            "cert:fingerprint",
+        ])
+        .collect();
+    let run = run_checker(&args);
+    assert!(
+        run.stdout
+            .contains("⚠ versions one (cert:fingerprint gives 64 upper-case hex digits), two"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("warning: --insecure"), "{run:?}");
+}
+
+#[test]
+#[ignore = "needs nginx (nginx-full) and Envoy (ENVOY): .ci/run installs them"]
+fn tls_passthrough_through_envoy_passes_the_right_split_and_names_an_unknown_sni() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Passthrough::start(dir.path(), 80, 20);
+    let ca_file = p.ca_file.display().to_string();
+    let target = p.envoy.addr.to_string();
+    let https = |expect: &str, sni: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--probe",
+            "http",
+            "--path",
+            "/version",
+            "--tls",
+            "--ca-file",
+            &ca_file,
+            "--sni",
+            sni,
+        ];
+        args.extend_from_slice(extra);
+        verify(&target, expect, 3000, &args)
+    };
+    let run = https("v1=80,v2=20", "canary.test", &["--output", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_schema_valid(&doc);
+    for v in doc["versions"].as_array().unwrap() {
+        let handshake = &v["latency_us"]["handshake"];
+        assert!(handshake["count"].as_u64().unwrap() > 0, "{v:#}");
+        assert!(handshake["p50"].as_u64().unwrap() > 0, "{v:#}");
+    }
+    assert!(doc["tally"]["versions"]["v1"]["handshake_us"].is_string());
+
+    let samples = dir.path().join("samples.jsonl");
+    let samples = samples.to_str().unwrap();
+    let run = https("v1=50,v2=50", "canary.test", &["--samples-out", samples]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("HANDSHAKE p50/p90/p99/max"), "{run:?}");
+    // Every sample line has its handshake time; the plot draws a handshake panel.
+    let lines = std::fs::read_to_string(samples).unwrap();
+    assert!(
+        lines.lines().all(|l| l.contains("\"handshake_us\":")),
+        "{lines}"
+    );
+    let svg = dir.path().join("plot.svg");
+    let plot = run_checker(&["plot", samples, "--out", svg.to_str().unwrap()]);
+    assert_eq!(plot.code, 0, "{plot:?}");
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(svg.contains("TLS handshake latency"), "no handshake panel");
+
+    // No route for the name: Envoy closes; every sample is a named handshake error (exit
+    // 4: errors only, nothing attributed).
+    let run = https("v1=80,v2=20", "unknown.test", &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("tls_handshake 3000"), "{run:?}");
+    assert!(run.stdout.contains("SNI \"unknown.test\""), "{run:?}");
+    assert!(run.stdout.contains("no sample was attributed"), "{run:?}");
+
+    // The certificate alone names the version: nothing exchanged.
+    let run = verify(
+        &target,
+        "stable=80,canary=20",
+        3000,
+        &[
+            "--tls",
+            "--insecure",
+            "--sni",
+            "canary.test",
+            "--tls-version-from",
+            "cert:subject",
+            "--version-map",
+            "CN=stable=stable,CN=canary=canary",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("warning: --insecure"), "{run:?}");
+}
+
+#[test]
+#[ignore = "needs nginx (nginx-full) and haproxy: .ci/run installs them"]
+fn http_over_tcp_behind_haproxy_and_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = servers::nginx(dir.path(), "one", "v1", None);
+    let two = servers::nginx(dir.path(), "two", "v2", None);
+    let proxy = servers::haproxy_tcp(dir.path(), "haproxy", &[(one.addr, 3), (two.addr, 1)]);
+    let target = proxy.addr.to_string();
+    let http = ["--probe", "http", "--path", "/version"];
+    let args: Vec<&str> = [
+        "verify",
+        "--target",
+        &target,
+        "--expect",
+        "v1=75,v2=25",
+        "--samples",
+        "800",
+        "--no-progress",
+    ]
+    .into_iter()
+    .chain(http)
+    .collect();
+    let run = run_checker(&args);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        !run.stdout.contains("HANDSHAKE"),
+        "no TLS, no handshake column: {run:?}"
+    );
+    // By the body, the same split.
+    let args: Vec<&str> = args
+        .into_iter()
+        .chain(["--version-from", r#""version":"([^"]+)""#])
+        .collect();
+    assert_eq!(run_checker(&args).code, 0);
+    // watch reads the versions the same way (JSON lines when stdout is not a terminal).
+    let run = run_checker(&[
+        "watch",
+        "--target",
+        &target,
+        "--expect",
+        "v1=75,v2=25",
+        "--rate",
+        "200",
+        "--duration",
+        "2s",
+        "--probe",
+        "http",
+        "--path",
+        "/version",
+    ]);
+    assert!(run.code == 0 || run.code == 3, "{run:?}");
+    assert!(run.stdout.contains("\"v1\""), "{run:?}");
+}
+
+#[test]
+#[ignore = "needs redis-server and redis-cli: .ci/run installs them"]
+fn redis_through_the_cli_reads_the_running_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = servers::redis(dir.path(), "redis");
+    let version = servers::redis_version(redis.addr);
+    let target = redis.addr.to_string();
+    let run = verify(
+        &target,
+        &format!("{version}=100"),
+        300,
+        &["--probe", "redis"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = verify(
+        &target,
+        "stable=100",
+        300,
+        &[
+            "--probe",
+            "redis",
+            "--version-map",
+            &format!("{version}=stable"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+#[ignore = "needs openssh-server (sshd) and haproxy: .ci/run installs them"]
+fn the_banner_probe_splits_two_sshd_behind_haproxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let stable = servers::sshd(dir.path(), "stable", "stable");
+    let canary = servers::sshd(dir.path(), "canary", "canary");
+    let proxy = servers::haproxy_tcp(dir.path(), "haproxy", &[(stable.addr, 3), (canary.addr, 1)]);
+    let target = proxy.addr.to_string();
+    let run = verify(
+        &target,
+        "stable=75,canary=25",
+        1000,
+        &["--probe", "banner", "--version-from", r" (\S+)$"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    // The whole greeting holds spaces: no version, the reason says so.
+    let run = verify(&target, "stable=75,canary=25", 20, &["--probe", "banner"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("no_version 20"), "{run:?}");
+    assert!(run.stdout.contains("is not a version name"), "{run:?}");
+}
