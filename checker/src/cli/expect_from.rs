@@ -26,6 +26,7 @@ impl DeriveArgs {
     pub fn options(&self) -> DeriveOptions {
         DeriveOptions {
             route_port: self.route_port,
+            sni: None,
             version_of: self.version_of.iter().cloned().collect::<BTreeMap<_, _>>(),
             names: Self::names(),
         }
@@ -36,6 +37,7 @@ impl DeriveArgs {
         OptionNames {
             route_port: "--route-port".to_owned(),
             version_of: "--version-of".to_owned(),
+            sni: "--sni".to_owned(),
         }
     }
 }
