@@ -355,44 +355,6 @@ pub struct HeldReport {
     pub exchanges: u64,
 }
 
-impl HeldReport {
-    /// The line of the text report.
-    pub fn text(&self) -> String {
-        let mut out = format!(
-            "held connections: {} of {} survived {:.1}s of exchanging a line every {}s",
-            self.survived,
-            self.opened,
-            self.hold_for_s,
-            EXCHANGE_EVERY.as_secs_f64()
-        );
-        if self.opened < self.requested {
-            out.push_str(&format!(
-                " ({} of {} could not be opened)",
-                self.requested - self.opened,
-                self.requested
-            ));
-        }
-        if self.ended > 0 {
-            let when = match self.ended_after_s {
-                Some(t) if t.last - t.first < 0.05 => format!("{:.1}s", t.first),
-                Some(t) => format!("{:.1}s to {:.1}s", t.first, t.last),
-                None => "?".to_owned(),
-            };
-            let reasons: Vec<String> = self
-                .reasons
-                .iter()
-                .map(|(r, n)| format!("{r} x{n}"))
-                .collect();
-            out.push_str(&format!(
-                "; {} ended {when} after they were opened ({})",
-                self.ended,
-                reasons.join(", ")
-            ));
-        }
-        out
-    }
-}
-
 /// Holds `count` connections to `target` while `work` (the sampling) runs: opened
 /// before it starts, exchanging a line every [`EXCHANGE_EVERY`], and kept until
 /// `hold_for` after they were opened (default: until `work` ends); `stop` ends the

@@ -2,9 +2,12 @@
 //! each to the version that answered, and judges the split against expected weights.
 //!
 //! Data flows one way: flags (parsed in the `checker` binary, `checker/src/cli/`) → [`expect::Expectation`]
-//! → [`verdict::plan`] → [`sampler`] → [`tally`] → [`verdict::judge`] → [`report`] →
-//! [`exit`] code, with [`verify`] tying the steps together for the CLI and the `rehearse` crate.
-//! The library never parses a command line, installs signal handlers or exits.
+//! → [`verdict::plan`] → [`sampler`] → [`tally`] → [`verdict::judgement`] (judged once:
+//! outcome and [`exit`] code) → a plain-data [`verify::Verification`], with [`verify`]
+//! tying the steps together for the CLI and the `rehearse` crate. Showing it (text,
+//! JSON, samples file, progress bar, plot) is the `report` crate's job; a run tells it
+//! what it samples through an [`observer::RunObserver`]. The library never parses a
+//! command line, installs signal handlers, prints or exits.
 
 pub mod clock;
 pub mod exit;
@@ -12,7 +15,7 @@ pub mod expect;
 pub mod gateway;
 pub mod hold;
 pub mod merge;
-pub mod report;
+pub mod observer;
 pub mod sampler;
 pub mod snapshot;
 pub mod sync;
@@ -22,4 +25,4 @@ pub mod verdict;
 pub mod verify;
 pub mod watch;
 
-pub use verify::{VerifyConfig, VerifyError, VerifyReport, verify};
+pub use verify::{Verification, VerifyConfig, VerifyError, verify};

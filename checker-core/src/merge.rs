@@ -6,11 +6,10 @@
 use std::net::SocketAddr;
 
 use crate::expect::{ExpectError, Expectation};
-use crate::report::load::LoadedReport;
 use crate::sampler::StopReason;
 use crate::verdict::local::LocalReadings;
 use crate::verdict::{self, Settings};
-use crate::verify::{Times, VerifyConfig, VerifyReport};
+use crate::verify::{RecordedRun, Times, Verification, VerifyConfig};
 
 /// Why reports cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +41,8 @@ pub enum MergeError {
     },
 }
 
-fn expect_text(r: &LoadedReport) -> String {
+fn expect_text(r: &RecordedRun) -> String {
     let parts: Vec<String> = r
-        .file
         .inputs
         .expect
         .iter()
@@ -53,23 +51,23 @@ fn expect_text(r: &LoadedReport) -> String {
     parts.join(",")
 }
 
-fn rule_text(r: &LoadedReport) -> String {
-    let i = &r.file.inputs;
+fn rule_text(r: &RecordedRun) -> String {
+    let i = &r.inputs;
     format!(
         "confidence {}, tolerance {}, error budget {}",
         i.confidence, i.tolerance, i.max_error_rate
     )
 }
 
-fn health_text(r: &LoadedReport) -> String {
-    serde_json::to_string(&r.file.health.rules).unwrap_or_default()
+fn health_text(r: &RecordedRun) -> String {
+    serde_json::to_string(&r.health_rules).unwrap_or_default()
 }
 
 /// Refuses `other` unless it ran the same check as `first`.
-fn same_check(first: &LoadedReport, other: &LoadedReport) -> Result<(), MergeError> {
-    type Fact = fn(&LoadedReport) -> String;
+fn same_check(first: &RecordedRun, other: &RecordedRun) -> Result<(), MergeError> {
+    type Fact = fn(&RecordedRun) -> String;
     let facts: [(&'static str, Fact); 4] = [
-        ("their targets", |r| r.file.inputs.target.clone()),
+        ("their targets", |r| r.inputs.target.clone()),
         ("their expected splits", expect_text),
         ("their rules", rule_text),
         ("their health checks", health_text),
@@ -100,31 +98,31 @@ fn peak(a: LocalReadings, b: LocalReadings) -> LocalReadings {
 
 /// Sums `f` over every report, or `None` if any has none.
 fn sum_all<T: std::iter::Sum<T>>(
-    reports: &[LoadedReport],
-    f: impl Fn(&LoadedReport) -> Option<T>,
+    reports: &[RecordedRun],
+    f: impl Fn(&RecordedRun) -> Option<T>,
 ) -> Option<T> {
     reports.iter().map(f).sum()
 }
 
 /// Merges `reports` (the runs of one check) into one report.
-pub fn merge(reports: &[LoadedReport]) -> Result<VerifyReport, MergeError> {
+pub fn merge(reports: &[RecordedRun]) -> Result<Verification, MergeError> {
     let first = reports.first().ok_or(MergeError::Empty)?;
     for other in &reports[1..] {
         same_check(first, other)?;
     }
-    let inputs = &first.file.inputs;
+    let inputs = &first.inputs;
     let expect = Expectation::new(inputs.expect.iter().map(|e| (e.name.clone(), e.weight)))
         .map_err(|source| MergeError::Expectation {
             path: first.path.display().to_string(),
             source,
         })?;
     let mut config = VerifyConfig::new(inputs.target.clone(), expect);
-    config.samples = sum_all(reports, |r| r.file.inputs.samples);
+    config.samples = sum_all(reports, |r| r.inputs.samples);
     config.duration = inputs
         .duration_s
         .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok());
-    config.concurrency = reports.iter().map(|r| r.file.inputs.concurrency).sum();
-    config.rate = sum_all(reports, |r| r.file.inputs.rate);
+    config.concurrency = reports.iter().map(|r| r.inputs.concurrency).sum();
+    config.rate = sum_all(reports, |r| r.inputs.rate);
     config.settings = Settings {
         confidence: inputs.confidence,
         tolerance: inputs.tolerance,
@@ -132,17 +130,17 @@ pub fn merge(reports: &[LoadedReport]) -> Result<VerifyReport, MergeError> {
     config.max_error_rate = inputs.max_error_rate;
     config.connect_timeout = std::time::Duration::from_millis(inputs.connect_timeout_ms);
     config.reply_timeout = std::time::Duration::from_millis(inputs.reply_timeout_ms);
-    config.health = first.file.health.rules.clone();
+    config.health = first.health_rules.clone();
 
     let mut tally = first.tally.clone();
     let mut addrs: Vec<SocketAddr> = Vec::new();
-    let mut readings = first.file.errors.local_readings;
+    let mut readings = first.local_readings;
     for r in &reports[1..] {
         tally.merge(&r.tally);
-        readings = peak(readings, r.file.errors.local_readings);
+        readings = peak(readings, r.local_readings);
     }
     for r in reports {
-        for a in &r.file.inputs.addresses {
+        for a in &r.inputs.addresses {
             if let Ok(a) = a.parse::<SocketAddr>()
                 && !addrs.contains(&a)
             {
@@ -152,28 +150,31 @@ pub fn merge(reports: &[LoadedReport]) -> Result<VerifyReport, MergeError> {
     }
     let stop_reason = [StopReason::Unreachable, StopReason::Interrupted]
         .into_iter()
-        .find(|s| reports.iter().any(|r| r.file.stop_reason == *s))
-        .unwrap_or(first.file.stop_reason);
+        .find(|s| reports.iter().any(|r| r.stop_reason == *s))
+        .unwrap_or(first.stop_reason);
     // The runs are concurrent: the merged run spans the earliest start to the latest
     // end, and lasted as long as the longest run (so samples per second add up).
     let times = Times {
         started_at: reports
             .iter()
-            .map(|r| r.file.started_at.clone())
+            .map(|r| r.times.started_at.clone())
             .min()
             .unwrap_or_default(),
         finished_at: reports
             .iter()
-            .map(|r| r.file.finished_at.clone())
+            .map(|r| r.times.finished_at.clone())
             .max()
             .unwrap_or_default(),
-        elapsed_s: reports.iter().map(|r| r.file.elapsed_s).fold(0.0, f64::max),
+        elapsed_s: reports
+            .iter()
+            .map(|r| r.times.elapsed_s)
+            .fold(0.0, f64::max),
     };
     let plan = inputs
         .samples
         .is_none()
         .then(|| verdict::plan(&config.expect, &config.settings));
-    Ok(VerifyReport::build(
+    Ok(Verification::build(
         &config,
         &addrs,
         plan,
@@ -187,11 +188,10 @@ pub fn merge(reports: &[LoadedReport]) -> Result<VerifyReport, MergeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{json, load};
     use crate::sampler::{ErrorClass, Sample};
+    use crate::snapshot::TallySnapshot;
     use crate::tally::{Tally, Windowing};
     use crate::verdict::compare::CompareRule;
-    use std::path::Path;
     use std::time::{Duration, SystemTime};
 
     fn config(target: &str) -> VerifyConfig {
@@ -222,8 +222,8 @@ mod tests {
         }
     }
 
-    fn report(c: &VerifyConfig, tally: Tally, elapsed_s: f64) -> VerifyReport {
-        VerifyReport::build(
+    fn report(c: &VerifyConfig, tally: Tally, elapsed_s: f64) -> Verification {
+        Verification::build(
             c,
             &["127.0.0.1:9".parse().unwrap()],
             None,
@@ -238,8 +238,17 @@ mod tests {
         )
     }
 
-    fn read_back(name: &str, r: &VerifyReport) -> LoadedReport {
-        load::parse(Path::new(name), &json::to_string(r)).unwrap()
+    /// `r` as its JSON report carries it (the tally through its snapshot, histograms included).
+    fn read_back(name: &str, r: &Verification) -> RecordedRun {
+        RecordedRun {
+            path: name.into(),
+            inputs: r.inputs.clone(),
+            times: r.times.clone(),
+            stop_reason: r.stop_reason,
+            local_readings: r.judgement.errors.local_readings,
+            health_rules: r.health_rules.clone(),
+            tally: TallySnapshot::of(&r.tally).to_tally().unwrap(),
+        }
     }
 
     #[test]
@@ -252,7 +261,7 @@ mod tests {
             parts[(id % 4) as usize].record(&sample(id));
             together.record(&sample(id));
         }
-        let loaded: Vec<LoadedReport> = parts
+        let loaded: Vec<RecordedRun> = parts
             .into_iter()
             .enumerate()
             .map(|(i, t)| read_back(&format!("{i}.json"), &report(&c, t, 1.0)))
@@ -261,12 +270,12 @@ mod tests {
         let all = report(&c, together, 1.0);
         assert_eq!(merged.attempted, 4000);
         assert_eq!(merged.tally.counts(), all.tally.counts());
-        assert_eq!(merged.errors, all.errors);
-        assert_eq!(merged.split, all.split);
+        assert_eq!(merged.judgement.errors, all.judgement.errors);
+        assert_eq!(merged.judgement.split, all.judgement.split);
+        assert_eq!(merged.judgement.health, all.judgement.health);
         assert_eq!(merged.latency, all.latency);
-        assert_eq!(merged.health, all.health);
         assert_eq!(merged.exit_code(), all.exit_code());
-        assert_eq!(merged.reason(), all.reason());
+        assert_eq!(merged.outcome(), all.outcome());
         assert_eq!(merged.tally.version_errors()["two"], 80);
     }
 

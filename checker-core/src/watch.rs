@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::expect::Expectation;
-use crate::report::samples::SamplesWriter;
+use crate::observer::{ObserverError, RunObserver};
 use crate::sampler::{self, Sample, SamplerConfig, Timeouts};
 use crate::verdict::{Interval, Outcome, Settings, sequential};
 
@@ -235,21 +235,14 @@ pub struct WatchConfig {
     pub timeouts: Timeouts,
     /// Most connections in flight.
     pub concurrency: usize,
-    /// Write every sample here.
-    pub samples_out: Option<PathBuf>,
 }
 
 /// Why a watch could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    /// The samples file cannot be created or written.
-    #[error("cannot write the samples file {path}: {source}")]
-    SamplesOut {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The observer failed (e.g. the samples file cannot be written).
+    #[error("{0}")]
+    Observer(ObserverError),
 }
 
 /// The expectation in `path` (`Err` says why not, for the next tick's event).
@@ -270,44 +263,25 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Records in the samples file (when there is one) that `expect` holds from now on.
-fn record_expect(
-    out: &mut Option<SamplesWriter>,
-    config: &WatchConfig,
-    expect: &str,
-) -> Result<(), WatchError> {
-    match out.as_mut() {
-        Some(out) => out
-            .write_expect(expect, SystemTime::now())
-            .map_err(|source| WatchError::SamplesOut {
-                path: config.samples_out.clone().unwrap_or_default(),
-                source,
-            }),
-        None => Ok(()),
-    }
+/// Tells `observer` that `expect` holds from now on.
+fn record_expect(observer: &dyn RunObserver, expect: &str) -> Result<(), WatchError> {
+    observer
+        .expectation(expect, SystemTime::now())
+        .map_err(WatchError::Observer)
 }
 
-/// Watches until `duration` or `stop`, calling `on_tick` once per interval; returns the periods.
+/// Watches until `duration` or `stop`, calling `on_tick` once per interval and telling
+/// `observer` every sample and expectation; returns the periods.
 pub async fn run(
     config: WatchConfig,
     expect_text: String,
     stop: CancellationToken,
+    observer: &dyn RunObserver,
     mut on_tick: impl FnMut(&Tick),
 ) -> Result<Vec<Period>, WatchError> {
     let mut expect_mtime = None;
     let mut watcher = Watcher::new(config.expect.clone(), expect_text, config.settings);
-    let mut samples_out = match &config.samples_out {
-        Some(path) => {
-            Some(
-                SamplesWriter::create(path).map_err(|source| WatchError::SamplesOut {
-                    path: path.clone(),
-                    source,
-                })?,
-            )
-        }
-        None => None,
-    };
-    // The expectation in force goes into the samples file too, for `checker plot`; not
+    // The expectation in force goes to the observer too (for `checker plot`); not
     // the placeholder of an expectation file that could not be read yet.
     let mut expect_known = config.expect_file.is_none();
     if let Some(path) = &config.expect_file {
@@ -321,7 +295,7 @@ pub async fn run(
         }
     }
     if expect_known {
-        record_expect(&mut samples_out, &config, &watcher.expect_text)?;
+        record_expect(observer, &watcher.expect_text)?;
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
     let sampling = stop.child_token();
@@ -347,12 +321,9 @@ pub async fn run(
         tokio::select! {
             sample = rx.recv() => match sample {
                 Some(sample) => {
-                    if let Some(out) = samples_out.as_mut()
-                        && let Err(source) = out.write(&sample)
-                    {
+                    if let Err(e) = observer.sample(&sample) {
                         sampling.cancel();
-                        let path = config.samples_out.clone().unwrap_or_default();
-                        return Err(WatchError::SamplesOut { path, source });
+                        return Err(WatchError::Observer(e));
                     }
                     match sample.result {
                         Ok(v) => *window.entry(v).or_insert(0) += 1,
@@ -372,7 +343,7 @@ pub async fn run(
             expect_mtime = Some(mtime);
             match read_expect(path) {
                 Ok((e, text)) => {
-                    if let Err(e) = record_expect(&mut samples_out, &config, &text) {
+                    if let Err(e) = record_expect(observer, &text) {
                         sampling.cancel();
                         return Err(e);
                     }
@@ -391,12 +362,7 @@ pub async fn run(
         on_tick(&t);
     }
     let _ = sampler.await;
-    if let Some(out) = samples_out.take()
-        && let Err(source) = out.finish()
-    {
-        let path = config.samples_out.clone().unwrap_or_default();
-        return Err(WatchError::SamplesOut { path, source });
-    }
+    observer.finished().map_err(WatchError::Observer)?;
     Ok(watcher.periods().to_vec())
 }
 

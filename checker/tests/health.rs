@@ -74,22 +74,60 @@ fn a_canary_2ms_slower_fails_the_comparison_with_exit_5() {
 }
 
 #[test]
-fn an_identical_canary_passes_the_comparison() {
+/// 2,000 connections cannot prove a p99 within 20% or an error rate within half a
+/// point: an identical canary is INCONCLUSIVE there (exit 3), never PASSed unproven
+/// and never FAILed. With margins those samples can prove it PASSes (exit 0).
+fn an_identical_canary_passes_only_what_its_samples_prove() {
     let server = FaultServer::start(vec![
         Behaviour::healthy("one", 1),
         Behaviour::healthy("two", 1),
     ]);
-    let run = verify(
+    let unproven = verify(
         &server.target(),
         "one=50,two=50",
-        &["--samples", "2000", "--compare", "two=one"],
+        &[
+            "--samples",
+            "2000",
+            "--compare",
+            "two=one",
+            "--output",
+            "json",
+        ],
     );
-    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(unproven.code, 3, "{unproven:?}");
+    let doc = unproven.json();
+    support::assert_schema_valid(&doc);
+    assert_eq!(doc["split"]["outcome"], "PASS");
+    assert_eq!(doc["health"]["outcome"], "INCONCLUSIVE");
+    for m in doc["health"]["comparison"]["metrics"].as_array().unwrap() {
+        assert_ne!(m["outcome"], "FAIL", "{m:#}");
+        if m["outcome"] == "INCONCLUSIVE" {
+            assert!(m["more_samples"].as_u64().unwrap() > 0, "{m:#}");
+        }
+    }
+    let error_rate = metric(&doc, "error_rate");
+    assert_eq!(error_rate["finding"], "not_proven_within", "{error_rate:#}");
+
+    let proven = verify(
+        &server.target(),
+        "one=50,two=50",
+        &[
+            "--samples",
+            "2000",
+            "--compare",
+            "two=one",
+            "--max-latency-increase",
+            "p50=100%",
+            "--max-error-increase",
+            "2pp",
+        ],
+    );
+    assert_eq!(proven.code, 0, "{proven:?}");
     assert!(
-        run.stdout.contains("✔ canary two against stable one"),
-        "{run:?}"
+        proven.stdout.contains("✔ canary two against stable one"),
+        "{proven:?}"
     );
-    assert!(run.stdout.contains("p99_reply"), "{run:?}");
+    assert!(proven.stdout.contains("p50_reply"), "{proven:?}");
 }
 
 #[test]

@@ -65,9 +65,7 @@ fn kubectl_kustomize(dir: &str) -> String {
 }
 
 fn assert_lint_schema_valid(document: &serde_json::Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/lint.schema.json");
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("JSON");
+    let schema: serde_json::Value = serde_json::from_str(report::lint::SCHEMA).expect("JSON");
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
     let errors: Vec<String> = validator
         .iter_errors(document)

@@ -107,11 +107,10 @@ impl Svg {
 }
 
 /// Validates every line of the samples file at `path` against
-/// checker/schema/samples.schema.json; returns the lines.
+/// report/schema/samples.schema.json; returns the lines.
 fn assert_samples_valid(path: &Path) -> Vec<Value> {
-    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/samples.schema.json");
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap())
-        .expect("the samples schema is JSON");
+    let schema: Value =
+        serde_json::from_str(report::samples::SCHEMA).expect("the samples schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("the samples schema compiles");
     let text = std::fs::read_to_string(path).unwrap();
     let lines: Vec<Value> = text

@@ -63,17 +63,21 @@ async fn settle_waits_for_the_new_weights_then_the_verdict_passes_on_them() {
     assert_eq!(first.counts.get("two"), None, "{settled:#?}");
     assert!(settled.windows.len() >= 2, "{settled:#?}");
     assert!(settled.windows.last().unwrap().consistent);
-    assert_eq!(report.outcome(), Outcome::Pass, "{}", report.reason());
-    assert_eq!(report.split.outcome, Outcome::Pass);
+    assert_eq!(
+        report.outcome(),
+        Outcome::Pass,
+        "{}",
+        report::reason::reason(&report)
+    );
+    assert_eq!(report.judgement.split.outcome, Outcome::Pass);
 
     // The JSON document carries the settling phase and follows the schema.
-    let doc: serde_json::Value =
-        serde_json::from_str(&checker_core::report::json::to_string(&report)).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&report::json::to_string(&report)).unwrap();
     support::assert_schema_valid(&doc);
     assert_eq!(doc["settle"]["end"], "consistent");
     assert_eq!(doc["mode"], "sequential");
     assert!(doc["settle"]["windows"][0]["counts"]["one"].as_u64() > Some(0));
-    let text = checker_core::report::text::render(&report);
+    let text = report::text::render(&report);
     assert!(
         text.contains("settle: consistent with the expectation"),
         "{text}"

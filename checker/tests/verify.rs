@@ -350,6 +350,11 @@ fn samples_out_writes_one_parseable_line_per_sample() {
     let mut ids: Vec<u64> = Vec::new();
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(
+            v["schema_version"],
+            report::samples::SCHEMA_VERSION,
+            "{line}"
+        );
         assert_eq!(v["version"], "one", "{line}");
         assert!(v["error"].is_null(), "{line}");
         assert!(v["connect_us"].is_u64() && v["reply_us"].is_u64(), "{line}");

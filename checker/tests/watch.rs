@@ -1,6 +1,7 @@
 //! `checker watch` end to end: the real checker binary against an in-process echo server,
-//! stdout a pipe (so one JSON line per interval), the expectation changed through
-//! `--expect-file` while it runs.
+//! stdout a pipe (so one JSON line per interval, each following
+//! report/schema/watch.schema.json), the expectation changed through `--expect-file`
+//! while it runs.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::{EchoServer, Guard, checker, wait_output};
+use support::{EchoServer, Guard, assert_valid_against, checker, wait_output};
 
 #[test]
 fn watch_marks_disagreement_follows_the_expect_file_and_summarises_the_periods() {
@@ -92,6 +93,24 @@ fn watch_marks_disagreement_follows_the_expect_file_and_summarises_the_periods()
     }
     let run = wait_output(guard);
     let summary: Value = serde_json::from_str(rest.last().expect("a summary line")).unwrap();
+    // Every line, the ticks and the summary, carries its layout version and follows the schema.
+    let schema: Value = serde_json::from_str(report::watch::SCHEMA).unwrap();
+    let after: Vec<Value> = rest
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for line in ticks.iter().chain(&after) {
+        assert_eq!(
+            line["schema_version"],
+            report::watch::SCHEMA_VERSION,
+            "{line}"
+        );
+        assert_valid_against(&schema, line);
+    }
+    assert!(
+        ticks.iter().any(|t| t["event"].is_string()) && ticks.iter().any(|t| t["event"].is_null()),
+        "both kinds of event are validated"
+    );
     let states: Vec<&str> = summary["summary"]
         .as_array()
         .unwrap()

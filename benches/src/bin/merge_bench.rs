@@ -14,12 +14,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use checker_core::merge;
-use checker_core::report::{json, load};
 use checker_core::sampler::{ErrorClass, Sample, StopReason};
 use checker_core::tally::{Tally, Windowing};
 use checker_core::verdict::local::LocalReadings;
-use checker_core::verify::{Times, VerifyConfig, VerifyReport};
+use checker_core::verify::{Times, Verification, VerifyConfig};
 use clap::Parser;
+use report::{json, read_back};
 
 /// Flags.
 #[derive(Debug, Parser)]
@@ -50,7 +50,7 @@ impl Rng {
     }
 }
 
-fn report(index: u64, samples: u64) -> VerifyReport {
+fn report(index: u64, samples: u64) -> Verification {
     let mut config = VerifyConfig::new(
         "127.0.0.1:31400",
         "one=90,two=10".parse().expect("a valid expectation"),
@@ -83,7 +83,7 @@ fn report(index: u64, samples: u64) -> VerifyReport {
             reply_head: None,
         });
     }
-    VerifyReport::build(
+    Verification::build(
         &config,
         &[addr],
         None,
@@ -134,7 +134,7 @@ fn main() -> ExitCode {
     let mut times = Vec::new();
     for _ in 0..args.rounds.max(1) {
         let start = Instant::now();
-        let loaded: Result<Vec<_>, _> = paths.iter().map(|p| load::load(p)).collect();
+        let loaded: Result<Vec<_>, _> = paths.iter().map(|p| read_back::load(p)).collect();
         let merged = match loaded
             .map_err(|e| e.to_string())
             .and_then(|l| merge::merge(&l).map_err(|e| e.to_string()))
@@ -151,7 +151,7 @@ fn main() -> ExitCode {
             "merged {} samples ({} to two, {} errors) into a {} kB report in {:.3} s",
             merged.attempted,
             merged.tally.versions().get("two").map_or(0, |v| v.count),
-            merged.errors.total,
+            merged.judgement.errors.total,
             document.len() / 1000,
             elapsed.as_secs_f64()
         );

@@ -110,7 +110,7 @@ async fn checker_rate(
         .map_err(|e| e.to_string())?;
     Ok((
         report.attributed as f64 / report.times.elapsed_s,
-        report.errors.total,
+        report.judgement.errors.total,
     ))
 }
 

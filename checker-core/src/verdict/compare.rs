@@ -1,52 +1,72 @@
 //! Canary against stable, from the same run: is the canary's error rate or latency
-//! worse than the stable's by more than a margin?
+//! worse than the stable's by more than a margin? The health gate's verdict per metric
+//! and overall, for a fixed sample count; [`super::compare_sequence`] judges the same
+//! metrics with confidence sequences while sampling goes on.
 //!
 //! * Errors: only errors a reply attributes to a version can be compared (a reply with
 //!   the version's prefix but a wrong or truncated echo). A connection that fails
 //!   before any reply names no version at L4: those stay in the overall error budget
 //!   and are reported here as unattributed. The rates are compared by their difference
-//!   with Newcombe's hybrid score interval (built from the two Wilson intervals; well
-//!   behaved at rates near zero and small counts, where the plain normal interval is not).
-//! * Latency: the margin is a relative increase of a percentile (`p99=20%`), so the
-//!   test is a distribution-free confidence interval on the ratio of the canary's to
-//!   the stable's percentile: each percentile's interval comes from order statistics
-//!   (the ranks `n q +- z sqrt(n q (1 - q))`), read straight off the HdrHistograms, and
-//!   the ratio's interval from their ends (Bonferroni over the two sides). Chosen over
-//!   Mann-Whitney U (Kayenta's test) because U asks "is one stochastically larger at
-//!   all" rather than "is its p99 more than 20% higher": at the sample counts of a
-//!   split check it flags shifts too small to matter, it says nothing about the tail the
-//!   margin is written for, and the quantile interval needs only the histograms, so
-//!   `checker merge` recomputes it exactly.
-//! * Rule per metric: FAIL when the whole interval lies above the margin (the canary is
-//!   worse by more than the margin at the confidence); INCONCLUSIVE when the canary is
-//!   surely worse (the interval lies above zero) and the estimate is beyond the margin
-//!   but the interval is not, or when a side has no samples; PASS otherwise. Noise alone
-//!   (an interval around zero) never makes a run INCONCLUSIVE. The family-wide confidence is split over the metrics (Bonferroni), so
-//!   an identical canary fails with probability at most `(1 - confidence) / 2`.
+//!   with Newcombe's hybrid score interval (Newcombe 1998, method 10: built from the two
+//!   Wilson intervals; well behaved at rates near zero and small counts, where the plain
+//!   normal interval is not).
+//! * Latency: the margin is a relative change of a percentile (`p99=20%`), so the
+//!   effect is the ratio of the canary's to the stable's percentile, minus one. Each
+//!   percentile's interval is the exact distribution-free order-statistic interval
+//!   ([`super::quantile::exact_ranks`]), read straight off the HdrHistograms, and the
+//!   ratio's interval comes from their ends (Bonferroni over the two arms: each arm's
+//!   interval at half the metric's error). Chosen over Mann-Whitney U (Kayenta's test)
+//!   because U asks "is one stochastically larger at all" rather than "is its p99 more
+//!   than 20% higher": at the sample counts of a split check it flags shifts too small
+//!   to matter, it says nothing about the tail the margin is written for, and the
+//!   quantile interval needs only the histograms, so `checker merge` recomputes it exactly.
+//! * The rule per metric ([`super::margin`]): PASS only when the whole interval lies
+//!   within the margin, FAIL when it lies wholly beyond it, otherwise INCONCLUSIVE with
+//!   about how many more connections would decide it. Each metric has a [`Direction`]
+//!   (`increase` by default: only worse is bad).
+//! * Overall: the worst verdict among the metrics that count: the critical ones (every
+//!   metric when none is named critical), and the others too when the rule is strict.
+//!   A non-critical metric's FAIL is reported without failing the gate.
+//! * Confidence: the family-wide error `1 - confidence` is split evenly over the
+//!   metrics (Bonferroni), and each metric's interval is two-sided at its share. So
+//!   with probability at least `confidence` no interval misses its true effect, and
+//!   then no verdict is wrong: an identical canary FAILs, and a canary beyond a margin
+//!   PASSes, with probability at most `1 - confidence` over all metrics together.
+
+use std::cell::RefCell;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::Outcome;
 use super::figures::{LatencyKind, parse_percentile};
+use super::margin::{self, Scale};
+pub use super::margin::{Direction, Finding, Range};
+use super::quantile::{self, OrderRanks};
 use super::wilson::{wilson, z_for};
+use super::{compare_sequence, planner};
 use crate::tally::Tally;
 
 /// Default latency margin: the canary's p99 at most 20% above the stable's.
 pub const DEFAULT_MAX_LATENCY_INCREASE: &str = "p99=20%";
 /// Default error margin: at most half a percentage point more attributed errors.
 pub const DEFAULT_MAX_ERROR_INCREASE: f64 = 0.005;
+/// The name of the error-rate metric.
+pub const ERROR_RATE: &str = "error_rate";
 
-/// How much higher a canary's latency percentile may be.
+/// How much a canary's latency percentile may change.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LatencyMargin {
     /// The percentile, in (0, 100].
     pub percentile: f64,
-    /// Largest relative increase that passes (0.2 = 20%).
+    /// Largest relative change that passes (0.2 = 20%).
     pub max_increase: f64,
+    /// Which way a change is bad (`increase` unless said otherwise).
+    #[serde(default, skip_serializing_if = "Direction::is_increase")]
+    pub direction: Direction,
 }
 
-/// Parses `p99=20%,p50=10%` (a list of percentile margins).
+/// Parses `p99=20%,p50=10%` (a list of percentile margins, each an increase).
 pub fn parse_latency_margins(s: &str) -> Result<Vec<LatencyMargin>, String> {
     s.split(',')
         .map(|part| {
@@ -57,6 +77,7 @@ pub fn parse_latency_margins(s: &str) -> Result<Vec<LatencyMargin>, String> {
             Ok(LatencyMargin {
                 percentile: parse_percentile(p.trim())?,
                 max_increase: parse_relative(m.trim())?,
+                direction: Direction::Increase,
             })
         })
         .collect()
@@ -89,6 +110,18 @@ pub fn parse_points(s: &str) -> Result<f64, String> {
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Whether `critical` (`p99_reply`, or a percentile `p99`) names the metric `metric`.
+fn names(critical: &str, metric: &str) -> bool {
+    critical == metric
+        || metric
+            .strip_prefix(critical)
+            .is_some_and(|rest| rest.starts_with('_'))
+}
+
 /// What `--compare CANARY=STABLE` and its margins ask.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompareRule {
@@ -98,8 +131,18 @@ pub struct CompareRule {
     pub stable: String,
     /// Percentile margins, applied to connect and reply latency.
     pub max_latency_increase: Vec<LatencyMargin>,
-    /// Largest increase of the attributed error rate that passes, as a fraction (0.005 = 0.5 points).
+    /// Largest change of the attributed error rate that passes, as a fraction (0.005 = 0.5 points).
     pub max_error_increase: f64,
+    /// Which way a change of the error rate is bad (`increase` unless said otherwise).
+    #[serde(default, skip_serializing_if = "Direction::is_increase")]
+    pub error_direction: Direction,
+    /// The critical metrics, by name (`error_rate`, `p99_reply`) or by percentile
+    /// (`p99`: connect and reply); empty: every metric is critical.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critical: Vec<String>,
+    /// Whether a non-critical metric's FAIL fails the gate too.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub strict: bool,
 }
 
 impl CompareRule {
@@ -117,20 +160,101 @@ impl CompareRule {
             stable: stable.to_owned(),
             max_latency_increase: parse_latency_margins(DEFAULT_MAX_LATENCY_INCREASE)?,
             max_error_increase: DEFAULT_MAX_ERROR_INCREASE,
+            error_direction: Direction::Increase,
+            critical: Vec::new(),
+            strict: false,
         })
+    }
+
+    /// Whether the metric `name` is critical (every one when none is named).
+    pub fn is_critical(&self, name: &str) -> bool {
+        self.critical.is_empty() || self.critical.iter().any(|c| names(c, name))
+    }
+
+    /// Checks that every critical name matches a compared metric.
+    pub fn validate(&self) -> Result<(), String> {
+        let metrics: Vec<String> = self.metrics().into_iter().map(|m| m.name).collect();
+        for c in &self.critical {
+            if !metrics.iter().any(|m| names(c, m)) {
+                return Err(format!(
+                    "critical metric {c:?} is not compared: use one of {}",
+                    metrics.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every metric the rule compares: the error rate first, then connect and reply
+    /// latency for each percentile margin.
+    pub fn metrics(&self) -> Vec<MetricSpec> {
+        let mut out = vec![MetricSpec {
+            name: ERROR_RATE.to_owned(),
+            measure: Measure::ErrorRate,
+            margin: self.max_error_increase,
+            direction: self.error_direction,
+            critical: self.is_critical(ERROR_RATE),
+        }];
+        for m in &self.max_latency_increase {
+            for kind in LatencyKind::ALL {
+                let name = format!("p{}_{}", m.percentile, kind.as_str());
+                out.push(MetricSpec {
+                    critical: self.is_critical(&name),
+                    name,
+                    measure: Measure::Latency {
+                        kind,
+                        quantile: m.percentile / 100.0,
+                    },
+                    margin: m.max_increase,
+                    direction: m.direction,
+                });
+            }
+        }
+        out
     }
 }
 
-/// A signed interval (differences and relative changes can be negative).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Range {
-    /// The lower end.
-    pub low: f64,
-    /// The upper end.
-    pub high: f64,
+/// What a metric measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measure {
+    /// The attributed error rate; the effect is the difference canary minus stable.
+    ErrorRate,
+    /// A latency quantile; the effect is the ratio canary / stable minus one.
+    Latency {
+        /// Connect or reply.
+        kind: LatencyKind,
+        /// The quantile, in (0, 1].
+        quantile: f64,
+    },
 }
 
-/// The comparison of one metric.
+/// One metric of a comparison, with its margin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSpec {
+    /// `error_rate`, or `pNN_connect` / `pNN_reply`.
+    pub name: String,
+    /// What it measures.
+    pub measure: Measure,
+    /// The margin the effect is held to.
+    pub margin: f64,
+    /// Which way a change is bad.
+    pub direction: Direction,
+    /// Whether its FAIL fails the gate without `strict`.
+    pub critical: bool,
+}
+
+/// How the intervals were made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Confidence intervals for the samples taken (a fixed count, or merged reports).
+    #[default]
+    Fixed,
+    /// Time-uniform confidence sequences, valid at every look of a sequential run.
+    Sequential,
+}
+
+/// The comparison of one metric: the plain data of its verdict and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricComparison {
     /// `error_rate`, or `pNN_connect` / `pNN_reply`.
@@ -141,16 +265,47 @@ pub struct MetricComparison {
     pub canary: Option<f64>,
     /// The stable's value.
     pub stable: Option<f64>,
-    /// The effect size: the rate difference or the relative latency increase.
+    /// The effect size: the rate difference or the relative latency change (the estimate).
     pub effect: Option<f64>,
     /// The effect's interval at the per-metric confidence.
     pub interval: Option<Range>,
     /// The margin the effect is held to.
     pub margin: f64,
-    /// FAIL when the whole interval lies above the margin.
+    /// Which way a change is bad.
+    pub direction: Direction,
+    /// Whether its FAIL fails the gate without `strict`.
+    pub critical: bool,
+    /// PASS within the margin, FAIL wholly beyond it, else INCONCLUSIVE.
     pub outcome: Outcome,
+    /// Why, as data.
+    pub finding: Finding,
     /// Why, in a few words.
     pub reason: String,
+    /// For INCONCLUSIVE: about how many more connections (all versions) would decide
+    /// it if the estimate stayed; `None` when none would or too many.
+    pub more_samples: Option<u64>,
+}
+
+impl MetricComparison {
+    /// How the interval shrinks with more samples.
+    fn scale(&self) -> Scale {
+        if self.effect_kind == "ratio" {
+            Scale::Log
+        } else {
+            Scale::Linear
+        }
+    }
+
+    /// The growth of the sample count that would likely decide it (see [`margin::growth_to_decide`]).
+    pub fn growth_to_decide(&self) -> Option<f64> {
+        margin::growth_to_decide(
+            self.effect?,
+            self.interval?,
+            self.margin,
+            self.direction,
+            self.scale(),
+        )
+    }
 }
 
 /// The comparison of a canary with the stable.
@@ -160,14 +315,83 @@ pub struct Comparison {
     pub canary: String,
     /// The stable's name.
     pub stable: String,
+    /// How the intervals were made.
+    pub method: Method,
     /// Confidence of each metric's interval (Bonferroni over the metrics).
     pub per_metric_confidence: f64,
     /// Every compared metric: the error rate first, then latency.
     pub metrics: Vec<MetricComparison>,
     /// Failed samples no reply attributes to a version (they count in the error budget only).
     pub unattributed_errors: u64,
-    /// FAIL if any metric fails, else INCONCLUSIVE if any is, else PASS.
+    /// Whether non-critical metrics count too.
+    pub strict: bool,
+    /// The worst verdict among the metrics that count (critical ones, or all when strict).
     pub outcome: Outcome,
+}
+
+/// One version's data for the comparison.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Arm<'a> {
+    /// Samples it answered.
+    pub answered: u64,
+    /// Replies with its prefix but a wrong or truncated echo.
+    pub errors: u64,
+    /// Its connect latency.
+    pub connect_us: Option<&'a Histogram<u64>>,
+    /// Its reply latency.
+    pub reply_us: Option<&'a Histogram<u64>>,
+}
+
+impl<'a> Arm<'a> {
+    /// The samples its error rate is over.
+    pub fn trials(&self) -> u64 {
+        self.answered.saturating_add(self.errors)
+    }
+
+    /// Its latency of `kind`, when any was recorded.
+    pub fn latency(&self, kind: LatencyKind) -> Option<&'a Histogram<u64>> {
+        match kind {
+            LatencyKind::Connect => self.connect_us,
+            LatencyKind::Reply => self.reply_us,
+        }
+        .filter(|h| !h.is_empty())
+    }
+}
+
+/// The two versions compared, and the run's size.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Arms<'a> {
+    /// The canary.
+    pub canary: Arm<'a>,
+    /// The stable.
+    pub stable: Arm<'a>,
+    /// Every finished sample of the run (all versions, errors included): the unit of
+    /// "more connections".
+    pub attempted: u64,
+    /// Failed samples no reply attributes to a version.
+    pub unattributed_errors: u64,
+}
+
+impl<'a> Arms<'a> {
+    /// The arms `rule` names, read from `tally`.
+    pub fn of(tally: &'a Tally, rule: &CompareRule) -> Self {
+        let arm = |name: &str| {
+            let v = tally.versions().get(name);
+            Arm {
+                answered: v.map_or(0, |v| v.count),
+                errors: tally.version_errors().get(name).copied().unwrap_or(0),
+                connect_us: v.map(|v| &v.connect_us),
+                reply_us: v.map(|v| &v.reply_us),
+            }
+        };
+        let attributed_errors: u64 = tally.version_errors().values().sum();
+        Self {
+            canary: arm(&rule.canary),
+            stable: arm(&rule.stable),
+            attempted: tally.attempted(),
+            unattributed_errors: tally.errors().saturating_sub(attributed_errors),
+        }
+    }
 }
 
 /// Newcombe's hybrid score interval for `x1/n1 - x2/n2` at the two-sided `z`.
@@ -186,172 +410,185 @@ fn share(x: u64, n: u64) -> f64 {
     if n == 0 { 0.0 } else { x as f64 / n as f64 }
 }
 
-/// The value of rank `rank` (1-based) in `h`.
-fn value_at_rank(h: &Histogram<u64>, rank: u64) -> u64 {
-    let mut seen = 0;
-    for v in h.iter_recorded() {
-        seen += v.count_since_last_iteration();
-        if seen >= rank {
-            return h.highest_equivalent(v.value_iterated_to());
+/// The per-metric confidence for `metrics` metrics at the family-wide `confidence`.
+pub fn per_metric_confidence(confidence: f64, metrics: usize) -> f64 {
+    1.0 - (1.0 - confidence) / metrics.max(1) as f64
+}
+
+/// Order-statistic ranks by one method, each computed once per (count, quantile,
+/// error) within one judgement: an arm's connect and reply latency share their count.
+#[derive(Debug)]
+pub(crate) struct Ranker {
+    method: Method,
+    known: RefCell<Vec<(RankKey, OrderRanks)>>,
+}
+
+/// A sample count, a quantile's and an error's bits.
+type RankKey = (u64, u64, u64);
+
+impl Ranker {
+    /// A ranker for `method`.
+    pub(crate) fn new(method: Method) -> Self {
+        Self {
+            method,
+            known: RefCell::new(Vec::new()),
         }
     }
-    h.max()
-}
 
-/// The percentile `q` (fraction) of `h` with its distribution-free interval at the
-/// two-sided `z`: `(estimate, low, high)` in microseconds; `None` when empty.
-pub fn quantile_interval(h: &Histogram<u64>, q: f64, z: f64) -> Option<(f64, f64, f64)> {
-    let n = h.len();
-    if n == 0 {
-        return None;
-    }
-    let nf = n as f64;
-    let spread = z * (nf * q * (1.0 - q)).sqrt();
-    let clamp = |r: f64| (r.max(1.0).min(nf)) as u64;
-    let low = clamp((nf * q - spread).floor());
-    let high = clamp((nf * q + spread).ceil() + 1.0);
-    let at = |r| value_at_rank(h, r) as f64;
-    Some((h.value_at_quantile(q) as f64, at(low), at(high)))
-}
-
-/// The relative increase `canary / stable - 1` of percentile `q` with its interval at
-/// the two-sided `z` (each side's interval at the Bonferroni-corrected level).
-pub fn quantile_ratio(
-    canary: &Histogram<u64>,
-    stable: &Histogram<u64>,
-    q: f64,
-    confidence: f64,
-) -> Option<(f64, Range)> {
-    let z = z_for(1.0 - (1.0 - confidence) / 2.0);
-    let (c, c_low, c_high) = quantile_interval(canary, q, z)?;
-    let (s, s_low, s_high) = quantile_interval(stable, q, z)?;
-    // Histograms record at least 1 µs, so no division by zero.
-    let ratio = |a: f64, b: f64| a / b.max(1.0) - 1.0;
-    Some((
-        ratio(c, s),
-        Range {
-            low: ratio(c_low, s_high),
-            high: ratio(c_high, s_low),
-        },
-    ))
-}
-
-/// The rule on one metric's effect and interval.
-fn decide(effect: f64, interval: Range, margin: f64) -> (Outcome, &'static str) {
-    if interval.low > margin {
-        (Outcome::Fail, "worse than the margin allows")
-    } else if interval.low > 0.0 && effect > margin {
-        (
-            Outcome::Inconclusive,
-            "worse, and by more than the margin at a guess, but not surely",
-        )
-    } else {
-        (Outcome::Pass, "within the margin")
+    /// The ranks for the `q`-quantile of `n` samples, the interval at the error `alpha`.
+    pub(crate) fn ranks(&self, n: u64, q: f64, alpha: f64) -> OrderRanks {
+        let key = (n, q.to_bits(), alpha.to_bits());
+        if let Some((_, r)) = self.known.borrow().iter().find(|(k, _)| *k == key) {
+            return *r;
+        }
+        let r = match self.method {
+            // Two-sided at `alpha`: each end at half of it.
+            Method::Fixed => quantile::exact_ranks(n, q, alpha / 2.0),
+            Method::Sequential => quantile::sequence_ranks(n, q, alpha),
+        };
+        self.known.borrow_mut().push((key, r));
+        r
     }
 }
 
-/// Compares `rule.canary` with `rule.stable` in `tally` at the family-wide `confidence`.
-pub fn compare(tally: &Tally, rule: &CompareRule, confidence: f64) -> Comparison {
-    let metrics_count = 1 + LatencyKind::ALL.len() * rule.max_latency_increase.len();
-    let per_metric_confidence = 1.0 - (1.0 - confidence) / metrics_count as f64;
-    let versions = tally.versions();
-    let (canary, stable) = (versions.get(&rule.canary), versions.get(&rule.stable));
-    let errors_of = |name: &str| tally.version_errors().get(name).copied().unwrap_or(0);
-    let (ce, se) = (errors_of(&rule.canary), errors_of(&rule.stable));
-    let (cn, sn) = (
-        canary.map_or(0, |v| v.count) + ce,
-        stable.map_or(0, |v| v.count) + se,
-    );
-    let no_samples = |who: &str| format!("{who} has no samples");
-    let missing = if cn == 0 {
-        Some(no_samples(&rule.canary))
-    } else if sn == 0 {
-        Some(no_samples(&rule.stable))
-    } else {
-        None
-    };
-
-    let mut metrics = Vec::with_capacity(metrics_count);
-    let mut error_metric = MetricComparison {
-        metric: "error_rate".to_owned(),
-        effect_kind: "difference",
-        canary: (cn > 0).then(|| share(ce, cn)),
-        stable: (sn > 0).then(|| share(se, sn)),
-        effect: None,
-        interval: None,
-        margin: rule.max_error_increase,
-        outcome: Outcome::Inconclusive,
-        reason: missing.clone().unwrap_or_default(),
-    };
-    if missing.is_none() {
-        let interval = rate_difference(ce, cn, se, sn, z_for(per_metric_confidence));
-        let effect = share(ce, cn) - share(se, sn);
-        let (outcome, reason) = decide(effect, interval, rule.max_error_increase);
-        error_metric.effect = Some(effect);
-        error_metric.interval = Some(interval);
-        error_metric.outcome = outcome;
-        error_metric.reason = reason.to_owned();
-    }
-    metrics.push(error_metric);
-
-    for margin in &rule.max_latency_increase {
-        for kind in LatencyKind::ALL {
-            let pick = |v: &crate::tally::VersionTally| match kind {
-                LatencyKind::Connect => v.connect_us.clone(),
-                LatencyKind::Reply => v.reply_us.clone(),
-            };
-            let q = margin.percentile / 100.0;
-            let (c, s) = (canary.map(pick), stable.map(pick));
-            let value = |h: &Option<Histogram<u64>>| {
-                h.as_ref()
-                    .filter(|h| !h.is_empty())
-                    .map(|h| h.value_at_quantile(q) as f64)
-            };
-            let ratio = match (&c, &s) {
-                (Some(c), Some(s)) => quantile_ratio(c, s, q, per_metric_confidence),
-                _ => None,
-            };
-            let (effect, interval, outcome, reason) = match ratio {
-                Some((effect, interval)) => {
-                    let (outcome, reason) = decide(effect, interval, margin.max_increase);
-                    (Some(effect), Some(interval), outcome, reason.to_owned())
+/// The effect's interval of one metric at the metric's error `alpha`, by the ranker's
+/// method; `None` when a side has no samples.
+pub(crate) fn interval(
+    spec: &MetricSpec,
+    arms: &Arms,
+    alpha: f64,
+    ranker: &Ranker,
+) -> Option<Range> {
+    let (c, s) = (&arms.canary, &arms.stable);
+    match spec.measure {
+        Measure::ErrorRate => {
+            let (cn, sn) = (c.trials(), s.trials());
+            if cn == 0 || sn == 0 {
+                return None;
+            }
+            Some(match ranker.method {
+                Method::Fixed => rate_difference(c.errors, cn, s.errors, sn, z_for(1.0 - alpha)),
+                Method::Sequential => {
+                    compare_sequence::rate_difference(c.errors, cn, s.errors, sn, alpha)
                 }
-                None => (
-                    None,
-                    None,
-                    Outcome::Inconclusive,
-                    missing
-                        .clone()
-                        .unwrap_or_else(|| "no latency recorded".to_owned()),
-                ),
+            })
+        }
+        Measure::Latency { kind, quantile } => {
+            // Each arm at half the metric's error.
+            let arm = |h: &Histogram<u64>| {
+                quantile::interval(h, ranker.ranks(h.len(), quantile, alpha / 2.0))
             };
-            metrics.push(MetricComparison {
-                metric: format!("p{}_{}", margin.percentile, kind.as_str()),
-                effect_kind: "ratio",
-                canary: value(&c),
-                stable: value(&s),
-                effect,
-                interval,
-                margin: margin.max_increase,
-                outcome,
-                reason,
-            });
+            Some(quantile::ratio_interval(
+                arm(c.latency(kind)?)?,
+                arm(s.latency(kind)?)?,
+            ))
         }
     }
-    let attributed_errors: u64 = tally.version_errors().values().sum();
-    let outcome = metrics
+}
+
+/// The effect of one metric (the estimate) with its [`interval`]; `None` when a side
+/// has no samples.
+fn effect(spec: &MetricSpec, arms: &Arms, alpha: f64, ranker: &Ranker) -> Option<(f64, Range)> {
+    let (c, s) = (&arms.canary, &arms.stable);
+    let estimate = match spec.measure {
+        Measure::ErrorRate => share(c.errors, c.trials()) - share(s.errors, s.trials()),
+        Measure::Latency { kind, quantile } => {
+            let value = |h: &Histogram<u64>| h.value_at_quantile(quantile) as f64;
+            quantile::change(value(c.latency(kind)?), value(s.latency(kind)?))
+        }
+    };
+    Some((estimate, interval(spec, arms, alpha, ranker)?))
+}
+
+/// Judges one metric at its error `alpha` by the ranker's method.
+pub(crate) fn judge_metric(
+    spec: &MetricSpec,
+    arms: &Arms,
+    alpha: f64,
+    ranker: &Ranker,
+) -> MetricComparison {
+    let (canary, stable, effect_kind) = match spec.measure {
+        Measure::ErrorRate => {
+            let rate = |a: &Arm| (a.trials() > 0).then(|| share(a.errors, a.trials()));
+            (rate(&arms.canary), rate(&arms.stable), "difference")
+        }
+        Measure::Latency { kind, quantile } => {
+            let value = |a: &Arm| {
+                a.latency(kind)
+                    .map(|h| h.value_at_quantile(quantile) as f64)
+            };
+            (value(&arms.canary), value(&arms.stable), "ratio")
+        }
+    };
+    let judged = effect(spec, arms, alpha, ranker);
+    let finding = judged.map_or(Finding::NoSamples, |(e, i)| {
+        margin::judge(e, i, spec.margin, spec.direction)
+    });
+    let mut m = MetricComparison {
+        metric: spec.name.clone(),
+        effect_kind,
+        canary,
+        stable,
+        effect: judged.map(|(e, _)| e),
+        interval: judged.map(|(_, i)| i),
+        margin: spec.margin,
+        direction: spec.direction,
+        critical: spec.critical,
+        outcome: finding.outcome(),
+        finding,
+        reason: finding.words().to_owned(),
+        more_samples: None,
+    };
+    m.more_samples = m
+        .growth_to_decide()
+        .map(|g| (arms.attempted as f64 * (g - 1.0)).ceil())
+        .filter(|&more| more >= 1.0 && more <= planner::MAX_PLANNED_SAMPLES as f64)
+        .map(|more| more as u64);
+    if finding == Finding::NoSamples {
+        m.reason = if arms.canary.trials() == 0 {
+            "the canary has no samples"
+        } else if arms.stable.trials() == 0 {
+            "the stable has no samples"
+        } else {
+            "no latency recorded"
+        }
+        .to_owned();
+    }
+    m
+}
+
+/// Judges every metric of `rule` on `arms` at the family-wide `confidence` by `method`.
+pub fn compare_arms(
+    arms: &Arms,
+    rule: &CompareRule,
+    confidence: f64,
+    method: Method,
+) -> Comparison {
+    let specs = rule.metrics();
+    let per_metric_confidence = per_metric_confidence(confidence, specs.len());
+    let alpha = 1.0 - per_metric_confidence;
+    let ranker = Ranker::new(method);
+    let metrics: Vec<MetricComparison> = specs
         .iter()
-        .map(|m| m.outcome)
-        .max()
-        .unwrap_or(Outcome::Pass);
+        .map(|spec| judge_metric(spec, arms, alpha, &ranker))
+        .collect();
+    let outcome = margin::overall(metrics.iter().map(|m| (m.outcome, m.critical)), rule.strict);
     Comparison {
         canary: rule.canary.clone(),
         stable: rule.stable.clone(),
+        method,
         per_metric_confidence,
         metrics,
-        unattributed_errors: tally.errors().saturating_sub(attributed_errors),
+        unattributed_errors: arms.unattributed_errors,
+        strict: rule.strict,
         outcome,
     }
+}
+
+/// Compares `rule.canary` with `rule.stable` in `tally` at the family-wide
+/// `confidence`, with fixed-sample intervals (a run of a fixed count, or merged reports).
+pub fn compare(tally: &Tally, rule: &CompareRule, confidence: f64) -> Comparison {
+    compare_arms(&Arms::of(tally, rule), rule, confidence, Method::Fixed)
 }
 
 #[cfg(test)]
@@ -428,6 +665,7 @@ mod tests {
         let m = parse_latency_margins("p99=20%, p50=0.1").unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].percentile, m[0].max_increase), (99.0, 0.2));
+        assert_eq!(m[0].direction, Direction::Increase);
         assert!((m[1].max_increase - 0.1).abs() < 1e-12);
         assert!(parse_latency_margins("p99").is_err());
         assert!(parse_latency_margins("p99=-5%").is_err());
@@ -439,6 +677,49 @@ mod tests {
     }
 
     #[test]
+    fn the_rule_serialises_as_before_unless_directions_or_critical_metrics_are_set() {
+        let mut r = rule();
+        let plain = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            plain,
+            serde_json::json!({
+                "canary": "two", "stable": "one", "max_error_increase": 0.005,
+                "max_latency_increase": [{"percentile": 99.0, "max_increase": 0.2}]
+            })
+        );
+        r.critical = vec!["p99".to_owned()];
+        r.strict = true;
+        r.error_direction = Direction::Either;
+        r.max_latency_increase[0].direction = Direction::Decrease;
+        let back: CompareRule = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        let old: CompareRule = serde_json::from_value(plain).unwrap();
+        assert_eq!(old, rule());
+    }
+
+    #[test]
+    fn critical_names_match_metrics_or_percentiles() {
+        let mut r = rule();
+        assert!(r.metrics().iter().all(|m| m.critical));
+        r.critical = vec!["p99".to_owned()];
+        let critical: Vec<String> = r
+            .metrics()
+            .into_iter()
+            .filter(|m| m.critical)
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(critical, ["p99_connect", "p99_reply"]);
+        assert!(r.validate().is_ok());
+        r.critical = vec!["error_rate".to_owned(), "p99_reply".to_owned()];
+        assert!(r.validate().is_ok());
+        assert!(!r.is_critical("p99_connect"));
+        r.critical = vec!["p9".to_owned()];
+        assert!(r.validate().is_err());
+        r.critical = vec!["p50".to_owned()];
+        assert!(r.validate().unwrap_err().contains("p99_reply"));
+    }
+
+    #[test]
     fn newcombe_matches_the_published_example() {
         // Newcombe (1998), example (a): 56/70 against 48/80 gives 0.0524 .. 0.3339 at 95%.
         let r = rate_difference(56, 70, 48, 80, z_for(0.95));
@@ -447,7 +728,7 @@ mod tests {
     }
 
     #[test]
-    fn a_canary_2ms_slower_at_p99_fails_and_an_identical_one_passes() {
+    fn a_canary_2ms_slower_at_p99_fails_and_an_identical_one_is_not_failed() {
         let mut rng = StdRng::seed_from_u64(7);
         let slow = compare(&run(&mut rng, 2000, 1.0, 2000.0, 0.0, 0.0), &rule(), 0.99);
         assert_eq!(
@@ -456,11 +737,82 @@ mod tests {
             "{slow:?}"
         );
         assert_eq!(slow.outcome, Outcome::Fail);
+        // 2,000 each cannot prove a p99 within 20%: not proven, with how many more.
         let same = compare(&run(&mut rng, 2000, 1.0, 0.0, 0.0, 0.0), &rule(), 0.99);
-        assert_eq!(same.outcome, Outcome::Pass, "{same:?}");
+        assert_eq!(same.outcome, Outcome::Inconclusive, "{same:?}");
         let m = metric(&same, "p99_reply");
+        assert_eq!(m.finding, Finding::NotProvenWithin, "{m:?}");
         let i = m.interval.unwrap();
         assert!(i.low < m.effect.unwrap() && m.effect.unwrap() < i.high);
+        let more = m.more_samples.unwrap();
+        assert!((4_000..60_000).contains(&more), "{m:?}");
+        // Enough samples prove it.
+        let same = compare(&run(&mut rng, 20_000, 1.0, 0.0, 0.0, 0.0), &rule(), 0.99);
+        assert_eq!(same.outcome, Outcome::Pass, "{same:?}");
+    }
+
+    #[test]
+    fn the_issue_example_is_not_a_pass() {
+        // Stable about 2 ms, canary about 8 ms, 2,000 samples, p99 margin 50%: the
+        // canary is slower by far more than the margin, so it must not PASS.
+        let mut rng = StdRng::seed_from_u64(21);
+        let mut r = rule();
+        r.max_latency_increase = parse_latency_margins("p99=50%").unwrap();
+        let latency = LogNormal::new(2000f64.ln(), 0.6).unwrap();
+        let mut t = Tally::new(Windowing::ById { total: 2000 });
+        for id in 0..1000 {
+            record(
+                &mut t,
+                2 * id,
+                "one",
+                latency.sample(&mut rng) as u64 + 1,
+                false,
+            );
+            let slow = latency.sample(&mut rng) * 4.0;
+            record(&mut t, 2 * id + 1, "two", slow as u64 + 1, false);
+        }
+        let c = compare(&t, &r, 0.99);
+        let m = metric(&c, "p99_reply");
+        assert!(m.effect.unwrap() > 0.5, "{m:?}");
+        assert_ne!(m.outcome, Outcome::Pass, "{m:?}");
+        assert_ne!(c.outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn non_critical_failures_only_fail_when_strict() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let t = run(&mut rng, 3000, 1.0, 0.0, 0.001, 0.08);
+        let mut r = rule();
+        r.max_latency_increase = parse_latency_margins("p50=50%").unwrap();
+        let all = compare(&t, &r, 0.99);
+        assert_eq!(metric(&all, "error_rate").outcome, Outcome::Fail);
+        assert_eq!(all.outcome, Outcome::Fail);
+        r.critical = vec!["p50".to_owned()];
+        let lenient = compare(&t, &r, 0.99);
+        assert_eq!(metric(&lenient, "error_rate").outcome, Outcome::Fail);
+        assert!(!metric(&lenient, "error_rate").critical);
+        assert_eq!(lenient.outcome, Outcome::Pass, "{lenient:#?}");
+        r.strict = true;
+        assert_eq!(compare(&t, &r, 0.99).outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn a_faster_canary_fails_only_where_a_decrease_is_bad() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let t = run(&mut rng, 3000, 0.5, 0.0, 0.0, 0.0);
+        let mut r = rule();
+        r.max_latency_increase = parse_latency_margins("p50=20%").unwrap();
+        let up = compare(&t, &r, 0.99);
+        assert_eq!(metric(&up, "p50_reply").outcome, Outcome::Pass);
+        for direction in [Direction::Decrease, Direction::Either] {
+            r.max_latency_increase[0].direction = direction;
+            let c = compare(&t, &r, 0.99);
+            assert_eq!(
+                metric(&c, "p50_reply").outcome,
+                Outcome::Fail,
+                "{direction:?}"
+            );
+        }
     }
 
     #[test]
@@ -481,6 +833,7 @@ mod tests {
         let c = compare(&t, &rule(), 0.99);
         let e = metric(&c, "error_rate");
         assert_eq!(e.outcome, Outcome::Fail, "{e:?}");
+        assert_eq!(e.finding, Finding::Beyond);
         assert!(e.effect.unwrap() > 0.04);
         assert_eq!(c.unattributed_errors, 1);
     }
@@ -491,18 +844,21 @@ mod tests {
         record(&mut t, 0, "one", 100, false);
         let c = compare(&t, &rule(), 0.99);
         assert_eq!(c.outcome, Outcome::Inconclusive);
-        assert_eq!(c.metrics[0].reason, "two has no samples");
+        assert_eq!(c.metrics[0].finding, Finding::NoSamples);
+        assert_eq!(c.metrics[0].reason, "the canary has no samples");
+        assert_eq!(c.metrics[0].more_samples, None);
     }
 
     /// Calibration by seeded Monte Carlo: an identical canary, and canaries exactly at
     /// the margins, fail at most (1 - confidence) / 2 of the time (with slack for the
     /// simulation's own noise); a canary well past the margins fails nearly always.
+    /// (checker-core/tests/health_calibration.rs does this at length, sequential too.)
     #[test]
     fn the_comparison_is_calibrated_by_monte_carlo() {
         let mut rng = StdRng::seed_from_u64(2026);
         let trials = 100;
-        let fail_rate = |rng: &mut StdRng, n, slower, stable_e, canary_e| {
-            let mut fails = [0u32; 3];
+        let rates = |rng: &mut StdRng, n, slower, stable_e, canary_e| {
+            let (mut fails, mut passes) = ([0u32; 3], [0u32; 3]);
             for _ in 0..trials {
                 let c = compare(&run(rng, n, slower, 0.0, stable_e, canary_e), &rule(), 0.99);
                 for (i, m) in ["error_rate", "p99_connect", "p99_reply"]
@@ -510,23 +866,28 @@ mod tests {
                     .enumerate()
                 {
                     fails[i] += u32::from(metric(&c, m).outcome == Outcome::Fail);
+                    passes[i] += u32::from(metric(&c, m).outcome == Outcome::Pass);
                 }
             }
-            let rates = fails.map(|f| f64::from(f) / f64::from(trials));
+            let rate = |x: [u32; 3]| x.map(|f| f64::from(f) / f64::from(trials));
             eprintln!(
-                "n={n} slower={slower} errors {stable_e}->{canary_e}: FAIL rates (errors, p99 connect, p99 reply) {rates:?}"
+                "n={n} slower={slower} errors {stable_e}->{canary_e}: FAIL rates (errors, p99 connect, p99 reply) {:?}, PASS rates {:?}",
+                rate(fails),
+                rate(passes)
             );
-            rates
+            (rate(fails), rate(passes))
         };
         // Identical: nothing fails beyond the 0.5% one-sided level (plus noise).
-        let same = fail_rate(&mut rng, 1000, 1.0, 0.01, 0.01);
+        let (same, _) = rates(&mut rng, 1000, 1.0, 0.01, 0.01);
         assert!(same.iter().all(|&r| r <= 0.02), "identical: {same:?}");
-        // Exactly at the margins (p99 +20%, errors +0.5 points).
-        let edge = fail_rate(&mut rng, 1000, 1.2, 0.01, 0.015);
-        assert!(edge.iter().all(|&r| r <= 0.03), "at the margin: {edge:?}");
+        // Exactly at the margins (p99 +20%, errors +0.5 points): rarely FAILed, never
+        // PASSed beyond the other one-sided level.
+        let (fail, pass) = rates(&mut rng, 1000, 1.2, 0.01, 0.015);
+        assert!(fail.iter().all(|&r| r <= 0.03), "at the margin: {fail:?}");
+        assert!(pass.iter().all(|&r| r <= 0.03), "at the margin: {pass:?}");
         // Far beyond (latency tripled, errors +5 points): detected nearly always. (A p99
         // rests on the last 1% of the samples: the interval needs a few thousand.)
-        let far = fail_rate(&mut rng, 3000, 3.0, 0.01, 0.06);
+        let (far, _) = rates(&mut rng, 3000, 3.0, 0.01, 0.06);
         assert!(far.iter().all(|&r| r >= 0.95), "far beyond: {far:?}");
     }
 }

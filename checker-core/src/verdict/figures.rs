@@ -105,10 +105,21 @@ impl Metric {
     /// `value` in this metric's unit, for people: `1.25ms`, `0.10%`, `2500/s`.
     pub fn show(&self, value: f64) -> String {
         match self {
-            Metric::Latency { .. } => crate::report::text::duration_us(value.round() as u64),
+            Metric::Latency { .. } => duration_us(value.round() as u64),
             Metric::ErrorRate => format!("{:.2}%", value * 100.0),
             Metric::SamplesPerS => format!("{value:.0}/s"),
         }
+    }
+}
+
+/// A latency in microseconds, shortened: `85µs`, `1.25ms`, `2.10s`.
+pub fn duration_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
     }
 }
 
@@ -201,6 +212,13 @@ impl Figures<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latencies_are_shortened() {
+        assert_eq!(duration_us(85), "85µs");
+        assert_eq!(duration_us(1250), "1.25ms");
+        assert_eq!(duration_us(2_100_000), "2.10s");
+    }
 
     #[test]
     fn metrics_parse_and_print_back() {

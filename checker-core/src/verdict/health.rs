@@ -38,7 +38,8 @@ pub struct HealthVerdict {
     pub thresholds: Vec<ThresholdResult>,
     /// This run against the baseline.
     pub baseline: Option<BaselineVerdict>,
-    /// FAIL if any check fails, else INCONCLUSIVE if the comparison is, else PASS.
+    /// FAIL if any check fails (a comparison fails on its critical metrics, or on any
+    /// when strict), else INCONCLUSIVE if the comparison is, else PASS.
     pub outcome: Outcome,
 }
 
@@ -75,7 +76,14 @@ impl HealthVerdict {
         let mut out = Vec::new();
         let pct = |x: f64| format!("{:+.1}%", x * 100.0);
         if let Some(c) = &self.comparison {
-            for m in c.metrics.iter().filter(|m| m.outcome == Outcome::Fail) {
+            // Only failures that fail the gate: critical metrics, or all when strict.
+            let counted = |m: &&compare::MetricComparison| m.critical || c.strict;
+            for m in c
+                .metrics
+                .iter()
+                .filter(|m| m.outcome == Outcome::Fail)
+                .filter(counted)
+            {
                 let (effect, low, margin) = match (m.effect, m.interval) {
                     (Some(e), Some(i)) if m.effect_kind == "difference" => (
                         format!("{:+.2}pp", e * 100.0),

@@ -24,8 +24,9 @@
 
 use statrs::function::gamma::ln_gamma;
 
-use super::wilson::band;
-use super::{Interval, Outcome, Settings, SplitVerdict, judge as judge_fixed, planner};
+use super::split::{judge as judge_fixed, more_until};
+use super::wilson::{band, wilson};
+use super::{Interval, Outcome, Settings, SplitVerdict, planner};
 use crate::expect::Expectation;
 
 /// The method's name, as shown in reports.
@@ -53,8 +54,8 @@ const MEAN_MARGIN: f64 = 0.005;
 /// The smallest total of the mixing distribution's parameters.
 const MIN_CONCENTRATION: f64 = 1.0;
 
-/// Bisection steps for an interval end (2^-64 of the range: far below any shown digit).
-const BISECT_STEPS: u32 = 64;
+/// Newton steps for an interval end, at most (a few reach full precision).
+const NEWTON_STEPS: u32 = 100;
 
 /// One Beta(a, b) component of a mixing distribution, with its weight.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,9 +81,16 @@ impl Component {
         }
     }
 
-    /// `ln` of the component's marginal likelihood ratio numerator, `B(a + k, b + n - k) / B(a, b)`.
-    fn ln_marginal(&self, k: f64, n: f64) -> f64 {
-        self.weight.ln() + ln_beta(self.a + k, self.b + n - k) - ln_beta(self.a, self.b)
+    /// A component of weight `weight` with mean `mean` (kept off 0 and 1) and the
+    /// weight of `size` prior samples: Beta(mean size, (1 - mean) size).
+    pub fn with_size(weight: f64, mean: f64, size: f64) -> Self {
+        let mean = mean.clamp(MEAN_MARGIN, 1.0 - MEAN_MARGIN);
+        let size = size.max(MIN_CONCENTRATION);
+        Self {
+            weight,
+            a: mean * size,
+            b: (1.0 - mean) * size,
+        }
     }
 }
 
@@ -115,9 +123,39 @@ impl Prior {
         }
     }
 
-    /// `ln` of the mixture's marginal likelihood of `k` answers in `n` (log-sum-exp).
-    fn ln_marginal(&self, k: f64, n: f64) -> f64 {
-        let terms = self.components.map(|c| c.ln_marginal(k, n));
+    /// `ln` of the mixture's marginal likelihood of `k` answers in `n`.
+    pub(crate) fn ln_marginal(&self, k: f64, n: f64) -> f64 {
+        self.at(n).ln(k)
+    }
+
+    /// The mixture's marginal at `n` trials, ready for many counts.
+    pub(crate) fn at(&self, n: f64) -> Marginal {
+        Marginal {
+            n,
+            terms: self.components.map(|c| {
+                let constant = c.weight.ln() - ln_beta(c.a, c.b) - ln_gamma(c.a + c.b + n);
+                (c.a, c.b, constant)
+            }),
+        }
+    }
+}
+
+/// The mixture's marginal likelihood ratio numerator at a fixed number of trials `n`,
+/// `sum_j w_j B(a_j + k, b_j + n - k) / B(a_j, b_j)`, with everything that does not
+/// depend on the count `k` computed once (the rank search asks it for many counts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Marginal {
+    n: f64,
+    /// Per component: `a`, `b` and `ln w - ln B(a, b) - ln Gamma(a + b + n)`.
+    terms: [(f64, f64, f64); 3],
+}
+
+impl Marginal {
+    /// `ln` of the marginal at `k` successes (log-sum-exp over the components).
+    pub(crate) fn ln(&self, k: f64) -> f64 {
+        let terms = self
+            .terms
+            .map(|(a, b, constant)| constant + ln_gamma(a + k) + ln_gamma(b + self.n - k));
         let top = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         top + terms.iter().map(|t| (t - top).exp()).sum::<f64>().ln()
     }
@@ -129,16 +167,108 @@ fn ln_beta(a: f64, b: f64) -> f64 {
 
 /// `ln M_n(p)` for `count` answers out of `n` (infinite where `p` is impossible).
 pub fn log_martingale(count: u64, n: u64, p: f64, prior: Prior) -> f64 {
+    prior.ln_marginal(count as f64, n as f64) - log_likelihood(count, n, p)
+}
+
+/// `ln p^count (1 - p)^(n - count)` (minus infinity where `p` is impossible).
+fn log_likelihood(count: u64, n: u64, p: f64) -> f64 {
     let (k, n) = (count as f64, n as f64);
-    let mixture = prior.ln_marginal(k, n);
-    let likelihood = if p <= 0.0 {
+    if p <= 0.0 {
         if count > 0 { f64::NEG_INFINITY } else { 0.0 }
     } else if p >= 1.0 {
         if k < n { f64::NEG_INFINITY } else { 0.0 }
     } else {
         k * p.ln() + (n - k) * (1.0 - p).ln()
+    }
+}
+
+/// The confidence sequence `{p : M_n(p) < 1/alpha}` of a share with `count` answers
+/// out of `n`, closed at its ends (the whole 0..=1 without samples). The mixture's
+/// marginal does not depend on `p`, so it is computed once.
+pub(crate) fn share_interval(count: u64, n: u64, prior: Prior, alpha: f64) -> Interval {
+    share_interval_at(count, n, prior, (1.0 / alpha).ln())
+}
+
+fn share_interval_at(count: u64, n: u64, prior: Prior, threshold: f64) -> Interval {
+    if n == 0 {
+        return Interval {
+            low: 0.0,
+            high: 1.0,
+        };
+    }
+    // `p` is excluded where `ln L(p) <= ln m - threshold` (the mixture's marginal `m`
+    // does not depend on `p`): the ends are where the concave log-likelihood falls to
+    // that level.
+    let level = prior.ln_marginal(count as f64, n as f64) - threshold;
+    let (k, rest) = (count as f64, (n - count) as f64);
+    let gap = |p: f64| log_likelihood(count, n, p) - level;
+    let slope = |p: f64| k / p - rest / (1.0 - p);
+    let share = k / n as f64;
+    // Start near the ends: the Wilson interval at the z of the likelihood drop to the
+    // level (the normal approximation of the same set), a little wider.
+    let drop = (log_likelihood(count, n, share) - level).max(0.0);
+    let guess = wilson(k, n as f64, 1.05 * (2.0 * drop).sqrt());
+    let low = if gap(0.0) > 0.0 {
+        0.0
+    } else {
+        // Halve towards 0 until excluded, then Newton's method from there.
+        let mut p = if guess.low > 0.0 {
+            guess.low
+        } else {
+            share / 2.0
+        };
+        while gap(p) > 0.0 && p > f64::MIN_POSITIVE {
+            p /= 2.0;
+        }
+        // An end below the smallest double is 0.
+        if gap(p) > 0.0 {
+            0.0
+        } else {
+            newton_from_outside(p, gap, slope)
+        }
     };
-    mixture - likelihood
+    let high = if gap(1.0) > 0.0 {
+        1.0
+    } else {
+        let mut p = if guess.high < 1.0 {
+            guess.high
+        } else {
+            share + (1.0 - share) / 2.0
+        };
+        while gap(p) > 0.0 && p < 1.0 {
+            p = 0.5 * (p + 1.0);
+        }
+        if gap(p) > 0.0 {
+            1.0
+        } else {
+            newton_from_outside(p, gap, slope)
+        }
+    };
+    Interval { low, high }
+}
+
+/// Newton's method for a root of the concave `gap`, started at an excluded `p`
+/// (`gap(p) <= 0`): each tangent lies above the function, so the steps move towards
+/// the root without passing it and every iterate stays excluded; the result is the
+/// interval's end up to rounding, never inside it.
+fn newton_from_outside(mut p: f64, gap: impl Fn(f64) -> f64, slope: impl Fn(f64) -> f64) -> f64 {
+    for _ in 0..NEWTON_STEPS {
+        let mut step = -gap(p) / slope(p);
+        let mut next = p + step;
+        // At the root, rounding can put a full step a hair inside: back off.
+        for _ in 0..NEWTON_STEPS {
+            if !next.is_finite() || gap(next) <= 0.0 {
+                break;
+            }
+            step *= 0.5;
+            next = p + step;
+        }
+        if !next.is_finite() || gap(next) > 0.0 || (next - p).abs() <= f64::EPSILON * p.abs() {
+            break;
+        }
+        p = next;
+    }
+    p
 }
 
 /// One version's sequence at the per-version error `alpha`.
@@ -175,36 +305,7 @@ impl Sequence {
 
     /// The interval `{p : M_n(p) < 1/alpha}`, closed at its ends.
     fn interval(&self) -> Interval {
-        if self.n == 0 {
-            return Interval {
-                low: 0.0,
-                high: 1.0,
-            };
-        }
-        let share = self.share();
-        // Between an excluded `out` and an included `in_`, find the edge.
-        let edge = |mut out: f64, mut inside: f64| {
-            for _ in 0..BISECT_STEPS {
-                let mid = 0.5 * (out + inside);
-                if self.excludes(mid) {
-                    out = mid;
-                } else {
-                    inside = mid;
-                }
-            }
-            inside
-        };
-        let low = if self.excludes(0.0) {
-            edge(0.0, share)
-        } else {
-            0.0
-        };
-        let high = if self.excludes(1.0) {
-            edge(1.0, share)
-        } else {
-            1.0
-        };
-        Interval { low, high }
+        share_interval_at(self.count, self.n, self.prior, self.threshold)
     }
 
     /// The rule against `band`, without computing the interval's ends.
@@ -284,7 +385,7 @@ pub fn decide(expect: &Expectation, counts: &[(String, u64)], settings: &Setting
 }
 
 /// The full verdict on the counts so far, with each version's confidence-sequence
-/// interval in place of the Wilson interval (everything else as [`super::judge`]).
+/// interval in place of the Wilson interval (everything else as [`super::split::judge`]).
 pub fn judge(expect: &Expectation, counts: &[(String, u64)], settings: &Settings) -> SplitVerdict {
     let mut verdict = judge_fixed(expect, counts, settings);
     let total = verdict.total;
@@ -305,7 +406,7 @@ pub fn judge(expect: &Expectation, counts: &[(String, u64)], settings: &Settings
             Outcome::Inconclusive => {
                 let share = v.count as f64 / total as f64;
                 let band = v.band;
-                let more = super::more_until(total, |n| {
+                let more = more_until(total, |n| {
                     let count = (share * n as f64).round() as u64;
                     Sequence::new(count, n, prior, alpha).classify(band) != Outcome::Inconclusive
                 });
@@ -391,7 +492,7 @@ mod tests {
 
     #[test]
     fn the_interval_is_wider_than_wilson_and_shrinks_with_n() {
-        let fixed = super::super::judge(
+        let fixed = super::super::split::judge(
             &"one=80,two=20".parse().unwrap(),
             &counts(&[("one", 800), ("two", 200)]),
             &Settings::default(),
@@ -403,6 +504,40 @@ mod tests {
         let (_, more) = both("one=80,two=20", &[("one", 8000), ("two", 2000)]);
         let m = more.versions[0].interval;
         assert!(m.high - m.low < s.high - s.low);
+    }
+
+    #[test]
+    fn interval_ends_are_the_sequence_edges_found_from_outside() {
+        let prior = Prior::for_share(0.3, 0.05);
+        let alpha: f64 = 0.005;
+        let threshold = (1.0 / alpha).ln();
+        for (k, n) in [
+            (0u64, 10u64),
+            (3, 10),
+            (10, 10),
+            (1, 5000),
+            (300, 1000),
+            (29_990, 100_000),
+        ] {
+            let i = share_interval(k, n, prior, alpha);
+            let m = |p: f64| log_martingale(k, n, p, prior);
+            for (end, inward) in [(i.low, 1.0), (i.high, -1.0)] {
+                if end == 0.0 || end == 1.0 {
+                    continue;
+                }
+                // The end is excluded (or on the edge), a hair inside is not.
+                assert!(m(end) >= threshold - 1e-9, "{k}/{n}: {i:?}");
+                let hair = end + inward * 1e-9 * end.max(1e-6);
+                assert!(
+                    m(hair) < threshold,
+                    "{k}/{n}: {i:?} {} {} {hair}",
+                    m(end) - threshold,
+                    m(hair) - threshold
+                );
+            }
+            let share = k as f64 / n as f64;
+            assert!(i.low <= share && share <= i.high);
+        }
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! What a verification needs, its defaults and its validation, and why one cannot run.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::exit;
@@ -43,16 +42,12 @@ pub struct VerifyConfig {
     pub connect_timeout: Duration,
     /// Longest wait for the reply after sending the probe.
     pub reply_timeout: Duration,
-    /// Write one JSON line per sample to this file.
-    pub samples_out: Option<PathBuf>,
-    /// Show a progress bar (only drawn on a terminal, and only after the first second).
-    pub progress: bool,
     /// Close every sample's connection with a reset (the rehearsal's loopback runs; see
     /// [`crate::sampler::SamplerConfig::reset_on_close`]); false for real targets.
     pub reset_on_close: bool,
     /// Sequential sampling: look after every batch and stop when decided (`checker
     /// verify`'s default without `--samples` or `--duration`); `None` = the fixed plan.
-    pub sequential: Option<super::SequentialConfig>,
+    pub sequential: Option<super::looks::SequentialConfig>,
     /// `--settle`: sample short windows first, up to this long, until the split is
     /// consistent with the expectation (or stopped moving); `None` = start counting at once.
     pub settle: Option<Duration>,
@@ -74,8 +69,6 @@ impl VerifyConfig {
             max_error_rate: DEFAULT_MAX_ERROR_RATE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
-            samples_out: None,
-            progress: false,
             reset_on_close: false,
             sequential: None,
             settle: None,
@@ -150,14 +143,9 @@ pub enum VerifyError {
     /// The target is malformed or cannot be resolved.
     #[error(transparent)]
     Target(#[from] TargetError),
-    /// The samples file cannot be created or written.
-    #[error("cannot write the samples file {path}: {source}")]
-    SamplesOut {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The run's observer failed (e.g. the samples file cannot be written); sampling stopped.
+    #[error("{0}")]
+    Observer(crate::observer::ObserverError),
     /// The sampler task died unexpectedly.
     #[error("the sampler stopped unexpectedly: {0}")]
     Sampler(String),

@@ -1,17 +1,21 @@
-//! `verify` as a library call: resolve the target, plan, sample, tally, judge.
+//! `verify` as a library call: resolve the target, plan, sample, tally, judge once.
 //!
 //! The CLI and the rehearsal both call [`verify`] (or [`prepare`] then [`Prepared::run`]
-//! to show the plan before sampling starts). Nothing here prints except the optional
-//! progress bar on a terminal. [`config`] holds what a run needs and its validation,
-//! [`run`] the run itself; the report it returns is modelled in [`crate::report::model`].
+//! to show the plan before sampling starts). Nothing here prints or writes files: an
+//! optional [`crate::observer::RunObserver`] follows the sampling. [`config`] holds what a run needs and its validation,
+//! [`run`] the run itself, [`verification`] the plain-data result it returns.
 
 pub mod config;
+pub mod looks;
 pub mod run;
-pub mod sequential;
 pub mod settle;
+pub mod verification;
 
-pub use crate::report::model::*;
 pub use config::*;
+pub use looks::{SequentialConfig, SequentialSummary};
 pub use run::*;
-pub use sequential::{Mode, SequentialConfig, SequentialSummary};
 pub use settle::{SettleEnd, SettleSummary};
+pub use verification::{
+    ExpectedInput, Inputs, LatencySummary, RecordedRun, ScheduleSummary, Times, Verification,
+    VersionLatency,
+};

@@ -1,5 +1,5 @@
 //! The run: resolve the target, plan, sample into a tally, read this machine's
-//! limits, and build the report.
+//! limits, and judge the tally once into a [`Verification`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,31 +10,30 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{VerifyConfig, VerifyError};
-use super::sequential::{Mode, Monitor};
+use super::looks::Monitor;
 use super::settle;
+use super::verification::{Times, Verification};
 use crate::expect::Expectation;
-use crate::report::model::{Times, VerifyReport};
-use crate::report::progress::Progress;
-use crate::report::samples::SamplesWriter;
+use crate::observer::{ObserverError, RunObserver, Unobserved};
 use crate::sampler::{self, Sample, SamplerConfig, Sink, StopReason, Timeouts};
 use crate::sync::lock;
 use crate::tally::{Tally, Windowing};
 use crate::target::{self};
 use crate::verdict::local::LocalReadings;
-use crate::verdict::sequential::{self, DEFAULT_BATCH};
+use crate::verdict::sequential::DEFAULT_BATCH;
 use crate::verdict::{self, Plan};
 
-/// How often the progress bar is refreshed.
+/// How often the observer hears of the progress.
 const PROGRESS_TICK: Duration = Duration::from_millis(200);
 
-/// The sink of a run: records every sample into the tally and the samples file,
-/// on the sampling task itself (a short critical section, no task wake-up).
+/// The sink of a run: records every sample into the tally and tells the observer, on
+/// the sampling task itself (a short critical section, no task wake-up).
 struct Collector {
     tally: Mutex<Tally>,
-    has_out: bool,
-    samples_out: Mutex<Option<SamplesWriter>>,
-    write_error: Mutex<Option<std::io::Error>>,
-    /// Cancelled when the samples file fails, to stop every sampling task.
+    observer: Arc<dyn RunObserver>,
+    /// The observer's first error (e.g. the samples file cannot be written).
+    observer_error: Mutex<Option<ObserverError>>,
+    /// Cancelled when the observer fails, to stop every sampling task.
     sampling: CancellationToken,
     done: AtomicU64,
     errors: AtomicU64,
@@ -71,11 +70,8 @@ impl Sink for Collector {
         if sample.result.is_err() {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
-        if self.has_out
-            && let Some(out) = lock(&self.samples_out).as_mut()
-            && let Err(e) = out.write(&sample)
-        {
-            lock(&self.write_error).get_or_insert(e);
+        if let Err(e) = self.observer.sample(&sample) {
+            lock(&self.observer_error).get_or_insert(e);
             self.sampling.cancel();
             return false;
         }
@@ -126,8 +122,8 @@ pub fn read_local() -> LocalReadings {
     }
 }
 
-/// The counts shown by the progress bar: every expected version in order (zero until
-/// it answers), then the unexpected ones that answered.
+/// The running counts for the observer: every expected version in order (zero until it
+/// answers), then the unexpected ones that answered.
 fn progress_counts(expect: &Expectation, answered: Vec<(String, u64)>) -> Vec<(String, u64)> {
     let mut counts: Vec<(String, u64)> = expect
         .versions()
@@ -159,29 +155,17 @@ pub struct Prepared {
     config: VerifyConfig,
     addrs: Vec<SocketAddr>,
     plan: Option<Plan>,
-    samples_out: Option<SamplesWriter>,
     /// Sequential mode: the cap on samples.
     max_samples: Option<u64>,
 }
 
-/// Resolves the target, plans the count when none is given and opens the samples file.
+/// Resolves the target and plans the count when none is given.
 pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
     config.validate()?;
     let addrs = target::resolve(&config.target).await?;
     let plan = match config.samples {
         None => Some(verdict::plan(&config.expect, &config.settings)),
         Some(_) => None,
-    };
-    let samples_out = match &config.samples_out {
-        Some(path) => {
-            Some(
-                SamplesWriter::create(path).map_err(|source| VerifyError::SamplesOut {
-                    path: path.clone(),
-                    source,
-                })?,
-            )
-        }
-        None => None,
     };
     let max_samples = config.sequential.map(|s| {
         s.max_samples.unwrap_or_else(|| {
@@ -193,17 +177,25 @@ pub async fn prepare(config: &VerifyConfig) -> Result<Prepared, VerifyError> {
         config: config.clone(),
         addrs,
         plan,
-        samples_out,
         max_samples,
     })
 }
 
-/// Runs a whole verification; `stop` ends sampling early and the report covers what was taken.
+/// Runs a whole verification; `stop` ends sampling early and the result covers what was taken.
 pub async fn verify(
     config: &VerifyConfig,
     stop: CancellationToken,
-) -> Result<VerifyReport, VerifyError> {
+) -> Result<Verification, VerifyError> {
     prepare(config).await?.run(stop).await
+}
+
+/// [`verify`] with `observer` following the sampling (a samples file, a progress bar).
+pub async fn verify_observed(
+    config: &VerifyConfig,
+    stop: CancellationToken,
+    observer: Arc<dyn RunObserver>,
+) -> Result<Verification, VerifyError> {
+    prepare(config).await?.run_observed(stop, observer).await
 }
 
 impl Prepared {
@@ -230,7 +222,16 @@ impl Prepared {
     }
 
     /// Samples until the count, the duration or `stop`, then judges what was collected.
-    pub async fn run(mut self, stop: CancellationToken) -> Result<VerifyReport, VerifyError> {
+    pub async fn run(self, stop: CancellationToken) -> Result<Verification, VerifyError> {
+        self.run_observed(stop, Arc::new(Unobserved)).await
+    }
+
+    /// [`Prepared::run`], telling `observer` about the sampling as it goes.
+    pub async fn run_observed(
+        self,
+        stop: CancellationToken,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<Verification, VerifyError> {
         let settled = match self.config.settle {
             Some(timeout) => Some(settle::settle(&self.config, &self.addrs, timeout, &stop).await),
             None => None,
@@ -263,9 +264,8 @@ impl Prepared {
         let sampling = stop.child_token();
         let collector = Arc::new(Collector {
             tally: Mutex::new(Tally::new(windowing)),
-            has_out: self.samples_out.is_some(),
-            samples_out: Mutex::new(self.samples_out.take()),
-            write_error: Mutex::new(None),
+            observer: Arc::clone(&observer),
+            observer_error: Mutex::new(None),
             sampling: sampling.clone(),
             done: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -279,7 +279,7 @@ impl Prepared {
             sampling.clone(),
             Arc::clone(&collector),
         ));
-        let progress = Progress::new(self.config.progress, count, self.config.duration);
+        observer.started(count, self.config.duration);
         let mut tick = tokio::time::interval(PROGRESS_TICK);
         let mut readings = read_local();
         let finished = loop {
@@ -287,10 +287,10 @@ impl Prepared {
                 finished = &mut sampler => break finished,
                 _ = tick.tick() => {
                     readings = peak(readings, read_local());
-                    if progress.is_drawn() {
+                    if observer.wants_progress() {
                         let answered = lock(&collector.tally).counts();
                         let counts = progress_counts(&self.config.expect, answered);
-                        progress.update(
+                        observer.progress(
                             collector.done.load(Ordering::Relaxed),
                             collector.errors.load(Ordering::Relaxed),
                             &counts,
@@ -301,19 +301,10 @@ impl Prepared {
         };
         let readings = peak(readings, read_local());
         let mut stop_reason = finished.map_err(|e| VerifyError::Sampler(e.to_string()))?;
-        progress.finish();
+        let finished = observer.finished();
         let tally = std::mem::replace(&mut *lock(&collector.tally), Tally::new(windowing));
-        let mut write_error = lock(&collector.write_error).take();
-        if let Some(out) = lock(&collector.samples_out).take()
-            && let Err(e) = out.finish()
-        {
-            write_error.get_or_insert(e);
-        }
-        if let (Some(source), Some(path)) = (write_error, &self.config.samples_out) {
-            return Err(VerifyError::SamplesOut {
-                path: path.clone(),
-                source,
-            });
+        if let Some(e) = lock(&collector.observer_error).take().or(finished.err()) {
+            return Err(VerifyError::Observer(e));
         }
         let elapsed = start.elapsed();
         let finished_at = SystemTime::now();
@@ -324,7 +315,7 @@ impl Prepared {
         if decided && !stop.is_cancelled() {
             stop_reason = StopReason::Decided;
         }
-        let mut report = VerifyReport::build(
+        let mut verification = Verification::build(
             &self.config,
             &self.addrs,
             self.plan,
@@ -337,17 +328,12 @@ impl Prepared {
                 elapsed_s: elapsed.as_secs_f64(),
             },
         );
-        if let Some(monitor) = &collector.sequential {
-            report.split = sequential::judge(
-                &self.config.expect,
-                &report.tally.counts(),
-                &self.config.settings,
-            );
-            report.mode = Mode::Sequential;
-            report.sequential = Some(monitor.summary(report.split.total));
-        }
-        report.settle = settled;
-        Ok(report)
+        verification.sequential = collector
+            .sequential
+            .as_ref()
+            .map(|monitor| monitor.summary(verification.judgement.split.total));
+        verification.settle = settled;
+        Ok(verification)
     }
 }
 

@@ -48,7 +48,7 @@ pub struct KustomizeArgs {
     /// How long `kubectl kustomize` may take to render one kustomize directory; then it,
     /// and what it started (git for a remote base), is stopped and the run fails.
     #[arg(long, env = "CHECKER_KUSTOMIZE_TIMEOUT", value_name = "D", default_value = KUSTOMIZE_TIMEOUT,
-        value_parser = super::parse_positive_duration, allow_negative_numbers = true)]
+        value_parser = super::args::parse_positive_duration, allow_negative_numbers = true)]
     pub kustomize_timeout: Duration,
 }
 
@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn the_kustomize_timeout_defaults_to_the_librarys() {
         assert_eq!(
-            super::super::parse_positive_duration(KUSTOMIZE_TIMEOUT),
+            super::super::args::parse_positive_duration(KUSTOMIZE_TIMEOUT),
             Ok(kustomize::DEFAULT_TIMEOUT)
         );
     }

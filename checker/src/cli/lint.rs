@@ -1,15 +1,15 @@
 //! `checker lint`: the routing mistakes of a TCP canary found in its manifests.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use checker_core::exit;
 use checker_core::expect::Expectation;
-use checker_core::report::lint::LintReport;
 use manifests::lint::LintOptions;
 use manifests::{self, lint};
+use report::lint::LintReport;
 
-use super::command::emit;
 use super::expect_from::{DeriveArgs, KustomizeArgs, render_hint};
+use super::output::{self, OutputMode, Shown, fail};
 
 /// The help text after the flags: the codes and the exit codes.
 pub fn help() -> String {
@@ -32,15 +32,6 @@ pub fn help() -> String {
     )
 }
 
-/// Report format on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LintOutput {
-    /// One line per finding and a summary line.
-    Text,
-    /// The JSON document (checker/schema/lint.schema.json).
-    Json,
-}
-
 /// Flags of `checker lint`.
 #[derive(Debug, Clone, Args)]
 pub struct LintArgs {
@@ -49,8 +40,8 @@ pub struct LintArgs {
     #[arg(value_name = "SOURCE", required = true)]
     pub sources: Vec<String>,
     /// Report format on stdout.
-    #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = LintOutput::Text)]
-    pub output: LintOutput,
+    #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
+    pub output: OutputMode,
     /// The split the manifests must route, e.g. one=90,two=10 (as verify --expect reads
     /// it): another split, or none, is a finding (TC127, TC118).
     #[arg(long, env = "CHECKER_EXPECT", value_name = "NAME=WEIGHT,...")]
@@ -100,20 +91,20 @@ pub fn run(args: &LintArgs) -> i32 {
     let set = match manifests::read_rendering(&args.sources, &args.kustomize.kustomize()) {
         Ok(set) => set,
         Err(e) => {
-            eprintln!(
-                "checker: cannot read the manifests: {}{}",
+            let why = format!(
+                "cannot read the manifests: {}{}",
                 protocol::escape(e.to_string()),
                 render_hint(&e)
             );
-            return exit::USAGE;
+            return fail(&why, exit::USAGE);
         }
     };
     if set.resources.is_empty() {
-        eprintln!(
-            "checker: nothing to lint: {}",
+        let why = format!(
+            "nothing to lint: {}",
             protocol::escape(nothing_read(args, &set))
         );
-        return exit::USAGE;
+        return fail(&why, exit::USAGE);
     }
     let options = LintOptions {
         derive: args.derive.options(),
@@ -125,12 +116,7 @@ pub fn run(args: &LintArgs) -> i32 {
         }),
     };
     let report = LintReport::of(&args.sources, &set, &options);
-    match args.output {
-        LintOutput::Text => emit(&report.text()),
-        LintOutput::Json => {
-            emit(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"))
-        }
-    }
+    output::print(args.output, &Shown::Lint(&report));
     if report.findings.is_empty() {
         exit::PASS
     } else {

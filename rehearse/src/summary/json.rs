@@ -45,8 +45,7 @@ mod tests {
     #[test]
     fn the_shared_schema_parts_are_the_verify_schemas() {
         let rehearsal: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
-        let report: serde_json::Value =
-            serde_json::from_str(checker_core::report::json::SCHEMA).unwrap();
+        let report: serde_json::Value = serde_json::from_str(report::json::SCHEMA).unwrap();
         let defs = &rehearsal["$defs"];
         for name in ["fraction", "outcome", "interval", "latency"] {
             assert_eq!(defs[name], report["$defs"][name], "{name}");

@@ -2,9 +2,9 @@
 //! code. Showing it is apart: [`text`] renders the per-step header and notes and the
 //! final summary table, [`json`] the JSON document of `checker rehearse --output json`
 //! (the walk with its `schema_version`, described by `rehearse/schema/
-//! rehearsal.schema.json`). Each step's `verify` is the verification's report model
-//! ([`VerifyReport`]), whose parts also make up the `checker verify` document
-//! (`checker_core::report::json`).
+//! rehearsal.schema.json`). Each step's `verify` is the verification as plain data
+//! ([`Verification`]), whose parts also make up the `checker verify` document
+//! (`report::json`).
 //!
 //! Exit code of a walk: 0 when every step passed; otherwise the worst step's code,
 //! worst first: FAIL 1 (the split is wrong) > ERRORS 4 (error budget exceeded, or a
@@ -22,7 +22,7 @@ use super::steps::file::ManifestStep;
 use checker_core::exit;
 use checker_core::hold::HeldSummary;
 use checker_core::verdict::{Drift, Outcome};
-use checker_core::verify::VerifyReport;
+use checker_core::verify::Verification;
 
 /// Exit code of an interrupted rehearsal (128 + SIGINT).
 pub const INTERRUPTED: i32 = 130;
@@ -79,7 +79,7 @@ pub struct StepReport {
     /// The expected split, e.g. `one=80,two=20`.
     pub expect: String,
     /// The verification after the step (absent when it could not run).
-    pub verify: Option<VerifyReport>,
+    pub verify: Option<Verification>,
     /// Why the verification could not run.
     pub verify_error: Option<String>,
     /// Whether the split moved during sampling (windowed counts, chi-square + tolerance).
@@ -169,7 +169,7 @@ impl StepReport {
         self.off = self
             .verify
             .iter()
-            .flat_map(|r| &r.split.versions)
+            .flat_map(|r| &r.judgement.split.versions)
             .filter(|v| v.outcome == Outcome::Fail)
             .map(|v| {
                 format!(

@@ -9,6 +9,7 @@ use crate::fleet::DrainTotals;
 use crate::setting::{Names, Setting};
 use checker_core::hold::HeldSummary;
 use checker_core::verdict::Outcome;
+use report::reason::reason;
 
 /// The word shown for an outcome in tables and result lines.
 pub fn word(outcome: StepOutcome) -> &'static str {
@@ -175,10 +176,10 @@ pub fn step_causes(step: &StepReport, grace_s: f64, names: Names) -> Vec<String>
             step.verify_error.as_deref().unwrap_or("no reason given")
         )),
         Some(r) => {
-            if r.errors.outcome == Outcome::Fail {
-                causes.push(r.reason().replacen("FAIL on errors", "FAIL (errors)", 1));
-            } else if r.split.outcome == Outcome::Inconclusive {
-                causes.push(r.reason());
+            if r.judgement.errors.outcome == Outcome::Fail {
+                causes.push(reason(r).replacen("FAIL on errors", "FAIL (errors)", 1));
+            } else if r.judgement.split.outcome == Outcome::Inconclusive {
+                causes.push(reason(r));
             }
         }
     }
@@ -235,12 +236,13 @@ pub fn render_summary(walk: &WalkReport, names: Names) -> String {
         let (samples, observed, errors) = match &s.verify {
             Some(r) => {
                 let obs: Vec<String> = r
+                    .judgement
                     .split
                     .versions
                     .iter()
                     .map(|v| format!("{}={:.1}", v.name, v.share * 100.0))
                     .collect();
-                let mut errors = r.errors.total.to_string();
+                let mut errors = r.judgement.errors.total.to_string();
                 if let Some(c) = r.main_error() {
                     let _ = write!(errors, " ({})", c.as_str());
                 }
@@ -276,7 +278,7 @@ pub fn render_summary(walk: &WalkReport, names: Names) -> String {
         walk.gateway_addr,
         walk.elapsed_s
     );
-    out.push_str(&checker_core::report::text::table(&rows));
+    out.push_str(&report::table::table(&rows));
     let held_kept: u64 = walk.steps.iter().map(|s| s.held.kept).sum();
     let held_lost: u64 = walk.steps.iter().map(|s| s.held.lost + s.drains.cut).sum();
     let held_cut: u64 = walk.steps.iter().map(|s| s.held.cut).sum();

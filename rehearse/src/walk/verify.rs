@@ -1,8 +1,11 @@
 //! A step's verification through the ingress, with the faults asked for injected
 //! while it samples.
 
+use std::sync::Arc;
+
 use checker_core::verdict;
 use checker_core::verify::{self, VerifyConfig};
+use report::samples::SamplesFile;
 use tokio_util::sync::CancellationToken;
 
 use super::config::WalkConfig;
@@ -13,7 +16,7 @@ use crate::steps::Step;
 
 /// A step's verification, or why it could not run, and its drift.
 pub(super) type Verified = (
-    Result<checker_core::verify::VerifyReport, verify::VerifyError>,
+    Result<checker_core::verify::Verification, verify::VerifyError>,
     Option<verdict::Drift>,
 );
 
@@ -34,7 +37,7 @@ pub(super) async fn verify_step(
     // Thousands of short loopback connections per step: close each with a reset so the
     // rehearsal leaves no TIME_WAIT (and conntrack) entries behind.
     vc.reset_on_close = true;
-    vc.samples_out = config
+    let samples_out = config
         .samples_dir
         .as_ref()
         .map(|d| d.join(format!("step-{}.jsonl", step.number)));
@@ -44,13 +47,19 @@ pub(super) async fn verify_step(
     let base = stage.ingress.accepted().await?;
     let done = CancellationToken::new();
     let run = async {
-        let r = verify::verify(&vc, stop.child_token()).await;
+        let r = match samples_out.as_deref().map(SamplesFile::create) {
+            None => verify::verify(&vc, stop.child_token()).await,
+            Some(Ok(file)) => {
+                verify::verify_observed(&vc, stop.child_token(), Arc::new(file)).await
+            }
+            Some(Err(e)) => Err(verify::VerifyError::Observer(Box::new(e))),
+        };
         done.cancel();
         r
     };
     let faults = inject_faults(config, step, stage, base, total, &done, events);
     let (verified, faulted) = tokio::join!(run, faults);
     faulted?;
-    let drift = verified.as_ref().ok().map(|r| r.drift.clone());
+    let drift = verified.as_ref().ok().map(|r| r.judgement.drift.clone());
     Ok((verified, drift))
 }

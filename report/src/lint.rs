@@ -1,4 +1,4 @@
-//! The `checker lint --output json` document and its text: the findings of
+//! The `checker lint --output json` document and its text ([`render`]): the findings of
 //! [`manifests::lint`] with the split [`manifests::derive`] reads from the same set.
 
 use std::collections::BTreeMap;
@@ -8,11 +8,11 @@ use serde::Serialize;
 use manifests::lint::{Finding, LintOptions, lint};
 use manifests::{Derivation, DeriveError, ManifestSet};
 
-/// The version of the lint document's layout (checker/schema/lint.schema.json).
+/// The version of the lint document's layout (report/schema/lint.schema.json).
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema the lint document follows, as kept in the repository.
-pub const SCHEMA: &str = include_str!("../../../checker/schema/lint.schema.json");
+pub const SCHEMA: &str = include_str!("../schema/lint.schema.json");
 
 /// The `checker lint --output json` document.
 #[derive(Debug, Clone, Serialize)]
@@ -20,7 +20,7 @@ pub struct LintReport {
     /// Layout version, [`SCHEMA_VERSION`].
     pub schema_version: u32,
     /// The program that wrote it.
-    pub tool: crate::report::json::Tool,
+    pub tool: crate::json::Tool,
     /// The sources read, as given.
     pub sources: Vec<String>,
     /// `clean` or `findings`.
@@ -49,7 +49,7 @@ impl LintReport {
         };
         Self {
             schema_version: SCHEMA_VERSION,
-            tool: crate::report::json::Tool {
+            tool: crate::json::Tool {
                 name: "checker",
                 version: env!("CARGO_PKG_VERSION"),
             },
@@ -66,55 +66,55 @@ impl LintReport {
             split_error,
         }
     }
+}
 
-    /// The findings for the terminal, one line each, then a summary line. What came from
-    /// the manifests (names, fields, files, messages quoting them) is escaped.
-    pub fn text(&self) -> String {
-        use protocol::escape;
-        let mut out = String::new();
-        for f in &self.findings {
-            let istio = f
-                .istio_code
-                .map(|c| format!(", istioctl {c}"))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "{} {}: {} ({}{istio}): {} [{}]\n",
-                escape(&f.resource),
-                escape(&f.field),
-                f.code,
-                f.name,
-                escape(&f.message),
-                escape(&f.origin)
-            ));
-        }
-        match (&self.split, &self.split_error) {
-            (Some(d), _) => out.push_str(&format!(
-                "split: {} ({})\n",
-                escape(d.expect_text()),
-                escape(&d.route)
-            )),
-            (None, Some(e)) => out.push_str(&format!("split: none: {}\n", escape(e.to_string()))),
-            (None, None) => {}
-        }
-        let skipped: usize = self.skipped_kinds.values().sum();
-        let skipped = if skipped == 0 {
-            String::new()
-        } else {
-            format!(", {skipped} of other kinds skipped")
-        };
-        if self.findings.is_empty() {
-            out.push_str(&format!(
-                "clean: {} resources, no findings{skipped}\n",
-                self.resources
-            ));
-        } else {
-            let n = self.findings.len();
-            let noun = if n == 1 { "finding" } else { "findings" };
-            out.push_str(&format!(
-                "{n} {noun} in {} resources{skipped}\n",
-                self.resources
-            ));
-        }
-        out
+/// The findings for the terminal, one line each, then a summary line. What came from
+/// the manifests (names, fields, files, messages quoting them) is escaped.
+pub fn render(report: &LintReport) -> String {
+    use protocol::escape;
+    let mut out = String::new();
+    for f in &report.findings {
+        let istio = f
+            .istio_code
+            .map(|c| format!(", istioctl {c}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{} {}: {} ({}{istio}): {} [{}]\n",
+            escape(&f.resource),
+            escape(&f.field),
+            f.code,
+            f.name,
+            escape(&f.message),
+            escape(&f.origin)
+        ));
     }
+    match (&report.split, &report.split_error) {
+        (Some(d), _) => out.push_str(&format!(
+            "split: {} ({})\n",
+            escape(d.expect_text()),
+            escape(&d.route)
+        )),
+        (None, Some(e)) => out.push_str(&format!("split: none: {}\n", escape(e.to_string()))),
+        (None, None) => {}
+    }
+    let skipped: usize = report.skipped_kinds.values().sum();
+    let skipped = if skipped == 0 {
+        String::new()
+    } else {
+        format!(", {skipped} of other kinds skipped")
+    };
+    if report.findings.is_empty() {
+        out.push_str(&format!(
+            "clean: {} resources, no findings{skipped}\n",
+            report.resources
+        ));
+    } else {
+        let n = report.findings.len();
+        let noun = if n == 1 { "finding" } else { "findings" };
+        out.push_str(&format!(
+            "{n} {noun} in {} resources{skipped}\n",
+            report.resources
+        ));
+    }
+    out
 }

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use checker_core::report::load;
 use checker_core::verdict::baseline::{self, BaselineRule};
 use checker_core::verdict::compare::{self, CompareRule};
 use checker_core::verdict::figures::Figures;
 use checker_core::verdict::health::HealthRules;
 use checker_core::verdict::thresholds::Threshold;
+use report::read_back;
 
 /// Canary against stable, thresholds and a baseline (each fails with exit code 5).
 #[derive(Debug, Clone, Args)]
@@ -57,17 +57,17 @@ impl HealthArgs {
         let baseline = match &self.baseline {
             None => None,
             Some(path) => {
-                let old = load::load(path).map_err(|e| format!("--baseline: {e}"))?;
-                if old.file.inputs.target != target {
+                let old = read_back::load(path).map_err(|e| format!("--baseline: {e}"))?;
+                if old.inputs.target != target {
                     return Err(format!(
                         "--baseline {} is a report of {}, not of {target}",
                         path.display(),
-                        old.file.inputs.target
+                        old.inputs.target
                     ));
                 }
                 let figures = Figures {
                     tally: &old.tally,
-                    elapsed_s: old.file.elapsed_s,
+                    elapsed_s: old.times.elapsed_s,
                 };
                 Some(BaselineRule::new(
                     path.display().to_string(),

@@ -2,49 +2,13 @@
 
 use std::fmt::Write;
 
-use crate::sampler::StopReason;
-use crate::verdict::{Outcome, Plan};
-use crate::verify::{LatencySummary, VerifyReport};
+use checker_core::hold::{EXCHANGE_EVERY, HeldReport};
+use checker_core::sampler::StopReason;
+use checker_core::verdict::figures::duration_us;
+use checker_core::verdict::{Outcome, Plan};
+use checker_core::verify::{LatencySummary, Verification};
 
-/// The mark shown before an outcome: a check, a cross or a question mark.
-pub fn mark(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Pass => "✔",
-        Outcome::Fail => "✘",
-        Outcome::Inconclusive => "?",
-    }
-}
-
-fn outcome_word(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Pass => "PASS",
-        Outcome::Fail => "FAIL",
-        Outcome::Inconclusive => "INCONCLUSIVE",
-    }
-}
-
-fn p_value(p: f64) -> String {
-    if p < 0.001 {
-        "p < 0.001".to_owned()
-    } else {
-        format!("p = {p:.3}")
-    }
-}
-
-fn pct(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
-}
-
-/// A latency in microseconds, shortened: `85µs`, `1.25ms`, `2.10s`.
-pub fn duration_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.2}ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2}s", us as f64 / 1e6)
-    }
-}
+use crate::table::{mark, outcome_word, p_value, pct, table};
 
 fn percentiles(l: &LatencySummary) -> String {
     if l.count == 0 {
@@ -86,37 +50,8 @@ pub fn duration_plan_line(plan: &Plan, tolerance: f64, duration: std::time::Dura
     )
 }
 
-/// Lays out rows as left-aligned columns two spaces apart, without trailing spaces.
-pub fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            let pad = widths[c].saturating_sub(cell.chars().count());
-            line.extend(std::iter::repeat_n(' ', pad));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 /// The line saying what sequential sampling did.
-pub fn sequential_line(s: &crate::verify::SequentialSummary) -> String {
+pub fn sequential_line(s: &checker_core::verify::SequentialSummary) -> String {
     match s.deciding_batch {
         Some(batch) => format!(
             "sequential: decided at look {batch} after {} samples ({} of {} allowed; {})",
@@ -130,8 +65,8 @@ pub fn sequential_line(s: &crate::verify::SequentialSummary) -> String {
 }
 
 /// The line saying how settling went, with the split in each window.
-pub fn settle_line(s: &crate::verify::SettleSummary) -> String {
-    use crate::verify::SettleEnd;
+pub fn settle_line(s: &checker_core::verify::SettleSummary) -> String {
+    use checker_core::verify::SettleEnd;
     let how = match s.end {
         SettleEnd::Consistent => "consistent with the expectation",
         SettleEnd::StoppedMoving => "stopped moving (not as expected)",
@@ -160,6 +95,38 @@ pub fn settle_line(s: &crate::verify::SettleSummary) -> String {
     )
 }
 
+/// The line saying how the held connections of `--hold` fared.
+pub fn held_line(h: &HeldReport) -> String {
+    let mut out = format!(
+        "held connections: {} of {} survived {:.1}s of exchanging a line every {}s",
+        h.survived,
+        h.opened,
+        h.hold_for_s,
+        EXCHANGE_EVERY.as_secs_f64()
+    );
+    if h.opened < h.requested {
+        out.push_str(&format!(
+            " ({} of {} could not be opened)",
+            h.requested - h.opened,
+            h.requested
+        ));
+    }
+    if h.ended > 0 {
+        let when = match h.ended_after_s {
+            Some(t) if t.last - t.first < 0.05 => format!("{:.1}s", t.first),
+            Some(t) => format!("{:.1}s to {:.1}s", t.first, t.last),
+            None => "?".to_owned(),
+        };
+        let reasons: Vec<String> = h.reasons.iter().map(|(r, n)| format!("{r} x{n}")).collect();
+        out.push_str(&format!(
+            "; {} ended {when} after they were opened ({})",
+            h.ended,
+            reasons.join(", ")
+        ));
+    }
+    out
+}
+
 /// The line announcing a sequential run, before sampling.
 pub fn sequential_plan_line(plan: &Plan, batch: u64, max_samples: u64) -> String {
     format!(
@@ -170,7 +137,8 @@ pub fn sequential_plan_line(plan: &Plan, batch: u64, max_samples: u64) -> String
 }
 
 /// Renders the whole human report (the plan is printed separately, before sampling).
-pub fn render(report: &VerifyReport) -> String {
+pub fn render(report: &Verification) -> String {
+    let judged = &report.judgement;
     let mut out = String::new();
     let i = &report.inputs;
     let expect: Vec<String> = i
@@ -215,14 +183,14 @@ pub fn render(report: &VerifyReport) -> String {
         "VERSION".to_owned(),
         "EXPECTED".to_owned(),
         "OBSERVED".to_owned(),
-        format!("INTERVAL ({})", pct(report.split.per_version_confidence)),
+        format!("INTERVAL ({})", pct(judged.split.per_version_confidence)),
         "BAND".to_owned(),
         "VERDICT".to_owned(),
         "COUNT".to_owned(),
         "CONNECT p50/p90/p99/max".to_owned(),
         "REPLY p50/p90/p99/max".to_owned(),
     ]];
-    for v in &report.split.versions {
+    for v in &judged.split.versions {
         let lat = report.latency.get(&v.name);
         rows.push(vec![
             v.name.clone(),
@@ -241,7 +209,7 @@ pub fn render(report: &VerifyReport) -> String {
         ]);
     }
     out.push_str(&table(&rows));
-    for v in &report.split.versions {
+    for v in &judged.split.versions {
         if v.outcome != Outcome::Pass {
             let _ = write!(out, "  {} {}: {}", mark(v.outcome), v.name, v.reason);
             if let Some(n) = v.more_samples {
@@ -251,7 +219,7 @@ pub fn render(report: &VerifyReport) -> String {
         }
     }
     out.push('\n');
-    let e = &report.errors;
+    let e = &judged.errors;
     let _ = write!(
         out,
         "{} errors: {} of {} samples ({}, budget {})",
@@ -281,7 +249,7 @@ pub fn render(report: &VerifyReport) -> String {
             cause.message
         );
     }
-    let chi = &report.split.chi_square;
+    let chi = &judged.split.chi_square;
     let _ = write!(
         out,
         "  chi-square (information): {:.2} with {} degrees of freedom",
@@ -293,7 +261,7 @@ pub fn render(report: &VerifyReport) -> String {
         }
         None => out.push('\n'),
     }
-    let d = &report.drift;
+    let d = &judged.drift;
     if d.moved {
         let _ = writeln!(
             out,
@@ -319,32 +287,15 @@ pub fn render(report: &VerifyReport) -> String {
             duration_us(s.lag_us.max)
         );
     }
-    out.push_str(&super::health::render(report));
+    out.push_str(&crate::health_section::render(report));
     if let Some(h) = &report.held {
-        let _ = writeln!(out, "  {}", h.text());
+        let _ = writeln!(out, "  {}", held_line(h));
     }
-    let _ = writeln!(out, "\n{} {}", mark(report.outcome()), report.reason());
+    let _ = writeln!(
+        out,
+        "\n{} {}",
+        mark(judged.outcome),
+        crate::reason::reason(report)
+    );
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn latencies_are_shortened() {
-        assert_eq!(duration_us(85), "85µs");
-        assert_eq!(duration_us(1250), "1.25ms");
-        assert_eq!(duration_us(2_100_000), "2.10s");
-    }
-
-    #[test]
-    fn table_pads_by_characters_not_bytes() {
-        let t = table(&[
-            vec!["✔ PASS".into(), "x".into()],
-            vec!["INCONCLUSIVE".into(), "y".into()],
-        ]);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0].chars().count(), lines[1].chars().count());
-    }
 }

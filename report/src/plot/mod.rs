@@ -2,7 +2,7 @@
 //! and watch, the rehearsal's `--samples-dir`), as SVG or as an HTML page around it.
 //!
 //! It shows each version's share in rolling windows with its Wilson interval (the
-//! verdict's interval, [`crate::verdict::wilson`], at the per-version confidence), the
+//! verdict's interval, [`checker_core::verdict::wilson`], at the per-version confidence), the
 //! expected weights as steps (from expectation lines in the samples, from reports, or
 //! from the rehearsal's steps), connect and reply latency p50 and p99 per version, and
 //! the windows with errors as marks.
@@ -11,6 +11,7 @@
 //! the bins), so memory is bounded by the bins ([`series::MAX_BINS`]), not the samples.
 
 pub mod draw;
+pub mod error;
 pub mod input;
 pub mod series;
 
@@ -18,9 +19,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::expect::Expectation;
-use crate::verdict::planner::per_version_confidence;
-use crate::verdict::wilson::z_for;
+use checker_core::expect::Expectation;
+use checker_core::verdict::planner::per_version_confidence;
+use checker_core::verdict::wilson::z_for;
+pub use error::PlotError;
 use input::Record;
 use series::{Bins, Layout};
 
@@ -79,53 +81,10 @@ impl Default for PlotOptions {
     fn default() -> Self {
         Self {
             window: None,
-            confidence: crate::verdict::Settings::default().confidence,
+            confidence: checker_core::verdict::Settings::default().confidence,
             title: None,
         }
     }
-}
-
-/// Why no picture could be drawn.
-#[derive(Debug, thiserror::Error)]
-pub enum PlotError {
-    /// A samples file (or directory) cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A line is not a samples line.
-    #[error("{path} line {line} is not a samples line: {why}")]
-    Line {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: u64,
-        /// What is wrong with it.
-        why: String,
-    },
-    /// A directory holds no samples file.
-    #[error("the directory {0} holds no .jsonl samples file")]
-    EmptyDir(PathBuf),
-    /// The input holds no sample at all.
-    #[error(
-        "no sample in {0}: nothing to draw (write some with `checker verify --samples-out FILE`)"
-    )]
-    NoSamples(String),
-    /// The output's extension names no known format.
-    #[error("{0}: the picture is written as .svg or .html; name the output file so")]
-    Extension(PathBuf),
-    /// The confidence is not in (0, 1).
-    #[error("the confidence must be strictly between 0 and 1 (e.g. 0.99), got {0}")]
-    Confidence(f64),
-    /// The window is zero.
-    #[error("the window must be longer than zero")]
-    Window,
-    /// The drawing library failed.
-    #[error("cannot draw the picture: {0}")]
-    Draw(String),
 }
 
 /// What the first pass finds.

@@ -1,9 +1,9 @@
-//! The JSON report: one stable document, described by `checker/schema/report.schema.json`.
+//! The JSON report: one stable document, described by `report/schema/report.schema.json`.
 //!
-//! The document is a set of serde types borrowing from the report model
-//! ([`VerifyReport`]) and reusing its serialisable parts (inputs, plan, intervals,
+//! The document is a set of serde types borrowing from the result
+//! ([`Verification`]) and reusing its serialisable parts (inputs, plan, intervals,
 //! errors, drift), the same parts the rehearsal's document embeds
-//! (`checker/schema/rehearsal.schema.json`): one model, two documents.
+//! (`rehearse/schema/rehearsal.schema.json`): one model, two documents.
 //!
 //! Field names and meanings only change together with [`SCHEMA_VERSION`]. Shares and
 //! rates are fractions in 0..=1, latencies are microseconds, times are RFC 3339.
@@ -12,24 +12,25 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::sampler::{ErrorClass, StopReason};
-use crate::snapshot::TallySnapshot;
-use crate::tally::{MalformedReply, Window};
-use crate::verdict::baseline::BaselineVerdict;
-use crate::verdict::compare::Comparison;
-use crate::verdict::health::HealthRules;
-use crate::verdict::local::{LocalCause, LocalReadings};
-use crate::verdict::thresholds::ThresholdResult;
-use crate::verdict::{ChiSquare, Drift, Outcome, Plan, VersionVerdict};
-use crate::verify::{
-    Inputs, LatencySummary, Mode, ScheduleSummary, SequentialSummary, SettleSummary, VerifyReport,
+use checker_core::sampler::{ErrorClass, StopReason};
+use checker_core::snapshot::TallySnapshot;
+use checker_core::tally::{MalformedReply, Window};
+use checker_core::verdict::baseline::BaselineVerdict;
+use checker_core::verdict::compare::Comparison;
+use checker_core::verdict::health::HealthRules;
+use checker_core::verdict::judgement::Mode;
+use checker_core::verdict::local::{LocalCause, LocalReadings};
+use checker_core::verdict::thresholds::ThresholdResult;
+use checker_core::verdict::{ChiSquare, Drift, Outcome, Plan, VersionVerdict};
+use checker_core::verify::{
+    Inputs, LatencySummary, ScheduleSummary, SequentialSummary, SettleSummary, Verification,
 };
 
 /// The version of the document's layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema the document follows, as kept in the repository.
-pub const SCHEMA: &str = include_str!("../../../checker/schema/report.schema.json");
+pub const SCHEMA: &str = include_str!("../schema/report.schema.json");
 
 /// The `checker verify` JSON document.
 #[derive(Debug, Clone, Serialize)]
@@ -82,7 +83,7 @@ pub struct Document<'a> {
     pub tally: TallySnapshot,
     /// The long-lived connections of `--hold` (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub held: Option<&'a crate::hold::HeldReport>,
+    pub held: Option<&'a checker_core::hold::HeldReport>,
     /// The split derived from manifests (`--expect-from`), with its provenance; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_from: Option<&'a manifests::Derivation>,
@@ -193,8 +194,9 @@ pub struct WindowEntry<'a> {
 
 impl<'a> Document<'a> {
     /// The document of `report`.
-    pub fn of(report: &'a VerifyReport) -> Self {
-        let versions = report
+    pub fn of(report: &'a Verification) -> Self {
+        let judged = &report.judgement;
+        let versions = judged
             .split
             .versions
             .iter()
@@ -219,16 +221,16 @@ impl<'a> Document<'a> {
                 errors: w.errors,
             })
             .collect();
-        let e = &report.errors;
+        let e = &judged.errors;
         Self {
             schema_version: SCHEMA_VERSION,
             tool: Tool {
                 name: "checker",
                 version: env!("CARGO_PKG_VERSION"),
             },
-            outcome: report.outcome(),
-            exit_code: report.exit_code(),
-            reason: report.reason(),
+            outcome: judged.outcome,
+            exit_code: judged.exit_code,
+            reason: crate::reason::reason(report),
             inputs: &report.inputs,
             plan: report.plan.as_ref(),
             started_at: &report.times.started_at,
@@ -241,10 +243,10 @@ impl<'a> Document<'a> {
                 errors: e.total,
             },
             split: Split {
-                outcome: report.split.outcome,
-                per_version_confidence: report.split.per_version_confidence,
-                total: report.split.total,
-                chi_square: &report.split.chi_square,
+                outcome: judged.split.outcome,
+                per_version_confidence: judged.split.per_version_confidence,
+                total: judged.split.total,
+                chi_square: &judged.split.chi_square,
             },
             versions,
             errors: Errors {
@@ -260,16 +262,16 @@ impl<'a> Document<'a> {
             },
             schedule: report.schedule.as_ref(),
             windows,
-            drift: &report.drift,
+            drift: &judged.drift,
             mode: report.mode,
             sequential: report.sequential.as_ref(),
             settle: report.settle.as_ref(),
             health: Health {
-                outcome: report.health.outcome,
-                rules: &report.config_health,
-                comparison: report.health.comparison.as_ref(),
-                thresholds: &report.health.thresholds,
-                baseline: report.health.baseline.as_ref(),
+                outcome: judged.health.outcome,
+                rules: &report.health_rules,
+                comparison: judged.health.comparison.as_ref(),
+                thresholds: &judged.health.thresholds,
+                baseline: judged.health.baseline.as_ref(),
             },
             tally: TallySnapshot::of(&report.tally),
             held: report.held.as_ref(),
@@ -279,6 +281,6 @@ impl<'a> Document<'a> {
 }
 
 /// The document of `report`, pretty-printed with a final newline.
-pub fn to_string(report: &VerifyReport) -> String {
+pub fn to_string(report: &Verification) -> String {
     serde_json::to_string_pretty(&Document::of(report)).unwrap_or_default() + "\n"
 }

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::PlotError;
-use crate::expect::Expectation;
+use super::error::PlotError;
+use crate::samples::SCHEMA_VERSION;
+use checker_core::expect::Expectation;
 
 /// The longest line accepted; sample lines are about 200 bytes.
 pub const MAX_LINE: u64 = 64 * 1024;
@@ -41,10 +42,13 @@ pub enum Record<'a> {
     },
 }
 
-/// A line as written by [`crate::report::samples`]; fields a plot does not use are ignored.
+/// A line as written by [`crate::samples`]; fields a plot does not use are ignored.
 /// Timestamps and versions are plain tokens (no JSON escapes), so they are borrowed.
 #[derive(Debug, Deserialize)]
 struct Line<'a> {
+    /// Absent in files written before lines carried it.
+    #[serde(default)]
+    schema_version: Option<u32>,
     #[serde(borrow, default)]
     timestamp: Option<&'a str>,
     #[serde(borrow, default)]
@@ -120,10 +124,19 @@ pub fn parse_line<'a>(path: &Path, number: u64, text: &'a str) -> Result<Record<
             format!("it is not a JSON object of a sample ({e})"),
         )
     })?;
+    if let Some(found) = line.schema_version
+        && found != SCHEMA_VERSION
+    {
+        return Err(bad(
+            path,
+            number,
+            format!("its schema_version is {found}; this checker reads {SCHEMA_VERSION}"),
+        ));
+    }
     let Some(timestamp) = line.timestamp else {
         return Err(bad(path, number, "it has no timestamp"));
     };
-    let Some(at) = crate::clock::unix_seconds(timestamp) else {
+    let Some(at) = checker_core::clock::unix_seconds(timestamp) else {
         return Err(bad(
             path,
             number,
@@ -183,7 +196,7 @@ mod tests {
 
     #[test]
     fn sample_expect_and_error_lines_are_read() {
-        let ok = parse(r#"{"id":7,"timestamp":"2026-11-27T13:37:49.5Z","address":"127.0.0.1:9000","version":"one","connect_us":81,"reply_us":95,"error":null}"#).unwrap();
+        let ok = parse(r#"{"schema_version":1,"id":7,"timestamp":"2026-11-27T13:37:49.5Z","address":"127.0.0.1:9000","version":"one","connect_us":81,"reply_us":95,"error":null}"#).unwrap();
         let Record::Sample(s) = ok else {
             panic!("{ok:?}")
         };
@@ -212,6 +225,14 @@ mod tests {
         );
         let e = parse(r#"{"version":"one"}"#).unwrap_err();
         assert!(e.ends_with("it has no timestamp"), "{e}");
+        let e = parse(r#"{"timestamp":"today","version":"one"}"#).unwrap_err();
+        assert!(e.contains("not an RFC 3339"), "{e}");
+        let e = parse(r#"{"schema_version":2,"timestamp":"2026-11-27T13:37:49Z","version":"one"}"#)
+            .unwrap_err();
+        assert!(
+            e.ends_with("its schema_version is 2; this checker reads 1"),
+            "{e}"
+        );
         let e = parse(r#"{"timestamp":"today","version":"one"}"#).unwrap_err();
         assert!(e.contains("not an RFC 3339"), "{e}");
         let e = parse(r#"{"timestamp":"2026-11-27T13:37:49Z"}"#).unwrap_err();

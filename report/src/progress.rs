@@ -3,10 +3,13 @@
 //! per version and the errors.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use checker_core::observer::{ObserverError, RunObserver};
 
 /// How long a run must last before the bar appears.
 const SHOW_AFTER: Duration = Duration::from_secs(1);
@@ -134,6 +137,47 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// The progress bar as a run's observer: made when sampling starts (it then knows the
+/// count or the duration); never drawn when `enabled` is false.
+#[derive(Debug)]
+pub struct ProgressObserver {
+    enabled: bool,
+    bar: OnceLock<Progress>,
+}
+
+impl ProgressObserver {
+    /// A bar for the coming run, drawn when `enabled` (on a terminal, after a second).
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            bar: OnceLock::new(),
+        }
+    }
+}
+
+impl RunObserver for ProgressObserver {
+    fn started(&self, total: Option<u64>, duration: Option<Duration>) {
+        let _ = self.bar.set(Progress::new(self.enabled, total, duration));
+    }
+
+    fn wants_progress(&self) -> bool {
+        self.bar.get().is_some_and(Progress::is_drawn)
+    }
+
+    fn progress(&self, done: u64, errors: u64, counts: &[(String, u64)]) {
+        if let Some(bar) = self.bar.get() {
+            bar.update(done, errors, counts);
+        }
+    }
+
+    fn finished(&self) -> Result<(), ObserverError> {
+        if let Some(bar) = self.bar.get() {
+            bar.finish();
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use plotters::element::{Cross, DashedPathElement, PathElement, Polygon, Rectangl
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::PlotError;
+use super::error::PlotError;
 use super::series::WindowPoint;
 
 /// Width of the picture, pixels.

@@ -7,8 +7,8 @@
 use hdrhistogram::Histogram;
 
 use super::input::SampleRecord;
-use crate::verdict::Interval;
-use crate::verdict::wilson::wilson;
+use checker_core::verdict::Interval;
+use checker_core::verdict::wilson::wilson;
 
 /// The most bins a plot uses, whatever the window asked for.
 pub const MAX_BINS: usize = 1000;
@@ -297,7 +297,7 @@ mod tests {
             let v = if i % 4 == 0 { None } else { Some("one") };
             bins.add(&sample(t, v, 1000));
         }
-        let z = crate::verdict::wilson::z_for(0.99);
+        let z = checker_core::verdict::wilson::z_for(0.99);
         let runs = bins.windows(&[], z);
         assert_eq!(runs.len(), 2, "the empty seconds 6..8 split the runs");
         let first = &runs[0];

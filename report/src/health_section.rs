@@ -3,19 +3,11 @@
 
 use std::fmt::Write;
 
-use super::text::{duration_us, mark, table};
-use crate::verdict::Outcome;
-use crate::verdict::compare::MetricComparison;
-use crate::verdict::figures::parse_key;
-use crate::verify::VerifyReport;
+use checker_core::verdict::compare::MetricComparison;
+use checker_core::verdict::figures::{duration_us, parse_key};
+use checker_core::verify::Verification;
 
-fn word(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Pass => "PASS",
-        Outcome::Fail => "FAIL",
-        Outcome::Inconclusive => "INCONCLUSIVE",
-    }
-}
+use crate::table::{mark, outcome_word as word, table};
 
 /// A metric's value: a rate as a percentage, a latency shortened.
 fn value(m: &MetricComparison, v: Option<f64>) -> String {
@@ -36,9 +28,9 @@ fn effect(m: &MetricComparison, v: f64) -> String {
 }
 
 /// The health section (empty when no health check was asked for).
-pub fn render(report: &VerifyReport) -> String {
+pub fn render(report: &Verification) -> String {
     let mut out = String::new();
-    let h = &report.health;
+    let h = &report.judgement.health;
     if let Some(c) = &h.comparison {
         let _ = writeln!(
             out,

@@ -1,5 +1,6 @@
-//! Sequential sampling in a run: look at the evidence after every batch and stop
-//! sampling as soon as [`crate::verdict::sequential`] decides every version.
+//! The looks of a sequential run: look at the evidence after every batch and stop
+//! sampling as soon as [`crate::verdict::sequential`] (the anytime-valid math) decides
+//! every version.
 
 use std::sync::Mutex;
 
@@ -27,16 +28,6 @@ impl Default for SequentialConfig {
             max_samples: None,
         }
     }
-}
-
-/// Which rule a run followed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// A fixed count (planned or `--samples`) or a duration, judged once at the end.
-    Fixed,
-    /// Batches judged as they come, stopped when decided.
-    Sequential,
 }
 
 /// What the sequential rule did, for the report.
