@@ -432,6 +432,79 @@ fn lint_checks_the_split_against_expect() {
 }
 
 #[test]
+fn lint_picks_the_tls_route_by_the_server_name_given() {
+    let tls = fixture("lint-clean-tls.yaml");
+    let run = run_checker(&[
+        "lint",
+        &tls,
+        "--route-port",
+        "443",
+        "--sni",
+        "echo.example.com",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_lint_schema_valid(&doc);
+    assert_eq!(doc["split"]["route"], "VirtualService/echo spec.tls[0]");
+    assert_eq!(doc["split"]["tls"]["sni"], "echo.example.com");
+    assert_eq!(doc["split"]["tls"]["matched"], "echo.example.com");
+    // The variable, and a name no tls route of the port has: TC129, exit 1.
+    let run = run_checker_env(
+        &["lint", &tls, "--route-port", "443", "--output", "json"],
+        &[("CHECKER_SNI", std::ffi::OsStr::new("echo.example.org"))],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_lint_schema_valid(&doc);
+    assert_eq!(doc["findings"][0]["code"], "TC129", "{doc:#}");
+    assert_eq!(doc["split_error"]["resource"], "VirtualService/echo");
+    // Two tls routes on the port and no name: not a finding, the split line asks for one.
+    let run = run_checker(&["lint", &tls, "--route-port", "443"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("--sni NAME"), "{run:?}");
+    // An address is no server name.
+    let run = run_checker(&["lint", &tls, "--sni", "10.0.0.1"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--sni"), "{run:?}");
+}
+
+#[test]
+fn expect_from_a_tls_route_chosen_by_its_server_name_passes() {
+    // Names under *.canary.example.com go to the canary's tls route: two=100.
+    let server = EchoServer::start("two", 1);
+    let target = server.addr().to_string();
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &target,
+        "--expect-from",
+        &fixture("lint-clean-tls.yaml"),
+        "--route-port",
+        "443",
+        "--sni",
+        "a.canary.example.com",
+        "--output",
+        "json",
+        "--no-progress",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_schema_valid(&doc);
+    let from = &doc["expected_from"];
+    assert_eq!(from["route"], "VirtualService/echo spec.tls[1]");
+    assert_eq!(from["tls"]["matched"], "*.canary.example.com");
+    assert_eq!(from["versions"][0]["name"], "two");
+    assert!(
+        run.stderr.contains(
+            "expected split from VirtualService/echo spec.tls[1], server name a.canary.example.com (matches sniHosts *.canary.example.com): two=100"
+        ),
+        "{run:?}"
+    );
+}
+
+#[test]
 #[ignore = "needs kubectl (kubectl kustomize renders the manifest sets)"]
 fn every_manifest_set_under_deploy_lints_clean() {
     let mut sets: Vec<String> = vec!["deploy/kustomize/base".to_owned()];

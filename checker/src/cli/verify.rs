@@ -109,6 +109,9 @@ pub struct VerifyArgs {
     /// How the split is derived from the manifests.
     #[command(flatten)]
     pub derive: expect_from::DeriveArgs,
+    /// The server name TLS clients send.
+    #[command(flatten)]
+    pub sni: expect_from::SniArgs,
 }
 
 impl VerifyArgs {
@@ -184,7 +187,7 @@ fn json_error(path: &std::path::Path, e: &std::io::Error) -> String {
 pub async fn run(args: &VerifyArgs) -> i32 {
     let (expect, derivation) = match &args.expect {
         Some(expect) => (expect.clone(), None),
-        None => match expect_from::derive(&args.expect_from, &args.derive) {
+        None => match expect_from::derive(&args.expect_from, &args.derive, &args.sni) {
             Ok((expect, derivation)) => (expect, Some(derivation)),
             Err(message) => return fail(&message, exit::USAGE),
         },
