@@ -432,6 +432,74 @@ fn lint_checks_the_split_against_expect() {
 }
 
 #[test]
+fn expect_from_the_tls_passthrough_example_derives_the_split_for_its_server_name() {
+    // deploy/tls-passthrough/istio as rendered (kept as a fixture): 90/10 by server name.
+    let server = EchoServer::start("one", 1);
+    let target = server.addr().to_string();
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &target,
+        "--expect-from",
+        &fixture("tls-passthrough-istio.yaml"),
+        "--sni",
+        "tcp-echo.example.com",
+        "--no-progress",
+    ]);
+    assert_eq!(run.code, 1, "only one answers: {run:?}");
+    let derived = run
+        .stdout
+        .find("expected split from VirtualService/tcp-echo spec.tls[0], server name tcp-echo.example.com (matches sniHosts tcp-echo.example.com): one=90,two=10")
+        .expect("derivation printed");
+    let plan = run.stdout.find("plan: ").expect("plan printed");
+    assert!(derived < plan, "{run:?}");
+    // A name the gateway has no route for: exit 2, one sentence, before any sample.
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &target,
+        "--expect-from",
+        &fixture("tls-passthrough-istio.yaml"),
+        "--sni",
+        "other.example.com",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("no tls route has a server name matching \"other.example.com\""),
+        "{run:?}"
+    );
+}
+
+#[cfg(feature = "rehearse")]
+#[test]
+#[ignore = "needs kubectl and haproxy (Debian packages); .ci/run installs them"]
+fn expect_from_the_tls_passthrough_overlay_passes_through_a_gateway_at_its_weights() {
+    // The overlay directory, rendered by the checker with kubectl; HAProxy at 90/10 in the
+    // gateway's place (plain TCP here: the derivation by server name is what is tested).
+    let one = EchoServer::start("one", 1);
+    let two = EchoServer::start("two", 1);
+    let proxy = support::HaProxy::start(&[(one.addr(), 90), (two.addr(), 10)]);
+    let overlay = repo().join("deploy/tls-passthrough/istio");
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &proxy.addr.to_string(),
+        "--expect-from",
+        &overlay.display().to_string(),
+        "--sni",
+        "tcp-echo.example.com",
+        "--no-progress",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("expected split from VirtualService/tcp-echo spec.tls[0], server name tcp-echo.example.com"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("✔ PASS"), "{run:?}");
+}
+
+#[test]
 fn lint_picks_the_tls_route_by_the_server_name_given() {
     let tls = fixture("lint-clean-tls.yaml");
     let run = run_checker(&[
@@ -513,6 +581,7 @@ fn every_manifest_set_under_deploy_lints_clean() {
         "deploy/gateway-api",
         "deploy/argo-rollouts",
         "deploy/flagger",
+        "deploy/tls-passthrough",
     ] {
         let mut dirs: Vec<String> = std::fs::read_dir(repo().join(parent))
             .expect("deploy/ folder")
@@ -525,7 +594,11 @@ fn every_manifest_set_under_deploy_lints_clean() {
         dirs.sort();
         sets.extend(dirs);
     }
-    assert!(sets.len() >= 13, "{sets:?}");
+    assert!(sets.len() >= 15, "{sets:?}");
+    assert!(
+        sets.contains(&"deploy/tls-passthrough/gateway-api".to_owned()),
+        "{sets:?}"
+    );
     assert!(
         sets.contains(&"deploy/flagger/release-two".to_owned()),
         "{sets:?}"

@@ -359,6 +359,11 @@ fn the_fixtures_are_current_renders() {
             "deploy/kustomize/overlays/4-promote",
         ),
         ("gateway-api-v1.yaml", "deploy/gateway-api/v1"),
+        ("tls-passthrough-istio.yaml", "deploy/tls-passthrough/istio"),
+        (
+            "tls-passthrough-gateway-api.yaml",
+            "deploy/tls-passthrough/gateway-api",
+        ),
     ] {
         let kept = std::fs::read_to_string(fixture(fixture_name)).expect("fixture");
         let body = kept.split_once('\n').map_or("", |(_, rest)| rest);
@@ -664,4 +669,35 @@ fn a_server_name_does_not_choose_among_tcp_routes() {
     .expect("derives");
     assert_eq!(d.route, "VirtualService/tcp-echo spec.tcp[0]");
     assert_eq!(d.tls, None);
+}
+
+#[test]
+fn the_tls_passthrough_examples_derive_their_split_for_the_server_name() {
+    for (fixture_name, route) in [
+        (
+            "tls-passthrough-istio.yaml",
+            "VirtualService/tcp-echo spec.tls[0]",
+        ),
+        (
+            "tls-passthrough-gateway-api.yaml",
+            "TLSRoute/tcp-echo spec.rules[0]",
+        ),
+    ] {
+        let set = set_of(&fixture(fixture_name));
+        for sni in [None, Some("tcp-echo.example.com")] {
+            let d = derive(&set, &by_name(443, sni)).expect(fixture_name);
+            assert_eq!(d.route, route);
+            assert_eq!(
+                split(&d),
+                pairs(&[("one", 90.0), ("two", 10.0)]),
+                "{fixture_name}"
+            );
+            assert_eq!(d.tls.expect("tls").server_names, ["tcp-echo.example.com"]);
+        }
+        let err = derive(&set, &by_name(443, Some("other.example.com"))).expect_err("no route");
+        assert!(
+            matches!(err.remedy, Some(Remedy::Sni { given: Some(_) })),
+            "{err}"
+        );
+    }
 }
