@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 mod cli;
+mod metrics_http;
 
 use clap::Parser;
 use cli::{Cli, LogFormat};

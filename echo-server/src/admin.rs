@@ -34,8 +34,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::listener::{MAX_BACKOFF, MIN_BACKOFF, RateLimitedLog};
+use crate::listener::{MAX_BACKOFF, MIN_BACKOFF};
 use crate::metrics;
+use crate::rate_limit::RateLimitedLog;
 use crate::shutdown::Shared;
 
 /// The default number of admin connections open at once.

@@ -1,18 +1,18 @@
 //! The command line of `echo-server`: the clap flags (Istio's positional form, named
-//! flags, each with an `ECHO_SERVER_*` environment fallback), their resolution into the
-//! library's [`Config`], `--print-config`, and the one-sentence messages for bad arguments.
+//! flags, each with an `ECHO_SERVER_*` environment fallback) and their value parsers,
+//! their resolution into the library's [`Config`], `--print-config`, and the one-sentence
+//! messages for bad arguments, which name the flags (the library speaks of settings).
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use cli_support::bad_value::{self, Why};
 use echo_server::admin::{self, AdminLimits};
 use echo_server::config::{
     Config, ConfigError, DEFAULT_ADMIN_PORT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SOCKET_BUFFER, MAX_ADMIN_CONNECTIONS, MAX_ADMIN_REQUEST, MAX_MAX_CONNECTIONS,
-    MAX_MAX_LINE, MAX_SOCKET_BUFFER, MAX_THREADS, parse_bool, parse_duration, parse_ports,
-    port_number, whole_number,
+    MAX_MAX_LINE, MAX_SOCKET_BUFFER, MAX_THREADS,
 };
 use protocol::DEFAULT_MAX_LINE;
 
@@ -43,7 +43,7 @@ need; if the hard limit is lower, one warning says so (--strict-limits: exit 2 i
 variables take 1/0, true/false, yes/no, on/off. Exit codes: 0 after a clean shutdown, 1 when a \
 port cannot be bound or serving fails, 2 for bad arguments. --print-config prints the resolved \
 configuration (flags, environment variables, the positional form and the defaults) as one JSON \
-object and exits 0, or 2 when it is invalid.", duration_arg::RULE)
+object and exits 0, or 2 when it is invalid.", cli_support::duration::RULE)
 )]
 pub struct Cli {
     /// Istio's form: the echo ports, comma-separated (e.g. 9000,9001).
@@ -141,16 +141,16 @@ pub struct Cli {
 
 impl Cli {
     /// The server configuration these arguments describe, validated.
-    pub fn config(&self) -> Result<Config, ConfigError> {
+    pub fn config(&self) -> Result<Config, CliError> {
         let ports = match (&self.positional_ports, &self.ports) {
-            (Some(_), Some(_)) => return Err(ConfigError::PortsTwice),
+            (Some(_), Some(_)) => return Err(CliError::PortsTwice),
             (Some(list), None) | (None, Some(list)) => parse_ports(list)?,
-            (None, None) => return Err(ConfigError::NoPorts),
+            (None, None) => return Err(CliError::Config(ConfigError::NoPorts)),
         };
         let version = match (&self.positional_version, &self.version) {
-            (Some(_), Some(_)) => return Err(ConfigError::VersionTwice),
+            (Some(_), Some(_)) => return Err(CliError::VersionTwice),
             (Some(v), None) | (None, Some(v)) => v.clone(),
-            (None, None) => return Err(ConfigError::NoVersion),
+            (None, None) => return Err(CliError::NoVersion),
         };
         let config = Config {
             ports,
@@ -208,46 +208,105 @@ impl Cli {
 /// environment variable when it came from there.
 pub fn argument_error(err: &clap::Error) -> String {
     let text = err.to_string();
-    if !matches!(
-        err.kind(),
-        ErrorKind::ValueValidation | ErrorKind::InvalidValue
-    ) {
-        return text;
-    }
-    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
-        err.get(ContextKind::InvalidArg),
-        err.get(ContextKind::InvalidValue),
-    ) else {
+    let Some(bad) = bad_value::from_clap(err, &Cli::command(), &argv()) else {
         return text;
     };
-    // "--max-connections <MAX_CONNECTIONS>" -> "--max-connections"
-    let flag = arg.split_whitespace().next().unwrap_or(arg);
-    let source = env_source(flag).unwrap_or_else(|| flag.to_owned());
-    if err.kind() == ErrorKind::InvalidValue {
-        let valid = match err.get(ContextKind::ValidValue) {
-            Some(ContextValue::Strings(valid)) => valid.join(", "),
-            _ => String::new(),
-        };
-        return format!("{source} must be one of {valid}, not {value:?}");
-    }
-    match std::error::Error::source(err).map(ToString::to_string) {
+    let Some(value) = bad.value else {
+        return text;
+    };
+    let source = bad.env.unwrap_or(bad.flag);
+    match bad.why {
+        Why::OneOf(valid) => format!(
+            "{source} must be one of {}, not {value:?}",
+            valid.join(", ")
+        ),
         // Our parsers say "must be ..., not \"value\"".
-        Some(reason) if reason.starts_with("must ") => format!("{source} {reason}"),
-        Some(reason) => format!("{source}: {value:?} is not valid ({reason})"),
-        None => text,
+        Why::Parser(reason) if reason.starts_with("must ") => format!("{source} {reason}"),
+        Why::Parser(reason) => format!("{source}: {value:?} is not valid ({reason})"),
+        Why::Unknown => text,
     }
 }
 
-/// The sentence for an invalid configuration; a bad port list or version that came from
-/// the environment names its variable.
-pub fn config_error(cli: &Cli, err: &ConfigError) -> String {
+/// Why the arguments do not make a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliError {
+    /// Ports were given both positionally and with `--ports`.
+    PortsTwice,
+    /// The version was given both positionally and with `--version`.
+    VersionTwice,
+    /// No version was given.
+    NoVersion,
+    /// A port list element is not a port number.
+    BadPort(String),
+    /// The configuration the arguments describe cannot work.
+    Config(ConfigError),
+}
+
+impl From<ConfigError> for CliError {
+    fn from(error: ConfigError) -> Self {
+        CliError::Config(error)
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use ConfigError as C;
+        match self {
+            CliError::PortsTwice => f.write_str(
+                "echo ports given twice: use either the positional form or --ports (or ECHO_SERVER_PORTS), not both",
+            ),
+            CliError::VersionTwice => f.write_str(
+                "version given twice: use either the positional form or --version (or ECHO_SERVER_VERSION), not both",
+            ),
+            CliError::NoVersion => {
+                f.write_str("no version given: pass it as the second argument or with --version")
+            }
+            CliError::BadPort(p) => {
+                write!(f, "{p:?} is not a port number (1-65535, or 0 for any free port)")
+            }
+            // The library's sentences speak of settings; these name the flags.
+            CliError::Config(C::NoPorts) => f.write_str(
+                "no echo port given: pass them as the first argument (9000,9001) or with --ports",
+            ),
+            CliError::Config(C::AdminPortIsEchoPort(port)) => write!(
+                f,
+                "port {port} is both an echo port and the admin port: pick another --admin-port (or --no-admin)"
+            ),
+            CliError::Config(C::ZeroMaxLine) => f.write_str("--max-line must be at least 1 byte"),
+            CliError::Config(C::ZeroMaxConnections) => {
+                f.write_str("--max-connections must be at least 1")
+            }
+            CliError::Config(C::TimeoutBeforeDrain) => f.write_str(
+                "--shutdown-timeout must not be shorter than --drain-delay (both count from the signal)",
+            ),
+            CliError::Config(C::ZeroAdminConnections) => {
+                f.write_str("--admin-max-connections must be at least 1")
+            }
+            CliError::Config(C::AdminRequestTooSmall(bytes)) => write!(
+                f,
+                "--admin-max-request must be at least {} bytes, not {bytes}",
+                admin::MIN_MAX_REQUEST
+            ),
+            CliError::Config(C::ZeroAdminTimeout) => f.write_str(
+                "--admin-header-timeout and --admin-idle-timeout must be longer than 0",
+            ),
+            CliError::Config(e @ (C::DuplicatePort(_) | C::Version(_))) => e.fmt(f),
+        }
+    }
+}
+
+/// The sentence for arguments that make no configuration; a bad port list or version
+/// that came from the environment names its variable.
+pub fn config_error(cli: &Cli, err: &CliError) -> String {
     let from_env = match err {
-        ConfigError::BadPort(_) | ConfigError::DuplicatePort(_)
+        CliError::BadPort(_) | CliError::Config(ConfigError::DuplicatePort(_))
             if cli.positional_ports.is_none() =>
         {
             env_source("--ports")
         }
-        ConfigError::Version(_) if cli.positional_version.is_none() => env_source("--version"),
+        CliError::Config(ConfigError::Version(_)) if cli.positional_version.is_none() => {
+            env_source("--version")
+        }
         _ => None,
     };
     match from_env {
@@ -256,28 +315,57 @@ pub fn config_error(cli: &Cli, err: &ConfigError) -> String {
     }
 }
 
+/// Parses a comma-separated port list such as `9000,9001`.
+pub fn parse_ports(list: &str) -> Result<Vec<u16>, CliError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| CliError::BadPort(p.to_owned()))
+        })
+        .collect()
+}
+
+/// Parses a duration by the rule both binaries share (see [`cli_support::duration`]); the
+/// message names the value, as every echo-server value parser's does.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    cli_support::duration::parse(text).map_err(|e| format!("{e}, not {:?}", text.trim()))
+}
+
+/// Parses a whole number from `MIN` to `MAX`; anything else, negative numbers and
+/// overflow included, gets the same one message.
+pub fn whole_number<const MIN: usize, const MAX: usize>(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (MIN..=MAX).contains(n))
+        .ok_or_else(|| format!("must be a whole number from {MIN} to {MAX}, not {text:?}"))
+}
+
+/// Parses a port number (0 = any free port) with the same message as [`whole_number`].
+pub fn port_number(text: &str) -> Result<u16, String> {
+    let port = whole_number::<0, { u16::MAX as usize }>(text)?;
+    u16::try_from(port).map_err(|_| format!("must be a whole number from 0 to 65535, not {text:?}"))
+}
+
+/// Parses a boolean by the rule both binaries share (see [`cli_support::boolean`]); the
+/// message names the value, as every echo-server value parser's does.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    cli_support::boolean::parse(text).map_err(|e| format!("{e}, not {text:?}"))
+}
+
 /// The environment variable a flag's bad value came from: the flag is absent from the
 /// command line and its variable is set.
 fn env_source(flag: &str) -> Option<String> {
-    let long = flag.strip_prefix("--")?;
-    let on_command_line = std::env::args_os().skip(1).any(|a| {
-        a.to_str().is_some_and(|a| {
-            a == flag
-                || a.strip_prefix(flag)
-                    .is_some_and(|rest| rest.starts_with('='))
-        })
-    });
-    if on_command_line {
-        return None;
-    }
-    let command = Cli::command();
-    let name = command
-        .get_arguments()
-        .find(|a| a.get_long() == Some(long))?
-        .get_env()?
-        .to_str()?
-        .to_owned();
-    std::env::var_os(&name).is_some().then_some(name)
+    bad_value::env_source(&Cli::command(), flag, &argv())
+}
+
+/// The process's arguments, program name first (lossy: a flag is ASCII).
+fn argv() -> Vec<String> {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 #[cfg(test)]
@@ -347,6 +435,61 @@ mod tests {
         assert!(cli(&["9000", "one", "--admin-port=9000"]).is_err());
         assert!(cli(&["9901", "one", "--no-admin"]).is_ok());
         assert!(cli(&["0", "one", "--admin-port=0"]).is_ok());
+    }
+
+    #[test]
+    fn value_parsers_take_the_documented_spellings() {
+        assert_eq!(parse_ports("9000, 9001,"), Ok(vec![9000, 9001]));
+        assert_eq!(parse_ports("9000,x"), Err(CliError::BadPort("x".into())));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(whole_number::<1, 10>("10"), Ok(10));
+        assert!(whole_number::<1, 10>("11").is_err());
+        assert!(whole_number::<1, 10>("-1").is_err());
+        assert_eq!(port_number("65535"), Ok(65535));
+        assert!(port_number("65536").is_err());
+        assert_eq!(parse_bool("On"), Ok(true));
+        assert_eq!(parse_bool("no"), Ok(false));
+        assert_eq!(
+            parse_bool("maybe"),
+            Err("must be 1/0, true/false, yes/no or on/off, not \"maybe\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn configuration_errors_name_the_flags() {
+        let sentence = |args: &[&str]| cli(args).unwrap_err();
+        assert_eq!(
+            sentence(&["9000", "one", "--drain-delay=10s", "--shutdown-timeout=5s"]),
+            "--shutdown-timeout must not be shorter than --drain-delay (both count from the signal)"
+        );
+        assert_eq!(
+            sentence(&["9000", "one", "--admin-idle-timeout=0"]),
+            "--admin-header-timeout and --admin-idle-timeout must be longer than 0"
+        );
+        assert_eq!(
+            sentence(&["9901", "one"]),
+            "port 9901 is both an echo port and the admin port: pick another --admin-port (or --no-admin)"
+        );
+        assert_eq!(
+            sentence(&["--version=one"]),
+            "no echo port given: pass them as the first argument (9000,9001) or with --ports"
+        );
+        assert_eq!(
+            sentence(&["9000"]),
+            "no version given: pass it as the second argument or with --version"
+        );
+        // Every configuration error has a sentence of the command line's.
+        for error in [
+            ConfigError::ZeroMaxLine,
+            ConfigError::ZeroMaxConnections,
+            ConfigError::ZeroAdminConnections,
+            ConfigError::AdminRequestTooSmall(1),
+        ] {
+            let text = CliError::Config(error.clone()).to_string();
+            assert!(text.starts_with("--"), "{error}: {text}");
+        }
     }
 
     /// The manifests crate reads a container's version out of these arguments with its

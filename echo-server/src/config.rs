@@ -1,8 +1,7 @@
-//! Configuration: the library's [`Config`], its validation, and the value parsers the
-//! binary's command line uses (port lists, durations, bounded numbers, booleans).
+//! Configuration: the library's [`Config`], its defaults and bounds, and its validation.
 //!
-//! The command line itself (clap, Istio's positional form, environment fallbacks) lives
-//! in the binary (`src/cli.rs`).
+//! The command line (clap, Istio's positional form, environment fallbacks, the value
+//! parsers and the sentences that name flags) lives in the binary (`src/cli.rs`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -126,104 +125,46 @@ impl Config {
     }
 }
 
-/// A configuration that cannot work.
+/// A configuration that cannot work. The messages speak of the settings; the binary
+/// names its flags.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// No echo port was given.
-    #[error("no echo port given: pass them as the first argument (9000,9001) or with --ports")]
+    #[error("no echo port given")]
     NoPorts,
-    /// Ports were given both positionally and with `--ports`.
-    #[error(
-        "echo ports given twice: use either the positional form or --ports (or ECHO_SERVER_PORTS), not both"
-    )]
-    PortsTwice,
-    /// The version was given both positionally and with `--version`.
-    #[error(
-        "version given twice: use either the positional form or --version (or ECHO_SERVER_VERSION), not both"
-    )]
-    VersionTwice,
-    /// No version was given.
-    #[error("no version given: pass it as the second argument or with --version")]
-    NoVersion,
     /// A port appears twice.
     #[error("port {0} is listed twice")]
     DuplicatePort(u16),
     /// The admin port is also an echo port.
-    #[error(
-        "port {0} is both an echo port and the admin port: pick another --admin-port (or --no-admin)"
-    )]
+    #[error("port {0} is both an echo port and the admin port")]
     AdminPortIsEchoPort(u16),
-    /// A port list element is not a port number.
-    #[error("{0:?} is not a port number (1-65535, or 0 for any free port)")]
-    BadPort(String),
     /// The version cannot prefix replies.
     #[error("bad version: {0}")]
     Version(#[from] protocol::VersionError),
-    /// `--max-line 0`.
-    #[error("--max-line must be at least 1 byte")]
+    /// A longest line of 0 bytes.
+    #[error("the longest line must be at least 1 byte")]
     ZeroMaxLine,
-    /// `--max-connections 0`.
-    #[error("--max-connections must be at least 1")]
+    /// A connection limit of 0.
+    #[error("the connection limit must be at least 1")]
     ZeroMaxConnections,
     /// The shutdown deadline falls before the end of the drain delay.
     #[error(
-        "--shutdown-timeout must not be shorter than --drain-delay (both count from the signal)"
+        "the shutdown timeout must not be shorter than the drain delay (both count from the signal)"
     )]
     TimeoutBeforeDrain,
-    /// `--admin-max-connections 0`.
-    #[error("--admin-max-connections must be at least 1")]
+    /// An admin connection limit of 0.
+    #[error("the admin connection limit must be at least 1")]
     ZeroAdminConnections,
-    /// `--admin-max-request` below what the HTTP library accepts.
-    #[error("--admin-max-request must be at least 8192 bytes, not {0}")]
+    /// A longest admin request below what the HTTP library accepts.
+    #[error(
+        "the longest admin request must be at least {} bytes, not {}",
+        admin::MIN_MAX_REQUEST,
+        .0
+    )]
     AdminRequestTooSmall(usize),
     /// A zero admin header or idle timeout.
-    #[error("--admin-header-timeout and --admin-idle-timeout must be longer than 0")]
+    #[error("the admin header and idle timeouts must be longer than 0")]
     ZeroAdminTimeout,
-}
-
-/// Parses a comma-separated port list such as `9000,9001`.
-pub fn parse_ports(list: &str) -> Result<Vec<u16>, ConfigError> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<u16>()
-                .map_err(|_| ConfigError::BadPort(p.to_owned()))
-        })
-        .collect()
-}
-
-/// Parses a duration by the rule both binaries share (see [`duration_arg`]); the message
-/// names the value, as every echo-server value parser's does.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    duration_arg::parse(text).map_err(|e| format!("{e}, not {:?}", text.trim()))
-}
-
-/// Parses a whole number from `MIN` to `MAX`; anything else, negative numbers and
-/// overflow included, gets the same one message.
-pub fn whole_number<const MIN: usize, const MAX: usize>(text: &str) -> Result<usize, String> {
-    text.trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|n| (MIN..=MAX).contains(n))
-        .ok_or_else(|| format!("must be a whole number from {MIN} to {MAX}, not {text:?}"))
-}
-
-/// Parses a port number (0 = any free port) with the same message as [`whole_number`].
-pub fn port_number(text: &str) -> Result<u16, String> {
-    let port = whole_number::<0, { u16::MAX as usize }>(text)?;
-    u16::try_from(port).map_err(|_| format!("must be a whole number from 0 to 65535, not {text:?}"))
-}
-
-/// Parses a boolean in the usual spellings: 1/0, true/false, yes/no, on/off (any case).
-pub fn parse_bool(text: &str) -> Result<bool, String> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "y" | "on" => Ok(true),
-        "0" | "false" | "no" | "n" | "off" | "" => Ok(false),
-        _ => Err(format!(
-            "must be 1/0, true/false, yes/no or on/off, not {text:?}"
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -269,22 +210,5 @@ mod tests {
             check(|c| c.admin_limits.max_request = 100),
             Err(ConfigError::AdminRequestTooSmall(100))
         );
-    }
-
-    #[test]
-    fn value_parsers_take_the_documented_spellings() {
-        assert_eq!(parse_ports("9000, 9001,"), Ok(vec![9000, 9001]));
-        assert_eq!(parse_ports("9000,x"), Err(ConfigError::BadPort("x".into())));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("soon").is_err());
-        assert_eq!(whole_number::<1, 10>("10"), Ok(10));
-        assert!(whole_number::<1, 10>("11").is_err());
-        assert!(whole_number::<1, 10>("-1").is_err());
-        assert_eq!(port_number("65535"), Ok(65535));
-        assert!(port_number("65536").is_err());
-        assert_eq!(parse_bool("On"), Ok(true));
-        assert_eq!(parse_bool("no"), Ok(false));
-        assert!(parse_bool("maybe").is_err());
     }
 }

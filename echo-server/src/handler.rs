@@ -24,7 +24,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFuture;
 
-use crate::listener::RateLimitedLog;
+use crate::rate_limit::RateLimitedLog;
 use crate::shutdown::Shared;
 use protocol::{LineFramer, encode_reply};
 

@@ -28,6 +28,7 @@ pub mod descriptors;
 mod handler;
 pub mod listener;
 pub mod metrics;
+mod rate_limit;
 pub mod server;
 pub mod shutdown;
 

@@ -7,13 +7,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::handler::{self, HandlerContext};
+use crate::rate_limit::RateLimitedLog;
 
 /// The first pause after a failed accept.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(5);
@@ -21,8 +22,6 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(5);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`).
 pub const BACKLOG: u32 = 4096;
-/// At most one warning per this interval for rejections and for accept errors.
-const LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Binds a listening TCP socket with `SO_REUSEADDR` and a deep backlog.
 ///
@@ -42,37 +41,6 @@ pub fn bind(addr: SocketAddr, socket_buffer: Option<u32>) -> io::Result<TcpListe
     }
     socket.bind(addr)?;
     socket.listen(BACKLOG)
-}
-
-/// Counts events and says when a summary warning is due, so floods log once a second.
-#[derive(Debug)]
-pub(crate) struct RateLimitedLog {
-    since_last: u64,
-    last: Option<Instant>,
-}
-
-impl RateLimitedLog {
-    pub(crate) fn new() -> Self {
-        Self {
-            since_last: 0,
-            last: None,
-        }
-    }
-
-    /// Records one event; returns how many to report if a warning is due now.
-    pub(crate) fn record(&mut self) -> Option<u64> {
-        self.since_last += 1;
-        let now = Instant::now();
-        if self
-            .last
-            .is_none_or(|last| now.duration_since(last) >= LOG_EVERY)
-        {
-            self.last = Some(now);
-            Some(std::mem::take(&mut self.since_last))
-        } else {
-            None
-        }
-    }
 }
 
 /// Accepts connections on `listener` until the server stops accepting, then closes it.

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 use cli::{Cli, LogFormat, argument_error, config_error};
+use cli_support::signals::{Signals, Stop};
 use echo_server::{Config, EXIT_FAILURE, EXIT_USAGE, Server, ServerHandle, descriptors};
-use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -61,36 +61,28 @@ fn main() -> ExitCode {
 /// The handlers go in first: a SIGTERM that arrives while the ports are being bound is
 /// kept and starts the graceful sequence, instead of killing the process outright.
 async fn serve(config: Config) -> Result<(), String> {
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let signals = Signals::watch(&[Stop::Terminate, Stop::Interrupt]).map_err(|e| e.to_string())?;
     let server = Server::bind(config).await.map_err(|e| e.to_string())?;
     let handle = server.handle();
-    tokio::spawn(async move {
-        watch_signals(&handle, &mut terminate, &mut interrupt).await;
-    });
+    tokio::spawn(watch_signals(handle, signals));
     server.run().await.map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// The first SIGTERM/SIGINT starts the graceful shutdown; a second one aborts.
-async fn watch_signals(
-    handle: &ServerHandle,
-    terminate: &mut tokio::signal::unix::Signal,
-    interrupt: &mut tokio::signal::unix::Signal,
-) {
-    let name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+async fn watch_signals(handle: ServerHandle, mut signals: Signals) {
+    let Some(first) = signals.recv().await else {
+        return;
     };
-    tracing::info!(signal = name, "signal received: shutting down gracefully");
+    tracing::info!(
+        signal = first.name(),
+        "signal received: shutting down gracefully"
+    );
     handle.shutdown();
-    let name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    let Some(second) = signals.recv().await else {
+        return;
     };
     tracing::warn!(
-        signal = name,
+        signal = second.name(),
         "second signal received: cutting every connection now"
     );
     handle.abort();

@@ -240,7 +240,7 @@ fn start(
         max_line: config.max_line,
         idle_timeout: config.idle_timeout,
         shared: Arc::clone(shared),
-        too_long_log: std::sync::Mutex::new(crate::listener::RateLimitedLog::new()),
+        too_long_log: std::sync::Mutex::new(crate::rate_limit::RateLimitedLog::new()),
     });
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let tracker = TaskTracker::new();

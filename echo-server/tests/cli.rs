@@ -240,7 +240,7 @@ fn a_taken_port_is_named_and_nothing_is_left_listening() {
 
 #[test]
 fn durations_follow_the_rule_the_checker_uses() {
-    // One rule for both binaries (duration-arg): units or bare seconds, fractions allowed.
+    // One rule for both binaries (cli-support): units or bare seconds, fractions allowed.
     for text in ["1.5", "1.5s", "1500ms", " 1.5 "] {
         let out = print_config(&["9000", "one", "--drain-delay", text], &[]);
         assert_eq!(out.status.code(), Some(0), "{text:?}: {out:?}");

@@ -9,7 +9,9 @@
 
 pub mod health_section;
 pub mod json;
+pub mod junit;
 pub mod lint;
+pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod read_back;

@@ -62,9 +62,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// The file is not a checker JSON report of this layout.
-    #[error(
-        "{path} is not a checker JSON report with histograms (written by `checker verify --output json` or --json): {source}"
-    )]
+    #[error("{path} is not a checker JSON report with histograms: {source}")]
     Json {
         /// The file.
         path: PathBuf,

@@ -53,7 +53,7 @@ pub struct Threshold {
 /// the error rate, a number for samples per second.
 fn parse_limit(metric: &Metric, s: &str) -> Result<f64, String> {
     match metric {
-        Metric::Latency { .. } => duration_arg::parse(s)
+        Metric::Latency { .. } => cli_support::duration::parse(s)
             .map(|d| d.as_secs_f64() * 1e6)
             .map_err(|e| format!("the limit {s:?} is not a duration such as 20ms: {e}")),
         Metric::ErrorRate => {

@@ -78,55 +78,71 @@ impl VerifyConfig {
 
     /// Checks every value that the types do not already guarantee.
     pub fn validate(&self) -> Result<(), VerifyError> {
-        let bad = |what: &str| Err(VerifyError::Invalid(what.to_owned()));
+        let bad = |field, reason: &str| {
+            Err(VerifyError::Invalid {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
         if self.samples == Some(0) {
-            return bad("--samples must be at least 1");
+            return bad(Field::Samples, "must be at least 1");
         }
         if self.duration.is_some_and(|d| d.is_zero()) {
-            return bad("--duration must be longer than zero");
+            return bad(Field::Duration, "must be longer than zero");
         }
         if self.concurrency == 0 {
-            return bad("--concurrency must be at least 1");
+            return bad(Field::Concurrency, "must be at least 1");
         }
         if self.rate.is_some_and(|r| !(r.is_finite() && r >= MIN_RATE)) {
-            return bad("--rate must be at least one connection per hour (0.000278 per second)");
+            return bad(
+                Field::Rate,
+                "must be at least one connection per hour (0.000278 per second)",
+            );
         }
-        // The rule is Settings::validate's; only the words are the command line's.
+        // The rule is Settings::validate's; the words speak of percentages, as people give them.
         match self.settings.validate() {
             Ok(()) => {}
             Err(SettingsError::Confidence(_)) => {
-                return bad("--confidence must be between 0% and 100% (exclusive)");
+                return bad(Field::Confidence, "must be between 0% and 100% (exclusive)");
             }
             Err(SettingsError::Tolerance(_)) => {
-                return bad("--tolerance must be more than 0 and at most 50 percentage points");
+                return bad(
+                    Field::Tolerance,
+                    "must be more than 0 and at most 50 percentage points",
+                );
             }
         }
         if !(self.max_error_rate.is_finite() && (0.0..=1.0).contains(&self.max_error_rate)) {
-            return bad("--max-error-rate must be between 0% and 100%");
+            return bad(Field::MaxErrorRate, "must be between 0% and 100%");
         }
-        if self.connect_timeout.is_zero() || self.reply_timeout.is_zero() {
-            return bad("timeouts must be longer than zero");
+        if self.connect_timeout.is_zero() {
+            return bad(Field::ConnectTimeout, "must be longer than zero");
+        }
+        if self.reply_timeout.is_zero() {
+            return bad(Field::ReplyTimeout, "must be longer than zero");
         }
         if let Some(s) = self.sequential {
             if self.samples.is_some() || self.duration.is_some() {
                 return bad(
-                    "--max-samples is for sequential runs; --samples and --duration run a fixed count",
+                    Field::MaxSamples,
+                    "is for sequential runs, not with a fixed number of samples or a sampling duration",
                 );
             }
             if s.max_samples == Some(0) || s.batch == 0 {
-                return bad("--max-samples must be at least 1");
+                return bad(Field::MaxSamples, "must be at least 1");
             }
         }
         if self.settle.is_some_and(|d| d.is_zero()) {
-            return bad("--settle must be longer than zero");
+            return bad(Field::Settle, "must be longer than zero");
         }
         target::check_syntax(&self.target)?;
         if let Some(rule) = &self.health.compare {
             for name in [&rule.canary, &rule.stable] {
                 if self.expect.share_of(name).is_none() {
-                    return Err(VerifyError::Invalid(format!(
-                        "--compare names {name}, which --expect does not list"
-                    )));
+                    return bad(
+                        Field::Compare,
+                        &format!("names {name}, which the expected split does not list"),
+                    );
                 }
             }
         }
@@ -134,12 +150,85 @@ impl VerifyConfig {
     }
 }
 
+/// A setting of [`VerifyConfig`] that [`VerifyError::Invalid`] is about. Its `Display`
+/// speaks of the setting; a command line names its own flag for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// [`VerifyConfig::samples`].
+    Samples,
+    /// [`VerifyConfig::duration`].
+    Duration,
+    /// [`VerifyConfig::concurrency`].
+    Concurrency,
+    /// [`VerifyConfig::rate`].
+    Rate,
+    /// The confidence of [`VerifyConfig::settings`].
+    Confidence,
+    /// The tolerance of [`VerifyConfig::settings`].
+    Tolerance,
+    /// [`VerifyConfig::max_error_rate`].
+    MaxErrorRate,
+    /// [`VerifyConfig::connect_timeout`].
+    ConnectTimeout,
+    /// [`VerifyConfig::reply_timeout`].
+    ReplyTimeout,
+    /// The sequential runs' largest count ([`super::SequentialConfig::max_samples`]).
+    MaxSamples,
+    /// [`VerifyConfig::settle`].
+    Settle,
+    /// The versions compared by the health rules ([`HealthRules::compare`]).
+    Compare,
+}
+
+impl Field {
+    /// Every field, for callers that map each to a name of their own.
+    pub const ALL: [Field; 12] = [
+        Field::Samples,
+        Field::Duration,
+        Field::Concurrency,
+        Field::Rate,
+        Field::Confidence,
+        Field::Tolerance,
+        Field::MaxErrorRate,
+        Field::ConnectTimeout,
+        Field::ReplyTimeout,
+        Field::MaxSamples,
+        Field::Settle,
+        Field::Compare,
+    ];
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Field::Samples => "the number of samples",
+            Field::Duration => "the sampling duration",
+            Field::Concurrency => "the number of connections in flight",
+            Field::Rate => "the connection rate",
+            Field::Confidence => "the confidence",
+            Field::Tolerance => "the tolerance",
+            Field::MaxErrorRate => "the largest error rate",
+            Field::ConnectTimeout => "the connect timeout",
+            Field::ReplyTimeout => "the reply timeout",
+            Field::MaxSamples => "the sequential runs' largest number of samples",
+            Field::Settle => "the settling time",
+            Field::Compare => "the comparison of canary and stable",
+        })
+    }
+}
+
 /// Why a verification could not run (a finished run that fails is a report, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// A configuration value is out of range.
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{field} {reason}")]
+    Invalid {
+        /// The setting.
+        field: Field,
+        /// What is wrong with it, the end of a sentence that starts with the setting
+        /// (`must be at least 1`).
+        reason: String,
+    },
     /// The target is malformed or cannot be resolved.
     #[error(transparent)]
     Target(#[from] TargetError),
@@ -177,7 +266,13 @@ mod tests {
         assert!(config().validate().is_ok());
         let mut c = config();
         c.samples = Some(0);
-        assert!(matches!(c.validate(), Err(VerifyError::Invalid(_))));
+        assert!(matches!(
+            c.validate(),
+            Err(VerifyError::Invalid {
+                field: Field::Samples,
+                ..
+            })
+        ));
         let mut c = config();
         c.rate = Some(f64::NAN);
         assert!(c.validate().is_err());
@@ -189,21 +284,25 @@ mod tests {
         let mut c = config();
         c.max_error_rate = 1.5;
         assert!(c.validate().is_err());
-        // Confidence and tolerance follow Settings::validate, in the command line's words.
-        for (confidence, tolerance, flag) in [
-            (1.0, 0.05, "--confidence"),
-            (f64::NAN, 0.05, "--confidence"),
-            (0.99, 0.0, "--tolerance"),
-            (0.99, 0.6, "--tolerance"),
-            (0.99, f64::INFINITY, "--tolerance"),
+        // Confidence and tolerance follow Settings::validate, each named as its field.
+        for (confidence, tolerance, field) in [
+            (1.0, 0.05, Field::Confidence),
+            (f64::NAN, 0.05, Field::Confidence),
+            (0.99, 0.0, Field::Tolerance),
+            (0.99, 0.6, Field::Tolerance),
+            (0.99, f64::INFINITY, Field::Tolerance),
         ] {
             let mut c = config();
             c.settings = Settings {
                 confidence,
                 tolerance,
             };
-            let e = c.validate().unwrap_err().to_string();
-            assert!(e.starts_with(flag), "{confidence} {tolerance}: {e}");
+            match c.validate() {
+                Err(e @ VerifyError::Invalid { field: f, .. }) if f == field => {
+                    assert!(e.to_string().starts_with(&field.to_string()), "{e}");
+                }
+                other => panic!("{confidence} {tolerance}: {other:?}"),
+            }
         }
         let mut c = config();
         c.settings.tolerance = 0.5;
@@ -211,5 +310,27 @@ mod tests {
         let mut c = config();
         c.target = "nohost".into();
         assert_eq!(c.validate().unwrap_err().exit_code(), exit::USAGE);
+    }
+
+    #[test]
+    fn every_field_is_in_all_once() {
+        // The match is exhaustive: a new field fails to compile here until ALL has it.
+        let position = |field: Field| match field {
+            Field::Samples => 0,
+            Field::Duration => 1,
+            Field::Concurrency => 2,
+            Field::Rate => 3,
+            Field::Confidence => 4,
+            Field::Tolerance => 5,
+            Field::MaxErrorRate => 6,
+            Field::ConnectTimeout => 7,
+            Field::ReplyTimeout => 8,
+            Field::MaxSamples => 9,
+            Field::Settle => 10,
+            Field::Compare => 11,
+        };
+        for (i, field) in Field::ALL.into_iter().enumerate() {
+            assert_eq!(position(field), i, "{field}");
+        }
     }
 }

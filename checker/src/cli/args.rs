@@ -1,12 +1,15 @@
 //! The flags and value parsers several subcommands share: the verdict's rule, the
-//! per-connection timeouts, fractions, counts, rates, yes/no values and durations.
+//! per-connection timeouts, fractions, counts, rates, yes/no values and durations, and
+//! the reading back of a report file named on the command line.
 
+use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
 
 use checker_core::verdict::Settings;
-use checker_core::verify::MIN_RATE;
+use checker_core::verify::{MIN_RATE, RecordedRun};
+use report::read_back::{self, LoadError};
 
 /// The per-connection timeouts, shared by `verify` and `watch`.
 #[derive(Debug, Clone, Args)]
@@ -94,17 +97,23 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses a yes/no value in the usual spellings: 1/0, true/false, yes/no, on/off (any case).
-pub fn parse_bool(s: &str) -> Result<bool, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "y" | "on" => Ok(true),
-        "0" | "false" | "no" | "n" | "off" | "" => Ok(false),
-        _ => Err("must be 1/0, true/false, yes/no or on/off".to_owned()),
-    }
+/// Reads back a verify report named on the command line (`--baseline`, `plot --report`,
+/// `merge`'s files); a file that is not one says which of verify's flags write one.
+pub fn load_report(path: &Path) -> Result<RecordedRun, String> {
+    read_back::load(path).map_err(|e| match e {
+        LoadError::Json { path, source } => format!(
+            "{} is not a checker JSON report with histograms (written by `checker verify --output json` or --json): {source}",
+            path.display()
+        ),
+        e => e.to_string(),
+    })
 }
 
-/// Parses a duration by the rule both binaries share: see [`duration_arg`].
-pub use duration_arg::parse_positive as parse_positive_duration;
+/// Parses a yes/no value by the rule both binaries share: see [`cli_support::boolean`].
+pub use cli_support::boolean::parse as parse_bool;
+
+/// Parses a duration by the rule both binaries share: see [`cli_support::duration`].
+pub use cli_support::duration::parse_positive as parse_positive_duration;
 
 #[cfg(test)]
 mod tests {
@@ -118,14 +127,5 @@ mod tests {
         assert!(parse_fraction("150%").is_err());
         assert!(parse_fraction("2").is_err());
         assert!(parse_fraction("x").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration_arg::parse("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(duration_arg::parse("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(duration_arg::parse("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(duration_arg::parse("-1").is_err());
-        assert!(duration_arg::parse("soon").is_err());
     }
 }

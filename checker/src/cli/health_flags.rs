@@ -10,7 +10,6 @@ use checker_core::verdict::compare::{self, CompareRule};
 use checker_core::verdict::figures::Figures;
 use checker_core::verdict::health::HealthRules;
 use checker_core::verdict::thresholds::Threshold;
-use report::read_back;
 
 /// Canary against stable, thresholds and a baseline (each fails with exit code 5).
 #[derive(Debug, Clone, Args)]
@@ -57,7 +56,7 @@ impl HealthArgs {
         let baseline = match &self.baseline {
             None => None,
             Some(path) => {
-                let old = read_back::load(path).map_err(|e| format!("--baseline: {e}"))?;
+                let old = super::args::load_report(path).map_err(|e| format!("--baseline: {e}"))?;
                 if old.inputs.target != target {
                     return Err(format!(
                         "--baseline {} is a report of {}, not of {target}",

@@ -42,6 +42,9 @@ pub struct LintArgs {
     /// Report format on stdout.
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
     pub output: OutputMode,
+    /// How --output junit shows INCONCLUSIVE (lint has no INCONCLUSIVE: for symmetry).
+    #[command(flatten)]
+    pub junit: output::JunitArgs,
     /// The split the manifests must route, e.g. one=90,two=10 (as verify --expect reads
     /// it): another split, or none, is a finding (TC127, TC118).
     #[arg(long, env = "CHECKER_EXPECT", value_name = "NAME=WEIGHT,...")]
@@ -119,7 +122,7 @@ pub fn run(args: &LintArgs) -> i32 {
         }),
     };
     let report = LintReport::of(&args.sources, &set, &options);
-    output::print(args.output, &Shown::Lint(&report));
+    output::print_as(args.output, &args.junit, &Shown::Lint(&report));
     if report.findings.is_empty() {
         exit::PASS
     } else {

@@ -27,6 +27,9 @@ pub struct MergeArgs {
     /// Report format on stdout.
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
     pub output: OutputMode,
+    /// How --output junit shows INCONCLUSIVE.
+    #[command(flatten)]
+    pub junit: output::JunitArgs,
 }
 
 /// The report files named by `paths`: files as given, directories as their `*.json`
@@ -64,7 +67,7 @@ pub fn run(args: &MergeArgs) -> i32 {
     };
     let mut loaded = Vec::with_capacity(files.len());
     for path in &files {
-        match report::read_back::load(path) {
+        match super::args::load_report(path) {
             Ok(r) => loaded.push(r),
             Err(e) => return fail(&e, exit::USAGE),
         }
@@ -73,6 +76,6 @@ pub fn run(args: &MergeArgs) -> i32 {
         Ok(merged) => merged,
         Err(e) => return fail(&e, exit::USAGE),
     };
-    output::print(args.output, &Shown::Verification(&merged));
+    output::print_as(args.output, &args.junit, &Shown::Verification(&merged));
     merged.exit_code()
 }

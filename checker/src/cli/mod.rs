@@ -5,8 +5,6 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use checker_core::exit;
-
 pub mod args;
 pub mod command;
 pub mod expect_from;
@@ -46,14 +44,14 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sample fresh connections through a gateway and judge the split against the weights.
-    #[command(after_help = format!("Durations (D): {}.\n\n{}", duration_arg::RULE, exit::HELP))]
+    #[command(after_help = format!("Durations (D): {}.\n\n{}", cli_support::duration::RULE, verify::EXIT_HELP))]
     Verify(Box<verify::VerifyArgs>),
     /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
     #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
     Rehearse(rehearse::RehearseArgs),
     /// Sample continuously at a modest rate and show the split over time, with when it stops and starts agreeing.
-    #[command(after_help = format!("Durations (D): {}.\n\nExit: 0 when the split agreed at the end, 1 when it disagreed, 3 when undecided, 2 usage, 4 unresolvable target.", duration_arg::RULE))]
+    #[command(after_help = format!("Durations (D): {}.\n\nExit: 0 when the split agreed at the end, 1 when it disagreed, 3 when undecided, 2 usage, 4 unresolvable target.", cli_support::duration::RULE))]
     Watch(watch::WatchArgs),
     /// Merge JSON reports of one check taken by many processes into one report and verdict.
     #[command(after_help = merge::HELP)]
@@ -72,61 +70,20 @@ pub enum Command {
 /// that does not parse becomes one sentence naming the flag, or the environment
 /// variable it came from when the flag was not given.
 pub fn parse_error(error: &clap::Error, argv: &[String]) -> Option<String> {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if !matches!(
-        error.kind(),
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation
-    ) {
-        return None;
-    }
-    let text = |kind| match error.get(kind) {
-        Some(ContextValue::String(s)) => Some(s.clone()),
-        _ => None,
+    use cli_support::bad_value::{self, Why};
+    let bad = bad_value::from_clap(error, &<Cli as clap::CommandFactory>::command(), argv)?;
+    let (flag, value) = (&bad.flag, bad.value.unwrap_or_default());
+    let why = match bad.why {
+        Why::OneOf(valid) => format!("must be one of {}", valid.join(", ")),
+        Why::Parser(reason) => reason,
+        Why::Unknown => "is not valid".to_owned(),
     };
-    let arg = text(ContextKind::InvalidArg)?;
-    let value = text(ContextKind::InvalidValue).unwrap_or_default();
-    let flag = arg.split_whitespace().next().unwrap_or(&arg).to_owned();
-    let why = match (error.kind(), error.get(ContextKind::ValidValue)) {
-        (ErrorKind::InvalidValue, Some(ContextValue::Strings(valid))) => {
-            format!("must be one of {}", valid.join(", "))
-        }
-        _ => std::error::Error::source(error)
-            .map_or_else(|| "is not valid".to_owned(), ToString::to_string),
-    };
-    Some(match env_source(&flag, argv) {
+    Some(match bad.env {
         Some(name) => format!(
             "invalid value {value:?} in the environment variable {name} (for {flag}): {why}"
         ),
         None => format!("invalid value {value:?} for {flag}: {why}"),
     })
-}
-
-/// The environment variable that set `flag` (e.g. `--samples`), when the flag is not on
-/// the command line `argv` and its variable is set.
-pub fn env_source(flag: &str, argv: &[String]) -> Option<String> {
-    let on_command_line = argv
-        .iter()
-        .take_while(|a| a.as_str() != "--")
-        .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-    if on_command_line {
-        return None;
-    }
-    env_of(flag).filter(|name| std::env::var_os(name).is_some())
-}
-
-/// The environment variable behind a long flag such as `--samples`, in any subcommand.
-fn env_of(flag: &str) -> Option<String> {
-    use clap::CommandFactory;
-    let long = flag.strip_prefix("--")?;
-    let command = Cli::command();
-    let mut commands = vec![&command];
-    commands.extend(command.get_subcommands());
-    commands
-        .iter()
-        .flat_map(|c| c.get_arguments())
-        .find(|a| a.get_long() == Some(long))
-        .and_then(|a| a.get_env())
-        .map(|e| e.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

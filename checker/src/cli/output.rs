@@ -6,7 +6,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 
 use checker_core::verify::Verification;
 use checker_core::watch::{Period, Tick};
@@ -19,6 +19,46 @@ pub enum OutputMode {
     Text,
     /// JSON with a `schema_version`, for programs (schemas: report/schema/, rehearse/schema/).
     Json,
+    /// JUnit XML for CI test reports: a case per version share (verify, merge), per step
+    /// (rehearse), per finding (lint).
+    Junit,
+}
+
+/// What an INCONCLUSIVE check becomes in JUnit XML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum JunitInconclusive {
+    /// A failure of type `inconclusive`.
+    #[default]
+    Failure,
+    /// A skipped case.
+    Skipped,
+}
+
+/// The flag of `--output junit`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct JunitArgs {
+    /// With --output junit: an INCONCLUSIVE check is a failure of type `inconclusive`, or skipped.
+    #[arg(long, env = "CHECKER_JUNIT_INCONCLUSIVE", value_enum, default_value_t = JunitInconclusive::Failure)]
+    pub junit_inconclusive: JunitInconclusive,
+}
+
+impl JunitArgs {
+    /// The JUnit writer's options: these flags and this host's name.
+    pub fn options(&self) -> report::junit::Options {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty() && h.len() <= 255)
+            .unwrap_or_else(|| "localhost".to_owned());
+        report::junit::Options {
+            inconclusive: match self.junit_inconclusive {
+                JunitInconclusive::Failure => report::junit::Inconclusive::Failure,
+                JunitInconclusive::Skipped => report::junit::Inconclusive::Skipped,
+            },
+            hostname,
+        }
+    }
 }
 
 impl OutputMode {
@@ -50,12 +90,32 @@ pub enum Shown<'a> {
 }
 
 impl Shown<'_> {
-    /// The text or the JSON of what is shown, ending in a newline.
+    /// The text or the JSON of what is shown, ending in a newline (JUnit with the
+    /// default options).
     pub fn render(&self, mode: OutputMode) -> String {
+        self.render_as(mode, &JunitArgs::default())
+    }
+
+    /// The text, the JSON or the JUnit XML (as `junit` says) of what is shown.
+    pub fn render_as(&self, mode: OutputMode, junit: &JunitArgs) -> String {
         match mode {
             OutputMode::Text => self.text(),
             OutputMode::Json => self.json(),
+            OutputMode::Junit => self.junit(&junit.options()),
         }
+    }
+
+    /// `watch` has no JUnit form (it has no --output): its lines stay JSON.
+    fn junit(&self, options: &report::junit::Options) -> String {
+        let now = checker_core::clock::rfc3339_micros(std::time::SystemTime::now());
+        let suite = match self {
+            Shown::Verification(v) => report::junit::verification(v),
+            Shown::Lint(l) => report::junit::lint(l, &now),
+            #[cfg(feature = "rehearse")]
+            Shown::Rehearsal(r, names) => rehearse::summary::junit::suite(r, *names, &now),
+            Shown::WatchTick(_) | Shown::WatchSummary(_) => return self.json(),
+        };
+        report::junit::render(&[suite], options)
     }
 
     fn text(&self) -> String {
@@ -89,15 +149,23 @@ pub fn write(out: &mut impl Write, mode: OutputMode, shown: &Shown<'_>) -> io::R
 
 /// Prints `shown` in `mode` on stdout (see [`emit`]).
 pub fn print(mode: OutputMode, shown: &Shown<'_>) {
-    let _ = write(&mut io::stdout().lock(), mode, shown);
+    print_as(mode, &JunitArgs::default(), shown);
+}
+
+/// Prints `shown` in `mode` on stdout, JUnit as `junit` says.
+pub fn print_as(mode: OutputMode, junit: &JunitArgs, shown: &Shown<'_>) {
+    let mut out = io::stdout().lock();
+    let _ = out
+        .write_all(shown.render_as(mode, junit).as_bytes())
+        .and_then(|()| out.flush());
 }
 
 /// A note for people before or beside the result (the plan, the derived split): on
-/// stdout in text mode, on stderr in JSON mode so that stdout stays one document.
+/// stdout in text mode, on stderr in JSON and JUnit mode so that stdout stays one document.
 pub fn note(mode: OutputMode, text: &str) {
     match mode {
         OutputMode::Text => emit(text),
-        OutputMode::Json => eprint!("{text}"),
+        OutputMode::Json | OutputMode::Junit => eprint!("{text}"),
     }
 }
 

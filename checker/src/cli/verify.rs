@@ -16,7 +16,8 @@ use super::signals::stop_token;
 use super::{expect_from, health_flags};
 use checker_core::exit;
 use checker_core::expect::Expectation;
-use checker_core::verify::{self, VerifyConfig};
+use checker_core::target::TargetError;
+use checker_core::verify::{self, Field, VerifyConfig, VerifyError};
 use report::progress::ProgressObserver;
 use report::samples::SamplesFile;
 
@@ -57,6 +58,9 @@ pub struct VerifyArgs {
     /// Report format on stdout.
     #[arg(long, env = "CHECKER_OUTPUT", value_enum, default_value_t = OutputMode::Text)]
     pub output: OutputMode,
+    /// How --output junit shows INCONCLUSIVE.
+    #[command(flatten)]
+    pub junit: output::JunitArgs,
     /// Also write the JSON report to this file.
     #[arg(long, env = "CHECKER_JSON", value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -154,26 +158,64 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     }
 }
 
-/// The error's sentence, naming the environment variable when the value it is about came
-/// from one (`--confidence must be ... (set by CHECKER_CONFIDENCE)`).
-fn with_env_source(error: &verify::VerifyError) -> String {
-    let text = error.to_string();
-    let flag = match error {
-        verify::VerifyError::Invalid(message) => message
-            .split_whitespace()
-            .next()
-            .filter(|w| w.starts_with("--"))
-            .map(str::to_owned),
-        verify::VerifyError::Target(
-            checker_core::target::TargetError::Syntax(_)
-            | checker_core::target::TargetError::PortZero(_),
-        ) => Some("--target".to_owned()),
-        _ => None,
-    };
+/// The exit codes as shown at the end of `checker verify --help`.
+pub const EXIT_HELP: &str = "Exit codes:
+  0  PASS: every version's share is inside its tolerance band
+  1  FAIL: the split is wrong (a share outside its band, a zero-weight or unexpected version answered)
+  2  usage error (bad flags or values, a report file that cannot be written: the report
+     is still printed on stdout first)
+  3  INCONCLUSIVE: not enough samples to decide; the report says how many more would
+  4  FAIL on errors: the target is unreachable (or its name does not resolve) or the error
+     rate exceeds --max-error-rate; decided before the split
+  5  FAIL on health: the canary is worse than the stable beyond a margin (--compare), a
+     --threshold does not hold, or the run regressed against --baseline; a failed split
+     (1) or error budget (4) still wins
+Ctrl-C or SIGTERM stops sampling and prints the report of what was collected; a second
+signal quits at once (130 after Ctrl-C, 143 after SIGTERM).";
+
+/// The flag of `checker verify` that sets `field` (the library names settings, not flags).
+pub fn flag(field: Field) -> &'static str {
+    match field {
+        Field::Samples => "--samples",
+        Field::Duration => "--duration",
+        Field::Concurrency => "--concurrency",
+        Field::Rate => "--rate",
+        Field::Confidence => "--confidence",
+        Field::Tolerance => "--tolerance",
+        Field::MaxErrorRate => "--max-error-rate",
+        Field::ConnectTimeout => "--connect-timeout",
+        Field::ReplyTimeout => "--reply-timeout",
+        Field::MaxSamples => "--max-samples",
+        Field::Settle => "--settle",
+        Field::Compare => "--compare",
+    }
+}
+
+/// The error's sentence in the command line's words: the flag in place of the setting,
+/// and the environment variable when the value came from one (`--confidence must be ...
+/// (set by the environment variable CHECKER_CONFIDENCE)`).
+fn error_sentence(error: &VerifyError) -> String {
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    match flag.and_then(|f| super::env_source(&f, &argv)) {
+    sentence(error, &argv)
+}
+
+/// [`error_sentence`] for the command line `argv` (program name first).
+fn sentence(error: &VerifyError, argv: &[String]) -> String {
+    let (text, flag) = match error {
+        VerifyError::Invalid { field, reason } => {
+            let flag = flag(*field);
+            (format!("{flag} {reason}"), Some(flag))
+        }
+        VerifyError::Target(TargetError::Syntax(_) | TargetError::PortZero(_)) => {
+            (error.to_string(), Some("--target"))
+        }
+        _ => (error.to_string(), None),
+    };
+    // verify's own flags and variables: no need of the whole command line's.
+    let command = VerifyArgs::augment_args(clap::Command::new("verify"));
+    match flag.and_then(|f| cli_support::bad_value::env_source(&command, f, argv)) {
         Some(name) => format!("{text} (set by the environment variable {name})"),
         None => text,
     }
@@ -210,7 +252,7 @@ pub async fn run(args: &VerifyArgs) -> i32 {
     }
     let prepared = match verify::prepare(&config).await {
         Ok(prepared) => prepared,
-        Err(e) => return fail(&with_env_source(&e), e.exit_code()),
+        Err(e) => return fail(&error_sentence(&e), e.exit_code()),
     };
     let samples_file = match args.samples_out.as_deref().map(SamplesFile::create) {
         Some(Ok(file)) => Some(file),
@@ -265,7 +307,7 @@ pub async fn run(args: &VerifyArgs) -> i32 {
             .err()
             .map(|e| json_error(path, &e))
     });
-    output::print(args.output, &shown);
+    output::print_as(args.output, &args.junit, &shown);
     if let Some(e) = json_failed {
         return fail(
             &format!(
@@ -279,4 +321,51 @@ pub async fn run(args: &VerifyArgs) -> i32 {
         return exit::PASS;
     }
     verification.exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_code() {
+        for code in [
+            exit::PASS,
+            exit::FAIL,
+            exit::USAGE,
+            exit::INCONCLUSIVE,
+            exit::ERRORS,
+            exit::HEALTH,
+        ] {
+            assert!(
+                EXIT_HELP.contains(&format!("\n  {code}  ")),
+                "{code} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn every_setting_is_a_flag_of_verify() {
+        use clap::CommandFactory;
+        let command = super::super::Cli::command();
+        let verify = command.find_subcommand("verify").expect("verify");
+        for field in Field::ALL {
+            let long = flag(field).strip_prefix("--").expect("a long flag");
+            assert!(
+                verify.get_arguments().any(|a| a.get_long() == Some(long)),
+                "{field}: verify has no {}",
+                flag(field)
+            );
+        }
+    }
+
+    #[test]
+    fn an_invalid_setting_is_named_by_its_flag() {
+        let error = VerifyError::Invalid {
+            field: Field::Samples,
+            reason: "must be at least 1".to_owned(),
+        };
+        let argv = ["checker", "verify", "--samples", "0"].map(str::to_owned);
+        assert_eq!(sentence(&error, &argv), "--samples must be at least 1");
+    }
 }

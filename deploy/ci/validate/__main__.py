@@ -24,6 +24,9 @@ What it does, in order:
      Argo's analysis args, the Harness renders' weights                       [istio]
      Flagger's generated example is what Flagger generates from deploy/flagger's Canary
      and Deployments                                                        [flagger]
+     the watch's --metrics-listen, probes and expectation ConfigMap agree; every
+     Prometheus query of Flagger's and Argo's templates names metrics the checker
+     serves (README's table) and the watch's job                            [metrics]
   4. with --self-test, breaks copies of the renders on purpose and asserts that each
      breakage is reported (so these checks can fail)                       [selftest]
 
@@ -46,6 +49,7 @@ from .checker import check_ingress_ports, check_lint
 from .ci_examples import check_ci_examples
 from .common import DEPLOY, ROOT, Report, Unit
 from .flagger import check_flagger
+from .metrics import check_metrics
 from .istio import (
     check_argo,
     check_harness_weights,
@@ -72,8 +76,8 @@ def run_checks(units: dict[str, Unit], steps: list[dict], crds: dict, readme: st
         check_workloads(unit, rep, images)
         check_services(unit, rep)
         check_argo(unit, rep)
-        # The checker Jobs route nothing: there is nothing for lint to read.
-        if unit.kind != "jobs":
+        # The checker Jobs and the watch route nothing: there is nothing for lint to read.
+        if unit.kind not in ("jobs", "watch"):
             check_lint(unit, rep, expects.get(unit.name))
             check_ingress_ports(unit, rep, ingress)
         if unit.kind == "harness":
@@ -82,6 +86,7 @@ def run_checks(units: dict[str, Unit], steps: list[dict], crds: dict, readme: st
                 check_harness_weights(unit, int(m.group(1)), int(m.group(2)), rep)
     check_harness_static(rep)
     check_ci_examples(rep)
+    check_metrics(units, rep)
     return rep
 
 

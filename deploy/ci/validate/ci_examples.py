@@ -1,5 +1,6 @@
-"""deploy/ci-examples/: each file is valid YAML, runs `checker verify` with --json, and
-keeps that JSON report as an artifact even when the check fails."""
+"""deploy/ci-examples/: each file is valid YAML, runs `checker verify` with --json and
+`--output junit > FILE`, and keeps both reports as artifacts even when the check fails
+(GitLab also reads the JUnit one as its test report)."""
 
 import re
 
@@ -38,6 +39,10 @@ def check_ci_examples(rep) -> None:
                 rep.check(any(m and s.get("with", {}).get("path") == m.group(1)
                               and s.get("if") == "always()" for s in uploads), name,
                           f"job {job_name} does not keep the JSON report with if: always()")
+                j = re.search(r"--output junit\s*>\s*(\S+)", runs)
+                rep.check(any(j and s.get("with", {}).get("path") == j.group(1)
+                              and s.get("if") == "always()" for s in uploads), name,
+                          f"job {job_name} does not keep a JUnit report (--output junit > FILE) with if: always()")
         else:  # GitLab CI
             jobs = {k: v for k, v in doc.items() if isinstance(v, dict) and "script" in v}
             rep.check(bool(jobs), name, "no GitLab job with a script")
@@ -50,3 +55,6 @@ def check_ci_examples(rep) -> None:
                 rep.check(m is not None and m.group(1) in art.get("paths", [])
                           and art.get("when") == "always", name,
                           f"job {job_name} does not keep the JSON report with when: always")
+                j = re.search(r"--output junit\s*>\s*(\S+)", runs)
+                rep.check(j is not None and (art.get("reports") or {}).get("junit") == j.group(1),
+                          name, f"job {job_name} does not declare its JUnit report (--output junit > FILE) as reports: junit")

@@ -33,7 +33,7 @@ class Unit:
     # Labels a controller adds to pods at run time, one dict per variant
     # (Harness adds harness.io/track; Argo adds rollouts-pod-template-hash to subsets).
     implied_pod_labels: list[dict] = field(default_factory=lambda: [{}])
-    kind: str = "plain"  # plain | harness | argo | jobs
+    kind: str = "plain"  # plain | harness | argo | jobs | watch
 
 
 class Report:

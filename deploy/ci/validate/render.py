@@ -100,7 +100,7 @@ def render_all(tmp: Path) -> tuple[dict[str, Unit], list[dict]]:
         units[f"kustomize/{p}"] = Unit(f"kustomize/{p}", load_docs(kustomize(DEPLOY / "kustomize" / p), p))
     for p in ("gateway-api/v1", "gateway-api/v1alpha2", *TLS_PASSTHROUGH):
         units[p] = Unit(p, load_docs(kustomize(DEPLOY / p), p))
-    for p in ("argo-rollouts/base", "argo-rollouts/release-two"):
+    for p in ("argo-rollouts/base", "argo-rollouts/release-two", "argo-rollouts/metrics"):
         units[p] = Unit(
             p,
             load_docs(kustomize(DEPLOY / p), p),
@@ -108,8 +108,10 @@ def render_all(tmp: Path) -> tuple[dict[str, Unit], list[dict]]:
             implied_pod_labels=[{}],
             kind="argo",
         )
-    for p in ("flagger/base", "flagger/release-two"):
+    for p in ("flagger/base", "flagger/release-two", "flagger/metrics"):
         units[p] = Unit(p, load_docs(kustomize(DEPLOY / p), p))
+    # `checker watch` and its metrics Service: nothing that routes, nothing to lint.
+    units["watch"] = Unit("watch", load_docs(kustomize(DEPLOY / "watch"), "watch"), kind="watch")
     for f in sorted((DEPLOY / "flagger" / "generated").glob("*.yaml")):
         name = f"flagger/generated/{f.name}"
         units[name] = Unit(name, list_items(load_docs(f.read_text(), name), name))

@@ -178,6 +178,21 @@ def self_test(units, steps, crds, readme, run_checks) -> tuple[int, list[str]]:
         ("TLSRoute hostname outside its listener's (checker lint)", tls_api, "TLSRoute", "tcp-echo", tlsroute_other_hostname, "checker lint TC132"),
         ("unknown field in a TLSRoute (TCPRoute's schema with hostnames)", tls_api, "TLSRoute", "tcp-echo", tlsroute_unknown, "'hostname' was unexpected"),
     ]
+    def metrics_port(d):
+        args = d["spec"]["template"]["spec"]["containers"][0]["args"]
+        args[args.index("--metrics-listen") + 1] = "0.0.0.0:9465"
+
+    def misspelled_metric(d):
+        d["spec"]["query"] = d["spec"]["query"].replace("tcp_canary_agreement", "tcp_canary_agrement")
+
+    def missing_template(d):
+        d["spec"]["analysis"]["metrics"][0]["templateRef"]["name"] = "tcp-canary-splitt"
+
+    cases += [
+        ("watch --metrics-listen not on its container port", "watch", "Deployment", "tcp-canary-watch", metrics_port, "is not the container port http-metrics"),
+        ("a Flagger query reading a metric the checker does not serve", "flagger/metrics", "MetricTemplate", "tcp-canary-split", misspelled_metric, "tcp_canary_agrement: the checker does not serve it"),
+        ("a Canary metric naming no MetricTemplate of its render", "flagger/metrics", "Canary", "tcp-echo", missing_template, "MetricTemplate tcp-canary-splitt is not in this render"),
+    ]
     caught, missed = 0, []
     for title, key, kind, name, fn, needle in cases:
         broken = mutate(units, key, kind, name, fn)

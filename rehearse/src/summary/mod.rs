@@ -13,6 +13,7 @@
 use serde::Serialize;
 
 pub mod json;
+pub mod junit;
 pub mod text;
 
 use super::fleet::DrainTotals;

@@ -27,9 +27,7 @@ pub enum PlotError {
     #[error("the directory {0} holds no .jsonl samples file")]
     EmptyDir(PathBuf),
     /// The input holds no sample at all.
-    #[error(
-        "no sample in {0}: nothing to draw (write some with `checker verify --samples-out FILE`)"
-    )]
+    #[error("no sample in {0}: nothing to draw")]
     NoSamples(String),
     /// The output's extension names no known format.
     #[error("{0}: the picture is written as .svg or .html; name the output file so")]

@@ -1,5 +1,5 @@
 //! The one rule both binaries (echo-server and checker) use to read a duration from a
-//! flag or an environment variable.
+//! flag or an environment variable (and the checker's library from a threshold).
 //!
 //! A duration is either a number with units, as humantime reads it (`500ms`, `1.5s`,
 //! `2m`, `1m30s`, `1h`), or a bare number of seconds, which may have a fraction
