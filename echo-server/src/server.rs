@@ -52,9 +52,16 @@ pub enum Error {
     /// The admin HTTP server stopped with an error.
     #[error("the admin HTTP server failed: {0}")]
     Admin(io::Error),
-    /// The TLS certificate or key cannot be served.
+    /// The TLS certificate or key cannot be served (boxed: it names two files and
+    /// rustls' reason, and every other error is small).
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(Box<crate::tls::TlsError>),
+}
+
+impl From<crate::tls::TlsError> for Error {
+    fn from(e: crate::tls::TlsError) -> Self {
+        Error::Tls(Box::new(e))
+    }
 }
 
 /// Stops what [`Server::run`] started when its future is dropped: not ready, no more
