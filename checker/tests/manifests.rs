@@ -432,6 +432,156 @@ fn lint_checks_the_split_against_expect() {
 }
 
 #[test]
+fn expect_from_the_tls_passthrough_example_derives_the_split_for_its_server_name() {
+    // deploy/tls-passthrough/istio as rendered (kept as a fixture): 90/10 by server name.
+    let server = EchoServer::start_tls("one", &["tcp-echo.example.com"]);
+    let target = server.addr().to_string();
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &target,
+        "--expect-from",
+        &fixture("tls-passthrough-istio.yaml"),
+        "--tls",
+        "--insecure",
+        "--sni",
+        "tcp-echo.example.com",
+        "--no-progress",
+    ]);
+    assert_eq!(run.code, 1, "only one answers: {run:?}");
+    let derived = run
+        .stdout
+        .find("expected split from VirtualService/tcp-echo spec.tls[0], server name tcp-echo.example.com (matches sniHosts tcp-echo.example.com): one=90,two=10")
+        .expect("derivation printed");
+    let plan = run.stdout.find("plan: ").expect("plan printed");
+    assert!(derived < plan, "{run:?}");
+    // A name the gateway has no route for: exit 2, one sentence, before any sample.
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &target,
+        "--expect-from",
+        &fixture("tls-passthrough-istio.yaml"),
+        "--tls",
+        "--insecure",
+        "--sni",
+        "other.example.com",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("no tls route has a server name matching \"other.example.com\""),
+        "{run:?}"
+    );
+}
+
+#[cfg(feature = "rehearse")]
+#[test]
+#[ignore = "needs kubectl and haproxy (Debian packages); .ci/run installs them"]
+fn expect_from_the_tls_passthrough_overlay_passes_through_a_gateway_at_its_weights() {
+    // The overlay directory, rendered by the checker with kubectl; HAProxy at 90/10 in the
+    // gateway's place (TCP mode: the TLS passes through to the echo servers, as through a
+    // PASSTHROUGH gateway; the derivation by server name is what is tested).
+    let one = EchoServer::start_tls("one", &["tcp-echo.example.com"]);
+    let two = EchoServer::start_tls("two", &["tcp-echo.example.com"]);
+    let proxy = support::HaProxy::start(&[(one.addr(), 90), (two.addr(), 10)]);
+    let overlay = repo().join("deploy/tls-passthrough/istio");
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &proxy.addr.to_string(),
+        "--expect-from",
+        &overlay.display().to_string(),
+        "--tls",
+        "--insecure",
+        "--sni",
+        "tcp-echo.example.com",
+        "--no-progress",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("expected split from VirtualService/tcp-echo spec.tls[0], server name tcp-echo.example.com"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("✔ PASS"), "{run:?}");
+}
+
+#[test]
+fn lint_picks_the_tls_route_by_the_server_name_given() {
+    let tls = fixture("lint-clean-tls.yaml");
+    let run = run_checker(&[
+        "lint",
+        &tls,
+        "--route-port",
+        "443",
+        "--sni",
+        "echo.example.com",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_lint_schema_valid(&doc);
+    assert_eq!(doc["split"]["route"], "VirtualService/echo spec.tls[0]");
+    assert_eq!(doc["split"]["tls"]["sni"], "echo.example.com");
+    assert_eq!(doc["split"]["tls"]["matched"], "echo.example.com");
+    // The variable, and a name no tls route of the port has: TC129, exit 1.
+    let run = run_checker_env(
+        &["lint", &tls, "--route-port", "443", "--output", "json"],
+        &[("CHECKER_SNI", std::ffi::OsStr::new("echo.example.org"))],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_lint_schema_valid(&doc);
+    assert_eq!(doc["findings"][0]["code"], "TC129", "{doc:#}");
+    assert_eq!(doc["split_error"]["resource"], "VirtualService/echo");
+    // Two tls routes on the port and no name: not a finding, the split line asks for one.
+    let run = run_checker(&["lint", &tls, "--route-port", "443"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("--sni NAME"), "{run:?}");
+    // An address is no server name.
+    let run = run_checker(&["lint", &tls, "--sni", "10.0.0.1"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--sni"), "{run:?}");
+}
+
+#[test]
+fn expect_from_a_tls_route_chosen_by_its_server_name_passes() {
+    // Names under *.canary.example.com go to the canary's tls route: two=100.
+    let server = EchoServer::start_tls("two", &["a.canary.example.com"]);
+    let target = server.addr().to_string();
+    let run = run_checker(&[
+        "verify",
+        "--target",
+        &target,
+        "--expect-from",
+        &fixture("lint-clean-tls.yaml"),
+        "--route-port",
+        "443",
+        "--tls",
+        "--insecure",
+        "--sni",
+        "a.canary.example.com",
+        "--output",
+        "json",
+        "--no-progress",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_schema_valid(&doc);
+    let from = &doc["expected_from"];
+    assert_eq!(from["route"], "VirtualService/echo spec.tls[1]");
+    assert_eq!(from["tls"]["matched"], "*.canary.example.com");
+    assert_eq!(from["versions"][0]["name"], "two");
+    assert!(
+        run.stderr.contains(
+            "expected split from VirtualService/echo spec.tls[1], server name a.canary.example.com (matches sniHosts *.canary.example.com): two=100"
+        ),
+        "{run:?}"
+    );
+}
+
+#[test]
 #[ignore = "needs kubectl (kubectl kustomize renders the manifest sets)"]
 fn every_manifest_set_under_deploy_lints_clean() {
     let mut sets: Vec<String> = vec!["deploy/kustomize/base".to_owned()];
@@ -440,6 +590,7 @@ fn every_manifest_set_under_deploy_lints_clean() {
         "deploy/gateway-api",
         "deploy/argo-rollouts",
         "deploy/flagger",
+        "deploy/tls-passthrough",
     ] {
         let mut dirs: Vec<String> = std::fs::read_dir(repo().join(parent))
             .expect("deploy/ folder")
@@ -452,7 +603,11 @@ fn every_manifest_set_under_deploy_lints_clean() {
         dirs.sort();
         sets.extend(dirs);
     }
-    assert!(sets.len() >= 13, "{sets:?}");
+    assert!(sets.len() >= 15, "{sets:?}");
+    assert!(
+        sets.contains(&"deploy/tls-passthrough/gateway-api".to_owned()),
+        "{sets:?}"
+    );
     assert!(
         sets.contains(&"deploy/flagger/release-two".to_owned()),
         "{sets:?}"

@@ -4,6 +4,7 @@
 //! messages for bad arguments, which name the flags (the library speaks of settings).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
@@ -14,6 +15,7 @@ use echo_server::config::{
     DEFAULT_SOCKET_BUFFER, MAX_ADMIN_CONNECTIONS, MAX_ADMIN_REQUEST, MAX_MAX_CONNECTIONS,
     MAX_MAX_LINE, MAX_SOCKET_BUFFER, MAX_THREADS,
 };
+use echo_server::tls::TlsFiles;
 use protocol::DEFAULT_MAX_LINE;
 
 /// The log line format.
@@ -41,7 +43,7 @@ Istio's positional form works unchanged: `echo-server 9000,9001 one`.",
 descriptor limit is raised (up to the hard limit) to what --max-connections and the admin port \
 need; if the hard limit is lower, one warning says so (--strict-limits: exit 2 instead). Boolean \
 variables take 1/0, true/false, yes/no, on/off. Exit codes: 0 after a clean shutdown, 1 when a \
-port cannot be bound or serving fails, 2 for bad arguments. --print-config prints the resolved \
+port cannot be bound, the TLS certificate or key cannot be served, or serving fails, 2 for bad arguments. --print-config prints the resolved \
 configuration (flags, environment variables, the positional form and the defaults) as one JSON \
 object and exits 0, or 2 when it is invalid.", cli_support::duration::RULE)
 )]
@@ -121,6 +123,25 @@ pub struct Cli {
     #[arg(long, env = "ECHO_SERVER_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration, value_name = "DURATION")]
     pub shutdown_timeout: Duration,
 
+    /// TLS on every echo port (the admin port stays HTTP): the certificate chain, PEM, the
+    /// server's certificate first; read at start only (restart to renew). Needs --tls-key.
+    #[arg(
+        long,
+        env = "ECHO_SERVER_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "ECHO_SERVER_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, env = "ECHO_SERVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -169,6 +190,11 @@ impl Cli {
                 max_request: self.admin_max_request,
                 idle_timeout: self.admin_idle_timeout,
             },
+            tls: self
+                .tls_cert
+                .clone()
+                .zip(self.tls_key.clone())
+                .map(|(cert, key)| TlsFiles { cert, key }),
         };
         config.validate()?;
         Ok(config)
@@ -194,6 +220,9 @@ impl Cli {
             "admin_idle_timeout_seconds": seconds(config.admin_limits.idle_timeout),
             "drain_delay_seconds": seconds(config.drain_delay),
             "shutdown_timeout_seconds": seconds(config.shutdown_timeout),
+            // The files' paths only: they are read when the server starts.
+            "tls_cert": config.tls.as_ref().map(|t| t.cert.display().to_string()),
+            "tls_key": config.tls.as_ref().map(|t| t.key.display().to_string()),
             "log_format": match self.log_format {
                 LogFormat::Text => "text",
                 LogFormat::Json => "json",
@@ -216,6 +245,16 @@ pub fn parse() -> Result<Cli, clap::Error> {
 /// environment variable when it came from there.
 pub fn argument_error(err: &clap::Error) -> String {
     let text = err.to_string();
+    if err.kind() == clap::error::ErrorKind::MissingRequiredArgument {
+        // clap lists the missing flags on lines of their own: one sentence naming them.
+        let missing: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+            .collect();
+        return format!("{} is missing: a flag given needs it", missing.join(", "));
+    }
     let Some(bad) = bad_value::from_clap(err, &Cli::command(), &argv()) else {
         return text;
     };

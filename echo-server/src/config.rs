@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::admin::{self, AdminLimits};
+use crate::tls::TlsFiles;
 use protocol::DEFAULT_MAX_LINE;
 
 /// The default admin HTTP port.
@@ -61,6 +62,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// The bounds of the admin HTTP server.
     pub admin_limits: AdminLimits,
+    /// TLS on every echo port: the certificate and key files, read when the server is
+    /// bound (see [`crate::tls`]); `None` serves plain TCP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -82,6 +86,7 @@ impl Config {
             drain_delay: DEFAULT_DRAIN_DELAY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             admin_limits: AdminLimits::default(),
+            tls: None,
         }
     }
 

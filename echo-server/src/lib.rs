@@ -31,6 +31,7 @@ pub mod metrics;
 mod rate_limit;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 
 pub use config::{Config, ConfigError};
 pub use server::{Error, Server};

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub bytes_sent: Counter,
     /// Failed `accept` calls (out of file descriptors and the like).
     pub accept_errors: Counter,
+    /// TLS handshakes that failed or stalled past the idle timeout (TLS ports only).
+    pub tls_handshakes_failed: Counter,
     /// Admin HTTP connections open right now.
     pub admin_connections_active: Gauge<i64, AtomicI64>,
     /// Admin HTTP connections closed to make room at the admin connection limit.
@@ -106,6 +108,11 @@ impl Metrics {
             "accept_errors",
             "Failed accept calls, retried after a back-off",
             m.accept_errors.clone(),
+        );
+        registry.register(
+            "tls_handshakes_failed",
+            "TLS handshakes that failed or stalled past the idle timeout",
+            m.tls_handshakes_failed.clone(),
         );
         registry.register(
             "admin_connections_active",

@@ -25,6 +25,7 @@ use crate::handler::HandlerContext;
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::shutdown::{ServerHandle, Shared, ShutdownReport};
+use crate::tls::Acceptor;
 
 /// Why a server could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,16 @@ pub enum Error {
     /// The admin HTTP server stopped with an error.
     #[error("the admin HTTP server failed: {0}")]
     Admin(io::Error),
+    /// The TLS certificate or key cannot be served (boxed: it names two files and
+    /// rustls' reason, and every other error is small).
+    #[error(transparent)]
+    Tls(Box<crate::tls::TlsError>),
+}
+
+impl From<crate::tls::TlsError> for Error {
+    fn from(e: crate::tls::TlsError) -> Self {
+        Error::Tls(Box::new(e))
+    }
 }
 
 /// Stops what [`Server::run`] started when its future is dropped: not ready, no more
@@ -80,6 +91,7 @@ pub struct Server {
     admin: Option<(TcpListener, SocketAddr)>,
     registry: Registry,
     shared: Arc<Shared>,
+    tls: Option<Acceptor>,
 }
 
 impl Server {
@@ -89,6 +101,8 @@ impl Server {
     /// bound are closed again and the error names the failing address.
     pub async fn bind(config: Config) -> Result<Server, Error> {
         config.validate()?;
+        // The certificate first: a bad file is refused before any port is taken.
+        let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let mut listeners = Vec::with_capacity(config.ports.len());
         let mut local_addrs = Vec::with_capacity(config.ports.len());
         for &port in &config.ports {
@@ -124,6 +138,7 @@ impl Server {
             admin,
             registry,
             shared: Arc::new(Shared::new(metrics)),
+            tls,
         })
     }
 
@@ -162,6 +177,7 @@ impl Server {
             admin,
             registry,
             shared,
+            tls,
         } = self;
         log_listening(&config, &local_addrs, admin.as_ref().map(|(_, addr)| *addr));
         // If this future is dropped before the sequence completes (a timeout, a select!,
@@ -170,7 +186,7 @@ impl Server {
             shared: Arc::clone(&shared),
             admin: None,
         };
-        let running = start(&config, listeners, admin, registry, &shared);
+        let running = start(&config, listeners, admin, registry, &shared, tls);
         on_drop.admin = running
             .admin_task
             .as_ref()
@@ -218,6 +234,7 @@ fn log_listening(config: &Config, local_addrs: &[SocketAddr], admin: Option<Sock
         admin = %admin_shown,
         max_line = config.max_line,
         max_connections = config.max_connections,
+        tls = config.tls.is_some(),
         socket_buffer = config.socket_buffer.map_or_else(|| "auto".to_owned(), |b| b.to_string()),
         idle_timeout = %config.idle_timeout.map_or_else(|| "none".to_owned(), |d| humantime::format_duration(d).to_string()),
         drain_delay = %humantime::format_duration(config.drain_delay),
@@ -234,6 +251,7 @@ fn start(
     admin: Option<(TcpListener, SocketAddr)>,
     registry: Registry,
     shared: &Arc<Shared>,
+    tls: Option<Acceptor>,
 ) -> Running {
     let ctx = Arc::new(HandlerContext {
         version: config.version.as_bytes().into(),
@@ -241,6 +259,8 @@ fn start(
         idle_timeout: config.idle_timeout,
         shared: Arc::clone(shared),
         too_long_log: std::sync::Mutex::new(crate::rate_limit::RateLimitedLog::new()),
+        tls,
+        tls_failure_log: std::sync::Mutex::new(crate::rate_limit::RateLimitedLog::new()),
     });
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let tracker = TaskTracker::new();

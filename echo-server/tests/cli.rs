@@ -144,6 +144,8 @@ fn print_config_shows_the_resolved_configuration_and_exits_0() {
         "admin_idle_timeout_seconds": 30.0,
         "drain_delay_seconds": 5.0,
         "shutdown_timeout_seconds": 25.0,
+        "tls_cert": null,
+        "tls_key": null,
         "log_format": "text",
         "threads": 1,
         "strict_limits": false,

@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{Labels, ManifestSet, Resource, Workload, short_host};
+use crate::model::{GatewayServer, Labels, Listener, ManifestSet, Resource, Workload, short_host};
 use crate::version;
 
 /// The most replicas a workload may declare: Kubernetes' `spec.replicas` is an int32.
@@ -26,6 +26,9 @@ pub const MAX_WEIGHT: i64 = i32::MAX as i64;
 pub struct DeriveOptions {
     /// The gateway port whose `tcp` route to use (`--route-port`); `None`: the only one.
     pub route_port: Option<u32>,
+    /// The server name a TLS client sends (SNI): it chooses among the `tls` routes of
+    /// the port; `None`: the only `tls` route, or the `tcp` route when there is none.
+    pub sni: Option<String>,
     /// `--version-of NAME=VERSION`: a subset, Service or workload name and its version.
     pub version_of: BTreeMap<String, String>,
     /// How messages and provenance name the two options above.
@@ -41,14 +44,17 @@ pub struct OptionNames {
     pub route_port: String,
     /// The name of [`DeriveOptions::version_of`].
     pub version_of: String,
+    /// The name of [`DeriveOptions::sni`].
+    pub sni: String,
 }
 
 impl Default for OptionNames {
-    /// The options' own names: `route_port`, `version_of`.
+    /// The options' own names: `route_port`, `version_of`, `sni`.
     fn default() -> Self {
         Self {
             route_port: "route_port".to_owned(),
             version_of: "version_of".to_owned(),
+            sni: "sni".to_owned(),
         }
     }
 }
@@ -56,8 +62,13 @@ impl Default for OptionNames {
 /// The derived split.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Derivation {
-    /// The route used: `VirtualService/tcp-echo spec.tcp[0]`.
+    /// The route used: `VirtualService/tcp-echo spec.tcp[0]` (or `spec.tls[0]`, a
+    /// `TCPRoute` or `TLSRoute` rule).
     pub route: String,
+    /// For a TLS passthrough route, how it was chosen: the server name and the route's
+    /// names it matched (absent for a `tcp` route).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsChoice>,
     /// The route's resource, `VirtualService/tcp-echo` (not part of the JSON report).
     #[serde(skip)]
     pub route_resource: String,
@@ -78,6 +89,41 @@ pub struct Derivation {
     /// topology a rehearsal deploys (not part of the JSON report).
     #[serde(skip)]
     pub destinations: Vec<DerivedDestination>,
+}
+
+/// How a TLS passthrough route was chosen: by the server name the client sends (SNI),
+/// or as the only `tls` route of its port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsChoice {
+    /// The server name given ([`DeriveOptions::sni`]); `None` when the route is the
+    /// only `tls` route of its port.
+    pub sni: Option<String>,
+    /// The route's server names on the port: `sniHosts`, or a TLSRoute's hostnames
+    /// within its listener's (`*`: any).
+    pub server_names: Vec<String>,
+    /// The one of them the server name matched (the most specific, as Envoy picks a
+    /// filter chain), when one was given.
+    pub matched: Option<String>,
+    /// Where the names are written: `spec.tls[0].match[0].sniHosts`, `spec.hostnames`.
+    pub field: String,
+}
+
+impl fmt::Display for TlsChoice {
+    /// `server name a.example.com (matches sniHosts *.example.com)`, or `the only tls
+    /// route (sniHosts a.example.com)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = self.field.rsplit('.').next().unwrap_or("server names");
+        match (&self.sni, &self.matched) {
+            (Some(sni), Some(matched)) => {
+                write!(f, "server name {sni} (matches {what} {matched})")
+            }
+            _ => write!(
+                f,
+                "the only tls route of its port ({what} {})",
+                self.server_names.join(", ")
+            ),
+        }
+    }
 }
 
 /// One destination of the chosen route and the workloads that answer it.
@@ -248,6 +294,12 @@ pub struct DeriveError {
 pub enum Remedy {
     /// Choose the route by its gateway port ([`DeriveOptions::route_port`]).
     RoutePort,
+    /// Choose the `tls` route by the server name ([`DeriveOptions::sni`]): several
+    /// match (`given: None`), or the name given matches none of them (`given: Some`).
+    Sni {
+        /// The server name given that matched no `tls` route, if one was given.
+        given: Option<String>,
+    },
     /// Give the version of a subset, Service or workload ([`DeriveOptions::version_of`]):
     /// of `name`, or of whichever fits when `None`.
     VersionOf {
@@ -313,73 +365,283 @@ pub(crate) struct RouteDestination<'a> {
     pub port: Option<u32>,
     /// Gateway API backends name a Service; Istio destinations a host.
     pub backend: bool,
+    /// Whether it is a destination of a `tls` route (the pods get the TLS stream).
+    pub tls: bool,
 }
 
-/// A `tcp` route (VirtualService rule or TCPRoute rule) and its weighted destinations.
+/// A `tcp` or `tls` route (VirtualService rule, TCPRoute or TLSRoute rule) and its
+/// weighted destinations.
 #[derive(Debug, Clone)]
 pub(crate) struct Route<'a> {
     pub resource: &'a Resource,
     pub field: String,
     pub ports: Vec<u32>,
     pub destinations: Vec<RouteDestination<'a>>,
+    /// A `tls` route's server names, per match; `None` for a `tcp` route.
+    pub tls: Option<Vec<SniMatch>>,
 }
 
-/// Every `tcp` route of the set, with Istio's weight defaults applied.
+/// The server names a `tls` route matches on a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SniMatch {
+    /// The port, `None` for every port of the route.
+    pub port: Option<u32>,
+    /// The names (`a.example.com`, `*.example.com`, `*` for any); empty: none.
+    pub hosts: Vec<String>,
+    /// Where they are written: `spec.tls[0].match[1].sniHosts`, `spec.hostnames`.
+    pub field: String,
+    /// A TLSRoute's parent Gateway, the listener's (`None` for a VirtualService).
+    pub gateway: Option<String>,
+}
+
+impl Route<'_> {
+    /// The server-name matches of a `tls` route that apply on `port` (every match when
+    /// `None`); none for a `tcp` route.
+    pub(crate) fn sni_on(&self, port: Option<u32>) -> impl Iterator<Item = &SniMatch> {
+        self.tls.iter().flatten().filter(move |m| {
+            port.is_none_or(|p| m.port.is_none_or(|mp| mp == p) && self.ports.contains(&p))
+        })
+    }
+}
+
+/// How specifically the server-name pattern `pattern` matches the server name `name`,
+/// as Envoy ranks a listener's filter chains: an exact name first, then the longest
+/// `*.suffix`, then `*`; `None` when it does not match. Case does not matter.
+pub(crate) fn sni_rank(pattern: &str, name: &str) -> Option<usize> {
+    let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if pattern == "*" {
+        return Some(0);
+    }
+    if pattern == name {
+        return Some(usize::MAX);
+    }
+    let suffix = pattern.strip_prefix('*')?;
+    (suffix.starts_with('.') && name.len() > suffix.len() && name.ends_with(suffix))
+        .then_some(suffix.len())
+}
+
+/// The names two server-name patterns both match (a Gateway API listener's hostname and
+/// a route's), as the more specific of the two; `None` when they share none.
+pub(crate) fn sni_intersection(a: &str, b: &str) -> Option<String> {
+    let (la, lb) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    if sni_rank(&la, &lb).is_some() {
+        return Some(b.to_owned());
+    }
+    if sni_rank(&lb, &la).is_some() {
+        return Some(a.to_owned());
+    }
+    // Two wildcards: the longer suffix lies within the shorter one.
+    match (la.strip_prefix('*'), lb.strip_prefix('*')) {
+        (Some(sa), Some(sb)) if sa.ends_with(sb) => Some(a.to_owned()),
+        (Some(sa), Some(sb)) if sb.ends_with(sa) => Some(b.to_owned()),
+        _ => None,
+    }
+}
+
+/// Every route of the set, `tcp` then `tls`, with Istio's weight defaults applied.
 pub(crate) fn routes(set: &ManifestSet) -> Vec<Route<'_>> {
     let mut out = Vec::new();
     for (r, vs) in set.virtual_services() {
         for (i, rule) in vs.tcp.iter().enumerate() {
-            let lone = rule.route.len() == 1;
             out.push(Route {
                 resource: r,
                 field: format!("spec.tcp[{i}]"),
                 ports: rule.matches.iter().filter_map(|m| m.port).collect(),
-                destinations: rule
-                    .route
-                    .iter()
-                    .enumerate()
-                    .map(|(j, d)| RouteDestination {
-                        resource: r,
-                        field: format!("spec.tcp[{i}].route[{j}]"),
-                        host: d.destination.host.clone(),
-                        subset: d.destination.subset.clone(),
-                        weight: d.weight.unwrap_or(if lone { 100 } else { 0 }),
-                        port: d.destination.port.as_ref().and_then(|p| p.number),
-                        backend: false,
-                    })
-                    .collect(),
+                destinations: destinations(r, &format!("spec.tcp[{i}]"), &rule.route, false),
+                tls: None,
             });
         }
     }
     for (r, route) in set.tcp_routes() {
-        let ports = route
-            .parent_refs
-            .iter()
-            .filter_map(|p| {
-                p.port
-                    .or_else(|| listener_port(set, &p.name, p.section_name.as_deref()))
-            })
-            .collect::<Vec<_>>();
+        let ports = parent_ports(set, &route.parent_refs);
         for (i, rule) in route.rules.iter().enumerate() {
             out.push(Route {
                 resource: r,
                 field: format!("spec.rules[{i}]"),
                 ports: ports.clone(),
-                destinations: rule
-                    .backend_refs
-                    .iter()
-                    .enumerate()
-                    .map(|(j, b)| RouteDestination {
-                        resource: r,
-                        field: format!("spec.rules[{i}].backendRefs[{j}]"),
-                        host: b.name.clone(),
-                        subset: None,
-                        weight: b.weight.unwrap_or(1),
-                        port: b.port,
-                        backend: true,
-                    })
-                    .collect(),
+                destinations: backends(r, i, &rule.backend_refs, false),
+                tls: None,
             });
+        }
+    }
+    for (r, vs) in set.virtual_services() {
+        // A match without a port applies to every PASSTHROUGH server of the gateways.
+        let passthrough: Vec<u32> = vs_servers(set, &vs.gateways)
+            .filter(|s| s.is_passthrough())
+            .filter_map(|s| s.port.number)
+            .collect();
+        for (i, rule) in vs.tls.iter().enumerate() {
+            let mut ports: Vec<u32> = Vec::new();
+            for m in &rule.matches {
+                match m.port {
+                    Some(p) => ports.push(p),
+                    None => ports.extend(&passthrough),
+                }
+            }
+            ports.dedup();
+            let sni = rule
+                .matches
+                .iter()
+                .enumerate()
+                .map(|(j, m)| SniMatch {
+                    port: m.port,
+                    hosts: m.sni_hosts.clone(),
+                    field: format!("spec.tls[{i}].match[{j}].sniHosts"),
+                    gateway: None,
+                })
+                .collect();
+            out.push(Route {
+                resource: r,
+                field: format!("spec.tls[{i}]"),
+                ports,
+                destinations: destinations(r, &format!("spec.tls[{i}]"), &rule.route, true),
+                tls: Some(sni),
+            });
+        }
+    }
+    for (r, route) in set.tls_routes() {
+        let ports = parent_ports(set, &route.parent_refs);
+        let sni = tls_route_names(set, route);
+        for (i, rule) in route.rules.iter().enumerate() {
+            out.push(Route {
+                resource: r,
+                field: format!("spec.rules[{i}]"),
+                ports: ports.clone(),
+                destinations: backends(r, i, &rule.backend_refs, true),
+                tls: Some(sni.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// A VirtualService rule's weighted destinations (a lone one weighs 100 when it gives none).
+fn destinations<'a>(
+    r: &'a Resource,
+    field: &str,
+    route: &[crate::model::RouteDestination],
+    tls: bool,
+) -> Vec<RouteDestination<'a>> {
+    let lone = route.len() == 1;
+    route
+        .iter()
+        .enumerate()
+        .map(|(j, d)| RouteDestination {
+            resource: r,
+            field: format!("{field}.route[{j}]"),
+            host: d.destination.host.clone(),
+            subset: d.destination.subset.clone(),
+            weight: d.weight.unwrap_or(if lone { 100 } else { 0 }),
+            port: d.destination.port.as_ref().and_then(|p| p.number),
+            backend: false,
+            tls,
+        })
+        .collect()
+}
+
+/// A Gateway API rule's backends (weight 1 when absent).
+fn backends<'a>(
+    r: &'a Resource,
+    rule: usize,
+    refs: &[crate::model::BackendRef],
+    tls: bool,
+) -> Vec<RouteDestination<'a>> {
+    refs.iter()
+        .enumerate()
+        .map(|(j, b)| RouteDestination {
+            resource: r,
+            field: format!("spec.rules[{rule}].backendRefs[{j}]"),
+            host: b.name.clone(),
+            subset: None,
+            weight: b.weight.unwrap_or(1),
+            port: b.port,
+            backend: true,
+            tls,
+        })
+        .collect()
+}
+
+/// The ports of a Gateway API route's parents: given, or their listeners'.
+fn parent_ports(set: &ManifestSet, parents: &[crate::model::ParentRef]) -> Vec<u32> {
+    parents
+        .iter()
+        .filter_map(|p| {
+            p.port
+                .or_else(|| listener_port(set, &p.name, p.section_name.as_deref()))
+        })
+        .collect()
+}
+
+/// The servers of the Istio Gateways a VirtualService names (`mesh` and Gateways not in
+/// the set add none).
+pub(crate) fn vs_servers<'a>(
+    set: &'a ManifestSet,
+    gateways: &'a [String],
+) -> impl Iterator<Item = &'a GatewayServer> + 'a {
+    gateways.iter().flat_map(move |g| {
+        let name = g.rsplit('/').next().unwrap_or(g);
+        set.istio_gateways()
+            .filter(move |(r, _)| r.meta.name == name)
+            .flat_map(|(_, gw)| gw.servers.iter())
+    })
+}
+
+/// A Gateway API listener a route's parent reference names: its Gateway's listeners
+/// with the section name and port it gives (all of them when it gives neither).
+pub(crate) fn parent_listeners<'a>(
+    set: &'a ManifestSet,
+    parent: &'a crate::model::ParentRef,
+) -> Option<Vec<&'a Listener>> {
+    let (_, g) = set
+        .api_gateways()
+        .find(|(r, _)| r.meta.name == parent.name)?;
+    Some(
+        g.listeners
+            .iter()
+            .filter(|l| {
+                parent.section_name.as_ref().is_none_or(|s| &l.name == s)
+                    && parent.port.is_none_or(|port| l.port == Some(port))
+            })
+            .collect(),
+    )
+}
+
+/// A TLSRoute's server names on each parent listener: its hostnames within the
+/// listener's hostname (Gateway API's intersection), the listener's when it gives none,
+/// `*` when neither does.
+pub(crate) fn tls_route_names(set: &ManifestSet, route: &crate::model::TlsRoute) -> Vec<SniMatch> {
+    let own = |listener: Option<&str>| -> Vec<String> {
+        match (listener, route.hostnames.is_empty()) {
+            (None, true) => vec!["*".to_owned()],
+            (None, false) => route.hostnames.clone(),
+            (Some(l), true) => vec![l.to_owned()],
+            (Some(l), false) => route
+                .hostnames
+                .iter()
+                .filter_map(|h| sni_intersection(l, h))
+                .collect(),
+        }
+    };
+    let mut out = Vec::new();
+    for p in &route.parent_refs {
+        match parent_listeners(set, p) {
+            Some(listeners) if !listeners.is_empty() => {
+                for l in listeners {
+                    out.push(SniMatch {
+                        port: l.port.or(p.port),
+                        hosts: own(l.hostname.as_deref()),
+                        field: "spec.hostnames".to_owned(),
+                        gateway: Some(p.name.clone()),
+                    });
+                }
+            }
+            _ => out.push(SniMatch {
+                port: p.port,
+                hosts: own(None),
+                field: "spec.hostnames".to_owned(),
+                gateway: None,
+            }),
         }
     }
     out
@@ -400,28 +662,61 @@ fn listener_port(set: &ManifestSet, gateway: &str, section: Option<&str>) -> Opt
     })
 }
 
-/// Derives the expected split from `set`.
-pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, DeriveError> {
-    let all = routes(set);
-    let chosen: Vec<&Route> = match options.route_port {
-        Some(port) => all.iter().filter(|r| r.ports.contains(&port)).collect(),
-        None => all.iter().collect(),
-    };
-    let route = match chosen.as_slice() {
-        [one] => *one,
+/// The route a connection takes, as [`derive`] chooses it: by port, then among the
+/// `tls` routes by the server name, else the `tcp` route.
+fn choose<'r, 'a>(
+    all: &'r [Route<'a>],
+    options: &DeriveOptions,
+) -> Result<(&'r Route<'a>, Option<TlsChoice>), DeriveError> {
+    let on_port = |r: &&Route| options.route_port.is_none_or(|p| r.ports.contains(&p));
+    let tls: Vec<&Route> = all
+        .iter()
+        .filter(|r| r.tls.is_some())
+        .filter(on_port)
+        .collect();
+    if !tls.is_empty() {
+        // Without a port, tcp and tls routes on several ports leave the port to choose.
+        let everything: Vec<&Route> = all.iter().collect();
+        if options.route_port.is_none() && distinct_ports(&everything) > 1 {
+            let names: Vec<String> = everything
+                .iter()
+                .map(|r| format!("{} {} (ports {:?})", r.resource.id(), r.field, r.ports))
+                .collect();
+            return fail_with(
+                "the manifests",
+                "spec.tls",
+                format!(
+                    "{} tcp and tls routes on several ports ({}); choose one with {} PORT",
+                    names.len(),
+                    names.join(", "),
+                    options.names.route_port
+                ),
+                Remedy::RoutePort,
+            );
+        }
+        return choose_tls(&tls, options);
+    }
+    let chosen: Vec<&Route> = all
+        .iter()
+        .filter(|r| r.tls.is_none())
+        .filter(on_port)
+        .collect();
+    match chosen.as_slice() {
+        [one] => Ok((*one, None)),
         [] => {
             let message = match options.route_port {
+                Some(port) if all.iter().any(|r| r.tls.is_some()) => format!("no tcp or tls route matches port {port} (VirtualService spec.tcp[].match[].port or spec.tls[].match[].port, or a TCPRoute's or TLSRoute's parent listener)"),
                 Some(port) => format!("no tcp route matches port {port} (VirtualService spec.tcp[].match[].port, or a TCPRoute's parent listener)"),
                 None => "no tcp route: the manifests hold no VirtualService with spec.tcp and no TCPRoute".to_owned(),
             };
-            return fail("the manifests", "spec.tcp", message);
+            fail("the manifests", "spec.tcp", message)
         }
         several => {
             let names: Vec<String> = several
                 .iter()
                 .map(|r| format!("{} {} (ports {:?})", r.resource.id(), r.field, r.ports))
                 .collect();
-            return fail_with(
+            fail_with(
                 "the manifests",
                 "spec.tcp",
                 format!(
@@ -431,9 +726,159 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
                     options.names.route_port
                 ),
                 Remedy::RoutePort,
-            );
+            )
         }
+    }
+}
+
+/// The `tls` route of `candidates` (those on the port) the server name takes, or the
+/// only one when none is given.
+fn choose_tls<'r, 'a>(
+    candidates: &[&'r Route<'a>],
+    options: &DeriveOptions,
+) -> Result<(&'r Route<'a>, Option<TlsChoice>), DeriveError> {
+    let port = options.route_port;
+    let names = |r: &Route| -> Vec<String> {
+        r.sni_on(port)
+            .flat_map(|m| m.hosts.iter().cloned())
+            .collect()
     };
+    let described = |rs: &[&Route]| -> String {
+        rs.iter()
+            .map(|r| {
+                format!(
+                    "{} {} (ports {:?}, server names {})",
+                    r.resource.id(),
+                    r.field,
+                    r.ports,
+                    names(r).join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let several_ports = |rs: &[&Route]| port.is_none() && distinct_ports(rs) > 1;
+    let on = port.map(|p| format!(" on port {p}")).unwrap_or_default();
+    let Some(sni) = &options.sni else {
+        return match candidates {
+            [one] => Ok((
+                *one,
+                Some(TlsChoice {
+                    sni: None,
+                    server_names: names(one),
+                    matched: None,
+                    field: first_field(one, port),
+                }),
+            )),
+            several if several_ports(several) => fail_with(
+                "the manifests",
+                "spec.tls",
+                format!(
+                    "{} tls routes ({}); choose one with {} PORT and {} NAME",
+                    several.len(),
+                    described(several),
+                    options.names.route_port,
+                    options.names.sni
+                ),
+                Remedy::RoutePort,
+            ),
+            several => fail_with(
+                "the manifests",
+                "spec.tls",
+                format!(
+                    "{} tls routes{on} ({}); choose one by the server name its clients send with {} NAME",
+                    several.len(),
+                    described(several),
+                    options.names.sni
+                ),
+                Remedy::Sni { given: None },
+            ),
+        };
+    };
+    // Each route's best match for the name: (rank, the pattern, where it is written).
+    let ranked: Vec<(&Route, usize, String, String)> = candidates
+        .iter()
+        .filter_map(|r| {
+            r.sni_on(port)
+                .flat_map(|m| {
+                    m.hosts
+                        .iter()
+                        .filter_map(|h| sni_rank(h, sni).map(|rank| (rank, h, &m.field)))
+                })
+                .max_by_key(|(rank, _, _)| *rank)
+                .map(|(rank, h, field)| (*r, rank, h.clone(), field.clone()))
+        })
+        .collect();
+    let Some(best) = ranked.iter().map(|(_, rank, _, _)| *rank).max() else {
+        let first = candidates[0];
+        return fail_with(
+            first.resource.id(),
+            first_field(first, port),
+            format!(
+                "no tls route{on} has a server name matching {}, so a TLS connection sending it matches no filter chain of the gateway; the tls routes: {}",
+                quoted(sni),
+                described(candidates)
+            ),
+            Remedy::Sni {
+                given: Some(sni.clone()),
+            },
+        );
+    };
+    let top: Vec<&(&Route, usize, String, String)> = ranked
+        .iter()
+        .filter(|(_, rank, _, _)| *rank == best)
+        .collect();
+    let routes: Vec<&Route> = top.iter().map(|(r, _, _, _)| *r).collect();
+    if several_ports(&routes) {
+        return fail_with(
+            "the manifests",
+            "spec.tls",
+            format!(
+                "{} tls routes match the server name {} ({}); choose one with {} PORT",
+                routes.len(),
+                quoted(sni),
+                described(&routes),
+                options.names.route_port
+            ),
+            Remedy::RoutePort,
+        );
+    }
+    // Istio keeps the first rule naming a server name on a port and skips the others
+    // (a lint finding); Envoy then picks the most specific name.
+    let (route, _, matched, field) = top[0];
+    Ok((
+        *route,
+        Some(TlsChoice {
+            sni: Some(sni.clone()),
+            server_names: names(route),
+            matched: Some(matched.clone()),
+            field: field.clone(),
+        }),
+    ))
+}
+
+/// How many different ports the routes match.
+fn distinct_ports(routes: &[&Route]) -> usize {
+    let mut ports: Vec<u32> = routes
+        .iter()
+        .flat_map(|r| r.ports.iter().copied())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports.len()
+}
+
+/// Where a `tls` route's first server names on the port are written.
+fn first_field(r: &Route, port: Option<u32>) -> String {
+    r.sni_on(port)
+        .next()
+        .map_or_else(|| r.field.clone(), |m| m.field.clone())
+}
+
+/// Derives the expected split from `set`.
+pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, DeriveError> {
+    let all = routes(set);
+    let (route, tls) = choose(&all, options)?;
     let route_id = format!("{} {}", route.resource.id(), route.field);
     let mut notes = Vec::new();
     let mut versions: Vec<DerivedVersion> = Vec::new();
@@ -494,6 +939,7 @@ pub fn derive(set: &ManifestSet, options: &DeriveOptions) -> Result<Derivation, 
     }
     Ok(Derivation {
         route: route_id,
+        tls,
         route_resource: route.resource.id(),
         route_field: route.field.clone(),
         route_ports: route.ports.clone(),
@@ -865,8 +1311,13 @@ impl fmt::Display for Derivation {
     /// (`protocol::escape`): names, fields and files come from the manifests.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut line = |text: String| writeln!(f, "{}", protocol::escape(text));
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|t| format!(", {t}"))
+            .unwrap_or_default();
         line(format!(
-            "expected split from {}: {}",
+            "expected split from {}{tls}: {}",
             self.route,
             self.expect_text()
         ))?;
@@ -904,5 +1355,53 @@ impl fmt::Display for Derivation {
             line(format!("  skipped (not routing): {}", skipped.join(", ")))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sni_intersection, sni_rank};
+
+    #[test]
+    fn server_names_rank_as_envoy_picks_filter_chains() {
+        let exact = sni_rank("echo.example.com", "Echo.Example.com.").expect("matches");
+        let wide = sni_rank("*.example.com", "echo.example.com").expect("matches");
+        let deep = sni_rank("*.example.com", "a.b.example.com").expect("any depth");
+        let narrow = sni_rank("*.b.example.com", "a.b.example.com").expect("matches");
+        let any = sni_rank("*", "echo.example.com").expect("matches");
+        assert!(exact > narrow && narrow > deep && wide > any);
+        // A wildcard needs at least one label of its own; no partial labels.
+        assert_eq!(sni_rank("*.example.com", "example.com"), None);
+        assert_eq!(sni_rank("*.example.com", "echoexample.com"), None);
+        assert_eq!(sni_rank("*example.com", "echoexample.com"), None);
+        assert_eq!(sni_rank("echo.example.com", "echo.example.org"), None);
+    }
+
+    #[test]
+    fn hostnames_intersect_as_gateway_api_attaches_routes() {
+        let meet = |a: &str, b: &str| sni_intersection(a, b);
+        assert_eq!(
+            meet("*.example.com", "echo.example.com").as_deref(),
+            Some("echo.example.com")
+        );
+        assert_eq!(
+            meet("echo.example.com", "*.example.com").as_deref(),
+            Some("echo.example.com")
+        );
+        assert_eq!(
+            meet("*.example.com", "*.a.example.com").as_deref(),
+            Some("*.a.example.com")
+        );
+        assert_eq!(
+            meet("*.a.example.com", "*.example.com").as_deref(),
+            Some("*.a.example.com")
+        );
+        assert_eq!(
+            meet("echo.example.com", "echo.example.com").as_deref(),
+            Some("echo.example.com")
+        );
+        assert_eq!(meet("*.example.com", "example.com"), None);
+        assert_eq!(meet("*.example.com", "*.example.org"), None);
+        assert_eq!(meet("a.example.com", "b.example.com"), None);
     }
 }

@@ -12,7 +12,7 @@ pub mod version;
 
 pub use derive::{
     Derivation, DeriveError, DeriveOptions, DerivedDestination, DestinationMember, OptionNames,
-    Provenance, Remedy, SelectedBy, VersionSource, derive,
+    Provenance, Remedy, SelectedBy, TlsChoice, VersionSource, derive,
 };
 pub use load::{LoadError, load_sources};
 pub use model::{ManifestSet, ModelError};

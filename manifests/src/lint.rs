@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::derive::{
-    Derivation, DeriveError, DeriveOptions, Remedy, RouteDestination, derive, flagger_workload,
-    quoted, routes, workload_version,
+    Derivation, DeriveError, DeriveOptions, Remedy, Route, RouteDestination, derive,
+    flagger_workload, parent_listeners, quoted, routes, sni_intersection, tls_route_names,
+    workload_version,
 };
-use crate::model::{Kind, Labels, ManifestSet, Resource, selects, short_host};
+use crate::model::{GatewayServer, Kind, Labels, ManifestSet, Resource, selects, short_host};
 
 /// One kind of finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,6 +66,11 @@ rules! {
     ROLLOUT_TCP_ROUTE_NOT_MATCHED = "TC125", "rollout-tcp-route-not-matched", None;
     ROLLOUT_SUBSET_NOT_FOUND = "TC126", "rollout-subset-not-found", None;
     SPLIT_NOT_EXPECTED = "TC127", "split-not-expected", None;
+    TLS_ROUTE_NOT_PASSTHROUGH = "TC128", "tls-route-not-passthrough", None;
+    SNI_MATCHES_NO_ROUTE = "TC129", "sni-matches-no-route", None;
+    SNI_HOSTS_OVERLAP = "TC130", "sni-hosts-overlap", None;
+    TCP_ROUTE_SHADOWED_BY_TLS = "TC131", "tcp-route-shadowed-by-tls", None;
+    TLSROUTE_HOSTNAME_NOT_ON_LISTENER = "TC132", "tlsroute-hostname-not-on-listener", None;
 }
 
 /// One finding.
@@ -220,64 +226,17 @@ fn routing(set: &ManifestSet, options: &DeriveOptions, out: &mut Findings) {
     }
     for (r, vs) in set.virtual_services() {
         gateways(set, r, vs, out);
+        mesh_shadows(set, r, vs, out);
         http_routes(set, r, vs, out);
     }
+    tls_route_parents(set, out);
+    sni_overlaps(set, out);
     gateway_services(set, out);
     destination_rules(set, out);
     canaries(set, out);
     rollouts(set, out);
     for (r, route) in set.tcp_routes() {
-        for (i, p) in route.parent_refs.iter().enumerate() {
-            let gateway = set
-                .each(|k| match k {
-                    Kind::ApiGateway(g) => Some(g),
-                    _ => None,
-                })
-                .find(|(g, _)| g.meta.name == p.name);
-            let Some((_, g)) = gateway else {
-                out.add(
-                    GATEWAY_NOT_FOUND,
-                    r,
-                    format!("spec.parentRefs[{i}].name"),
-                    format!("the parent Gateway {} is not in the manifests", p.name),
-                );
-                continue;
-            };
-            let listeners: Vec<_> = g
-                .listeners
-                .iter()
-                .filter(|l| {
-                    p.section_name.as_ref().is_none_or(|s| &l.name == s)
-                        && p.port.is_none_or(|port| l.port == Some(port))
-                })
-                .collect();
-            if let Some(l) = listeners.iter().find(|l| {
-                !l.allowed_routes.kinds.is_empty()
-                    && !l.allowed_routes.kinds.iter().any(|k| {
-                        k.kind == "TCPRoute"
-                            && k.group
-                                .as_deref()
-                                .is_none_or(|g| g == "gateway.networking.k8s.io")
-                    })
-            }) {
-                let kinds: Vec<&str> = l
-                    .allowed_routes
-                    .kinds
-                    .iter()
-                    .map(|k| k.kind.as_str())
-                    .collect();
-                out.add(
-                    LISTENER_DISALLOWS_TCPROUTE,
-                    r,
-                    format!("spec.parentRefs[{i}]"),
-                    format!(
-                        "the listener {} of Gateway {} allows only {} routes (allowedRoutes.kinds): the TCPRoute does not attach to it",
-                        l.name,
-                        p.name,
-                        kinds.join(", ")
-                    ),
-                );
-            }
+        for (i, p, listeners) in parents(set, r, &route.parent_refs, "TCPRoute", out) {
             if listeners.is_empty() {
                 out.add(
                     LISTENER_NOT_TCP,
@@ -321,9 +280,24 @@ fn split_findings(
     };
     match split {
         Err(e) => {
-            // Several routes: not a mistake, the caller chooses one by its port. No route
-            // beside a Flagger Canary: Flagger writes it. Other findings: they say why.
-            let chosen_by_port = matches!(e.remedy, Some(Remedy::RoutePort));
+            // A server name that no tls route of the port names: a mistake of its own.
+            if let Some(Remedy::Sni { given: Some(_) }) = &e.remedy {
+                out.push(
+                    SNI_MATCHES_NO_ROUTE,
+                    e.resource.clone(),
+                    e.field.clone(),
+                    e.message.clone(),
+                    origin_of(&e.resource),
+                );
+                return;
+            }
+            // Several routes: not a mistake, the caller chooses one by its port or server
+            // name. No route beside a Flagger Canary: Flagger writes it. Other findings:
+            // they say why.
+            let chosen_by_port = matches!(
+                e.remedy,
+                Some(Remedy::RoutePort | Remedy::Sni { given: None })
+            );
             let flagger_writes_it = routes(set).is_empty() && set.canaries().next().is_some();
             if chosen_by_port || flagger_writes_it || !out.0.is_empty() {
                 return;
@@ -570,17 +544,17 @@ fn ports(d: &RouteDestination, svc_r: &Resource, svc: &crate::model::Service, ou
                     svc.ports.len()
                 ),
             );
-        } else if let Some(p) = svc.ports.first().filter(|p| !p.is_tcp_for_istio()) {
-            out.add(PORT_NOT_TCP, svc_r, "spec.ports[0].name", not_tcp(p));
+        } else if let Some(p) = svc.ports.first().filter(|p| !opaque(d, p)) {
+            out.add(PORT_NOT_TCP, svc_r, "spec.ports[0].name", not_tcp(d, p));
         }
         return;
     };
     match svc.ports.iter().position(|p| p.port == Some(number)) {
-        Some(i) if !svc.ports[i].is_tcp_for_istio() => out.add(
+        Some(i) if !opaque(d, &svc.ports[i]) => out.add(
             PORT_NOT_TCP,
             svc_r,
             format!("spec.ports[{i}].name"),
-            not_tcp(&svc.ports[i]),
+            not_tcp(d, &svc.ports[i]),
         ),
         Some(_) => {}
         None => out.add(
@@ -592,13 +566,27 @@ fn ports(d: &RouteDestination, svc_r: &Resource, svc: &crate::model::Service, ou
     }
 }
 
-fn not_tcp(p: &crate::model::ServicePort) -> String {
-    format!(
-        "the port {} ({}) is not named tcp or tcp-* and has no appProtocol: tcp, so Istio does not treat it as TCP",
-        quoted(&p.name),
-        p.port
-            .map_or_else(|| "no number".to_owned(), |n| n.to_string())
-    )
+/// Whether Istio carries a destination's Service port as opaque bytes: TCP, or for a
+/// `tls` route's destination also TLS or HTTPS (the pod terminates the TLS).
+fn opaque(d: &RouteDestination, p: &crate::model::ServicePort) -> bool {
+    p.is_tcp_for_istio() || (d.tls && p.is_tls_for_istio())
+}
+
+fn not_tcp(d: &RouteDestination, p: &crate::model::ServicePort) -> String {
+    let number = p
+        .port
+        .map_or_else(|| "no number".to_owned(), |n| n.to_string());
+    if d.tls {
+        format!(
+            "the port {} ({number}) is not named tcp, tls or https (or tcp-*, tls-*, https-*) and has no such appProtocol, so Istio does not carry the TLS stream through it untouched",
+            quoted(&p.name)
+        )
+    } else {
+        format!(
+            "the port {} ({number}) is not named tcp or tcp-* and has no appProtocol: tcp, so Istio does not treat it as TCP",
+            quoted(&p.name)
+        )
+    }
 }
 
 fn gateways(
@@ -607,20 +595,15 @@ fn gateways(
     vs: &crate::model::VirtualService,
     out: &mut Findings,
 ) {
-    let mut servers = Vec::new();
+    let mut servers: Vec<(&Resource, &GatewayServer)> = Vec::new();
     for (i, g) in vs.gateways.iter().enumerate() {
         let name = g.rsplit('/').next().unwrap_or(g);
         if name == "mesh" {
             continue;
         }
-        let found = set
-            .each(|k| match k {
-                Kind::IstioGateway(g) => Some(g),
-                _ => None,
-            })
-            .find(|(gr, _)| gr.meta.name == name);
+        let found = set.istio_gateways().find(|(gr, _)| gr.meta.name == name);
         match found {
-            Some((_, gw)) => servers.extend(gw.servers.iter()),
+            Some((gr, gw)) => servers.extend(gw.servers.iter().map(|s| (gr, s))),
             None => out.add(
                 GATEWAY_NOT_FOUND,
                 r,
@@ -636,7 +619,7 @@ fn gateways(
     for (i, rule) in vs.tcp.iter().enumerate() {
         for (j, m) in rule.matches.iter().enumerate() {
             let Some(port) = m.port else { continue };
-            let tcp = servers.iter().any(|s| {
+            let tcp = servers.iter().any(|(_, s)| {
                 s.port.number == Some(port)
                     && matches!(
                         s.port.protocol.to_ascii_uppercase().as_str(),
@@ -645,6 +628,377 @@ fn gateways(
             });
             if !tcp {
                 out.add(MATCH_PORT_NOT_ON_GATEWAY, r, format!("spec.tcp[{i}].match[{j}].port"), format!("port {port} is not a TCP server port of the VirtualService's Gateway: no connection on it reaches this route"));
+            }
+            // On a PASSTHROUGH server Istio reads the tls routes only.
+            if let Some((g, _)) = servers
+                .iter()
+                .find(|(_, s)| s.port.number == Some(port) && s.is_passthrough())
+            {
+                out.add(
+                    TCP_ROUTE_SHADOWED_BY_TLS,
+                    r,
+                    format!("spec.tcp[{i}].match[{j}].port"),
+                    format!(
+                        "port {port} of Gateway {} is tls.mode PASSTHROUGH: Istio builds that listener from tls routes only, one filter chain per server name ({}), so this tcp route carries no connection; a plain TCP connection, or a TLS one whose server name no tls route names, matches no filter chain and is closed",
+                        g.meta.name,
+                        tls_routes_on(set, port, None)
+                    ),
+                );
+            }
+        }
+    }
+    for (i, rule) in vs.tls.iter().enumerate() {
+        for (j, m) in rule.matches.iter().enumerate() {
+            let on_port: Vec<&(&Resource, &GatewayServer)> = servers
+                .iter()
+                .filter(|(_, s)| m.port.is_none_or(|p| s.port.number == Some(p)))
+                .collect();
+            if on_port.iter().any(|(_, s)| s.is_passthrough()) {
+                continue;
+            }
+            match (m.port, on_port.first()) {
+                (Some(port), None) => out.add(
+                    MATCH_PORT_NOT_ON_GATEWAY,
+                    r,
+                    format!("spec.tls[{i}].match[{j}].port"),
+                    format!("port {port} is not a server port of the VirtualService's Gateway: no connection on it reaches this route"),
+                ),
+                (Some(port), Some((g, server))) => out.add(
+                    TLS_ROUTE_NOT_PASSTHROUGH,
+                    r,
+                    format!("spec.tls[{i}].match[{j}].port"),
+                    format!(
+                        "the server on port {port} of Gateway {} is {}, not tls.mode PASSTHROUGH: Istio routes its connections by tcp or http routes there, never by this tls route",
+                        g.meta.name,
+                        server_text(server)
+                    ),
+                ),
+                (None, _) => out.add(
+                    TLS_ROUTE_NOT_PASSTHROUGH,
+                    r,
+                    format!("spec.tls[{i}].match[{j}]"),
+                    "no server of the VirtualService's Gateway is tls.mode PASSTHROUGH: Istio routes no connection by this tls route",
+                ),
+            }
+        }
+    }
+}
+
+/// `protocol TLS with tls.mode SIMPLE`, `protocol TCP without tls`.
+fn server_text(server: &GatewayServer) -> String {
+    match server.tls_mode() {
+        Some(mode) => format!("protocol {} with tls.mode {mode}", server.port.protocol),
+        None => format!("protocol {} without tls", server.port.protocol),
+    }
+}
+
+/// The tls routes of the set on `port` with their server names, for messages:
+/// `VirtualService/x spec.tls[0] (sniHosts a.example.com)`, or `none`. `only`: of one
+/// resource.
+fn tls_routes_on(set: &ManifestSet, port: u32, only: Option<&Resource>) -> String {
+    let all = routes(set);
+    let described: Vec<String> = all
+        .iter()
+        .filter(|route| route.tls.is_some() && route.ports.contains(&port))
+        .filter(|route| only.is_none_or(|o| o.id() == route.resource.id()))
+        .map(|route| {
+            format!(
+                "{} {} ({})",
+                route.resource.id(),
+                route.field,
+                names_on(route, port)
+            )
+        })
+        .collect();
+    if described.is_empty() {
+        "none".to_owned()
+    } else {
+        described.join(", ")
+    }
+}
+
+/// `sniHosts a.example.com, b.example.com`: a tls route's server names on a port.
+fn names_on(route: &Route, port: u32) -> String {
+    let matches: Vec<_> = route.sni_on(Some(port)).collect();
+    let what = matches
+        .first()
+        .and_then(|m| m.field.rsplit('.').next())
+        .unwrap_or("server names");
+    let names: Vec<&str> = matches
+        .iter()
+        .flat_map(|m| m.hosts.iter().map(String::as_str))
+        .collect();
+    format!("{what} {}", names.join(", "))
+}
+
+/// In the mesh (a VirtualService without gateways, or with `mesh`), a tcp and a tls
+/// route on one port share the sidecar's listener: Istio builds a filter chain per server
+/// name from the tls routes plus a plain one from the tcp route.
+fn mesh_shadows(
+    set: &ManifestSet,
+    r: &Resource,
+    vs: &crate::model::VirtualService,
+    out: &mut Findings,
+) {
+    let in_mesh = vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == "mesh");
+    if !in_mesh || vs.tls.is_empty() {
+        return;
+    }
+    let tls_ports: Vec<Option<u32>> = vs
+        .tls
+        .iter()
+        .flat_map(|rule| rule.matches.iter().map(|m| m.port))
+        .collect();
+    for (i, rule) in vs.tcp.iter().enumerate() {
+        let ports: Vec<Option<u32>> = if rule.matches.is_empty() {
+            vec![None]
+        } else {
+            rule.matches.iter().map(|m| m.port).collect()
+        };
+        let shared = ports.iter().find_map(|p| {
+            tls_ports
+                .iter()
+                .find(|t| p.is_none() || t.is_none() || *t == p)
+                .map(|t| t.or(*p))
+        });
+        let Some(port) = shared else { continue };
+        let tls_text = match port {
+            Some(port) => tls_routes_on(set, port, Some(r)),
+            None => "spec.tls".to_owned(),
+        };
+        let on = port.map(|p| format!(" on port {p}")).unwrap_or_default();
+        out.add(
+            TCP_ROUTE_SHADOWED_BY_TLS,
+            r,
+            format!("spec.tcp[{i}]"),
+            format!(
+                "the tls routes{on} ({tls_text}) take the TLS connections whose server name they name: Istio builds a filter chain per server name plus a plain one from this tcp route, so only plain TCP connections, and TLS ones with another server name, hit this route"
+            ),
+        );
+    }
+}
+
+/// The parents of a Gateway API route of `kind`, each with the listeners it names: a
+/// parent Gateway not in the set is a finding (and left out), and so is a listener
+/// whose `allowedRoutes.kinds` leave `kind` out (it does not attach there).
+fn parents<'a>(
+    set: &'a ManifestSet,
+    r: &Resource,
+    refs: &'a [crate::model::ParentRef],
+    kind: &str,
+    out: &mut Findings,
+) -> Vec<(
+    usize,
+    &'a crate::model::ParentRef,
+    Vec<&'a crate::model::Listener>,
+)> {
+    let mut found = Vec::new();
+    for (i, p) in refs.iter().enumerate() {
+        let Some(listeners) = parent_listeners(set, p) else {
+            out.add(
+                GATEWAY_NOT_FOUND,
+                r,
+                format!("spec.parentRefs[{i}].name"),
+                format!("the parent Gateway {} is not in the manifests", p.name),
+            );
+            continue;
+        };
+        disallowed(r, i, p, &listeners, kind, out);
+        found.push((i, p, listeners));
+    }
+    found
+}
+
+/// A route of `kind` attaches to no listener whose `allowedRoutes.kinds` leave it out.
+fn disallowed(
+    r: &Resource,
+    i: usize,
+    p: &crate::model::ParentRef,
+    listeners: &[&crate::model::Listener],
+    kind: &str,
+    out: &mut Findings,
+) {
+    if let Some(l) = listeners.iter().find(|l| !allows(l, kind)) {
+        let kinds: Vec<&str> = l
+            .allowed_routes
+            .kinds
+            .iter()
+            .map(|k| k.kind.as_str())
+            .collect();
+        out.add(
+            LISTENER_DISALLOWS_TCPROUTE,
+            r,
+            format!("spec.parentRefs[{i}]"),
+            format!(
+                "the listener {} of Gateway {} allows only {} routes (allowedRoutes.kinds): the {kind} does not attach to it",
+                l.name,
+                p.name,
+                kinds.join(", ")
+            ),
+        );
+    }
+}
+
+/// Whether a Gateway API listener lets a route of `kind` attach (`allowedRoutes.kinds`;
+/// none given: those of its protocol).
+fn allows(l: &crate::model::Listener, kind: &str) -> bool {
+    l.allowed_routes.kinds.is_empty()
+        || l.allowed_routes.kinds.iter().any(|k| {
+            k.kind == kind
+                && k.group
+                    .as_deref()
+                    .is_none_or(|g| g == "gateway.networking.k8s.io")
+        })
+}
+
+/// A TLSRoute attaches to a listener of its parent Gateway with `protocol: TLS` and
+/// `tls.mode: Passthrough` that allows TLSRoutes, and its hostnames must lie within the
+/// listener's hostname.
+fn tls_route_parents(set: &ManifestSet, out: &mut Findings) {
+    for (r, route) in set.tls_routes() {
+        for (i, p, listeners) in parents(set, r, &route.parent_refs, "TLSRoute", out) {
+            if listeners.is_empty() {
+                out.add(
+                    TLS_ROUTE_NOT_PASSTHROUGH,
+                    r,
+                    format!("spec.parentRefs[{i}]"),
+                    format!(
+                        "Gateway {} has no listener {}: the TLSRoute passes nothing through",
+                        p.name,
+                        p.section_name.as_deref().unwrap_or("on that port")
+                    ),
+                );
+                continue;
+            }
+            if let Some(l) = listeners.iter().find(|l| !l.is_passthrough()) {
+                let mode = l
+                    .tls
+                    .as_ref()
+                    .map(|t| t.mode.as_deref().unwrap_or("Terminate"))
+                    .map_or_else(|| "no tls".to_owned(), |m| format!("tls.mode {m}"));
+                out.add(
+                    TLS_ROUTE_NOT_PASSTHROUGH,
+                    r,
+                    format!("spec.parentRefs[{i}].sectionName"),
+                    format!(
+                        "the parent listener {} of Gateway {} has protocol {} and {mode}, not protocol TLS with tls.mode Passthrough: the gateway passes no TLS through to the pods there",
+                        l.name,
+                        p.name,
+                        quoted(&l.protocol)
+                    ),
+                );
+            }
+            if route.hostnames.is_empty() {
+                continue;
+            }
+            for l in &listeners {
+                let Some(hostname) = &l.hostname else {
+                    continue;
+                };
+                if route
+                    .hostnames
+                    .iter()
+                    .all(|h| sni_intersection(hostname, h).is_none())
+                {
+                    out.add(
+                        TLSROUTE_HOSTNAME_NOT_ON_LISTENER,
+                        r,
+                        "spec.hostnames",
+                        format!(
+                            "none of the hostnames {} lies within {} of listener {} of Gateway {}: the TLSRoute does not attach there and routes no connection",
+                            route.hostnames.join(", "),
+                            hostname,
+                            l.name,
+                            p.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// One server name on one gateway port: where it is written, first come first served.
+type NameSeen = BTreeMap<(String, u32, String), (String, String)>;
+
+/// The same server name twice on one gateway port: Istio keeps the first match naming it
+/// (by the VirtualServices' age) and skips the later one with a warning in istiod's log;
+/// Gateway API gives it to the oldest TLSRoute. A wildcard beside an exact name is not
+/// an overlap: Envoy takes the most specific name.
+fn sni_overlaps(set: &ManifestSet, out: &mut Findings) {
+    let mut seen: NameSeen = BTreeMap::new();
+    let mut check = |scope: String,
+                     port: u32,
+                     host: &str,
+                     r: &Resource,
+                     field: String,
+                     out: &mut Findings| {
+        let key = (scope, port, host.trim_end_matches('.').to_ascii_lowercase());
+        match seen.get(&key) {
+            Some((first, first_field)) if *first != r.id() || *first_field != field => {
+                out.add(
+                    SNI_HOSTS_OVERLAP,
+                    r,
+                    field,
+                    format!(
+                        "the server name {host} on port {port} is also named by {first} {first_field}: the gateway gives it to the first (the older resource; here the one read first) and this one routes no connection for it"
+                    ),
+                );
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(key, (r.id(), field));
+            }
+        }
+    };
+    for (r, vs) in set.virtual_services() {
+        let gateways: Vec<&str> = vs
+            .gateways
+            .iter()
+            .map(|g| g.rsplit('/').next().unwrap_or(g))
+            .filter(|g| *g != "mesh")
+            .collect();
+        for g in gateways {
+            let passthrough: Vec<u32> = set
+                .istio_gateways()
+                .filter(|(gr, _)| gr.meta.name == g)
+                .flat_map(|(_, gw)| gw.servers.iter())
+                .filter(|s| s.is_passthrough())
+                .filter_map(|s| s.port.number)
+                .collect();
+            for (i, rule) in vs.tls.iter().enumerate() {
+                for (j, m) in rule.matches.iter().enumerate() {
+                    let ports = m.port.map_or_else(|| passthrough.clone(), |p| vec![p]);
+                    for port in ports {
+                        for host in &m.sni_hosts {
+                            check(
+                                format!("Istio Gateway {g}"),
+                                port,
+                                host,
+                                r,
+                                format!("spec.tls[{i}].match[{j}].sniHosts"),
+                                out,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (r, route) in set.tls_routes() {
+        for m in tls_route_names(set, route) {
+            let (Some(gateway), Some(port)) = (&m.gateway, m.port) else {
+                continue;
+            };
+            for host in &m.hosts {
+                check(
+                    format!("Gateway API Gateway {gateway}"),
+                    port,
+                    host,
+                    r,
+                    m.field.clone(),
+                    out,
+                );
             }
         }
     }

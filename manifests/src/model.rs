@@ -66,6 +66,8 @@ pub enum Kind {
     ApiGateway(ApiGateway),
     /// Gateway API `TCPRoute`.
     TcpRoute(TcpRoute),
+    /// Gateway API `TLSRoute` (v1alpha2, v1alpha3 or v1).
+    TlsRoute(TlsRoute),
     /// Flagger `Canary`.
     Canary(Canary),
 }
@@ -80,6 +82,7 @@ impl Kind {
             Kind::Service(_) => "Service",
             Kind::Workload(w) => w.kind.name(),
             Kind::TcpRoute(_) => "TCPRoute",
+            Kind::TlsRoute(_) => "TLSRoute",
             Kind::Canary(_) => "Canary",
         }
     }
@@ -95,6 +98,8 @@ pub struct VirtualService {
     pub gateways: Vec<String>,
     /// `spec.tcp`.
     pub tcp: Vec<TcpRouteRule>,
+    /// `spec.tls`: routes chosen by the TLS server name (SNI) without terminating TLS.
+    pub tls: Vec<TlsRouteRule>,
     /// `spec.http`: only where its destinations go (an http route never carries a TCP
     /// connection).
     pub http: Vec<HttpRouteRule>,
@@ -123,6 +128,29 @@ pub struct TcpRouteRule {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct TcpMatch {
+    /// `port`.
+    pub port: Option<u32>,
+    /// `gateways`.
+    pub gateways: Vec<String>,
+}
+
+/// One `spec.tls[]` entry of a VirtualService.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TlsRouteRule {
+    /// `match`.
+    #[serde(rename = "match")]
+    pub matches: Vec<TlsMatch>,
+    /// `route`.
+    pub route: Vec<RouteDestination>,
+}
+
+/// One `match[]` entry of a tls route.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TlsMatch {
+    /// `sniHosts`: the server names it matches (`*.example.com` for a suffix).
+    pub sni_hosts: Vec<String>,
     /// `port`.
     pub port: Option<u32>,
     /// `gateways`.
@@ -197,6 +225,33 @@ pub struct GatewayServer {
     pub port: GatewayPort,
     /// `hosts`.
     pub hosts: Vec<String>,
+    /// `tls`: absent for plain TCP (and HTTP).
+    pub tls: Option<ServerTls>,
+}
+
+impl GatewayServer {
+    /// Whether the server passes TLS through by SNI (`tls.mode: PASSTHROUGH`), the one
+    /// mode in which Istio routes its connections by a VirtualService's `tls` routes.
+    pub fn is_passthrough(&self) -> bool {
+        self.tls_mode()
+            .is_some_and(|m| m.eq_ignore_ascii_case("PASSTHROUGH"))
+    }
+
+    /// The server's `tls.mode` as written (`PASSTHROUGH`, the API's default, when `tls`
+    /// names none), or `None` without `tls`.
+    pub fn tls_mode(&self) -> Option<&str> {
+        self.tls
+            .as_ref()
+            .map(|t| t.mode.as_deref().unwrap_or("PASSTHROUGH"))
+    }
+}
+
+/// An Istio Gateway server's `tls`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ServerTls {
+    /// `mode`: `PASSTHROUGH`, `SIMPLE`, `MUTUAL`, `AUTO_PASSTHROUGH`, `ISTIO_MUTUAL`, ...
+    pub mode: Option<String>,
 }
 
 /// An Istio Gateway server's port.
@@ -243,6 +298,20 @@ impl ServicePort {
                 .app_protocol
                 .as_deref()
                 .is_some_and(|p| p.eq_ignore_ascii_case("tcp"))
+    }
+
+    /// Whether Istio treats this port as TLS or HTTPS, carried opaque to a pod that
+    /// terminates the TLS: named `tls`/`tls-*`/`https`/`https-*`, or such an `appProtocol`.
+    pub fn is_tls_for_istio(&self) -> bool {
+        let name = self.name.to_ascii_lowercase();
+        let named = ["tls", "https"]
+            .iter()
+            .any(|p| name == *p || name.starts_with(&format!("{p}-")));
+        named
+            || self
+                .app_protocol
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case("tls") || p.eq_ignore_ascii_case("https"))
     }
 }
 
@@ -427,9 +496,34 @@ pub struct Listener {
     pub port: Option<u32>,
     /// `protocol`.
     pub protocol: String,
+    /// `hostname`: the server names the listener accepts (absent: any).
+    pub hostname: Option<String>,
+    /// `tls`.
+    pub tls: Option<ListenerTls>,
     /// `allowedRoutes`.
     #[serde(rename = "allowedRoutes")]
     pub allowed_routes: AllowedRoutes,
+}
+
+impl Listener {
+    /// Whether the listener passes TLS through: `protocol: TLS` with `tls.mode:
+    /// Passthrough` (Gateway API's default mode is `Terminate`).
+    pub fn is_passthrough(&self) -> bool {
+        self.protocol.eq_ignore_ascii_case("TLS")
+            && self
+                .tls
+                .as_ref()
+                .and_then(|t| t.mode.as_deref())
+                .is_some_and(|m| m.eq_ignore_ascii_case("Passthrough"))
+    }
+}
+
+/// A Gateway API listener's `tls`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ListenerTls {
+    /// `mode`: `Terminate` (the default) or `Passthrough`.
+    pub mode: Option<String>,
 }
 
 /// A listener's `allowedRoutes`.
@@ -460,7 +554,21 @@ pub struct TcpRoute {
     pub rules: Vec<TcpRouteRuleApi>,
 }
 
-/// A TCPRoute's parent reference.
+/// Gateway API `TLSRoute` spec: routes chosen by the TLS server name (SNI), the TLS
+/// passed through.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TlsRoute {
+    /// `spec.hostnames`: the server names it matches (`*.example.com` for a suffix;
+    /// absent: those of its listener).
+    pub hostnames: Vec<String>,
+    /// `spec.parentRefs`.
+    pub parent_refs: Vec<ParentRef>,
+    /// `spec.rules`.
+    pub rules: Vec<TcpRouteRuleApi>,
+}
+
+/// A TCPRoute's or TLSRoute's parent reference.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ParentRef {
@@ -472,7 +580,7 @@ pub struct ParentRef {
     pub port: Option<u32>,
 }
 
-/// A TCPRoute rule.
+/// A TCPRoute or TLSRoute rule.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TcpRouteRuleApi {
@@ -480,7 +588,7 @@ pub struct TcpRouteRuleApi {
     pub backend_refs: Vec<BackendRef>,
 }
 
-/// A TCPRoute backend: a Service, its port and weight (default 1).
+/// A TCPRoute or TLSRoute backend: a Service, its port and weight (default 1).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct BackendRef {
@@ -566,6 +674,14 @@ fn known(api_version: &str, kind: &str) -> Option<&'static str> {
         "Gateway" if istio => Some("IstioGateway"),
         "Gateway" if gateway_api => Some("ApiGateway"),
         "TCPRoute" if gateway_api => Some("TCPRoute"),
+        // TLSRoute is v1alpha2 (Istio's long-standing read), v1alpha3 (Gateway API 1.3's
+        // experimental channel) or v1 (its standard channel since 1.5).
+        "TLSRoute"
+            if group == "gateway.networking.k8s.io"
+                && matches!(version, "v1" | "v1alpha2" | "v1alpha3") =>
+        {
+            Some("TLSRoute")
+        }
         "Service" if api_version == "v1" => Some("Service"),
         "Deployment" | "StatefulSet" if group == "apps" => Some(kind_static(kind)),
         "Rollout" if group == "argoproj.io" => Some("Rollout"),
@@ -622,6 +738,7 @@ impl ManifestSet {
                 "IstioGateway" => Kind::IstioGateway(field(&doc, &kind, "spec").map_err(at)?),
                 "ApiGateway" => Kind::ApiGateway(field(&doc, &kind, "spec").map_err(at)?),
                 "TCPRoute" => Kind::TcpRoute(field(&doc, &kind, "spec").map_err(at)?),
+                "TLSRoute" => Kind::TlsRoute(field(&doc, &kind, "spec").map_err(at)?),
                 "Service" => Kind::Service(field(&doc, &kind, "spec").map_err(at)?),
                 "Canary" => Kind::Canary(field(&doc, &kind, "spec").map_err(at)?),
                 workload => Kind::Workload(Workload {
@@ -709,6 +826,30 @@ impl ManifestSet {
     pub fn tcp_routes(&self) -> impl Iterator<Item = (&Resource, &TcpRoute)> {
         self.each(|k| match k {
             Kind::TcpRoute(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// The TLSRoutes.
+    pub fn tls_routes(&self) -> impl Iterator<Item = (&Resource, &TlsRoute)> {
+        self.each(|k| match k {
+            Kind::TlsRoute(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// The Istio Gateways.
+    pub fn istio_gateways(&self) -> impl Iterator<Item = (&Resource, &IstioGateway)> {
+        self.each(|k| match k {
+            Kind::IstioGateway(g) => Some(g),
+            _ => None,
+        })
+    }
+
+    /// The Gateway API Gateways.
+    pub fn api_gateways(&self) -> impl Iterator<Item = (&Resource, &ApiGateway)> {
+        self.each(|k| match k {
+            Kind::ApiGateway(g) => Some(g),
             _ => None,
         })
     }

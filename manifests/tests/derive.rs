@@ -34,6 +34,15 @@ fn split(d: &Derivation) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// The option names as the checker's flags.
+fn flags() -> OptionNames {
+    OptionNames {
+        route_port: "--route-port".to_owned(),
+        version_of: "--version-of".to_owned(),
+        sni: "--sni".to_owned(),
+    }
+}
+
 fn pairs(list: &[(&str, f64)]) -> Vec<(String, f64)> {
     list.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect()
 }
@@ -178,10 +187,7 @@ fn version_of_fills_in_what_the_manifests_do_not_show() {
         err.to_string().contains("give version_of echo-v1=VERSION"),
         "{err}"
     );
-    let flags = OptionNames {
-        route_port: "--route-port".to_owned(),
-        version_of: "--version-of".to_owned(),
-    };
+    let flags = flags();
     let err = derive(
         &set,
         &DeriveOptions {
@@ -353,6 +359,11 @@ fn the_fixtures_are_current_renders() {
             "deploy/kustomize/overlays/4-promote",
         ),
         ("gateway-api-v1.yaml", "deploy/gateway-api/v1"),
+        ("tls-passthrough-istio.yaml", "deploy/tls-passthrough/istio"),
+        (
+            "tls-passthrough-gateway-api.yaml",
+            "deploy/tls-passthrough/gateway-api",
+        ),
     ] {
         let kept = std::fs::read_to_string(fixture(fixture_name)).expect("fixture");
         let body = kept.split_once('\n').map_or("", |(_, rest)| rest);
@@ -517,4 +528,176 @@ fn replica_counts_beyond_kubernetes_int32_are_refused_not_summed_into_an_overflo
     let d = derive(&set, &DeriveOptions::default()).expect("int32 counts derive");
     let total: f64 = d.versions.iter().map(|v| v.share).sum();
     assert!((total - 1.0).abs() < 1e-9, "{:?}", split(&d));
+}
+
+/// `--route-port PORT --sni SNI`.
+fn by_name(port: u32, sni: Option<&str>) -> DeriveOptions {
+    DeriveOptions {
+        route_port: Some(port),
+        sni: sni.map(str::to_owned),
+        ..DeriveOptions::default()
+    }
+}
+
+#[test]
+fn a_tls_route_is_chosen_by_the_server_name_and_says_so() {
+    let set = set_of(&fixture("lint-clean-tls.yaml"));
+    let d = derive(&set, &by_name(443, Some("echo.example.com"))).expect("derives");
+    assert_eq!(split(&d), pairs(&[("one", 90.0), ("two", 10.0)]));
+    assert_eq!(d.route, "VirtualService/echo spec.tls[0]");
+    let tls = d.tls.clone().expect("a tls route");
+    assert_eq!(tls.sni.as_deref(), Some("echo.example.com"));
+    assert_eq!(tls.matched.as_deref(), Some("echo.example.com"));
+    assert_eq!(tls.field, "spec.tls[0].match[0].sniHosts");
+    assert_eq!(d.versions[1].provenance[0].field, "spec.tls[0].route[1]");
+    let json = serde_json::to_value(&d).expect("serialises");
+    assert_eq!(json["tls"]["sni"], "echo.example.com");
+    assert_eq!(json["tls"]["server_names"][0], "echo.example.com");
+    let text = d.to_string();
+    assert!(
+        text.starts_with(
+            "expected split from VirtualService/echo spec.tls[0], server name echo.example.com (matches sniHosts echo.example.com): one=90,two=10\n"
+        ),
+        "{text}"
+    );
+    // A wildcard takes the names under it; the exact name is more specific than it.
+    let d = derive(&set, &by_name(443, Some("x.canary.example.com"))).expect("derives");
+    assert_eq!(d.route, "VirtualService/echo spec.tls[1]");
+    assert_eq!(split(&d), pairs(&[("two", 100.0)]));
+    assert_eq!(
+        d.tls.and_then(|t| t.matched).as_deref(),
+        Some("*.canary.example.com")
+    );
+    // A tcp route's derivation carries no tls part, in JSON as before.
+    let tcp = derive(
+        &set_of(&fixture("kustomize-2-canary-10.yaml")),
+        &DeriveOptions::default(),
+    )
+    .expect("derives");
+    assert_eq!(tcp.tls, None);
+    let json = serde_json::to_value(&tcp).expect("serialises");
+    assert!(json.get("tls").is_none(), "{json}");
+}
+
+#[test]
+fn a_tlsroute_matches_its_hostnames_within_its_listeners() {
+    let set = set_of(&fixture("lint-clean-tls.yaml"));
+    // The only tls route on 8443: chosen without a server name.
+    let d = derive(&set, &by_name(8443, None)).expect("derives");
+    assert_eq!(d.route, "TLSRoute/echo spec.rules[0]");
+    assert_eq!(split(&d), pairs(&[("one", 80.0), ("two", 20.0)]));
+    let tls = d.tls.clone().expect("a tls route");
+    assert_eq!(tls.sni, None);
+    assert_eq!(tls.server_names, ["echo.example.com"]);
+    assert!(
+        d.to_string().starts_with(
+            "expected split from TLSRoute/echo spec.rules[0], the only tls route of its port (hostnames echo.example.com): one=80,two=20"
+        ),
+        "{d}"
+    );
+    assert_eq!(
+        d.versions[0].provenance[0].selected_by.to_string(),
+        "Service/echo-stable"
+    );
+    let d = derive(&set, &by_name(8443, Some("echo.example.com"))).expect("derives");
+    assert_eq!(d.route, "TLSRoute/echo spec.rules[0]");
+    // Outside the route's hostnames (though inside the listener's): no route.
+    let err = derive(&set, &by_name(8443, Some("other.example.com"))).expect_err("no route");
+    assert_eq!(
+        err.remedy,
+        Some(Remedy::Sni {
+            given: Some("other.example.com".to_owned())
+        })
+    );
+    assert_eq!(
+        (err.resource.as_str(), err.field.as_str()),
+        ("TLSRoute/echo", "spec.hostnames")
+    );
+}
+
+#[test]
+fn several_tls_routes_or_ports_need_a_server_name_or_a_port() {
+    let set = set_of(&fixture("lint-clean-tls.yaml"));
+    // Two tls routes on 443 and no name: choose by the name, which the message names.
+    let names = flags();
+    let err = derive(
+        &set,
+        &DeriveOptions {
+            names: names.clone(),
+            ..by_name(443, None)
+        },
+    )
+    .expect_err("two tls routes");
+    assert_eq!(err.remedy, Some(Remedy::Sni { given: None }));
+    assert!(
+        err.message
+            .contains("choose one by the server name its clients send with --sni NAME"),
+        "{err}"
+    );
+    // No port: routes on 443 and 8443.
+    let err = derive(
+        &set,
+        &DeriveOptions {
+            names,
+            ..DeriveOptions::default()
+        },
+    )
+    .expect_err("two ports");
+    assert_eq!(err.remedy, Some(Remedy::RoutePort));
+    assert!(err.message.contains("--route-port PORT"), "{err}");
+    // A name no tls route on the port has.
+    let err = derive(&set, &by_name(443, Some("echo.example.org"))).expect_err("no route");
+    assert_eq!(
+        err.remedy,
+        Some(Remedy::Sni {
+            given: Some("echo.example.org".to_owned())
+        })
+    );
+    assert!(err.message.contains("\"echo.example.org\""), "{err}");
+}
+
+#[test]
+fn a_server_name_does_not_choose_among_tcp_routes() {
+    // No tls route: the tcp route carries every connection, whatever its server name.
+    let d = derive(
+        &set_of(&fixture("kustomize-2-canary-10.yaml")),
+        &DeriveOptions {
+            sni: Some("tcp-echo.example.com".to_owned()),
+            ..DeriveOptions::default()
+        },
+    )
+    .expect("derives");
+    assert_eq!(d.route, "VirtualService/tcp-echo spec.tcp[0]");
+    assert_eq!(d.tls, None);
+}
+
+#[test]
+fn the_tls_passthrough_examples_derive_their_split_for_the_server_name() {
+    for (fixture_name, route) in [
+        (
+            "tls-passthrough-istio.yaml",
+            "VirtualService/tcp-echo spec.tls[0]",
+        ),
+        (
+            "tls-passthrough-gateway-api.yaml",
+            "TLSRoute/tcp-echo spec.rules[0]",
+        ),
+    ] {
+        let set = set_of(&fixture(fixture_name));
+        for sni in [None, Some("tcp-echo.example.com")] {
+            let d = derive(&set, &by_name(443, sni)).expect(fixture_name);
+            assert_eq!(d.route, route);
+            assert_eq!(
+                split(&d),
+                pairs(&[("one", 90.0), ("two", 10.0)]),
+                "{fixture_name}"
+            );
+            assert_eq!(d.tls.expect("tls").server_names, ["tcp-echo.example.com"]);
+        }
+        let err = derive(&set, &by_name(443, Some("other.example.com"))).expect_err("no route");
+        assert!(
+            matches!(err.remedy, Some(Remedy::Sni { given: Some(_) })),
+            "{err}"
+        );
+    }
 }

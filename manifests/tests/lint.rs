@@ -22,6 +22,10 @@ fn argo_text() -> String {
     fixture_text("lint-clean-argo.yaml")
 }
 
+fn tls_text() -> String {
+    fixture_text("lint-clean-tls.yaml")
+}
+
 /// What the Flagger Canary's webhook reads mid-analysis (deploy/flagger/generated).
 fn flagger_text() -> String {
     let path =
@@ -57,6 +61,23 @@ fn broken_argo(from: &str, to: &str) -> String {
     replaced(&argo_text(), from, to)
 }
 
+/// Replaces `from` (which must occur) with `to` in the clean TLS passthrough set.
+fn broken_tls(from: &str, to: &str) -> String {
+    replaced(&tls_text(), from, to)
+}
+
+/// `--route-port 443 --sni SNI`.
+fn on_443(sni: &str) -> LintOptions {
+    LintOptions {
+        derive: DeriveOptions {
+            route_port: Some(443),
+            sni: Some(sni.to_owned()),
+            ..DeriveOptions::default()
+        },
+        expect: None,
+    }
+}
+
 /// `--route-port 31400`, and `--expect` when given.
 fn on_31400(expect: Option<&[(&str, f64)]>) -> LintOptions {
     LintOptions {
@@ -87,6 +108,43 @@ fn the_fixed_argo_set_lints_clean_and_derives_its_split() {
     assert_eq!(linted.findings, Vec::<Finding>::new());
     let split = linted.split.expect("derives");
     assert_eq!(split.expect_text(), "one=100");
+}
+
+#[test]
+fn the_fixed_tls_set_lints_clean_and_its_server_names_choose_the_route() {
+    // Routes on two ports (Istio 443, Gateway API 8443): the split needs a port.
+    let linted = lint::lint(&set_of(&tls_text()), &LintOptions::default());
+    assert_eq!(linted.findings, Vec::<Finding>::new());
+    assert!(linted.split.is_err());
+    for (sni, split) in [
+        ("echo.example.com", "one=90,two=10"),
+        ("ECHO.example.com", "one=90,two=10"),
+        ("a.canary.example.com", "two=100"),
+    ] {
+        let linted = lint::lint(&set_of(&tls_text()), &on_443(sni));
+        assert_eq!(linted.findings, Vec::<Finding>::new(), "{sni}");
+        assert_eq!(linted.split.expect(sni).expect_text(), split, "{sni}");
+    }
+    // Two tls routes on 443 and no server name: the caller chooses, not a finding.
+    let options = LintOptions {
+        derive: DeriveOptions {
+            route_port: Some(443),
+            ..DeriveOptions::default()
+        },
+        expect: None,
+    };
+    let linted = lint::lint(&set_of(&tls_text()), &options);
+    assert_eq!(linted.findings, Vec::<Finding>::new());
+    assert!(linted.split.is_err());
+    // The Gateway API twin: one TLSRoute on its listener's port.
+    let options = LintOptions {
+        derive: DeriveOptions {
+            route_port: Some(8443),
+            ..DeriveOptions::default()
+        },
+        expect: Some(vec![("one".to_owned(), 80.0), ("two".to_owned(), 20.0)]),
+    };
+    assert_eq!(findings_with(&tls_text(), &options), Vec::<Finding>::new());
 }
 
 #[test]
@@ -371,6 +429,99 @@ fn every_finding_is_triggered_by_its_broken_manifest() {
         "spec.tcp[0].route[1].weight".to_owned(),
         LintOptions::default(),
     ));
+    // TLS passthrough: the Istio set on 443, the Gateway API twin on 8443.
+    let tls_route = "  tls:\n    - match: [{port: 443, sniHosts: [echo.example.com]}]\n";
+    let tcp_beside = format!(
+        "  tcp:\n    - match: [{{port: 443}}]\n      route:\n        - destination: {{host: echo, port: {{number: 9000}}, subset: stable}}\n{tls_route}"
+    );
+    let tls: Vec<(&str, String, &str, &str, LintOptions)> = vec![
+        (
+            "TC128",
+            broken_tls(
+                "tls: {mode: PASSTHROUGH}",
+                "tls: {mode: SIMPLE, credentialName: echo}",
+            ),
+            "VirtualService/echo",
+            "spec.tls[0].match[0].port",
+            LintOptions::default(),
+        ),
+        (
+            "TC128",
+            broken_tls("tls: {mode: Passthrough}", "tls: {mode: Terminate}"),
+            "TLSRoute/echo",
+            "spec.parentRefs[0].sectionName",
+            LintOptions::default(),
+        ),
+        (
+            "TC108",
+            broken_tls(
+                "{port: 443, sniHosts: [echo.example.com]}",
+                "{port: 8443, sniHosts: [echo.example.com]}",
+            ),
+            "VirtualService/echo",
+            "spec.tls[0].match[0].port",
+            LintOptions::default(),
+        ),
+        (
+            "TC129",
+            tls_text(),
+            "VirtualService/echo",
+            "spec.tls[0].match[0].sniHosts",
+            on_443("echo.example.org"),
+        ),
+        (
+            "TC130",
+            broken_tls(
+                "sniHosts: [\"*.canary.example.com\"]",
+                "sniHosts: [Echo.example.com]",
+            ),
+            "VirtualService/echo",
+            "spec.tls[1].match[0].sniHosts",
+            LintOptions::default(),
+        ),
+        (
+            "TC131",
+            broken_tls(tls_route, &tcp_beside),
+            "VirtualService/echo",
+            "spec.tcp[0].match[0].port",
+            LintOptions::default(),
+        ),
+        (
+            "TC131",
+            broken_tls(tls_route, &tcp_beside).replacen(
+                "gateways: [echo-gateway]",
+                "gateways: [mesh]",
+                1,
+            ),
+            "VirtualService/echo",
+            "spec.tcp[0]",
+            LintOptions::default(),
+        ),
+        (
+            "TC132",
+            broken_tls(
+                "hostnames: [echo.example.com]",
+                "hostnames: [echo.example.org]",
+            ),
+            "TLSRoute/echo",
+            "spec.hostnames",
+            LintOptions::default(),
+        ),
+        (
+            "TC122",
+            broken_tls(
+                "tls: {mode: Passthrough}}",
+                "tls: {mode: Passthrough}, allowedRoutes: {kinds: [{kind: TCPRoute}]}}",
+            ),
+            "TLSRoute/echo",
+            "spec.parentRefs[0]",
+            LintOptions::default(),
+        ),
+    ];
+    cases.extend(
+        tls.into_iter()
+            .map(|(c, t, r, f, o)| (c, t, r, f.to_owned(), o)),
+    );
     let expected: &[(&str, f64)] = &[("one", 90.0), ("two", 10.0)];
     cases.push((
         "TC127",

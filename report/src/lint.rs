@@ -89,11 +89,16 @@ pub fn render(report: &LintReport) -> String {
         ));
     }
     match (&report.split, &report.split_error) {
-        (Some(d), _) => out.push_str(&format!(
-            "split: {} ({})\n",
-            escape(d.expect_text()),
-            escape(&d.route)
-        )),
+        (Some(d), _) => {
+            // A TLS passthrough route says how it was chosen (the server name).
+            let tls = d.tls.as_ref().map(|t| format!(", {t}")).unwrap_or_default();
+            out.push_str(&format!(
+                "split: {} ({}{})\n",
+                escape(d.expect_text()),
+                escape(&d.route),
+                escape(tls)
+            ));
+        }
         (None, Some(e)) => out.push_str(&format!("split: none: {}\n", escape(e.to_string()))),
         (None, None) => {}
     }

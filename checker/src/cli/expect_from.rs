@@ -24,13 +24,55 @@ pub struct DeriveArgs {
     pub version_of: Vec<(String, String)>,
 }
 
+/// The server name TLS clients send, for `lint` (verify's is its probe's `--sni`, which
+/// also sends it): it chooses among the manifests' tls routes.
+#[derive(Debug, Clone, Args)]
+pub struct SniArgs {
+    /// The server name (SNI) the client sends in the TLS handshake; with --expect-from
+    /// (and in lint) it picks the tls route whose sniHosts or TLSRoute hostnames match it
+    /// [default: the only tls route of the port].
+    #[arg(long, env = "CHECKER_SNI", value_name = "NAME", value_parser = parse_server_name)]
+    pub sni: Option<String>,
+}
+
+/// Parses a server name as TLS sends it: a DNS name (letters, digits, `-`, dot-separated
+/// labels of at most 63, 253 in all), no wildcard and no IP address.
+pub fn parse_server_name(s: &str) -> Result<String, String> {
+    let name = s.trim().trim_end_matches('.');
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(
+            "must be a DNS name such as tcp-echo.example.com (letters, digits, '-' and dots)"
+                .to_owned(),
+        );
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err("must be a DNS name: TLS sends no server name for an IP address".to_owned());
+    }
+    Ok(name.to_owned())
+}
+
 impl DeriveArgs {
-    /// The library's derivation options.
+    /// The library's derivation options (no server name: see [`DeriveArgs::options_with`]).
     pub fn options(&self) -> DeriveOptions {
         DeriveOptions {
             route_port: self.route_port,
+            sni: None,
             version_of: self.version_of.iter().cloned().collect::<BTreeMap<_, _>>(),
             names: Self::names(),
+        }
+    }
+
+    /// The library's derivation options with the server name TLS clients send.
+    pub fn options_with(&self, sni: Option<&str>) -> DeriveOptions {
+        DeriveOptions {
+            sni: sni.map(str::to_owned),
+            ..self.options()
         }
     }
 
@@ -39,6 +81,7 @@ impl DeriveArgs {
         OptionNames {
             route_port: "--route-port".to_owned(),
             version_of: "--version-of".to_owned(),
+            sni: "--sni".to_owned(),
         }
     }
 }
@@ -91,7 +134,11 @@ pub fn parse_version_of(s: &str) -> Result<(String, String), String> {
 
 /// The split derived from `sources` (kustomize directories rendered), or one sentence
 /// saying why there is none.
-pub fn derive(sources: &[String], args: &DeriveArgs) -> Result<(Expectation, Derivation), String> {
+pub fn derive(
+    sources: &[String],
+    args: &DeriveArgs,
+    sni: Option<&str>,
+) -> Result<(Expectation, Derivation), String> {
     // The sentences quote the manifests: escaped for the terminal.
     let set = manifests::read_rendering(sources, &Kustomize::default()).map_err(|e| {
         format!(
@@ -99,7 +146,7 @@ pub fn derive(sources: &[String], args: &DeriveArgs) -> Result<(Expectation, Der
             protocol::escape(e.to_string())
         )
     })?;
-    let derivation = manifests::derive(&set, &args.options()).map_err(|e| {
+    let derivation = manifests::derive(&set, &args.options_with(sni)).map_err(|e| {
         format!(
             "cannot derive the expected split from the manifests: {}",
             protocol::escape(e.to_string())
@@ -161,6 +208,28 @@ pub fn probe_names_note(spec: &ProbeSpec, expect: &Expectation) -> Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_name_is_a_dns_name() {
+        assert_eq!(
+            parse_server_name("tcp-echo.example.com."),
+            Ok("tcp-echo.example.com".to_owned())
+        );
+        assert_eq!(parse_server_name("localhost"), Ok("localhost".to_owned()));
+        for bad in [
+            "",
+            "*.example.com",
+            "a..b",
+            "-a.b",
+            "a b",
+            "10.0.0.1",
+            "::1",
+            "é.example",
+        ] {
+            assert!(parse_server_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_server_name(&"a".repeat(64)).is_err());
+    }
 
     #[test]
     fn the_kustomize_timeout_defaults_to_the_librarys() {

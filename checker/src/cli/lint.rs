@@ -8,7 +8,7 @@ use manifests::lint::LintOptions;
 use manifests::{self, lint};
 use report::lint::LintReport;
 
-use super::expect_from::{DeriveArgs, KustomizeArgs, render_hint};
+use super::expect_from::{DeriveArgs, KustomizeArgs, SniArgs, render_hint};
 use super::output::{self, OutputMode, Shown, fail};
 
 /// The help text after the flags: the codes and the exit codes.
@@ -52,6 +52,9 @@ pub struct LintArgs {
     /// What the manifests do not show.
     #[command(flatten)]
     pub derive: DeriveArgs,
+    /// The server name TLS clients send: it picks the tls route.
+    #[command(flatten)]
+    pub sni: SniArgs,
     /// How a kustomize directory is rendered.
     #[command(flatten)]
     pub kustomize: KustomizeArgs,
@@ -85,7 +88,7 @@ fn nothing_read(args: &LintArgs, set: &manifests::ManifestSet) -> String {
         ""
     };
     format!(
-        "{what}{hint}; the checker reads VirtualService, DestinationRule, Gateway, TCPRoute, Service, Deployment, StatefulSet, Rollout and Canary"
+        "{what}{hint}; the checker reads VirtualService, DestinationRule, Gateway, TCPRoute, TLSRoute, Service, Deployment, StatefulSet, Rollout and Canary"
     )
 }
 
@@ -110,7 +113,7 @@ pub fn run(args: &LintArgs) -> i32 {
         return fail(&why, exit::USAGE);
     }
     let options = LintOptions {
-        derive: args.derive.options(),
+        derive: args.derive.options_with(args.sni.sni.as_deref()),
         expect: args.expect.as_ref().map(|e| {
             e.versions()
                 .iter()

@@ -261,7 +261,7 @@ pub async fn run(args: &ObserveArgs) -> i32 {
     }
     let (expect, derivation) = match &args.expect {
         Some(expect) => (expect.clone(), None),
-        None => match expect_from::derive(&args.expect_from, &args.derive) {
+        None => match expect_from::derive(&args.expect_from, &args.derive, None) {
             Ok((expect, derivation)) => (expect, Some(derivation)),
             Err(message) => return fail(&message, exit::USAGE),
         },

@@ -72,9 +72,12 @@ pub struct ProbeArgs {
     /// anyone on the path could answer.
     #[arg(long, env = "CHECKER_INSECURE", value_parser = parse_bool, requires = "tls", conflicts_with = "ca_file")]
     pub insecure: bool,
-    /// With --tls: the server name sent (SNI) and checked in the certificate [default:
-    /// the target's host; none is sent for an IP address].
-    #[arg(long, env = "CHECKER_SNI", value_name = "NAME", requires = "tls")]
+    /// With --tls: the server name sent (SNI) and checked in the certificate; with
+    /// --expect-from it also picks the tls route whose sniHosts or TLSRoute hostnames
+    /// match it [default: the target's host, none sent for an IP address; the manifests'
+    /// only tls route of the port].
+    #[arg(long, env = "CHECKER_SNI", value_name = "NAME", requires = "tls",
+        value_parser = super::expect_from::parse_server_name)]
     pub sni: Option<String>,
     /// With --tls: the version is this field of the server's certificate:
     /// cert:serial (hex), cert:subject (CN=...), cert:fingerprint (SHA-256, hex).

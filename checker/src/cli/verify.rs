@@ -237,10 +237,12 @@ fn json_error(path: &std::path::Path, e: &std::io::Error) -> String {
 pub async fn run(args: &VerifyArgs) -> i32 {
     let (expect, derivation) = match &args.expect {
         Some(expect) => (expect.clone(), None),
-        None => match expect_from::derive(&args.expect_from, &args.derive) {
-            Ok((expect, derivation)) => (expect, Some(derivation)),
-            Err(message) => return fail(&message, exit::USAGE),
-        },
+        None => {
+            match expect_from::derive(&args.expect_from, &args.derive, args.probe.sni.as_deref()) {
+                Ok((expect, derivation)) => (expect, Some(derivation)),
+                Err(message) => return fail(&message, exit::USAGE),
+            }
+        }
     };
     let mut config = args.to_config(expect);
     config.probe = match args.probe.spec() {

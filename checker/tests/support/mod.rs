@@ -47,6 +47,8 @@ pub struct EchoServer {
     thread: Option<JoinHandle<()>>,
     /// Its echo listeners, in the order asked for.
     pub addrs: Vec<SocketAddr>,
+    /// Holds its certificate and key while it serves TLS.
+    _tls_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for EchoServer {
@@ -66,9 +68,35 @@ impl EchoServer {
 
     /// Like [`EchoServer::start`], listening on `listen` (e.g. `::1`).
     pub fn start_on(listen: &str, version: &str, ports: usize) -> EchoServer {
+        Self::start_with(listen, version, ports, None)
+    }
+
+    /// Like [`EchoServer::start`] on one port, terminating TLS with a self-signed
+    /// certificate for `names` (clients use `--tls --insecure`).
+    pub fn start_tls(version: &str, names: &[&str]) -> EchoServer {
+        let dir = tempfile::tempdir().expect("a directory for the certificate");
+        let files = test_support::tls::self_signed(names, names[0]).write(dir.path(), "echo");
+        let tls = echo_server::tls::TlsFiles {
+            cert: files.cert,
+            key: files.key,
+        };
+        Self::start_with("127.0.0.1", version, 1, Some((tls, dir)))
+    }
+
+    fn start_with(
+        listen: &str,
+        version: &str,
+        ports: usize,
+        tls: Option<(echo_server::tls::TlsFiles, tempfile::TempDir)>,
+    ) -> EchoServer {
         let mut config = echo_server::Config::new(vec![0; ports.max(1)], version.to_owned());
         config.listen = listen.parse().expect("a listen address");
         config.admin_port = None;
+        let (tls, tls_dir) = match tls {
+            Some((files, dir)) => (Some(files), Some(dir)),
+            None => (None, None),
+        };
+        config.tls = tls;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -85,6 +113,7 @@ impl EchoServer {
             handle,
             thread: Some(thread),
             addrs,
+            _tls_dir: tls_dir,
         }
     }
 

@@ -18,6 +18,8 @@ ADMIN_PORT = 9901
 SKIP_FILE_LINE = "# harness.io/skip-file-for-deploy"
 # (canary, stable) weights of the Harness workflow's Apply steps, defaults first.
 HARNESS_STEPS = [(0, 100), (10, 90), (20, 80), (0, 100)]
+# The TLS passthrough example: Istio's tls route and its Gateway API TLSRoute twin.
+TLS_PASSTHROUGH = ("tls-passthrough/istio", "tls-passthrough/gateway-api")
 WORKLOAD_KINDS = {"Deployment", "Rollout", "Job", "StatefulSet", "DaemonSet"}
 LONG_RUNNING = {"Deployment", "Rollout", "StatefulSet", "DaemonSet"}
 

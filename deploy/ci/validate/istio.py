@@ -10,11 +10,17 @@ import re
 
 import yaml
 
-from .common import DEPLOY, Report, Unit, by_kind, is_echo_server
+from .common import DEPLOY, TLS_PASSTHROUGH, Report, Unit, by_kind, is_echo_server
 from .server import server_version
 
 # How Istio's default install selects and names its ingress gateway pods and Service.
 INGRESS_SELECTOR = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+# The ports of that Service in the default install, which the strategic merge patch keeps.
+DEFAULT_INGRESS_PORTS = [
+    {"name": "status-port", "port": 15021},
+    {"name": "http2", "port": 80},
+    {"name": "https", "port": 443},
+]
 
 
 def ingress_gateway_services() -> list[tuple[str, dict]]:
@@ -30,7 +36,8 @@ def ingress_gateway_services() -> list[tuple[str, dict]]:
         for p in ((g.get("k8s") or {}).get("service") or {}).get("ports") or []
     ]
     sources = {
-        "ingress-gateway/service-port-31400.patch.yaml": patch["spec"]["ports"],
+        # A strategic merge patch merges by port: the install's own ports stay.
+        "ingress-gateway/service-port-31400.patch.yaml": DEFAULT_INGRESS_PORTS + patch["spec"]["ports"],
         "ingress-gateway/helm-values.yaml": helm["service"]["ports"],
         "ingress-gateway/istiooperator.yaml": op_ports,
     }
@@ -69,10 +76,10 @@ def walk_expects(units: dict[str, Unit], steps: list[dict], readme: str, rep: Re
 
 
 def documented_expects(units: dict[str, Unit], rep: Report) -> dict[str, str]:
-    """The split each Gateway API render must route, as its kustomization's comment
-    documents it (`checker verify ... --expect SPLIT`)."""
+    """The split each Gateway API and TLS passthrough render must route, as its
+    kustomization's comment documents it (`checker verify ... --expect SPLIT`)."""
     out = {}
-    for name in ("gateway-api/v1", "gateway-api/v1alpha2"):
+    for name in ("gateway-api/v1", "gateway-api/v1alpha2", *TLS_PASSTHROUGH):
         text = (DEPLOY / name / "kustomization.yaml").read_text()
         m = re.search(r"--expect (\S+)", text)
         if rep.check(m is not None, f"{name}/kustomization.yaml", "documents no `checker verify --expect` command") \

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .common import DEPLOY, HARNESS_STEPS, ROOT, Unit, load_docs
+from .common import DEPLOY, HARNESS_STEPS, ROOT, TLS_PASSTHROUGH, Unit, load_docs
 
 
 def kustomize(path: Path) -> str:
@@ -98,7 +98,7 @@ def render_all(tmp: Path) -> tuple[dict[str, Unit], list[dict]]:
         raise RuntimeError(f"overlays not listed in kustomize/steps.yaml: {missing}")
     for p in sorted(step_paths):
         units[f"kustomize/{p}"] = Unit(f"kustomize/{p}", load_docs(kustomize(DEPLOY / "kustomize" / p), p))
-    for p in ("gateway-api/v1", "gateway-api/v1alpha2"):
+    for p in ("gateway-api/v1", "gateway-api/v1alpha2", *TLS_PASSTHROUGH):
         units[p] = Unit(p, load_docs(kustomize(DEPLOY / p), p))
     for p in ("argo-rollouts/base", "argo-rollouts/release-two", "argo-rollouts/metrics"):
         units[p] = Unit(

@@ -3,6 +3,7 @@ TCP_CANARY_SCHEMAS) made strict, built-in kinds against Kubernetes' strict schem
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import jsonschema
@@ -64,7 +65,47 @@ def load_crd_schemas(schema_dir: Path) -> dict[tuple[str, str], dict]:
                     "schema": strictify(raw),
                     "served": v.get("served", False),
                 }
+    made = add_derived_tlsroute(found)
+    if made:
+        print(
+            f"no TLSRoute CRD in {schema_dir}: TLSRoute {', '.join(made)} validated against the "
+            "TCPRoute CRD's parentRefs and rules, with hostnames as the Gateway CRD's listener hostname"
+        )
     return found
+
+
+# Gateway API's TLSRoute has no CRD in ../shared/schemas. What can be validated is: its
+# parentRefs and rules (backendRefs) are the TCPRoute's types, and its hostnames the
+# listener hostname's of the Gateway CRD. So a TLSRoute is validated against the TCPRoute
+# CRD's schema of the same version (v1alpha3 against v1's) with `hostnames` added, unless
+# a TLSRoute CRD is in the folder.
+TLSROUTE_FROM_TCPROUTE = {"v1": "v1", "v1alpha3": "v1", "v1alpha2": "v1alpha2"}
+GATEWAY_API = "gateway.networking.k8s.io"
+
+
+def add_derived_tlsroute(found: dict) -> list[str]:
+    """Adds TLSRoute schemas made from TCPRoute's where no TLSRoute CRD was read; returns
+    the versions so made."""
+    if any(kind == "TLSRoute" for _, kind in found):
+        return []
+    hostname = {"type": "string", "maxLength": 253, "minLength": 1}
+    for (api, kind), entry in found.items():
+        if kind == "Gateway" and api.startswith(GATEWAY_API + "/"):
+            listener = entry["schema"]["properties"]["spec"]["properties"]["listeners"]["items"]
+            hostname = copy.deepcopy(listener["properties"]["hostname"])
+            break
+    made = []
+    for version, source in TLSROUTE_FROM_TCPROUTE.items():
+        tcp = found.get((f"{GATEWAY_API}/{source}", "TCPRoute"))
+        if tcp is None:
+            continue
+        schema = copy.deepcopy(tcp["schema"])
+        schema["properties"]["spec"]["properties"]["hostnames"] = {
+            "type": "array", "maxItems": 16, "items": hostname,
+        }
+        found[(f"{GATEWAY_API}/{version}", "TLSRoute")] = {"schema": schema, "served": True}
+        made.append(version)
+    return made
 
 
 def validate_schema(unit: Unit, crds: dict, rep: Report) -> None:

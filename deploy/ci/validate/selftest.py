@@ -124,7 +124,23 @@ def self_test(units, steps, crds, readme, run_checks) -> tuple[int, list[str]]:
     def tester_port_name(d):
         d["spec"]["ports"][0]["name"] = "web"
 
+    def tls_not_passthrough(d):
+        d["spec"]["servers"][0]["tls"] = {"mode": "SIMPLE", "credentialName": "tcp-echo-tls"}
+
+    def tcp_beside_tls(d):
+        d["spec"]["tcp"] = [{
+            "match": [{"port": 443}],
+            "route": [{"destination": {"host": "tcp-echo", "port": {"number": 9000}, "subset": "stable"}}],
+        }]
+
+    def tlsroute_other_hostname(d):
+        d["spec"]["hostnames"] = ["tcp-echo.example.org"]
+
+    def tlsroute_unknown(d):
+        d["spec"]["hostname"] = "tcp-echo.example.com"
+
     ex = "flagger/generated/canary-20.yaml"
+    tls_istio, tls_api = "tls-passthrough/istio", "tls-passthrough/gateway-api"
     cases = [
         ("Service port not named tcp", k10, "Service", "tcp-echo", rename_port, "named tcp"),
         ("Service port without appProtocol", k10, "Service", "tcp-echo", drop_app_protocol, "appProtocol"),
@@ -157,6 +173,10 @@ def self_test(units, steps, crds, readme, run_checks) -> tuple[int, list[str]]:
         ("Flagger primary answering the release's version", ex, "Deployment", "tcp-echo-primary", primary_answers_release, "the route sends two=100,"),
         ("Flagger primary Service selecting the canary's pods", ex, "Service", "tcp-echo-primary", primary_selects_canary, "checker lint TC127"),
         ("Flagger tester's HTTP port not named for its protocol", "flagger/base", "Service", "tcp-canary-tester", tester_port_name, "must be named after its appProtocol"),
+        ("tls route on a Gateway server not in PASSTHROUGH mode (checker lint)", tls_istio, "Gateway", "tcp-echo-gateway", tls_not_passthrough, "checker lint TC128"),
+        ("tcp route beside the tls route on the PASSTHROUGH port (checker lint)", tls_istio, "VirtualService", "tcp-echo", tcp_beside_tls, "checker lint TC131"),
+        ("TLSRoute hostname outside its listener's (checker lint)", tls_api, "TLSRoute", "tcp-echo", tlsroute_other_hostname, "checker lint TC132"),
+        ("unknown field in a TLSRoute (TCPRoute's schema with hostnames)", tls_api, "TLSRoute", "tcp-echo", tlsroute_unknown, "'hostname' was unexpected"),
     ]
     def metrics_port(d):
         args = d["spec"]["template"]["spec"]["containers"][0]["args"]

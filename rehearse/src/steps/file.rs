@@ -239,6 +239,7 @@ pub fn load(
     version_of.extend(overrides.version_of.clone());
     let options = DeriveOptions {
         route_port: overrides.route_port.or(plan.route_port),
+        sni: None,
         version_of,
         names: overrides.names.clone(),
     };
