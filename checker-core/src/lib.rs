@@ -16,7 +16,6 @@ pub mod expect;
 pub mod expect_file;
 pub mod gateway;
 pub mod hold;
-pub mod input_file;
 pub mod merge;
 pub mod observer;
 pub mod probe;
@@ -29,5 +28,9 @@ pub mod tls;
 pub mod verdict;
 pub mod verify;
 pub mod watch;
+
+/// Input files opened the one careful way (regular, without blocking, size-limited):
+/// manifests' own, so that the routing model reads its sources the same way.
+pub use manifests::input_file;
 
 pub use verify::{Verification, VerifyConfig, VerifyError, verify};

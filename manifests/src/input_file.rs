@@ -1,7 +1,8 @@
-//! Files that are input (a report read back, a samples file, the watch's expectation
-//! file) are opened the one careful way: without blocking (a FIFO would wait for a
-//! writer forever), only when they are regular files (not a device such as `/dev/zero`,
-//! a FIFO, a socket or a directory), and read through a size limit.
+//! Files that are input (a manifest, a rehearsal's plan, a report read back, a samples
+//! file, the watch's expectation file) are opened the one careful way: without blocking
+//! (a FIFO would wait for a writer forever), only when they are regular files (not a
+//! device such as `/dev/zero`, a FIFO, a socket or a directory), and read through a size
+//! limit. Here, in the lowest crate that reads files, so that every reader shares it.
 
 use std::fs::File;
 use std::io::Read;
@@ -63,6 +64,12 @@ fn kind(t: std::fs::FileType) -> Option<&'static str> {
     } else {
         Some("not a file")
     }
+}
+
+/// Whether `e` (from `std::fs::metadata`, say) says that the path's symbolic links lead
+/// back to themselves.
+pub fn is_loop(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
 /// Opens `path` for reading if it is a regular file, never blocking on the way.
