@@ -29,8 +29,4 @@ pub mod verdict;
 pub mod verify;
 pub mod watch;
 
-/// Input files opened the one careful way (regular, without blocking, size-limited):
-/// manifests' own, so that the routing model reads its sources the same way.
-pub use manifests::input_file;
-
 pub use verify::{Verification, VerifyConfig, VerifyError, verify};

@@ -203,11 +203,6 @@ fn unreadable_manifests_exit_2() {
     assert!(run.stderr.contains("-, document 1"), "{run:?}");
 }
 
-fn mkfifo(path: &Path) {
-    let status = Command::new("mkfifo").arg(path).status().unwrap();
-    assert!(status.success(), "mkfifo {}", path.display());
-}
-
 /// A FIFO (no writer: opening it for reading the usual way waits forever), an endless
 /// device and a loop of symbolic links, given as manifests to `lint` and `--expect-from`
 /// and as the rehearsal's plan: each is refused in one sentence naming it, exit 2,
@@ -218,7 +213,7 @@ fn mkfifo(path: &Path) {
 fn manifest_sources_that_are_no_files_are_refused_not_waited_on_or_read() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo.yaml");
-    mkfifo(&fifo);
+    test_support::mkfifo(&fifo);
     let looped = dir.path().join("loop.yaml");
     std::os::unix::fs::symlink(&looped, &looped).unwrap();
     let (fifo, looped) = (fifo.to_str().unwrap(), looped.to_str().unwrap());

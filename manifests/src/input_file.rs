@@ -27,7 +27,7 @@ pub enum InputError {
     #[error("it is not UTF-8 text (byte {0})")]
     NotUtf8(usize),
     /// It is longer than the limit.
-    #[error("it is larger than {}, the most the checker reads from {what}", size(*.limit))]
+    #[error("it is larger than {}, the most the checker reads from {what}", bytes_text(*.limit))]
     TooLarge {
         /// The limit, bytes.
         limit: u64,
@@ -36,8 +36,8 @@ pub enum InputError {
     },
 }
 
-/// `bytes` as `16 MiB` when a whole number of MiB or KiB, else bytes.
-fn size(bytes: u64) -> String {
+/// `bytes` as `16 MiB` when a whole number of MiB or KiB, else bytes (`100 bytes`).
+pub fn bytes_text(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
@@ -147,7 +147,7 @@ mod tests {
         std::fs::write(&file, b"ok\xff").unwrap();
         let e = read_text_bounded(&file, 64, "x").unwrap_err();
         assert_eq!(e.to_string(), "it is not UTF-8 text (byte 2)");
-        assert_eq!(size(16 << 20), "16 MiB");
-        assert_eq!(size(64 << 10), "64 KiB");
+        assert_eq!(bytes_text(16 << 20), "16 MiB");
+        assert_eq!(bytes_text(64 << 10), "64 KiB");
     }
 }
