@@ -12,6 +12,7 @@ pub mod gateway_flags;
 pub mod health_flags;
 pub mod lint;
 pub mod merge;
+pub mod metrics_flags;
 pub mod observe;
 pub mod output;
 pub mod plot;

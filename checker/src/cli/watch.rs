@@ -1,12 +1,12 @@
 //! `checker watch`: flags, and the lines it prints (text on a terminal, JSON lines otherwise).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::args::{RuleArgs, TimeoutArgs, parse_count_usize, parse_positive_duration, parse_rate};
+use super::metrics_flags::{self, MetricsListenArgs};
 use super::output::{self, OutputMode, Shown, fail};
 use super::probe_flags::ProbeArgs;
 use super::signals::stop_token;
@@ -17,9 +17,6 @@ use checker_core::target;
 use checker_core::watch::{self, Agreement, Tick, WatchConfig};
 use report::metrics::WatchMetrics;
 use report::samples::SamplesFile;
-use tokio_util::sync::CancellationToken;
-
-use crate::metrics_http;
 
 /// Flags of `checker watch`.
 #[derive(Debug, Clone, Args)]
@@ -65,65 +62,9 @@ pub struct WatchArgs {
     /// What each connection sends and reads (your own service's protocol), and TLS.
     #[command(flatten)]
     pub probe: ProbeArgs,
-    /// Serve Prometheus metrics (/metrics) and /healthz on this address while watching:
-    /// PORT or the bare flag listen on loopback (127.0.0.1, port 9464 by default); any
-    /// other address must be written out as an IP (0.0.0.0:9464 in a pod), never a name.
-    #[arg(
-        long,
-        env = "CHECKER_METRICS_LISTEN",
-        value_name = "ADDR",
-        num_args = 0..=1,
-        default_missing_value = DEFAULT_METRICS_LISTEN,
-        value_parser = parse_metrics_listen
-    )]
-    pub metrics_listen: Option<SocketAddr>,
-}
-
-/// Where the bare `--metrics-listen` listens: loopback only.
-pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
-
-/// Parses `--metrics-listen`: `PORT` (or `:PORT`) and `localhost:PORT` are loopback; a
-/// non-loopback address is taken only as an IP written out (`0.0.0.0:9464`,
-/// `[::]:9464`), never from a host name that could resolve anywhere.
-pub fn parse_metrics_listen(s: &str) -> Result<SocketAddr, String> {
-    let s = s.trim();
-    let port_only = s.strip_prefix(':').unwrap_or(s);
-    if let Ok(port) = port_only.parse::<u16>() {
-        return Ok(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)));
-    }
-    if let Some(port) = s.strip_prefix("localhost:") {
-        return port
-            .parse::<u16>()
-            .map(|port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
-            .map_err(|_| format!("{port:?} is not a port number"));
-    }
-    s.parse::<SocketAddr>().map_err(|_| {
-        "must be PORT (loopback), localhost:PORT, or an IP address and port such as \
-         127.0.0.1:9464 or 0.0.0.0:9464 (a host name is refused: it could resolve to \
-         an address open to the network)"
-            .to_owned()
-    })
-}
-
-/// Starts the metrics listener on `addr` (stopped with `stop`) and returns the metrics
-/// it serves; says on stderr where it listens.
-async fn serve_metrics(addr: SocketAddr, stop: &CancellationToken) -> Result<WatchMetrics, String> {
-    let listener = metrics_http::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} for --metrics-listen: {e}"))?;
-    let bound = listener.local_addr().unwrap_or(addr);
-    let metrics = WatchMetrics::new().with_every_error_class();
-    if !bound.ip().is_loopback() {
-        tracing::warn!(%bound, "--metrics-listen: serving the metrics beyond this machine");
-    }
-    eprintln!("checker: metrics on http://{bound}/metrics");
-    tokio::spawn(metrics_http::serve(
-        listener,
-        metrics.clone(),
-        metrics_http::Limits::default(),
-        stop.child_token(),
-    ));
-    Ok(metrics)
+    /// Prometheus metrics while watching.
+    #[command(flatten)]
+    pub metrics: MetricsListenArgs,
 }
 
 /// Runs `checker watch`; the exit code follows the last state: 0 agrees, 1 disagrees, 3 undecided.
@@ -176,11 +117,14 @@ pub async fn run(args: &WatchArgs) -> i32 {
         None => None,
     };
     let stop = stop_token();
-    let metrics = match args.metrics_listen {
-        Some(addr) => match serve_metrics(addr, &stop).await {
-            Ok(metrics) => Some(metrics),
-            Err(e) => return fail(&e, exit::USAGE),
-        },
+    let metrics = match args.metrics.metrics_listen {
+        Some(addr) => {
+            let metrics = WatchMetrics::new().with_every_error_class();
+            if let Err(e) = metrics_flags::serve(addr, metrics.clone(), &stop).await {
+                return fail(&e, exit::USAGE);
+            }
+            Some(metrics)
+        }
         None => None,
     };
     let mode = OutputMode::for_stdout();
