@@ -29,6 +29,7 @@ use checker_core::expect::Expectation;
 use checker_core::observer::{ObserverError, RunObserver};
 use checker_core::sampler::{ErrorClass, Sample};
 use checker_core::tally::{MAX_TRACKED_VERSIONS, OTHER_VERSIONS};
+use checker_core::verdict::compare::{CompareRule, Comparison};
 use checker_core::verdict::{Interval, Outcome, SplitVerdict};
 use checker_core::watch::{Agreement, Tick};
 
@@ -236,6 +237,12 @@ impl Split {
     }
 }
 
+/// The label of the health verdicts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MetricLabel {
+    metric: String,
+}
+
 struct Inner {
     registry: Registry,
     split: Split,
@@ -243,6 +250,7 @@ struct Inner {
     connect: Latency,
     reply: Latency,
     ticks: Counter,
+    health: Family<MetricLabel, Gauge<i64, AtomicI64>>,
 }
 
 /// The metrics of one watch; clones share them (the watch records, the listener renders).
@@ -266,6 +274,16 @@ impl Default for WatchMetrics {
 impl WatchMetrics {
     /// Fresh metrics, registered under [`PREFIX`]; the agreement starts undecided (0).
     pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// [`WatchMetrics::new`] with `tcp_canary_health_verdict` for every metric `rule`
+    /// compares (`--compare`), each undecided (0) until [`WatchMetrics::health`].
+    pub fn with_comparison(rule: &CompareRule) -> Self {
+        Self::build(Some(rule))
+    }
+
+    fn build(rule: Option<&CompareRule>) -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
         let inner = Inner {
             registry: Registry::default(),
@@ -274,6 +292,7 @@ impl WatchMetrics {
             connect: Latency::new_with_constructor(latency_histogram),
             reply: Latency::new_with_constructor(latency_histogram),
             ticks: Counter::default(),
+            health: Family::default(),
         };
         let m = &inner;
         m.split.register_connections(
@@ -303,6 +322,16 @@ impl WatchMetrics {
             "Intervals the watch has judged",
             m.ticks.clone(),
         );
+        if let Some(rule) = rule {
+            registry.register(
+                "health_verdict",
+                "The canary against the stable (--compare), per metric: 1 PASS, 0 INCONCLUSIVE, -1 FAIL",
+                m.health.clone(),
+            );
+            for spec in rule.metrics() {
+                let _ = m.health.get_or_create(&MetricLabel { metric: spec.name });
+            }
+        }
         Self {
             inner: Arc::new(Inner { registry, ..inner }),
         }
@@ -323,6 +352,19 @@ impl WatchMetrics {
     /// expected shares; versions it no longer names expect 0.
     pub fn set_expectation(&self, expect: &Expectation) {
         self.inner.split.set_expectation(expect);
+    }
+
+    /// The comparison's verdict on each metric now (see [`outcome_value`]).
+    pub fn health(&self, comparison: &Comparison) {
+        for m in &comparison.metrics {
+            let label = MetricLabel {
+                metric: m.metric.clone(),
+            };
+            self.inner
+                .health
+                .get_or_create(&label)
+                .set(outcome_value(m.outcome));
+        }
     }
 
     /// One interval of the watch: the shares in it, the running interval bounds and the state.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{RuleArgs, TimeoutArgs, parse_count_usize, parse_positive_duration, parse_rate};
+use super::health_flags::CompareArgs;
 use super::metrics_flags::{self, MetricsListenArgs};
 use super::output::{self, OutputMode, Shown, fail};
 use super::probe_flags::ProbeArgs;
@@ -14,12 +15,18 @@ use checker_core::exit;
 use checker_core::expect::Expectation;
 use checker_core::probe::Probe;
 use checker_core::target;
+use checker_core::watch::health::WatchHealth;
 use checker_core::watch::{self, Agreement, Tick, WatchConfig};
 use report::metrics::WatchMetrics;
 use report::samples::SamplesFile;
 
 /// Flags of `checker watch`.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("compare", |a| a.help(COMPARE_HELP)),
+    mut_arg("critical", |a| a.hide(true)),
+    mut_arg("strict_health", |a| a.hide(true))
+)]
 pub struct WatchArgs {
     /// Where to connect: HOST:PORT, IPv4, [IPv6]:PORT or a name.
     #[arg(long, env = "CHECKER_TARGET", value_name = "HOST:PORT")]
@@ -65,7 +72,13 @@ pub struct WatchArgs {
     /// Prometheus metrics while watching.
     #[command(flatten)]
     pub metrics: MetricsListenArgs,
+    /// The canary against the stable, served as tcp_canary_health_verdict per metric.
+    #[command(flatten)]
+    pub compare: CompareArgs,
 }
+
+/// `--compare` as the watch takes it: verify's comparison, served as metrics.
+const COMPARE_HELP: &str = "Compare the canary's attributed errors and latency with the stable's over the evidence since the start or the last change of expectation, e.g. two=one (verify's sequential rule and margins): served as tcp_canary_health_verdict{metric} (1 PASS, 0 INCONCLUSIVE, -1 FAIL); needs --metrics-listen; the lines and the exit code stay the split's";
 
 /// Runs `checker watch`; the exit code follows the last state: 0 agrees, 1 disagrees, 3 undecided.
 pub async fn run(args: &WatchArgs) -> i32 {
@@ -116,10 +129,35 @@ pub async fn run(args: &WatchArgs) -> i32 {
         Some(Err(e)) => return fail(&e, exit::USAGE),
         None => None,
     };
+    if !args.compare.critical.is_empty() || args.compare.strict_health {
+        return fail(
+            &"--critical and --strict-health decide verify's exit code; checker watch serves every metric's verdict and exits on the split",
+            exit::USAGE,
+        );
+    }
+    let health = match args.compare.rule() {
+        Ok(Some(mut rule)) => {
+            if args.metrics.metrics_listen.is_none() {
+                return fail(
+                    &"--compare in checker watch is served as metrics only: give --metrics-listen too",
+                    exit::USAGE,
+                );
+            }
+            // With TLS, the handshake latency is compared too (as verify does).
+            rule.handshake = args.probe.tls;
+            Some(WatchHealth::new(rule, settings.confidence))
+        }
+        Ok(None) => None,
+        Err(e) => return fail(&e, exit::USAGE),
+    };
     let stop = stop_token();
     let metrics = match args.metrics.metrics_listen {
         Some(addr) => {
-            let metrics = WatchMetrics::new().with_every_error_class();
+            let metrics = match &health {
+                Some(h) => WatchMetrics::with_comparison(h.rule()),
+                None => WatchMetrics::new(),
+            }
+            .with_every_error_class();
             if let Err(e) = metrics_flags::serve(addr, metrics.clone(), &stop).await {
                 return fail(&e, exit::USAGE);
             }
@@ -128,6 +166,7 @@ pub async fn run(args: &WatchArgs) -> i32 {
         None => None,
     };
     let mode = OutputMode::for_stdout();
+    let observer = ((samples_file, metrics.clone()), health);
     let on_tick = |t: &Tick| {
         if t.expect_file_error_is_new
             && let Some(error) = &t.expect_file_error
@@ -136,10 +175,12 @@ pub async fn run(args: &WatchArgs) -> i32 {
         }
         if let Some(m) = &metrics {
             m.tick(t);
+            if let Some(h) = &observer.1 {
+                m.health(&h.judge());
+            }
         }
         output::print(mode, &Shown::WatchTick(t));
     };
-    let observer = (samples_file, metrics.clone());
     let periods = match watch::run(config, text, stop.clone(), &observer, on_tick).await {
         Ok(p) => p,
         Err(e) => return fail(&e, exit::USAGE),
