@@ -325,7 +325,7 @@ impl WatchMetrics {
         if let Some(rule) = rule {
             registry.register(
                 "health_verdict",
-                "The canary against the stable (--compare), per metric: 1 PASS, 0 INCONCLUSIVE, -1 FAIL",
+                "The canary against the stable, per compared metric: 1 PASS, 0 INCONCLUSIVE, -1 FAIL",
                 m.health.clone(),
             );
             for spec in rule.metrics() {
@@ -446,7 +446,7 @@ impl ObserveMetrics {
         inner.split.register_gauges(&mut registry);
         registry.register(
             "observe_looks",
-            "Looks at the gateway's counters the observation has judged (one per --interval)",
+            "Looks at the gateway's counters the observation has judged (one per interval)",
             inner.looks.clone(),
         );
         inner.split.set_expectation(expect);
