@@ -956,3 +956,56 @@ fn observe_metrics_need_a_look_every_interval() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("a host name is refused"), "{run:?}");
 }
+
+#[test]
+#[ignore = "needs envoy: .ci/run installs it"]
+fn observe_metrics_count_what_a_real_envoy_opened() {
+    let envoy = Envoy::start(&[("stable", "one", 80), ("canary", "two", 20)]);
+    let port = support::free_port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let listener_port = envoy.listener_port.to_string();
+    let mut observe = Background::start(&[
+        "observe",
+        "--expect",
+        "one=80,two=20",
+        "--version-of",
+        "stable=one,canary=two",
+        "--gateway-admin",
+        &envoy.admin,
+        "--listener-port",
+        &listener_port,
+        "--duration",
+        "10m",
+        "--interval",
+        "200ms",
+        "--full-window",
+        "--metrics-listen",
+        &port.to_string(),
+    ]);
+    observe.wait_open();
+    let tally = connect_loop(envoy.addr(), 5000);
+    let total: u64 = tally.values().sum();
+    // Bounded by BOUND: a look after the loop counts every connection it made.
+    let deadline = Instant::now() + BOUND;
+    let text = loop {
+        let answer = scrape_listener(addr, "/metrics");
+        if metric(&answer, "tcp_canary_evidence_connections") == Some(total as f64) {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "never counted {total}: {answer}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("{text}");
+    for (version, n) in &tally {
+        let series = format!(r#"tcp_canary_connections_total{{version="{version}"}}"#);
+        assert_eq!(metric(&text, &series), Some(*n as f64), "{series}: {text}");
+    }
+    // 5,000 connections at 80/20 decide the split (as the admin's own test shows).
+    assert_eq!(metric(&text, "tcp_canary_agreement"), Some(1.0), "{text}");
+    assert_eq!(
+        metric(&text, r#"tcp_canary_expected_share{version="one"}"#),
+        Some(0.8)
+    );
+    let run = observe.interrupt();
+    assert_eq!(run.code, 0, "{run:?}");
+}
