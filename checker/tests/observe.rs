@@ -924,30 +924,27 @@ fn observe_serves_the_gateways_split_as_the_watchs_metrics() {
 
 #[test]
 fn observe_metrics_need_a_look_every_interval() {
-    let run = run_checker(&[
-        "observe",
-        "--expect",
-        "one=80,two=20",
-        "--scrape",
-        "http://127.0.0.1:1/stats/prometheus",
-        "--duration",
-        "1s",
-        "--metrics-listen",
-        &support::free_port().to_string(),
-    ]);
+    let with = |extra: &[&str]| {
+        let mut args = vec![
+            "observe",
+            "--expect",
+            "one=80,two=20",
+            "--scrape",
+            "http://127.0.0.1:1/stats/prometheus",
+            "--duration",
+            "1s",
+        ];
+        args.extend_from_slice(extra);
+        run_checker(&args)
+    };
+    let port = support::free_port().to_string();
+    let run = with(&["--metrics-listen", &port]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
         run.stderr.contains("--metrics-listen needs --interval"),
         "{run:?}"
     );
-    let run = run_checker(&[
-        "observe",
-        "--expect",
-        "one=80,two=20",
-        "--scrape",
-        "http://127.0.0.1:1/stats/prometheus",
-        "--duration",
-        "1s",
+    let run = with(&[
         "--interval",
         "1s",
         "--metrics-listen",
