@@ -10,7 +10,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{BOUND, EchoServer, Guard, checker, free_port, run_checker, wait_output};
+use support::{
+    BOUND, EchoServer, Guard, checker, free_port, metric_value as value, run_checker, wait_output,
+};
 use test_support::fault::{Behaviour, FaultServer};
 
 /// Starts `checker watch` against `target` expecting `expect`, with metrics on a free
@@ -70,13 +72,6 @@ fn get(addr: SocketAddr, path: &str) -> String {
         addr,
         format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
     )
-}
-
-/// The value of the sample line starting with `series`.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 #[test]

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::envoy::{Envoy, cluster, connect_loop, http_get};
-use support::{BOUND, Guard, Run, assert_valid_against, run_checker};
+use support::{BOUND, Guard, Run, assert_valid_against, metric_value as metric, run_checker};
 
 fn assert_observe_schema_valid(doc: &Value) {
     let schema: Value = serde_json::from_str(report::observe::SCHEMA).unwrap();
@@ -772,13 +772,6 @@ fn observe_bad_inputs_get_one_sentence_and_their_exit_code() {
         one_line(&run).contains("cannot be mapped to a version"),
         "{run:?}"
     );
-}
-
-/// The value of the sample line that starts with `series` (name and labels).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// `GET path` on the metrics listener at `addr`, over a plain socket: the whole answer.
