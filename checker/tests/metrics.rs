@@ -210,6 +210,9 @@ fn compare_serves_the_health_verdict_per_metric() {
         text.contains("# TYPE tcp_canary_health_verdict gauge"),
         "{text}"
     );
+    for line in text.lines().filter(|l| l.contains("health_verdict")) {
+        println!("{line}");
+    }
     drop(guard);
 
     // Without --compare there is no such series.
