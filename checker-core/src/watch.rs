@@ -33,6 +33,8 @@ use crate::probe::Probe;
 use crate::sampler::{self, Sample, SamplerConfig, Timeouts};
 use crate::verdict::{Interval, Outcome, Settings, sequential};
 
+pub mod health;
+
 /// The default sampling rate, connections per second.
 pub const DEFAULT_RATE: f64 = 10.0;
 /// The default interval between two lines.

@@ -1,6 +1,6 @@
-//! The HTTP listener of `checker watch --metrics-listen`: `GET /metrics` (the watch's
-//! metrics as OpenMetrics text, [`report::metrics`]) and `GET /healthz` (for the pod's
-//! probes), nothing else.
+//! The HTTP listener of `--metrics-listen` (`checker watch` and `checker observe`):
+//! `GET /metrics` (the run's metrics as OpenMetrics text, [`report::metrics`]) and
+//! `GET /healthz` (for the pod's probes), nothing else.
 //!
 //! Bounded like the echo server's admin port ([`Limits`]): at most `max_connections`
 //! connections (at the limit, the oldest is closed to make room, so a flood of stalled
@@ -27,7 +27,25 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use report::metrics::{CONTENT_TYPE as METRICS_TYPE, WatchMetrics};
+use report::metrics::{CONTENT_TYPE as METRICS_TYPE, ObserveMetrics, WatchMetrics};
+
+/// Metrics the listener can serve: rendered afresh for every scrape.
+pub trait Render: Clone + Send + Sync + 'static {
+    /// The metrics now, as OpenMetrics text.
+    fn render(&self) -> String;
+}
+
+impl Render for WatchMetrics {
+    fn render(&self) -> String {
+        WatchMetrics::render(self)
+    }
+}
+
+impl Render for ObserveMetrics {
+    fn render(&self) -> String {
+        ObserveMetrics::render(self)
+    }
+}
 
 /// The bounds of the metrics listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +81,9 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves `metrics` on `listener` within `limits` until `stop` is cancelled; then every
 /// connection is closed.
-pub async fn serve(
+pub async fn serve<M: Render>(
     listener: TcpListener,
-    metrics: WatchMetrics,
+    metrics: M,
     limits: Limits,
     stop: CancellationToken,
 ) {
@@ -118,9 +136,9 @@ pub async fn serve(
 
 /// Serves one connection until it ends, is closed to make room, outlives its lifetime
 /// or the listener stops.
-async fn serve_connection(
+async fn serve_connection<M: Render>(
     stream: TcpStream,
-    metrics: WatchMetrics,
+    metrics: M,
     limits: Limits,
     close: CancellationToken,
 ) {
@@ -149,7 +167,7 @@ async fn serve_connection(
 }
 
 /// The answer to `method path`.
-fn respond(method: &Method, path: &str, metrics: &WatchMetrics) -> Response<Full<Bytes>> {
+fn respond<M: Render>(method: &Method, path: &str, metrics: &M) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (method, path) {
         (&Method::GET | &Method::HEAD, "/metrics") => {
             (StatusCode::OK, METRICS_TYPE, metrics.render())

@@ -1,6 +1,7 @@
 //! `checker watch --metrics-listen`: the real binary serving its metrics over a real
 //! socket while it watches an in-process echo server; the listener's bounds (a request
-//! head too large, a flood of stalled connections) and the address rule.
+//! head too large, a flood of stalled connections) and the address rule; `--compare`'s
+//! verdict per metric against the fault server (a canary corrupting replies).
 
 mod support;
 
@@ -9,17 +10,25 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{BOUND, EchoServer, Guard, checker, free_port, run_checker, wait_output};
+use support::{
+    BOUND, EchoServer, Guard, checker, free_port, metric_value as value, run_checker, wait_output,
+};
+use test_support::fault::{Behaviour, FaultServer};
 
 /// Starts `checker watch` against `target` expecting `expect`, with metrics on a free
 /// loopback port; returns the guard and the metrics address once it answers.
 fn watch_with_metrics(target: SocketAddr, expect: &str) -> (Guard, SocketAddr) {
+    watch_with_metrics_and(&target.to_string(), expect, &[])
+}
+
+/// [`watch_with_metrics`] of a `target` written out, with `extra` flags.
+fn watch_with_metrics_and(target: &str, expect: &str, extra: &[&str]) -> (Guard, SocketAddr) {
     let port = free_port();
     let child = Command::new(checker())
         .args([
             "watch",
             "--target",
-            &target.to_string(),
+            target,
             "--expect",
             expect,
             "--rate",
@@ -31,6 +40,7 @@ fn watch_with_metrics(target: SocketAddr, expect: &str) -> (Guard, SocketAddr) {
             "--metrics-listen",
             &port.to_string(),
         ])
+        .args(extra)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -62,13 +72,6 @@ fn get(addr: SocketAddr, path: &str) -> String {
         addr,
         format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
     )
-}
-
-/// The value of the sample line starting with `series`.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 #[test]
@@ -170,6 +173,91 @@ fn a_host_name_is_refused_and_a_port_alone_means_loopback() {
     ]);
     assert!(
         run.stderr.contains("metrics on http://127.0.0.1:"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn compare_serves_the_health_verdict_per_metric() {
+    // Versions in turn; every 10th reply of the canary is corrupt: a 10% attributed error
+    // rate against the stable's 0%, far beyond the 0.5-point margin.
+    let server = FaultServer::start(vec![
+        Behaviour::healthy("one", 1),
+        Behaviour::healthy("two", 1).corrupting(10),
+    ]);
+    let (guard, addr) =
+        watch_with_metrics_and(&server.target(), "one=50,two=50", &["--compare", "two=one"]);
+    let first = get(addr, "/metrics");
+    // Every compared metric has its series from the start (undecided until judged).
+    for metric in ["error_rate", "p99_connect", "p99_reply"] {
+        let series = format!(r#"tcp_canary_health_verdict{{metric="{metric}"}}"#);
+        assert!(value(&first, &series).is_some(), "{series}: {first}");
+    }
+    // Bounded by the 60 s watch and BOUND: the error rate is decided FAIL.
+    let deadline = Instant::now() + BOUND;
+    let text = loop {
+        let answer = get(addr, "/metrics");
+        if value(&answer, r#"tcp_canary_health_verdict{metric="error_rate"}"#) == Some(-1.0) {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "error_rate never failed: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        text.contains("# TYPE tcp_canary_health_verdict gauge"),
+        "{text}"
+    );
+    for line in text.lines().filter(|l| l.contains("health_verdict")) {
+        println!("{line}");
+    }
+    drop(guard);
+
+    // Without --compare there is no such series.
+    let server = EchoServer::start("one", 1);
+    let (guard, addr) = watch_with_metrics(server.addr(), "one=100");
+    assert!(!get(addr, "/metrics").contains("health_verdict"));
+    drop(guard);
+}
+
+#[test]
+fn compare_needs_the_metrics_and_takes_no_critical() {
+    let base = [
+        "watch",
+        "--target",
+        "127.0.0.1:1",
+        "--expect",
+        "one=50,two=50",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        run_checker(&args)
+    };
+    let run = with(&["--compare", "two=one"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("give --metrics-listen too"), "{run:?}");
+    let port = free_port().to_string();
+    let run = with(&[
+        "--compare",
+        "two=one",
+        "--critical",
+        "p99",
+        "--metrics-listen",
+        &port,
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("--critical and --strict-health decide verify's exit code"),
+        "{run:?}"
+    );
+    let run = with(&["--direction", "p99=either", "--metrics-listen", &port]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("give --compare CANARY=STABLE too"),
         "{run:?}"
     );
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::envoy::{Envoy, cluster, connect_loop, http_get};
-use support::{BOUND, Guard, Run, assert_valid_against, run_checker};
+use support::{BOUND, Guard, Run, assert_valid_against, metric_value as metric, run_checker};
 
 fn assert_observe_schema_valid(doc: &Value) {
     let schema: Value = serde_json::from_str(report::observe::SCHEMA).unwrap();
@@ -772,4 +772,230 @@ fn observe_bad_inputs_get_one_sentence_and_their_exit_code() {
         one_line(&run).contains("cannot be mapped to a version"),
         "{run:?}"
     );
+}
+
+/// `GET path` on the metrics listener at `addr`, over a plain socket: the whole answer.
+fn scrape_listener(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(BOUND)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Scrapes `addr` until `agreement` is shown (bounded by BOUND), returning that scrape.
+fn scrape_until(addr: std::net::SocketAddr, agreement: f64, observe: &mut Background) -> String {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let answer = scrape_listener(addr, "/metrics");
+        if metric(&answer, "tcp_canary_agreement") == Some(agreement) {
+            return answer;
+        }
+        if let Some(status) = observe.child.0.try_wait().unwrap() {
+            panic!(
+                "observe ended ({status}): {}",
+                observe.stderr.lock().unwrap()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agreement never reached {agreement}: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn observe_serves_the_gateways_split_as_the_watchs_metrics() {
+    // A gateway scrape whose counters grow by 800 (stable, `one`) and 200 (canary, `two`)
+    // at every read, until the test moves it to 60000/40000 per read.
+    let moved = Arc::new(AtomicBool::new(false));
+    let wrong = Arc::clone(&moved);
+    let grown = Arc::new(Mutex::new((0u64, 0u64)));
+    let tally = Arc::clone(&grown);
+    let fake = FakeAdmin::start(move |path, n| {
+        assert_eq!(path, "/stats/prometheus");
+        let mut t = tally.lock().unwrap();
+        if n > 0 {
+            let (one, two) = if wrong.load(Ordering::SeqCst) {
+                (60_000, 40_000)
+            } else {
+                (800, 200)
+            };
+            *t = (t.0 + one, t.1 + two);
+        }
+        istio_scrape(t.0, t.1)
+    });
+    let port = support::free_port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let scrape = format!("{}/stats/prometheus", fake.url);
+    let mut observe = Background::start(&[
+        "observe",
+        "--expect",
+        "one=80,two=20",
+        "--scrape",
+        &scrape,
+        "--match",
+        "destination_service_name=tcp-echo",
+        "--duration",
+        "10m",
+        "--interval",
+        "100ms",
+        "--full-window",
+        "--metrics-listen",
+        &port.to_string(),
+    ]);
+    observe.wait_open();
+    assert!(
+        observe
+            .stderr
+            .lock()
+            .unwrap()
+            .contains(&format!("checker: metrics on http://{addr}/metrics")),
+        "{}",
+        observe.stderr.lock().unwrap()
+    );
+
+    // 80/20 at every look: the split agrees.
+    let text = scrape_until(addr, 1.0, &mut observe);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("content-type: application/openmetrics-text"),
+        "{text}"
+    );
+    let one = metric(&text, r#"tcp_canary_connections_total{version="one"}"#).unwrap();
+    let two = metric(&text, r#"tcp_canary_connections_total{version="two"}"#).unwrap();
+    assert!(one >= 800.0 && one % 800.0 == 0.0, "{text}");
+    assert_eq!(one, 4.0 * two, "{text}");
+    assert_eq!(
+        metric(&text, "tcp_canary_evidence_connections"),
+        Some(one + two)
+    );
+    assert_eq!(
+        metric(&text, r#"tcp_canary_share{version="one"}"#),
+        Some(0.8)
+    );
+    assert_eq!(
+        metric(&text, r#"tcp_canary_expected_share{version="two"}"#),
+        Some(0.2)
+    );
+    let low = metric(&text, r#"tcp_canary_share_lower{version="one"}"#).unwrap();
+    let high = metric(&text, r#"tcp_canary_share_upper{version="one"}"#).unwrap();
+    assert!(
+        low < 0.8 && 0.8 < high && 0.75 <= low && high <= 0.85,
+        "{text}"
+    );
+    assert!(metric(&text, "tcp_canary_observe_looks_total").unwrap() >= 1.0);
+    // The gateway's counters give no latency and no error classes.
+    assert!(!text.contains("duration_seconds"), "{text}");
+    assert!(!text.contains("connection_errors"), "{text}");
+    assert!(scrape_listener(addr, "/healthz").ends_with("\r\n\r\nok\n"));
+    assert!(scrape_listener(addr, "/").starts_with("HTTP/1.1 404"));
+
+    // 60/40 from now on: the running evidence turns and the split disagrees.
+    moved.store(true, Ordering::SeqCst);
+    let text = scrape_until(addr, -1.0, &mut observe);
+    assert_eq!(
+        metric(&text, r#"tcp_canary_share{version="one"}"#),
+        Some(0.6),
+        "{text}"
+    );
+    let one_now = metric(&text, r#"tcp_canary_connections_total{version="one"}"#).unwrap();
+    assert!(one_now > one, "{text}");
+    let (tally_one, _) = *grown.lock().unwrap();
+    assert!(one_now <= tally_one as f64, "{one_now} > {tally_one}");
+
+    // Ctrl-C: the last look is judged, FAIL as the metrics said.
+    let run = observe.interrupt();
+    assert_eq!(run.code, 1, "{run:?}");
+}
+
+#[test]
+fn observe_metrics_need_a_look_every_interval() {
+    let with = |extra: &[&str]| {
+        let mut args = vec![
+            "observe",
+            "--expect",
+            "one=80,two=20",
+            "--scrape",
+            "http://127.0.0.1:1/stats/prometheus",
+            "--duration",
+            "1s",
+        ];
+        args.extend_from_slice(extra);
+        run_checker(&args)
+    };
+    let port = support::free_port().to_string();
+    let run = with(&["--metrics-listen", &port]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("--metrics-listen needs --interval"),
+        "{run:?}"
+    );
+    let run = with(&[
+        "--interval",
+        "1s",
+        "--metrics-listen",
+        "metrics.example:9464",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("a host name is refused"), "{run:?}");
+}
+
+#[test]
+#[ignore = "needs envoy: .ci/run installs it"]
+fn observe_metrics_count_what_a_real_envoy_opened() {
+    let envoy = Envoy::start(&[("stable", "one", 80), ("canary", "two", 20)]);
+    let port = support::free_port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let listener_port = envoy.listener_port.to_string();
+    let mut observe = Background::start(&[
+        "observe",
+        "--expect",
+        "one=80,two=20",
+        "--version-of",
+        "stable=one,canary=two",
+        "--gateway-admin",
+        &envoy.admin,
+        "--listener-port",
+        &listener_port,
+        "--duration",
+        "10m",
+        "--interval",
+        "200ms",
+        "--full-window",
+        "--metrics-listen",
+        &port.to_string(),
+    ]);
+    observe.wait_open();
+    let tally = connect_loop(envoy.addr(), 5000);
+    let total: u64 = tally.values().sum();
+    // Bounded by BOUND: a look after the loop counts every connection it made.
+    let deadline = Instant::now() + BOUND;
+    let text = loop {
+        let answer = scrape_listener(addr, "/metrics");
+        if metric(&answer, "tcp_canary_evidence_connections") == Some(total as f64) {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "never counted {total}: {answer}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("{text}");
+    for (version, n) in &tally {
+        let series = format!(r#"tcp_canary_connections_total{{version="{version}"}}"#);
+        assert_eq!(metric(&text, &series), Some(*n as f64), "{series}: {text}");
+    }
+    // 5,000 connections at 80/20 decide the split (as the admin's own test shows).
+    assert_eq!(metric(&text, "tcp_canary_agreement"), Some(1.0), "{text}");
+    assert_eq!(
+        metric(&text, r#"tcp_canary_expected_share{version="one"}"#),
+        Some(0.8)
+    );
+    let run = observe.interrupt();
+    assert_eq!(run.code, 0, "{run:?}");
 }

@@ -12,7 +12,7 @@
 //! versions do until [`MAX_TRACKED_VERSIONS`] names are known, and the rest are counted
 //! together under [`OTHER_VERSIONS`], as in the verify table.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -29,6 +29,8 @@ use checker_core::expect::Expectation;
 use checker_core::observer::{ObserverError, RunObserver};
 use checker_core::sampler::{ErrorClass, Sample};
 use checker_core::tally::{MAX_TRACKED_VERSIONS, OTHER_VERSIONS};
+use checker_core::verdict::compare::{CompareRule, Comparison};
+use checker_core::verdict::{Interval, Outcome, SplitVerdict};
 use checker_core::watch::{Agreement, Tick};
 
 /// The prefix of every metric name.
@@ -98,20 +100,157 @@ impl Names {
     }
 }
 
-struct Inner {
-    registry: Registry,
+/// The series `watch` and `observe` share, under the same names and meanings: the
+/// connections by version, each version's share in the last interval, the interval
+/// bounds of the running evidence, the expected shares, the agreement and the evidence.
+struct Split {
     names: Mutex<Names>,
     connections: Family<VersionLabel, Counter>,
-    errors: Family<ClassLabel, Counter>,
-    connect: Latency,
-    reply: Latency,
     share: Family<VersionLabel, Ratio>,
     lower: Family<VersionLabel, Ratio>,
     upper: Family<VersionLabel, Ratio>,
     expected: Family<VersionLabel, Ratio>,
     agreement: Gauge<i64, AtomicI64>,
     evidence: Gauge<i64, AtomicI64>,
+}
+
+impl Split {
+    fn new() -> Self {
+        Self {
+            names: Mutex::new(Names::default()),
+            connections: Family::default(),
+            share: Family::default(),
+            lower: Family::default(),
+            upper: Family::default(),
+            expected: Family::default(),
+            agreement: Gauge::default(),
+            evidence: Gauge::default(),
+        }
+    }
+
+    /// Registers the connections counter (described by `connections_help`).
+    fn register_connections(&self, registry: &mut Registry, connections_help: &str) {
+        registry.register("connections", connections_help, self.connections.clone());
+    }
+
+    /// Registers the gauges of the split.
+    fn register_gauges(&self, registry: &mut Registry) {
+        registry.register(
+            "share",
+            "Each version's share of the connections in the last interval (NaN when there was none)",
+            self.share.clone(),
+        );
+        registry.register(
+            "share_lower",
+            "Lower bound of the anytime-valid interval of each version's share over the running evidence",
+            self.lower.clone(),
+        );
+        registry.register(
+            "share_upper",
+            "Upper bound of the anytime-valid interval of each version's share over the running evidence",
+            self.upper.clone(),
+        );
+        registry.register(
+            "expected_share",
+            "The expected share of each version: its weight over the total of the weights",
+            self.expected.clone(),
+        );
+        registry.register(
+            "agreement",
+            "Whether the split agrees with the expectation: 1 agrees, 0 undecided, -1 disagrees",
+            self.agreement.clone(),
+        );
+        registry.register(
+            "evidence_connections",
+            "Connections in the running evidence (watch: since the last decision or change of expectation; observe: since the window opened)",
+            self.evidence.clone(),
+        );
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `expect` holds from now on: its versions get series of their own and their
+    /// expected shares; versions it no longer names expect 0.
+    fn set_expectation(&self, expect: &Expectation) {
+        let mut names = self.names();
+        for v in expect.versions() {
+            names.others.remove(&v.name);
+            names.expected.insert(v.name.clone());
+        }
+        for name in names.all() {
+            let share = expect
+                .versions()
+                .iter()
+                .find(|v| &v.name == name)
+                .map_or(0.0, |v| v.share);
+            let label = VersionLabel {
+                version: name.clone(),
+            };
+            self.expected.get_or_create(&label).set(share);
+        }
+    }
+
+    /// One interval: the connections per version in it, the interval bounds of the
+    /// running evidence, the agreement (see [`agreement_value`]) and the evidence's size.
+    fn interval<'a>(
+        &self,
+        window: impl IntoIterator<Item = (&'a str, u64)>,
+        intervals: impl IntoIterator<Item = (&'a str, Interval)>,
+        agreement: i64,
+        evidence: u64,
+    ) {
+        let mut total = 0u64;
+        let mut shares = BTreeMap::<String, u64>::new();
+        {
+            let mut names = self.names();
+            for (name, count) in window {
+                total = total.saturating_add(count);
+                *shares.entry(names.label(name).version).or_insert(0) += count;
+            }
+            for name in names.all() {
+                shares.entry(name.clone()).or_insert(0);
+            }
+            for (name, interval) in intervals {
+                let label = names.label(name);
+                // Intervals of versions folded together cannot be added up.
+                if label.version != OTHER_VERSIONS {
+                    self.lower.get_or_create(&label).set(interval.low);
+                    self.upper.get_or_create(&label).set(interval.high);
+                }
+            }
+        }
+        for (version, count) in shares {
+            let share = if total == 0 {
+                f64::NAN
+            } else {
+                count as f64 / total as f64
+            };
+            self.share
+                .get_or_create(&VersionLabel { version })
+                .set(share);
+        }
+        self.agreement.set(agreement);
+        self.evidence
+            .set(i64::try_from(evidence).unwrap_or(i64::MAX));
+    }
+}
+
+/// The label of the health verdicts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MetricLabel {
+    metric: String,
+}
+
+struct Inner {
+    registry: Registry,
+    split: Split,
+    errors: Family<ClassLabel, Counter>,
+    connect: Latency,
+    reply: Latency,
     ticks: Counter,
+    health: Family<MetricLabel, Gauge<i64, AtomicI64>>,
 }
 
 /// The metrics of one watch; clones share them (the watch records, the listener renders).
@@ -135,27 +274,30 @@ impl Default for WatchMetrics {
 impl WatchMetrics {
     /// Fresh metrics, registered under [`PREFIX`]; the agreement starts undecided (0).
     pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// [`WatchMetrics::new`] with `tcp_canary_health_verdict` for every metric `rule`
+    /// compares (`--compare`), each undecided (0) until [`WatchMetrics::health`].
+    pub fn with_comparison(rule: &CompareRule) -> Self {
+        Self::build(Some(rule))
+    }
+
+    fn build(rule: Option<&CompareRule>) -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
         let inner = Inner {
             registry: Registry::default(),
-            names: Mutex::new(Names::default()),
-            connections: Family::default(),
+            split: Split::new(),
             errors: Family::default(),
             connect: Latency::new_with_constructor(latency_histogram),
             reply: Latency::new_with_constructor(latency_histogram),
-            share: Family::default(),
-            lower: Family::default(),
-            upper: Family::default(),
-            expected: Family::default(),
-            agreement: Gauge::default(),
-            evidence: Gauge::default(),
             ticks: Counter::default(),
+            health: Family::default(),
         };
         let m = &inner;
-        registry.register(
-            "connections",
+        m.split.register_connections(
+            &mut registry,
             "Connections answered, by the version that answered",
-            m.connections.clone(),
         );
         registry.register(
             "connection_errors",
@@ -174,41 +316,22 @@ impl WatchMetrics {
             Unit::Seconds,
             m.reply.clone(),
         );
-        registry.register(
-            "share",
-            "Each version's share of the connections answered in the last interval (NaN when none was)",
-            m.share.clone(),
-        );
-        registry.register(
-            "share_lower",
-            "Lower bound of the anytime-valid interval of each version's share over the running evidence",
-            m.lower.clone(),
-        );
-        registry.register(
-            "share_upper",
-            "Upper bound of the anytime-valid interval of each version's share over the running evidence",
-            m.upper.clone(),
-        );
-        registry.register(
-            "expected_share",
-            "The expected share of each version: its weight over the total of the weights",
-            m.expected.clone(),
-        );
-        registry.register(
-            "agreement",
-            "Whether the split agrees with the expectation: 1 agrees, 0 undecided, -1 disagrees",
-            m.agreement.clone(),
-        );
-        registry.register(
-            "evidence_connections",
-            "Connections in the running evidence (since the last decision or change of expectation)",
-            m.evidence.clone(),
-        );
+        m.split.register_gauges(&mut registry);
         registry.register(
             "watch_intervals",
             "Intervals the watch has judged",
             m.ticks.clone(),
         );
+        if let Some(rule) = rule {
+            registry.register(
+                "health_verdict",
+                "The canary against the stable, per compared metric: 1 PASS, 0 INCONCLUSIVE, -1 FAIL",
+                m.health.clone(),
+            );
+            for spec in rule.metrics() {
+                let _ = m.health.get_or_create(&MetricLabel { metric: spec.name });
+            }
+        }
         Self {
             inner: Arc::new(Inner { registry, ..inner }),
         }
@@ -225,82 +348,160 @@ impl WatchMetrics {
         self
     }
 
-    fn names(&self) -> std::sync::MutexGuard<'_, Names> {
-        self.inner
-            .names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// `expect` holds from now on: its versions get series of their own and their
     /// expected shares; versions it no longer names expect 0.
     pub fn set_expectation(&self, expect: &Expectation) {
-        let mut names = self.names();
-        for v in expect.versions() {
-            names.others.remove(&v.name);
-            names.expected.insert(v.name.clone());
-        }
-        for name in names.all() {
-            let share = expect
-                .versions()
-                .iter()
-                .find(|v| &v.name == name)
-                .map_or(0.0, |v| v.share);
-            let label = VersionLabel {
-                version: name.clone(),
+        self.inner.split.set_expectation(expect);
+    }
+
+    /// The comparison's verdict on each metric now (see [`outcome_value`]).
+    pub fn health(&self, comparison: &Comparison) {
+        for m in &comparison.metrics {
+            let label = MetricLabel {
+                metric: m.metric.clone(),
             };
-            self.inner.expected.get_or_create(&label).set(share);
+            self.inner
+                .health
+                .get_or_create(&label)
+                .set(outcome_value(m.outcome));
         }
     }
 
     /// One interval of the watch: the shares in it, the running interval bounds and the state.
     pub fn tick(&self, tick: &Tick) {
-        let inner = &self.inner;
-        let total: u64 = tick.window.values().sum();
-        let mut shares = std::collections::BTreeMap::<String, u64>::new();
-        {
-            let mut names = self.names();
-            for (name, count) in &tick.window {
-                *shares.entry(names.label(name).version).or_insert(0) += count;
-            }
-            for name in names.all() {
-                shares.entry(name.clone()).or_insert(0);
-            }
-            for (name, interval) in &tick.intervals {
-                let label = names.label(name);
-                // Intervals of versions folded together cannot be added up.
-                if label.version != OTHER_VERSIONS {
-                    inner.lower.get_or_create(&label).set(interval.low);
-                    inner.upper.get_or_create(&label).set(interval.high);
-                }
-            }
-        }
-        for (version, count) in shares {
-            let share = if total == 0 {
-                f64::NAN
-            } else {
-                count as f64 / total as f64
-            };
-            inner
-                .share
-                .get_or_create(&VersionLabel { version })
-                .set(share);
-        }
-        inner.agreement.set(agreement_value(tick.state));
-        inner
-            .evidence
-            .set(i64::try_from(tick.evidence).unwrap_or(i64::MAX));
-        inner.ticks.inc();
+        self.inner.split.interval(
+            tick.window.iter().map(|(n, &c)| (n.as_str(), c)),
+            tick.intervals.iter().map(|(n, &i)| (n.as_str(), i)),
+            agreement_value(tick.state),
+            tick.evidence,
+        );
+        self.inner.ticks.inc();
     }
 
     /// The metrics as OpenMetrics text ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail; an error would only mean a malformed metric.
-        if encode(&mut out, &self.inner.registry).is_err() {
-            out.clear();
+        render(&self.inner.registry)
+    }
+}
+
+/// `registry` as OpenMetrics text ([`CONTENT_TYPE`]).
+fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail; an error would only mean a malformed metric.
+    if encode(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// The value of `tcp_canary_agreement` for an observation's verdict: PASS 1,
+/// INCONCLUSIVE 0, FAIL -1 (as [`agreement_value`] for the watch's states).
+pub fn outcome_value(outcome: Outcome) -> i64 {
+    match outcome {
+        Outcome::Pass => 1,
+        Outcome::Inconclusive => 0,
+        Outcome::Fail => -1,
+    }
+}
+
+struct ObserveInner {
+    registry: Registry,
+    split: Split,
+    /// Each version's connections since the window opened, at the last look.
+    last: Mutex<BTreeMap<String, u64>>,
+    looks: Counter,
+}
+
+/// The metrics of one `checker observe --interval` (its `--metrics-listen`), from the
+/// gateway's own counters: under the watch's names where the meaning is the same
+/// (connections by version, share, interval bounds, expected share, agreement,
+/// evidence), so that one query reads either. It has no latency and no error classes:
+/// the gateway's counters give neither per connection. Clones share them.
+#[derive(Clone)]
+pub struct ObserveMetrics {
+    inner: Arc<ObserveInner>,
+}
+
+impl std::fmt::Debug for ObserveMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserveMetrics").finish_non_exhaustive()
+    }
+}
+
+impl ObserveMetrics {
+    /// Fresh metrics for an observation of `expect`, registered under [`PREFIX`]; the
+    /// agreement starts undecided (0).
+    pub fn new(expect: &Expectation) -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let inner = ObserveInner {
+            registry: Registry::default(),
+            split: Split::new(),
+            last: Mutex::default(),
+            looks: Counter::default(),
+        };
+        inner.split.register_connections(
+            &mut registry,
+            "Connections the gateway opened to each version since the observation started (it never goes down: after a gateway restart it holds until the new count passes it)",
+        );
+        inner.split.register_gauges(&mut registry);
+        registry.register(
+            "observe_looks",
+            "Looks at the gateway's counters the observation has judged (one per interval)",
+            inner.looks.clone(),
+        );
+        inner.split.set_expectation(expect);
+        for v in expect.versions() {
+            let label = VersionLabel {
+                version: v.name.clone(),
+            };
+            let _ = inner.split.connections.get_or_create(&label);
         }
-        out
+        Self {
+            inner: Arc::new(ObserveInner { registry, ..inner }),
+        }
+    }
+
+    /// One look: `opened` is each version's connections since the window opened (all
+    /// sources added up), `verdict` its judgement over them.
+    pub fn look(&self, opened: &[(String, u64)], verdict: &SplitVerdict) {
+        let inner = &self.inner;
+        // Held for the whole look, as `render` holds it: a scrape sees one look whole.
+        let mut last = inner.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut window = Vec::with_capacity(opened.len());
+        for (name, count) in opened {
+            let before = last.insert(name.clone(), *count).unwrap_or(0);
+            // Counts since the start only go down when a gateway restarts (or a
+            // Prometheus server's increase() wavers): nothing is counted for it.
+            let in_interval = count.saturating_sub(before);
+            window.push((name.as_str(), in_interval));
+            let label = inner.split.names().label(name);
+            let counter = inner.split.connections.get_or_create(&label);
+            if label.version == OTHER_VERSIONS {
+                counter.inc_by(in_interval);
+            } else {
+                counter.inc_by(count.saturating_sub(counter.get()));
+            }
+        }
+        inner.split.interval(
+            window,
+            verdict
+                .versions
+                .iter()
+                .map(|v| (v.name.as_str(), v.interval)),
+            outcome_value(verdict.outcome),
+            verdict.total,
+        );
+        inner.looks.inc();
+    }
+
+    /// The metrics as OpenMetrics text ([`CONTENT_TYPE`]), never halfway through a look.
+    pub fn render(&self) -> String {
+        let _look = self
+            .inner
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        render(&self.inner.registry)
     }
 }
 
@@ -313,8 +514,8 @@ impl RunObserver for WatchMetrics {
         let inner = &self.inner;
         match &sample.result {
             Ok(version) => {
-                let label = self.names().label(version);
-                inner.connections.get_or_create(&label).inc();
+                let label = inner.split.names().label(version);
+                inner.split.connections.get_or_create(&label).inc();
                 if let Some(us) = sample.connect_us {
                     inner.connect.get_or_create(&label).observe(seconds(us));
                 }
@@ -344,11 +545,8 @@ impl RunObserver for WatchMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use std::net::SocketAddr;
     use std::time::Duration;
-
-    use checker_core::verdict::Interval;
 
     fn sample(id: u64, result: Result<&str, ErrorClass>) -> Sample {
         Sample {
@@ -525,6 +723,66 @@ mod tests {
         );
         assert_eq!(
             value(&text, r#"tcp_canary_expected_share{version="two"}"#),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn an_observation_counts_the_gateways_connections_and_judges_each_look() {
+        use checker_core::verdict::{Settings, sequential};
+        let expect: Expectation = "one=80,two=20".parse().unwrap();
+        let m = ObserveMetrics::new(&expect);
+        let text = m.render();
+        // Before the first look: every expected version at 0, undecided.
+        assert_eq!(
+            value(&text, r#"tcp_canary_connections_total{version="two"}"#),
+            Some(0.0),
+            "{text}"
+        );
+        assert_eq!(value(&text, "tcp_canary_agreement"), Some(0.0));
+        assert!(!text.contains("duration_seconds"), "{text}");
+        let look = |one: u64, two: u64| {
+            let counts = vec![("one".to_owned(), one), ("two".to_owned(), two)];
+            let verdict = sequential::judge(&expect, &counts, &Settings::default());
+            m.look(&counts, &verdict);
+            verdict
+        };
+        look(8000, 2000);
+        let verdict = look(16_000, 2000);
+        let text = m.render();
+        assert_eq!(
+            value(&text, r#"tcp_canary_connections_total{version="one"}"#),
+            Some(16_000.0)
+        );
+        // The second interval held 8000 connections, all to `one`.
+        assert_eq!(
+            value(&text, r#"tcp_canary_share{version="one"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&text, r#"tcp_canary_share_lower{version="two"}"#),
+            Some(verdict.versions[1].interval.low)
+        );
+        assert_eq!(
+            value(&text, "tcp_canary_agreement"),
+            Some(outcome_value(verdict.outcome) as f64)
+        );
+        assert_eq!(verdict.outcome, Outcome::Fail);
+        assert_eq!(value(&text, "tcp_canary_agreement"), Some(-1.0));
+        assert_eq!(
+            value(&text, "tcp_canary_evidence_connections"),
+            Some(18_000.0)
+        );
+        assert_eq!(value(&text, "tcp_canary_observe_looks_total"), Some(2.0));
+        // A gateway restart: the count since the start falls; the counter holds.
+        look(40, 2010);
+        let text = m.render();
+        assert_eq!(
+            value(&text, r#"tcp_canary_connections_total{version="one"}"#),
+            Some(16_000.0)
+        );
+        assert_eq!(
+            value(&text, r#"tcp_canary_share{version="two"}"#),
             Some(1.0)
         );
     }

@@ -1,5 +1,6 @@
 //! The health flags of `checker verify`: `--compare`, `--threshold`, `--baseline` and
-//! their margins, turned into the library's [`HealthRules`].
+//! their margins, turned into the library's [`HealthRules`]; `--compare` and its margins
+//! ([`CompareArgs`]) are `checker watch`'s too.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,29 @@ use super::args::parse_bool;
 /// Canary against stable, thresholds and a baseline (each fails with exit code 5).
 #[derive(Debug, Clone, Args)]
 pub struct HealthArgs {
+    /// The canary against the stable.
+    #[command(flatten)]
+    pub compare: CompareArgs,
+    /// A threshold such as p99_reply<20ms, two.p50_connect<2ms, error_rate<0.1%, samples_per_s>2000 (repeatable).
+    #[arg(
+        long = "threshold",
+        env = "CHECKER_THRESHOLDS",
+        value_name = "EXPR",
+        value_delimiter = ';'
+    )]
+    pub thresholds: Vec<Threshold>,
+    /// Compare with an earlier JSON report of the same target.
+    #[arg(long, env = "CHECKER_BASELINE", value_name = "REPORT.json")]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: the regression each figure may show.
+    #[arg(long, env = "CHECKER_MAX_REGRESSION", value_name = "FIGURE=MARGIN,...", default_value = baseline::DEFAULT_MAX_REGRESSION, value_parser = baseline::parse_margins)]
+    pub max_regression: RegressionMargins,
+}
+
+/// `--compare CANARY=STABLE` and its margins, directions and critical metrics (verify's
+/// and watch's).
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
     /// Judge the canary's attributed errors and latency against the stable's, e.g. two=one: a metric PASSes only when its whole interval lies within its margin, FAILs (exit 5) when the interval lies wholly beyond it, and is INCONCLUSIVE (exit 3) otherwise, with about how many more connections would decide it.
     #[arg(long, env = "CHECKER_COMPARE", value_name = "CANARY=STABLE", value_parser = CompareRule::parse_pair)]
     pub compare: Option<CompareRule>,
@@ -39,20 +63,6 @@ pub struct HealthArgs {
     /// With --compare and --critical: a non-critical metric's FAIL fails the run too, and a sequential run waits for every metric to be decided (the variable takes 1/0, true/false, yes/no, on/off).
     #[arg(long, env = "CHECKER_STRICT_HEALTH", value_parser = parse_bool)]
     pub strict_health: bool,
-    /// A threshold such as p99_reply<20ms, two.p50_connect<2ms, error_rate<0.1%, samples_per_s>2000 (repeatable).
-    #[arg(
-        long = "threshold",
-        env = "CHECKER_THRESHOLDS",
-        value_name = "EXPR",
-        value_delimiter = ';'
-    )]
-    pub thresholds: Vec<Threshold>,
-    /// Compare with an earlier JSON report of the same target.
-    #[arg(long, env = "CHECKER_BASELINE", value_name = "REPORT.json")]
-    pub baseline: Option<PathBuf>,
-    /// With --baseline: the regression each figure may show.
-    #[arg(long, env = "CHECKER_MAX_REGRESSION", value_name = "FIGURE=MARGIN,...", default_value = baseline::DEFAULT_MAX_REGRESSION, value_parser = baseline::parse_margins)]
-    pub max_regression: RegressionMargins,
 }
 
 /// Latency margins as one clap value (a list in one flag).
@@ -73,11 +83,11 @@ fn parse_direction(s: &str) -> Result<MetricDirection, String> {
     Ok((metric.to_owned(), direction.parse()?))
 }
 
-impl HealthArgs {
-    /// The rules these flags describe; reads the baseline report. `target` must match
-    /// the baseline's.
-    pub fn rules(&self, target: &str) -> Result<HealthRules, String> {
-        let compare = match self.compare.clone() {
+impl CompareArgs {
+    /// The comparison these flags describe, if any; a flag that applies only to it is
+    /// refused without `--compare`.
+    pub fn rule(&self) -> Result<Option<CompareRule>, String> {
+        Ok(match self.compare.clone() {
             Some(mut rule) => {
                 rule.max_latency_increase = self.max_latency_increase.clone();
                 rule.max_error_increase = self.max_error_increase;
@@ -102,7 +112,15 @@ impl HealthArgs {
                 }
                 None
             }
-        };
+        })
+    }
+}
+
+impl HealthArgs {
+    /// The rules these flags describe; reads the baseline report. `target` must match
+    /// the baseline's.
+    pub fn rules(&self, target: &str) -> Result<HealthRules, String> {
+        let compare = self.compare.rule()?;
         let baseline = match &self.baseline {
             None => None,
             Some(path) => {

@@ -12,6 +12,7 @@ pub mod gateway_flags;
 pub mod health_flags;
 pub mod lint;
 pub mod merge;
+pub mod metrics_flags;
 pub mod observe;
 pub mod output;
 pub mod plot;
@@ -52,10 +53,10 @@ pub enum Command {
     /// Walk a whole canary rollout on this machine (echo servers, a weighted gateway) with a verdict per step.
     #[cfg(feature = "rehearse")]
     #[command(after_help = rehearse::HELP)]
-    Rehearse(rehearse::RehearseArgs),
+    Rehearse(Box<rehearse::RehearseArgs>),
     /// Sample continuously at a modest rate and show the split over time, with when it stops and starts agreeing.
     #[command(after_help = format!("Durations (D): {}.\n\nExit: 0 when the split agreed at the end, 1 when it disagreed, 3 when undecided, 2 usage, 4 unresolvable target.", cli_support::duration::RULE))]
-    Watch(watch::WatchArgs),
+    Watch(Box<watch::WatchArgs>),
     /// Judge the split of every connection the gateway opened (real users' included) from its own counters: no load of our own.
     #[command(after_help = format!("Durations (D): {}.\n\n{}", cli_support::duration::RULE, observe::HELP))]
     Observe(Box<observe::ObserveArgs>),

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use super::args::{RuleArgs, parse_bool, parse_positive_duration};
 use super::expect_from::{self, DeriveArgs};
 use super::gateway_flags::{GatewayArgs, check_url, view_failure};
+use super::metrics_flags::{self, MetricsListenArgs};
 use super::output::{self, OutputMode, Shown, fail, note};
 use super::signals::stop_token;
 use checker_core::exit;
@@ -103,6 +104,10 @@ pub struct ObserveArgs {
     /// How --output junit shows INCONCLUSIVE.
     #[command(flatten)]
     pub junit: output::JunitArgs,
+    /// Prometheus metrics of every look (needs --interval; with --full-window they are
+    /// served for the whole --duration).
+    #[command(flatten)]
+    pub metrics: MetricsListenArgs,
 }
 
 /// Parses `LABEL=VALUE`.
@@ -259,6 +264,12 @@ pub async fn run(args: &ObserveArgs) -> i32 {
     if let Err(e) = settings.validate() {
         return fail(&e, exit::USAGE);
     }
+    if args.metrics.metrics_listen.is_some() && args.interval.is_none() {
+        return fail(
+            &"--metrics-listen needs --interval: one look at the end of the window would be served only as the process ends",
+            exit::USAGE,
+        );
+    }
     let (expect, derivation) = match &args.expect {
         Some(expect) => (expect.clone(), None),
         None => match expect_from::derive(&args.expect_from, &args.derive, None) {
@@ -278,6 +289,16 @@ pub async fn run(args: &ObserveArgs) -> i32 {
         schedule: args.schedule(),
     };
     let stop = stop_token();
+    let metrics = match args.metrics.metrics_listen {
+        Some(addr) => {
+            let metrics = report::metrics::ObserveMetrics::new(&config.expect);
+            if let Err(e) = metrics_flags::serve(addr, metrics.clone(), &stop).await {
+                return fail(&e, exit::USAGE);
+            }
+            Some(metrics)
+        }
+        None => None,
+    };
     if let Some(derivation) = &derivation {
         note(args.output, &derivation.to_string());
     }
@@ -295,6 +316,9 @@ pub async fn run(args: &ObserveArgs) -> i32 {
     );
     let running = args.output == OutputMode::Text && args.interval.is_some();
     let on_look = |look: &observe::Look, verdict: &checker_core::verdict::SplitVerdict| {
+        if let Some(m) = &metrics {
+            m.look(&look.counts.opened(), verdict);
+        }
         if running {
             output::emit(&format!(
                 "{}\n",

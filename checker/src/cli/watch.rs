@@ -1,12 +1,13 @@
 //! `checker watch`: flags, and the lines it prints (text on a terminal, JSON lines otherwise).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::args::{RuleArgs, TimeoutArgs, parse_count_usize, parse_positive_duration, parse_rate};
+use super::health_flags::CompareArgs;
+use super::metrics_flags::{self, MetricsListenArgs};
 use super::output::{self, OutputMode, Shown, fail};
 use super::probe_flags::ProbeArgs;
 use super::signals::stop_token;
@@ -14,15 +15,18 @@ use checker_core::exit;
 use checker_core::expect::Expectation;
 use checker_core::probe::Probe;
 use checker_core::target;
+use checker_core::watch::health::WatchHealth;
 use checker_core::watch::{self, Agreement, Tick, WatchConfig};
 use report::metrics::WatchMetrics;
 use report::samples::SamplesFile;
-use tokio_util::sync::CancellationToken;
-
-use crate::metrics_http;
 
 /// Flags of `checker watch`.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("compare", |a| a.help(COMPARE_HELP)),
+    mut_arg("critical", |a| a.hide(true)),
+    mut_arg("strict_health", |a| a.hide(true))
+)]
 pub struct WatchArgs {
     /// Where to connect: HOST:PORT, IPv4, [IPv6]:PORT or a name.
     #[arg(long, env = "CHECKER_TARGET", value_name = "HOST:PORT")]
@@ -65,66 +69,16 @@ pub struct WatchArgs {
     /// What each connection sends and reads (your own service's protocol), and TLS.
     #[command(flatten)]
     pub probe: ProbeArgs,
-    /// Serve Prometheus metrics (/metrics) and /healthz on this address while watching:
-    /// PORT or the bare flag listen on loopback (127.0.0.1, port 9464 by default); any
-    /// other address must be written out as an IP (0.0.0.0:9464 in a pod), never a name.
-    #[arg(
-        long,
-        env = "CHECKER_METRICS_LISTEN",
-        value_name = "ADDR",
-        num_args = 0..=1,
-        default_missing_value = DEFAULT_METRICS_LISTEN,
-        value_parser = parse_metrics_listen
-    )]
-    pub metrics_listen: Option<SocketAddr>,
+    /// Prometheus metrics while watching.
+    #[command(flatten)]
+    pub metrics: MetricsListenArgs,
+    /// The canary against the stable, served as tcp_canary_health_verdict per metric.
+    #[command(flatten)]
+    pub compare: CompareArgs,
 }
 
-/// Where the bare `--metrics-listen` listens: loopback only.
-pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
-
-/// Parses `--metrics-listen`: `PORT` (or `:PORT`) and `localhost:PORT` are loopback; a
-/// non-loopback address is taken only as an IP written out (`0.0.0.0:9464`,
-/// `[::]:9464`), never from a host name that could resolve anywhere.
-pub fn parse_metrics_listen(s: &str) -> Result<SocketAddr, String> {
-    let s = s.trim();
-    let port_only = s.strip_prefix(':').unwrap_or(s);
-    if let Ok(port) = port_only.parse::<u16>() {
-        return Ok(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)));
-    }
-    if let Some(port) = s.strip_prefix("localhost:") {
-        return port
-            .parse::<u16>()
-            .map(|port| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
-            .map_err(|_| format!("{port:?} is not a port number"));
-    }
-    s.parse::<SocketAddr>().map_err(|_| {
-        "must be PORT (loopback), localhost:PORT, or an IP address and port such as \
-         127.0.0.1:9464 or 0.0.0.0:9464 (a host name is refused: it could resolve to \
-         an address open to the network)"
-            .to_owned()
-    })
-}
-
-/// Starts the metrics listener on `addr` (stopped with `stop`) and returns the metrics
-/// it serves; says on stderr where it listens.
-async fn serve_metrics(addr: SocketAddr, stop: &CancellationToken) -> Result<WatchMetrics, String> {
-    let listener = metrics_http::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} for --metrics-listen: {e}"))?;
-    let bound = listener.local_addr().unwrap_or(addr);
-    let metrics = WatchMetrics::new().with_every_error_class();
-    if !bound.ip().is_loopback() {
-        tracing::warn!(%bound, "--metrics-listen: serving the metrics beyond this machine");
-    }
-    eprintln!("checker: metrics on http://{bound}/metrics");
-    tokio::spawn(metrics_http::serve(
-        listener,
-        metrics.clone(),
-        metrics_http::Limits::default(),
-        stop.child_token(),
-    ));
-    Ok(metrics)
-}
+/// `--compare` as the watch takes it: verify's comparison, served as metrics.
+const COMPARE_HELP: &str = "Compare the canary's attributed errors and latency with the stable's over the evidence since the start or the last change of expectation, e.g. two=one (verify's sequential rule and margins): served as tcp_canary_health_verdict{metric} (1 PASS, 0 INCONCLUSIVE, -1 FAIL); needs --metrics-listen; the lines and the exit code stay the split's";
 
 /// Runs `checker watch`; the exit code follows the last state: 0 agrees, 1 disagrees, 3 undecided.
 pub async fn run(args: &WatchArgs) -> i32 {
@@ -175,15 +129,44 @@ pub async fn run(args: &WatchArgs) -> i32 {
         Some(Err(e)) => return fail(&e, exit::USAGE),
         None => None,
     };
+    if !args.compare.critical.is_empty() || args.compare.strict_health {
+        return fail(
+            &"--critical and --strict-health decide verify's exit code; checker watch serves every metric's verdict and exits on the split",
+            exit::USAGE,
+        );
+    }
+    let health = match args.compare.rule() {
+        Ok(Some(mut rule)) => {
+            if args.metrics.metrics_listen.is_none() {
+                return fail(
+                    &"--compare in checker watch is served as metrics only: give --metrics-listen too",
+                    exit::USAGE,
+                );
+            }
+            // With TLS, the handshake latency is compared too (as verify does).
+            rule.handshake = args.probe.tls;
+            Some(WatchHealth::new(rule, settings.confidence))
+        }
+        Ok(None) => None,
+        Err(e) => return fail(&e, exit::USAGE),
+    };
     let stop = stop_token();
-    let metrics = match args.metrics_listen {
-        Some(addr) => match serve_metrics(addr, &stop).await {
-            Ok(metrics) => Some(metrics),
-            Err(e) => return fail(&e, exit::USAGE),
-        },
+    let metrics = match args.metrics.metrics_listen {
+        Some(addr) => {
+            let metrics = match &health {
+                Some(h) => WatchMetrics::with_comparison(h.rule()),
+                None => WatchMetrics::new(),
+            }
+            .with_every_error_class();
+            if let Err(e) = metrics_flags::serve(addr, metrics.clone(), &stop).await {
+                return fail(&e, exit::USAGE);
+            }
+            Some(metrics)
+        }
         None => None,
     };
     let mode = OutputMode::for_stdout();
+    let observer = ((samples_file, metrics.clone()), health);
     let on_tick = |t: &Tick| {
         if t.expect_file_error_is_new
             && let Some(error) = &t.expect_file_error
@@ -192,10 +175,12 @@ pub async fn run(args: &WatchArgs) -> i32 {
         }
         if let Some(m) = &metrics {
             m.tick(t);
+            if let Some(h) = &observer.1 {
+                m.health(&h.judge());
+            }
         }
         output::print(mode, &Shown::WatchTick(t));
     };
-    let observer = (samples_file, metrics.clone());
     let periods = match watch::run(config, text, stop.clone(), &observer, on_tick).await {
         Ok(p) => p,
         Err(e) => return fail(&e, exit::USAGE),

@@ -474,3 +474,11 @@ impl HaProxy {
         }
     }
 }
+
+/// The value of the Prometheus sample line that starts with `series` (name and labels,
+/// written as served), from a scrape's text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
