@@ -16,7 +16,6 @@ pub mod expect;
 pub mod expect_file;
 pub mod gateway;
 pub mod hold;
-pub mod input_file;
 pub mod merge;
 pub mod observer;
 pub mod probe;

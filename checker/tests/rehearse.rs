@@ -189,6 +189,37 @@ fn the_full_walk_through_the_builtin_gateway_passes_every_step() {
 }
 
 #[test]
+/// `--hold` is capped as `checker verify --hold` is (each held connection a socket kept
+/// open through the gateway): past the cap, from the flag or its variable, it is a usage
+/// error in one sentence, before anything starts.
+fn held_connections_are_capped_as_verifys_are() {
+    let max = checker_core::hold::MAX_HELD;
+    let over = (max + 1).to_string();
+    let runs = [
+        (
+            support::run_checker(&["rehearse", "--hold", &over]),
+            "--hold",
+        ),
+        (
+            support::run_checker_env(
+                &["rehearse"],
+                &[("CHECKER_REHEARSE_HOLD", std::ffi::OsStr::new(&over))],
+            ),
+            "CHECKER_REHEARSE_HOLD",
+        ),
+    ];
+    for (run, names) in runs {
+        assert_eq!(run.code, 2, "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+        assert!(
+            run.stderr.contains(names) && run.stderr.contains(&format!("from 0 to {max}")),
+            "{run:?}"
+        );
+        assert!(run.stdout.is_empty(), "{run:?}");
+    }
+}
+
+#[test]
 fn the_text_output_shows_every_verdict_table_and_the_summary() {
     let (code, out, err) = rehearse(&["--steps", "0,50", "--seed", "3"]);
     assert_eq!(code, 0, "{out}\n{err}");

@@ -287,20 +287,11 @@ fn histograms_that_are_not_what_the_checker_writes_are_refused_naming_the_field(
     }
 }
 
-#[cfg(unix)]
-fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn files_that_are_no_reports_are_refused_with_a_message_not_read_or_waited_on() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo.json");
-    mkfifo(&fifo);
+    test_support::mkfifo(&fifo);
     let looped = dir.path().join("loop.json");
     std::os::unix::fs::symlink(&looped, &looped).unwrap();
     let large = dir.path().join("large.json");
@@ -333,7 +324,7 @@ fn files_that_are_no_reports_are_refused_with_a_message_not_read_or_waited_on() 
         let only = dir.path().join(format!("only-{name}"));
         std::fs::create_dir(&only).unwrap();
         if name == "fifo.json" {
-            mkfifo(&only.join(name));
+            test_support::mkfifo(&only.join(name));
         } else {
             std::os::unix::fs::symlink(name, only.join(name)).unwrap();
         }

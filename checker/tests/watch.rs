@@ -162,11 +162,6 @@ fn watch_with_file(target: &str, file: &std::path::Path, extra: &[&str]) -> Guar
     Guard(child)
 }
 
-fn mkfifo(path: &std::path::Path) {
-    let status = Command::new("mkfifo").arg(path).status().unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn a_bad_missing_or_endless_expectation_file_at_start_is_a_usage_error_naming_it() {
     let server = EchoServer::start("one", 1);
@@ -174,7 +169,7 @@ fn a_bad_missing_or_endless_expectation_file_at_start_is_a_usage_error_naming_it
     let bad = dir.path().join("bad");
     std::fs::write(&bad, "one=abc\n").unwrap();
     let fifo = dir.path().join("fifo");
-    mkfifo(&fifo);
+    test_support::mkfifo(&fifo);
     let cases = [
         (bad.clone(), "\"abc\""),
         (dir.path().join("missing"), "No such file"),
@@ -234,7 +229,7 @@ fn a_bad_expectation_file_later_keeps_the_last_good_one_says_so_once_and_marks_e
     }
     // A FIFO in its place: refused without blocking, the intervals go on.
     std::fs::remove_file(&file).unwrap();
-    mkfifo(&file);
+    test_support::mkfifo(&file);
     let mut marked = 0;
     while marked < 5 {
         let t = next();
@@ -258,7 +253,7 @@ fn a_bad_expectation_file_later_keeps_the_last_good_one_says_so_once_and_marks_e
     }
     // Broken again, as a FIFO: the first SIGTERM still ends the watch with its summary.
     std::fs::remove_file(&file).unwrap();
-    mkfifo(&file);
+    test_support::mkfifo(&file);
     while !next()["expect_file_error"].is_string() {}
     let pid = guard.id().to_string();
     assert!(

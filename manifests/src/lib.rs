@@ -4,6 +4,7 @@
 //! with `kubectl kustomize` ([`kustomize`]), the one process this crate runs.
 
 pub mod derive;
+pub mod input_file;
 pub mod kustomize;
 pub mod lint;
 pub mod load;

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::input_file::{self, InputError};
+
 /// The largest source (a file, or stdin) read, in bytes: far above any routing set.
 pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
 /// The most files read from one directory.
@@ -46,6 +48,14 @@ pub enum LoadError {
         path: String,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// The path names no regular file (a FIFO, a device, a socket) or a loop of links.
+    #[error("cannot read {path}: {why}")]
+    NotRegular {
+        /// The path.
+        path: String,
+        /// What it is instead.
+        why: InputError,
     },
     /// The source is larger than [`MAX_INPUT_BYTES`].
     #[error("{path} is larger than {} MiB, the most the checker reads from one source", MAX_INPUT_BYTES >> 20)]
@@ -126,7 +136,16 @@ pub fn load_source(source: &str) -> Result<Vec<RawDocument>, LoadError> {
         path: source.to_owned(),
         source: e,
     };
-    let meta = std::fs::metadata(path).map_err(read_error)?;
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if input_file::is_loop(&e) => {
+            return Err(LoadError::NotRegular {
+                path: source.to_owned(),
+                why: InputError::Loop,
+            });
+        }
+        Err(e) => return Err(read_error(e)),
+    };
     if !meta.is_dir() {
         return load_file(path);
     }
@@ -155,11 +174,19 @@ pub fn load_source(source: &str) -> Result<Vec<RawDocument>, LoadError> {
     Ok(out)
 }
 
+/// Reads one file: a regular file only, opened without blocking (a FIFO, a device such
+/// as `/dev/zero`, a socket is refused before anything is read; see [`input_file`]).
 fn load_file(path: &Path) -> Result<Vec<RawDocument>, LoadError> {
     let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| LoadError::Read {
-        path: name.clone(),
-        source: e,
+    let file = input_file::open_regular(path).map_err(|why| match why {
+        InputError::Read(source) => LoadError::Read {
+            path: name.clone(),
+            source,
+        },
+        other => LoadError::NotRegular {
+            path: name.clone(),
+            why: other,
+        },
     })?;
     let text = read_bounded(file, &name)?;
     parse_text(&text, &name)

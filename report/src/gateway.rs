@@ -607,15 +607,6 @@ mod tests {
             finished_at: String::new(),
             elapsed_s: 1.0,
         };
-        let mut v = Verification::build(
-            &config,
-            &["127.0.0.1:1".parse().unwrap()],
-            None,
-            tally,
-            StopReason::Samples,
-            LocalReadings::default(),
-            times,
-        );
         let total: u64 = told.iter().map(|t| t.1).sum();
         let versions: Vec<ProgrammedVersion> = told
             .iter()
@@ -667,8 +658,16 @@ mod tests {
             counters: None,
             counters_error: None,
         };
-        v.attach_gateway(view, &config);
-        v
+        Verification::build_with_gateway(
+            &config,
+            &["127.0.0.1:1".parse().unwrap()],
+            None,
+            tally,
+            StopReason::Samples,
+            LocalReadings::default(),
+            times,
+            Some(view),
+        )
     }
 
     #[test]

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::json::SCHEMA_VERSION;
-use checker_core::input_file::{self, InputError};
 use checker_core::sampler::StopReason;
 use checker_core::snapshot::{SnapshotError, TallySnapshot};
 use checker_core::verdict::health::HealthRules;
 use checker_core::verdict::local::LocalReadings;
 use checker_core::verify::{Inputs, RecordedRun, Times};
+use manifests::input_file::{self, InputError};
 
 /// The parts of a JSON report that can be read back.
 #[derive(Debug, Clone, Deserialize)]

@@ -59,6 +59,19 @@ pub fn closed_port() -> SocketAddr {
     listener.local_addr().expect("the bound address")
 }
 
+/// Makes a FIFO (named pipe) at `path` with coreutils' `mkfifo` (no unsafe code): a file
+/// that blocks whoever opens it for reading until a writer comes.
+///
+/// # Panics
+/// When `mkfifo` cannot run or fails (the test cannot run).
+pub fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
 /// A free loopback port for a process that cannot bind port 0 itself (HAProxy).
 pub fn free_port() -> u16 {
     closed_port().port()

@@ -3,6 +3,8 @@
 
 use std::io::Read;
 
+pub use manifests::input_file::bytes_text;
+
 /// The largest config dump read (a gateway's whole `/config_dump`, bootstrap and
 /// clusters included, is a few MiB even in large meshes; 64 MiB leaves room without
 /// letting a runaway file exhaust memory).
@@ -33,17 +35,6 @@ pub enum InputError {
         /// The operating system's reason.
         source: std::io::Error,
     },
-}
-
-/// `64 MiB`, `512 KiB` or `100 bytes`.
-pub fn bytes_text(n: u64) -> String {
-    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
-        format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
-        format!("{} KiB", n >> 10)
-    } else {
-        format!("{n} bytes")
-    }
 }
 
 /// Reads all of `reader` if it holds at most `limit` bytes; `what` names it in errors.

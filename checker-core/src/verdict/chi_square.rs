@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
-use super::{ChiSquare, Settings};
+use super::types::{ChiSquare, Settings};
 use crate::expect::Expectation;
 
 /// The upper-tail probability of a chi-square statistic with `df` degrees of freedom.

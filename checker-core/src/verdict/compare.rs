@@ -44,7 +44,7 @@ use super::margin::{self, Scale};
 pub use super::margin::{Direction, Finding, Range};
 use super::quantile::{self, OrderRanks};
 use super::wilson::{wilson, z_for};
-use super::{compare_sequence, planner};
+use super::{planner, rate_sequence};
 use crate::tally::Tally;
 
 /// Default latency margin: the canary's p99 at most 20% above the stable's.
@@ -521,7 +521,7 @@ pub(crate) fn interval(
             Some(match ranker.method {
                 Method::Fixed => rate_difference(c.errors, cn, s.errors, sn, z_for(1.0 - alpha)),
                 Method::Sequential => {
-                    compare_sequence::rate_difference(c.errors, cn, s.errors, sn, alpha)
+                    rate_sequence::rate_difference(c.errors, cn, s.errors, sn, alpha)
                 }
             })
         }

@@ -115,7 +115,7 @@ pub struct GatewayJudgement {
     pub observed_vs_programmed: Option<SplitVerdict>,
 }
 
-/// What the gateways were told, for [`judge_gateway`].
+/// What the gateways were told, for [`judge_run`].
 #[derive(Debug, Clone, Copy)]
 pub struct Programmed<'a> {
     /// Whether every gateway was told exactly the intent.
@@ -125,15 +125,15 @@ pub struct Programmed<'a> {
     pub split: Option<&'a Expectation>,
 }
 
-/// Adds the gateway's view to `judgement` of the run counted in `tally` under `rules`:
-/// a gateway programmed otherwise than the intent is a FAIL (exit 1), decided after
-/// the errors (4) and before everything else.
-pub fn judge_gateway(
-    judgement: &mut Judgement,
+/// The gateway's view judged, for the run counted in `tally` under `rules` whose split
+/// verdict is `split`: a gateway programmed otherwise than the intent FAILs the control
+/// plane (in [`judge_run`] that FAILs the run, exit 1, after the errors' 4).
+fn judge_gateway(
+    programmed: Programmed<'_>,
+    split: &SplitVerdict,
     tally: &Tally,
     rules: &Rules<'_>,
-    programmed: Programmed<'_>,
-) {
+) -> GatewayJudgement {
     let counts = tally.counts();
     let observed_vs_programmed = programmed.split.map(|expect| match rules.mode {
         Mode::Fixed => judge(expect, &counts, &rules.settings),
@@ -146,29 +146,28 @@ pub fn judge_gateway(
     };
     let layer = if control_plane == Outcome::Fail {
         Some(Layer::ControlPlane)
-    } else if judgement.split.outcome == Outcome::Fail {
+    } else if split.outcome == Outcome::Fail {
         Some(Layer::DataPlane)
     } else {
         None
     };
-    if control_plane == Outcome::Fail && judgement.errors.outcome != Outcome::Fail {
-        judgement.outcome = Outcome::Fail;
-        judgement.exit_code = exit::FAIL;
-    }
-    judgement.gateway = Some(GatewayJudgement {
+    GatewayJudgement {
         control_plane,
         layer,
         observed_vs_programmed,
-    });
+    }
 }
 
 /// Judges the run whose samples are in `tally` (it lasted `elapsed_s` seconds; this
-/// machine's limits read `readings`) by `rules`.
+/// machine's limits read `readings`) by `rules`, once: with the gateway's view,
+/// `programmed` says what the gateways were told, and a gateway told otherwise than the
+/// intent FAILs the run (exit 1) unless the errors decide it first (4).
 pub fn judge_run(
     tally: &Tally,
     rules: &Rules<'_>,
     elapsed_s: f64,
     readings: LocalReadings,
+    programmed: Option<Programmed<'_>>,
 ) -> Judgement {
     let counts = tally.counts();
     let split = match rules.mode {
@@ -194,8 +193,16 @@ pub fn judge_run(
         .collect();
     let drift = drift(&window_counts, &rules.settings);
     let errors = judge_errors(tally, rules.max_error_rate, readings);
-    let outcome = outcome(errors.outcome, split.outcome, health.outcome);
-    let exit_code = exit_code(errors.outcome, split.outcome, health.outcome);
+    let gateway = programmed.map(|p| judge_gateway(p, &split, tally, rules));
+    let mut outcome = outcome(errors.outcome, split.outcome, health.outcome);
+    let mut exit_code = exit_code(errors.outcome, split.outcome, health.outcome);
+    let told_otherwise = gateway
+        .as_ref()
+        .is_some_and(|g| g.control_plane == Outcome::Fail);
+    if told_otherwise && errors.outcome != Outcome::Fail {
+        outcome = Outcome::Fail;
+        exit_code = exit::FAIL;
+    }
     Judgement {
         split,
         errors,
@@ -203,7 +210,7 @@ pub fn judge_run(
         health,
         outcome,
         exit_code,
-        gateway: None,
+        gateway,
     }
 }
 
@@ -311,7 +318,7 @@ mod tests {
             mode,
             health: &HealthRules::default(),
         };
-        judge_run(t, &rules, 1.0, LocalReadings::default())
+        judge_run(t, &rules, 1.0, LocalReadings::default(), None)
     }
 
     #[test]
@@ -337,12 +344,17 @@ mod tests {
         };
         // Traffic follows what the gateway was told, not the intent.
         let t = tally(&[("one", 2400), ("two", 600)], 0);
-        let mut j = judge_run(&t, &rules, 1.0, LocalReadings::default());
         let told_otherwise = Programmed {
             as_intended: false,
             split: Some(&told),
         };
-        judge_gateway(&mut j, &t, &rules, told_otherwise);
+        let j = judge_run(
+            &t,
+            &rules,
+            1.0,
+            LocalReadings::default(),
+            Some(told_otherwise),
+        );
         assert_eq!((j.outcome, j.exit_code), (Outcome::Fail, exit::FAIL));
         let g = j.gateway.unwrap();
         assert_eq!(
@@ -352,25 +364,28 @@ mod tests {
         assert_eq!(g.observed_vs_programmed.unwrap().outcome, Outcome::Pass);
         // Errors still decide first.
         let t = tally(&[("one", 2400), ("two", 600)], 300);
-        let mut j = judge_run(&t, &rules, 1.0, LocalReadings::default());
-        judge_gateway(&mut j, &t, &rules, told_otherwise);
+        let j = judge_run(
+            &t,
+            &rules,
+            1.0,
+            LocalReadings::default(),
+            Some(told_otherwise),
+        );
         assert_eq!(j.exit_code, exit::ERRORS);
         // Programmed as intended, traffic off: the data plane.
         let t = tally(&[("one", 2310), ("two", 690)], 0);
-        let mut j = judge_run(&t, &rules, 1.0, LocalReadings::default());
         let as_intended = Programmed {
             as_intended: true,
             split: None,
         };
-        judge_gateway(&mut j, &t, &rules, as_intended);
+        let j = judge_run(&t, &rules, 1.0, LocalReadings::default(), Some(as_intended));
         assert_eq!(j.exit_code, exit::FAIL);
         let g = j.gateway.unwrap();
         assert_eq!(g.layer, Some(Layer::DataPlane));
         assert!(g.observed_vs_programmed.is_none());
         // Programmed as intended, traffic follows: nothing to blame.
         let t = tally(&[("one", 2700), ("two", 300)], 0);
-        let mut j = judge_run(&t, &rules, 1.0, LocalReadings::default());
-        judge_gateway(&mut j, &t, &rules, as_intended);
+        let j = judge_run(&t, &rules, 1.0, LocalReadings::default(), Some(as_intended));
         assert_eq!((j.exit_code, j.gateway.unwrap().layer), (exit::PASS, None));
     }
 
@@ -421,7 +436,7 @@ mod tests {
                 mode,
                 health: &health,
             };
-            let j = judge_run(&t, &rules, 1.0, LocalReadings::default());
+            let j = judge_run(&t, &rules, 1.0, LocalReadings::default(), None);
             let c = j.health.comparison.expect("a comparison");
             assert_eq!(c, want);
             let method = if mode == Mode::Fixed {

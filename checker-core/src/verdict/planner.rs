@@ -29,8 +29,8 @@
 use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, Normal};
 
 use super::search::first_true;
+use super::types::{Plan, Settings};
 use super::wilson::{band, wilson, z_for};
-use super::{Plan, Settings};
 use crate::expect::Expectation;
 
 /// The largest sample count the planner (and the "more samples" estimate) will propose.

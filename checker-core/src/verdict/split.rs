@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use super::chi_square;
 use super::planner::{self, plan};
 use super::search;
+use super::types::{Interval, Outcome, Settings, SplitVerdict, VersionVerdict};
 use super::wilson::{band, classify, wilson, z_for};
-use super::{Interval, Outcome, Settings, SplitVerdict, VersionVerdict};
 use crate::expect::Expectation;
 
 /// Judges observed counts per version (`(name, count)`, any order, unexpected names

@@ -2,7 +2,7 @@
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use super::{Interval, Outcome};
+use super::types::{Interval, Outcome};
 
 /// The standard normal quantile `z` such that `P(|Z| <= z) = confidence`.
 ///

@@ -421,7 +421,29 @@ impl Prepared {
         if decided && !stop.is_cancelled() {
             stop_reason = StopReason::Decided;
         }
-        let mut verification = Verification::build(
+        // The gateway's view, whole before the judgement: what each gateway was told is
+        // judged with the rest, once.
+        let gateway_view = gateway.map(|gateway| {
+            let checker = CheckerConnections {
+                judged: tally.counts(),
+                opened_not_judged: collector.opened_not_judged.load(Ordering::Relaxed),
+                in_flight: collector.abandoned.load(Ordering::Relaxed),
+            };
+            let (counters, counters_error) = match looked {
+                Some(Ok(look)) => (Some(view::counters_of(&look, &checker)), None),
+                Some(Err(e)) => (None, Some(e.to_string())),
+                None => (None, None),
+            };
+            GatewayView {
+                port: gateway.port,
+                intent: Intent::of(&self.config.expect, gateway.derivation.as_ref()),
+                programmed,
+                settle: programmed_settle,
+                counters,
+                counters_error,
+            }
+        });
+        let mut verification = Verification::build_with_gateway(
             &self.config,
             &self.addrs,
             self.plan,
@@ -433,33 +455,13 @@ impl Prepared {
                 finished_at: crate::clock::rfc3339_micros(finished_at),
                 elapsed_s: elapsed.as_secs_f64(),
             },
+            gateway_view,
         );
         verification.sequential = collector
             .sequential
             .as_ref()
             .map(|monitor| monitor.summary(verification.judgement.split.total));
         verification.settle = settled;
-        if let Some(gateway) = gateway {
-            let checker = CheckerConnections {
-                judged: verification.tally.counts(),
-                opened_not_judged: collector.opened_not_judged.load(Ordering::Relaxed),
-                in_flight: collector.abandoned.load(Ordering::Relaxed),
-            };
-            let (counters, counters_error) = match looked {
-                Some(Ok(look)) => (Some(view::counters_of(&look, &checker)), None),
-                Some(Err(e)) => (None, Some(e.to_string())),
-                None => (None, None),
-            };
-            let view = GatewayView {
-                port: gateway.port,
-                intent: Intent::of(&self.config.expect, gateway.derivation.as_ref()),
-                programmed,
-                settle: programmed_settle,
-                counters,
-                counters_error,
-            };
-            verification.attach_gateway(view, &self.config);
-        }
         Ok(verification)
     }
 }

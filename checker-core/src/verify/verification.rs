@@ -213,9 +213,42 @@ impl Verification {
         readings: LocalReadings,
         times: Times,
     ) -> Self {
+        Self::build_with_gateway(
+            config,
+            addrs,
+            plan,
+            tally,
+            stop_reason,
+            readings,
+            times,
+            None,
+        )
+    }
+
+    /// [`build`](Self::build) for a run with the gateway's view: what the gateways were
+    /// told is judged in the same judgement (see [`judgement::judge_run`]): a gateway
+    /// programmed otherwise than the intent FAILs.
+    #[allow(clippy::too_many_arguments)] // build's inputs and the view, each its own
+    pub fn build_with_gateway(
+        config: &VerifyConfig,
+        addrs: &[SocketAddr],
+        plan: Option<Plan>,
+        tally: Tally,
+        stop_reason: StopReason,
+        readings: LocalReadings,
+        times: Times,
+        gateway: Option<GatewayView>,
+    ) -> Self {
         let rules = rules_of(config);
         let mode = rules.mode;
-        let judgement = judgement::judge_run(&tally, &rules, times.elapsed_s, readings);
+        let told = gateway
+            .as_ref()
+            .and_then(|view| view.first_disagreeing().and_then(|l| l.expectation()));
+        let programmed = gateway.as_ref().map(|view| judgement::Programmed {
+            as_intended: view.programmed_as_intended(),
+            split: told.as_ref(),
+        });
+        let judgement = judgement::judge_run(&tally, &rules, times.elapsed_s, readings, programmed);
         let latency = tally
             .versions()
             .iter()
@@ -279,25 +312,8 @@ impl Verification {
             judgement,
             held: None,
             expected_from: None,
-            gateway: None,
+            gateway,
         }
-    }
-
-    /// Adds the gateway's view, judged by `config`'s rules (see
-    /// [`judgement::judge_gateway`]): a gateway programmed otherwise than the intent FAILs.
-    pub fn attach_gateway(&mut self, view: GatewayView, config: &VerifyConfig) {
-        let told = view.first_disagreeing().and_then(|l| l.expectation());
-        let programmed = judgement::Programmed {
-            as_intended: view.programmed_as_intended(),
-            split: told.as_ref(),
-        };
-        judgement::judge_gateway(
-            &mut self.judgement,
-            &self.tally,
-            &rules_of(config),
-            programmed,
-        );
-        self.gateway = Some(view);
     }
 
     /// The overall outcome (the judgement's).

@@ -128,12 +128,14 @@ pub struct RehearseArgs {
     /// Change the weights halfway through this step's sampling (the report must say so).
     #[arg(long, env = "CHECKER_REHEARSE_SHIFT_DURING", value_name = "STEP")]
     pub shift_during: Option<usize>,
-    /// Long-lived connections opened at every step and held across the next one.
+    /// Long-lived connections opened at every step and held across the next one. At most
+    /// 1000.
     #[arg(
         long,
         env = "CHECKER_REHEARSE_HOLD",
         default_value_t = 8,
-        value_name = "N"
+        value_name = "N",
+        value_parser = parse_hold
     )]
     pub hold: usize,
     /// Grace period of a draining replica before it cuts open connections.
@@ -402,4 +404,16 @@ pub async fn run(args: &RehearseArgs) -> i32 {
         }
     }
     report.exit_code
+}
+
+/// Parses `--hold`: a whole number from 0 (no held connections) to
+/// [`checker_core::hold::MAX_HELD`], the cap of `checker verify --hold`.
+fn parse_hold(s: &str) -> Result<usize, String> {
+    let max = checker_core::hold::MAX_HELD;
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "must be a whole number from 0 to {max}: each held connection is a socket kept open through the gateway across two steps, each step's set opened before its change"
+        )),
+    }
 }

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use checker_core::expect::Expectation;
+use manifests::input_file::{self, InputError};
 use manifests::kustomize::{Kustomize, RenderError, is_kustomization};
 use manifests::{self, Derivation, DeriveOptions, load};
 
@@ -361,29 +362,29 @@ pub fn load(
     })
 }
 
+/// Reads the plan: a regular file only, opened without blocking (a FIFO, a device such as
+/// `/dev/zero` or a socket is refused before anything is read) and read through
+/// [`MAX_FILE_BYTES`].
 fn read_file(file: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(file).map_err(|e| e.to_string())?;
+    let meta = std::fs::metadata(file).map_err(|e| {
+        if input_file::is_loop(&e) {
+            InputError::Loop.to_string()
+        } else {
+            e.to_string()
+        }
+    })?;
     if meta.is_dir() {
         return Err("it is a directory; name the plan's YAML file".to_owned());
     }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(format!(
+    input_file::read_text_bounded(file, MAX_FILE_BYTES, "one plan").map_err(|why| match why {
+        InputError::TooLarge { .. } => format!(
             "it is larger than {} KiB, the most a plan may be",
             MAX_FILE_BYTES >> 10
-        ));
-    }
-    // The size above is 0 for a device or a pipe (`/dev/stdin`): the read is bounded too.
-    let mut bytes = Vec::new();
-    std::fs::File::open(file)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!(
-            "it is larger than {} KiB, the most a plan may be",
-            MAX_FILE_BYTES >> 10
-        ));
-    }
-    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
+        ),
+        InputError::NotUtf8(_) => "it is not UTF-8 text".to_owned(),
+        InputError::Read(e) => e.to_string(),
+        other => other.to_string(),
+    })
 }
 
 /// Parses the plan's text: the field path and the message when it is malformed.
@@ -458,10 +459,11 @@ fn parse(text: &str) -> Result<Document, (String, String)> {
 fn looks_templated(path: &Path) -> bool {
     let templated = |file: &Path| {
         let mut text = String::new();
-        std::fs::File::open(file)
-            .and_then(|f| f.take(load::MAX_INPUT_BYTES).read_to_string(&mut text))
-            .is_ok()
-            && text.contains("{{")
+        input_file::open_regular(file).is_ok_and(|f| {
+            f.take(load::MAX_INPUT_BYTES)
+                .read_to_string(&mut text)
+                .is_ok()
+        }) && text.contains("{{")
             && text.contains("}}")
     };
     if path.is_file() {

@@ -19,7 +19,7 @@ pub enum PlotError {
         /// The file.
         path: PathBuf,
         /// Why.
-        why: checker_core::input_file::InputError,
+        why: manifests::input_file::InputError,
     },
     /// A line is not a samples line.
     #[error("{path} line {line} is not a samples line: {why}")]

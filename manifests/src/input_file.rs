@@ -1,7 +1,8 @@
-//! Files that are input (a report read back, a samples file, the watch's expectation
-//! file) are opened the one careful way: without blocking (a FIFO would wait for a
-//! writer forever), only when they are regular files (not a device such as `/dev/zero`,
-//! a FIFO, a socket or a directory), and read through a size limit.
+//! Files that are input (a manifest, a rehearsal's plan, a report read back, a samples
+//! file, the watch's expectation file) are opened the one careful way: without blocking
+//! (a FIFO would wait for a writer forever), only when they are regular files (not a
+//! device such as `/dev/zero`, a FIFO, a socket or a directory), and read through a size
+//! limit. Here, in the lowest crate that reads files, so that every reader shares it.
 
 use std::fs::File;
 use std::io::Read;
@@ -26,7 +27,7 @@ pub enum InputError {
     #[error("it is not UTF-8 text (byte {0})")]
     NotUtf8(usize),
     /// It is longer than the limit.
-    #[error("it is larger than {}, the most the checker reads from {what}", size(*.limit))]
+    #[error("it is larger than {}, the most the checker reads from {what}", bytes_text(*.limit))]
     TooLarge {
         /// The limit, bytes.
         limit: u64,
@@ -35,8 +36,8 @@ pub enum InputError {
     },
 }
 
-/// `bytes` as `16 MiB` when a whole number of MiB or KiB, else bytes.
-fn size(bytes: u64) -> String {
+/// `bytes` as `16 MiB` when a whole number of MiB or KiB, else bytes (`100 bytes`).
+pub fn bytes_text(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
@@ -63,6 +64,12 @@ fn kind(t: std::fs::FileType) -> Option<&'static str> {
     } else {
         Some("not a file")
     }
+}
+
+/// Whether `e` (from `std::fs::metadata`, say) says that the path's symbolic links lead
+/// back to themselves.
+pub fn is_loop(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
 /// Opens `path` for reading if it is a regular file, never blocking on the way.
@@ -140,7 +147,7 @@ mod tests {
         std::fs::write(&file, b"ok\xff").unwrap();
         let e = read_text_bounded(&file, 64, "x").unwrap_err();
         assert_eq!(e.to_string(), "it is not UTF-8 text (byte 2)");
-        assert_eq!(size(16 << 20), "16 MiB");
-        assert_eq!(size(64 << 10), "64 KiB");
+        assert_eq!(bytes_text(16 << 20), "16 MiB");
+        assert_eq!(bytes_text(64 << 10), "64 KiB");
     }
 }
