@@ -716,6 +716,87 @@ fn a_counter_that_went_down_is_a_reset_never_a_negative_count() {
     assert!(run.stdout.contains("went down from"), "{run:?}");
 }
 
+/// A fake gateway pod: the listener of [`dump_json`], and `/stats` whose stable and
+/// canary counters read `start` on every even request and `end` on every odd one (each
+/// run reads a pod twice: its start, then its end).
+fn pod(start: (u64, u64), end: (u64, u64)) -> FakeAdmin {
+    FakeAdmin::start(move |path, n| match path {
+        "/config_dump" => dump_json(),
+        "/stats" => {
+            let (one, two) = if n % 2 == 0 { start } else { end };
+            format!(
+                "cluster.{}.upstream_cx_total: {one}\ncluster.{}.upstream_cx_total: {two}\n",
+                cluster("stable"),
+                cluster("canary")
+            )
+        }
+        _ => String::new(),
+    })
+}
+
+#[test]
+fn several_gateway_pods_repeat_the_flag_and_their_counts_add() {
+    // Two pods whose counters move differently: the first opens 900 to stable and 100
+    // to canary (90/10), the second 100 and 900 (10/90). Together 1,000 and 1,000: 50/50,
+    // which neither pod alone shows. Each run gets pods of its own (their reads alternate).
+    let observe = |expect: &str, admins: &[&str]| {
+        let mut args = vec![
+            "observe",
+            "--expect",
+            expect,
+            "--version-of",
+            "stable=one,canary=two",
+            "--route-port",
+            "31400",
+            "--duration",
+            "200ms",
+            "--output",
+            "json",
+        ];
+        for a in admins {
+            args.extend_from_slice(&["--gateway-admin", a]);
+        }
+        run_checker(&args)
+    };
+    let (a, b) = (pod((1000, 50), (1900, 150)), pod((7, 3), (107, 903)));
+    let run = observe("one=50,two=50", &[&a.url, &b.url]);
+    assert_eq!(run.code, 0, "the sum is 50/50: {run:?}");
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(doc["counts"]["one"]["opened"], 1000, "{doc:#}");
+    assert_eq!(doc["counts"]["two"]["opened"], 1000, "{doc:#}");
+    let sources = doc["inputs"]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{doc:#}");
+    assert!(
+        sources.iter().all(|s| s["kind"] == "envoy_admin"),
+        "{doc:#}"
+    );
+
+    // The same pods' sum against the first pod's own split: a FAIL.
+    let (a, b) = (pod((1000, 50), (1900, 150)), pod((7, 3), (107, 903)));
+    let run = observe("one=90,two=10", &[&a.url, &b.url]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["counts"]["one"]["opened"], 1000, "{doc:#}");
+    assert!(
+        doc["reason"].as_str().unwrap().starts_with("FAIL: "),
+        "{doc:#}"
+    );
+
+    // One pod alone is its own split: the flag given once reads only that pod.
+    let a = pod((1000, 50), (1900, 150));
+    let run = observe("one=90,two=10", &[&a.url]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["counts"]["one"]["opened"], 900);
+
+    // The comma form (CHECKER_GATEWAY_ADMIN's) adds the same way.
+    let (a, b) = (pod((1000, 50), (1900, 150)), pod((7, 3), (107, 903)));
+    let both = format!("{},{}", a.url, b.url);
+    let run = observe("one=50,two=50", &[&both]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["counts"]["two"]["opened"], 1000);
+}
+
 #[test]
 fn observe_bad_inputs_get_one_sentence_and_their_exit_code() {
     let closed = format!("http://{}", support::closed_port());
