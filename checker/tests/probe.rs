@@ -320,6 +320,56 @@ fn redis_through_the_cli_reads_the_running_version() {
     assert_eq!(run.code, 0, "{run:?}");
 }
 
+/// The version `redis-server --version` prints (`Redis server v=7.0.15 sha=...`): what
+/// the installed binary is, read without asking the running server.
+fn installed_redis_version() -> String {
+    let out = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .expect("run redis-server --version");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))
+        .unwrap_or_else(|| panic!("no v= in redis-server --version: {text}"))
+        .to_owned()
+}
+
+#[test]
+#[ignore = "needs redis-server and haproxy (.ci/run installs them)"]
+fn redis_one_version_behind_haproxy_passes_all_stable_and_fails_a_half_split() {
+    // One redis-server behind the gateway (HAProxy, TCP mode): every connection the
+    // proxy opens reaches the same version, read by the probe from INFO server.
+    let dir = tempfile::tempdir().unwrap();
+    let redis = servers::redis(dir.path(), "redis");
+    let proxy = servers::haproxy_tcp(dir.path(), "haproxy", &[(redis.addr, 1)]);
+    let target = proxy.addr.to_string();
+    let version = installed_redis_version();
+    let map = format!("{version}=stable");
+    let probe = ["--probe", "redis", "--version-map", map.as_str()];
+    let run = verify(&target, "stable=100", 300, &probe);
+    assert_eq!(
+        run.code, 0,
+        "{version} through the proxy is stable: {run:?}"
+    );
+    assert!(run.stdout.contains("PASS"), "{run:?}");
+    assert!(
+        !run.stdout.contains("no_version"),
+        "every reply carried a version: {run:?}"
+    );
+    // The same server cannot be half canary.
+    let run = verify(&target, "stable=50,canary=50", 300, &probe);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("FAIL"), "{run:?}");
+    // Unmapped, the probe's own name is the version as the server reports it.
+    let run = verify(
+        &target,
+        &format!("{version}=100"),
+        300,
+        &["--probe", "redis"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
 #[test]
 #[ignore = "needs openssh-server (sshd) and haproxy: .ci/run installs them"]
 fn the_banner_probe_splits_two_sshd_behind_haproxy() {
