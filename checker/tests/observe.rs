@@ -5,7 +5,8 @@
 //! every count equal to the loop's own tally; against a real Prometheus scraping Envoy
 //! (ignored, "needs envoy and prometheus"): the API's counts are the admin's within one
 //! scrape interval. Without either: a recorded Istio scrape through the manifests, a
-//! counter that went down, an admin that does not answer.
+//! counter that went down, an admin that does not answer, two fake gateway pods whose
+//! counts add.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -13,7 +14,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::envoy::{Envoy, cluster, connect_loop, http_get};
-use support::{BOUND, Guard, Run, assert_valid_against, metric_value as metric, run_checker};
+use support::{
+    BOUND, FakeAdmin, Guard, Run, assert_valid_against, metric_value as metric, run_checker,
+};
 
 fn assert_observe_schema_valid(doc: &Value) {
     let schema: Value = serde_json::from_str(report::observe::SCHEMA).unwrap();
@@ -396,72 +398,6 @@ fn observe_prometheus_counts_what_the_admin_counts_within_one_scrape_interval() 
         "{query}"
     );
     assert_eq!(api["inputs"]["sources"][0]["kind"], "prometheus");
-}
-
-/// A fake gateway admin / scrape endpoint on loopback: answers each GET with what
-/// `answer(path, n)` gives for the n-th request of that path (from 0). Stops on drop.
-struct FakeAdmin {
-    url: String,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for FakeAdmin {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl FakeAdmin {
-    fn start(answer: impl Fn(&str, usize) -> String + Send + 'static) -> FakeAdmin {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let counts: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::SeqCst) {
-                let Ok((mut s, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(2));
-                    continue;
-                };
-                s.set_nonblocking(false).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut request = String::new();
-                let mut reader = BufReader::new(s.try_clone().unwrap());
-                if reader.read_line(&mut request).is_err() {
-                    continue;
-                }
-                let mut header = String::new();
-                while matches!(reader.read_line(&mut header), Ok(n) if n > 2) {
-                    header.clear();
-                }
-                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let key = path.split('?').next().unwrap_or("/").to_owned();
-                let n = {
-                    let mut c = counts.lock().unwrap();
-                    let e = c.entry(key.clone()).or_default();
-                    *e += 1;
-                    *e - 1
-                };
-                let body = answer(&key, n);
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        FakeAdmin {
-            url,
-            stop,
-            thread: Some(thread),
-        }
-    }
 }
 
 fn fixture(name: &str) -> String {
