@@ -734,6 +734,65 @@ fn several_gateway_pods_repeat_the_flag_and_their_counts_add() {
 }
 
 #[test]
+#[ignore = "needs envoy: .ci/run installs it"]
+fn two_real_gateway_pods_port_forwarded_add_their_counts() {
+    // Two Envoys as two gateway pods: the same listener port (one on 127.0.0.1, one on
+    // 127.0.0.2), each over its own echo servers at 80/20. A plain client loop makes
+    // traffic through each; observe with both admins counts the loops' tallies added,
+    // with the first admin alone only the first loop's.
+    let a = Envoy::start(&[("stable", "one", 80), ("canary", "two", 20)]);
+    let b = Envoy::start_on(
+        std::net::Ipv4Addr::new(127, 0, 0, 2),
+        a.listener_port,
+        &[("stable", "one", 80), ("canary", "two", 20)],
+    );
+    let port = a.listener_port.to_string();
+    let start = |admins: &[&str]| {
+        let mut args = vec![
+            "observe",
+            "--expect",
+            "one=80,two=20",
+            "--version-of",
+            "stable=one,canary=two",
+            "--listener-port",
+            &port,
+            "--duration",
+            "10m",
+            "--output",
+            "json",
+        ];
+        for admin in admins {
+            args.extend_from_slice(&["--gateway-admin", admin]);
+        }
+        Background::start(&args)
+    };
+    let mut both = start(&[&a.admin, &b.admin]);
+    let mut first = start(&[&a.admin]);
+    both.wait_open();
+    first.wait_open();
+    let through_a = connect_loop(a.addr(), 1500);
+    let through_b = connect_loop(b.addr(), 2500);
+    let mut sum = through_a.clone();
+    for (v, n) in &through_b {
+        *sum.entry(v.clone()).or_insert(0) += n;
+    }
+    eprintln!("through a: {through_a:?}, through b: {through_b:?}");
+
+    let run = both.interrupt();
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(opened(&doc), pairs(&sum), "{doc:#}");
+    assert_eq!(doc["inputs"]["sources"].as_array().unwrap().len(), 2);
+    println!("both pods: {}", doc["reason"]);
+
+    let run = first.interrupt();
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(opened(&doc), pairs(&through_a), "{doc:#}");
+}
+
+#[test]
 fn observe_bad_inputs_get_one_sentence_and_their_exit_code() {
     let closed = format!("http://{}", support::closed_port());
     let base = ["observe", "--expect", "one=90,two=10", "--duration", "1s"];
