@@ -505,9 +505,11 @@ impl Drop for FakeAdmin {
 impl FakeAdmin {
     /// Serves `answer` until dropped.
     pub fn start(answer: impl Fn(&str, usize) -> String + Send + 'static) -> FakeAdmin {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake admin");
+        listener
+            .set_nonblocking(true)
+            .expect("a nonblocking listener");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let counts: Arc<Mutex<std::collections::BTreeMap<String, usize>>> = Arc::default();
@@ -517,10 +519,11 @@ impl FakeAdmin {
                     std::thread::sleep(Duration::from_millis(2));
                     continue;
                 };
-                s.set_nonblocking(false).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.set_nonblocking(false).expect("a blocking stream");
+                s.set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("a read timeout");
                 let mut request = String::new();
-                let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+                let mut reader = std::io::BufReader::new(s.try_clone().expect("a second handle"));
                 if reader.read_line(&mut request).is_err() {
                     continue;
                 }
@@ -531,7 +534,7 @@ impl FakeAdmin {
                 let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
                 let key = path.split('?').next().unwrap_or("/").to_owned();
                 let n = {
-                    let mut c = counts.lock().unwrap();
+                    let mut c = counts.lock().expect("the request counts");
                     let e = c.entry(key.clone()).or_default();
                     *e += 1;
                     *e - 1
