@@ -149,6 +149,28 @@ fn save_dump(envoy: &Envoy, dir: &tempfile::TempDir) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// `observe` of the Envoy helper's listener on `port` (subsets stable and canary as
+/// versions one and two) against `expect`, in a ten-minute window a test ends with
+/// Ctrl-C, reporting JSON.
+fn long_window(expect: &str, port: &str) -> Vec<String> {
+    [
+        "observe",
+        "--expect",
+        expect,
+        "--version-of",
+        "stable=one,canary=two",
+        "--listener-port",
+        port,
+        "--duration",
+        "10m",
+        "--output",
+        "json",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
 #[test]
 #[ignore = "needs envoy: .ci/run installs it"]
 fn observe_judges_real_traffic_from_the_admin_and_the_prometheus_text() {
@@ -157,24 +179,7 @@ fn observe_judges_real_traffic_from_the_admin_and_the_prometheus_text() {
     let dump = save_dump(&envoy, &dir);
     let port = envoy.listener_port.to_string();
     let scrape = format!("{}/stats/prometheus", envoy.admin);
-    let common = |expect: &'static str| {
-        vec![
-            "observe",
-            "--expect",
-            expect,
-            "--version-of",
-            "stable=one,canary=two",
-            "--listener-port",
-            &port,
-            "--duration",
-            "10m",
-            "--output",
-            "json",
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect::<Vec<String>>()
-    };
+    let common = |expect: &str| long_window(expect, &port);
     let start = |mut args: Vec<String>, extra: &[&str]| {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -748,23 +753,12 @@ fn two_real_gateway_pods_port_forwarded_add_their_counts() {
     );
     let port = a.listener_port.to_string();
     let start = |admins: &[&str]| {
-        let mut args = vec![
-            "observe",
-            "--expect",
-            "one=80,two=20",
-            "--version-of",
-            "stable=one,canary=two",
-            "--listener-port",
-            &port,
-            "--duration",
-            "10m",
-            "--output",
-            "json",
-        ];
+        let mut args = long_window("one=80,two=20", &port);
         for admin in admins {
-            args.extend_from_slice(&["--gateway-admin", admin]);
+            args.extend(["--gateway-admin".to_owned(), (*admin).to_owned()]);
         }
-        Background::start(&args)
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Background::start(&refs)
     };
     let mut both = start(&[&a.admin, &b.admin]);
     let mut first = start(&[&a.admin]);

@@ -392,23 +392,13 @@ fn the_banner_probe_splits_two_sshd_behind_haproxy() {
     assert!(run.stdout.contains("is not a version name"), "{run:?}");
 }
 
-#[test]
-#[ignore = "needs nginx (nginx-full) and haproxy: .ci/run installs them"]
-/// `--compare` over a probe: two identical nginx (`v1` and `v2` by `GET /version`)
-/// behind HAProxy at 50/50, the canary compared with the stable by what the http probe
-/// reads. Margins a few thousand connections can prove (the median within 50%, the
-/// default half point of errors): the identical canary is never FAILed on health, and
-/// the comparison is of the probe's versions, each with its own latency and no errors.
-fn compare_two_identical_nginx_through_haproxy_by_the_http_probe() {
-    let dir = tempfile::tempdir().unwrap();
-    let one = servers::nginx(dir.path(), "one", "v1", None);
-    let two = servers::nginx(dir.path(), "two", "v2", None);
-    let proxy = servers::haproxy_tcp(dir.path(), "haproxy", &[(one.addr, 1), (two.addr, 1)]);
-    let target = proxy.addr.to_string();
-    let run = run_checker(&[
+/// `verify` of `target` (`v1` and `v2` at 50/50 by `GET /version`) with `--compare
+/// v2=v1`, the median reply within 50% (and the default half point of errors), in JSON.
+fn compare_by_http(target: &str) -> support::Run {
+    run_checker(&[
         "verify",
         "--target",
-        &target,
+        target,
         "--expect",
         "v1=50,v2=50",
         "--probe",
@@ -424,7 +414,23 @@ fn compare_two_identical_nginx_through_haproxy_by_the_http_probe() {
         "--no-progress",
         "--output",
         "json",
-    ]);
+    ])
+}
+
+#[test]
+#[ignore = "needs nginx (nginx-full) and haproxy: .ci/run installs them"]
+/// `--compare` over a probe: two identical nginx (`v1` and `v2` by `GET /version`)
+/// behind HAProxy at 50/50, the canary compared with the stable by what the http probe
+/// reads. Margins a few thousand connections can prove (the median within 50%, the
+/// default half point of errors): the identical canary is never FAILed on health, and
+/// the comparison is of the probe's versions, each with its own latency and no errors.
+fn compare_two_identical_nginx_through_haproxy_by_the_http_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = servers::nginx(dir.path(), "one", "v1", None);
+    let two = servers::nginx(dir.path(), "two", "v2", None);
+    let proxy = servers::haproxy_tcp(dir.path(), "haproxy", &[(one.addr, 1), (two.addr, 1)]);
+    let target = proxy.addr.to_string();
+    let run = compare_by_http(&target);
     let doc = run.json();
     assert_schema_valid(&doc);
     eprintln!("exit {}: {}", run.code, doc["reason"]);
@@ -465,26 +471,7 @@ fn compare_fails_a_slower_nginx_canary_through_haproxy_by_the_http_probe() {
     );
     let proxy = servers::haproxy_tcp(dir.path(), "haproxy", &[(one.addr, 1), (slow.addr, 1)]);
     let target = proxy.addr.to_string();
-    let run = run_checker(&[
-        "verify",
-        "--target",
-        &target,
-        "--expect",
-        "v1=50,v2=50",
-        "--probe",
-        "http",
-        "--path",
-        "/version",
-        "--compare",
-        "v2=v1",
-        "--max-latency-increase",
-        "p50=50%",
-        "--max-samples",
-        "40000",
-        "--no-progress",
-        "--output",
-        "json",
-    ]);
+    let run = compare_by_http(&target);
     let doc = run.json();
     assert_schema_valid(&doc);
     eprintln!("exit {}: {}", run.code, doc["reason"]);
