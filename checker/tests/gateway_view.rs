@@ -3,7 +3,8 @@
 //! while the manifests say 90/10 is a FAIL naming the control plane; programmed 70/30
 //! with 70/30 expected PASSes with the three layers shown and the gateway's counters
 //! equal to the checker's, in fixed and sequential runs; `--settle` waits for the
-//! listener update. Without Envoy: every bad input gets one sentence and its exit code.
+//! listener update. Without Envoy: every bad input gets one sentence and its exit code,
+//! and two fake gateway pods (`--gateway-admin` twice) add up in the cross-check.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::envoy::{Envoy, cluster};
-use support::{BOUND, Guard, assert_schema_valid, run_checker};
+use support::{BOUND, FakeAdmin, Guard, assert_schema_valid, run_checker};
 
 /// The kustomize overlay's render with the route at 90/10 (stable one, canary two).
 fn manifests_90_10() -> String {
@@ -449,5 +450,78 @@ fn bad_gateway_inputs_get_one_sentence_and_their_exit_code() {
         run.stdout.contains("programmed: one 80% / two 20% at ")
             && run.stdout.contains("NOT as intended"),
         "{run:?}"
+    );
+}
+
+/// A fake gateway pod: one listener on 31400 all to stable, and `/stats` whose stable
+/// counter reads `start` on every even request and `end` on every odd one (verify reads
+/// each pod's counters twice: before and after its samples).
+fn pod(start: u64, end: u64) -> FakeAdmin {
+    FakeAdmin::start(move |path, n| match path {
+        "/config_dump" => dump(31400, &[("stable", 100)]),
+        "/stats" => format!(
+            "cluster.{}.upstream_cx_total: {}\n",
+            cluster("stable"),
+            if n % 2 == 0 { start } else { end }
+        ),
+        _ => String::new(),
+    })
+}
+
+#[test]
+fn several_gateway_pods_repeat_the_flag_and_their_counters_add_in_the_cross_check() {
+    // 200 fixed samples straight to an echo server answering `one`; two pods whose
+    // counters opened 120 and 80 in the window: together the 200 the checker judged.
+    let echo = support::EchoServer::start("one", 1);
+    let target = echo.addr().to_string();
+    let verify = |admins: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "--target",
+            &target,
+            "--expect",
+            "one=100",
+            "--version-of",
+            "stable=one",
+            "--listener-port",
+            "31400",
+            "--samples",
+            "200",
+            "--no-sequential",
+            "--no-progress",
+            "--output",
+            "json",
+        ];
+        for a in admins {
+            args.extend_from_slice(&["--gateway-admin", a]);
+        }
+        run_checker(&args)
+    };
+    let (a, b) = (pod(1000, 1120), pod(40, 120));
+    let run = verify(&[&a.url, &b.url]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_schema_valid(&doc);
+    assert_eq!(doc["split"]["total"], 200, "{doc:#}");
+    let x = &doc["gateway"]["counters"]["cross_check"];
+    assert_eq!(x["gateway_total"], 200, "{x:#}");
+    assert_eq!(x["checker_judged"], 200, "{x:#}");
+    assert_eq!(x["agrees"], true, "{x:#}");
+    assert_eq!(x["versions"][0]["gateway"], 200, "{x:#}");
+
+    // The first pod alone opened 120 of the 200: the cross-check says the gateway
+    // counted fewer than the checker judged.
+    let a = pod(1000, 1120);
+    let run = verify(&[&a.url]);
+    let doc = run.json();
+    let x = &doc["gateway"]["counters"]["cross_check"];
+    assert_eq!(x["gateway_total"], 120, "{x:#}");
+    assert_eq!(x["agrees"], false, "{x:#}");
+    assert!(
+        x["disagreement"]
+            .as_str()
+            .unwrap()
+            .contains("judged 200, the gateway opened 120"),
+        "{x:#}"
     );
 }

@@ -5,7 +5,8 @@
 //! every count equal to the loop's own tally; against a real Prometheus scraping Envoy
 //! (ignored, "needs envoy and prometheus"): the API's counts are the admin's within one
 //! scrape interval. Without either: a recorded Istio scrape through the manifests, a
-//! counter that went down, an admin that does not answer.
+//! counter that went down, an admin that does not answer, two fake gateway pods whose
+//! counts add.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -13,7 +14,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::envoy::{Envoy, cluster, connect_loop, http_get};
-use support::{BOUND, Guard, Run, assert_valid_against, metric_value as metric, run_checker};
+use support::{
+    BOUND, FakeAdmin, Guard, Run, assert_valid_against, metric_value as metric, run_checker,
+};
 
 fn assert_observe_schema_valid(doc: &Value) {
     let schema: Value = serde_json::from_str(report::observe::SCHEMA).unwrap();
@@ -147,6 +149,28 @@ fn save_dump(envoy: &Envoy, dir: &tempfile::TempDir) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// `observe` of the Envoy helper's listener on `port` (subsets stable and canary as
+/// versions one and two) against `expect`, in a ten-minute window a test ends with
+/// Ctrl-C, reporting JSON.
+fn long_window(expect: &str, port: &str) -> Vec<String> {
+    [
+        "observe",
+        "--expect",
+        expect,
+        "--version-of",
+        "stable=one,canary=two",
+        "--listener-port",
+        port,
+        "--duration",
+        "10m",
+        "--output",
+        "json",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
 #[test]
 #[ignore = "needs envoy: .ci/run installs it"]
 fn observe_judges_real_traffic_from_the_admin_and_the_prometheus_text() {
@@ -155,24 +179,7 @@ fn observe_judges_real_traffic_from_the_admin_and_the_prometheus_text() {
     let dump = save_dump(&envoy, &dir);
     let port = envoy.listener_port.to_string();
     let scrape = format!("{}/stats/prometheus", envoy.admin);
-    let common = |expect: &'static str| {
-        vec![
-            "observe",
-            "--expect",
-            expect,
-            "--version-of",
-            "stable=one,canary=two",
-            "--listener-port",
-            &port,
-            "--duration",
-            "10m",
-            "--output",
-            "json",
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect::<Vec<String>>()
-    };
+    let common = |expect: &str| long_window(expect, &port);
     let start = |mut args: Vec<String>, extra: &[&str]| {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -396,72 +403,6 @@ fn observe_prometheus_counts_what_the_admin_counts_within_one_scrape_interval() 
         "{query}"
     );
     assert_eq!(api["inputs"]["sources"][0]["kind"], "prometheus");
-}
-
-/// A fake gateway admin / scrape endpoint on loopback: answers each GET with what
-/// `answer(path, n)` gives for the n-th request of that path (from 0). Stops on drop.
-struct FakeAdmin {
-    url: String,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for FakeAdmin {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl FakeAdmin {
-    fn start(answer: impl Fn(&str, usize) -> String + Send + 'static) -> FakeAdmin {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let counts: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::SeqCst) {
-                let Ok((mut s, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(2));
-                    continue;
-                };
-                s.set_nonblocking(false).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut request = String::new();
-                let mut reader = BufReader::new(s.try_clone().unwrap());
-                if reader.read_line(&mut request).is_err() {
-                    continue;
-                }
-                let mut header = String::new();
-                while matches!(reader.read_line(&mut header), Ok(n) if n > 2) {
-                    header.clear();
-                }
-                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let key = path.split('?').next().unwrap_or("/").to_owned();
-                let n = {
-                    let mut c = counts.lock().unwrap();
-                    let e = c.entry(key.clone()).or_default();
-                    *e += 1;
-                    *e - 1
-                };
-                let body = answer(&key, n);
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        FakeAdmin {
-            url,
-            stop,
-            thread: Some(thread),
-        }
-    }
 }
 
 fn fixture(name: &str) -> String {
@@ -714,6 +655,135 @@ fn a_counter_that_went_down_is_a_reset_never_a_negative_count() {
         "200ms",
     ]);
     assert!(run.stdout.contains("went down from"), "{run:?}");
+}
+
+/// A fake gateway pod: the listener of [`dump_json`], and `/stats` whose stable and
+/// canary counters read `start` on every even request and `end` on every odd one (each
+/// run reads a pod twice: its start, then its end).
+fn pod(start: (u64, u64), end: (u64, u64)) -> FakeAdmin {
+    FakeAdmin::start(move |path, n| match path {
+        "/config_dump" => dump_json(),
+        "/stats" => {
+            let (one, two) = if n % 2 == 0 { start } else { end };
+            format!(
+                "cluster.{}.upstream_cx_total: {one}\ncluster.{}.upstream_cx_total: {two}\n",
+                cluster("stable"),
+                cluster("canary")
+            )
+        }
+        _ => String::new(),
+    })
+}
+
+#[test]
+fn several_gateway_pods_repeat_the_flag_and_their_counts_add() {
+    // Two pods whose counters move differently: the first opens 900 to stable and 100
+    // to canary (90/10), the second 100 and 900 (10/90). Together 1,000 and 1,000: 50/50,
+    // which neither pod alone shows. Each run gets pods of its own (their reads alternate).
+    let observe = |expect: &str, admins: &[&str]| {
+        let mut args = vec![
+            "observe",
+            "--expect",
+            expect,
+            "--version-of",
+            "stable=one,canary=two",
+            "--route-port",
+            "31400",
+            "--duration",
+            "200ms",
+            "--output",
+            "json",
+        ];
+        for a in admins {
+            args.extend_from_slice(&["--gateway-admin", a]);
+        }
+        run_checker(&args)
+    };
+    let (a, b) = (pod((1000, 50), (1900, 150)), pod((7, 3), (107, 903)));
+    let run = observe("one=50,two=50", &[&a.url, &b.url]);
+    assert_eq!(run.code, 0, "the sum is 50/50: {run:?}");
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(doc["counts"]["one"]["opened"], 1000, "{doc:#}");
+    assert_eq!(doc["counts"]["two"]["opened"], 1000, "{doc:#}");
+    let sources = doc["inputs"]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{doc:#}");
+    assert!(
+        sources.iter().all(|s| s["kind"] == "envoy_admin"),
+        "{doc:#}"
+    );
+
+    // The same pods' sum against the first pod's own split: a FAIL.
+    let (a, b) = (pod((1000, 50), (1900, 150)), pod((7, 3), (107, 903)));
+    let run = observe("one=90,two=10", &[&a.url, &b.url]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["counts"]["one"]["opened"], 1000, "{doc:#}");
+    assert!(
+        doc["reason"].as_str().unwrap().starts_with("FAIL: "),
+        "{doc:#}"
+    );
+
+    // One pod alone is its own split: the flag given once reads only that pod.
+    let a = pod((1000, 50), (1900, 150));
+    let run = observe("one=90,two=10", &[&a.url]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["counts"]["one"]["opened"], 900);
+
+    // The comma form (CHECKER_GATEWAY_ADMIN's) adds the same way.
+    let (a, b) = (pod((1000, 50), (1900, 150)), pod((7, 3), (107, 903)));
+    let both = format!("{},{}", a.url, b.url);
+    let run = observe("one=50,two=50", &[&both]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["counts"]["two"]["opened"], 1000);
+}
+
+#[test]
+#[ignore = "needs envoy: .ci/run installs it"]
+fn two_real_gateway_pods_port_forwarded_add_their_counts() {
+    // Two Envoys as two gateway pods: the same listener port (one on 127.0.0.1, one on
+    // 127.0.0.2), each over its own echo servers at 80/20. A plain client loop makes
+    // traffic through each; observe with both admins counts the loops' tallies added,
+    // with the first admin alone only the first loop's.
+    let a = Envoy::start(&[("stable", "one", 80), ("canary", "two", 20)]);
+    let b = Envoy::start_on(
+        std::net::Ipv4Addr::new(127, 0, 0, 2),
+        a.listener_port,
+        &[("stable", "one", 80), ("canary", "two", 20)],
+    );
+    let port = a.listener_port.to_string();
+    let start = |admins: &[&str]| {
+        let mut args = long_window("one=80,two=20", &port);
+        for admin in admins {
+            args.extend(["--gateway-admin".to_owned(), (*admin).to_owned()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Background::start(&refs)
+    };
+    let mut both = start(&[&a.admin, &b.admin]);
+    let mut first = start(&[&a.admin]);
+    both.wait_open();
+    first.wait_open();
+    let through_a = connect_loop(a.addr(), 1500);
+    let through_b = connect_loop(b.addr(), 2500);
+    let mut sum = through_a.clone();
+    for (v, n) in &through_b {
+        *sum.entry(v.clone()).or_insert(0) += n;
+    }
+    eprintln!("through a: {through_a:?}, through b: {through_b:?}");
+
+    let run = both.interrupt();
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(opened(&doc), pairs(&sum), "{doc:#}");
+    assert_eq!(doc["inputs"]["sources"].as_array().unwrap().len(), 2);
+    println!("both pods: {}", doc["reason"]);
+
+    let run = first.interrupt();
+    let doc = run.json();
+    assert_observe_schema_valid(&doc);
+    assert_eq!(opened(&doc), pairs(&through_a), "{doc:#}");
 }
 
 #[test]

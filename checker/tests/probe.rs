@@ -320,6 +320,56 @@ fn redis_through_the_cli_reads_the_running_version() {
     assert_eq!(run.code, 0, "{run:?}");
 }
 
+/// The version `redis-server --version` prints (`Redis server v=7.0.15 sha=...`): what
+/// the installed binary is, read without asking the running server.
+fn installed_redis_version() -> String {
+    let out = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .expect("run redis-server --version");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))
+        .unwrap_or_else(|| panic!("no v= in redis-server --version: {text}"))
+        .to_owned()
+}
+
+#[test]
+#[ignore = "needs redis-server and haproxy (.ci/run installs them)"]
+fn redis_one_version_behind_haproxy_passes_all_stable_and_fails_a_half_split() {
+    // One redis-server behind the gateway (HAProxy, TCP mode): every connection the
+    // proxy opens reaches the same version, read by the probe from INFO server.
+    let dir = tempfile::tempdir().unwrap();
+    let redis = servers::redis(dir.path(), "redis");
+    let proxy = servers::haproxy_tcp(dir.path(), "haproxy", &[(redis.addr, 1)]);
+    let target = proxy.addr.to_string();
+    let version = installed_redis_version();
+    let map = format!("{version}=stable");
+    let probe = ["--probe", "redis", "--version-map", map.as_str()];
+    let run = verify(&target, "stable=100", 300, &probe);
+    assert_eq!(
+        run.code, 0,
+        "{version} through the proxy is stable: {run:?}"
+    );
+    assert!(run.stdout.contains("PASS"), "{run:?}");
+    assert!(
+        !run.stdout.contains("no_version"),
+        "every reply carried a version: {run:?}"
+    );
+    // The same server cannot be half canary.
+    let run = verify(&target, "stable=50,canary=50", 300, &probe);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("FAIL"), "{run:?}");
+    // Unmapped, the probe's own name is the version as the server reports it.
+    let run = verify(
+        &target,
+        &format!("{version}=100"),
+        300,
+        &["--probe", "redis"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
 #[test]
 #[ignore = "needs openssh-server (sshd) and haproxy: .ci/run installs them"]
 fn the_banner_probe_splits_two_sshd_behind_haproxy() {
@@ -340,4 +390,100 @@ fn the_banner_probe_splits_two_sshd_behind_haproxy() {
     assert_eq!(run.code, 4, "{run:?}");
     assert!(run.stdout.contains("no_version 20"), "{run:?}");
     assert!(run.stdout.contains("is not a version name"), "{run:?}");
+}
+
+/// `verify` of `target` (`v1` and `v2` at 50/50 by `GET /version`) with `--compare
+/// v2=v1`, the median reply within 50% (and the default half point of errors), in JSON.
+fn compare_by_http(target: &str) -> support::Run {
+    run_checker(&[
+        "verify",
+        "--target",
+        target,
+        "--expect",
+        "v1=50,v2=50",
+        "--probe",
+        "http",
+        "--path",
+        "/version",
+        "--compare",
+        "v2=v1",
+        "--max-latency-increase",
+        "p50=50%",
+        "--max-samples",
+        "40000",
+        "--no-progress",
+        "--output",
+        "json",
+    ])
+}
+
+#[test]
+#[ignore = "needs nginx (nginx-full) and haproxy: .ci/run installs them"]
+/// `--compare` over a probe: two identical nginx (`v1` and `v2` by `GET /version`)
+/// behind HAProxy at 50/50, the canary compared with the stable by what the http probe
+/// reads. Margins a few thousand connections can prove (the median within 50%, the
+/// default half point of errors): the identical canary is never FAILed on health, and
+/// the comparison is of the probe's versions, each with its own latency and no errors.
+fn compare_two_identical_nginx_through_haproxy_by_the_http_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = servers::nginx(dir.path(), "one", "v1", None);
+    let two = servers::nginx(dir.path(), "two", "v2", None);
+    let proxy = servers::haproxy_tcp(dir.path(), "haproxy", &[(one.addr, 1), (two.addr, 1)]);
+    let target = proxy.addr.to_string();
+    let run = compare_by_http(&target);
+    let doc = run.json();
+    assert_schema_valid(&doc);
+    eprintln!("exit {}: {}", run.code, doc["reason"]);
+    assert!(run.code == 0 || run.code == 3, "never FAIL: {run:?}");
+    assert_eq!(doc["split"]["outcome"], "PASS", "{doc:#}");
+    let c = &doc["health"]["comparison"];
+    assert_ne!(c["outcome"], "FAIL", "{c:#}");
+    assert_eq!(c["canary"], "v2", "{c:#}");
+    assert_eq!(c["stable"], "v1", "{c:#}");
+    let metric = |name: &str| {
+        c["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {c:#}"))
+            .clone()
+    };
+    assert_ne!(metric("p50_reply")["finding"], "beyond", "{c:#}");
+    assert_ne!(metric("error_rate")["finding"], "beyond", "{c:#}");
+}
+
+#[test]
+#[ignore = "needs nginx (nginx-full) and haproxy: .ci/run installs them"]
+/// The counterpart: the same nginx as canary, reached through a second HAProxy that
+/// holds each request 30 ms (`tcp-request inspect-delay`): every reply the probe reads
+/// from `v2` comes 30 ms later, beyond the 50% median margin (the loopback median is a
+/// few milliseconds): FAIL on health, exit 5, naming the median reply.
+fn compare_fails_a_slower_nginx_canary_through_haproxy_by_the_http_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = servers::nginx(dir.path(), "one", "v1", None);
+    let two = servers::nginx(dir.path(), "two", "v2", None);
+    let slow = servers::haproxy_tcp_delayed(
+        dir.path(),
+        "slow",
+        &[(two.addr, 1)],
+        std::time::Duration::from_millis(30),
+    );
+    let proxy = servers::haproxy_tcp(dir.path(), "haproxy", &[(one.addr, 1), (slow.addr, 1)]);
+    let target = proxy.addr.to_string();
+    let run = compare_by_http(&target);
+    let doc = run.json();
+    assert_schema_valid(&doc);
+    eprintln!("exit {}: {}", run.code, doc["reason"]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert_eq!(doc["split"]["outcome"], "PASS", "{doc:#}");
+    let c = &doc["health"]["comparison"];
+    assert_eq!(c["outcome"], "FAIL", "{c:#}");
+    let p50 = c["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "p50_reply")
+        .unwrap();
+    assert_eq!(p50["finding"], "beyond", "{c:#}");
 }

@@ -222,12 +222,35 @@ pub fn sshd(dir: &Path, name: &str, addendum: &str) -> Server {
 /// # Panics
 /// When it cannot start (see [`start`]).
 pub fn haproxy_tcp(dir: &Path, name: &str, backends: &[(SocketAddr, u32)]) -> Server {
+    haproxy(dir, name, backends, "")
+}
+
+/// Like [`haproxy_tcp`], holding what each client sends for `delay` before it goes on
+/// (`tcp-request inspect-delay` until `WAIT_END`): every reply comes `delay` later, a
+/// slower version made of the same server.
+///
+/// # Panics
+/// When it cannot start (see [`start`]).
+pub fn haproxy_tcp_delayed(
+    dir: &Path,
+    name: &str,
+    backends: &[(SocketAddr, u32)],
+    delay: Duration,
+) -> Server {
+    let hold = format!(
+        "  tcp-request inspect-delay {}ms\n  tcp-request content accept if WAIT_END\n",
+        delay.as_millis()
+    );
+    haproxy(dir, name, backends, &hold)
+}
+
+fn haproxy(dir: &Path, name: &str, backends: &[(SocketAddr, u32)], frontend: &str) -> Server {
     let home = dir.join(name);
     std::fs::create_dir_all(&home).expect("haproxy dir");
     let addr = loopback();
     let mut conf = format!(
         "global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n\
-         \x20 timeout server 30s\nfrontend fe\n  bind {addr}\n  default_backend be\nbackend be\n\
+         \x20 timeout server 30s\nfrontend fe\n  bind {addr}\n{frontend}  default_backend be\nbackend be\n\
          \x20 balance roundrobin\n  option nolinger\n"
     );
     for (i, (backend, weight)) in backends.iter().enumerate() {

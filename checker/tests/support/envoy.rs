@@ -27,6 +27,8 @@ pub struct Envoy {
     _servers: Vec<EchoServer>,
     /// The listener's port.
     pub listener_port: u16,
+    /// The loopback address the listener binds.
+    listen: std::net::Ipv4Addr,
     /// The admin's base URL.
     pub admin: String,
     /// The LDS version last written.
@@ -62,12 +64,22 @@ impl Envoy {
     /// Envoy with the listener weighted `weights` (`(subset, version, weight)`), one
     /// echo server per subset answering its version.
     pub fn start(weights: &[(&str, &str, u32)]) -> Envoy {
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST, free_port(), weights)
+    }
+
+    /// Like [`Envoy::start`], its listener on `listen:listener_port`: a second gateway
+    /// pod on another loopback address (127.0.0.2) with the first one's port, as pods
+    /// behind one Service share the listener's port.
+    pub fn start_on(
+        listen: std::net::Ipv4Addr,
+        listener_port: u16,
+        weights: &[(&str, &str, u32)],
+    ) -> Envoy {
         let servers: Vec<EchoServer> = weights
             .iter()
             .map(|(_, version, _)| EchoServer::start(version, 1))
             .collect();
         let dir = tempfile::tempdir().expect("temp dir");
-        let listener_port = free_port();
         let admin_port = free_port();
         let clusters: Vec<serde_json::Value> = weights
             .iter()
@@ -93,6 +105,7 @@ impl Envoy {
         });
         write_listener(
             &lds,
+            listen,
             listener_port,
             1,
             &weights.iter().map(|(s, _, w)| (*s, *w)).collect::<Vec<_>>(),
@@ -122,6 +135,7 @@ impl Envoy {
             dir,
             _servers: servers,
             listener_port,
+            listen,
             admin: format!("http://127.0.0.1:{admin_port}"),
             version: 1,
         };
@@ -136,7 +150,7 @@ impl Envoy {
         loop {
             if let Ok((200, body)) = http_get(&format!("{}/config_dump", self.admin))
                 && body.contains(&want)
-                && TcpStream::connect(("127.0.0.1", self.listener_port)).is_ok()
+                && TcpStream::connect(self.addr()).is_ok()
             {
                 return;
             }
@@ -156,6 +170,7 @@ impl Envoy {
         self.version += 1;
         write_listener(
             &self.dir.path().join("lds"),
+            self.listen,
             self.listener_port,
             self.version,
             weights,
@@ -179,13 +194,19 @@ impl Envoy {
 
     /// The listener's address.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.listener_port))
+        SocketAddr::from((self.listen, self.listener_port))
     }
 }
 
-/// Writes the listener on `port` weighted `weights` (`(subset, weight)`) as LDS version
+/// Writes the listener on `listen:port` weighted `weights` (`(subset, weight)`) as LDS version
 /// `version` into the watched directory `dir`.
-fn write_listener(dir: &std::path::Path, port: u16, version: u32, weights: &[(&str, u32)]) {
+fn write_listener(
+    dir: &std::path::Path,
+    listen: std::net::Ipv4Addr,
+    port: u16,
+    version: u32,
+    weights: &[(&str, u32)],
+) {
     // Istio leaves zero-weight destinations out (Envoy refuses a weight of 0).
     let clusters: Vec<serde_json::Value> = weights
         .iter()
@@ -195,7 +216,7 @@ fn write_listener(dir: &std::path::Path, port: u16, version: u32, weights: &[(&s
     let lds = serde_json::json!({"version_info": version.to_string(), "resources": [{
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
         "name": format!("0.0.0.0_{port}"),
-        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "address": {"socket_address": {"address": listen.to_string(), "port_value": port}},
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
             "stat_prefix": "tcp-echo",

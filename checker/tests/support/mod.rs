@@ -13,11 +13,12 @@
 
 pub mod envoy;
 
+use std::io::BufRead;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -481,4 +482,75 @@ pub fn metric_value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// A fake gateway admin / scrape endpoint on loopback: answers each GET with what
+/// `answer(path, n)` gives for the n-th request of that path (from 0). Stops on drop.
+pub struct FakeAdmin {
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for FakeAdmin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl FakeAdmin {
+    /// Serves `answer` until dropped.
+    pub fn start(answer: impl Fn(&str, usize) -> String + Send + 'static) -> FakeAdmin {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake admin");
+        listener
+            .set_nonblocking(true)
+            .expect("a nonblocking listener");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let counts: Arc<Mutex<std::collections::BTreeMap<String, usize>>> = Arc::default();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let Ok((mut s, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                s.set_nonblocking(false).expect("a blocking stream");
+                s.set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("a read timeout");
+                let mut request = String::new();
+                let mut reader = std::io::BufReader::new(s.try_clone().expect("a second handle"));
+                if reader.read_line(&mut request).is_err() {
+                    continue;
+                }
+                let mut header = String::new();
+                while matches!(reader.read_line(&mut header), Ok(n) if n > 2) {
+                    header.clear();
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let key = path.split('?').next().unwrap_or("/").to_owned();
+                let n = {
+                    let mut c = counts.lock().expect("the request counts");
+                    let e = c.entry(key.clone()).or_default();
+                    *e += 1;
+                    *e - 1
+                };
+                let body = answer(&key, n);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FakeAdmin {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
 }
