@@ -392,9 +392,9 @@ fn the_binary_refuses_certificate_files_that_are_no_files_without_waiting() {
         (looped.as_path(), "it is a loop of symbolic links"),
     ];
     for (path, says) in cases {
-        for (what, cert, key) in [
-            ("certificate", path, files.key.as_path()),
-            ("private key", files.cert.as_path(), path),
+        for (flag, what, cert, key) in [
+            ("--tls-cert", "certificate", path, files.key.as_path()),
+            ("--tls-key", "private key", files.cert.as_path(), path),
         ] {
             let mut server = test_support::ChildGuard(
                 std::process::Command::new(common::binary())
@@ -416,7 +416,7 @@ fn the_binary_refuses_certificate_files_that_are_no_files_without_waiting() {
                 }
                 assert!(
                     start.elapsed() < BOUND,
-                    "--tls-{what} {}: still running after {BOUND:?}",
+                    "{flag} {}: still running after {BOUND:?}",
                     path.display()
                 );
                 std::thread::sleep(Duration::from_millis(20));
@@ -429,7 +429,7 @@ fn the_binary_refuses_certificate_files_that_are_no_files_without_waiting() {
                 .unwrap()
                 .read_to_string(&mut stderr)
                 .unwrap();
-            assert_eq!(status.code(), Some(1), "{what} {path:?}: {stderr}");
+            assert_eq!(status.code(), Some(1), "{flag} {path:?}: {stderr}");
             assert_eq!(stderr.lines().count(), 1, "{stderr}");
             assert_eq!(
                 stderr.trim_end(),

@@ -9,7 +9,7 @@ mod insecure;
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,9 +127,9 @@ fn platform_roots() -> Result<RootCertStore, TlsError> {
 }
 
 /// The certificates of a PEM file, read with a size limit.
-fn file_roots(path: &PathBuf) -> Result<RootCertStore, TlsError> {
+fn file_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let bad = |reason: String| TlsError::CaFile {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     };
     // Opened without blocking and only when regular (a FIFO would wait for a writer
