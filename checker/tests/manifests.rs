@@ -212,17 +212,8 @@ fn unreadable_manifests_exit_2() {
 #[test]
 fn manifest_sources_that_are_no_files_are_refused_not_waited_on_or_read() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("fifo.yaml");
-    test_support::mkfifo(&fifo);
-    let looped = dir.path().join("loop.yaml");
-    std::os::unix::fs::symlink(&looped, &looped).unwrap();
-    let (fifo, looped) = (fifo.to_str().unwrap(), looped.to_str().unwrap());
-    let cases = [
-        (fifo, "it is a FIFO (named pipe), not a regular file"),
-        ("/dev/zero", "it is a character device, not a regular file"),
-        (looped, "it is a loop of symbolic links"),
-    ];
-    for (path, says) in cases {
+    for (path, says) in support::no_files(dir.path(), "yaml") {
+        let path = path.as_str();
         let mut commands = vec![
             vec!["lint", path],
             vec!["verify", "--target", "127.0.0.1:9", "--expect-from", path],
@@ -231,15 +222,8 @@ fn manifest_sources_that_are_no_files_are_refused_not_waited_on_or_read() {
             commands.push(vec!["rehearse", "--plan", path]);
         }
         for args in commands {
-            let (run, peak) = support::run_checker_measured(&args, 256 * 1024);
-            assert_eq!(run.code, 2, "{args:?}: {run:?}");
-            assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {run:?}");
-            assert!(
-                run.stderr.contains(path) && run.stderr.contains(says),
-                "{args:?}: {run:?}"
-            );
             // Nothing of /dev/zero was read: far below the 16 MiB a source may hold.
-            assert!(peak < 64 * 1024, "{args:?}: {peak} KiB");
+            support::assert_refused_unread(&args, path, says);
         }
     }
 }

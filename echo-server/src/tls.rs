@@ -7,11 +7,11 @@
 //! Service in front of the pods.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use manifests::input_file::{self, InputError};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -42,6 +42,16 @@ pub enum TlsError {
         path: PathBuf,
         /// Why.
         source: io::Error,
+    },
+    /// A file is not a regular file (a FIFO, a device, a directory, a loop of links).
+    #[error("cannot read the TLS {what} file {}: {why}", path.display())]
+    NotAFile {
+        /// `certificate` or `private key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        why: InputError,
     },
     /// A file holds no usable PEM block of its kind.
     #[error("the TLS {what} file {} {reason}", path.display())]
@@ -128,16 +138,19 @@ fn read_bounded(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
         path: path.to_owned(),
         source,
     };
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|f| f.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes))
-        .map_err(failed)?;
-    if bytes.len() as u64 > MAX_PEM_FILE {
-        return Err(TlsError::Pem {
+    // Opened without blocking and only when regular: a FIFO would hold the start
+    // forever waiting for a writer, and /dev/zero never ends.
+    input_file::read_bounded(path, MAX_PEM_FILE, "one PEM file").map_err(|why| match why {
+        InputError::Read(source) => failed(source),
+        InputError::TooLarge { .. } => TlsError::Pem {
             what,
             path: path.to_owned(),
             reason: format!("is larger than {MAX_PEM_FILE} bytes"),
-        });
-    }
-    Ok(bytes)
+        },
+        other => TlsError::NotAFile {
+            what,
+            path: path.to_owned(),
+            why: other,
+        },
+    })
 }

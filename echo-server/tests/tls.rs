@@ -366,3 +366,78 @@ fn the_binary_refuses_a_certificate_it_cannot_serve_with_one_sentence_and_exit_1
     assert_eq!(config["tls_cert"], "/nowhere/tls.crt");
     assert_eq!(config["tls_key"], "/nowhere/tls.key");
 }
+
+/// A FIFO, a device and a loop of symbolic links given as `--tls-cert` or `--tls-key`:
+/// the server neither waits for a writer nor reads the device; it exits 1 (as for any
+/// certificate it cannot serve) with one line naming the file and what it is. The wait
+/// is bounded: past [`BOUND`] the guard kills the server and the test fails.
+#[test]
+fn the_binary_refuses_certificate_files_that_are_no_files_without_waiting() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _) = certificate(dir.path(), "server");
+    let fifo = dir.path().join("fifo.pem");
+    test_support::mkfifo(&fifo);
+    let looped = dir.path().join("loop.pem");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let cases = [
+        (
+            fifo.as_path(),
+            "it is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            Path::new("/dev/zero"),
+            "it is a character device, not a regular file",
+        ),
+        (looped.as_path(), "it is a loop of symbolic links"),
+    ];
+    for (path, says) in cases {
+        for (flag, what, cert, key) in [
+            ("--tls-cert", "certificate", path, files.key.as_path()),
+            ("--tls-key", "private key", files.cert.as_path(), path),
+        ] {
+            let mut server = test_support::ChildGuard(
+                std::process::Command::new(common::binary())
+                    .args(["0", "one", "--listen", "127.0.0.1", "--admin-port", "0"])
+                    .arg("--tls-cert")
+                    .arg(cert)
+                    .arg("--tls-key")
+                    .arg(key)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+            let start = std::time::Instant::now();
+            let status = loop {
+                if let Some(status) = server.0.try_wait().unwrap() {
+                    break status;
+                }
+                assert!(
+                    start.elapsed() < BOUND,
+                    "{flag} {}: still running after {BOUND:?}",
+                    path.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let mut stderr = String::new();
+            server
+                .0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            assert_eq!(status.code(), Some(1), "{flag} {path:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert_eq!(
+                stderr.trim_end(),
+                format!(
+                    "echo-server: cannot read the TLS {what} file {}: {says}",
+                    path.display()
+                ),
+            );
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use manifests::input_file;
 pub use manifests::input_file::bytes_text;
 
 /// The largest config dump read (a gateway's whole `/config_dump`, bootstrap and
@@ -26,6 +27,14 @@ pub enum InputError {
         what: String,
         /// The limit in bytes.
         limit: u64,
+    },
+    /// It is not a regular file (a FIFO, a device, a directory, a loop of links).
+    #[error("{what} cannot be read: {why}")]
+    NotAFile {
+        /// What was being read.
+        what: String,
+        /// What it is instead.
+        why: input_file::InputError,
     },
     /// The operating system could not read it.
     #[error("{what} could not be read: {source}")]
@@ -61,10 +70,18 @@ pub fn read_source(source: &str, limit: u64) -> Result<Vec<u8>, InputError> {
     if source == "-" {
         return read_bounded(std::io::stdin().lock(), limit, "standard input");
     }
+    // Opened without blocking and only when regular: a FIFO would wait for a writer
+    // forever and a device such as /dev/zero never ends.
     let what = source.to_owned();
-    let file = std::fs::File::open(source).map_err(|source| InputError::Io {
-        what: what.clone(),
-        source,
+    let file = input_file::open_regular(std::path::Path::new(source)).map_err(|why| match why {
+        input_file::InputError::Read(source) => InputError::Io {
+            what: what.clone(),
+            source,
+        },
+        other => InputError::NotAFile {
+            what: what.clone(),
+            why: other,
+        },
     })?;
     read_bounded(file, limit, &what)
 }

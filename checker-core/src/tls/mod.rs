@@ -8,8 +8,8 @@ pub mod cert;
 mod insecure;
 
 use std::fmt;
-use std::io::{self, Read};
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +23,10 @@ use tokio_rustls::client::TlsStream;
 
 use crate::error_class::ErrorClass;
 pub use cert::CertField;
+use manifests::input_file::{self, InputError};
 
-/// The largest CA file read, in bytes (a whole public bundle is about 200 KiB).
+/// The largest CA file read, in bytes (a whole public bundle is about 200 KiB); a
+/// larger file, and any file that is not regular (a FIFO, a device), is refused.
 pub const MAX_CA_FILE: u64 = 4 << 20;
 /// The longest reason kept for a failed handshake, in bytes.
 pub const MAX_REASON: usize = 200;
@@ -125,19 +127,19 @@ fn platform_roots() -> Result<RootCertStore, TlsError> {
 }
 
 /// The certificates of a PEM file, read with a size limit.
-fn file_roots(path: &PathBuf) -> Result<RootCertStore, TlsError> {
+fn file_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let bad = |reason: String| TlsError::CaFile {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot be opened: {e}")))?;
-    let mut pem = Vec::new();
-    file.take(MAX_CA_FILE + 1)
-        .read_to_end(&mut pem)
-        .map_err(|e| bad(format!("cannot be read: {e}")))?;
-    if pem.len() as u64 > MAX_CA_FILE {
-        return Err(bad(format!("is larger than {MAX_CA_FILE} bytes")));
-    }
+    // Opened without blocking and only when regular (a FIFO would wait for a writer
+    // forever, /dev/zero never ends), read through the limit.
+    let pem = input_file::read_bounded(path, MAX_CA_FILE, "one CA file").map_err(|why| {
+        bad(match why {
+            InputError::Read(e) => format!("cannot be opened: {e}"),
+            other => other.to_string(),
+        })
+    })?;
     let mut certs = Vec::new();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         certs.push(cert.map_err(|e| bad(format!("is not valid PEM: {e}")))?);

@@ -313,6 +313,46 @@ pub fn run_checker_measured(args: &[&str], ceiling_kib: u64) -> (Run, u64) {
     wait_output_measured(spawn_checker(args, &[]), Some(ceiling_kib))
 }
 
+/// Three inputs that are no regular files and what the checker says of each: a FIFO
+/// (`fifo.EXT` in `dir`, no writer: opening it the usual way waits forever), the endless
+/// `/dev/zero` and a loop of symbolic links (`loop.EXT`).
+pub fn no_files(dir: &std::path::Path, ext: &str) -> [(String, &'static str); 3] {
+    let fifo = dir.join(format!("fifo.{ext}"));
+    test_support::mkfifo(&fifo);
+    let looped = dir.join(format!("loop.{ext}"));
+    std::os::unix::fs::symlink(&looped, &looped).expect("symlink loop");
+    [
+        (
+            fifo.display().to_string(),
+            "it is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            "/dev/zero".to_owned(),
+            "it is a character device, not a regular file",
+        ),
+        (
+            looped.display().to_string(),
+            "it is a loop of symbolic links",
+        ),
+    ]
+}
+
+/// Runs `checker <args>`, where `path` (one of the args) is an input that is no regular
+/// file (a FIFO, a device, a loop of symbolic links), and asserts that it is refused,
+/// not waited on or read: exit 2, one line on stderr naming `path` and saying `says`,
+/// and a peak far below the limit of any input (64 MiB; a FIFO opened blocking is
+/// killed at [`BOUND`] and the test fails).
+pub fn assert_refused_unread(args: &[&str], path: &str, says: &str) {
+    let (run, peak) = run_checker_measured(args, 256 * 1024);
+    assert_eq!(run.code, 2, "{args:?}: {run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {run:?}");
+    assert!(
+        run.stderr.contains(path) && run.stderr.contains(says),
+        "{args:?}: {run:?}"
+    );
+    assert!(peak < 64 * 1024, "{args:?}: {peak} KiB");
+}
+
 /// The peak resident memory (VmHWM) of process `pid`, KiB, while it runs.
 pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
