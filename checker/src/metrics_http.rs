@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -27,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use checker_core::sync::lock;
 use report::metrics::{CONTENT_TYPE as METRICS_TYPE, ObserveMetrics, WatchMetrics};
 
 /// Metrics the listener can serve: rendered afresh for every scrape.
@@ -112,7 +113,7 @@ pub async fn serve<M: Render>(
         next_id += 1;
         let close = stop.child_token();
         {
-            let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut open = lock(&open);
             while open.len() >= limits.max_connections.max(1) {
                 match open.pop_first() {
                     Some((_, oldest)) => oldest.cancel(),
@@ -125,9 +126,7 @@ pub async fn serve<M: Render>(
         let open = Arc::clone(&open);
         connections.spawn(async move {
             serve_connection(stream, metrics, limits, close).await;
-            open.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&id);
+            lock(&open).remove(&id);
         });
     }
     drop(listener);

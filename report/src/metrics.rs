@@ -14,9 +14,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI64, AtomicU64};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use checker_core::sync::lock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -168,7 +169,7 @@ impl Split {
     }
 
     fn names(&self) -> std::sync::MutexGuard<'_, Names> {
-        self.names.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.names)
     }
 
     /// `expect` holds from now on: its versions get series of their own and their
@@ -466,7 +467,7 @@ impl ObserveMetrics {
     pub fn look(&self, opened: &[(String, u64)], verdict: &SplitVerdict) {
         let inner = &self.inner;
         // Held for the whole look, as `render` holds it: a scrape sees one look whole.
-        let mut last = inner.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last = lock(&inner.last);
         let mut window = Vec::with_capacity(opened.len());
         for (name, count) in opened {
             let before = last.insert(name.clone(), *count).unwrap_or(0);
@@ -496,11 +497,7 @@ impl ObserveMetrics {
 
     /// The metrics as OpenMetrics text ([`CONTENT_TYPE`]), never halfway through a look.
     pub fn render(&self) -> String {
-        let _look = self
-            .inner
-            .last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _look = lock(&self.inner.last);
         render(&self.inner.registry)
     }
 }

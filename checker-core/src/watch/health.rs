@@ -8,11 +8,12 @@
 //! (fixed-size histograms, at most [`crate::tally::MAX_TRACKED_VERSIONS`] versions) and
 //! is judged once per interval with [`WatchHealth::judge`].
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use crate::observer::{ObserverError, RunObserver};
 use crate::sampler::Sample;
+use crate::sync::lock;
 use crate::tally::{Tally, Windowing};
 use crate::verdict::compare::{CompareRule, Comparison};
 use crate::verdict::compare_sequence;
@@ -47,23 +48,20 @@ impl WatchHealth {
 
     /// The comparison over the evidence so far: each metric PASS, FAIL or INCONCLUSIVE.
     pub fn judge(&self) -> Comparison {
-        let tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        let tally = lock(&self.tally);
         compare_sequence::judge(&tally, &self.rule, self.confidence)
     }
 }
 
 impl RunObserver for WatchHealth {
     fn sample(&self, sample: &Sample) -> Result<(), ObserverError> {
-        self.tally
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(sample);
+        lock(&self.tally).record(sample);
         Ok(())
     }
 
     fn expectation(&self, _expect: &str, _at: SystemTime) -> Result<(), ObserverError> {
         // A new step: the comparison's evidence starts afresh, as the split's does.
-        *self.tally.lock().unwrap_or_else(PoisonError::into_inner) = fresh_tally();
+        *lock(&self.tally) = fresh_tally();
         Ok(())
     }
 }
