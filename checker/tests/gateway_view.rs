@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::envoy::{Envoy, cluster};
-use support::{BOUND, FakeAdmin, Guard, assert_schema_valid, run_checker};
+use support::{BOUND, FakeAdmin, Guard, RANDOM_PICK_CONFIDENCE, assert_schema_valid, run_checker};
 
 /// The kustomize overlay's render with the route at 90/10 (stable one, canary two).
 fn manifests_90_10() -> String {
@@ -82,7 +82,8 @@ fn programmed_as_expected_passes_with_three_layers_and_counters_that_agree() {
     let envoy = Envoy::start(&[("stable", "one", 70), ("canary", "two", 30)]);
     let target = envoy.addr().to_string();
     // The fixed plan and the sequential default: each passes a correct split with the
-    // probability its plan states (far above 99%), and the cross-check is exact in both.
+    // probability its plan states (99.9% here, for Envoy's random pick), and the
+    // cross-check is exact in both.
     for mode in [&["--no-sequential"][..], &[][..]] {
         let mut args = vec![
             "verify",
@@ -94,6 +95,8 @@ fn programmed_as_expected_passes_with_three_layers_and_counters_that_agree() {
             "stable=one,canary=two",
             "--gateway-admin",
             &envoy.admin,
+            "--confidence",
+            RANDOM_PICK_CONFIDENCE,
             "--output",
             "json",
         ];
@@ -142,6 +145,8 @@ fn programmed_as_expected_passes_with_three_layers_and_counters_that_agree() {
         "stable=one,canary=two",
         "--gateway-admin",
         &envoy.admin,
+        "--confidence",
+        RANDOM_PICK_CONFIDENCE,
     ]);
     println!("{}", run.stdout);
     assert_eq!(run.code, 0, "{run:?}");
@@ -175,6 +180,8 @@ fn settle_waits_until_the_gateway_is_programmed_and_says_how_long_it_took() {
             &envoy.admin,
             "--settle",
             "60s",
+            "--confidence",
+            RANDOM_PICK_CONFIDENCE,
             "--output",
             "json",
         ])

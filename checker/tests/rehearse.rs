@@ -657,7 +657,12 @@ fn bad_fault_steps_are_usage_errors() {
 #[test]
 #[ignore = "needs haproxy (Debian package); .ci/run installs it"]
 fn the_full_walk_through_haproxy_passes_every_step() {
-    let (code, doc, err) = rehearse_json(&["--gateway", "haproxy"]);
+    let (code, doc, err) = rehearse_json(&[
+        "--gateway",
+        "haproxy",
+        "--confidence",
+        support::RANDOM_PICK_CONFIDENCE,
+    ]);
     assert_eq!(outcomes(&doc), ["PASS"; 6], "stderr: {err}");
     assert_eq!(code, 0);
     assert_eq!(doc["gateway"], "haproxy");
@@ -760,7 +765,14 @@ fn chaos_through_haproxy_fails_its_step() {
 fn after_a_replica_dies_haproxy_keeps_the_split_over_the_survivors() {
     // Killing a canary replica in step 2 leaves 3 stable and 2 canary servers: step 3's
     // 80/20 must be spread over those. Measured before the fix: 85.0/15.0, INCONCLUSIVE.
-    let (_, doc, err) = rehearse_json(&["--gateway", "haproxy", "--kill-replica", "2"]);
+    let (_, doc, err) = rehearse_json(&[
+        "--gateway",
+        "haproxy",
+        "--kill-replica",
+        "2",
+        "--confidence",
+        support::RANDOM_PICK_CONFIDENCE,
+    ]);
     let s = &steps(&doc)[2];
     assert_eq!(s["outcome"], "PASS", "{s}\nstderr: {err}");
     let two = s["verify"]["split"]["versions"]
@@ -800,15 +812,10 @@ fn envoy_bin() -> String {
     std::env::var("ENVOY").unwrap_or_else(|_| "envoy".to_owned())
 }
 
-/// `--gateway envoy --envoy BIN --drain-time 2s --confidence 99.9%`, then `extra`.
+/// `--gateway envoy --envoy BIN --drain-time 2s --confidence 99.99%`, then `extra`.
 ///
-/// Envoy's weighted clusters pick a cluster at random for each connection, so a
-/// correctly routed step at the planned count is INCONCLUSIVE in up to 1 - confidence
-/// of runs (1% at the default; measured by the binomial sum: 0.96% at 90/10 over 1,169
-/// connections, 0.99% at 80/20 over 1,883). At 99.9% a walk with two such steps is
-/// INCONCLUSIVE in at most 0.2% of runs instead of 2%: the suite stays a test of the
-/// walk, not a coin toss. (HAProxy and the built-in gateway rotate their servers, so
-/// their splits come out exact.)
+/// A walk with two random-split steps is INCONCLUSIVE in at most 0.02% of runs instead
+/// of 2% (see [`support::RANDOM_PICK_CONFIDENCE`]).
 fn envoy_args(extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "--gateway",
@@ -818,7 +825,7 @@ fn envoy_args(extra: &[&str]) -> Vec<String> {
         "--drain-time",
         "2s",
         "--confidence",
-        "99.9%",
+        support::RANDOM_PICK_CONFIDENCE,
     ]
     .iter()
     .map(|s| (*s).to_owned())

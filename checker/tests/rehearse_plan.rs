@@ -706,7 +706,16 @@ fn the_kustomize_plan_passes_every_step_through_the_builtin_gateway() {
 #[test]
 #[ignore = "needs haproxy (Debian package) and kubectl; .ci/run installs them"]
 fn the_kustomize_plan_passes_every_step_through_haproxy() {
-    let (run, doc) = rehearse_plan(&kustomize_plan(), &["--gateway", "haproxy"]);
+    let (run, doc) = rehearse_plan(
+        &kustomize_plan(),
+        &[
+            "--gateway",
+            "haproxy",
+            // HAProxy's random(1) draws per connection, as Envoy does.
+            "--confidence",
+            support::RANDOM_PICK_CONFIDENCE,
+        ],
+    );
     assert_eq!(doc["gateway"], "haproxy");
     assert_kustomize_walk(&run, &doc);
 }
@@ -724,10 +733,9 @@ fn the_kustomize_plan_passes_every_step_through_envoy() {
             &envoy,
             "--drain-time",
             "2s",
-            // Envoy picks a cluster at random per connection: at 99.9% a correct step
-            // is INCONCLUSIVE in at most 0.1% of runs (see rehearse.rs, envoy_args).
+            // Envoy draws a cluster at random per connection.
             "--confidence",
-            "99.9%",
+            support::RANDOM_PICK_CONFIDENCE,
         ],
     );
     assert_eq!(doc["gateway"], "envoy");
