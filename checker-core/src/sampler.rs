@@ -55,21 +55,24 @@ pub trait Sink: Send + Sync + 'static {
     /// Takes one finished sample; returning false stops this sampling task.
     fn accept(&self, sample: Sample) -> bool;
 
-    /// A sample in flight was abandoned by the stop (its task aborted): it never reaches
-    /// [`Sink::accept`], though its connection may have reached the target.
-    fn abandoned(&self) {}
+    /// Sample `id`, begun `offset` after the start, was abandoned in flight by the stop
+    /// (its task aborted): it never reaches [`Sink::accept`], though its connection may
+    /// have reached the target.
+    fn abandoned(&self, _id: u64, _offset: Duration) {}
 }
 
 /// Tells the sink about a sample dropped before it finished (see [`Sink::abandoned`]).
 struct InFlight<'a, S: Sink> {
     out: &'a S,
+    id: u64,
+    offset: Duration,
     finished: bool,
 }
 
 impl<S: Sink> Drop for InFlight<'_, S> {
     fn drop(&mut self) {
         if !self.finished {
-            self.out.abandoned();
+            self.out.abandoned(self.id, self.offset);
         }
     }
 }
@@ -347,8 +350,11 @@ impl<S: Sink> Shared<S> {
     async fn take(&self, id: u64, lag_us: Option<u64>, buffers: &mut ProbeBuffers) -> (bool, bool) {
         let addr = self.addr_for(id);
         let begun = Instant::now();
+        let offset = begun - self.start;
         let mut in_flight = InFlight {
             out: &*self.out,
+            id,
+            offset,
             finished: false,
         };
         let taken = probe_closing(
@@ -366,7 +372,7 @@ impl<S: Sink> Shared<S> {
             id,
             addr,
             started_at: taken.started_at,
-            offset: begun - self.start,
+            offset,
             result: taken.result,
             connect_us: taken.connect_us,
             handshake_us: taken.handshake_us,
@@ -738,7 +744,7 @@ mod tests {
             fn accept(&self, sample: Sample) -> bool {
                 self.0.accept(sample)
             }
-            fn abandoned(&self) {
+            fn abandoned(&self, _id: u64, _offset: Duration) {
                 self.1.fetch_add(1, Ordering::Relaxed);
             }
         }

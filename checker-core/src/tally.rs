@@ -99,13 +99,12 @@ pub enum Windowing {
 }
 
 impl Windowing {
-    fn index(self, sample: &Sample) -> usize {
+    /// The window of sample `id`, begun `offset` after the start of sampling.
+    fn index(self, id: u64, offset: Duration) -> usize {
         let w = WINDOWS as u128;
         let i = match self {
-            Windowing::ById { total } => u128::from(sample.id) * w / u128::from(total.max(1)),
-            Windowing::ByTime { duration } => {
-                sample.offset.as_nanos() * w / duration.as_nanos().max(1)
-            }
+            Windowing::ById { total } => u128::from(id) * w / u128::from(total.max(1)),
+            Windowing::ByTime { duration } => offset.as_nanos() * w / duration.as_nanos().max(1),
         };
         usize::try_from(i).unwrap_or(usize::MAX).min(WINDOWS - 1)
     }
@@ -118,6 +117,26 @@ pub struct Window {
     pub counts: BTreeMap<String, u64>,
     /// Samples that failed in this window.
     pub errors: u64,
+    /// Samples of this window not counted: finished after the sequential verdict, or
+    /// abandoned in flight when sampling stopped. Those are the slowest version's more
+    /// often than not, so they can skew the window's shares (see [`Window::could_skew`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub left_out: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Window {
+    /// Whether the samples left out of this window could move a version's share in it by
+    /// more than `by` (a fraction): were they all one version, its share would change by
+    /// up to left out / (attributed + left out).
+    pub fn could_skew(&self, by: f64) -> bool {
+        let attributed = self.counts.values().fold(0u64, |a, b| a.saturating_add(*b));
+        let all = attributed.saturating_add(self.left_out);
+        self.left_out > 0 && self.left_out as f64 > by * all as f64
+    }
 }
 
 /// The first word of a malformed reply's head when it could be a version name (no
@@ -180,7 +199,7 @@ impl Tally {
 
     /// Adds one sample.
     pub fn record(&mut self, sample: &Sample) {
-        let window = &mut self.windows[self.windowing.index(sample)];
+        let window = &mut self.windows[self.windowing.index(sample.id, sample.offset)];
         if let Some(lag) = sample.lag_us {
             self.lag_us
                 .get_or_insert_with(new_histogram)
@@ -233,6 +252,13 @@ impl Tally {
                 }
             }
         }
+    }
+
+    /// Notes that sample `id`, begun `offset` after the start, is not counted (it finished
+    /// after the sequential verdict, or was abandoned in flight): see [`Window::left_out`].
+    pub fn left_out(&mut self, id: u64, offset: Duration) {
+        let window = &mut self.windows[self.windowing.index(id, offset)];
+        window.left_out = window.left_out.saturating_add(1);
     }
 
     /// Counts `n` samples with the malformed reply `head`, keeping the first
@@ -318,6 +344,7 @@ impl Tally {
         }
         for (mine, theirs) in self.windows.iter_mut().zip(&other.windows) {
             add(&mut mine.errors, theirs.errors)?;
+            add(&mut mine.left_out, theirs.left_out)?;
             for (name, n) in &theirs.counts {
                 let name = names
                     .get(name.as_str())
@@ -534,6 +561,41 @@ mod tests {
             a.versions()["two"].connect_us,
             all.versions()["two"].connect_us
         );
+    }
+
+    #[test]
+    fn samples_left_out_count_in_their_window_and_merge_adds_them() {
+        let w = Windowing::ById { total: 100 };
+        let mut t = Tally::new(w);
+        for id in 0..95 {
+            t.record(&sample(id, Ok("one")));
+        }
+        t.left_out(97, Duration::ZERO);
+        t.left_out(99, Duration::ZERO);
+        let marked: Vec<u64> = t.windows().iter().map(|w| w.left_out).collect();
+        let mut want = vec![0; WINDOWS];
+        want[9] = 2;
+        assert_eq!(marked, want);
+        // 2 of 7 could move a share by 28.6 points: more than 25, not more than 30.
+        assert!(t.windows()[9].could_skew(0.25) && !t.windows()[9].could_skew(0.3));
+        assert!(!t.windows()[0].could_skew(0.0));
+        // Counting stays what was recorded.
+        assert_eq!(t.attempted(), 95);
+        // By time: the window of the offset.
+        let mut by_time = Tally::new(Windowing::ByTime {
+            duration: Duration::from_secs(10),
+        });
+        by_time.left_out(0, Duration::from_millis(3500));
+        assert_eq!(by_time.windows()[3].left_out, 1);
+        assert_eq!(by_time.windows().iter().map(|w| w.left_out).sum::<u64>(), 1);
+        // A merge keeps every part's marks.
+        let mut other = Tally::new(w);
+        other.left_out(12, Duration::ZERO);
+        other.left_out(98, Duration::ZERO);
+        t.merge(&other).unwrap();
+        assert_eq!(t.windows()[1].left_out, 1);
+        assert_eq!(t.windows()[9].left_out, 3);
+        assert_eq!(t.windows().iter().map(|w| w.left_out).sum::<u64>(), 4);
     }
 
     #[test]

@@ -132,6 +132,22 @@ fn sequential_is_the_default_and_stops_as_soon_as_the_evidence_decides() {
     );
     assert_eq!(doc["counts"]["attempted"].as_u64(), Some(used));
     assert_eq!(seq["max_samples"].as_u64(), Some(3 * planned));
+    // The samples the other 31 connections carried when the verdict came are not counted:
+    // a window about the `used`-th id says so (windows follow the fixed plan's ids), and
+    // the drift check leaves it out.
+    let window_of = |id: u64| (id * 10 / planned).min(9);
+    let around = window_of(used.saturating_sub(32))..=window_of(used + 32);
+    let left_out: Vec<u64> = doc["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["left_out"].as_u64().is_some_and(|n| n > 0))
+        .map(|w| w["index"].as_u64().unwrap())
+        .collect();
+    assert!(
+        left_out.iter().any(|i| around.contains(i)),
+        "windows {around:?} hold the samples in flight at the verdict; with some left out: {left_out:?}"
+    );
 
     // The text report says so too.
     let run = verify(&target, "one=100,two=0", &[]);
@@ -541,51 +557,219 @@ fn a_rate_paces_samples_and_reports_the_schedule() {
     assert!(doc["elapsed_s"].as_f64().unwrap() >= 0.198, "{doc:#}");
 }
 
-#[test]
-fn ctrl_c_stops_sampling_and_still_reports() {
-    let server = EchoServer::start("one", 1);
-    let dir = tempfile::tempdir().unwrap();
-    let samples = dir.path().join("samples.jsonl");
+/// A server that answers `one` and `two` in turn, one connection each, except that from
+/// its `hold_from`-th connection on it never answers `two`'s: those stay open, unanswered,
+/// until the server is dropped (a canary whose replies are still in flight).
+struct HoldingServer {
+    addr: std::net::SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    held: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    finished: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HoldingServer {
+    fn start(hold_from: u64) -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        use std::sync::{Arc, Mutex, atomic::AtomicBool, atomic::AtomicU64};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("the bound address");
+        let accepted = Arc::new(AtomicU64::new(0));
+        let held: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let finished = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, h, f, st) = (
+            Arc::clone(&accepted),
+            Arc::clone(&held),
+            Arc::clone(&finished),
+            Arc::clone(&stop),
+        );
+        let accept = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let n = a.fetch_add(1, Ordering::SeqCst);
+                let version = if n % 2 == 0 { "one" } else { "two" };
+                if version == "two" && n >= hold_from {
+                    h.lock().expect("the held connections").push(stream);
+                    continue;
+                }
+                let f = Arc::clone(&f);
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(BOUND));
+                    let mut reader = BufReader::new(stream.try_clone().expect("a second handle"));
+                    let mut line = Vec::new();
+                    if reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                        let mut writer = stream;
+                        let _ =
+                            writer.write_all(&[format!("{version} ").as_bytes(), &line].concat());
+                        // Until the checker closes: then it has the reply.
+                        let _ = reader.read_until(b'\n', &mut line);
+                    }
+                    f.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        HoldingServer {
+            addr,
+            accepted,
+            held,
+            finished,
+            stop,
+            accept: Some(accept),
+        }
+    }
+}
+
+impl Drop for HoldingServer {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        if let Ok(mut held) = self.held.lock() {
+            held.clear();
+        }
+    }
+}
+
+/// Starts the checker with `args`, waits until `ready` (its `Err` says what is still
+/// missing; bounded by [`BOUND`]), interrupts it with SIGINT and returns what it printed
+/// and its JSON report, checked against the schema and stopped as interrupted.
+fn interrupted_when(
+    args: &[&str],
+    mut ready: impl FnMut() -> Result<(), String>,
+) -> (support::Run, Value) {
     let child = std::process::Command::new(support::checker())
-        .args([
-            "verify",
-            "--target",
-            &server.addr().to_string(),
-            "--expect",
-            "one=100,two=0",
-            "--duration",
-            "10m",
-            "--rate",
-            "200",
-            "--output",
-            "json",
-            "--samples-out",
-            samples.to_str().unwrap(),
-        ])
+        .args(args)
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .expect("start the checker");
     let guard = Guard(child);
     let deadline = Instant::now() + BOUND;
-    while std::fs::metadata(&samples).map_or(0, |m| m.len()) == 0 {
+    while let Err(missing) = ready() {
         assert!(
             Instant::now() < deadline,
-            "no sample written within {BOUND:?}"
+            "not ready within {BOUND:?}: {missing}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = std::process::Command::new("kill")
         .args(["-INT", &guard.0.id().to_string()])
         .status()
-        .unwrap();
+        .expect("run kill");
     assert!(status.success());
     let run = wait_output(guard);
     let doc = run.json();
     support::assert_schema_valid(&doc);
     assert_eq!(doc["stop_reason"], "interrupted", "{run:?}");
+    (run, doc)
+}
+
+#[test]
+fn samples_still_in_flight_at_the_stop_are_no_drift() {
+    // 1,000 connections, one and two in turn; from the 900th on, two's replies never come.
+    // When everything else is done the run is interrupted: the last window has the 50
+    // `one` samples and none of the 50 `two` ones (abandoned in flight). Counted as they
+    // stand, the split "moved" 50 points; the window says what it lacks and the drift
+    // check leaves it out.
+    use std::sync::atomic::Ordering;
+    let server = HoldingServer::start(900);
+    let target = server.addr.to_string();
+    let args = [
+        "verify",
+        "--target",
+        &target,
+        "--expect",
+        "one=50,two=50",
+        "--samples",
+        "1000",
+        "--concurrency",
+        "64",
+        "--reply-timeout",
+        "10m",
+        "--no-progress",
+        "--output",
+        "json",
+    ];
+    let (run, doc) = interrupted_when(&args, || {
+        let held = server.held.lock().unwrap().len() as u64;
+        let (accepted, finished) = (
+            server.accepted.load(Ordering::SeqCst),
+            server.finished.load(Ordering::SeqCst),
+        );
+        if accepted == 1000 && held == 50 && finished == 950 {
+            Ok(())
+        } else {
+            Err(format!(
+                "accepted {accepted}, held {held}, finished {finished}"
+            ))
+        }
+    });
+    assert_eq!(doc["counts"]["attempted"], 950, "{run:?}");
+    let windows = doc["windows"].as_array().unwrap();
+    let left_out: u64 = windows
+        .iter()
+        .map(|w| w["left_out"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(left_out, 50, "{windows:?}");
+    let last = &windows[9];
+    assert!(last["left_out"].as_u64().unwrap() > 40, "{last}");
+    assert!(last["counts"]["two"].as_u64().unwrap_or(0) < 5, "{last}");
+    assert!(
+        doc["drift"]["windows_left_out"].as_u64().unwrap() >= 1,
+        "{:#}",
+        doc["drift"]
+    );
+    assert_eq!(doc["drift"]["moved"], false, "{:#}", doc["drift"]);
+    assert!(
+        doc["drift"]["max_shift"].as_f64().unwrap() < 0.05,
+        "{:#}",
+        doc["drift"]
+    );
+    assert!(
+        !doc["reason"].as_str().unwrap().contains("moved"),
+        "{}",
+        doc["reason"]
+    );
+}
+
+#[test]
+fn ctrl_c_stops_sampling_and_still_reports() {
+    let server = EchoServer::start("one", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("samples.jsonl");
+    let target = server.addr().to_string();
+    let args = [
+        "verify",
+        "--target",
+        &target,
+        "--expect",
+        "one=100,two=0",
+        "--duration",
+        "10m",
+        "--rate",
+        "200",
+        "--output",
+        "json",
+        "--samples-out",
+        samples.to_str().unwrap(),
+    ];
+    let (run, doc) = interrupted_when(&args, || {
+        match std::fs::metadata(&samples).map_or(0, |m| m.len()) {
+            0 => Err("no sample written".to_owned()),
+            _ => Ok(()),
+        }
+    });
     assert!(doc["counts"]["attempted"].as_u64().unwrap() > 0);
     let lines = std::fs::read_to_string(&samples).unwrap().lines().count() as u64;
     assert_eq!(Some(lines), doc["counts"]["attempted"].as_u64());

@@ -255,6 +255,13 @@ pub struct WindowEntry<'a> {
     pub counts: &'a BTreeMap<String, u64>,
     /// Failed samples.
     pub errors: u64,
+    /// Samples of the window not counted (see [`Window::left_out`]); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub left_out: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl<'a> Document<'a> {
@@ -285,6 +292,7 @@ impl<'a> Document<'a> {
                 index,
                 counts: &w.counts,
                 errors: w.errors,
+                left_out: w.left_out,
             })
             .collect();
         let e = &judged.errors;

@@ -361,17 +361,25 @@ pub fn render(report: &Verification) -> String {
         None => out.push('\n'),
     }
     let d = &judged.drift;
+    let left_out = match d.windows_left_out {
+        0 => String::new(),
+        1 => "; 1 window left out: samples still in flight when sampling stopped could skew it"
+            .to_owned(),
+        n => format!(
+            "; {n} windows left out: samples still in flight when sampling stopped could skew them"
+        ),
+    };
     if d.moved {
         let _ = writeln!(
             out,
-            "  ⚠ drift: the split moved during sampling: a share shifted by {:.1} points between windows ({})",
+            "  ⚠ drift: the split moved during sampling: a share shifted by {:.1} points between windows ({}{left_out})",
             d.max_shift * 100.0,
             d.p_value.map_or_else(|| "p undefined".to_owned(), p_value)
         );
     } else if d.degrees_of_freedom > 0 {
         let _ = writeln!(
             out,
-            "  drift: none (largest shift between windows {:.1} points)",
+            "  drift: none (largest shift between windows {:.1} points{left_out})",
             d.max_shift * 100.0
         );
     }

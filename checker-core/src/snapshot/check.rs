@@ -247,6 +247,7 @@ fn fold_windows(s: &TallySnapshot, kept: &BTreeSet<&str>) -> Vec<Window> {
             Window {
                 counts,
                 errors: w.errors,
+                left_out: w.left_out,
             }
         })
         .collect()

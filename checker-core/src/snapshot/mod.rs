@@ -88,6 +88,14 @@ mod tests {
         }
         // Without TLS or reasons the snapshot has no key for them (older readers agree).
         assert!(!json.contains("handshake_us") && !json.contains("failure_reasons"));
+        // Nor for windows whose every sample is counted; a window missing some says so.
+        assert!(!json.contains("left_out"));
+        tally.left_out(4990, Duration::ZERO);
+        tally.left_out(4991, Duration::ZERO);
+        let json = serde_json::to_string(&TallySnapshot::of(&tally)).unwrap();
+        assert_eq!(json.matches("\"left_out\":2").count(), 1, "{json}");
+        let back: TallySnapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.to_tally().unwrap().windows(), tally.windows());
     }
 
     #[test]

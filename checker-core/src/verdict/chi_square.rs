@@ -67,6 +67,9 @@ pub struct Drift {
     pub p_value: Option<f64>,
     /// The largest difference in any version's share between two windows, 0..=1.
     pub max_shift: f64,
+    /// Windows not judged: samples left out of them (in flight when sampling stopped)
+    /// could move a share by more than half the tolerance. Set by the judgement.
+    pub windows_left_out: u64,
 }
 
 /// Checks whether the split moved during sampling.
@@ -121,6 +124,7 @@ pub fn drift(windows: &[Vec<(String, u64)>], settings: &Settings) -> Drift {
             degrees_of_freedom,
             p_value: None,
             max_shift,
+            windows_left_out: 0,
         };
     }
     let mut statistic = 0.0;
@@ -139,6 +143,7 @@ pub fn drift(windows: &[Vec<(String, u64)>], settings: &Settings) -> Drift {
         degrees_of_freedom,
         p_value: p,
         max_shift,
+        windows_left_out: 0,
     }
 }
 

@@ -13,7 +13,7 @@ use super::{Drift, Outcome, Settings, SplitVerdict, drift, judge, sequential};
 use crate::exit;
 use crate::expect::Expectation;
 use crate::sampler::ErrorClass;
-use crate::tally::{FailureReason, MalformedReply, Tally};
+use crate::tally::{FailureReason, MalformedReply, Tally, Window};
 
 /// Which rule a run followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -186,12 +186,18 @@ pub fn judge_run(
         rules.settings.confidence,
         method,
     );
+    // Not the windows whose uncounted samples (in flight when a sequential verdict or a
+    // stop came: mostly the slower version's) could move a share by more than half the
+    // tolerance: they would show a move that never happened.
+    let skewed = |w: &&Window| w.could_skew(rules.settings.tolerance / 2.0);
     let window_counts: Vec<Vec<(String, u64)>> = tally
         .windows()
         .iter()
+        .filter(|w| !skewed(w))
         .map(|w| w.counts.iter().map(|(n, c)| (n.clone(), *c)).collect())
         .collect();
-    let drift = drift(&window_counts, &rules.settings);
+    let mut drift = drift(&window_counts, &rules.settings);
+    drift.windows_left_out = tally.windows().iter().filter(skewed).count() as u64;
     let errors = judge_errors(tally, rules.max_error_rate, readings);
     let gateway = programmed.map(|p| judge_gateway(p, &split, tally, rules));
     let mut outcome = outcome(errors.outcome, split.outcome, health.outcome);
@@ -276,27 +282,32 @@ fn exit_code(errors: Outcome, split: Outcome, health: Outcome) -> i32 {
 mod tests {
     use super::*;
     use crate::sampler::Sample;
-    use crate::tally::Windowing;
+    use crate::tally::{WINDOWS, Windowing};
     use std::time::{Duration, SystemTime};
+
+    /// Sample `id` with `result`, 10 µs to connect and to reply.
+    fn sample(id: u64, result: Result<String, ErrorClass>) -> Sample {
+        Sample {
+            id,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            started_at: SystemTime::UNIX_EPOCH,
+            offset: Duration::ZERO,
+            result,
+            connect_us: Some(10),
+            reply_us: Some(10),
+            lag_us: None,
+            handshake_us: None,
+            reason: None,
+            reply_head: None,
+        }
+    }
 
     fn tally(answers: &[(&str, u64)], failed: u64) -> Tally {
         let mut tally = Tally::new(Windowing::ById { total: 1000 });
         let mut id = 0;
         let mut sample = |result: Result<String, ErrorClass>| {
             id += 1;
-            tally.record(&Sample {
-                id,
-                addr: "127.0.0.1:1".parse().unwrap(),
-                started_at: SystemTime::UNIX_EPOCH,
-                offset: Duration::ZERO,
-                result,
-                connect_us: Some(10),
-                reply_us: Some(10),
-                lag_us: None,
-                handshake_us: None,
-                reason: None,
-                reply_head: None,
-            });
+            tally.record(&sample(id, result));
         };
         for (name, n) in answers {
             for _ in 0..*n {
@@ -319,6 +330,39 @@ mod tests {
             health: &HealthRules::default(),
         };
         judge_run(t, &rules, 1.0, LocalReadings::default(), None)
+    }
+
+    #[test]
+    fn a_window_with_samples_left_out_is_not_judged_for_drift() {
+        // 50/50 in every window, but the last one lost its `two` samples (still in flight
+        // when the verdict came): counted as they stand, the split seems to have moved.
+        let mut t = Tally::new(Windowing::ById { total: 1000 });
+        for id in 0..1000u64 {
+            let version = if id % 2 == 0 { "two" } else { "one" };
+            if id >= 900 && version == "two" {
+                continue;
+            }
+            t.record(&sample(id, Ok(version.to_owned())));
+        }
+        let j = judged(&t, Mode::Fixed);
+        assert!(j.drift.moved, "{:?}", j.drift);
+        assert_eq!(j.drift.windows_left_out, 0);
+        for id in (900..1000).step_by(2) {
+            t.left_out(id, Duration::ZERO);
+        }
+        let j = judged(&t, Mode::Fixed);
+        assert!(!j.drift.moved, "{:?}", j.drift);
+        assert_eq!(j.drift.max_shift, 0.0);
+        assert_eq!(j.drift.degrees_of_freedom, (WINDOWS as u64 - 2));
+        assert_eq!(j.drift.windows_left_out, 1);
+        // A few left out of many cannot skew a window: it stays in (2 beside 101 counted
+        // could move a share by 1.9 points, within half the 5-point tolerance).
+        let mut t = tally(&[("one", 900), ("two", 100)], 0);
+        t.left_out(999, Duration::ZERO);
+        t.left_out(998, Duration::ZERO);
+        let j = judged(&t, Mode::Fixed);
+        assert_eq!(j.drift.windows_left_out, 0);
+        assert_eq!(j.drift.degrees_of_freedom, (WINDOWS as u64 - 1));
     }
 
     #[test]

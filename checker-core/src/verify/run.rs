@@ -60,6 +60,7 @@ impl Collector {
             return Some(true);
         };
         if monitor.is_decided() {
+            tally.left_out(sample.id, sample.offset);
             return None;
         }
         tally.record(sample);
@@ -91,8 +92,9 @@ impl Sink for Collector {
         more
     }
 
-    fn abandoned(&self) {
+    fn abandoned(&self, id: u64, offset: Duration) {
         self.abandoned.fetch_add(1, Ordering::Relaxed);
+        lock(&self.tally).left_out(id, offset);
     }
 }
 
