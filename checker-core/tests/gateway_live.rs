@@ -26,6 +26,7 @@ use checker_core::gateway::prometheus::CounterQuery;
 use checker_core::verdict::{Outcome, Settings};
 use test_support::ChildGuard;
 use test_support::fault::{Behaviour, FaultServer};
+use test_support::servers;
 
 const STABLE: &str = "outbound|9000|stable|tcp-echo.default.svc.cluster.local";
 const CANARY: &str = "outbound|9000|canary|tcp-echo.default.svc.cluster.local";
@@ -279,36 +280,8 @@ fn envoy_the_programmed_weights_and_the_counters_through_stats_and_prometheus_te
 fn prometheus_the_api_counts_what_the_admin_counts_within_one_scrape_interval() {
     let envoy = start_envoy(70, 30);
     let dir = tempfile::tempdir().unwrap();
-    let port = test_support::free_port();
-    let admin_addr = envoy.admin.trim_start_matches("http://");
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: envoy\n    metrics_path: /stats/prometheus\n    static_configs:\n      - targets: ['{admin_addr}']\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus on PATH");
-    let _prometheus = ChildGuard(child);
-    let base = format!("http://127.0.0.1:{port}");
-    // Ready when the target has been scraped (up == 1) at least once.
-    wait_for(
-        &format!("{base}/api/v1/query?query=up%7Bjob%3D%22envoy%22%7D%3D%3D1"),
-        |body| String::from_utf8_lossy(body).contains("\"value\""),
-        &dir.path().join("prometheus.log"),
-    );
+    let prometheus = servers::prometheus_over_envoy(dir.path(), &envoy.admin);
+    let base = format!("http://{}", prometheus.addr);
     let rt = runtime();
     let admin = rt
         .block_on(Observer::start(sources(CounterSource::EnvoyAdmin {

@@ -25,6 +25,7 @@ use support::envoy::{Envoy, cluster, connect_loop, http_get};
 use support::{
     BOUND, FakeAdmin, Guard, Run, assert_valid_against, metric_value as metric, run_checker,
 };
+use test_support::servers;
 
 fn assert_observe_schema_valid(doc: &Value) {
     let schema: Value = serde_json::from_str(report::observe::SCHEMA).unwrap();
@@ -278,49 +279,8 @@ fn observe_prometheus_counts_what_the_admin_counts_within_one_scrape_interval() 
     let envoy = Envoy::start(&[("stable", "one", 70), ("canary", "two", 30)]);
     let dir = tempfile::tempdir().unwrap();
     let dump = save_dump(&envoy, &dir);
-    let port = support::free_port();
-    let admin_addr = envoy.admin.trim_start_matches("http://");
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: envoy\n    metrics_path: /stats/prometheus\n    static_configs:\n      - targets: ['{admin_addr}']\n"
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus on PATH (Debian's prometheus package)");
-    let _prometheus = Guard(child);
-    let base = format!("http://127.0.0.1:{port}");
-    // Ready once Envoy has been scraped.
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let up = http_get(&format!(
-            "{base}/api/v1/query?query=up%7Bjob%3D%22envoy%22%7D%3D%3D1"
-        ));
-        if matches!(&up, Ok((200, body)) if body.contains("\"value\"")) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "prometheus never scraped Envoy: {}",
-            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let prometheus = servers::prometheus_over_envoy(dir.path(), &envoy.admin);
+    let base = format!("http://{}", prometheus.addr);
     let listener = envoy.listener_port.to_string();
     let args = |source: &[&str]| {
         let mut a = vec![

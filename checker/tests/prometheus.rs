@@ -13,8 +13,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use rehearse::ingress::haproxy::Haproxy;
 use serde_json::Value;
 use support::{BOUND, EchoServer, Guard, checker, free_port};
+use test_support::servers::{self, Server, http_get};
 
 /// The repository's deploy/ directory.
 fn deploy() -> &'static Path {
@@ -84,58 +84,21 @@ fn resolve(query: &str, values: &BTreeMap<&str, &str>) -> String {
 
 /// A running Prometheus scraping `target` every second as job `tcp-canary-watch`; killed on drop.
 struct Prometheus {
-    _child: Guard,
+    server: Server,
     _dir: tempfile::TempDir,
-    addr: SocketAddr,
 }
 
 impl Prometheus {
     fn start(target: SocketAddr) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: tcp-canary-watch\n    scrape_interval: 1s\n    \
-                 scrape_timeout: 900ms\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .expect("write prometheus.yml");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start prometheus ({e}); install the Debian package: apt-get install -y prometheus")
-            });
-        let mut child = Guard(child);
-        let deadline = Instant::now() + BOUND;
-        loop {
-            if let Some(status) = child.0.try_wait().expect("wait for prometheus") {
-                let log = std::fs::read_to_string(dir.path().join("prometheus.log"));
-                panic!("prometheus exited at start: {status}\n{log:?}");
-            }
-            if http_get(addr, "/-/ready").is_some_and(|(code, _)| code == 200) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready within {BOUND:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Prometheus {
-            _child: child,
-            _dir: dir,
-            addr,
-        }
+        let server = servers::prometheus(
+            dir.path(),
+            "prometheus",
+            "tcp-canary-watch",
+            "/metrics",
+            &target.to_string(),
+        );
+        Prometheus { server, _dir: dir }
     }
 
     /// The single value `query` gives now, if it gives one.
@@ -144,7 +107,7 @@ impl Prometheus {
             "/api/v1/query?query={}",
             utf8_percent_encode(query, NON_ALPHANUMERIC)
         );
-        let (code, body) = http_get(self.addr, &path)?;
+        let (code, body) = http_get(self.server.addr, &path)?;
         assert_eq!(code, 200, "query {query} refused: {body}");
         let doc: Value = serde_json::from_str(&body).expect("the API answers JSON");
         let result = doc["data"]["result"].as_array()?;
@@ -168,19 +131,6 @@ impl Prometheus {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
-}
-
-/// `GET path` over HTTP/1.0: the status code and the body (`None` when unreachable).
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).ok()?;
-    let code = answer.split_whitespace().nth(1)?.parse().ok()?;
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((code, body))
 }
 
 #[test]

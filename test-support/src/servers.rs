@@ -1,11 +1,13 @@
-//! Real servers from Debian (and Envoy) started on loopback ports for the probe and TLS
-//! tests: nginx answering `GET /version` (plain or TLS), redis-server, an unprivileged
-//! sshd with a `VersionAddendum`, HAProxy in TCP mode, and Envoy with a `tls_inspector`
-//! listener whose SNI filter chains hold `tcp_proxy` `weighted_clusters` (the way Istio
-//! programs a PASSTHROUGH gateway). Each runs in the foreground, in a directory the
-//! caller owns, and is killed when its [`Server`] drops, also when a test panics.
+//! Real servers from Debian (and Envoy) started on loopback ports for the probe, TLS and
+//! metrics tests: nginx answering `GET /version` (plain or TLS), redis-server, an
+//! unprivileged sshd with a `VersionAddendum`, HAProxy in TCP mode, Prometheus scraping
+//! one target, and Envoy with a `tls_inspector` listener whose SNI filter chains hold
+//! `tcp_proxy` `weighted_clusters` (the way Istio programs a PASSTHROUGH gateway). Each
+//! runs in the foreground, in a directory the caller owns, and is killed when its
+//! [`Server`] drops, also when a test panics.
 
 use std::fmt::Write as _;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -152,6 +154,92 @@ pub fn redis(dir: &Path, name: &str) -> Server {
         .arg("--dir")
         .arg(&home);
     start(command, addr, &home.join("redis.log"))
+}
+
+/// Debian's Prometheus scraping `target` (`HOST:PORT`) every second as job `job` at
+/// `metrics_path`, its API on a free loopback port, its data in `dir/<name>/`; ready
+/// (`/-/ready` answers 200) when this returns. Whether it has scraped yet is the
+/// caller's to ask, or see [`prometheus_over_envoy`].
+///
+/// # Panics
+/// When it cannot start or is not ready within 30 s (see [`start`]); install it with
+/// `apt-get install prometheus`.
+pub fn prometheus(dir: &Path, name: &str, job: &str, metrics_path: &str, target: &str) -> Server {
+    let home = dir.join(name);
+    std::fs::create_dir_all(&home).expect("prometheus dir");
+    let config = home.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: {job}\n    metrics_path: {metrics_path}\n    \
+             scrape_interval: 1s\n    scrape_timeout: 900ms\n    \
+             static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .expect("write prometheus.yml");
+    let addr = loopback();
+    let mut command = Command::new("prometheus");
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            home.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"));
+    let server = start(command, addr, &home.join("prometheus.log"));
+    wait_for_answer(&server, "/-/ready", |body| !body.is_empty());
+    server
+}
+
+/// [`prometheus`] scraping Envoy's `/stats/prometheus` at the admin `admin_url`
+/// (`http://HOST:PORT`) as job `envoy`; returns once it has scraped it (`up` is 1).
+///
+/// # Panics
+/// As [`prometheus`]; also when Envoy is not scraped within 30 s.
+pub fn prometheus_over_envoy(dir: &Path, admin_url: &str) -> Server {
+    let admin = admin_url.trim_start_matches("http://");
+    let server = prometheus(dir, "prometheus", "envoy", "/stats/prometheus", admin);
+    wait_for_answer(
+        &server,
+        "/api/v1/query?query=up%7Bjob%3D%22envoy%22%7D%3D%3D1",
+        |body| body.contains("\"value\""),
+    );
+    server
+}
+
+/// Waits (30 s at most) until `GET path` of `server` answers 200 with a body `ok` takes.
+///
+/// # Panics
+/// When it does not, with the server's log.
+fn wait_for_answer(server: &Server, path: &str, ok: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if http_get(server.addr, path).is_some_and(|(code, body)| code == 200 && ok(&body)) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+            panic!(
+                "GET {path} of {} never answered as wanted; its log:\n{log}",
+                server.addr
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `GET path` over HTTP/1.0: the status code and the body (`None` when unreachable).
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    let code = answer.split_whitespace().nth(1)?.parse().ok()?;
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((code, body))
 }
 
 /// The uid of this process (from /proc, no libc).
