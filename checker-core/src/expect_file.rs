@@ -1,12 +1,11 @@
 //! The watch's expectation file (`--expect-file`): one line as `--expect` takes it
 //! (`one=90,two=10`), read as input: a regular file of at most
-//! [`MAX_EXPECT_FILE_BYTES`], opened without blocking (see [`manifests::input_file`]), its
+//! [`MAX_EXPECT_FILE_BYTES`], opened without blocking (see [`input_file`]), its
 //! name and text escaped in every message.
 
 use std::path::Path;
 
 use crate::expect::Expectation;
-use manifests::input_file;
 
 /// The largest expectation file read, bytes: an expectation is one line of a few
 /// hundred bytes (32 versions of at most 64 bytes each fit in a few KiB).

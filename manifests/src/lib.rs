@@ -4,7 +4,6 @@
 //! with `kubectl kustomize` ([`kustomize`]), the one process this crate runs.
 
 pub mod derive;
-pub mod input_file;
 pub mod kustomize;
 pub mod lint;
 pub mod load;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::input_file::{self, InputError};
+use input_file::InputError;
 
 /// The largest source (a file, or stdin) read, in bytes: far above any routing set.
 pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;

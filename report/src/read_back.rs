@@ -12,7 +12,7 @@ use checker_core::snapshot::{SnapshotError, TallySnapshot};
 use checker_core::verdict::health::HealthRules;
 use checker_core::verdict::local::LocalReadings;
 use checker_core::verify::{Inputs, RecordedRun, Times};
-use manifests::input_file::{self, InputError};
+use input_file::InputError;
 
 /// The parts of a JSON report that can be read back.
 #[derive(Debug, Clone, Deserialize)]

@@ -3,8 +3,7 @@
 
 use std::io::Read;
 
-use manifests::input_file;
-pub use manifests::input_file::bytes_text;
+pub use input_file::bytes_text;
 
 /// The largest config dump read (a gateway's whole `/config_dump`, bootstrap and
 /// clusters included, is a few MiB even in large meshes; 64 MiB leaves room without

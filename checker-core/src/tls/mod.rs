@@ -23,7 +23,7 @@ use tokio_rustls::client::TlsStream;
 
 use crate::error_class::ErrorClass;
 pub use cert::CertField;
-use manifests::input_file::{self, InputError};
+use input_file::InputError;
 
 /// The largest CA file read, in bytes (a whole public bundle is about 200 KiB); a
 /// larger file, and any file that is not regular (a FIFO, a device), is refused.

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use checker_core::expect::Expectation;
-use manifests::input_file::{self, InputError};
+use input_file::InputError;
 use manifests::kustomize::{Kustomize, RenderError, is_kustomization};
 use manifests::{self, Derivation, DeriveOptions, load};
 

@@ -19,7 +19,7 @@ pub enum PlotError {
         /// The file.
         path: PathBuf,
         /// Why.
-        why: manifests::input_file::InputError,
+        why: input_file::InputError,
     },
     /// A line is not a samples line.
     #[error("{path} line {line} is not a samples line: {why}")]

@@ -86,7 +86,7 @@ pub fn for_each_record(
         path: path.to_owned(),
         source,
     };
-    let file = manifests::input_file::open_regular(path).map_err(|why| PlotError::Input {
+    let file = input_file::open_regular(path).map_err(|why| PlotError::Input {
         path: path.to_owned(),
         why,
     })?;

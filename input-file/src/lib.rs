@@ -1,8 +1,10 @@
 //! Files that are input (a manifest, a rehearsal's plan, a report read back, a samples
-//! file, the watch's expectation file) are opened the one careful way: without blocking
-//! (a FIFO would wait for a writer forever), only when they are regular files (not a
-//! device such as `/dev/zero`, a FIFO, a socket or a directory), and read through a size
-//! limit. Here, in the lowest crate that reads files, so that every reader shares it.
+//! file, the watch's expectation file, a CA file, a config dump, the echo server's
+//! certificate and key) are opened the one careful way: without blocking (a FIFO would
+//! wait for a writer forever), only when they are regular files (not a device such as
+//! `/dev/zero`, a FIFO, a socket or a directory), and read through a size limit. A crate
+//! of its own at the bottom of the workspace, so that every reader shares it and none
+//! links more than this for it.
 
 use std::fs::File;
 use std::io::Read;
