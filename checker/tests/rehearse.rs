@@ -172,6 +172,9 @@ fn the_full_walk_through_the_builtin_gateway_passes_every_step() {
         assert_eq!(s["drift"]["moved"], false);
         // The planned count was used: no --samples given.
         assert!(v["attempted"].as_u64().unwrap() >= 100);
+        // Seeded: the fixed plan, the same split for the same seed.
+        assert_eq!(v["mode"], "fixed");
+        assert_eq!(v["attempted"], v["plan"]["samples"]);
     }
     // After the rolling update, `one` never answers again.
     for s in &steps(&doc)[3..] {
@@ -667,6 +670,13 @@ fn the_full_walk_through_haproxy_passes_every_step() {
     assert_eq!(code, 0);
     assert_eq!(doc["gateway"], "haproxy");
     assert_full_walk(&doc);
+    // HAProxy draws at random: every step is judged sequentially and stops decided.
+    for s in steps(&doc) {
+        let v = &s["verify"];
+        assert_eq!(v["mode"], "sequential", "step {}", s["number"]);
+        assert_eq!(v["stop_reason"], "decided", "step {}", s["number"]);
+        assert_eq!(v["sequential"]["samples_used"], v["attempted"]);
+    }
 }
 
 #[test]
@@ -773,6 +783,21 @@ fn after_a_replica_dies_haproxy_keeps_the_split_over_the_survivors() {
         "--confidence",
         support::RANDOM_PICK_CONFIDENCE,
     ]);
+    // The step with the fault keeps the fixed plan (the kill is placed by connection
+    // count); the others are judged sequentially.
+    let modes: Vec<&Value> = steps(&doc).iter().map(|s| &s["verify"]["mode"]).collect();
+    assert_eq!(
+        modes,
+        [
+            "sequential",
+            "fixed",
+            "sequential",
+            "sequential",
+            "sequential",
+            "sequential"
+        ],
+        "stderr: {err}"
+    );
     let s = &steps(&doc)[2];
     assert_eq!(s["outcome"], "PASS", "{s}\nstderr: {err}");
     let two = s["verify"]["split"]["versions"]

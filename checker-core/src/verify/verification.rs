@@ -340,8 +340,8 @@ impl Verification {
 
 /// The rehearsal's document embeds a verification as this model (its schema,
 /// `rehearsal.schema.json`, describes these keys in this order): inputs, plan, times,
-/// counts, the split with its versions, latency per version, errors, schedule, windows
-/// and drift; `held` and `expected_from` only when present.
+/// counts, the split with its versions, latency per version, errors, schedule, windows,
+/// drift, mode and sequential; `held` and `expected_from` only when present.
 impl Serialize for Verification {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
@@ -358,6 +358,8 @@ impl Serialize for Verification {
             schedule: &'a Option<ScheduleSummary>,
             windows: &'a [Window],
             drift: &'a crate::verdict::Drift,
+            mode: Mode,
+            sequential: Option<&'a SequentialSummary>,
             #[serde(skip_serializing_if = "Option::is_none")]
             held: Option<&'a HeldReport>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -376,6 +378,8 @@ impl Serialize for Verification {
             schedule: &self.schedule,
             windows: &self.windows,
             drift: &self.judgement.drift,
+            mode: self.mode,
+            sequential: self.sequential.as_ref(),
             held: self.held.as_ref(),
             expected_from: self.expected_from.as_ref(),
         }

@@ -103,7 +103,11 @@ pub struct RehearseArgs {
         value_name = "S"
     )]
     pub seed: u64,
-    /// Samples per step's verification [default: planned from confidence and tolerance].
+    /// Samples per step's verification [default: the fixed plan from confidence and
+    /// tolerance through the built-in gateway (the same split for the same seed); through
+    /// HAProxy or Envoy, which draw at random, each step is judged sequentially as `checker
+    /// verify` judges by default, except the step of --kill-replica, --shift-during or
+    /// --chaos, whose fault is placed by connection count].
     #[arg(long, env = "CHECKER_SAMPLES", value_name = "N")]
     pub samples: Option<u64>,
     /// Which ingress routes the traffic.

@@ -25,17 +25,19 @@ use std::time::{Duration, Instant};
 /// The longest any single wait in a test may take before the test fails.
 pub const BOUND: Duration = Duration::from_secs(120);
 
-/// `--confidence` of every fixed-plan run that expects a PASS through a gateway that
-/// draws at random: Envoy, and the rehearsal's HAProxy (`balance random(1)`).
+/// `--confidence` of every run that expects a PASS through a gateway that draws at
+/// random: Envoy, and the rehearsal's HAProxy (`balance random(1)`).
 ///
-/// Such a gateway picks a version at random for each connection, so a correctly routed
-/// split is undecided after the planned count in up to 1 - confidence of runs: 1% at
-/// the default 99% (measured by the binomial sum: 0.96% at 90/10 over 1,169
-/// connections, 0.99% at 80/20 over 1,883; CI once met it at 70/30, 1,619 of 2,432 for
-/// `one`). A CI run walks some fifty such steps; at 99.99% (2,680 and 4,250
-/// connections) each is undecided in at most 0.01% of runs and all of them together in
-/// 0.5%, so these tests stay tests of the gateway view and the walk, not coin tosses.
-/// A misrouted split is still found: the plans' power rises with their confidence. (The test HAProxy of `servers`
+/// Such a gateway picks a version at random for each connection, so a fixed plan leaves
+/// a correctly routed split undecided in up to 1 - confidence of runs: 1% at the
+/// default 99% (measured by the binomial sum: 0.96% at 90/10 over 1,169 connections,
+/// 0.99% at 80/20 over 1,883; CI once met it at 70/30, 1,619 of 2,432 for `one`). A
+/// sequential run (the rehearsal's steps through HAProxy and Envoy, `verify`'s default)
+/// misses far less often in practice, but 1 - confidence is all it guarantees. A CI run
+/// has some fifty such steps; at 99.99% each is a chance failure in at most 0.01% of
+/// runs and all of them together in 0.5%, so these tests stay tests of the gateway view
+/// and the walk, not coin tosses. A misrouted split is still found: power rises with
+/// confidence. (The test HAProxy of `servers`
 /// (`roundrobin`) and nginx rotate their servers, and the built-in gateway draws from a
 /// seed: their splits are the same in every run.)
 pub const RANDOM_PICK_CONFIDENCE: &str = "99.99%";

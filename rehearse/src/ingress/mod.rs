@@ -36,6 +36,13 @@ pub enum GatewayKind {
 }
 
 impl GatewayKind {
+    /// Whether its split differs from run to run: HAProxy and Envoy draw a version at
+    /// random for each connection with their own generators; the built-in gateway draws
+    /// from `--seed`, the same split for the same seed.
+    pub fn draws_unseeded(self) -> bool {
+        matches!(self, GatewayKind::Haproxy | GatewayKind::Envoy)
+    }
+
     /// The name shown in reports.
     pub fn as_str(self) -> &'static str {
         match self {

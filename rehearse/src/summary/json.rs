@@ -58,6 +58,8 @@ mod tests {
             "errors",
             "schedule",
             "drift",
+            "mode",
+            "sequential",
         ] {
             assert_eq!(defs[name], props[name], "{name}");
         }

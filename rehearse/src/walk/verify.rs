@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use checker_core::verdict;
-use checker_core::verify::{self, VerifyConfig};
+use checker_core::verify::{self, SequentialConfig, VerifyConfig};
 use report::samples::SamplesFile;
 use tokio_util::sync::CancellationToken;
 
@@ -12,6 +12,7 @@ use super::config::WalkConfig;
 use super::error::WalkError;
 use super::faults::inject_faults;
 use super::stage::Stage;
+use crate::ingress::GatewayKind;
 use crate::steps::Step;
 
 /// A step's verification, or why it could not run, and its drift.
@@ -37,6 +38,9 @@ pub(super) async fn verify_step(
     // Thousands of short loopback connections per step: close each with a reset so the
     // rehearsal leaves no TIME_WAIT (and conntrack) entries behind.
     vc.reset_on_close = true;
+    if sequential(config, step, stage.ingress.kind()) {
+        vc.sequential = Some(SequentialConfig::default());
+    }
     let samples_out = config
         .samples_dir
         .as_ref()
@@ -62,4 +66,17 @@ pub(super) async fn verify_step(
     faulted?;
     let drift = verified.as_ref().ok().map(|r| r.judgement.drift.clone());
     Ok((verified, drift))
+}
+
+/// Whether the step is judged sequentially, as `checker verify` judges by default: through
+/// a gateway whose split differs from run to run (HAProxy, Envoy), without `--samples`,
+/// and without a fault placed by connection count in this step (`--kill-replica`,
+/// `--shift-during`, `--chaos`: they keep the fixed plan, so that they land where they
+/// are announced). A correct split through such a gateway is left undecided by the fixed
+/// plan in up to 1 - confidence of steps; judged sequentially, it decides, as a rule
+/// sooner.
+fn sequential(config: &WalkConfig, step: &Step, gateway: GatewayKind) -> bool {
+    let faulted =
+        [config.kill_replica, config.shift_during, config.chaos].contains(&Some(step.number));
+    gateway.draws_unseeded() && config.samples.is_none() && !faulted
 }
