@@ -557,88 +557,6 @@ fn a_rate_paces_samples_and_reports_the_schedule() {
     assert!(doc["elapsed_s"].as_f64().unwrap() >= 0.198, "{doc:#}");
 }
 
-/// A server that answers `one` and `two` in turn, one connection each, except that from
-/// its `hold_from`-th connection on it never answers `two`'s: those stay open, unanswered,
-/// until the server is dropped (a canary whose replies are still in flight).
-struct HoldingServer {
-    addr: std::net::SocketAddr,
-    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    held: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
-    finished: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    accept: Option<std::thread::JoinHandle<()>>,
-}
-
-impl HoldingServer {
-    fn start(hold_from: u64) -> Self {
-        use std::io::{BufRead, BufReader, Write};
-        use std::sync::atomic::Ordering;
-        use std::sync::{Arc, Mutex, atomic::AtomicBool, atomic::AtomicU64};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("the bound address");
-        let accepted = Arc::new(AtomicU64::new(0));
-        let held: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
-        let finished = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (a, h, f, st) = (
-            Arc::clone(&accepted),
-            Arc::clone(&held),
-            Arc::clone(&finished),
-            Arc::clone(&stop),
-        );
-        let accept = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let n = a.fetch_add(1, Ordering::SeqCst);
-                let version = if n % 2 == 0 { "one" } else { "two" };
-                if version == "two" && n >= hold_from {
-                    h.lock().expect("the held connections").push(stream);
-                    continue;
-                }
-                let f = Arc::clone(&f);
-                std::thread::spawn(move || {
-                    let _ = stream.set_read_timeout(Some(BOUND));
-                    let mut reader = BufReader::new(stream.try_clone().expect("a second handle"));
-                    let mut line = Vec::new();
-                    if reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                        let mut writer = stream;
-                        let _ =
-                            writer.write_all(&[format!("{version} ").as_bytes(), &line].concat());
-                        // Until the checker closes: then it has the reply.
-                        let _ = reader.read_until(b'\n', &mut line);
-                    }
-                    f.fetch_add(1, Ordering::SeqCst);
-                });
-            }
-        });
-        HoldingServer {
-            addr,
-            accepted,
-            held,
-            finished,
-            stop,
-            accept: Some(accept),
-        }
-    }
-}
-
-impl Drop for HoldingServer {
-    fn drop(&mut self) {
-        use std::sync::atomic::Ordering;
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(self.addr);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-        if let Ok(mut held) = self.held.lock() {
-            held.clear();
-        }
-    }
-}
-
 /// Starts the checker with `args`, waits until `ready` (its `Err` says what is still
 /// missing; bounded by [`BOUND`]), interrupts it with SIGINT and returns what it printed
 /// and its JSON report, checked against the schema and stopped as interrupted.
@@ -682,8 +600,7 @@ fn samples_still_in_flight_at_the_stop_are_no_drift() {
     // `one` samples and none of the 50 `two` ones (abandoned in flight). Counted as they
     // stand, the split "moved" 50 points; the window says what it lacks and the drift
     // check leaves it out.
-    use std::sync::atomic::Ordering;
-    let server = HoldingServer::start(900);
+    let server = FaultServer::start(Fault::SilentTwoFrom(900));
     let target = server.addr.to_string();
     let args = [
         "verify",
@@ -702,17 +619,12 @@ fn samples_still_in_flight_at_the_stop_are_no_drift() {
         "json",
     ];
     let (run, doc) = interrupted_when(&args, || {
-        let held = server.held.lock().unwrap().len() as u64;
-        let (accepted, finished) = (
-            server.accepted.load(Ordering::SeqCst),
-            server.finished.load(Ordering::SeqCst),
-        );
-        if accepted == 1000 && held == 50 && finished == 950 {
+        // The 50 `two`s from the 900th on are held open; the 950 others are done.
+        let (accepted, finished) = (server.accepted(), server.finished());
+        if accepted == 1000 && finished == 950 {
             Ok(())
         } else {
-            Err(format!(
-                "accepted {accepted}, held {held}, finished {finished}"
-            ))
+            Err(format!("accepted {accepted}, finished {finished}"))
         }
     });
     assert_eq!(doc["counts"]["attempted"], 950, "{run:?}");

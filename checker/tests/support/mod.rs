@@ -156,6 +156,10 @@ pub enum Fault {
     EveryThirdGarbage,
     /// Echoes in another format: `one\t<the line>` (a tab where the protocol has a space).
     TabSeparated,
+    /// Echoes as `one` and `two` in turn, one connection each, except that from its
+    /// connection number `n` (0-based) on it never answers `two`'s: those stay open,
+    /// unanswered, until the client closes them (a canary whose replies are in flight).
+    SilentTwoFrom(u64),
 }
 
 /// A test-only TCP server that misbehaves in one way; stops on drop.
@@ -164,6 +168,8 @@ pub struct FaultServer {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    accepted: Arc<AtomicU64>,
+    finished: Arc<AtomicU64>,
 }
 
 impl Drop for FaultServer {
@@ -206,7 +212,9 @@ impl FaultServer {
         let addr = listener.local_addr().expect("fault server address");
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = Arc::clone(&stop);
-        let count = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let finished = Arc::new(AtomicU64::new(0));
+        let (count, done) = (Arc::clone(&accepted), Arc::clone(&finished));
         let thread = std::thread::spawn(move || {
             while !stop_flag.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -214,7 +222,11 @@ impl FaultServer {
                         let _ = s.set_nonblocking(false);
                         let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
                         let n = count.fetch_add(1, Ordering::SeqCst);
-                        std::thread::spawn(move || handle(fault, n, &mut s));
+                        let done = Arc::clone(&done);
+                        std::thread::spawn(move || {
+                            handle(fault, n, &mut s);
+                            done.fetch_add(1, Ordering::SeqCst);
+                        });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(2));
@@ -227,7 +239,19 @@ impl FaultServer {
             addr,
             stop,
             thread: Some(thread),
+            accepted,
+            finished,
         }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections done with: answered (or not) and closed by the client.
+    pub fn finished(&self) -> u64 {
+        self.finished.load(Ordering::SeqCst)
     }
 }
 
@@ -245,6 +269,20 @@ fn handle(fault: Fault, n: u64, s: &mut TcpStream) {
         }
         Fault::TabSeparated => {
             let _ = s.write_all(&[b"one\t".as_slice(), &line].concat());
+            drain(s);
+        }
+        Fault::SilentTwoFrom(from) => {
+            if n % 2 == 1 && n >= from {
+                // No read timeout: held until the client closes, however long it takes.
+                let _ = s.set_read_timeout(None);
+            } else {
+                let version: &[u8] = if n.is_multiple_of(2) {
+                    b"one "
+                } else {
+                    b"two "
+                };
+                let _ = s.write_all(&[version, &line].concat());
+            }
             drain(s);
         }
         Fault::EveryThirdGarbage => {
